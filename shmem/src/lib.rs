@@ -1,10 +1,44 @@
-//! tilewire-shmem: named shared-memory workspaces and the shared-object
-//! lifecycle.
+//! tilewire-shmem: named shared-memory workspaces, an allocator inside them,
+//! and the lifecycle every shared object follows.
 //!
-//! (module essay is written with the workspace module)
+//! A tile pipeline is a set of single-threaded loops, possibly in different
+//! processes, that hand packets to each other through rings in shared memory.
+//! This crate is the ground they stand on:
+//!
+//! - [`Workspace`]: a named file in `/dev/shm` (or on hugetlbfs, for 2 MiB and
+//!   1 GiB pages) that every process of a pipeline maps. `create` makes it,
+//!   `join` maps it (read-write, or read-only for monitors), dropping the
+//!   handle leaves, `unlink` removes the name.
+//! - gaddrs: a shared record never holds a pointer, because each process maps
+//!   the workspace at its own address. It holds a *gaddr*, the byte offset
+//!   from the workspace's start, and each process converts it with a bounds
+//!   check ([`Workspace::laddr`], [`Workspace::region`]).
+//! - the allocator ([`Workspace::alloc`], [`Workspace::alloc_named`],
+//!   [`Workspace::lookup`]): so a tile in another process finds
+//!   "net.rx.mcache" by name. A process killed while allocating does not
+//!   wedge the others (see [`alloc`]).
+//! - the object lifecycle ([`object`]): `ALIGN`, `footprint`, `new` (magic
+//!   last, Release), `join` (checks, Acquire, a typed handle), `leave`,
+//!   `delete` (magic zeroed), with versioned magics.
+//! - [`Region`]: how shared bytes are borrowed without claiming, as `&[u8]`
+//!   would, that nobody else changes them.
+//!
+//! Every failure is a typed error that names what was wrong; nothing here
+//! panics on bad input or reads outside a mapping.
 
+pub mod alloc;
+pub mod name;
 pub mod object;
+pub mod page;
 pub mod region;
+pub mod workspace;
 
+pub use alloc::{AllocError, AllocInfo, FreeError, Usage};
+pub use name::{check_name, NameError, NAME_MAX};
 pub use object::{DeleteError, JoinError, NewError, ShmObject};
+pub use page::{Config, PageKind};
 pub use region::{Access, Region};
+pub use workspace::{
+    AddrError, CreateError, CreateOptions, HeaderStatic, OpenError, UnlinkError, Workspace,
+    WorkspaceInfo,
+};

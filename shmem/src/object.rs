@@ -129,7 +129,9 @@ pub enum JoinError {
         kind: &'static str,
     },
     /// The right kind of object, but another layout version.
-    #[error("{kind} layout version {found} is not supported (this build reads version {expected})")]
+    #[error(
+        "{kind} layout version {found} is not supported (this build reads version {expected})"
+    )]
     BadVersion {
         /// Version found.
         found: u8,
