@@ -520,10 +520,10 @@ impl Workspace {
 
     /// Test hook for crash-recovery tests: takes the allocator lock, and if
     /// `half_write` leaves one free entry mid-write (odd seq, fields set),
-    /// then sleeps forever holding it, as a process killed mid-allocation
-    /// would. Never returns.
+    /// calls `on_held`, then sleeps forever holding it, as a process killed
+    /// mid-allocation would. Never returns.
     #[doc(hidden)]
-    pub fn debug_stall_holding_lock(&self, half_write: bool) -> ! {
+    pub fn debug_stall_holding_lock(&self, half_write: bool, on_held: impl FnOnce()) -> ! {
         let guard = self
             .lock()
             .unwrap_or_else(|pid| panic!("lock held by {pid}"));
@@ -541,6 +541,7 @@ impl Workspace {
             }
         }
         std::mem::forget(guard);
+        on_held();
         loop {
             std::thread::sleep(Duration::from_secs(3600));
         }
