@@ -48,3 +48,16 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// True if this process is root (has the capabilities the privileged tests
+/// need). When not, prints the line CI looks for, so a privileged test that
+/// did not run can never pass unnoticed there.
+pub fn privileged(test: &str, cap: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    println!("skipped: needs {cap} ({test})");
+    eprintln!("skipped: needs {cap} ({test})");
+    false
+}
