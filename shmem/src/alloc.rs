@@ -310,7 +310,7 @@ impl Workspace {
     /// Live blocks `(gaddr, end)` sorted by gaddr, from a table only the
     /// lock holder writes. Entries with impossible bounds are skipped.
     fn live_blocks_locked(&self) -> Vec<(u64, u64)> {
-        let (lo, hi) = (self.data_off() as u64, self.size() as u64);
+        let (lo, hi) = (self.data_off(), self.size() as u64);
         let mut v: Vec<(u64, u64)> = (0..self.table_cap)
             .map(|i| self.entry(i))
             .filter(|e| !e.is_free_locked())
