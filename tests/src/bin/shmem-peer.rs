@@ -2,9 +2,11 @@
 //! one thing with it. Workspace directories come from the environment
 //! (TILEWIRE_SHM_DIR), like any tilewire process.
 //!
+//! ```text
 //! shmem-peer read WS NAME      join read-only, print the named allocation
 //! shmem-peer alloc-loop WS     allocate and free forever (to be killed)
 //! shmem-peer stall WS [half]   hold the allocator lock forever (to be killed)
+//! ```
 
 use std::io::Write;
 use tilewire_shmem::{Access, Workspace};
