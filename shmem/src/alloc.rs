@@ -228,6 +228,14 @@ impl Entry {
         self.seq.store((s | 1) + 1, Ordering::Release);
     }
 
+    /// Under the lock: does this entry carry the packed name `packed`?
+    fn name_is_locked(&self, packed: &[u8; NAME_MAX]) -> bool {
+        self.name
+            .iter()
+            .zip(packed.chunks_exact(8))
+            .all(|(w, b)| w.load(Ordering::Relaxed).to_le_bytes() == b)
+    }
+
     /// Under the lock: is this slot free (not used, not mid-write)?
     fn is_free_locked(&self) -> bool {
         self.meta.load(Ordering::Relaxed) & USED == 0
@@ -377,12 +385,9 @@ impl Workspace {
             .lock()
             .map_err(|owner_pid| AllocError::LockTimeout { owner_pid })?;
         if let Some(n) = name {
-            let taken = (0..self.table_cap).map(|i| self.entry(i)).any(|e| {
-                !e.is_free_locked()
-                    && e.name.iter().enumerate().all(|(i, w)| {
-                        w.load(Ordering::Relaxed).to_le_bytes() == packed[i * 8..i * 8 + 8]
-                    })
-            });
+            let taken = (0..self.table_cap)
+                .map(|i| self.entry(i))
+                .any(|e| !e.is_free_locked() && e.name_is_locked(&packed));
             if taken {
                 return Err(AllocError::NameTaken(n.into()));
             }
@@ -429,14 +434,7 @@ impl Workspace {
             return Err(FreeError::NotAllocated(format!("name {name:?}")));
         }
         let packed = crate::name::pack_name(name);
-        self.free_where(
-            |e| {
-                e.name.iter().enumerate().all(|(i, w)| {
-                    w.load(Ordering::Relaxed).to_le_bytes() == packed[i * 8..i * 8 + 8]
-                })
-            },
-            || format!("name {name:?}"),
-        )
+        self.free_where(|e| e.name_is_locked(&packed), || format!("name {name:?}"))
     }
 
     fn free_where(
