@@ -27,6 +27,7 @@
 //! panics on bad input or reads outside a mapping.
 
 pub mod alloc;
+pub mod clock;
 pub mod name;
 pub mod object;
 pub mod page;

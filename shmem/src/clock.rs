@@ -1,0 +1,38 @@
+//! The clock every process of a pipeline shares.
+//!
+//! Frag timestamps (`tsorig`, `tspub`) are compared across processes, so they
+//! come from `CLOCK_MONOTONIC`, which is one clock for the whole machine
+//! (unlike a `std::time::Instant`, whose origin is private to a process). A
+//! read costs a few tens of nanoseconds through the vDSO, with no system call.
+
+/// Nanoseconds of `CLOCK_MONOTONIC`.
+pub fn mono_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes only into `ts`, which we own;
+    // CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(ts.tv_nsec as u64)
+}
+
+/// The low 32 bits of [`mono_ns`]: the compressed timestamp frags carry.
+/// Differences of two of them (wrapping) measure up to about 4.29 s.
+pub fn mono_ts() -> u32 {
+    mono_ns() as u32
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn monotonic_and_in_nanoseconds() {
+        let a = super::mono_ns();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = super::mono_ns();
+        assert!(b - a >= 2_000_000, "{a} {b}");
+        assert!(b - a < 2_000_000_000, "{a} {b}");
+    }
+}
