@@ -218,6 +218,13 @@ pub fn load_bytes(dst: &mut [u8], src: &[AtomicU8]) {
     }
 }
 
+/// The whole 8-byte words at the start of `bytes`, if `bytes` starts
+/// 8-aligned: for readers that fold shared payloads a word at a time
+/// (checksums, hashes) instead of copying them out.
+pub fn atomic_words(bytes: &[AtomicU8]) -> Option<&[AtomicU64]> {
+    as_words(bytes, bytes.len())
+}
+
 /// The whole words at the start of `bytes` covering up to `len` bytes, if
 /// `bytes` starts 8-aligned.
 fn as_words(bytes: &[AtomicU8], len: usize) -> Option<&[AtomicU64]> {

@@ -226,6 +226,7 @@ impl<'a> MCacheHandle<'a> {
     /// SYNC: the final Release store pairs with the Acquire load in
     /// [`MCacheHandle::peek`]: a consumer that sees `seq` sees the fields
     /// and the payload written before it.
+    #[allow(clippy::too_many_arguments)]
     #[inline]
     pub fn commit(
         &self,
@@ -302,6 +303,19 @@ impl<'a> MCacheHandle<'a> {
     /// SYNC: Acquire; pairs with [`MCacheHandle::seq_update`].
     pub fn seq_query(&self) -> u64 {
         self.seq.load(Ordering::Acquire)
+    }
+
+    /// The newest seq on any line, judged relative to [`MCacheHandle::seq_query`]
+    /// (an O(depth) scan, for a producer that restarts).
+    pub fn newest_seq(&self) -> u64 {
+        let base = self.seq_query();
+        self.lines
+            .chunks_exact(LINE_WORDS)
+            // SYNC: Relaxed; a restart scan only needs values, and the
+            // producer that wrote them is gone.
+            .map(|l| l[0].load(Ordering::Relaxed))
+            .max_by_key(|&s| seq_diff(s, base))
+            .unwrap_or(base)
     }
 
     /// Publishes the producer's next seq.

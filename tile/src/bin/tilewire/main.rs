@@ -1,0 +1,36 @@
+//! `tilewire`: the command line of the project.
+//!
+//! ```text
+//! tilewire bench link [--json] [--quick]   link throughput and latency vs rtrb and crossbeam
+//! ```
+//!
+//! More commands (`run`, `demo`, `monitor`, `shmem`) come with the pipeline.
+#![forbid(unsafe_code)]
+
+mod bench_link;
+
+fn usage() -> ! {
+    eprintln!("usage: tilewire bench link [--json] [--quick]");
+    std::process::exit(2);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |f: &str| args.iter().any(|a| a == f);
+    match (
+        args.first().map(String::as_str),
+        args.get(1).map(String::as_str),
+    ) {
+        (Some("bench"), Some("link")) => {
+            let opts = bench_link::Opts {
+                json: flag("--json"),
+                quick: flag("--quick"),
+            };
+            if let Err(e) = bench_link::run(&opts) {
+                eprintln!("tilewire bench link: {e}");
+                std::process::exit(1);
+            }
+        }
+        _ => usage(),
+    }
+}
