@@ -13,7 +13,7 @@
 //!   own reading on arrival; p50 and p99 over all samples.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::Barrier;
 use std::time::Instant;
 
 use tilewire_shmem::clock::mono_ns;
@@ -235,93 +235,10 @@ fn run_one(which: &str, ws: &Workspace, sz: usize, n: u64, paced: bool) -> Sampl
                 },
             )
         }
-        "crossbeam-arrayqueue" => {
-            let q = Arc::new(crossbeam_queue::ArrayQueue::<Box<[u8]>>::new(DEPTH));
-            let free = Arc::new(crossbeam_queue::ArrayQueue::<Box<[u8]>>::new(DEPTH + 2));
-            // Buffers circulate through a free list so neither side allocates
-            // in the loop; the bytes are written and read like the others.
-            for _ in 0..DEPTH + 2 {
-                let _ = free.push(vec![0u8; sz].into_boxed_slice());
-            }
-            let (q2, free2) = (q.clone(), free.clone());
-            pair(
-                move || {
-                    for i in 0..n {
-                        let t0 = if paced { mono_ns() } else { 0 };
-                        let mut b = loop {
-                            match free.pop() {
-                                Some(b) => break b,
-                                None => std::hint::spin_loop(),
-                            }
-                        };
-                        fill(&mut b, i, stamp(i));
-                        let mut item = b;
-                        while let Err(back) = q.push(item) {
-                            item = back;
-                            std::hint::spin_loop();
-                        }
-                        if paced {
-                            pace(t0, gap);
-                        }
-                    }
-                },
-                move || {
-                    let (mut got, mut sum, mut lat) = (
-                        0u64,
-                        0u64,
-                        Vec::with_capacity(if paced { n as usize } else { 0 }),
-                    );
-                    while got < n {
-                        match q2.pop() {
-                            Some(b) => {
-                                record(&mut lat, u64::from_le_bytes(b[..8].try_into().unwrap()));
-                                sum ^= fold_bytes(&b);
-                                got += 1;
-                                let _ = free2.push(b);
-                            }
-                            None => std::hint::spin_loop(),
-                        }
-                    }
-                    (sum, lat)
-                },
-            )
-        }
-        "crossbeam-channel" => {
-            let (tx, rx) = crossbeam_channel::bounded::<Box<[u8]>>(DEPTH);
-            let (ftx, frx) = crossbeam_channel::bounded::<Box<[u8]>>(DEPTH + 2);
-            for _ in 0..DEPTH + 2 {
-                ftx.send(vec![0u8; sz].into_boxed_slice())
-                    .expect("free list");
-            }
-            pair(
-                move || {
-                    for i in 0..n {
-                        let t0 = if paced { mono_ns() } else { 0 };
-                        let mut b = frx.recv().expect("free list");
-                        fill(&mut b, i, stamp(i));
-                        tx.send(b).expect("consumer alive");
-                        if paced {
-                            pace(t0, gap);
-                        }
-                    }
-                },
-                move || {
-                    let (mut got, mut sum, mut lat) = (
-                        0u64,
-                        0u64,
-                        Vec::with_capacity(if paced { n as usize } else { 0 }),
-                    );
-                    while got < n {
-                        let b = rx.recv().expect("producer alive");
-                        record(&mut lat, u64::from_le_bytes(b[..8].try_into().unwrap()));
-                        sum ^= fold_bytes(&b);
-                        got += 1;
-                        let _ = ftx.send(b);
-                    }
-                    (sum, lat)
-                },
-            )
-        }
+        "crossbeam-arrayqueue" if sz == 64 => arrayq::<64>(n, paced, gap),
+        "crossbeam-arrayqueue" if sz == 1232 => arrayq::<1232>(n, paced, gap),
+        "crossbeam-channel" if sz == 64 => channel::<64>(n, paced, gap),
+        "crossbeam-channel" if sz == 1232 => channel::<1232>(n, paced, gap),
         other => panic!("unknown implementation {other}"),
     };
     Sample {
@@ -329,6 +246,80 @@ fn run_one(which: &str, ws: &Workspace, sz: usize, n: u64, paced: bool) -> Sampl
         checksum,
         lat,
     }
+}
+
+/// crossbeam's ArrayQueue carrying the payload by value, as a Rust user
+/// would put fixed-size packets in it.
+fn arrayq<const SZ: usize>(n: u64, paced: bool, gap: u64) -> (f64, u64, Vec<u64>) {
+    let q = crossbeam_queue::ArrayQueue::<[u8; SZ]>::new(DEPTH);
+    pair(
+        || {
+            let mut buf = [0u8; SZ];
+            for i in 0..n {
+                let t0 = if paced { mono_ns() } else { 0 };
+                fill(&mut buf, i, if paced { t0 } else { i });
+                while q.push(buf).is_err() {
+                    std::hint::spin_loop();
+                }
+                if paced {
+                    pace(t0, gap);
+                }
+            }
+        },
+        || {
+            let (mut got, mut sum) = (0u64, 0u64);
+            let mut lat = Vec::with_capacity(if paced { n as usize } else { 0 });
+            while got < n {
+                match q.pop() {
+                    Some(b) => {
+                        if paced {
+                            lat.push(
+                                mono_ns()
+                                    .wrapping_sub(u64::from_le_bytes(b[..8].try_into().unwrap())),
+                            );
+                        }
+                        sum ^= fold_bytes(&b);
+                        got += 1;
+                    }
+                    None => std::hint::spin_loop(),
+                }
+            }
+            (sum, lat)
+        },
+    )
+}
+
+/// crossbeam's bounded channel carrying the payload by value.
+fn channel<const SZ: usize>(n: u64, paced: bool, gap: u64) -> (f64, u64, Vec<u64>) {
+    let (tx, rx) = crossbeam_channel::bounded::<[u8; SZ]>(DEPTH);
+    pair(
+        move || {
+            let mut buf = [0u8; SZ];
+            for i in 0..n {
+                let t0 = if paced { mono_ns() } else { 0 };
+                fill(&mut buf, i, if paced { t0 } else { i });
+                tx.send(buf).expect("consumer alive");
+                if paced {
+                    pace(t0, gap);
+                }
+            }
+        },
+        move || {
+            let (mut got, mut sum) = (0u64, 0u64);
+            let mut lat = Vec::with_capacity(if paced { n as usize } else { 0 });
+            while got < n {
+                let b = rx.recv().expect("producer alive");
+                if paced {
+                    lat.push(
+                        mono_ns().wrapping_sub(u64::from_le_bytes(b[..8].try_into().unwrap())),
+                    );
+                }
+                sum ^= fold_bytes(&b);
+                got += 1;
+            }
+            (sum, lat)
+        },
+    )
 }
 
 /// The checksum every implementation must reach for an unpaced run.
