@@ -5,18 +5,18 @@
 //! workspace, so a packet crosses the pipeline without a copy between
 //! processes and without a system call. A link is three kinds of object:
 //!
-//! - the [mcache](mcache): a ring of 32-byte frag metadata lines (seq, sig,
+//! - the [mcache]: a ring of 32-byte frag metadata lines (seq, sig,
 //!   chunk, size, control bits, timestamps), written by one producer and
 //!   read by any number of consumers, each at its own pace;
-//! - the [dcache](dcache): the payload arena the frags point into, in
+//! - the [dcache]: the payload arena the frags point into, in
 //!   64-byte chunks, 4096-aligned so it can double as an AF_XDP UMEM;
-//! - one [fseq](fseq) per consumer: its published progress, which is what
+//! - one [fseq] per consumer: its published progress, which is what
 //!   the producer's credits come from if the consumer is reliable, and its
 //!   counters (frags, bytes, overruns, bad frags).
 //!
-//! [link](link) ties them together by name in a workspace, with a
+//! [link] ties them together by name in a workspace, with a
 //! [`Producer`](link::Producer) and [`Consumer`](link::Consumer) on top.
-//! [tcache](tcache) is the dedup cache a dedup tile keeps; [hist](hist) a
+//! [tcache] is the dedup cache a dedup tile keeps; [hist] a
 //! latency histogram that lives in shared memory so a monitor can read it.
 //!
 //! Everything shared is touched through atomics (the workspace's safe
