@@ -31,7 +31,7 @@
 use core::sync::atomic::AtomicU8;
 
 use tilewire_shmem::clock::mono_ts;
-use tilewire_shmem::{check_name, AllocError, JoinError, NewError, Workspace, NAME_MAX};
+use tilewire_shmem::{check_name, AddrError, AllocError, JoinError, NewError, Workspace, NAME_MAX};
 
 use crate::dcache::{DCache, DCacheHandle};
 use crate::frag::{seq_diff, FragMeta};
@@ -110,6 +110,15 @@ pub enum LinkError {
         part: String,
         /// Why.
         source: JoinError,
+    },
+    /// The allocation table places a part outside the workspace (a corrupt
+    /// table); nothing was read there.
+    #[error("link part {part:?} lies outside the workspace: {source}")]
+    Addr {
+        /// The part.
+        part: String,
+        /// Where it claims to be.
+        source: AddrError,
     },
     /// The link exists but is not the link the caller expected.
     #[error("link {link:?} has {what} {found}, expected {expected}")]
@@ -228,18 +237,21 @@ impl<'w> Link<'w> {
     /// should be.
     pub fn join(ws: &'w Workspace, name: &str) -> Result<Link<'w>, LinkError> {
         check_link_name(name)?;
+        // One read of the allocation table serves every part (each lookup
+        // would read the whole table again).
+        let allocs = ws.allocations();
         let find = |what: &str| {
             let p = part(name, what);
-            let a = ws
-                .lookup(&p)
-                .ok_or_else(|| LinkError::NotFound(p.clone()))?;
-            let mem = ws
-                .region(a.gaddr, a.size as usize)
-                .map_err(|_| LinkError::Join {
-                    part: p.clone(),
-                    source: JoinError::TooSmall { len: 0, need: 1 },
-                })?;
-            Ok::<_, LinkError>((p, a.gaddr, mem))
+            let Some(a) = allocs
+                .iter()
+                .find(|a| a.name.as_deref() == Some(p.as_str()))
+            else {
+                return Err(LinkError::NotFound(p));
+            };
+            match ws.region(a.gaddr, a.size as usize) {
+                Ok(mem) => Ok((p, a.gaddr, mem)),
+                Err(source) => Err(LinkError::Addr { part: p, source }),
+            }
         };
         let (p, _, mem) = find("mc")?;
         let mcache = MCache::join(mem).map_err(|source| LinkError::Join { part: p, source })?;
@@ -256,11 +268,10 @@ impl<'w> Link<'w> {
         }
         let mut fseqs = Vec::new();
         for i in 0..CONSUMERS_MAX {
-            let p = part(name, &format!("fs{i}"));
-            if ws.lookup(&p).is_none() {
-                break;
-            }
-            let (p, _, mem) = find(&format!("fs{i}"))?;
+            let (p, _, mem) = match find(&format!("fs{i}")) {
+                Err(LinkError::NotFound(_)) => break,
+                found => found?,
+            };
             fseqs.push(Fseq::join(mem).map_err(|source| LinkError::Join { part: p, source })?);
         }
         if fseqs.is_empty() {
