@@ -14,8 +14,8 @@
 //!
 //! # Writer and readers
 //!
-//! A 128-byte header (static fields, then count, sum, min and max on their
-//! own line), then the bucket counts, all 64-bit atomic words. One writer
+//! A 128-byte header (static fields, then sum, min and max on their own
+//! line), then the bucket counts, all 64-bit atomic words. One writer
 //! ([`Hist::join`]) records with [`HistHandle::record`]: Relaxed loads and
 //! stores (one writer needs no read-modify-write), no allocation, no branch
 //! beyond the index math. Readers ([`Hist::join_reader`], read-only mappings
@@ -52,11 +52,13 @@ const HIST_ALIGN: usize = 64;
 const HDR_BYTES: usize = 128;
 const HIST_FOOTPRINT: usize = HDR_BYTES + BUCKETS * 8;
 // Header words: the bucket shape, then on the second cache line the live
-// words (indices COUNT, SUM, MIN, MAX from W_LIVE).
+// words (indices SUM, MIN, MAX from W_LIVE; word 0 there is reserved).
 const W_SHAPE: usize = 1;
 const SHAPE: u64 = (SUB_BUCKET_BITS as u64) << 32 | BUCKETS as u64;
 const W_LIVE: usize = 8;
-const COUNT: usize = 0;
+// Word 0 of the live line is reserved (always 0): the count is the sum of
+// the buckets, so keeping a second copy would cost the writer a store per
+// record that no reader needs.
 const SUM: usize = 1;
 const MIN: usize = 2;
 const MAX: usize = 3;
@@ -111,7 +113,6 @@ impl Cells<'_> {
     #[inline]
     fn record(&self, ns: u64) {
         update(&self.buckets[bucket_index(ns)], |n| n.wrapping_add(1));
-        update(&self.live[COUNT], |n| n.wrapping_add(1));
         update(&self.live[SUM], |s| s.wrapping_add(ns));
         update(&self.live[MIN], |m| m.min(ns));
         update(&self.live[MAX], |m| m.max(ns));
