@@ -12,7 +12,7 @@
 //!   microseconds stamped with CLOCK_MONOTONIC; the consumer subtracts its
 //!   own reading on arrival; p50 and p99 over all samples.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Barrier;
 use std::time::Instant;
 
@@ -368,7 +368,6 @@ pub fn run(opts: &Opts) -> Result<(), String> {
     let _unlink = Unlink(ws_name);
     let (rounds, lat_n) = if opts.quick { (2, 5_000) } else { (5, 50_000) };
     let mut rows = Vec::new();
-    let stop = AtomicBool::new(false);
     for sz in [64usize, 1232] {
         let n: u64 = match (sz, opts.quick) {
             (64, false) => 4_000_000,
@@ -399,9 +398,6 @@ pub fn run(opts: &Opts) -> Result<(), String> {
                 p50: pct(&lat, 0.5),
                 p99: pct(&lat, 0.99),
             });
-        }
-        if stop.load(Ordering::Relaxed) {
-            break;
         }
     }
     print(&rows, &pinned, opts.json);
