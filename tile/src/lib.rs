@@ -27,6 +27,7 @@
 // returns `Result<(), NewError>`, `join` returns the handle.
 #![allow(clippy::new_ret_no_self)]
 
+pub mod consumer;
 pub mod dcache;
 pub mod frag;
 pub mod fseq;
@@ -34,4 +35,5 @@ pub mod heap;
 pub mod hist;
 pub mod link;
 pub mod mcache;
+pub mod producer;
 pub mod tcache;
