@@ -31,6 +31,20 @@ pub enum Poll<R> {
     Dropped(FragMeta),
 }
 
+/// What [`Consumer::next_frag`] found at the consumer's seq.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// A frag: its metadata, read speculatively (its payload is next).
+    Ready(FragMeta),
+    /// Nothing new.
+    Empty,
+    /// The producer lapped this consumer; it resynced and lost `lost` frags.
+    Overrun {
+        /// Frags skipped.
+        lost: u64,
+    },
+}
+
 /// Reads frags from a link.
 #[derive(Debug)]
 pub struct Consumer<'w> {
@@ -69,18 +83,17 @@ impl<'w> Consumer<'w> {
         &self.fseq
     }
 
-    /// Polls for the next frag and, if there is one, lets `read` look at its
-    /// metadata and payload (shared bytes, read with relaxed atomics; see
-    /// [`tilewire_shmem::load_bytes`]). The result of `read` is returned
-    /// only if the frag was not overwritten while it ran; otherwise it is
-    /// discarded and the overrun counted.
+    /// Step 1 of reading a frag by hand (the run loop's way): what is at
+    /// the consumer's seq. An overrun is counted and resynced here;
+    /// `Empty` publishes progress (an idle consumer hands back all its
+    /// credits).
     #[inline]
-    pub fn poll_with<R>(&mut self, read: impl FnOnce(&FragMeta, &[AtomicU8]) -> R) -> Poll<R> {
+    pub fn next_frag(&mut self) -> Next {
         let seq = self.seq;
         match self.mcache.peek(seq) {
             Peek::NotYet => {
                 self.fseq.update(seq);
-                Poll::Empty
+                Next::Empty
             }
             Peek::Overrun { seq_found } => {
                 // Resync to the newest frag seen: a consumer slow enough to
@@ -90,22 +103,63 @@ impl<'w> Consumer<'w> {
                 self.fseq.diag_add(DIAG_OVRNP_CNT, 1);
                 self.fseq.diag_add(DIAG_OVRNP_FRAGS, lost);
                 self.seq = seq_found;
-                Poll::Overrun { lost }
+                Next::Overrun { lost }
             }
-            Peek::Ready(meta) => {
-                let Some(bytes) = self.dcache.bytes(meta.chunk, meta.sz as usize) else {
-                    self.fseq.diag_add(DIAG_BAD_CNT, 1);
-                    self.advance();
+            Peek::Ready(meta) => Next::Ready(meta),
+        }
+    }
+
+    /// Step 2: the payload bytes of `meta` (from [`Consumer::next_frag`]), to be
+    /// read speculatively. `None` if its chunk or size falls outside the
+    /// dcache: the frag is then counted as bad and skipped, and not a byte
+    /// was read.
+    #[inline]
+    pub fn payload(&mut self, meta: &FragMeta) -> Option<&'w [AtomicU8]> {
+        let bytes = self.dcache.bytes(meta.chunk, meta.sz as usize);
+        if bytes.is_none() {
+            self.fseq.diag_add(DIAG_BAD_CNT, 1);
+            self.advance();
+        }
+        bytes
+    }
+
+    /// Step 3, after reading the payload: true if the frag was not
+    /// overwritten meanwhile, so what was read is good; the frag is then
+    /// counted and the consumer moves past it. False means an overrun while
+    /// reading (counted): discard what was read; the next
+    /// [`Consumer::next_frag`] resyncs.
+    #[inline]
+    pub fn finish(&mut self, meta: &FragMeta) -> bool {
+        if !self.mcache.check(meta.seq) {
+            self.fseq.diag_add(DIAG_OVRNR_CNT, 1);
+            return false;
+        }
+        self.fseq.diag_add(DIAG_PUB_CNT, 1);
+        self.fseq.diag_add(DIAG_PUB_SZ, meta.sz as u64);
+        self.advance();
+        true
+    }
+
+    /// Polls for the next frag and, if there is one, lets `read` look at its
+    /// metadata and payload (shared bytes, read with relaxed atomics; see
+    /// [`tilewire_shmem::load_bytes`]). The result of `read` is returned
+    /// only if the frag was not overwritten while it ran; otherwise it is
+    /// discarded and the overrun counted. The three steps
+    /// ([`Consumer::next_frag`], [`Consumer::payload`], [`Consumer::finish`]) in
+    /// one call.
+    #[inline]
+    pub fn poll_with<R>(&mut self, read: impl FnOnce(&FragMeta, &[AtomicU8]) -> R) -> Poll<R> {
+        match self.next_frag() {
+            Next::Empty => Poll::Empty,
+            Next::Overrun { lost } => Poll::Overrun { lost },
+            Next::Ready(meta) => {
+                let Some(bytes) = self.payload(&meta) else {
                     return Poll::Dropped(meta);
                 };
                 let r = read(&meta, bytes);
-                if !self.mcache.check(seq) {
-                    self.fseq.diag_add(DIAG_OVRNR_CNT, 1);
+                if !self.finish(&meta) {
                     return Poll::Overrun { lost: 0 };
                 }
-                self.fseq.diag_add(DIAG_PUB_CNT, 1);
-                self.fseq.diag_add(DIAG_PUB_SZ, meta.sz as u64);
-                self.advance();
                 Poll::Frag(meta, r)
             }
         }
@@ -122,7 +176,8 @@ impl<'w> Consumer<'w> {
     }
 
     /// Skips the frag at the current seq without reading its payload (a
-    /// filter said no), counting it.
+    /// filter said no, having seen its metadata from [`Consumer::next_frag`]),
+    /// counting it.
     pub fn skip(&mut self, sz: u16) {
         self.fseq.diag_add(DIAG_FILT_CNT, 1);
         self.fseq.diag_add(DIAG_FILT_SZ, sz as u64);

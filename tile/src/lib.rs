@@ -1,4 +1,4 @@
-//! tilewire-tile: links between tiles, and (to come) the tile run loop.
+//! tilewire-tile: links between tiles, and the tile run loop.
 //!
 //! A *tile* is a single-threaded loop pinned to a core that does one job.
 //! Tiles hand packets to each other through *links* in a shared-memory
@@ -19,6 +19,14 @@
 //! [tcache] is the dedup cache a dedup tile keeps; [hist] a
 //! latency histogram that lives in shared memory so a monitor can read it.
 //!
+//! [stem] is the run loop: a [`Tile`](stem::Tile) is a handful of
+//! callbacks, and the loop around them does the credits, back-pressure,
+//! overrun handling, housekeeping, stopping and [metrics] (heartbeat,
+//! back-pressure, the tile's counters, all in the workspace). Two adapters
+//! connect pipelines to the aio world: [`LinkTx`](link_tx::LinkTx), an aio
+//! whose send publishes into a link, and [`Drain`](drain::Drain), a tile
+//! that sends what a link carries to a downstream aio.
+//!
 //! Everything shared is touched through atomics (the workspace's safe
 //! atomic views), with every ordering explained where it is chosen, so this
 //! crate needs no `unsafe` and assumes nothing of x86's memory model.
@@ -29,11 +37,15 @@
 
 pub mod consumer;
 pub mod dcache;
+pub mod drain;
 pub mod frag;
 pub mod fseq;
 pub mod heap;
 pub mod hist;
 pub mod link;
+pub mod link_tx;
 pub mod mcache;
+pub mod metrics;
 pub mod producer;
+pub mod stem;
 pub mod tcache;

@@ -34,7 +34,7 @@ use crate::dcache::{DCache, DCacheHandle};
 use crate::fseq::{Fseq, FseqHandle};
 use crate::mcache::{MCache, MCacheHandle};
 
-pub use crate::consumer::{Consumer, Poll};
+pub use crate::consumer::{Consumer, Next, Poll};
 pub use crate::producer::{Backpressure, Producer};
 
 /// Most consumers on one link.
