@@ -18,12 +18,15 @@ use tilewire_tile::stem::{Stem, StemConfig};
 /// Packets whose signature has this bit are refused as `Inval`.
 const BAD: u64 = 1 << 63;
 
+/// What the downstream took: (signature, bytes), in order.
+type Taken = Arc<Mutex<Vec<(u64, Vec<u8>)>>>;
+
 /// A downstream that follows a script: for each send, take at most the
 /// scripted number of packets (then `Again`), refusing `BAD` ones.
 struct Scripted {
     script: Vec<Option<usize>>,
     calls: usize,
-    got: Arc<Mutex<Vec<(u64, Vec<u8>)>>>,
+    got: Taken,
 }
 
 impl Aio for Scripted {
@@ -63,7 +66,7 @@ proptest! {
         prop_assume!(script.iter().any(|s| s != &Some(0)));
         let t = TestWs::new("drainprop", 1 << 21);
         let a = t.link("a", 1 << depth_log, 64, &[Reliable]);
-        let got = Arc::new(Mutex::new(Vec::new()));
+        let got: Taken = Arc::default();
         let aio = Scripted { script, calls: 0, got: got.clone() };
         let config = StemConfig { lazy: 16, stop_grace: Duration::from_secs(2) };
         let mut drain = Stem::new(&t.ws, "drain", Drain::new(aio, 64), &[(&a, 0)], &[], config)
