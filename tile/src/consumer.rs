@@ -53,6 +53,9 @@ pub struct Consumer<'w> {
     fseq: FseqHandle<'w>,
     seq: u64,
     publish_mask: u64,
+    /// Frags read but not yet passed on by their reader (see
+    /// [`Consumer::hold`]); published progress stops before them.
+    held: u64,
 }
 
 impl<'w> Consumer<'w> {
@@ -70,6 +73,7 @@ impl<'w> Consumer<'w> {
             dcache,
             fseq,
             publish_mask: every - 1,
+            held: 0,
         }
     }
 
@@ -92,7 +96,7 @@ impl<'w> Consumer<'w> {
         let seq = self.seq;
         match self.mcache.peek(seq) {
             Peek::NotYet => {
-                self.fseq.update(seq);
+                self.publish();
                 Next::Empty
             }
             Peek::Overrun { seq_found } => {
@@ -188,12 +192,35 @@ impl<'w> Consumer<'w> {
     fn advance(&mut self) {
         self.seq = self.seq.wrapping_add(1);
         if self.seq & self.publish_mask == 0 {
-            self.fseq.update(self.seq);
+            self.publish();
         }
     }
 
-    /// Publishes progress now. Call it at housekeeping and before leaving.
+    /// Says that the newest `n` frags this consumer read are still in its
+    /// reader's hands (batched, not yet passed on). Progress is published
+    /// only up to the frags before them, so if the reader dies, its
+    /// successor, starting at the published progress, reads them again
+    /// instead of losing them: a reliable link delivers at least once
+    /// across a crash. (The run loop keeps this up to date from
+    /// [`Tile::held`](crate::stem::Tile::held).)
+    #[inline]
+    pub fn hold(&mut self, n: u64) {
+        self.held = n;
+    }
+
+    /// Frags held back from progress (see [`Consumer::hold`]).
+    pub fn held(&self) -> u64 {
+        self.held
+    }
+
+    #[inline]
+    fn publish(&mut self) {
+        self.fseq.update(self.seq.wrapping_sub(self.held));
+    }
+
+    /// Publishes progress now (less what is held). Call it at housekeeping
+    /// and before leaving.
     pub fn housekeeping(&mut self) {
-        self.fseq.update(self.seq);
+        self.publish();
     }
 }

@@ -14,7 +14,9 @@
 //! the producer. A packet the downstream refuses as `Inval` is dropped and
 //! counted (it would never go); the rest of the batch goes on. A stopping
 //! drain keeps offering what it holds until the downstream takes it or the
-//! stop grace ends (see [`crate::stem`]).
+//! stop grace ends (see [`crate::stem`]). What it holds is never counted
+//! as read in the link's progress ([`Tile::held`]), so a drain that dies
+//! or gives up holding packets leaves them for its successor.
 //!
 //! Each packet goes out with the frag's signature as `meta.user` and, if
 //! one was set with [`Drain::with_dest`], that destination address.
@@ -194,6 +196,10 @@ impl<A: Aio> Tile for Drain<A> {
         for (c, v) in counters.iter_mut().zip([s.sent, s.sends, s.again, s.inval]) {
             *c = v;
         }
+    }
+
+    fn held(&self, _input: usize) -> u64 {
+        (self.len - self.head) as u64
     }
 
     fn pending(&self) -> usize {

@@ -44,6 +44,19 @@
 //! exact progress, every output its position, the metrics are written and
 //! the state set to [`TileState::Halted`]: a tile started again on the same
 //! links continues where this one stopped.
+//!
+//! # Crashes
+//!
+//! A tile process can die at any instruction (SIGKILL, a panic). What it
+//! leaves is consistent by construction: an output line is either
+//! published or not (a successor producer continues past the newest one),
+//! and an input's published progress never counts a frag the tile still
+//! held ([`Tile::held`]), so over a reliable link a successor reads again
+//! whatever the dead tile had not passed on. The price is duplicates: up to
+//! the frags between two progress publishes (a few per cent of the ring)
+//! may be passed on twice, which is why pipelines put a dedup tile where it
+//! matters. A dead tile's metrics keep saying `Running` with a heartbeat
+//! that no longer moves: that is how a monitor tells it is dead.
 
 use core::sync::atomic::AtomicU8;
 use std::time::Duration;
@@ -162,9 +175,19 @@ pub trait Tile {
     /// Writes the tile's counters, in the order of [`Tile::counters`].
     fn metrics_write(&mut self, _counters: &mut [u64]) {}
 
+    /// Frags of `input` the tile has taken in (its `after_frag` ran) and
+    /// not yet passed on: the newest ones it read. The input's published
+    /// progress stops before them, so a tile that dies holding them hands
+    /// them to its successor, which reads them again: over a reliable link
+    /// nothing is lost across a crash (some frags may come twice).
+    fn held(&self, _input: usize) -> u64 {
+        0
+    }
+
     /// Packets the tile has taken from its inputs and not yet passed on.
     /// A stopping tile keeps running its `after_credit` and `housekeeping`
-    /// until this is zero (or the grace time ends).
+    /// until this is zero (or the grace time ends; whatever it still holds
+    /// then is not counted as read, see [`Tile::held`]).
     fn pending(&self) -> usize {
         0
     }
@@ -491,9 +514,6 @@ impl<'w, T: Tile> Stem<'w, T> {
     }
 
     fn housekeeping(&mut self) {
-        for c in &mut self.inputs {
-            c.housekeeping();
-        }
         for p in &mut self.outputs {
             p.refresh_credits();
             p.housekeeping();
@@ -501,6 +521,11 @@ impl<'w, T: Tile> Stem<'w, T> {
         self.tile.housekeeping(&mut Outputs {
             producers: &mut self.outputs,
         });
+        // After the tile's housekeeping: it may have passed frags on.
+        for (i, c) in self.inputs.iter_mut().enumerate() {
+            c.hold(self.tile.held(i));
+            c.housekeeping();
+        }
         self.write_metrics();
         self.schedule_housekeeping();
     }
@@ -562,6 +587,7 @@ impl<'w, T: Tile> Stem<'w, T> {
         let meta = match input.next_frag() {
             Next::Empty => {
                 self.tile.end_of_burst(i, &mut out);
+                input.hold(self.tile.held(i));
                 return;
             }
             Next::Overrun { .. } => return,
@@ -579,11 +605,16 @@ impl<'w, T: Tile> Stem<'w, T> {
             return;
         };
         self.tile.during_frag(i, &meta, payload);
+        // Until after_frag says otherwise, count this frag as held: a
+        // progress publish inside finish must not claim it passed on.
+        input.hold(self.tile.held(i) + 1);
         if !input.finish(&meta) {
+            input.hold(self.tile.held(i));
             return;
         }
         self.latency[i].record(u64::from(meta.tspub.wrapping_sub(meta.tsorig)));
         self.tile.after_frag(i, &meta, &mut out);
+        input.hold(self.tile.held(i));
     }
 
     /// Runs the loop until a stop is requested (see the module docs), then

@@ -411,6 +411,11 @@ fn stopping_waits_for_pending_packets_and_reports_those_it_could_not_pass_on() {
     assert!(rec.0.pkts.lock().unwrap().is_empty());
     let again = md.snapshot().counters[2].1;
     assert!(again >= 1, "the refusals were counted");
+    assert_eq!(
+        a.fseqs()[0].query(),
+        0,
+        "frags the drain holds are not published as read"
+    );
 
     // Run again; the downstream opens after the stop was asked: the drain
     // passes everything on before it halts.
@@ -517,4 +522,58 @@ fn setup_errors_are_clear() {
     assert!(matches!(e, TileError::Name { .. }), "{e}");
     // Nothing was left behind by the failures.
     assert!(t.ws.lookup("fwd2.tm").is_none());
+}
+
+#[test]
+fn packets_a_tile_still_held_go_to_its_successor() {
+    let t = TestWs::new("stemheld", 1 << 22);
+    let a = t.link("a", 64, MTU, &[Reliable]);
+    send_all(&mut LinkTx::new(&a), 0, 40);
+    // The first drain never gets its packets out (as if it died holding
+    // them): it gives up at its stop.
+    let stuck = Recorder::default();
+    stuck.0.blocked.store(true, Ordering::Release);
+    let mut first = Stem::new(
+        &t.ws,
+        "drain",
+        Drain::new(stuck.clone(), MTU),
+        &[(&a, 0)],
+        &[],
+        config(),
+    )
+    .unwrap();
+    let md = first.metrics();
+    std::thread::scope(|s| {
+        let _guard = StopOnDrop(vec![md]);
+        let h = s.spawn(|| first.run());
+        wait_until("the drain to take all 40", || {
+            a.fseqs()[0].diag(DIAG_PUB_CNT) == 40
+        });
+        stop(md);
+        assert_eq!(h.join().unwrap().pending, 40);
+    });
+    assert_eq!(a.fseqs()[0].query(), 0);
+    drop(first);
+    // Its successor reads them again and passes every one on.
+    let rec = Recorder::default();
+    let mut second = Stem::new(
+        &t.ws,
+        "drain",
+        Drain::new(rec.clone(), MTU),
+        &[(&a, 0)],
+        &[],
+        config(),
+    )
+    .unwrap();
+    std::thread::scope(|s| {
+        let _guard = StopOnDrop(vec![md]);
+        let h = s.spawn(|| second.run());
+        wait_until("the successor to pass all 40 on", || {
+            rec.0.count.load(Ordering::Acquire) == 40
+        });
+        stop(md);
+        assert_eq!(h.join().unwrap().pending, 0);
+    });
+    check_records(&rec.0, 0, 40);
+    assert_eq!(a.fseqs()[0].query(), 40);
 }
