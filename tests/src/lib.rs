@@ -10,6 +10,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
+use tilewire_shmem::{PageKind, Workspace};
+use tilewire_tile::link::{Link, LinkParams, Reliability};
+
 /// A per-run unique name for workspaces and other test objects.
 pub fn uniq(tag: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
@@ -209,5 +212,45 @@ impl ChildLines {
                 }
             }
         }
+    }
+}
+
+/// A workspace of its own for one test, unlinked when dropped (also when
+/// the test fails).
+#[derive(Debug)]
+pub struct TestWs {
+    /// The workspace.
+    pub ws: Workspace,
+}
+
+impl TestWs {
+    /// A fresh workspace of `size` bytes on normal pages, named from `tag`.
+    ///
+    /// # Panics
+    /// If it cannot be made.
+    pub fn new(tag: &str, size: usize) -> TestWs {
+        TestWs {
+            ws: Workspace::create(&uniq(tag), size, PageKind::Normal).unwrap(),
+        }
+    }
+
+    /// Makes link `name` with one consumer of the given reliability.
+    ///
+    /// # Panics
+    /// If it cannot be made.
+    pub fn link(&self, name: &str, depth: u64, mtu: usize, r: Reliability) -> Link<'_> {
+        let p = LinkParams {
+            depth,
+            mtu,
+            consumers: vec![r],
+            seq0: 0,
+        };
+        Link::create(&self.ws, name, &p).unwrap()
+    }
+}
+
+impl Drop for TestWs {
+    fn drop(&mut self) {
+        let _ = Workspace::unlink(self.ws.name());
     }
 }

@@ -7,11 +7,11 @@
 use std::process::{ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tilewire_shmem::{PageKind, Workspace};
-use tilewire_tests::{field, link_payload, uniq, ChildLines, KillOnDrop};
+use tilewire_shmem::Workspace;
+use tilewire_tests::{field, link_payload, ChildLines, KillOnDrop, TestWs};
 use tilewire_tile::frag::CTL_PKT;
 use tilewire_tile::fseq::{FseqHandle, DIAG_OVRNP_FRAGS, DIAG_PUB_CNT, DIAG_PUB_SZ};
-use tilewire_tile::link::{Backpressure, Link, LinkParams, Producer, Reliability};
+use tilewire_tile::link::{Backpressure, Producer, Reliability};
 
 const DEPTH: u64 = 256;
 const MTU: usize = 1232;
@@ -19,36 +19,6 @@ const MTU: usize = 1232;
 const STEP: Duration = Duration::from_secs(10);
 /// How long a test may run in all.
 const TEST: Duration = Duration::from_secs(60);
-
-/// A workspace of its own per test, unlinked at the end even when the test
-/// fails.
-struct TestWs {
-    ws: Workspace,
-}
-
-impl TestWs {
-    fn new(tag: &str) -> TestWs {
-        TestWs {
-            ws: Workspace::create(&uniq(tag), 4 << 20, PageKind::Normal).unwrap(),
-        }
-    }
-
-    fn link(&self, reliability: Reliability) -> Link<'_> {
-        let p = LinkParams {
-            depth: DEPTH,
-            mtu: MTU,
-            consumers: vec![reliability],
-            seq0: 0,
-        };
-        Link::create(&self.ws, "xp", &p).unwrap()
-    }
-}
-
-impl Drop for TestWs {
-    fn drop(&mut self) {
-        let _ = Workspace::unlink(self.ws.name());
-    }
-}
 
 /// A running `link-peer` on consumer 0 of link "xp": the process, its
 /// stdout lines, and its stdin (closing it tells the peer the stream is
@@ -234,8 +204,8 @@ fn feed(
 #[test]
 fn a_child_process_joins_by_name_and_checks_every_byte() {
     const N: u64 = 5000;
-    let t = TestWs::new("lxe");
-    let link = t.link(Reliability::Reliable);
+    let t = TestWs::new("lxe", 4 << 20);
+    let link = t.link("xp", DEPTH, MTU, Reliability::Reliable);
     let mut p = link.producer();
     let deadline = Instant::now() + TEST;
     let mut peer = Peer::spawn(&t.ws, &["--max", &N.to_string()]);
@@ -260,8 +230,8 @@ fn a_child_process_joins_by_name_and_checks_every_byte() {
 
 #[test]
 fn reliable_consumer_killed_stalls_the_producer_until_a_new_one_resumes() {
-    let t = TestWs::new("lxr");
-    let link = t.link(Reliability::Reliable);
+    let t = TestWs::new("lxr", 4 << 20);
+    let link = t.link("xp", DEPTH, MTU, Reliability::Reliable);
     let fseq = link.fseqs()[0];
     let mut p = link.producer();
     let deadline = Instant::now() + TEST;
@@ -332,8 +302,8 @@ fn reliable_consumer_killed_stalls_the_producer_until_a_new_one_resumes() {
 
 #[test]
 fn unreliable_consumer_killed_is_left_behind_and_a_new_one_resyncs() {
-    let t = TestWs::new("lxu");
-    let link = t.link(Reliability::Unreliable);
+    let t = TestWs::new("lxu", 4 << 20);
+    let link = t.link("xp", DEPTH, MTU, Reliability::Unreliable);
     let fseq = link.fseqs()[0];
     let mut p = link.producer();
     let deadline = Instant::now() + TEST;

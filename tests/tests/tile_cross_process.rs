@@ -21,15 +21,15 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tilewire_shmem::clock::{mono_ns, mono_ts};
-use tilewire_shmem::{Access, PageKind, Workspace};
-use tilewire_tests::{field, link_payload, uniq, ChildLines, KillOnDrop};
+use tilewire_shmem::{Access, Workspace};
+use tilewire_tests::{field, link_payload, ChildLines, KillOnDrop, TestWs};
 use tilewire_tile::drain::BATCH_MAX;
 use tilewire_tile::frag::CTL_PKT;
 use tilewire_tile::fseq::{
     FseqHandle, DIAG_OVRNP_CNT, DIAG_OVRNP_FRAGS, DIAG_OVRNR_CNT, DIAG_PUB_CNT, DIAG_PUB_SZ,
 };
 use tilewire_tile::hist::Hist;
-use tilewire_tile::link::{Link, LinkParams, Reliability};
+use tilewire_tile::link::{Link, Reliability};
 use tilewire_tile::metrics::{TileMetrics, TileMetricsHandle, TileSnapshot, TileState};
 use tilewire_tile::stem::{latency_name, metrics_name, Outputs, Stem, StemConfig, Tile};
 
@@ -51,36 +51,6 @@ const WATCH: Duration = Duration::from_millis(200);
 fn serial() -> MutexGuard<'static, ()> {
     static SERIAL: Mutex<()> = Mutex::new(());
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A workspace of its own per test, unlinked at the end even when the test
-/// fails.
-struct TestWs {
-    ws: Workspace,
-}
-
-impl TestWs {
-    fn new(tag: &str) -> TestWs {
-        TestWs {
-            ws: Workspace::create(&uniq(tag), 8 << 20, PageKind::Normal).unwrap(),
-        }
-    }
-
-    fn link(&self, reliability: Reliability) -> Link<'_> {
-        let p = LinkParams {
-            depth: DEPTH,
-            mtu: MTU,
-            consumers: vec![reliability],
-            seq0: 0,
-        };
-        Link::create(&self.ws, LINK, &p).unwrap()
-    }
-}
-
-impl Drop for TestWs {
-    fn drop(&mut self) {
-        let _ = Workspace::unlink(self.ws.name());
-    }
 }
 
 /// Tile `tile`'s metrics in `ws` (read-only if `ws` was joined so).
@@ -356,8 +326,8 @@ fn counter(s: &TileSnapshot, name: &str) -> u64 {
 fn a_drain_tile_in_a_child_process_checks_every_byte_and_reports_through_its_metrics() {
     const N: u64 = 20_000;
     let _serial = serial();
-    let t = TestWs::new("txe");
-    let link = t.link(Reliability::Reliable);
+    let t = TestWs::new("txe", 8 << 20);
+    let link = t.link(LINK, DEPTH, MTU, Reliability::Reliable);
     let mon = Monitor::join(t.ws.name());
     let throttle = Throttle::new(N, u64::MAX);
     let mut gen = Stem::new(
@@ -439,8 +409,8 @@ fn a_drain_tile_in_a_child_process_checks_every_byte_and_reports_through_its_met
 fn a_killed_reliable_drain_is_seen_dead_holds_the_generator_and_a_new_process_resumes() {
     const N: u64 = 5000;
     let _serial = serial();
-    let t = TestWs::new("txr");
-    let link = t.link(Reliability::Reliable);
+    let t = TestWs::new("txr", 8 << 20);
+    let link = t.link(LINK, DEPTH, MTU, Reliability::Reliable);
     let mon = Monitor::join(t.ws.name());
     let throttle = Throttle::new(N, u64::MAX);
     let mut gen = Stem::new(
@@ -581,8 +551,8 @@ fn a_killed_unreliable_drain_never_holds_the_generator_and_its_successor_counts_
     /// Frags in all.
     const N: u64 = 6000;
     let _serial = serial();
-    let t = TestWs::new("txu");
-    let link = t.link(Reliability::Unreliable);
+    let t = TestWs::new("txu", 8 << 20);
+    let link = t.link(LINK, DEPTH, MTU, Reliability::Unreliable);
     let mon = Monitor::join(t.ws.name());
     // Paced to the drain's progress, so a live drain is never lapped.
     let throttle = Throttle::new(N1, DEPTH / 2);

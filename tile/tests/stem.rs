@@ -14,7 +14,7 @@ use tilewire_tile::drain::Drain;
 use tilewire_tile::frag::{FragMeta, CTL_PKT};
 use tilewire_tile::fseq::{DIAG_FILT_CNT, DIAG_PUB_CNT};
 use tilewire_tile::hist::Hist;
-use tilewire_tile::link::Reliability::*;
+use tilewire_tile::link::{Link, Reliability::*};
 use tilewire_tile::link_tx::LinkTx;
 use tilewire_tile::metrics::{TileMetricsHandle, TileState};
 use tilewire_tile::stem::{latency_name, Filter, Outputs, Stem, StemConfig, Tile, TileError};
@@ -82,6 +82,19 @@ fn config() -> StemConfig {
         lazy: 256,
         stop_grace: Duration::from_millis(200),
     }
+}
+
+/// A drain tile named "drain" from link `a` (consumer 0) into `rec`.
+fn drain_stem<'w>(t: &'w TestWs, a: &Link<'w>, rec: &Recorder) -> Stem<'w, Drain<Recorder>> {
+    Stem::new(
+        &t.ws,
+        "drain",
+        Drain::new(rec.clone(), MTU),
+        &[(a, 0)],
+        &[],
+        config(),
+    )
+    .unwrap()
 }
 
 /// Sends `n` packets `payload(first..first+n)` with `user = seq` through
@@ -155,15 +168,7 @@ fn two_tiles_on_threads_deliver_every_byte_in_order() {
         config(),
     )
     .unwrap();
-    let mut drain = Stem::new(
-        &t.ws,
-        "drain",
-        Drain::new(rec.clone(), MTU),
-        &[(&b, 0)],
-        &[],
-        config(),
-    )
-    .unwrap();
+    let mut drain = drain_stem(&t, &b, &rec);
     let (mf, md) = (fwd.metrics(), drain.metrics());
     let n = 20_000;
     std::thread::scope(|s| {
@@ -345,15 +350,7 @@ fn drain_drops_and_counts_what_the_downstream_refuses() {
     let t = TestWs::new("steminv", 1 << 22);
     let a = t.link("a", 64, MTU, &[Reliable]);
     let rec = Recorder::default();
-    let mut drain = Stem::new(
-        &t.ws,
-        "drain",
-        Drain::new(rec.clone(), MTU),
-        &[(&a, 0)],
-        &[],
-        config(),
-    )
-    .unwrap();
+    let mut drain = drain_stem(&t, &a, &rec);
     let md = drain.metrics();
     let mut tx = LinkTx::new(&a);
     let bytes = [1u8, 2, 3];
@@ -384,15 +381,7 @@ fn stopping_waits_for_pending_packets_and_reports_those_it_could_not_pass_on() {
     let a = t.link("a", 64, MTU, &[Reliable]);
     let rec = Recorder::default();
     rec.0.blocked.store(true, Ordering::Release);
-    let mut drain = Stem::new(
-        &t.ws,
-        "drain",
-        Drain::new(rec.clone(), MTU),
-        &[(&a, 0)],
-        &[],
-        config(),
-    )
-    .unwrap();
+    let mut drain = drain_stem(&t, &a, &rec);
     let md = drain.metrics();
     send_all(&mut LinkTx::new(&a), 0, 10);
 
@@ -440,15 +429,7 @@ fn a_restarted_tile_continues_exactly_where_the_stopped_one_left_off() {
     let mut tx = LinkTx::new(&a);
     let mut housekeeping = 0;
     for round in 0..3u64 {
-        let mut drain = Stem::new(
-            &t.ws,
-            "drain",
-            Drain::new(rec.clone(), MTU),
-            &[(&a, 0)],
-            &[],
-            config(),
-        )
-        .unwrap();
+        let mut drain = drain_stem(&t, &a, &rec);
         let md = drain.metrics();
         std::thread::scope(|s| {
             let _guard = StopOnDrop(vec![md]);
@@ -533,15 +514,7 @@ fn packets_a_tile_still_held_go_to_its_successor() {
     // them): it gives up at its stop.
     let stuck = Recorder::default();
     stuck.0.blocked.store(true, Ordering::Release);
-    let mut first = Stem::new(
-        &t.ws,
-        "drain",
-        Drain::new(stuck.clone(), MTU),
-        &[(&a, 0)],
-        &[],
-        config(),
-    )
-    .unwrap();
+    let mut first = drain_stem(&t, &a, &stuck);
     let md = first.metrics();
     std::thread::scope(|s| {
         let _guard = StopOnDrop(vec![md]);
@@ -556,15 +529,7 @@ fn packets_a_tile_still_held_go_to_its_successor() {
     drop(first);
     // Its successor reads them again and passes every one on.
     let rec = Recorder::default();
-    let mut second = Stem::new(
-        &t.ws,
-        "drain",
-        Drain::new(rec.clone(), MTU),
-        &[(&a, 0)],
-        &[],
-        config(),
-    )
-    .unwrap();
+    let mut second = drain_stem(&t, &a, &rec);
     std::thread::scope(|s| {
         let _guard = StopOnDrop(vec![md]);
         let h = s.spawn(|| second.run());
