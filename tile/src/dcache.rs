@@ -28,6 +28,17 @@
 //! So a payload is only overwritten after its frag's mcache line has been
 //! reused, and the mcache's invalidate-then-write order lets a lapped
 //! consumer notice any torn copy.
+//!
+//! The same holds for a whole MTU at the producer's current chunk, not
+//! only for the bytes the next frag turns out to use: a byte in
+//! `[chunk, chunk + MTU)` last belonged to a frag that started before the
+//! previous wrap, and at least `depth` frags were allocated since that one
+//! (the stretch from it to the watermark plus the stretch from the start to
+//! `chunk` is at least `(depth - 1)` MTUs plus a chunk). That is what lets
+//! a producer hand out a full MTU to be written in place before it knows
+//! the frag's size (see [`DCacheHandle::bytes`] and the producer's
+//! `reserve`): the newest frag it can touch is the one whose line the next
+//! seq reuses, and that line is invalidated first.
 
 use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
@@ -332,6 +343,47 @@ mod tests {
             matches!(DCache::join(r, 100), Err(JoinError::BadParams { .. })),
             "gaddr not 64-aligned"
         );
+    }
+
+    /// An MTU written in place at the producer's chunk (a reservation,
+    /// before the frag's size is known) only overlaps frags at least
+    /// `depth` back, whatever the sizes were.
+    #[test]
+    fn a_full_mtu_at_the_current_chunk_overlaps_only_frags_depth_back() {
+        for (mtu, depth) in [(64usize, 2u64), (300, 8), (1232, 16), (100, 5)] {
+            let mut buf = HeapMem::new(DCache::footprint(mtu, depth).unwrap());
+            let r = buf.region();
+            DCache::new(r, mtu, depth).unwrap();
+            let dc = DCache::join(r, 0).unwrap();
+            assert!(dc.bytes(dc.wmark(), mtu).is_some(), "room for an mtu");
+            let mut c = dc.chunk0();
+            let mut frags: Vec<(u32, u32)> = Vec::new();
+            let (mut x, mut overlaps) = (mtu as u64, 0u64);
+            for _ in 0..3000 {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                // Mostly tiny frags, now and then a full one: the mix that
+                // packs the most frags between two full reservations.
+                let sz = match (x >> 33) % 4 {
+                    0 => mtu,
+                    _ => 1 + (x >> 40) as usize % 64,
+                }
+                .min(mtu);
+                let reserved_end = c + chunks(mtu) as u32;
+                for (back, &(s, e)) in frags.iter().rev().enumerate() {
+                    if s < reserved_end && c < e {
+                        overlaps += 1;
+                        assert!(
+                            back as u64 + 1 >= depth,
+                            "mtu {mtu} depth {depth}: reservation overlaps the frag {} back",
+                            back + 1
+                        );
+                    }
+                }
+                frags.push((c, c + chunks(sz) as u32));
+                c = dc.next_chunk(c, sz);
+            }
+            assert!(overlaps > 1000, "the ring wrapped many times");
+        }
     }
 
     #[test]
