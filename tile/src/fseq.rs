@@ -24,9 +24,10 @@ const KIND: &str = "fseq";
 const SEQ_OFF: usize = 64;
 const DIAG_OFF: usize = 128;
 
-/// Frags consumed.
+/// Frags consumed (added with each progress publish, so it agrees with the
+/// published progress and lags the consumer by as much).
 pub const DIAG_PUB_CNT: usize = 0;
-/// Payload bytes consumed.
+/// Payload bytes consumed (published like [`DIAG_PUB_CNT`]).
 pub const DIAG_PUB_SZ: usize = 1;
 /// Frags skipped by the consumer's filter.
 pub const DIAG_FILT_CNT: usize = 2;
