@@ -34,8 +34,8 @@
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use tilewire_shmem::object::{check_join, check_new, magic, publish_magic, retire_magic};
-use tilewire_shmem::{DeleteError, JoinError, NewError, Region, ShmObject};
+use crate::object::{check_join, check_new, magic, publish_magic, retire_magic};
+use crate::{DeleteError, JoinError, NewError, Region, ShmObject};
 
 /// log2 of [`SUB_BUCKETS`].
 pub const SUB_BUCKET_BITS: u32 = 4;

@@ -22,12 +22,15 @@
 //!   `delete` (magic zeroed), with versioned magics.
 //! - [`Region`]: how shared bytes are borrowed without claiming, as `&[u8]`
 //!   would, that nobody else changes them.
+//! - [`hist`]: a latency histogram that lives in shared memory (and its heap
+//!   twin), so a monitor reads what a tile or a socket backend records.
 //!
 //! Every failure is a typed error that names what was wrong; nothing here
 //! panics on bad input or reads outside a mapping.
 
 pub mod alloc;
 pub mod clock;
+pub mod hist;
 pub mod name;
 pub mod object;
 pub mod page;

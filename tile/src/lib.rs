@@ -41,7 +41,7 @@ pub mod drain;
 pub mod frag;
 pub mod fseq;
 pub mod heap;
-pub mod hist;
+pub use tilewire_shmem::hist;
 pub mod link;
 pub mod link_tx;
 pub mod mcache;
