@@ -59,12 +59,14 @@ pub mod mem;
 pub mod pcap;
 pub mod pkt;
 pub mod raw;
+pub mod udp;
 
 pub use error::{strerror, SendError, SendErrorKind, ERR_AGAIN, ERR_INVAL, SUCCESS};
 pub use mem::{MemAio, MemAioStats};
 pub use pcap::{LinkType, PcapConfig, PcapTee, TsResolution};
 pub use pkt::{PktInfo, PktInfoC, PktMeta, PktTooLong, BUF_MAX};
 pub use raw::{RawAio, RawAioHandle, SendFn};
+pub use udp::{UdpAio, UdpConfig, UdpStats};
 
 /// Something that takes batches of packets: one edge of a pipeline.
 ///
