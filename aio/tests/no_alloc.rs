@@ -2,8 +2,6 @@
 //! allocator, armed per thread around the measured code, sees zero heap
 //! allocations over thousands of sends, drains and retries.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::hint::black_box;
 use std::io;
 use std::time::Duration;
@@ -14,63 +12,13 @@ use common::RawHarness;
 use tilewire_aio::conformance::Harness;
 use tilewire_aio::{Aio, MemAio, PcapConfig, PcapTee, PktInfo, SendErrorKind, BUF_MAX};
 
-thread_local! {
-    static ARMED: Cell<bool> = const { Cell::new(false) };
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-/// Counts allocations (and reallocations) made by the current thread while
-/// it is armed; passes everything on to the system allocator.
-struct Counting;
-
-fn note() {
-    // try_with: the thread-locals may be gone while a thread shuts down.
-    let _ = ARMED.try_with(|armed| {
-        if armed.get() {
-            ALLOCS.with(|n| n.set(n.get() + 1));
-        }
-    });
-}
-
-// SAFETY: every method forwards to `System` with the same arguments, so the
-// GlobalAlloc contract is System's; the counting touches only const-
-// initialised thread-locals, which never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: forwarded unchanged; the caller upholds alloc's contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: forwarded unchanged.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        // SAFETY: forwarded unchanged.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+#[path = "support/counting.rs"]
+mod counting;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting::Counting = counting::Counting;
 
-/// Heap allocations made by this thread while running `f`.
-fn allocations_in(f: impl FnOnce()) -> u64 {
-    ALLOCS.with(|n| n.set(0));
-    ARMED.with(|a| a.set(true));
-    f();
-    ARMED.with(|a| a.set(false));
-    ALLOCS.with(Cell::get)
-}
+use counting::allocations_in;
 
 #[test]
 fn the_counter_sees_allocations() {

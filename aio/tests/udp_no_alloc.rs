@@ -3,69 +3,23 @@
 //! calls only (the std peer on the other side is outside the count), sees
 //! zero heap allocations over thousands of batches.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use tilewire_aio::udp::{UdpAio, UdpConfig};
 use tilewire_aio::{Aio, MemAio, PktInfo};
 
-thread_local! {
-    static ARMED: Cell<bool> = const { Cell::new(false) };
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-/// Counts allocations (and reallocations) made by the current thread while
-/// it is armed; passes everything on to the system allocator.
-struct Counting;
-
-fn note() {
-    let _ = ARMED.try_with(|armed| {
-        if armed.get() {
-            ALLOCS.with(|n| n.set(n.get() + 1));
-        }
-    });
-}
-
-// SAFETY: every method forwards to `System` with the same arguments, so the
-// GlobalAlloc contract is System's; the counting touches only const-
-// initialised thread-locals, which never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: forwarded unchanged; the caller upholds alloc's contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: forwarded unchanged.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        // SAFETY: forwarded unchanged.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+#[path = "support/counting.rs"]
+mod counting;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting::Counting = counting::Counting;
 
 /// Runs `f` armed; adds the allocations it made to `count`.
 fn counted<R>(count: &mut u64, f: impl FnOnce() -> R) -> R {
-    ALLOCS.with(|n| n.set(0));
-    ARMED.with(|a| a.set(true));
+    counting::arm();
     let r = f();
-    ARMED.with(|a| a.set(false));
-    *count += ALLOCS.with(Cell::get);
+    *count += counting::disarm();
     r
 }
 

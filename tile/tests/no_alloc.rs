@@ -4,8 +4,6 @@
 //! an aio) over tens of thousands of frags, back-pressure, housekeeping and
 //! the stop included.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
@@ -21,63 +19,13 @@ use tilewire_tile::link::Reliability::*;
 use tilewire_tile::link_tx::LinkTx;
 use tilewire_tile::stem::{Filter, Outputs, Stem, StemConfig, Tile};
 
-thread_local! {
-    static ARMED: Cell<bool> = const { Cell::new(false) };
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-/// Counts allocations made by the current thread while it is armed.
-struct Counting;
-
-fn note() {
-    // try_with: the thread-locals may be gone while a thread shuts down.
-    let _ = ARMED.try_with(|armed| {
-        if armed.get() {
-            ALLOCS.with(|n| n.set(n.get() + 1));
-        }
-    });
-}
-
-// SAFETY: every method forwards to `System` with the same arguments, so the
-// GlobalAlloc contract is System's; the counting touches only const-
-// initialised thread-locals, which never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: forwarded unchanged; the caller upholds alloc's contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: forwarded unchanged.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        // SAFETY: forwarded unchanged.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+#[path = "../../aio/tests/support/counting.rs"]
+mod counting;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting::Counting = counting::Counting;
 
-fn arm() {
-    ALLOCS.with(|n| n.set(0));
-    ARMED.with(|a| a.set(true));
-}
-
-fn disarm() -> u64 {
-    ARMED.with(|a| a.set(false));
-    ALLOCS.with(Cell::get)
-}
+use counting::{arm, armed, disarm};
 
 const MTU: usize = 1232;
 const FRAGS: u64 = 30_000;
@@ -110,7 +58,7 @@ impl<T: Tile> Tile for Armed<T> {
         self.0.end_of_burst(i, out)
     }
     fn housekeeping(&mut self, out: &mut Outputs<'_, '_>) {
-        if !ARMED.with(Cell::get) {
+        if !armed() {
             arm();
         }
         self.0.housekeeping(out)
