@@ -254,3 +254,19 @@ impl Drop for TestWs {
         let _ = Workspace::unlink(self.ws.name());
     }
 }
+
+/// For the peer programs: prints one line on stdout and flushes it at once
+/// (the parent test reads lines as they come). A parent that stopped
+/// listening is no reason for a peer to stop working, so errors are ignored.
+pub fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// For the peer programs: [`say`]s `line` and exits with `code`.
+pub fn fail(code: i32, line: std::fmt::Arguments<'_>) -> ! {
+    say(line);
+    std::process::exit(code)
+}

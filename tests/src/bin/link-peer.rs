@@ -31,13 +31,12 @@
 //! `seq` is the next seq the consumer will read, `frags` the good frags read,
 //! `lost` the frags skipped by overruns, all since this process joined.
 
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tilewire_shmem::{Access, Workspace};
-use tilewire_tests::link_payload;
+use tilewire_tests::{fail, link_payload, say};
 use tilewire_tile::frag::FragMeta;
 use tilewire_tile::link::{Consumer, Link, Poll};
 
@@ -47,18 +46,6 @@ const DEADLINE: Duration = Duration::from_secs(30);
 const PROGRESS_EVERY: Duration = Duration::from_millis(2);
 /// Empty polls that only yield the CPU before the peer starts sleeping.
 const SPIN_EMPTY: u32 = 64;
-
-fn say(line: std::fmt::Arguments<'_>) {
-    let mut out = std::io::stdout().lock();
-    // A parent that stopped listening is no reason to stop checking.
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
-
-fn fail(code: i32, line: std::fmt::Arguments<'_>) -> ! {
-    say(line);
-    std::process::exit(code)
-}
 
 struct Args {
     ws: String,

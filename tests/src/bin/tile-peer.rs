@@ -45,13 +45,12 @@
 //! one a killed peer printed says exactly which packets its downstream had
 //! taken.
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use tilewire_aio::{Aio, PktInfo, SendError};
 use tilewire_shmem::clock::mono_ns;
 use tilewire_shmem::{Access, Workspace};
-use tilewire_tests::link_payload;
+use tilewire_tests::{fail, link_payload, say};
 use tilewire_tile::drain::Drain;
 use tilewire_tile::link::Link;
 use tilewire_tile::stem::{Stem, StemConfig};
@@ -60,18 +59,6 @@ use tilewire_tile::stem::{Stem, StemConfig};
 const DEADLINE: Duration = Duration::from_secs(30);
 /// Shortest time between two progress lines (without `--slow-ns`).
 const PROGRESS_EVERY: Duration = Duration::from_millis(2);
-
-fn say(line: std::fmt::Arguments<'_>) {
-    let mut out = std::io::stdout().lock();
-    // A parent that stopped listening is no reason to stop checking.
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
-
-fn fail(code: i32, line: std::fmt::Arguments<'_>) -> ! {
-    say(line);
-    std::process::exit(code)
-}
 
 struct Args {
     ws: String,
