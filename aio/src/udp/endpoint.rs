@@ -6,6 +6,7 @@ use std::io;
 use std::net::{SocketAddr, SocketAddrV6};
 
 use super::config::{BindError, Engine, UdpConfig};
+use super::probe::UringSupport;
 use super::stats::UdpStats;
 use super::sys::{MsgSlots, Socket, SocketOpts};
 use super::tx::TxQueue;
@@ -85,7 +86,25 @@ impl UdpAio {
         let engine_note = match config.engine {
             Engine::Uring => return Err(BindError::EngineNotBuilt(Engine::Uring)),
             Engine::Mmsg => "mmsg: sendmmsg/recvmmsg, as configured",
-            _ => "mmsg: Engine::Auto chose sendmmsg/recvmmsg because the io_uring engine is not built yet",
+            _ => match super::uring_support() {
+                UringSupport::Available => {
+                    "mmsg: Engine::Auto chose sendmmsg/recvmmsg: io_uring is available \
+                     but its engine is not built yet"
+                }
+                UringSupport::NotInKernel => {
+                    "mmsg: Engine::Auto chose sendmmsg/recvmmsg: io_uring is not in this \
+                     kernel (ENOSYS)"
+                }
+                UringSupport::Denied { sysctl: Some(n) } if n > 0 => {
+                    "mmsg: Engine::Auto chose sendmmsg/recvmmsg: io_uring is denied by \
+                     kernel.io_uring_disabled"
+                }
+                UringSupport::Denied { .. } => {
+                    "mmsg: Engine::Auto chose sendmmsg/recvmmsg: io_uring is denied (EPERM), \
+                     by a seccomp filter"
+                }
+                _ => "mmsg: Engine::Auto chose sendmmsg/recvmmsg: io_uring_setup failed",
+            },
         };
         config.validate()?;
         let opts = SocketOpts {

@@ -21,7 +21,9 @@
 //!   `SendMsg` entries submitted in one `io_uring_enter` per flush and
 //!   receives on a provided-buffer ring. Choosing [`Engine::Uring`] fails
 //!   with [`BindError::EngineNotBuilt`]; [`Engine::Auto`] chooses mmsg and
-//!   [`UdpAio::engine_note`] says why, for the caller's log.
+//!   [`UdpAio::engine_note`] says why, for the caller's log: it asks the
+//!   kernel first ([`uring_support`]), so the note tells "denied by a
+//!   seccomp filter" from "not built yet".
 //!
 //! # Who owns which buffer, and for how long
 //!
@@ -94,6 +96,7 @@
 
 mod config;
 mod endpoint;
+mod probe;
 mod stats;
 mod sys;
 mod tx;
@@ -103,4 +106,5 @@ pub use config::{
     UDP_V6_PAYLOAD_MAX,
 };
 pub use endpoint::UdpAio;
+pub use probe::{uring_support, uring_support_raw, uring_sysctl, UringSupport};
 pub use stats::{TxErrors, UdpStats};

@@ -461,6 +461,26 @@ impl MsgSlots {
     }
 }
 
+/// Asks the kernel for a one-entry io_uring and closes it at once: `Ok` if
+/// this process may use io_uring, else the errno (`ENOSYS`: no io_uring in
+/// the kernel; `EPERM`: refused by the `io_uring_disabled` sysctl or a
+/// seccomp filter). Makes no allocation, so a forked child may call it.
+pub(crate) fn uring_setup_probe() -> Result<(), i32> {
+    // io_uring_params, all zeroes: the defaults.
+    let mut params: [u8; 120] = [0; 120];
+    // SAFETY: io_uring_setup(2) with one entry and a zeroed, writable
+    // io_uring_params (120 bytes in every kernel that has the call); the
+    // kernel writes only within it. A returned fd is ours, closed below.
+    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 1u32, params.as_mut_ptr()) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error().raw_os_error().unwrap_or(0));
+    }
+    // SAFETY: fd was just returned to us by the kernel and nothing else
+    // holds it; OwnedFd closes it on drop.
+    drop(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
