@@ -4,7 +4,8 @@
 //! Whatever speaks aio (a net backend's receive side, a pcap replay, a
 //! test) can feed a pipeline through a [`LinkTx`]: each packet of a batch
 //! becomes one frag (`CTL_PKT`, the packet's `meta.user` as its signature,
-//! the send's start time as its `tsorig`). The payload is copied into the
+//! the send's start time as both its `tsorig` and its `tspub`: one clock
+//! read per batch). The payload is copied into the
 //! link's dcache before `send` returns, so, as the contract asks, the
 //! backend keeps no interest in the caller's buffers.
 //!
@@ -66,7 +67,7 @@ impl Aio for LinkTx<'_> {
             }
             if self
                 .producer
-                .publish(pkt.buf, pkt.meta.user, CTL_PKT, tsorig)
+                .publish_at(pkt.buf, pkt.meta.user, CTL_PKT, tsorig, tsorig)
                 .is_err()
             {
                 self.again += 1;

@@ -355,6 +355,27 @@ impl<'w> Producer<'w> {
         ctl: u16,
         tsorig: u32,
     ) -> Result<u64, Backpressure> {
+        self.publish_at(payload, sig, ctl, tsorig, mono_ts())
+    }
+
+    /// [`Producer::publish`] with a `tspub` the caller already has (see
+    /// [`Producer::commit_at`]): a sender that stamps a whole batch with one
+    /// clock read.
+    ///
+    /// # Errors
+    /// As [`Producer::publish`].
+    ///
+    /// # Panics
+    /// As [`Producer::publish`].
+    #[inline]
+    pub fn publish_at(
+        &mut self,
+        payload: &[u8],
+        sig: u64,
+        ctl: u16,
+        tsorig: u32,
+        tspub: u32,
+    ) -> Result<u64, Backpressure> {
         let bytes = self.reserve()?;
         assert!(
             payload.len() <= bytes.len(),
@@ -363,7 +384,7 @@ impl<'w> Producer<'w> {
             bytes.len()
         );
         store_bytes(bytes, payload);
-        Ok(self.commit(payload.len(), sig, ctl, tsorig))
+        Ok(self.commit_at(payload.len(), sig, ctl, tsorig, tspub))
     }
 
     /// Publishes the producer's position for consumers that resync and for
