@@ -353,6 +353,12 @@ impl<'a> TileMetricsHandle<'a> {
         }
     }
 
+    /// The tile's state; `None` for an unknown value (a corrupt object).
+    pub fn state(&self) -> Option<TileState> {
+        // SYNC: Acquire; pairs with the Release in set_state.
+        TileState::from_word(self.live(STATE).load(Ordering::Acquire))
+    }
+
     /// Reads every live value (see the module docs on consistency).
     pub fn snapshot(&self) -> TileSnapshot {
         // SYNC: Relaxed throughout; each word is a single-writer counter
@@ -361,7 +367,7 @@ impl<'a> TileMetricsHandle<'a> {
         let names = self.counter_names();
         TileSnapshot {
             pid: l(PID) as u32,
-            state: TileState::from_word(l(STATE)),
+            state: self.state(),
             heartbeat_ns: l(HEARTBEAT),
             housekeeping: l(HK_CNT),
             loops: l(LOOP_CNT),

@@ -537,6 +537,17 @@ impl<'w, T: Tile> Stem<'w, T> {
         self.metrics.heartbeat(mono_ns(), self.loops);
     }
 
+    /// Closes the current back-pressure episode, if any, adding its
+    /// duration to the metrics.
+    #[inline]
+    fn end_backpressure(&mut self) {
+        if self.backpressure_since != 0 {
+            let ns = mono_ns().saturating_sub(self.backpressure_since);
+            self.metrics.backpressure_end(ns);
+            self.backpressure_since = 0;
+        }
+    }
+
     /// True if every output has a burst of credits; otherwise notes the
     /// back-pressure.
     #[inline]
@@ -548,11 +559,7 @@ impl<'w, T: Tile> Stem<'w, T> {
             .position(|p| p.credits() < burst && p.refresh_credits() < burst);
         match short {
             None => {
-                if self.backpressure_since != 0 {
-                    let ns = mono_ns().saturating_sub(self.backpressure_since);
-                    self.metrics.backpressure_end(ns);
-                    self.backpressure_since = 0;
-                }
+                self.end_backpressure();
                 true
             }
             Some(out) => {
@@ -622,7 +629,7 @@ impl<'w, T: Tile> Stem<'w, T> {
     /// A stem may run again after it halted.
     pub fn run(&mut self) -> RunEnd {
         let first = self.loops;
-        if self.metrics.snapshot().state == Some(TileState::Halted) {
+        if self.metrics.state() == Some(TileState::Halted) {
             // Running again after a stop: that stop request is spent. (A
             // request made before the first run is honoured at once.)
             self.metrics.boot(std::process::id());
@@ -646,11 +653,7 @@ impl<'w, T: Tile> Stem<'w, T> {
             }
             self.housekeeping();
         }
-        if self.backpressure_since != 0 {
-            let ns = mono_ns().saturating_sub(self.backpressure_since);
-            self.metrics.backpressure_end(ns);
-            self.backpressure_since = 0;
-        }
+        self.end_backpressure();
         self.housekeeping();
         self.metrics.set_state(TileState::Halted);
         RunEnd {
