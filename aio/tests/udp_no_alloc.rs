@@ -6,7 +6,7 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use tilewire_aio::udp::{UdpAio, UdpConfig};
+use tilewire_aio::udp::{Engine, UdpAio, UdpConfig};
 use tilewire_aio::{Aio, MemAio, PktInfo};
 
 #[path = "support/counting.rs"]
@@ -34,6 +34,14 @@ fn loopback() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
 
+/// Both engines, on loopback.
+fn engines() -> [UdpConfig; 2] {
+    [Engine::Mmsg, Engine::Uring].map(|engine| UdpConfig {
+        engine,
+        ..UdpConfig::new(loopback())
+    })
+}
+
 /// Empties `peer`'s receive queue; returns how many datagrams it read.
 fn drain_peer(peer: &UdpSocket, buf: &mut [u8]) -> u64 {
     let mut n = 0;
@@ -45,10 +53,16 @@ fn drain_peer(peer: &UdpSocket, buf: &mut [u8]) -> u64 {
 
 #[test]
 fn send_path_does_not_allocate() {
+    for config in engines() {
+        send_path(&config);
+    }
+}
+
+fn send_path(config: &UdpConfig) {
     let peer = UdpSocket::bind(loopback()).unwrap();
     peer.set_nonblocking(true).unwrap();
     let dest = peer.local_addr().unwrap();
-    let mut aio = UdpAio::bind(&UdpConfig::new(loopback())).unwrap();
+    let mut aio = UdpAio::bind(config).unwrap();
     let bufs: Vec<Vec<u8>> = (0..100)
         .map(|i| vec![i as u8; 1 + (i * 37) % 1232])
         .collect();
@@ -56,14 +70,18 @@ fn send_path_does_not_allocate() {
     let mut buf = vec![0u8; 2048];
     let (mut allocs, mut received) = (0, 0);
     for round in 0..2_000 {
-        // 100 packets over a batch of 64: one sendmmsg on the full batch,
-        // the rest on the flush (or the next send).
+        // 100 packets over a batch of 64: one sendmmsg (or io_uring_enter)
+        // on the full batch, the rest on the flush (or the next send).
         let r = counted(&mut allocs, || aio.send(&batch, round % 2 == 0));
         assert_eq!(r, Ok(()));
         received += drain_peer(&peer, &mut buf);
     }
     counted(&mut allocs, || aio.send(&[], true)).unwrap();
-    assert_eq!(allocs, 0, "the send path allocated {allocs} times");
+    assert_eq!(
+        allocs, 0,
+        "{:?}: the send path allocated {allocs} times",
+        config.engine
+    );
     let st = aio.stats();
     assert_eq!(st.tx_pkts, 200_000);
     assert!(received > 0);
@@ -71,8 +89,14 @@ fn send_path_does_not_allocate() {
 
 #[test]
 fn receive_path_does_not_allocate() {
+    for config in engines() {
+        receive_path(&config);
+    }
+}
+
+fn receive_path(config: &UdpConfig) {
     let peer = UdpSocket::bind(loopback()).unwrap();
-    let mut aio = UdpAio::bind(&UdpConfig::new(loopback())).unwrap();
+    let mut aio = UdpAio::bind(config).unwrap();
     let to = aio.local_addr();
     let bufs: Vec<Vec<u8>> = (0..40).map(|i| vec![i as u8; (i * 53) % 1232]).collect();
     // A small downstream, so the Again-and-keep path runs too.
@@ -90,7 +114,11 @@ fn receive_path_does_not_allocate() {
         }
         taken += round as u64;
     }
-    assert_eq!(allocs, 0, "the receive path allocated {allocs} times");
+    assert_eq!(
+        allocs, 0,
+        "{:?}: the receive path allocated {allocs} times",
+        config.engine
+    );
     assert_eq!(taken, 40_000);
     assert!(aio.stats().rx_downstream_again >= 1_000);
 }

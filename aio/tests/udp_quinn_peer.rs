@@ -1,6 +1,6 @@
 //! quinn-udp, a UDP layer nobody here wrote, talks to the UDP backend over
-//! loopback in both directions: every payload checked byte for byte, every
-//! source address checked. quinn-udp's socket runs with its own options
+//! loopback in both directions, on both engines (mmsg and io_uring): every
+//! payload checked byte for byte, every source address checked. quinn-udp's socket runs with its own options
 //! (GRO on where the kernel has it), so the receive side splits coalesced
 //! buffers at `stride`.
 
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState, BATCH_SIZE};
 use tilewire_aio::conformance::payload;
-use tilewire_aio::udp::{UdpAio, UdpConfig};
+use tilewire_aio::udp::{Engine, UdpAio, UdpConfig};
 use tilewire_aio::{Aio, MemAio, PktInfo};
 
 const WAIT: Duration = Duration::from_secs(2);
@@ -87,9 +87,13 @@ impl Quinn {
     }
 }
 
-fn talk(bind: &str) {
+fn talk(bind: &str, engine: Engine) {
     let quinn = Quinn::bind(bind);
-    let mut aio = UdpAio::bind(&UdpConfig::new(bind.parse().unwrap())).unwrap();
+    let config = UdpConfig {
+        engine,
+        ..UdpConfig::new(bind.parse().unwrap())
+    };
+    let mut aio = UdpAio::bind(&config).unwrap();
     let want: Vec<Vec<u8>> = (0..120).map(|i| payload(i, 1 + (i * 41) % 1232)).collect();
 
     // quinn-udp -> backend.
@@ -131,7 +135,8 @@ fn talk(bind: &str) {
 
 #[test]
 fn quinn_udp_peer_v4() {
-    talk("127.0.0.1:0");
+    talk("127.0.0.1:0", Engine::Mmsg);
+    talk("127.0.0.1:0", Engine::Uring);
 }
 
 #[test]
@@ -140,5 +145,6 @@ fn quinn_udp_peer_v6() {
         eprintln!("skipped: no IPv6 loopback on this host");
         return;
     }
-    talk("[::1]:0");
+    talk("[::1]:0", Engine::Mmsg);
+    talk("[::1]:0", Engine::Uring);
 }

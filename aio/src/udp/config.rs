@@ -4,6 +4,7 @@
 use std::io;
 use std::net::SocketAddr;
 
+use super::aimd::AimdConfig;
 use crate::BUF_MAX;
 
 /// Largest UDP payload over IPv4: 65535 - 20 (IP header) - 8 (UDP header).
@@ -18,22 +19,47 @@ pub const BATCH_DEFAULT: usize = 64;
 /// Default [`UdpConfig::rx_buf_len`]: a validator packet (up to 1232 bytes)
 /// with room to spare, and two buffers to a page.
 pub const RX_BUF_DEFAULT: usize = 2048;
+/// Default [`UdpConfig::queue_depth`].
+pub const QUEUE_DEPTH_DEFAULT: usize = 256;
+/// Largest [`UdpConfig::queue_depth`] (the kernel's limit on a provided
+/// buffer ring).
+pub const QUEUE_DEPTH_MAX: usize = 32_768;
 
 /// Which kernel interface moves the packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum Engine {
-    /// The best engine this host allows. Today that is always
-    /// [`Engine::Mmsg`], because the io_uring engine is not built yet;
-    /// [`UdpAio::engine_note`](super::UdpAio::engine_note) says so.
+    /// The best engine this host allows: [`Engine::Uring`] when this
+    /// process may use io_uring and its ring can be made, else
+    /// [`Engine::Mmsg`];
+    /// [`UdpAio::engine_note`](super::UdpAio::engine_note) says which and
+    /// why.
     #[default]
     Auto,
-    /// io_uring. Not built yet: binding with it fails with
-    /// [`BindError::EngineNotBuilt`] rather than quietly using another.
+    /// io_uring: sends queued as `SendMsg` entries and submitted with one
+    /// `io_uring_enter` per flush, receives by a multishot `RecvMsg` on a
+    /// provided-buffer ring. Binding fails with [`BindError::Os`] (the
+    /// step `io_uring_setup`, ...) where io_uring is not allowed, rather
+    /// than quietly using another engine.
     Uring,
     /// `sendmmsg(2)` / `recvmmsg(2)` in batches: works wherever UDP sockets
     /// do (also where io_uring is disabled by sysctl or seccomp).
     Mmsg,
+}
+
+/// How the io_uring engine receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum UringRecv {
+    /// Multishot on a provided-buffer ring where the kernel has it (6.0+),
+    /// else a fixed set of one-shot receives.
+    #[default]
+    Auto,
+    /// Multishot on a provided-buffer ring; binding fails without it.
+    Multishot,
+    /// One one-shot `RecvMsg` per buffer, each posted again once its
+    /// packet was taken.
+    Fixed,
 }
 
 /// How to make a [`UdpAio`](super::UdpAio).
@@ -72,6 +98,22 @@ pub struct UdpConfig {
     pub rx_buf_len: usize,
     /// Which engine to use.
     pub engine: Engine,
+    /// io_uring engine: transmit slots (sends queued or in flight at once)
+    /// and receive buffers (rounded up to a power of two, at least
+    /// `batch`): 1 to [`QUEUE_DEPTH_MAX`], default
+    /// [`QUEUE_DEPTH_DEFAULT`]. The mmsg engine has `batch` of each.
+    pub queue_depth: usize,
+    /// io_uring engine: let a kernel thread poll the submission ring
+    /// (`IORING_SETUP_SQPOLL`), idling to sleep after this many
+    /// milliseconds without work. Saves the `io_uring_enter` of a flush
+    /// at the cost of a core the kernel thread spins on. Off (`None`) by
+    /// default.
+    pub sqpoll: Option<u32>,
+    /// io_uring engine: an AIMD limit on sends in flight against a latency
+    /// target; `None` (the default): no limit but the slots.
+    pub aimd: Option<AimdConfig>,
+    /// io_uring engine: how receives are posted.
+    pub uring_recv: UringRecv,
 }
 
 impl UdpConfig {
@@ -87,6 +129,10 @@ impl UdpConfig {
             tx_pkt_max: BUF_MAX,
             rx_buf_len: RX_BUF_DEFAULT,
             engine: Engine::Auto,
+            queue_depth: QUEUE_DEPTH_DEFAULT,
+            sqpoll: None,
+            aimd: None,
+            uring_recv: UringRecv::Auto,
         }
     }
 
@@ -113,6 +159,11 @@ impl UdpConfig {
                 len: self.rx_buf_len,
             });
         }
+        if self.queue_depth == 0 || self.queue_depth > QUEUE_DEPTH_MAX {
+            return Err(BindError::QueueDepth {
+                depth: self.queue_depth,
+            });
+        }
         if let Some(peer) = self.connect {
             if self.bind.is_ipv4() && peer.is_ipv6() {
                 return Err(BindError::PeerFamily { peer });
@@ -126,9 +177,6 @@ impl UdpConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BindError {
-    /// The chosen engine exists in the API but not yet in the code.
-    #[error("the {0:?} engine is not built yet; use Engine::Mmsg or Engine::Auto")]
-    EngineNotBuilt(Engine),
     /// [`UdpConfig::batch`] is 0 or over [`BATCH_MAX`].
     #[error("batch of {batch} packets: must be 1 to {BATCH_MAX}")]
     Batch {
@@ -149,6 +197,12 @@ pub enum BindError {
     RxBufLen {
         /// The configured length.
         len: usize,
+    },
+    /// [`UdpConfig::queue_depth`] is 0 or over [`QUEUE_DEPTH_MAX`].
+    #[error("queue_depth of {depth}: must be 1 to {QUEUE_DEPTH_MAX}")]
+    QueueDepth {
+        /// The configured depth.
+        depth: usize,
     },
     /// An IPv6 peer for an IPv4 socket.
     #[error("cannot connect an IPv4 socket to the IPv6 peer {peer}")]

@@ -6,31 +6,36 @@ use std::io;
 use std::net::{SocketAddr, SocketAddrV6};
 
 use super::config::{BindError, Engine, UdpConfig};
+use super::mmsg::Mmsg;
 use super::probe::UringSupport;
 use super::stats::UdpStats;
-use super::sys::{MsgSlots, Socket, SocketOpts};
-use super::tx::TxQueue;
+use super::sys::{Socket, SocketOpts};
+use super::uring::Uring;
 use crate::{Aio, PktInfo, SendError, SendErrorKind};
+use tilewire_shmem::hist::HistSnapshot;
 
 /// Packets handed to the downstream aio per call of its `send` (a stack
 /// array, so delivery does not allocate whatever the batch size).
 const DELIVER_CHUNK: usize = 64;
 
+/// The engine behind the API.
+#[derive(Debug)]
+enum Io {
+    Mmsg(Box<Mmsg>),
+    Uring(Box<Uring>),
+}
+
 /// A UDP socket with a batched transmit side (an [`Aio`]) and a batched
 /// receive side ([`UdpAio::poll`]). See the [module documentation](super)
 /// for the design.
 pub struct UdpAio {
+    // Dropped before the socket: the io_uring engine's ring holds the
+    // socket as a registered file and ends its operations on close.
+    io: Io,
     sock: Socket,
     config: UdpConfig,
     local: SocketAddr,
     engine_note: &'static str,
-    tx: TxQueue,
-    rx: MsgSlots,
-    /// Slots of the last receive burst that are still to be delivered,
-    /// in order: `rx_ready[rx_head..rx_len]`.
-    rx_ready: Box<[u16]>,
-    rx_head: usize,
-    rx_len: usize,
     stats: UdpStats,
 }
 
@@ -69,43 +74,22 @@ fn in_family(bind: &SocketAddr, addr: SocketAddr) -> Option<SocketAddr> {
 
 impl UdpAio {
     /// Makes a nonblocking UDP socket as `config` says, binds it, and
-    /// allocates every buffer the aio will use: `batch` transmit slots of
-    /// `tx_pkt_max` bytes and `batch` receive slots of `rx_buf_len` bytes,
-    /// with their message headers and addresses. Nothing is allocated
-    /// after this.
+    /// allocates every buffer the aio will use. mmsg: `batch` transmit
+    /// slots of `tx_pkt_max` bytes and `batch` receive slots of
+    /// `rx_buf_len` bytes. io_uring: `queue_depth` of each, in one mapping
+    /// shared with the ring. Nothing is allocated after this.
     ///
-    /// [`Engine::Auto`] picks [`Engine::Mmsg`] today (the io_uring engine
-    /// is not built yet); [`UdpAio::engine_note`] says so.
+    /// [`Engine::Auto`] asks the kernel whether io_uring may be used
+    /// ([`uring_support`](super::uring_support)) and uses it if so and if
+    /// its ring can be made, else mmsg; [`UdpAio::engine_note`] says which
+    /// and why, for the caller's log.
     ///
     /// # Errors
-    /// [`BindError::EngineNotBuilt`] for [`Engine::Uring`]; the bound
-    /// violated for bad numbers (see [`UdpConfig::validate`]);
+    /// The bound violated for bad numbers (see [`UdpConfig::validate`]);
     /// [`BindError::Os`] with the failing call when the OS refuses (address
-    /// in use without `reuse_port`, address not local, ...).
+    /// in use without `reuse_port`, address not local, io_uring not
+    /// allowed for [`Engine::Uring`], ...).
     pub fn bind(config: &UdpConfig) -> Result<UdpAio, BindError> {
-        let engine_note = match config.engine {
-            Engine::Uring => return Err(BindError::EngineNotBuilt(Engine::Uring)),
-            Engine::Mmsg => "mmsg: sendmmsg/recvmmsg, as configured",
-            _ => match super::uring_support() {
-                UringSupport::Available => {
-                    "mmsg: Engine::Auto chose sendmmsg/recvmmsg: io_uring is available \
-                     but its engine is not built yet"
-                }
-                UringSupport::NotInKernel => {
-                    "mmsg: Engine::Auto chose sendmmsg/recvmmsg: io_uring is not in this \
-                     kernel (ENOSYS)"
-                }
-                UringSupport::Denied { sysctl: Some(n) } if n > 0 => {
-                    "mmsg: Engine::Auto chose sendmmsg/recvmmsg: io_uring is denied by \
-                     kernel.io_uring_disabled"
-                }
-                UringSupport::Denied { .. } => {
-                    "mmsg: Engine::Auto chose sendmmsg/recvmmsg: io_uring is denied (EPERM), \
-                     by a seccomp filter"
-                }
-                _ => "mmsg: Engine::Auto chose sendmmsg/recvmmsg: io_uring_setup failed",
-            },
-        };
         config.validate()?;
         let opts = SocketOpts {
             reuse_port: config.reuse_port,
@@ -119,16 +103,64 @@ impl UdpAio {
             step: "getsockname",
             source,
         })?;
+        let mmsg = || {
+            Io::Mmsg(Box::new(Mmsg::new(
+                config.batch,
+                config.tx_pkt_max,
+                config.rx_buf_len,
+            )))
+        };
+        let (io, engine_note) = match config.engine {
+            Engine::Mmsg => (mmsg(), "mmsg: sendmmsg/recvmmsg, as configured"),
+            Engine::Uring => {
+                let u = Uring::new(sock.raw(), config)
+                    .map_err(|(step, source)| BindError::Os { step, source })?;
+                let note = if u.multishot() {
+                    "uring: io_uring, as configured; multishot receive on a provided-buffer ring"
+                } else {
+                    "uring: io_uring, as configured; fixed one-shot receives"
+                };
+                (Io::Uring(Box::new(u)), note)
+            }
+            _ => match super::uring_support() {
+                UringSupport::Available => match Uring::new(sock.raw(), config) {
+                    Ok(u) => (
+                        Io::Uring(Box::new(u)),
+                        "uring: Engine::Auto chose io_uring: it is available",
+                    ),
+                    Err(_) => (
+                        mmsg(),
+                        "mmsg: Engine::Auto chose sendmmsg/recvmmsg: io_uring is available \
+                         but making the engine's ring failed",
+                    ),
+                },
+                UringSupport::NotInKernel => (
+                    mmsg(),
+                    "mmsg: Engine::Auto chose sendmmsg/recvmmsg: io_uring is not in this \
+                     kernel (ENOSYS)",
+                ),
+                UringSupport::Denied { sysctl: Some(n) } if n > 0 => (
+                    mmsg(),
+                    "mmsg: Engine::Auto chose sendmmsg/recvmmsg: io_uring is denied by \
+                     kernel.io_uring_disabled",
+                ),
+                UringSupport::Denied { .. } => (
+                    mmsg(),
+                    "mmsg: Engine::Auto chose sendmmsg/recvmmsg: io_uring is denied (EPERM), \
+                     by a seccomp filter",
+                ),
+                _ => (
+                    mmsg(),
+                    "mmsg: Engine::Auto chose sendmmsg/recvmmsg: io_uring_setup failed",
+                ),
+            },
+        };
         Ok(UdpAio {
+            io,
             sock,
             config: *config,
             local,
             engine_note,
-            tx: TxQueue::new(MsgSlots::new(config.batch, config.tx_pkt_max)),
-            rx: MsgSlots::new(config.batch, config.rx_buf_len),
-            rx_ready: vec![0; config.batch].into_boxed_slice(),
-            rx_head: 0,
-            rx_len: 0,
             stats: UdpStats::default(),
         })
     }
@@ -146,7 +178,10 @@ impl UdpAio {
 
     /// The engine in use (never [`Engine::Auto`]).
     pub fn engine(&self) -> Engine {
-        Engine::Mmsg
+        match self.io {
+            Io::Mmsg(_) => Engine::Mmsg,
+            Io::Uring(_) => Engine::Uring,
+        }
     }
 
     /// One line on which engine is in use and why, for the log of whoever
@@ -171,30 +206,62 @@ impl UdpAio {
         self.sock.get_int(libc::SO_RCVBUF)
     }
 
-    /// The counters since bind.
+    /// The counters since bind (with the io_uring gauges read now).
     pub fn stats(&self) -> UdpStats {
-        self.stats
+        let mut s = self.stats;
+        if let Io::Uring(u) = &self.io {
+            s.tx_in_flight = u.in_flight() as u64;
+            s.tx_limit = u.limit() as u64;
+            s.tx_limit_decreases = u.limit_decreases();
+            s.ring_errors = u.enter_errors;
+            s.ring_last_errno = u.last_enter_errno;
+        }
+        s
     }
 
-    /// Packets taken by `send` and not yet handed to the kernel. Nonzero
-    /// after a send returned while the socket buffer was full; the next
-    /// `send` (an empty batch with `flush = true` will do) tries them again.
+    /// io_uring: the latency of sends, submit to completion reaped, in
+    /// nanoseconds, since bind (`p50` / `p99` by
+    /// [`HistSnapshot::percentile`]); `None` for mmsg, whose sends
+    /// complete inside the system call. Allocates the copy.
+    pub fn tx_latency(&self) -> Option<HistSnapshot> {
+        match &self.io {
+            Io::Mmsg(_) => None,
+            Io::Uring(u) => Some(u.latency()),
+        }
+    }
+
+    /// Packets taken by `send` and not yet done: for mmsg, queued because
+    /// the socket buffer was full (the next `send`, an empty batch with
+    /// `flush = true` will do, tries them again); for io_uring, queued or
+    /// in flight until their completion is reaped.
     pub fn tx_pending(&self) -> usize {
-        self.tx.len()
+        match &self.io {
+            Io::Mmsg(m) => m.tx_pending(),
+            Io::Uring(u) => u.tx_pending(),
+        }
     }
 
     /// Packets received and not yet taken by the downstream aio (it
     /// answered `Again`); the next [`UdpAio::poll`] offers them first.
     pub fn rx_pending(&self) -> usize {
-        self.rx_len - self.rx_head
+        self.ready_len()
     }
 
-    /// Hands queued packets to the kernel; true if none is left.
-    fn drain_tx(&mut self) -> bool {
-        let sock = &self.sock;
-        self.tx.drain(&mut self.stats, &mut |slots, start, count| {
-            slots.sendmmsg(sock, start, count)
-        })
+    fn ready_len(&self) -> usize {
+        match &self.io {
+            Io::Mmsg(m) => m.ready_len(),
+            Io::Uring(u) => u.ready_len(),
+        }
+    }
+
+    /// Hands queued packets to the kernel (a flush).
+    fn push_out(&mut self) {
+        match &mut self.io {
+            Io::Mmsg(m) => {
+                m.drain(&self.sock, &mut self.stats);
+            }
+            Io::Uring(u) => u.submit(&mut self.stats, true),
+        }
     }
 
     /// Where a packet goes, in the socket's family (`Some(None)`: the
@@ -227,31 +294,12 @@ impl UdpAio {
     /// usable.
     pub fn poll<A: Aio + ?Sized>(&mut self, downstream: &mut A) -> usize {
         let mut taken = self.deliver(downstream);
-        if self.rx_pending() > 0 {
+        if self.ready_len() > 0 {
             return taken;
         }
-        self.stats.rx_recv_calls += 1;
-        let n = match self.rx.recvmmsg(&self.sock, self.config.batch) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-            Err(_) => {
-                self.stats.rx_errors += 1;
-                0
-            }
-        };
-        self.rx_head = 0;
-        self.rx_len = 0;
-        for i in 0..n {
-            let (bytes, _, truncated) = self.rx.received(i);
-            if truncated {
-                self.stats.rx_truncated += 1;
-                continue;
-            }
-            self.stats.rx_pkts += 1;
-            self.stats.rx_bytes += bytes.len() as u64;
-            // `batch <= BATCH_MAX = 1024`, so a slot index fits.
-            self.rx_ready[self.rx_len] = i as u16;
-            self.rx_len += 1;
+        match &mut self.io {
+            Io::Mmsg(m) => m.recv(&self.sock, &mut self.stats),
+            Io::Uring(u) => u.recv(&mut self.stats),
         }
         taken += self.deliver(downstream);
         taken
@@ -261,48 +309,62 @@ impl UdpAio {
     /// it took.
     fn deliver<A: Aio + ?Sized>(&mut self, downstream: &mut A) -> usize {
         let mut taken = 0;
-        let mut chunk = [PktInfo::new(&[]); DELIVER_CHUNK];
-        while self.rx_head < self.rx_len {
-            let m = (self.rx_len - self.rx_head).min(DELIVER_CHUNK);
+        loop {
+            let mut chunk = [PktInfo::new(&[]); DELIVER_CHUNK];
+            let ready = self.ready_len();
+            if ready == 0 {
+                return taken;
+            }
+            let m = ready.min(DELIVER_CHUNK);
             for (j, pkt) in chunk[..m].iter_mut().enumerate() {
-                let slot = usize::from(self.rx_ready[self.rx_head + j]);
-                let (bytes, src, _) = self.rx.received(slot);
+                let (bytes, src) = match &self.io {
+                    Io::Mmsg(io) => io.ready(j),
+                    Io::Uring(io) => io.ready(j),
+                };
                 *pkt = PktInfo {
                     buf: bytes,
                     ..PktInfo::new(&[])
                 };
                 pkt.meta.addr = src;
             }
-            let last = self.rx_head + m == self.rx_len;
-            match downstream.send(&chunk[..m], last) {
-                Ok(()) => {
-                    self.rx_head += m;
-                    taken += m;
-                }
+            let last = m == ready;
+            let (k, stop) = match downstream.send(&chunk[..m], last) {
+                Ok(()) => (m, false),
                 Err(e) => {
                     let k = e.batch_idx.min(m);
-                    self.rx_head += k;
-                    taken += k;
                     if e.kind == SendErrorKind::Again {
                         self.stats.rx_downstream_again += 1;
-                        return taken;
+                        (k, true)
+                    } else {
+                        // Inval (or a kind added later): drop the culprit.
+                        self.stats.rx_downstream_inval += 1;
+                        taken += k;
+                        self.consume(k + 1.min(m - k));
+                        continue;
                     }
-                    // Inval (or a kind added later): drop the culprit.
-                    self.stats.rx_downstream_inval += 1;
-                    self.rx_head += 1.min(m - k);
                 }
+            };
+            taken += k;
+            self.consume(k);
+            if stop {
+                return taken;
             }
         }
-        self.rx_head = 0;
-        self.rx_len = 0;
-        taken
+    }
+
+    fn consume(&mut self, k: usize) {
+        match &mut self.io {
+            Io::Mmsg(m) => m.consume(k),
+            Io::Uring(u) => u.consume(k),
+        }
     }
 }
 
 impl Aio for UdpAio {
     /// Copies each packet, in order, into a transmit slot; hands the slots
-    /// to the kernel with one `sendmmsg` when all `batch` slots are taken
-    /// and at the end of a call with `flush = true`.
+    /// to the kernel with one system call (`sendmmsg`, or `io_uring_enter`
+    /// for the queued `SendMsg` entries) when a batch is ready and at the
+    /// end of a call with `flush = true`.
     ///
     /// A packet needs a destination: `meta.addr` (port not 0, reachable
     /// from the socket's family) or, with `meta.addr = None`, the
@@ -332,19 +394,24 @@ impl Aio for UdpAio {
                 _ => {
                     self.stats.tx_inval += 1;
                     if flush {
-                        self.drain_tx();
+                        self.push_out();
                     }
                     return Err(SendError::inval(i));
                 }
             };
-            if self.tx.is_full() && !self.drain_tx() && self.tx.is_full() {
+            let took = match &mut self.io {
+                Io::Mmsg(m) => m.take(&self.sock, pkt.buf, dest.as_ref(), &mut self.stats),
+                Io::Uring(u) => u.take(pkt.buf, dest.as_ref(), &mut self.stats),
+            };
+            if !took {
                 self.stats.tx_again += 1;
                 return Err(SendError::again(i));
             }
-            self.tx.push(pkt.buf, dest.as_ref());
         }
-        if flush || self.tx.is_full() {
-            self.drain_tx();
+        match &mut self.io {
+            Io::Mmsg(m) => m.end_send(&self.sock, flush, &mut self.stats),
+            Io::Uring(u) if flush => u.submit(&mut self.stats, true),
+            Io::Uring(_) => {}
         }
         Ok(())
     }

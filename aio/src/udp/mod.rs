@@ -13,17 +13,25 @@
 //! Two kernel interfaces can move the packets, chosen by [`Engine`] in the
 //! [`UdpConfig`], behind the one API:
 //!
-//! - **mmsg** (built): `sendmmsg(2)` / `recvmmsg(2)` on batches of
+//! - **mmsg**: `sendmmsg(2)` / `recvmmsg(2)` on batches of
 //!   [`UdpConfig::batch`] messages (64 by default, what validators use
 //!   today). One system call moves a batch; it works wherever UDP does,
 //!   including containers where io_uring is disabled by sysctl or seccomp.
-//! - **uring** (not built yet): the same slots registered with an io_uring,
-//!   `SendMsg` entries submitted in one `io_uring_enter` per flush and
-//!   receives on a provided-buffer ring. Choosing [`Engine::Uring`] fails
-//!   with [`BindError::EngineNotBuilt`]; [`Engine::Auto`] chooses mmsg and
-//!   [`UdpAio::engine_note`] says why, for the caller's log: it asks the
-//!   kernel first ([`uring_support`]), so the note tells "denied by a
-//!   seccomp filter" from "not built yet".
+//! - **uring**: `SendMsg` entries queued into an io_uring and submitted
+//!   with one `io_uring_enter` per flush (or per `batch` queued); receives
+//!   by one multishot `RecvMsg` on a provided-buffer ring, or a fixed set of
+//!   one-shot `RecvMsg` where that is missing ([`UringRecv`]). The socket
+//!   is a registered file; [`UdpConfig::queue_depth`] slots and buffers
+//!   live in one mapping shared with the ring; optional SQPOLL
+//!   ([`UdpConfig::sqpoll`]) and an AIMD limit on sends in flight against a
+//!   latency target ([`UdpConfig::aimd`]). The first thread that sends or
+//!   polls becomes the ring's one submitter (`SINGLE_ISSUER`,
+//!   `DEFER_TASKRUN`): make the aio anywhere, then use it from one thread.
+//!
+//! [`Engine::Auto`] asks the kernel first ([`uring_support`]) and takes
+//! io_uring where it is allowed, mmsg where it is disabled by sysctl,
+//! refused by a seccomp filter (`EPERM`) or missing (`ENOSYS`);
+//! [`UdpAio::engine_note`] says which and why, once, for the caller's log.
 //!
 //! # Who owns which buffer, and for how long
 //!
@@ -37,10 +45,11 @@
 //!   with its socket address and message header) before `send` returns.
 //! - **A transmit slot** holds its packet from the copy until the kernel
 //!   took it (sendmmsg returned past it) or refused it with an error
-//!   (counted, dropped). The kernel holds no pointer into a slot after the
-//!   system call returns (it copies into its own socket buffers), so a slot
-//!   is free again as soon as the call that sent it returned. With io_uring
-//!   a slot will stay the kernel's until its completion is reaped.
+//!   (counted, dropped). With mmsg the kernel holds no pointer into a slot
+//!   after the system call returns (it copies into its own socket
+//!   buffers), so a slot is free again as soon as the call that sent it
+//!   returned. With io_uring a slot is the kernel's from submission until
+//!   its completion is reaped.
 //! - **A receive slot** (`batch` slots of [`UdpConfig::rx_buf_len`]
 //!   bytes) is the kernel's for the duration of one `recvmmsg`, then ours;
 //!   the downstream aio borrows it for the duration of its `send` only (the
@@ -50,13 +59,15 @@
 //!
 //! # What send, flush and Again mean here
 //!
-//! `send` copies packets into free slots; it calls `sendmmsg` when every
-//! slot is taken and, at its end, when `flush` is set. So `flush = false`
-//! gathers up to a batch across calls into one system call, and a flush
-//! (an empty batch with `flush = true` will do) pushes out the rest.
+//! `send` copies packets into free slots; it calls `sendmmsg` (mmsg)
+//! when every slot is taken, or `io_uring_enter` (uring) when `batch`
+//! sends are queued, and either at its end when `flush` is set. So
+//! `flush = false` gathers up to a batch across calls into one system
+//! call, and a flush (an empty batch with `flush = true` will do) pushes
+//! out the rest.
 //!
 //! A packet is *taken* once copied into a slot, and from then on it is the
-//! backend's to send: the `sendmmsg` that sends it may come in a later
+//! backend's to send: the system call that sends it may come in a later
 //! call. When the kernel's socket buffer is full (`EAGAIN`, `ENOBUFS`),
 //! taken packets stay in their slots, in order, and are tried again first
 //! by the next `send`; packets that find every slot taken are answered
@@ -64,7 +75,10 @@
 //! A flush that meets a full socket buffer still returns `Ok`: its packets
 //! were taken, and reporting them as not sent would have the caller send
 //! them twice. [`UdpAio::tx_pending`] tells how many wait; a tile flushes
-//! again at housekeeping while it is nonzero.
+//! again at housekeeping while it is nonzero. With io_uring the slots are
+//! also taken while their sends are in flight, so `Again` means every slot
+//! is queued or in flight (or the AIMD limit is reached) after one enter
+//! and reap.
 //!
 //! On loopback the kernel never pushes back (a datagram is handed to the
 //! receiver's queue, or dropped there, within the send), so `Again` is
@@ -81,6 +95,12 @@
 //! fails again. Every drop is counted in [`UdpStats::tx_dropped`]; no error
 //! stops the aio or loses the packets around the one dropped.
 //!
+//! The io_uring engine sees the same errors in its send completions and
+//! handles them the same way. A pending socket error goes to whichever
+//! operation meets it first, so with receives posted (always, in the fixed
+//! receive mode) an ICMP report may surface as a receive error instead:
+//! counted in [`UdpStats::rx_errors`], losing nothing.
+//!
 //! An unconnected socket does not hear ICMP errors at all (Linux reports
 //! them only on connected sockets or with `IP_RECVERR`, whose error queue
 //! would then take receive-buffer space until drained); set
@@ -88,22 +108,29 @@
 //!
 //! # Unsafe code
 //!
-//! All of it is in the private `sys` module: the socket calls and the two
-//! batch system calls, with every pointer of a message header written from
-//! a live borrow immediately before the call that reads it.
+//! In two private modules: `sys` (the socket calls and the two batch
+//! system calls, with every pointer of a message header written from a
+//! live borrow immediately before the call that reads it) and `uring`
+//! (the ring and the mapping it shares with the kernel, where pointers
+//! stay with the kernel until their completion; its module documentation
+//! gives the ownership argument).
 
 #![deny(unsafe_code)]
 
+mod aimd;
 mod config;
 mod endpoint;
+mod mmsg;
 mod probe;
 mod stats;
 mod sys;
 mod tx;
+mod uring;
 
+pub use aimd::AimdConfig;
 pub use config::{
-    BindError, Engine, UdpConfig, BATCH_DEFAULT, BATCH_MAX, RX_BUF_DEFAULT, UDP_V4_PAYLOAD_MAX,
-    UDP_V6_PAYLOAD_MAX,
+    BindError, Engine, UdpConfig, UringRecv, BATCH_DEFAULT, BATCH_MAX, QUEUE_DEPTH_DEFAULT,
+    QUEUE_DEPTH_MAX, RX_BUF_DEFAULT, UDP_V4_PAYLOAD_MAX, UDP_V6_PAYLOAD_MAX,
 };
 pub use endpoint::UdpAio;
 pub use probe::{uring_support, uring_support_raw, uring_sysctl, UringSupport};

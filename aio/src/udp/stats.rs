@@ -56,8 +56,17 @@ pub struct UdpStats {
     pub tx_pkts: u64,
     /// Payload bytes of those packets.
     pub tx_bytes: u64,
-    /// Send system calls made (`sendmmsg`), successful or not.
+    /// Send system calls made (`sendmmsg`, or the `io_uring_enter` that
+    /// submitted sends), successful or not.
     pub tx_send_calls: u64,
+    /// io_uring: sends submitted whose completion was not reaped yet, at
+    /// the time of the reading (a gauge; 0 for mmsg).
+    pub tx_in_flight: u64,
+    /// io_uring: the limit on sends queued or in flight at the time of the
+    /// reading (the AIMD limit, or the slots without one).
+    pub tx_limit: u64,
+    /// io_uring: times the AIMD limit was halved.
+    pub tx_limit_decreases: u64,
     /// Sends answered with `Again` (transmit slots full and the kernel's
     /// socket buffer full).
     pub tx_again: u64,
@@ -74,8 +83,15 @@ pub struct UdpStats {
     pub rx_pkts: u64,
     /// Payload bytes of those datagrams.
     pub rx_bytes: u64,
-    /// Receive system calls made (`recvmmsg`), successful or not.
+    /// Receive system calls made (`recvmmsg`, or the `io_uring_enter` of a
+    /// poll that found nothing ready), successful or not.
     pub rx_recv_calls: u64,
+    /// io_uring: times the multishot receive was armed (once, then again
+    /// each time the kernel ended it, e.g. for lack of buffers).
+    pub rx_arms: u64,
+    /// io_uring: times the provided buffers ran out (`ENOBUFS`) while the
+    /// downstream held packets; the datagrams waited in the socket buffer.
+    pub rx_no_buffers: u64,
     /// Datagrams longer than the receive buffer: truncated by the kernel,
     /// counted here, not delivered.
     pub rx_truncated: u64,
@@ -87,4 +103,9 @@ pub struct UdpStats {
     pub rx_downstream_again: u64,
     /// Packets the downstream aio refused with `Inval`, dropped.
     pub rx_downstream_inval: u64,
+    /// io_uring: `io_uring_enter` or ring-enable calls that failed (the
+    /// queued entries stay queued), and the errno of the last.
+    pub ring_errors: u64,
+    /// The errno of the last failed ring call (0: none).
+    pub ring_last_errno: i32,
 }

@@ -97,7 +97,7 @@ impl Socket {
         Ok(sock)
     }
 
-    fn raw(&self) -> RawFd {
+    pub(crate) fn raw(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
 
@@ -169,7 +169,10 @@ fn encode(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 }
 
 /// Writes `addr` into `storage`; returns its length.
-fn encode_into(addr: &SocketAddr, storage: &mut libc::sockaddr_storage) -> libc::socklen_t {
+pub(crate) fn encode_into(
+    addr: &SocketAddr,
+    storage: &mut libc::sockaddr_storage,
+) -> libc::socklen_t {
     match addr {
         SocketAddr::V4(a) => {
             let sin = libc::sockaddr_in {
@@ -215,7 +218,7 @@ fn encode_into(addr: &SocketAddr, storage: &mut libc::sockaddr_storage) -> libc:
 /// The SocketAddr in a sockaddr the kernel wrote, if it is an IP address.
 /// An IPv4-mapped IPv6 address (a v4 peer of a dual-stack socket) is
 /// given back as the IPv4 address it maps.
-fn decode(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+pub(crate) fn decode(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
     let len = len as usize;
     match libc::c_int::from(storage.ss_family) {
         libc::AF_INET if len >= size_of::<libc::sockaddr_in>() => {
