@@ -260,7 +260,7 @@ impl UdpAio {
             Io::Mmsg(m) => {
                 m.drain(&self.sock, &mut self.stats);
             }
-            Io::Uring(u) => u.submit(&mut self.stats, true),
+            Io::Uring(u) => u.flush(&mut self.stats),
         }
     }
 
@@ -410,7 +410,7 @@ impl Aio for UdpAio {
         }
         match &mut self.io {
             Io::Mmsg(m) => m.end_send(&self.sock, flush, &mut self.stats),
-            Io::Uring(u) if flush => u.submit(&mut self.stats, true),
+            Io::Uring(u) if flush => u.flush(&mut self.stats),
             Io::Uring(_) => {}
         }
         Ok(())

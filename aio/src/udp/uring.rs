@@ -482,6 +482,16 @@ impl Uring {
         matches!(self.rx_mode, RxMode::Multishot { .. })
     }
 
+    /// A flush: submits the queued sends with one enter, or, with none
+    /// queued, only reaps (no system call).
+    pub fn flush(&mut self, stats: &mut UdpStats) {
+        if self.tx_nqueued > 0 {
+            self.submit(stats, true);
+        } else {
+            self.reap(stats);
+        }
+    }
+
     fn can_take(&self) -> bool {
         self.tx_nfree > 0 && self.tx_pending() < self.limit()
     }
