@@ -2,7 +2,7 @@
 //! flight and the latency histogram agree with what was sent, and the AIMD
 //! limit on sends in flight is applied (an impossible target shrinks it to
 //! its floor and splits a batch into as many submissions; a target always
-//! met leaves it alone). The controller's convergence is tested in
+//! met leaves it alone), and SQPOLL moves packets both ways. The controller's convergence is tested in
 //! `udp::aimd` against a queue model.
 
 use std::net::{SocketAddr, UdpSocket};
@@ -115,4 +115,39 @@ fn a_target_always_met_leaves_the_limit_alone() {
     let st = aio.stats();
     assert_eq!((st.tx_limit, st.tx_limit_decreases), (256, 0), "{st:?}");
     assert_eq!(st.tx_send_calls, 20);
+}
+
+#[test]
+fn sqpoll_moves_packets_both_ways() {
+    if uring_support() != UringSupport::Available {
+        return;
+    }
+    let config = UdpConfig {
+        engine: Engine::Uring,
+        sqpoll: Some(50),
+        ..UdpConfig::new("127.0.0.1:0".parse().unwrap())
+    };
+    let mut aio = UdpAio::bind(&config).unwrap();
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .unwrap();
+    let to = peer.local_addr().unwrap();
+    let bufs: Vec<Vec<u8>> = (0..50).map(|i| vec![i as u8; 1 + i * 20]).collect();
+    let batch: Vec<PktInfo<'_>> = bufs.iter().map(|b| PktInfo::with_addr(b, to)).collect();
+    aio.send(&batch, true).unwrap();
+    let mut buf = [0u8; 2048];
+    for b in &bufs {
+        let (n, from) = peer.recv_from(&mut buf).expect("sent through SQPOLL");
+        assert_eq!((&buf[..n], from), (&b[..], aio.local_addr()));
+        peer.send_to(&buf[..n], aio.local_addr()).unwrap();
+    }
+    let mut sink = tilewire_aio::MemAio::with_capacity(64);
+    let mut back = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while back.len() < bufs.len() && std::time::Instant::now() < deadline {
+        aio.poll(&mut sink);
+        back.extend(sink.drain().map(|p| p.buf.to_vec()));
+    }
+    assert_eq!(back, bufs);
+    assert_eq!(aio.stats().tx_pkts, 50);
 }
