@@ -2,8 +2,8 @@
 //! flight and the latency histogram agree with what was sent, and the AIMD
 //! limit on sends in flight is applied (an impossible target shrinks it to
 //! its floor and splits a batch into as many submissions; a target always
-//! met leaves it alone), and SQPOLL moves packets both ways. The controller's convergence is tested in
-//! `udp::aimd` against a queue model.
+//! met leaves it alone); SQPOLL moves packets both ways. The controller's
+//! convergence is tested in `udp::aimd` against a queue model.
 
 use std::net::{SocketAddr, UdpSocket};
 
