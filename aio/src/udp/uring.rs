@@ -34,9 +34,12 @@
 //! been an ICMP report about an earlier datagram) and dropped if it fails
 //! again. Every drop is counted.
 //!
-//! Packets leave in the order they were taken, except around a packet the
-//! kernel pushed back (`EAGAIN`), which goes out again after the ones
-//! queued behind it.
+//! Packets leave in the order they were taken while the socket buffer has
+//! room. When it fills, the kernel parks each send that found none until
+//! room appears (the slot stays in flight; its completion is deferred work
+//! that the next enter runs, so a send or flush that finds no free slot
+//! enters once before answering `Again`), and parked sends may leave in any
+//! order. UDP promises no order; the mmsg engine keeps it.
 //!
 //! # Receive
 //!
@@ -482,10 +485,12 @@ impl Uring {
         matches!(self.rx_mode, RxMode::Multishot { .. })
     }
 
-    /// A flush: submits the queued sends with one enter, or, with none
-    /// queued, only reaps (no system call).
+    /// A flush: submits the queued sends with one enter. With none queued
+    /// but some in flight (the kernel waits for room in the socket buffer;
+    /// their completions are deferred work that only an enter runs), one
+    /// enter too; with neither, only reaps (no system call).
     pub fn flush(&mut self, stats: &mut UdpStats) {
-        if self.tx_nqueued > 0 {
+        if self.tx_nqueued > 0 || self.tx_in_flight > 0 {
             self.submit(stats, true);
         } else {
             self.reap(stats);
@@ -501,11 +506,7 @@ impl Uring {
     /// and reaping.
     pub fn take(&mut self, bytes: &[u8], dest: Option<&SocketAddr>, stats: &mut UdpStats) -> bool {
         if !self.can_take() {
-            if self.tx_nqueued > 0 {
-                self.submit(stats, true);
-            } else {
-                self.reap(stats);
-            }
+            self.flush(stats);
             if !self.can_take() {
                 return false;
             }
