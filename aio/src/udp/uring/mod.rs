@@ -62,14 +62,20 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 
-use io_uring::{cqueue, opcode, types, IoUring};
+use io_uring::{opcode, types, IoUring};
 use tilewire_shmem::clock::mono_ns;
 use tilewire_shmem::hist::{HistSnapshot, LocalHist};
+
+mod mem;
+mod rx;
+
+use mem::{Layout, Mapping};
+use rx::{Ready, RxMode};
 
 use super::aimd::Aimd;
 use super::config::{UdpConfig, UringRecv};
 use super::stats::UdpStats;
-use super::sys::{decode, encode_into};
+use super::sys::encode_into;
 
 /// `IORING_ENTER_GETEVENTS`: also run deferred completion work.
 const ENTER_GETEVENTS: u32 = 1;
@@ -77,8 +83,6 @@ const ENTER_GETEVENTS: u32 = 1;
 const TAG_MULTISHOT: u64 = 1 << 62;
 /// user_data of a fixed receive: this bit and the buffer id.
 const TAG_FIXED: u64 = 1 << 61;
-/// user_data of a cancel (its completion is ignored).
-const TAG_CANCEL: u64 = 1 << 60;
 /// The provided-buffer group id.
 const BGID: u16 = 0;
 /// Bytes of `io_uring_recvmsg_out` at the start of a multishot buffer.
@@ -88,126 +92,6 @@ const OUT_LEN: usize = 16;
 const NAME_LEN: usize = size_of::<libc::sockaddr_in6>();
 /// Completions copied out of the ring per pass.
 const REAP_CHUNK: usize = 32;
-
-const fn round_up(n: usize, to: usize) -> usize {
-    n.div_ceil(to) * to
-}
-
-/// The mapping the kernel shares with us; unmapped on drop.
-struct Mapping {
-    base: *mut u8,
-    len: usize,
-}
-
-impl Mapping {
-    fn new(len: usize) -> io::Result<Mapping> {
-        // SAFETY: an anonymous private mapping of `len` bytes, no address
-        // hint; the result is checked.
-        let p = unsafe {
-            libc::mmap(
-                ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Mapping {
-            base: p.cast(),
-            len,
-        })
-    }
-
-    /// A pointer `off` bytes in.
-    ///
-    /// # Panics
-    /// If `off` is past the end.
-    fn at(&self, off: usize) -> *mut u8 {
-        assert!(off <= self.len);
-        self.base.wrapping_add(off)
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in `new`, unmapped once; the ring that
-        // shared it was dropped before (see the module documentation).
-        unsafe { libc::munmap(self.base.cast(), self.len) };
-    }
-}
-
-/// Where each part lives in the mapping.
-#[derive(Debug, Clone, Copy)]
-struct Layout {
-    ring: usize,
-    rx_bufs: usize,
-    rx_stride: usize,
-    rx_hdrs: usize,
-    rx_iovs: usize,
-    rx_names: usize,
-    tx_bufs: usize,
-    tx_stride: usize,
-    tx_hdrs: usize,
-    tx_iovs: usize,
-    tx_names: usize,
-    len: usize,
-}
-
-impl Layout {
-    fn new(n_rx: usize, rx_buf_len: usize, n_tx: usize, tx_pkt_max: usize) -> Layout {
-        let page = 4096;
-        let ring = 0;
-        let rx_bufs = round_up(n_rx * size_of::<types::BufRingEntry>(), page);
-        let rx_stride = round_up(OUT_LEN + NAME_LEN + rx_buf_len, 64);
-        let rx_hdrs = rx_bufs + n_rx * rx_stride;
-        let rx_iovs = round_up(rx_hdrs + n_rx * size_of::<libc::msghdr>(), 64);
-        let rx_names = round_up(rx_iovs + n_rx * size_of::<libc::iovec>(), 64);
-        let tx_bufs = round_up(rx_names + n_rx * size_of::<libc::sockaddr_storage>(), page);
-        let tx_stride = round_up(tx_pkt_max.max(1), 64);
-        let tx_hdrs = tx_bufs + n_tx * tx_stride;
-        let tx_iovs = round_up(tx_hdrs + n_tx * size_of::<libc::msghdr>(), 64);
-        let tx_names = round_up(tx_iovs + n_tx * size_of::<libc::iovec>(), 64);
-        let len = round_up(tx_names + n_tx * size_of::<libc::sockaddr_storage>(), page);
-        Layout {
-            ring,
-            rx_bufs,
-            rx_stride,
-            rx_hdrs,
-            rx_iovs,
-            rx_names,
-            tx_bufs,
-            tx_stride,
-            tx_hdrs,
-            tx_iovs,
-            tx_names,
-            len,
-        }
-    }
-}
-
-/// How receives are posted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RxMode {
-    /// One multishot RecvMsg on the provided-buffer ring; `armed` while
-    /// the kernel has it.
-    Multishot { armed: bool, tail: u16 },
-    /// One RecvMsg per buffer.
-    Fixed,
-}
-
-/// A received packet ready for the downstream: its buffer, where its
-/// payload starts, its length, and its source.
-#[derive(Debug, Clone, Copy)]
-struct Ready {
-    buf: u16,
-    off: u16,
-    len: u32,
-    src: Option<SocketAddr>,
-}
 
 /// The io_uring engine: a ring, its registered socket, and the slots and
 /// buffers it lends the kernel.
@@ -246,10 +130,6 @@ pub(crate) struct Uring {
     pub last_enter_errno: i32,
 }
 
-// SAFETY: the raw pointer of `mem` names memory this struct owns; moving
-// the engine moves its ownership. The ring itself is Send.
-unsafe impl Send for Mapping {}
-
 impl core::fmt::Debug for Uring {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Uring")
@@ -260,7 +140,6 @@ impl core::fmt::Debug for Uring {
             .finish()
     }
 }
-
 impl Uring {
     /// Makes the ring for `fd` (registered as fixed file 0), maps the
     /// slots and buffers, and registers the buffer ring (or falls back to
@@ -341,108 +220,9 @@ impl Uring {
         Ok(u)
     }
 
-    /// Registers the provided-buffer ring and fills it with every buffer.
-    fn register_buf_ring(&mut self) -> io::Result<()> {
-        let n = u16::try_from(self.n_rx).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-        let addr = self.mem.at(self.lay.ring) as u64;
-        // SAFETY: `n` entries of the ring live at `addr`, page aligned, in
-        // `mem`, which outlives the ring (dropped after it).
-        unsafe {
-            self.ring
-                .submitter()
-                .register_buf_ring_with_flags(addr, n, BGID, 0)?;
-        }
-        for b in 0..self.n_rx {
-            self.ring_put(b as u16, b as u16);
-        }
-        self.ring_publish(n);
-        self.rx_mode = RxMode::Multishot {
-            armed: false,
-            tail: n,
-        };
-        Ok(())
-    }
-
-    fn rx_buf(&self, b: u16) -> *mut u8 {
-        self.mem
-            .at(self.lay.rx_bufs + usize::from(b) * self.lay.rx_stride)
-    }
-
     fn tx_buf(&self, s: u16) -> *mut u8 {
         self.mem
             .at(self.lay.tx_bufs + usize::from(s) * self.lay.tx_stride)
-    }
-
-    /// Writes buffer `b` into ring entry `pos` (not yet visible).
-    fn ring_put(&mut self, pos: u16, b: u16) {
-        let mask = self.n_rx - 1;
-        let entry = self
-            .mem
-            .at(self.lay.ring + (usize::from(pos) & mask) * size_of::<types::BufRingEntry>())
-            .cast::<types::BufRingEntry>();
-        let len = (OUT_LEN + NAME_LEN + self.rx_buf_len) as u32;
-        let addr = self.rx_buf(b) as u64;
-        // SAFETY: entry `pos & mask` is one of the ring's entries in
-        // `mem`, aligned (16-byte entries from a page boundary); the kernel
-        // reads an entry only once the tail moved past it, which happens
-        // after this write (`ring_publish`, a release store). Writing the
-        // fields one by one leaves entry 0's `resv`, the tail, alone.
-        unsafe {
-            (*entry).set_addr(addr);
-            (*entry).set_len(len);
-            (*entry).set_bid(b);
-        }
-    }
-
-    /// Makes the entries before `tail` visible to the kernel.
-    fn ring_publish(&mut self, tail: u16) {
-        let base = self.mem.at(self.lay.ring).cast::<types::BufRingEntry>();
-        // SAFETY: the tail is the u16 at offset 14 of entry 0, which the
-        // kernel reads with acquire semantics; a release store publishes
-        // the entries written before it.
-        unsafe {
-            let t = types::BufRingEntry::tail(base).cast_mut();
-            (*t.cast::<core::sync::atomic::AtomicU16>())
-                .store(tail, core::sync::atomic::Ordering::Release);
-        }
-    }
-
-    /// Posts a one-shot receive into buffer `b` (fixed mode).
-    fn post_fixed(&mut self, b: u16) {
-        let i = usize::from(b);
-        let hdr = self
-            .mem
-            .at(self.lay.rx_hdrs + i * size_of::<libc::msghdr>())
-            .cast::<libc::msghdr>();
-        let iov = self
-            .mem
-            .at(self.lay.rx_iovs + i * size_of::<libc::iovec>())
-            .cast::<libc::iovec>();
-        let name = self
-            .mem
-            .at(self.lay.rx_names + i * size_of::<libc::sockaddr_storage>());
-        // SAFETY: buffer `b` and its header, iovec and name are ours (its
-        // last receive completed and was taken, or it was never posted);
-        // all lie in `mem` at aligned offsets. The kernel writes them from
-        // the submission until the completion, and we touch them again
-        // only after reaping it.
-        unsafe {
-            iov.write(libc::iovec {
-                iov_base: self.rx_buf(b).cast(),
-                iov_len: self.rx_buf_len,
-            });
-            let mut h: libc::msghdr = core::mem::zeroed();
-            h.msg_name = name.cast();
-            h.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            h.msg_iov = iov;
-            h.msg_iovlen = 1;
-            hdr.write(h);
-        }
-        let e = opcode::RecvMsg::new(types::Fixed(0), hdr)
-            .build()
-            .user_data(TAG_FIXED | u64::from(b));
-        self.push(&e);
-        self.rx_posted += 1;
     }
 
     /// Queues an entry. The submission ring has room for every slot and
@@ -665,7 +445,7 @@ impl Uring {
                     self.on_multishot(res, flags, stats);
                 } else if ud & TAG_FIXED != 0 {
                     self.on_fixed((ud & 0xffff) as u16, res, stats);
-                } else if ud & TAG_CANCEL == 0 {
+                } else {
                     if now == 0 {
                         now = mono_ns();
                     }
@@ -708,175 +488,5 @@ impl Uring {
     fn free_slot(&mut self, s: u16) {
         self.tx_free[self.tx_nfree] = s;
         self.tx_nfree += 1;
-    }
-
-    fn on_multishot(&mut self, res: i32, flags: u32, stats: &mut UdpStats) {
-        if !cqueue::more(flags) {
-            if let RxMode::Multishot { armed, .. } = &mut self.rx_mode {
-                *armed = false;
-            }
-        }
-        let Some(b) = cqueue::buffer_select(flags) else {
-            if res == -libc::ENOBUFS {
-                stats.rx_no_buffers += 1;
-            } else if res < 0 && res != -libc::ECANCELED {
-                stats.rx_errors += 1;
-            }
-            return;
-        };
-        if res < 0 {
-            stats.rx_errors += 1;
-            self.give_back(b);
-            return;
-        }
-        let base = self.rx_buf(b);
-        // SAFETY: the completion hands buffer `b` to us: the kernel wrote
-        // its io_uring_recvmsg_out header (four u32) and the name area,
-        // both inside the buffer, and will not touch it until it is back
-        // on the ring.
-        let (namelen, payloadlen, mflags, name) = unsafe {
-            let out = base.cast::<[u32; 4]>().read_unaligned();
-            let mut name: libc::sockaddr_storage = core::mem::zeroed();
-            let nl = (out[0] as usize).min(NAME_LEN);
-            ptr::copy_nonoverlapping(base.add(OUT_LEN), ptr::addr_of_mut!(name).cast::<u8>(), nl);
-            (nl, out[2], out[3], name)
-        };
-        if mflags & libc::MSG_TRUNC as u32 != 0 || payloadlen as usize > self.rx_buf_len {
-            stats.rx_truncated += 1;
-            self.give_back(b);
-            return;
-        }
-        let src = decode(&name, namelen as libc::socklen_t);
-        self.push_ready(
-            Ready {
-                buf: b,
-                off: (OUT_LEN + NAME_LEN) as u16,
-                len: payloadlen,
-                src,
-            },
-            stats,
-        );
-    }
-
-    fn on_fixed(&mut self, b: u16, res: i32, stats: &mut UdpStats) {
-        self.rx_posted -= 1;
-        if res < 0 {
-            if res != -libc::ECANCELED {
-                stats.rx_errors += 1;
-                self.post_fixed(b);
-            }
-            return;
-        }
-        let i = usize::from(b);
-        let hdr = self
-            .mem
-            .at(self.lay.rx_hdrs + i * size_of::<libc::msghdr>())
-            .cast::<libc::msghdr>();
-        let name = self
-            .mem
-            .at(self.lay.rx_names + i * size_of::<libc::sockaddr_storage>())
-            .cast::<libc::sockaddr_storage>();
-        // SAFETY: the completion of buffer `b`'s receive was reaped, so
-        // the kernel is done writing its header and name.
-        let (h, src) = unsafe {
-            let h = hdr.read();
-            (h, decode(&*name, h.msg_namelen))
-        };
-        if h.msg_flags & libc::MSG_TRUNC != 0 {
-            stats.rx_truncated += 1;
-            self.post_fixed(b);
-            return;
-        }
-        self.push_ready(
-            Ready {
-                buf: b,
-                off: 0,
-                len: res as u32,
-                src,
-            },
-            stats,
-        );
-    }
-
-    fn push_ready(&mut self, r: Ready, stats: &mut UdpStats) {
-        stats.rx_pkts += 1;
-        stats.rx_bytes += u64::from(r.len);
-        // Each buffer is in the ready ring at most once, and the ring has
-        // a place for every buffer.
-        let pos = (self.ready_head + self.ready_len) % self.n_rx;
-        self.ready[pos] = r;
-        self.ready_len += 1;
-    }
-
-    /// Packets received and not yet taken.
-    pub fn ready_len(&self) -> usize {
-        self.ready_len
-    }
-
-    /// The `j`-th packet not yet taken: payload and source.
-    pub fn ready(&self, j: usize) -> (&[u8], Option<SocketAddr>) {
-        assert!(j < self.ready_len);
-        let r = self.ready[(self.ready_head + j) % self.n_rx];
-        let p = self.rx_buf(r.buf).wrapping_add(usize::from(r.off));
-        // SAFETY: buffer `r.buf` is ours until `consume` gives it back (the
-        // kernel handed it over with the completion), and `len` bytes from
-        // `off` lie inside it (`off + len <= OUT_LEN + NAME_LEN +
-        // rx_buf_len <= rx_stride`). The slice borrows `self`, so it cannot
-        // outlive that.
-        let bytes = unsafe { core::slice::from_raw_parts(p, r.len as usize) };
-        (bytes, r.src)
-    }
-
-    /// Gives the first `k` ready packets' buffers back to the kernel.
-    pub fn consume(&mut self, k: usize) {
-        assert!(k <= self.ready_len);
-        for _ in 0..k {
-            let b = self.ready[self.ready_head].buf;
-            self.ready_head = (self.ready_head + 1) % self.n_rx;
-            self.ready_len -= 1;
-            self.give_back(b);
-        }
-        if self.ready_len == 0 {
-            self.ready_head = 0;
-        }
-    }
-
-    fn give_back(&mut self, b: u16) {
-        match self.rx_mode {
-            RxMode::Multishot { armed, tail } => {
-                self.ring_put(tail, b);
-                let tail = tail.wrapping_add(1);
-                self.ring_publish(tail);
-                self.rx_mode = RxMode::Multishot { armed, tail };
-            }
-            RxMode::Fixed => self.post_fixed(b),
-        }
-    }
-
-    /// Receives: reaps what completed; if nothing is ready, arms the
-    /// multishot receive when it is not, and enters the kernel once to run
-    /// the completion work, then reaps again.
-    pub fn recv(&mut self, stats: &mut UdpStats) {
-        self.reap(stats);
-        if self.ready_len > 0 {
-            return;
-        }
-        if let RxMode::Multishot { armed: false, tail } = self.rx_mode {
-            let hdr = self.mem.at(self.lay.rx_hdrs).cast::<libc::msghdr>();
-            // SAFETY: header 0 is not used by multishot receives otherwise;
-            // the kernel reads its name and control lengths at submission.
-            unsafe {
-                let mut h: libc::msghdr = core::mem::zeroed();
-                h.msg_namelen = NAME_LEN as libc::socklen_t;
-                hdr.write(h);
-            }
-            let e = opcode::RecvMsgMulti::new(types::Fixed(0), hdr, BGID)
-                .build()
-                .user_data(TAG_MULTISHOT);
-            self.push(&e);
-            self.rx_mode = RxMode::Multishot { armed: true, tail };
-            stats.rx_arms += 1;
-        }
-        self.submit(stats, false);
     }
 }
