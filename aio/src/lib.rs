@@ -56,6 +56,8 @@
 pub mod conformance;
 pub mod error;
 pub mod mem;
+/// Test hosts in network namespaces: a veth pair between two fresh namespaces, removed on drop (needs root).
+pub mod netns;
 pub mod pcap;
 pub mod pkt;
 pub mod raw;

@@ -2,15 +2,17 @@
 //!
 //! ```text
 //! tilewire bench link [--json] [--quick]   link throughput and latency vs rtrb and crossbeam
+//! tilewire bench udp [--json] [--quick]    UDP TX/RX rate and RTT: aio engines vs quinn-udp
 //! ```
 //!
 //! More commands (`run`, `demo`, `monitor`, `shmem`) come with the pipeline.
 #![forbid(unsafe_code)]
 
 mod bench_link;
+mod bench_udp;
 
 fn usage() -> ! {
-    eprintln!("usage: tilewire bench link [--json] [--quick]");
+    eprintln!("usage: tilewire bench link|udp [--json] [--quick]");
     std::process::exit(2);
 }
 
@@ -28,6 +30,16 @@ fn main() {
             };
             if let Err(e) = bench_link::run(&opts) {
                 eprintln!("tilewire bench link: {e}");
+                std::process::exit(1);
+            }
+        }
+        (Some("bench"), Some("udp")) => {
+            let opts = bench_udp::Opts {
+                json: flag("--json"),
+                quick: flag("--quick"),
+            };
+            if let Err(e) = bench_udp::run(&opts) {
+                eprintln!("tilewire bench udp: {e}");
                 std::process::exit(1);
             }
         }

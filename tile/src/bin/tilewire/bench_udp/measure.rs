@@ -1,0 +1,383 @@
+//! The three measurements (transmit rate, receive rate, ping-pong RTT),
+//! each one run of two pinned threads over one path.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use tilewire_aio::netns::VethPair;
+use tilewire_shmem::clock::mono_ns;
+
+use super::endpoint::{pattern, stamp, Checker, Endpoint, Impl, Unavailable, BURST};
+
+/// How long a receiver keeps draining after its sender stopped and the
+/// socket went quiet.
+const QUIET: Duration = Duration::from_millis(20);
+/// Longest a receiver keeps going after its sender's time is up, quiet or
+/// not: every loop here ends.
+const TAIL_MAX: Duration = Duration::from_secs(2);
+/// A ping-pong round trip not back within this is counted lost.
+const RTT_TIMEOUT_NS: u64 = 50_000_000;
+
+/// Where the two sockets of a run live: side `a` (core 0) and side `b`
+/// (core 1) of a veth pair, or both on loopback.
+pub struct Host {
+    pub path: &'static str,
+    pair: Option<VethPair>,
+}
+
+impl Host {
+    pub fn loopback() -> Host {
+        Host {
+            path: "loopback",
+            pair: None,
+        }
+    }
+
+    pub fn veth(pair: VethPair) -> Host {
+        Host {
+            path: "veth",
+            pair: Some(pair),
+        }
+    }
+
+    /// A socket of `imp` on side `a` (`on_a`) or `b`, made inside that
+    /// side's namespace (it stays there, used from the pinned threads).
+    pub fn bind(&self, on_a: bool, imp: Impl, sz: usize) -> Result<Endpoint, Unavailable> {
+        match &self.pair {
+            None => Endpoint::bind(imp, IpAddr::V4(Ipv4Addr::LOCALHOST), sz),
+            Some(pair) => {
+                let side = if on_a { pair.a() } else { pair.b() };
+                let ip = IpAddr::V4(side.addr());
+                side.run(|| Endpoint::bind(imp, ip, sz))
+                    .map_err(|e| format!("{}: {e}", imp.name()))?
+            }
+        }
+    }
+}
+
+/// CPU time of the calling thread in ns: the first field of
+/// `/proc/thread-self/schedstat` (the scheduler's `sum_exec_runtime`, what
+/// `CLOCK_THREAD_CPUTIME_ID` reports), read without unsafe code. Read
+/// only at the edges of a run, never in its loop.
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs `a` pinned to the first core and `b` to the second, from a
+/// common start.
+fn pinned<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
+where
+    A: FnOnce() -> RA + Send,
+    B: FnOnce() -> RB + Send,
+    RA: Send,
+    RB: Send,
+{
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let (c0, c1) = (cores.first().copied(), cores.get(1).copied());
+    let start = Barrier::new(2);
+    std::thread::scope(|s| {
+        let start = &start;
+        let ta = s.spawn(move || {
+            if let Some(c) = c0 {
+                core_affinity::set_for_current(c);
+            }
+            start.wait();
+            a()
+        });
+        let tb = s.spawn(move || {
+            if let Some(c) = c1 {
+                core_affinity::set_for_current(c);
+            }
+            start.wait();
+            b()
+        });
+        (ta.join().expect("thread a"), tb.join().expect("thread b"))
+    })
+}
+
+/// What the sending thread of a rate run saw.
+struct Sent {
+    /// Packets the kernel took.
+    kernel: u64,
+    /// Sequence numbers handed out (taken by the implementation).
+    seqs: u64,
+    /// Packets lost to send errors.
+    errors: u64,
+    secs: f64,
+    cpu_ns: u64,
+}
+
+/// Sends bursts of `sz`-byte packets from `ep` to `dest` for `dur`, then
+/// flushes, then raises `done`.
+fn blast(ep: &mut Endpoint, dest: SocketAddr, sz: usize, dur: Duration, done: &AtomicBool) -> Sent {
+    let mut bufs = pattern(sz).repeat(BURST);
+    let cpu0 = thread_cpu_ns();
+    let t0 = Instant::now();
+    let mut seq = 0u64;
+    while t0.elapsed() < dur {
+        stamp(&mut bufs, sz, seq, BURST);
+        let taken = ep.send_run(&bufs, sz, BURST, dest);
+        seq += taken as u64;
+        if taken == 0 {
+            std::hint::spin_loop();
+        }
+    }
+    ep.flush(1 << 20);
+    let secs = t0.elapsed().as_secs_f64();
+    let cpu_ns = thread_cpu_ns().saturating_sub(cpu0);
+    let (kernel, errors) = ep.tx_counts();
+    // SYNC: Release; pairs with the receiver's Acquire load: it starts
+    // its quiet countdown only after every send of this thread.
+    done.store(true, Ordering::Release);
+    Sent {
+        kernel,
+        seqs: seq,
+        errors,
+        secs,
+        cpu_ns,
+    }
+}
+
+/// What the receiving thread of a rate run saw.
+struct Received {
+    checker: Checker,
+    /// Seconds from start to the last packet.
+    secs: f64,
+    /// CPU time and packets from start until it saw the sender done.
+    window_cpu_ns: u64,
+    window_pkts: u64,
+}
+
+/// Receives on `ep` until the sender is done and the socket was quiet for
+/// [`QUIET`] (or [`TAIL_MAX`] passed), checking every packet.
+fn drain(ep: &mut Endpoint, mut checker: Checker, dur: Duration, done: &AtomicBool) -> Received {
+    let cpu0 = thread_cpu_ns();
+    let t0 = Instant::now();
+    let mut last = t0;
+    let mut window: Option<(u64, u64)> = None;
+    loop {
+        let n = ep.recv_burst(&mut |pkt, src| {
+            checker.check(pkt, src);
+        });
+        let now = Instant::now();
+        if n > 0 {
+            last = now;
+        }
+        // SYNC: Acquire; pairs with the sender's Release store of `done`.
+        if window.is_none() && done.load(Ordering::Acquire) {
+            window = Some((thread_cpu_ns().saturating_sub(cpu0), checker.received));
+        }
+        if window.is_some() && now.duration_since(last) > QUIET {
+            break;
+        }
+        if now.duration_since(t0) > dur + TAIL_MAX {
+            break;
+        }
+    }
+    let (window_cpu_ns, window_pkts) =
+        window.unwrap_or((thread_cpu_ns().saturating_sub(cpu0), checker.received));
+    Received {
+        checker,
+        secs: last.duration_since(t0).as_secs_f64(),
+        window_cpu_ns,
+        window_pkts,
+    }
+}
+
+/// One transmit-rate run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TxRun {
+    /// Packets per second the kernel took from the implementation.
+    pub rate: f64,
+    /// Packets the kernel took.
+    pub sent: u64,
+    /// Packets the drain received.
+    pub received: u64,
+    /// Sender CPU time per packet the kernel took.
+    pub cpu_ns_per_pkt: f64,
+}
+
+/// One receive-rate run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RxRun {
+    /// Packets per second received.
+    pub rate: f64,
+    /// Packets the blaster got the kernel to take.
+    pub sent: u64,
+    pub received: u64,
+    /// Receiver CPU time per packet, while the blaster ran.
+    pub cpu_ns_per_pkt: f64,
+}
+
+/// Errors found by the checkers of a run, with the first few described.
+#[derive(Default, Debug)]
+pub struct Errors {
+    pub count: u64,
+    pub notes: Vec<String>,
+}
+
+impl Errors {
+    fn take(&mut self, what: &str, c: &Checker) {
+        self.count += c.errors;
+        for n in &c.notes {
+            if self.notes.len() < 20 {
+                self.notes.push(format!("{what}: {n}"));
+            }
+        }
+    }
+
+    fn note(&mut self, what: String, count: u64) {
+        self.count += count;
+        if self.notes.len() < 20 {
+            self.notes.push(what);
+        }
+    }
+}
+
+/// `imp` sends on side `a` (core 0) for `dur`; the mmsg engine drains on
+/// side `b` (core 1).
+pub fn tx(
+    host: &Host,
+    imp: Impl,
+    sz: usize,
+    dur: Duration,
+    errs: &mut Errors,
+) -> Result<TxRun, Unavailable> {
+    let mut sender = host.bind(true, imp, sz)?;
+    let mut receiver = host.bind(false, Impl::Mmsg, sz)?;
+    let (src, dest) = (sender.local_addr(), receiver.local_addr());
+    let done = AtomicBool::new(false);
+    let done = &done;
+    let (sent, mut got) = pinned(
+        || blast(&mut sender, dest, sz, dur, done),
+        || drain(&mut receiver, Checker::new(sz, Some(src)), dur, done),
+    );
+    got.checker.finish(sent.seqs);
+    errs.take(&format!("{} tx {sz} B", imp.name()), &got.checker);
+    if sent.errors > 0 {
+        errs.note(
+            format!(
+                "{} tx {sz} B: {} packets lost to send errors",
+                imp.name(),
+                sent.errors
+            ),
+            sent.errors,
+        );
+    }
+    Ok(TxRun {
+        rate: sent.kernel as f64 / sent.secs,
+        sent: sent.kernel,
+        received: got.checker.received,
+        cpu_ns_per_pkt: sent.cpu_ns as f64 / sent.kernel.max(1) as f64,
+    })
+}
+
+/// The mmsg engine blasts from side `a` (core 0) for `dur`; `imp`
+/// receives on side `b` (core 1).
+pub fn rx(
+    host: &Host,
+    imp: Impl,
+    sz: usize,
+    dur: Duration,
+    errs: &mut Errors,
+) -> Result<RxRun, Unavailable> {
+    let mut blaster = host.bind(true, Impl::Mmsg, sz)?;
+    let mut receiver = host.bind(false, imp, sz)?;
+    let (src, dest) = (blaster.local_addr(), receiver.local_addr());
+    let done = AtomicBool::new(false);
+    let done = &done;
+    let (sent, mut got) = pinned(
+        || blast(&mut blaster, dest, sz, dur, done),
+        || drain(&mut receiver, Checker::new(sz, Some(src)), dur, done),
+    );
+    got.checker.finish(sent.seqs);
+    errs.take(&format!("{} rx {sz} B", imp.name()), &got.checker);
+    Ok(RxRun {
+        rate: got.checker.received as f64 / got.secs.max(1e-9),
+        sent: sent.kernel,
+        received: got.checker.received,
+        cpu_ns_per_pkt: got.window_cpu_ns as f64 / got.window_pkts.max(1) as f64,
+    })
+}
+
+/// Round trips of one `sz`-byte packet between a client on side `a`
+/// (core 0) and an echo on side `b` (core 1), both of `imp`, both busy
+/// polling. Returns the RTTs in ns (after a warm-up) and how many were
+/// lost.
+pub fn pingpong(
+    host: &Host,
+    imp: Impl,
+    sz: usize,
+    n: u64,
+    errs: &mut Errors,
+) -> Result<(Vec<u64>, u64), Unavailable> {
+    let mut client = host.bind(true, imp, sz)?;
+    let mut echo = host.bind(false, imp, sz)?;
+    let (client_addr, echo_addr) = (client.local_addr(), echo.local_addr());
+    let warmup = (n / 10).min(200);
+    let stop = AtomicBool::new(false);
+    let stop = &stop;
+    let ((rtts, lost, client_check), echo_check) = pinned(
+        || {
+            let mut check = Checker::new(sz, Some(echo_addr));
+            let mut buf = pattern(sz);
+            let (mut rtts, mut lost) = (Vec::with_capacity(n as usize), 0u64);
+            for seq in 0..n {
+                stamp(&mut buf, sz, seq, 1);
+                let t0 = mono_ns();
+                let mut back = false;
+                let mut sent = false;
+                while !back && mono_ns().wrapping_sub(t0) < RTT_TIMEOUT_NS {
+                    if !sent {
+                        sent = client.send_run(&buf, sz, 1, echo_addr) == 1;
+                        continue;
+                    }
+                    client.recv_burst(&mut |pkt, src| {
+                        back |= check.check(pkt, src) == Some(seq);
+                    });
+                }
+                let rtt = mono_ns().wrapping_sub(t0);
+                match back {
+                    true if seq >= warmup => rtts.push(rtt),
+                    true => {}
+                    false => lost += 1,
+                }
+            }
+            // SYNC: Release; pairs with the echo's Acquire load.
+            stop.store(true, Ordering::Release);
+            (rtts, lost, check)
+        },
+        || {
+            let mut check = Checker::new(sz, Some(client_addr));
+            let mut bufs = vec![0u8; BURST * sz];
+            let t0 = Instant::now();
+            let limit = Duration::from_nanos(RTT_TIMEOUT_NS) * (n as u32).max(1) + TAIL_MAX;
+            // SYNC: Acquire; pairs with the client's Release store.
+            while !stop.load(Ordering::Acquire) && t0.elapsed() < limit {
+                let mut k = 0;
+                echo.recv_burst(&mut |pkt, src| {
+                    if check.check(pkt, src).is_some() && k < BURST {
+                        bufs[k * sz..(k + 1) * sz].copy_from_slice(pkt);
+                        k += 1;
+                    }
+                });
+                let mut done = 0;
+                for _ in 0..1000 {
+                    if done == k {
+                        break;
+                    }
+                    done += echo.send_run(&bufs[done * sz..], sz, k - done, client_addr);
+                }
+            }
+            check
+        },
+    );
+    errs.take(&format!("{} ping {sz} B", imp.name()), &client_check);
+    errs.take(&format!("{} pong {sz} B", imp.name()), &echo_check);
+    Ok((rtts, lost))
+}
