@@ -36,7 +36,7 @@ pub enum Engine {
     /// why.
     #[default]
     Auto,
-    /// io_uring: sends queued as `SendMsg` entries and submitted with one
+    /// io_uring: sends queued as `Send` entries and submitted with one
     /// `io_uring_enter` per flush, receives by a multishot `RecvMsg` on a
     /// provided-buffer ring. Binding fails with [`BindError::Os`] (the
     /// step `io_uring_setup`, ...) where io_uring is not allowed, rather

@@ -128,6 +128,11 @@ impl UdpAio {
                         Io::Uring(Box::new(u)),
                         "uring: Engine::Auto chose io_uring: it is available",
                     ),
+                    Err((step, _)) if step == super::uring::NEEDS_6_0 => (
+                        mmsg(),
+                        "mmsg: Engine::Auto chose sendmmsg/recvmmsg: the io_uring engine \
+                         needs Linux 6.0 or later",
+                    ),
                     Err(_) => (
                         mmsg(),
                         "mmsg: Engine::Auto chose sendmmsg/recvmmsg: io_uring is available \
@@ -363,7 +368,7 @@ impl UdpAio {
 impl Aio for UdpAio {
     /// Copies each packet, in order, into a transmit slot; hands the slots
     /// to the kernel with one system call (`sendmmsg`, or `io_uring_enter`
-    /// for the queued `SendMsg` entries) when a batch is ready and at the
+    /// for the queued `Send` entries) when a batch is ready and at the
     /// end of a call with `flush = true`.
     ///
     /// A packet needs a destination: `meta.addr` (port not 0, reachable

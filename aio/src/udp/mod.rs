@@ -17,7 +17,7 @@
 //!   [`UdpConfig::batch`] messages (64 by default, what validators use
 //!   today). One system call moves a batch; it works wherever UDP does,
 //!   including containers where io_uring is disabled by sysctl or seccomp.
-//! - **uring**: `SendMsg` entries queued into an io_uring and submitted
+//! - **uring**: `Send` entries (a `sendto` each) queued into an io_uring and submitted
 //!   with one `io_uring_enter` per flush (or per `batch` queued); receives
 //!   by one multishot `RecvMsg` on a provided-buffer ring, or a fixed set of
 //!   one-shot `RecvMsg` where that is missing ([`UringRecv`]). The socket

@@ -71,8 +71,6 @@ pub(super) struct Layout {
     pub rx_names: usize,
     pub tx_bufs: usize,
     pub tx_stride: usize,
-    pub tx_hdrs: usize,
-    pub tx_iovs: usize,
     pub tx_names: usize,
     pub len: usize,
 }
@@ -88,9 +86,7 @@ impl Layout {
         let rx_names = round_up(rx_iovs + n_rx * size_of::<libc::iovec>(), 64);
         let tx_bufs = round_up(rx_names + n_rx * size_of::<libc::sockaddr_storage>(), page);
         let tx_stride = round_up(tx_pkt_max.max(1), 64);
-        let tx_hdrs = tx_bufs + n_tx * tx_stride;
-        let tx_iovs = round_up(tx_hdrs + n_tx * size_of::<libc::msghdr>(), 64);
-        let tx_names = round_up(tx_iovs + n_tx * size_of::<libc::iovec>(), 64);
+        let tx_names = round_up(tx_bufs + n_tx * tx_stride, 64);
         let len = round_up(tx_names + n_tx * size_of::<libc::sockaddr_storage>(), page);
         Layout {
             ring,
@@ -101,8 +97,6 @@ impl Layout {
             rx_names,
             tx_bufs,
             tx_stride,
-            tx_hdrs,
-            tx_iovs,
             tx_names,
             len,
         }
