@@ -111,6 +111,16 @@ impl Endpoint {
         }
     }
 
+    /// Packets per [`send_run`](Self::send_run) that suit this endpoint:
+    /// one full GSO transmit for quinn-udp-gso (so no run ends in a short
+    /// one), [`BURST`] otherwise.
+    pub fn send_burst(&self) -> usize {
+        match self {
+            Endpoint::Quinn(q) if q.segments > 1 => q.segments,
+            _ => BURST,
+        }
+    }
+
     /// Offers packets `i` of `bufs` (consecutive `sz`-byte chunks, `count`
     /// of them) to `dest`, in order; returns how many the implementation
     /// took (stops at the first it refused for lack of room).

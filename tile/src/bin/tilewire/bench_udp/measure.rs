@@ -113,15 +113,17 @@ struct Sent {
 }
 
 /// Sends bursts of `sz`-byte packets from `ep` to `dest` for `dur`, then
-/// flushes, then raises `done`.
+/// flushes, then raises `done`. A burst is [`Endpoint::send_burst`]
+/// packets: one full GSO transmit where the endpoint does GSO.
 fn blast(ep: &mut Endpoint, dest: SocketAddr, sz: usize, dur: Duration, done: &AtomicBool) -> Sent {
-    let mut bufs = pattern(sz).repeat(BURST);
+    let burst = ep.send_burst();
+    let mut bufs = pattern(sz).repeat(burst);
     let cpu0 = thread_cpu_ns();
     let t0 = Instant::now();
     let mut seq = 0u64;
     while t0.elapsed() < dur {
-        stamp(&mut bufs, sz, seq, BURST);
-        let taken = ep.send_run(&bufs, sz, BURST, dest);
+        stamp(&mut bufs, sz, seq, burst);
+        let taken = ep.send_run(&bufs, sz, burst, dest);
         seq += taken as u64;
         if taken == 0 {
             std::hint::spin_loop();
@@ -146,9 +148,10 @@ fn blast(ep: &mut Endpoint, dest: SocketAddr, sz: usize, dur: Duration, done: &A
 /// What the receiving thread of a rate run saw.
 struct Received {
     checker: Checker,
-    /// Seconds from start to the last packet.
-    secs: f64,
-    /// CPU time and packets from start until it saw the sender done.
+    /// The blast window, from start until the receiver saw the sender
+    /// done: its length, the receiver's CPU time in it and the packets
+    /// it received in it.
+    window_secs: f64,
     window_cpu_ns: u64,
     window_pkts: u64,
 }
@@ -159,7 +162,7 @@ fn drain(ep: &mut Endpoint, mut checker: Checker, dur: Duration, done: &AtomicBo
     let cpu0 = thread_cpu_ns();
     let t0 = Instant::now();
     let mut last = t0;
-    let mut window: Option<(u64, u64)> = None;
+    let mut window: Option<(f64, u64, u64)> = None;
     loop {
         let n = ep.recv_burst(&mut |pkt, src| {
             checker.check(pkt, src);
@@ -170,7 +173,11 @@ fn drain(ep: &mut Endpoint, mut checker: Checker, dur: Duration, done: &AtomicBo
         }
         // SYNC: Acquire; pairs with the sender's Release store of `done`.
         if window.is_none() && done.load(Ordering::Acquire) {
-            window = Some((thread_cpu_ns().saturating_sub(cpu0), checker.received));
+            window = Some((
+                now.duration_since(t0).as_secs_f64(),
+                thread_cpu_ns().saturating_sub(cpu0),
+                checker.received,
+            ));
         }
         if window.is_some() && now.duration_since(last) > QUIET {
             break;
@@ -179,11 +186,16 @@ fn drain(ep: &mut Endpoint, mut checker: Checker, dur: Duration, done: &AtomicBo
             break;
         }
     }
-    let (window_cpu_ns, window_pkts) =
-        window.unwrap_or((thread_cpu_ns().saturating_sub(cpu0), checker.received));
+    // No window: the sender outlasted `dur + TAIL_MAX`; the whole run is
+    // the window then.
+    let (window_secs, window_cpu_ns, window_pkts) = window.unwrap_or((
+        t0.elapsed().as_secs_f64(),
+        thread_cpu_ns().saturating_sub(cpu0),
+        checker.received,
+    ));
     Received {
         checker,
-        secs: last.duration_since(t0).as_secs_f64(),
+        window_secs,
         window_cpu_ns,
         window_pkts,
     }
@@ -203,15 +215,39 @@ pub struct TxRun {
 }
 
 /// One receive-rate run.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct RxRun {
-    /// Packets per second received.
+    /// Packets per second the receiver took in the blast window (start
+    /// until it saw the blaster done): its capacity when it dropped,
+    /// the blaster's rate when it kept up.
     pub rate: f64,
     /// Packets the blaster got the kernel to take.
     pub sent: u64,
+    /// Packets the receiver got, the tail after the window included.
     pub received: u64,
-    /// Receiver CPU time per packet, while the blaster ran.
+    /// Receiver CPU time per packet, in the blast window.
     pub cpu_ns_per_pkt: f64,
+    /// Who blasted.
+    pub blaster: Impl,
+}
+
+impl RxRun {
+    /// Packets sent but never received: what the receiver's socket buffer
+    /// (or the veth's backlog) overflowed while the receiver fell behind.
+    pub fn drops(&self) -> u64 {
+        self.sent.saturating_sub(self.received)
+    }
+}
+
+/// The blaster of the receive runs on `host` at `sz` bytes: quinn-udp with
+/// GSO (up to [`BURST`] segments per `sendmsg`), the fastest sender here,
+/// so that the receiver is the bottleneck. Where GSO is unavailable, the
+/// mmsg engine, with the reason.
+pub fn rx_blaster(host: &Host, sz: usize) -> (Impl, Option<Unavailable>) {
+    match host.bind(true, Impl::QuinnGso, sz) {
+        Ok(_) => (Impl::QuinnGso, None),
+        Err(why) => (Impl::Mmsg, Some(why)),
+    }
 }
 
 /// Errors found by the checkers of a run, with the first few described.
@@ -277,16 +313,20 @@ pub fn tx(
     })
 }
 
-/// The mmsg engine blasts from side `a` (core 0) for `dur`; `imp`
-/// receives on side `b` (core 1).
+/// `blaster` (see [`rx_blaster`]) blasts from side `a` (core 0) for
+/// `dur`; `imp` receives on side `b` (core 1). Each GSO segment reaches
+/// the receiver as its own datagram (the kernel segments on the way, or
+/// at the socket unless the socket asked for GRO; quinn-udp's does and
+/// splits by stride), and is checked like any other.
 pub fn rx(
     host: &Host,
+    blaster_imp: Impl,
     imp: Impl,
     sz: usize,
     dur: Duration,
     errs: &mut Errors,
 ) -> Result<RxRun, Unavailable> {
-    let mut blaster = host.bind(true, Impl::Mmsg, sz)?;
+    let mut blaster = host.bind(true, blaster_imp, sz)?;
     let mut receiver = host.bind(false, imp, sz)?;
     let (src, dest) = (blaster.local_addr(), receiver.local_addr());
     let done = AtomicBool::new(false);
@@ -297,11 +337,23 @@ pub fn rx(
     );
     got.checker.finish(sent.seqs);
     errs.take(&format!("{} rx {sz} B", imp.name()), &got.checker);
+    if sent.errors > 0 {
+        errs.note(
+            format!(
+                "{} rx {sz} B: blaster {} lost {} packets to send errors",
+                imp.name(),
+                blaster_imp.name(),
+                sent.errors
+            ),
+            sent.errors,
+        );
+    }
     Ok(RxRun {
-        rate: got.checker.received as f64 / got.secs.max(1e-9),
+        rate: got.window_pkts as f64 / got.window_secs.max(1e-9),
         sent: sent.kernel,
         received: got.checker.received,
         cpu_ns_per_pkt: got.window_cpu_ns as f64 / got.window_pkts.max(1) as f64,
+        blaster: blaster_imp,
     })
 }
 
