@@ -242,75 +242,25 @@ fn a_real_eperm_from_seccomp_makes_auto_fall_back_to_mmsg() {
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn a_seccomp_filter_refusing_io_uring_is_reported_as_denied() {
-    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
-    const NR_IO_URING_SETUP: u32 = 425;
-    fn stmt(code: u32, k: u32) -> libc::sock_filter {
-        libc::sock_filter {
-            code: code as u16,
-            jt: 0,
-            jf: 0,
-            k,
-        }
-    }
-    fn jump(code: u32, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
-        libc::sock_filter {
-            code: code as u16,
-            jt,
-            jf,
-            k,
-        }
-    }
-    let filter = [
-        // The arch (offset 4 of seccomp_data), then the syscall number.
-        stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 4),
-        jump(
-            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
-            AUDIT_ARCH_X86_64,
-            0,
-            3,
-        ),
-        stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0),
-        jump(
-            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
-            NR_IO_URING_SETUP,
-            0,
-            1,
-        ),
-        stmt(
-            libc::BPF_RET | libc::BPF_K,
-            libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
-        ),
-        stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
-    ];
-    let prog = libc::sock_fprog {
-        len: filter.len() as u16,
-        filter: filter.as_ptr().cast_mut(),
-    };
     // SAFETY: fork has no preconditions; the child below only makes system
     // calls and exits with _exit, so no lock another thread held at the
     // fork is ever taken in it.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
     if pid == 0 {
-        // SAFETY: prctl with these arguments reads only `prog` and the
-        // filter it points to, both alive on this stack; _exit never
-        // returns.
-        unsafe {
-            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-                libc::_exit(10);
-            }
-            let p: *const libc::sock_fprog = &prog;
-            if libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, p) != 0 {
-                libc::_exit(11);
-            }
-            let code = match uring_support_raw() {
+        // The filter is built on the stack: no allocation in the child.
+        let code = match refuse_io_uring_setup() {
+            Err(step) => step,
+            Ok(()) => match uring_support_raw() {
                 UringSupport::Available => 0,
                 UringSupport::NotInKernel => 1,
                 UringSupport::Denied { .. } => 2,
                 _ => 3,
-            };
-            libc::_exit(code);
-        }
+            },
+        };
+        // SAFETY: _exit ends the child without running the parent's
+        // destructors or atexit handlers; it never returns.
+        unsafe { libc::_exit(code) };
     }
     let mut status = 0;
     // SAFETY: waits for the child forked above; `status` is writable.
