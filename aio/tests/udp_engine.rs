@@ -99,6 +99,8 @@ const SECCOMP_CHILD: &str = "TILEWIRE_TEST_SECCOMP_CHILD";
 
 /// A seccomp filter for this thread (and threads it starts) that fails
 /// `io_uring_setup` with EPERM, as container runtimes' default profiles do.
+/// `Err(10)`: PR_SET_NO_NEW_PRIVS failed; `Err(11)`: installing it failed.
+/// Builds the filter on the stack, so a forked child may call it.
 #[cfg(target_arch = "x86_64")]
 fn refuse_io_uring_setup() -> Result<(), i32> {
     const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
