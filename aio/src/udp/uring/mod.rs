@@ -121,8 +121,9 @@ pub(crate) struct Uring {
     sqpoll: bool,
     enabled: bool,
     batch: usize,
-    /// Operations submitted whose completion was not reaped, and entries
-    /// queued in the submission ring.
+    /// Per transmit slot: payload length, address length, submit time
+    /// and whether the kernel refused it once. The free list and the
+    /// queue (pushed, not yet entered) hold slot numbers.
     tx_len: Box<[u32]>,
     tx_namelen: Box<[libc::socklen_t]>,
     tx_free: Box<[u16]>,
@@ -139,8 +140,6 @@ pub(crate) struct Uring {
     ready: Box<[Ready]>,
     ready_head: usize,
     ready_len: usize,
-    /// Fixed receives posted and not completed.
-    rx_posted: usize,
     hist: LocalHist,
     aimd: Option<Aimd>,
     /// `enter` calls that failed (other than `EINTR`), by the last errno.
@@ -218,7 +217,6 @@ impl Uring {
             .into_boxed_slice(),
             ready_head: 0,
             ready_len: 0,
-            rx_posted: 0,
             hist: LocalHist::new(),
             aimd: config.aimd.map(|a| Aimd::new(a, n_tx)),
             enter_errors: 0,

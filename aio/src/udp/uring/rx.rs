@@ -95,20 +95,29 @@ impl Uring {
         }
     }
 
+    /// Buffer `b`'s message header (fixed mode; header 0 also serves the
+    /// multishot receive).
+    fn rx_hdr(&self, b: u16) -> *mut libc::msghdr {
+        self.mem
+            .at(self.lay.rx_hdrs + usize::from(b) * size_of::<libc::msghdr>())
+            .cast()
+    }
+
+    /// Buffer `b`'s source address (fixed mode).
+    fn rx_name(&self, b: u16) -> *mut libc::sockaddr_storage {
+        self.mem
+            .at(self.lay.rx_names + usize::from(b) * size_of::<libc::sockaddr_storage>())
+            .cast()
+    }
+
     /// Posts a one-shot receive into buffer `b` (fixed mode).
     pub(super) fn post_fixed(&mut self, b: u16) {
-        let i = usize::from(b);
-        let hdr = self
-            .mem
-            .at(self.lay.rx_hdrs + i * size_of::<libc::msghdr>())
-            .cast::<libc::msghdr>();
+        let hdr = self.rx_hdr(b);
         let iov = self
             .mem
-            .at(self.lay.rx_iovs + i * size_of::<libc::iovec>())
+            .at(self.lay.rx_iovs + usize::from(b) * size_of::<libc::iovec>())
             .cast::<libc::iovec>();
-        let name = self
-            .mem
-            .at(self.lay.rx_names + i * size_of::<libc::sockaddr_storage>());
+        let name = self.rx_name(b);
         // SAFETY: buffer `b` and its header, iovec and name are ours (its
         // last receive completed and was taken, or it was never posted);
         // all lie in `mem` at aligned offsets. The kernel writes them from
@@ -130,7 +139,6 @@ impl Uring {
             .build()
             .user_data(TAG_FIXED | u64::from(b));
         self.push(&e);
-        self.rx_posted += 1;
     }
 
     pub(super) fn on_multishot(&mut self, res: i32, flags: u32, stats: &mut UdpStats) {
@@ -182,7 +190,6 @@ impl Uring {
     }
 
     pub(super) fn on_fixed(&mut self, b: u16, res: i32, stats: &mut UdpStats) {
-        self.rx_posted -= 1;
         if res < 0 {
             if res != -libc::ECANCELED {
                 stats.rx_errors += 1;
@@ -190,15 +197,7 @@ impl Uring {
             }
             return;
         }
-        let i = usize::from(b);
-        let hdr = self
-            .mem
-            .at(self.lay.rx_hdrs + i * size_of::<libc::msghdr>())
-            .cast::<libc::msghdr>();
-        let name = self
-            .mem
-            .at(self.lay.rx_names + i * size_of::<libc::sockaddr_storage>())
-            .cast::<libc::sockaddr_storage>();
+        let (hdr, name) = (self.rx_hdr(b), self.rx_name(b));
         // SAFETY: the completion of buffer `b`'s receive was reaped, so
         // the kernel is done writing its header and name.
         let (h, src) = unsafe {
@@ -285,7 +284,7 @@ impl Uring {
             return;
         }
         if let RxMode::Multishot { armed: false, tail } = self.rx_mode {
-            let hdr = self.mem.at(self.lay.rx_hdrs).cast::<libc::msghdr>();
+            let hdr = self.rx_hdr(0);
             // SAFETY: header 0 is not used by multishot receives otherwise;
             // the kernel reads its name and control lengths at submission.
             unsafe {
