@@ -389,7 +389,8 @@ fn expected_checksum(sz: usize, n: u64) -> u64 {
     })
 }
 
-fn pct(sorted: &[u64], p: f64) -> u64 {
+/// The `p` quantile (0 to 1) of sorted samples, nearest rank; 0 if none.
+pub fn pct(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
     }

@@ -59,6 +59,8 @@ use std::time::Duration;
 
 use tilewire_aio::netns::VethPair;
 
+use crate::bench_link::pct;
+
 use endpoint::{Impl, SOCK_BUF};
 use measure::{Errors, Host, RxRun, TxRun};
 
@@ -78,13 +80,6 @@ struct Row {
     tx: Option<TxRun>,
     rx: Option<RxRun>,
     rtt: Option<(u64, u64, u64)>,
-}
-
-fn pct(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 fn median(mut v: Vec<u64>) -> u64 {
