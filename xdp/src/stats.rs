@@ -1,0 +1,82 @@
+//! What an AF_XDP socket counts, and what the kernel counts for it.
+
+/// Counters kept by [`crate::Xsk`]. Plain integers, updated by the one
+/// thread that drives the socket; a tile copies them into its metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct XskStats {
+    /// Packets taken off the rx ring and delivered downstream.
+    pub rx_packets: u64,
+    /// Their bytes.
+    pub rx_bytes: u64,
+    /// Rx descriptors that did not fit the UMEM (outside it, or longer than
+    /// the rest of their frame) or carried flags tilewire never asked for:
+    /// dropped without being followed.
+    pub rx_bad_desc: u64,
+    /// Polls that stopped because the downstream refused a packet (it
+    /// stays on the rx ring for the next poll).
+    pub rx_backpressure: u64,
+    /// Packets the downstream aio refused with `Inval`: dropped.
+    pub rx_refused: u64,
+    /// Polls that found the fill ring empty: every receive frame was on
+    /// the rx ring or held downstream, so the kernel had nowhere to put a
+    /// packet (it counts the drops in [`KernelStats::rx_fill_ring_empty_descs`]).
+    pub fill_empty: u64,
+    /// Frames that did not fit on the fill ring and wait in a spill list
+    /// (never happens when the fill ring is sized as bind sizes it).
+    pub fill_overflow: u64,
+    /// Wakeups of the receive side (`recvfrom`) for need_wakeup or busy
+    /// polling.
+    pub rx_wakeups: u64,
+    /// Packets queued for transmit.
+    pub tx_packets: u64,
+    /// Their bytes.
+    pub tx_bytes: u64,
+    /// Transmit frames the kernel handed back on the completion ring.
+    pub tx_completed: u64,
+    /// Zero-length packets: taken (the aio contract) but not sent, as an
+    /// empty Ethernet frame cannot go on the wire.
+    pub tx_empty: u64,
+    /// Packets refused with `Inval` (shorter than an Ethernet header or
+    /// longer than the interface takes).
+    pub tx_inval: u64,
+    /// Sends answered `Again`: no free transmit frame or ring slot.
+    pub tx_full: u64,
+    /// Wakeups of the transmit side (`sendto`).
+    pub tx_wakeups: u64,
+    /// Wakeups that failed with an error other than "busy, try later".
+    pub tx_wakeup_errors: u64,
+    /// The errno of the last such failure (0 if none).
+    pub tx_wakeup_last_errno: i32,
+    /// Completion entries that named no frame of the UMEM: dropped.
+    pub tx_bad_completion: u64,
+}
+
+/// The kernel's drop counters for the socket (`XDP_STATISTICS`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KernelStats {
+    /// Packets dropped for reasons other than the two below.
+    pub rx_dropped: u64,
+    /// Fill-ring entries the kernel found invalid.
+    pub rx_invalid_descs: u64,
+    /// Tx descriptors the kernel found invalid.
+    pub tx_invalid_descs: u64,
+    /// Packets dropped because the rx ring was full.
+    pub rx_ring_full: u64,
+    /// Packets dropped because the fill ring was empty.
+    pub rx_fill_ring_empty_descs: u64,
+    /// Times the kernel found the tx ring empty when woken.
+    pub tx_ring_empty_descs: u64,
+}
+
+impl From<libc::xdp_statistics> for KernelStats {
+    fn from(s: libc::xdp_statistics) -> Self {
+        KernelStats {
+            rx_dropped: s.rx_dropped,
+            rx_invalid_descs: s.rx_invalid_descs,
+            tx_invalid_descs: s.tx_invalid_descs,
+            rx_ring_full: s.rx_ring_full,
+            rx_fill_ring_empty_descs: s.rx_fill_ring_empty_descs,
+            tx_ring_empty_descs: s.tx_ring_empty_descs,
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! The xsk-rs peer against std UDP sockets over veth.
