@@ -46,6 +46,7 @@ pub mod link;
 pub mod link_tx;
 pub mod mcache;
 pub mod metrics;
+pub mod net_xdp;
 pub mod producer;
 pub mod stem;
 pub mod tcache;

@@ -176,11 +176,35 @@ impl<'w> Link<'w> {
         name: &str,
         params: &LinkParams,
     ) -> Result<Link<'w>, LinkError> {
+        Link::create_with_data(ws, name, params, params.depth.saturating_add(1))
+    }
+
+    /// [`Link::create`] with a dcache data region of `data_mtus` mtus
+    /// instead of the usual `depth + 1`: room for payloads that are not
+    /// written through the producer's ring allocation. A link that
+    /// receives zero-copy from AF_XDP uses it: its data region is the UMEM,
+    /// which also holds the fill ring's and the transmit side's frames
+    /// (see `tilewire_xdp::umem`).
+    ///
+    /// # Errors
+    /// As [`Link::create`]; [`LinkError::Params`] if `data_mtus` is below
+    /// `depth + 1`.
+    pub fn create_with_data(
+        ws: &'w Workspace,
+        name: &str,
+        params: &LinkParams,
+        data_mtus: u64,
+    ) -> Result<Link<'w>, LinkError> {
         check_link_name(name)?;
+        if data_mtus <= params.depth {
+            return Err(LinkError::Params(
+                "a link's data region holds at least depth + 1 mtus",
+            ));
+        }
         let mc_fp = MCache::footprint(params.depth).ok_or(LinkError::Params(
             "depth must be a power of two in 2..=2^28",
         ))?;
-        let dc_fp = DCache::footprint(params.mtu, params.depth)
+        let dc_fp = DCache::footprint(params.mtu, data_mtus - 1)
             .ok_or(LinkError::Params("mtu must be 1..=65535"))?;
         if params.consumers.is_empty() || params.consumers.len() > CONSUMERS_MAX {
             return Err(LinkError::Params("a link has 1..=64 consumers"));
@@ -204,7 +228,7 @@ impl<'w> Link<'w> {
             MCache::new(mem, params.depth, params.seq0)
                 .map_err(|source| LinkError::New { part: p, source })?;
             let (p, mem) = alloc(part(name, "dc"), DCache::ALIGN, dc_fp)?;
-            DCache::new(mem, params.mtu, params.depth)
+            DCache::new(mem, params.mtu, data_mtus - 1)
                 .map_err(|source| LinkError::New { part: p, source })?;
             for (i, r) in params.consumers.iter().enumerate() {
                 let (p, mem) = alloc(
@@ -254,7 +278,9 @@ impl<'w> Link<'w> {
         let (p, gaddr, mem) = find("dc")?;
         let dcache =
             DCache::join(mem, gaddr).map_err(|source| LinkError::Join { part: p, source })?;
-        if dcache.depth() != mcache.depth() {
+        // A dcache may hold more than the mcache's depth (see
+        // `create_with_data`), never less.
+        if dcache.depth() < mcache.depth() {
             return Err(LinkError::Mismatch {
                 link: name.into(),
                 what: "dcache depth",

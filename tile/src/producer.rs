@@ -387,6 +387,57 @@ impl<'w> Producer<'w> {
         Ok(self.commit_at(payload.len(), sig, ctl, tsorig, tspub))
     }
 
+    /// Publishes a frag whose payload is already in the link's dcache but
+    /// was not placed there through [`Producer::reserve`]: zero-copy
+    /// receive, where the NIC wrote the packet into an AF_XDP UMEM frame
+    /// that lies inside the dcache's data region. The producer's own ring
+    /// allocation is not touched.
+    ///
+    /// The caller owns the payload's bytes and must keep them unchanged
+    /// until the frag's mcache line is reused, `depth` frags later: the
+    /// AF_XDP receive path does this by giving each line a frame and
+    /// recycling a line's old frame only after this call returned for the
+    /// frag that replaced it (the line is invalidated first, so a consumer
+    /// still reading the old frag sees the overrun).
+    ///
+    /// # Errors
+    /// [`Backpressure`] when a reliable consumer is a ring behind; nothing
+    /// was published.
+    ///
+    /// # Ordering
+    /// As [`Producer::commit_at`] when the line was not invalidated by a
+    /// reservation: invalidation, metadata, then the seq with Release.
+    ///
+    /// # Panics
+    /// If a reservation is outstanding (mixing the two ways to publish on
+    /// one seq is a bug), or if `sz` is larger than [`Producer::mtu`].
+    #[inline]
+    pub fn publish_chunk(
+        &mut self,
+        chunk: u32,
+        sz: usize,
+        sig: u64,
+        ctl: u16,
+        tsorig: u32,
+        tspub: u32,
+    ) -> Result<u64, Backpressure> {
+        assert!(!self.reserved, "Producer::publish_chunk with a reservation");
+        let mtu = self.dcache.mtu();
+        assert!(sz <= mtu, "frag size {sz} > mtu {mtu}");
+        if self.credits == 0 && self.refresh_credits() == 0 {
+            self.backpressure += 1;
+            return Err(Backpressure);
+        }
+        let seq = self.seq;
+        // sz <= mtu <= u16::MAX, so the cast is exact. Invalidate, fields,
+        // seq (SYNC: see commit_at).
+        self.mcache
+            .publish(seq, sig, chunk, sz as u16, ctl, tsorig, tspub);
+        self.seq = seq.wrapping_add(1);
+        self.credits -= 1;
+        Ok(seq)
+    }
+
     /// Publishes the producer's position for consumers that resync and for
     /// a producer that restarts. Call it at housekeeping.
     pub fn housekeeping(&mut self) {
@@ -403,7 +454,7 @@ mod tests {
     use tilewire_shmem::{load_bytes, PageKind, Workspace};
 
     use crate::frag::CTL_PKT;
-    use crate::link::{LinkParams, Poll, Reliability};
+    use crate::link::{LinkError, LinkParams, Poll, Reliability};
 
     /// A workspace unlinked when the test ends, pass or fail.
     struct Ws(Workspace);
@@ -455,6 +506,61 @@ mod tests {
         store_bytes(bytes, &want);
         assert_eq!(p.commit(want.len(), seq ^ 0x5A5A, CTL_PKT, 7), seq);
         want
+    }
+
+    #[test]
+    fn publish_chunk_points_frags_at_bytes_placed_elsewhere_in_a_larger_dcache() {
+        let ws = Ws::new();
+        let params = LinkParams {
+            depth: 4,
+            mtu: 128,
+            consumers: vec![Reliability::Reliable],
+            seq0: 0,
+        };
+        let e = Link::create_with_data(&ws.0, "small", &params, 4).unwrap_err();
+        assert!(matches!(e, LinkError::Params(_)), "{e}");
+        let link = Link::create_with_data(&ws.0, "big", &params, 40).expect("link");
+        assert!(link.dcache().data().len() >= 40 * 128, "40 mtus of data");
+        // Joined again by name, the larger dcache is accepted.
+        let link = Link::join(&ws.0, "big").expect("join");
+        let dc = *link.dcache();
+        let (mut p, mut c) = (link.producer(), link.consumer(0).unwrap());
+        // Place payloads far past where the producer's ring would put them.
+        let chunk = |i: u64| dc.chunk0() + 30 * 2 + i as u32 * 2;
+        for i in 0..4u64 {
+            dc.write(chunk(i), &[i as u8; 100]);
+            assert_eq!(p.publish_chunk(chunk(i), 100, i, CTL_PKT, 1, 2), Ok(i));
+        }
+        assert_eq!(
+            p.publish_chunk(chunk(9), 1, 0, CTL_PKT, 0, 0),
+            Err(Backpressure)
+        );
+        let mut buf = vec![0u8; 128];
+        for i in 0..4u64 {
+            match c.poll_copy(&mut buf) {
+                Poll::Frag(m, ()) => {
+                    assert_eq!((m.seq, m.chunk, m.sz, m.sig), (i, chunk(i), 100, i));
+                    assert_eq!(&buf[..100], &[i as u8; 100][..]);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        c.housekeeping();
+        assert_eq!(
+            p.publish_chunk(chunk(0), 1, 0, CTL_PKT, 0, 0),
+            Ok(4),
+            "credits came back"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "publish_chunk with a reservation")]
+    fn publish_chunk_refuses_to_mix_with_a_reservation() {
+        let ws = Ws::new();
+        let link = ws.link(4, 64, &[Reliability::Reliable]);
+        let mut p = link.producer();
+        p.reserve().unwrap();
+        let _ = p.publish_chunk(link.dcache().chunk0(), 1, 0, CTL_PKT, 0, 0);
     }
 
     #[test]
