@@ -1,32 +1,6 @@
 //! One eBPF instruction: the 8-byte `struct bpf_insn` and its encoders.
 //!
-//! # Layout
-//!
-//! The kernel's `struct bpf_insn` (`include/uapi/linux/bpf.h`, described in
-//! `Documentation/bpf/standardization/instruction-set.rst`) is eight bytes:
-//!
-//! | byte | field                                       |
-//! |------|---------------------------------------------|
-//! | 0    | `code`: operation, source bit, class        |
-//! | 1    | `dst_reg:4, src_reg:4` (a C bitfield)       |
-//! | 2-3  | `off`: signed 16-bit offset, host order      |
-//! | 4-7  | `imm`: signed 32-bit immediate, host order   |
-//!
-//! The register byte is a bitfield, so its nibble order follows the host:
-//! on a little-endian host `dst` is the low nibble, on a big-endian host the
-//! high one. [`Insn`] stores the byte as the kernel reads it, and
-//! [`Insn::to_bytes`] gives exactly what the kernel is handed.
-//!
-//! A 64-bit immediate load (`ld_imm64`) takes two slots: the first carries
-//! the low 32 bits, the second (all other fields zero) the high 32 bits.
-//! With `src_reg = BPF_PSEUDO_MAP_FD` the immediate is a map file
-//! descriptor that the verifier swaps for the map's address.
-//!
-//! # Code byte
-//!
-//! For arithmetic and jumps: `op (4 bits) | source (1 bit) | class (3 bits)`,
-//! the source bit set when the operand is a register (`X`), clear for the
-//! immediate (`K`). For loads: `mode (3 bits) | size (2 bits) | class`.
+//! The layout is documented on [`Insn`], where rustdoc shows it.
 
 /// Instruction classes (the low three bits of `code`).
 mod class {
@@ -133,9 +107,36 @@ pub enum Size {
     Dw = 0x18,
 }
 
-/// One eBPF instruction, laid out exactly as the kernel's `struct bpf_insn`
-/// (see the [module documentation](self)), so a `&[Insn]` can be handed to
-/// `BPF_PROG_LOAD` as it is.
+/// One eBPF instruction, laid out exactly as the kernel's `struct bpf_insn`,
+/// so a `&[Insn]` can be handed to `BPF_PROG_LOAD` as it is.
+///
+/// # Layout
+///
+/// The kernel's `struct bpf_insn` (`include/uapi/linux/bpf.h`, described in
+/// `Documentation/bpf/standardization/instruction-set.rst`) is eight bytes:
+///
+/// | byte | field                                       |
+/// |------|---------------------------------------------|
+/// | 0    | `code`: operation, source bit, class        |
+/// | 1    | `dst_reg:4, src_reg:4` (a C bitfield)       |
+/// | 2-3  | `off`: signed 16-bit offset, host order      |
+/// | 4-7  | `imm`: signed 32-bit immediate, host order   |
+///
+/// The register byte is a bitfield, so its nibble order follows the host:
+/// on a little-endian host `dst` is the low nibble, on a big-endian host the
+/// high one. [`Insn`] stores the byte as the kernel reads it, and
+/// [`Insn::to_bytes`] gives exactly what the kernel is handed.
+///
+/// A 64-bit immediate load (`ld_imm64`) takes two slots: the first carries
+/// the low 32 bits, the second (all other fields zero) the high 32 bits.
+/// With `src_reg = BPF_PSEUDO_MAP_FD` the immediate is a map file
+/// descriptor that the verifier swaps for the map's address.
+///
+/// # Code byte
+///
+/// For arithmetic and jumps: `op (4 bits) | source (1 bit) | class (3 bits)`,
+/// the source bit set when the operand is a register (`X`), clear for the
+/// immediate (`K`). For loads: `mode (3 bits) | size (2 bits) | class`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(C)]
 pub struct Insn {

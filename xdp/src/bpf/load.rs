@@ -1,6 +1,6 @@
-//! [`XdpProgram`] and [`XdpLink`]: the program and its XSKMAP in the
-//! kernel, and its attachment to a device. The only module of
-//! [`bpf`](super) that talks to the kernel, so the only one with `unsafe`.
+//! [`XdpProgram`]: the program and its XSKMAP in the kernel, and every
+//! libbpf call of [`bpf`](super): the only module that talks to the
+//! kernel, so the only one with `unsafe`.
 //!
 //! # Return conventions
 //!
@@ -18,8 +18,9 @@ use std::time::Duration;
 
 use libbpf_sys as sys_bpf;
 
+use super::link::attach_error;
 use super::prog::{generate, patch_map_fd};
-use super::{AttachMode, BpfError, FilterSpec, XdpAction};
+use super::{AttachMode, AttachedProgram, BpfError, FilterSpec, XdpAction, XdpLink};
 
 /// Shortest frame `BPF_PROG_TEST_RUN` accepts for XDP: an Ethernet header
 /// (the kernel answers `EINVAL` below it).
@@ -37,6 +38,11 @@ const LOG_SIZE: usize = 256 * 1024;
 const PROG_NAME: &CStr = c"tilewire_xdp";
 /// The XSKMAP's name.
 const MAP_NAME: &CStr = c"tilewire_xsks";
+
+// `Insn` is handed to the kernel as `struct bpf_insn`.
+const _: () = assert!(size_of::<super::Insn>() == size_of::<sys_bpf::bpf_insn>());
+const _: () =
+    assert!(std::mem::align_of::<super::Insn>() == std::mem::align_of::<sys_bpf::bpf_insn>());
 
 /// Runs one libbpf call and turns a negative return into the `io::Error`
 /// of its errno, under either return convention (see the module docs).
@@ -73,26 +79,6 @@ pub struct XdpProgram {
     map: OwnedFd,
     queues: u32,
     spec: FilterSpec,
-}
-
-/// The program attached to a device through a BPF link. Dropping it closes
-/// the link, which detaches the program; so does the process's death.
-#[derive(Debug)]
-pub struct XdpLink {
-    fd: OwnedFd,
-    ifindex: u32,
-    mode: AttachMode,
-}
-
-/// The XDP program a device runs, as `bpf_xdp_query` reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AttachedProgram {
-    /// The program's kernel id.
-    pub id: u32,
-    /// Its name (empty if it could not be read).
-    pub name: String,
-    /// The mode it runs in; `None` for hardware offload or several at once.
-    pub mode: Option<AttachMode>,
 }
 
 impl XdpProgram {
@@ -182,13 +168,7 @@ impl XdpProgram {
                 }
             });
             match ret {
-                Ok(fd) => {
-                    return Ok(XdpLink {
-                        fd: own(fd),
-                        ifindex,
-                        mode,
-                    })
-                }
+                Ok(fd) => return Ok(XdpLink::new(own(fd), ifindex, mode)),
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < ATTACH_ATTEMPTS => {
                     attempt += 1;
                     std::thread::sleep(ATTACH_RETRY_PAUSE);
@@ -382,23 +362,6 @@ impl XdpProgram {
     }
 }
 
-impl XdpLink {
-    /// The device the program is attached to.
-    pub fn ifindex(&self) -> u32 {
-        self.ifindex
-    }
-
-    /// The mode it is attached in.
-    pub fn mode(&self) -> AttachMode {
-        self.mode
-    }
-
-    /// The link's file descriptor, owned by `self`.
-    pub fn link_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-}
-
 /// Loads `insns` as an XDP program; on failure, fetches the verifier log.
 fn load_insns(insns: &[super::Insn]) -> Result<OwnedFd, BpfError> {
     let mut log_size = LOG_SIZE;
@@ -473,7 +436,7 @@ fn prog_info(fd: RawFd) -> io::Result<sys_bpf::bpf_prog_info> {
 }
 
 /// Whether device `ifindex` exists in the calling thread's namespace.
-fn device_exists(ifindex: u32) -> bool {
+pub(super) fn device_exists(ifindex: u32) -> bool {
     let mut name = [0 as c_char; libc::IF_NAMESIZE];
     // SAFETY: `name` is IF_NAMESIZE bytes, as if_indextoname requires.
     !unsafe { libc::if_indextoname(ifindex, name.as_mut_ptr()) }.is_null()
@@ -549,33 +512,56 @@ fn prog_name(id: u32) -> Option<String> {
     Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// Turns a failed `bpf_link_create` into the error that names its fix.
-fn attach_error(ifindex: u32, mode: AttachMode, source: io::Error) -> BpfError {
-    match source.raw_os_error() {
-        Some(libc::EPERM | libc::EACCES) => BpfError::NotPermitted {
-            op: "attaching the XDP program",
-        },
-        Some(libc::ENODEV) => BpfError::NoSuchDevice { ifindex },
-        // The kernel answers EINVAL, not ENODEV, for an unknown ifindex.
-        Some(libc::EINVAL) if !device_exists(ifindex) => BpfError::NoSuchDevice { ifindex },
-        Some(libc::EOPNOTSUPP) if mode == AttachMode::Drv => {
-            BpfError::DrvModeUnsupported { ifindex }
+#[cfg(test)]
+mod tests {
+    use super::super::{Insn, Reg, Size};
+    use super::*;
+
+    fn root() -> bool {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } == 0 {
+            return true;
         }
-        Some(libc::EBUSY | libc::EEXIST) => {
-            let (prog_id, prog_name) = match attached_program(ifindex) {
-                Ok(Some(p)) => (p.id, p.name),
-                _ => (0, String::new()),
-            };
-            BpfError::AlreadyAttached {
-                ifindex,
-                prog_id,
-                prog_name,
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "\nskipped: needs CAP_NET_ADMIN");
+        false
+    }
+
+    #[test]
+    fn rejection_carries_the_whole_log() {
+        if !root() {
+            return;
+        }
+        // Reads a packet byte with no bounds check.
+        let unchecked = [
+            Insn::ldx(Size::W, Reg::R2, Reg::R1, 0),
+            Insn::ldx(Size::B, Reg::R0, Reg::R2, 0),
+            Insn::exit(),
+        ];
+        match load_insns(&unchecked) {
+            Err(BpfError::Verifier { errno, log }) => {
+                assert_eq!(errno, libc::EACCES);
+                assert!(log.contains("invalid access to packet"), "{log}");
+                assert!(log.contains("processed"), "the log is whole: {log}");
             }
+            other => panic!("want a verifier rejection, got {other:?}"),
         }
-        _ => BpfError::Attach {
-            ifindex,
-            mode,
-            source,
-        },
+        // And a program the kernel takes loads.
+        let pass = [Insn::mov64_imm(Reg::R0, 2), Insn::exit()];
+        assert!(load_insns(&pass).is_ok());
+    }
+
+    #[test]
+    fn errno_under_both_conventions() {
+        let neg = sys(|| -libc::ENODEV).unwrap_err();
+        assert_eq!(neg.raw_os_error(), Some(libc::ENODEV));
+        let set = sys(|| {
+            // SAFETY: writes the calling thread's errno, as a C call would.
+            unsafe { *libc::__errno_location() = libc::EBUSY };
+            -1
+        })
+        .unwrap_err();
+        assert_eq!(set.raw_os_error(), Some(libc::EBUSY));
+        assert_eq!(sys(|| 5).unwrap(), 5);
     }
 }

@@ -74,18 +74,19 @@
 //! fails with [`BpfError::NotPermitted`]. [`generate`] and [`FilterSpec`]
 //! need nothing.
 
+use std::borrow::Borrow;
 use std::net::Ipv4Addr;
 
 mod error;
 mod insn;
+mod link;
 mod load;
 mod prog;
 
 pub use error::BpfError;
 pub use insn::{to_bytes, AluOp, Insn, JmpOp, Reg, Size, PSEUDO_MAP_FD};
-pub use load::{
-    attached_program, AttachedProgram, XdpLink, XdpProgram, TEST_RUN_FRAME_MAX, TEST_RUN_FRAME_MIN,
-};
+pub use link::{AttachedProgram, XdpLink};
+pub use load::{attached_program, XdpProgram, TEST_RUN_FRAME_MAX, TEST_RUN_FRAME_MIN};
 pub use prog::{generate, patch_map_fd, PROG_INSNS_MAX};
 
 /// Most destination ports one program steers.
@@ -113,7 +114,8 @@ pub struct FilterSpec {
 }
 
 impl FilterSpec {
-    /// A filter for `ports`, any destination address, missing sockets
+    /// A filter for `ports` (any iterable of `u16` or `&u16`, in the order
+    /// the program compares them), any destination address, missing sockets
     /// falling back to [`XdpAction::Pass`].
     ///
     /// Port 0 is refused: nothing sends to UDP port 0, and a 0 in a port
@@ -122,9 +124,13 @@ impl FilterSpec {
     /// # Errors
     /// [`BpfError::NoPorts`], [`BpfError::TooManyPorts`] (more than
     /// [`PORTS_MAX`]), [`BpfError::DuplicatePort`], [`BpfError::PortZero`].
-    pub fn new(ports: impl IntoIterator<Item = u16>) -> Result<FilterSpec, BpfError> {
+    pub fn new<I>(ports: I) -> Result<FilterSpec, BpfError>
+    where
+        I: IntoIterator,
+        I::Item: Borrow<u16>,
+    {
         let spec = FilterSpec {
-            ports: ports.into_iter().collect(),
+            ports: ports.into_iter().map(|p| *p.borrow()).collect(),
             dst_addr: None,
             miss_action: XdpAction::Pass,
         };
@@ -248,7 +254,12 @@ mod tests {
     fn ports_validation() {
         assert!(FilterSpec::new([8001]).is_ok());
         assert!(FilterSpec::new(1..=16).is_ok());
-        assert!(matches!(FilterSpec::new([]), Err(BpfError::NoPorts)));
+        let from_config: &[u16] = &[7, 9];
+        assert_eq!(FilterSpec::new(from_config).unwrap().ports, [7, 9]);
+        assert!(matches!(
+            FilterSpec::new(Vec::<u16>::new()),
+            Err(BpfError::NoPorts)
+        ));
         assert!(matches!(
             FilterSpec::new(1..=17),
             Err(BpfError::TooManyPorts { count: 17 })
