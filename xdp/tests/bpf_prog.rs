@@ -62,7 +62,7 @@ struct Harness {
     steered: XdpAction,
     /// For [`Harness::with_socket`]: the socket in the map (dropped before
     /// the pair it is bound on).
-    socket: Option<(Xsk<'static>, VethPair)>,
+    _socket: Option<(Xsk<'static>, VethPair)>,
 }
 
 impl Harness {
@@ -74,7 +74,7 @@ impl Harness {
         Harness {
             prog,
             steered: XdpAction::Drop,
-            socket: None,
+            _socket: None,
         }
     }
 
@@ -113,7 +113,7 @@ impl Harness {
         Harness {
             prog,
             steered: XdpAction::Redirect,
-            socket: Some((xsk, pair)),
+            _socket: Some((xsk, pair)),
         }
     }
 
