@@ -16,19 +16,24 @@
 //! [`XskRsPeer::bind`] makes a UMEM of `frames` frames of 2048 bytes
 //! (a power of two, at least 8) and splits it in two fixed halves:
 //!
-//! - **RX frames** live on the fill ring, on the RX ring, or, for the
-//!   moment between taking them off the RX ring and putting them back on
-//!   the fill ring, in this peer's hands (their bytes are copied out or
-//!   shown to a callback in that moment, never kept). The fill ring has
-//!   exactly as many slots as there are RX frames, so putting them back
-//!   always succeeds.
+//! - **RX frames** live on the fill ring, on the RX ring, or in this
+//!   peer's hands: for the moment between taking them off the RX ring and
+//!   putting them back on the fill ring (their bytes are copied out or
+//!   shown to a callback then, never kept), and on a *refill* list while
+//!   the fill ring shows no room for them.
 //! - **TX frames** are free (on this peer's list), on the TX ring, or in
 //!   the kernel until the completion ring hands them back. A frame is
-//!   written only while it is free. The TX ring, too, has one slot per
-//!   TX frame, so submitting free frames always succeeds.
+//!   written only while it is free.
 //!
 //! The RX and TX rings, the fill and completion rings all have
-//! `frames / 2` entries.
+//! `frames / 2` entries: one per frame of the half that uses them. That
+//! alone does not guarantee room: the kernel publishes how far it has
+//! read the fill and TX rings lazily (when its cached view runs dry), so
+//! user space may see a ring fuller than it is, and frames already on
+//! the RX ring may still count as on the fill ring. So the peer asks the
+//! ring how much room it shows and submits that much: RX frames wait on
+//! the refill list (retried at every turn of every loop), and
+//! [`XskRsPeer::send`] may queue fewer frames than are free.
 //!
 //! # The XDP program and where it may be bound
 //!
@@ -43,17 +48,20 @@
 //!
 //! libxdp prefers to attach through its multi-program *dispatcher*, which
 //! it pins under a bpffs (`/sys/fs/bpf`, or `$LIBXDP_BPFFS`). Where no
-//! bpffs is mounted it says `libxdp: No bpffs found at /sys/fs/bpf` on
-//! stderr and falls back to attaching the program directly (the
-//! "legacy" single-program mode), which is all this peer needs; it then
-//! takes its lock on `/run/xdp`. bpffs belongs to the *mount* namespace,
-//! not the network namespace, so a fresh network namespace (entered with
-//! `setns`, as `tilewire_aio::netns` does) changes nothing here either
-//! way. With a bpffs mounted, the dispatcher's pins are named by
-//! interface index, which is per network namespace: two namespaces with
-//! equal indexes would share pin paths, so set `LIBXDP_SKIP_DISPATCHER=1`
-//! (before any thread starts) when running many peers in parallel.
-//!
+//! bpffs is mounted it prints `libxdp: No bpffs found at /sys/fs/bpf` and
+//! `Falling back to loading single prog without dispatcher` on stderr and
+//! attaches the program directly (the "legacy" single-program mode),
+//! which is all this peer needs; its lock is then a directory under
+//! `/run/xdp`. Nothing needs mounting or setting up. bpffs belongs to the
+//! *mount* namespace, not the network namespace, so a fresh network
+//! namespace entered with `setns` (as `tilewire_aio::netns` does) sees
+//! whatever the host has. (On the 6.18 test VM, with a bpffs mounted in a
+//! private mount namespace, libxdp's dispatcher check failed with EPERM
+//! and it fell back the same way; `LIBXDP_SKIP_DISPATCHER=1` asks for the
+//! direct attach outright.) libxdp also prints harmless notes on stderr:
+//! libbpf's `skipping unrecognized data section`, and `No XDP dispatcher
+//! found on ifindex N` when the socket is deleted.
+
 //! [`XskRsPeer::bind`] must run on a thread inside the network namespace
 //! that owns the interface (the name is resolved there); the socket then
 //! stays in that namespace and may be used from any thread.
@@ -68,6 +76,16 @@
 //! asks for `XDP_USE_NEED_WAKEUP`. In copy mode every transmit is a
 //! `sendto(2)` that sends at most 32 frames, so the peer repeats the
 //! wakeup while the TX ring holds frames (bounded).
+//!
+//! On a veth pair, both directions work in both modes with nothing on the
+//! other end (no XDP program, no GRO): received frames come through the
+//! program on this end (in DRV mode veth runs it in its own NAPI), and a
+//! copy-mode socket transmits through the ordinary device path
+//! (`sendto` -> direct transmit -> the peer's normal receive), not
+//! through `ndo_xdp_xmit`, the path that needs a program or GRO on the
+//! receiving veth. Frames a veth peer's stack sent carry
+//! `CHECKSUM_PARTIAL` UDP checksums (veth offloads them): the field holds
+//! only the pseudo header's sum, which is what this peer then sees.
 //!
 //! # Safety
 //!
@@ -218,10 +236,17 @@ pub struct XskRsPeer {
     tx_free: Vec<FrameDesc>,
     /// TX frames on the TX ring or in the kernel.
     tx_in_flight: usize,
+    /// RX frames taken off the RX ring that the fill ring had no room for
+    /// yet; the peer owns them.
+    refill: Vec<FrameDesc>,
     /// Scratch descriptors the RX and completion rings are read into.
     scratch: Vec<FrameDesc>,
     /// Entries of each ring: half the frames.
     ring_size: u32,
+    /// TX frames the completion ring returned, over the peer's life.
+    completions: u64,
+    /// Wakeup system calls made, over the peer's life.
+    wakeups: u64,
     mtu: usize,
     mode: PeerMode,
 }
@@ -264,7 +289,8 @@ impl XskRsPeer {
             .map_err(|e| umem_err(e.into()))?;
         let mtu = umem_config.mtu() as usize;
         let count = NonZeroU32::new(frames).ok_or(PeerError::BadFrameCount { frames })?;
-        let (umem, mut descs) = Umem::new(umem_config, count, false).map_err(|e| umem_err(e.into()))?;
+        let (umem, mut descs) =
+            Umem::new(umem_config, count, false).map_err(|e| umem_err(e.into()))?;
 
         let xdp_flags = match mode {
             PeerMode::Skb => XdpFlags::XDP_FLAGS_SKB_MODE,
@@ -296,7 +322,11 @@ impl XskRsPeer {
         // their bytes. The fill ring is empty and has `ring_size` slots,
         // so all of them fit.
         let filled = unsafe { fq.produce(&rx_frames) };
-        debug_assert_eq!(filled, rx_frames.len(), "the fill ring holds every RX frame");
+        debug_assert_eq!(
+            filled,
+            rx_frames.len(),
+            "the fill ring holds every RX frame"
+        );
 
         Ok(XskRsPeer {
             umem,
@@ -306,8 +336,11 @@ impl XskRsPeer {
             rx_q,
             tx_free,
             tx_in_flight: 0,
+            refill: Vec::with_capacity(ring_size as usize),
             scratch: vec![FrameDesc::default(); ring_size as usize],
             ring_size,
+            completions: 0,
+            wakeups: 0,
             mtu,
             mode,
         })
@@ -345,6 +378,7 @@ impl XskRsPeer {
         let n = unsafe { self.cq.consume(&mut self.scratch) };
         self.tx_free.extend_from_slice(&self.scratch[..n]);
         self.tx_in_flight -= n;
+        self.completions += n as u64;
         n
     }
 
@@ -355,7 +389,7 @@ impl XskRsPeer {
 
     /// Wakes the kernel to transmit while the TX ring holds frames (each
     /// copy-mode `sendto` sends at most 32), a bounded number of times.
-    /// Returns the wakeups made.
+    /// Returns the wakeups made (also added to `self.wakeups`).
     fn kick(&mut self) -> u64 {
         let mut wakeups = 0;
         let bound = u64::from(self.ring_size / 32 + 2);
@@ -367,23 +401,27 @@ impl XskRsPeer {
             let _ = self.tx_q.wakeup();
             wakeups += 1;
         }
+        self.wakeups += wakeups;
         wakeups
     }
 
     /// Copies `frames` (raw Ethernet frames) into free TX frames in order,
     /// submits them, wakes the kernel as needed and reaps completions.
     /// Returns how many were queued: a prefix of `frames`, cut where free
-    /// frames ran out or at the first frame longer than [`mtu`](Self::mtu).
+    /// frames or the room the TX ring shows ran out, or at the first frame
+    /// longer than [`mtu`](Self::mtu).
     /// Queued frames are transmitted without further calls (in copy mode,
     /// within this call as far as the kernel takes them; call
     /// [`flush`](Self::flush) to wait for every completion).
     pub fn send(&mut self, frames: &[&[u8]]) -> usize {
         self.reap();
-        let n = frames
+        let fit = frames
             .iter()
             .take(self.tx_free.len())
             .take_while(|f| f.len() <= self.mtu)
             .count();
+        // Room as the ring shows it (see "Who owns which frame").
+        let n = fit.min(self.tx_q.nb_free(fit as u32) as usize);
         if n > 0 {
             let first = self.tx_free.len() - n;
             for (desc, frame) in self.tx_free[first..].iter_mut().zip(frames) {
@@ -399,8 +437,9 @@ impl XskRsPeer {
             // SAFETY: the frames are this UMEM's, written above and owned
             // by this peer alone; once submitted, they leave the free list
             // and are not touched until the completion ring returns them.
-            // The TX ring has a slot per TX frame, so they all fit
-            // (`produce` submits all or none).
+            // The ring showed room for all `n` just above and only this
+            // peer produces on it, so they all fit (`produce` submits all
+            // or none).
             let queued = unsafe { self.tx_q.produce(&self.tx_free[first..]) };
             if queued == n {
                 self.tx_free.truncate(first);
@@ -435,21 +474,40 @@ impl XskRsPeer {
     }
 
     /// Puts the first `n` scratch descriptors (just taken off the RX ring)
-    /// back on the fill ring, waking the kernel if it asks. Returns the
-    /// wakeups made.
-    fn refill(&mut self, n: usize) -> u64 {
-        // SAFETY: the first `n` scratch descriptors are RX frames of this
-        // UMEM that the RX ring just handed over; their bytes were copied
-        // or shown to a callback and no reference to them is left. The
-        // fill ring has a slot for every RX frame, so all `n` fit.
-        let filled = unsafe { self.fq.produce(&self.scratch[..n]) };
-        debug_assert_eq!(filled, n, "the fill ring holds every RX frame");
-        if self.fq.needs_wakeup() {
-            let _ = self.fq.wakeup(self.rx_q.fd_mut(), 0);
-            1
-        } else {
-            0
+    /// on the refill list, then as much of the list on the fill ring as it
+    /// shows room for, waking the kernel if it asks. With `n == 0`, only
+    /// retries the list.
+    fn refill(&mut self, n: usize) {
+        self.refill.extend_from_slice(&self.scratch[..n]);
+        if self.refill.is_empty() {
+            return;
         }
+        let pending = self.refill.len();
+        let room = (self.fq.nb_free(pending as u32) as usize).min(pending);
+        if room > 0 {
+            let first = pending - room;
+            // SAFETY: the refill list holds RX frames of this UMEM that
+            // the RX ring handed over; their bytes were copied or shown to
+            // a callback and no reference to them is left. The fill ring
+            // showed room for `room` of them just above and only this peer
+            // produces on it, so all fit (`produce` submits all or none).
+            let filled = unsafe { self.fq.produce(&self.refill[first..]) };
+            if filled == room {
+                self.refill.truncate(first);
+            }
+        }
+        if self.fq.needs_wakeup() {
+            self.wake_fill();
+        }
+    }
+
+    /// Wakes the kernel to take frames off the fill ring: a `poll(2)`
+    /// that does not wait (what xsk-rs's `FillQueue::wakeup` is).
+    fn wake_fill(&mut self) {
+        // An error only means this wakeup did not happen; the next one
+        // tries again and the caller's deadline bounds the wait.
+        let _ = self.fq.wakeup(self.rx_q.fd_mut(), 0);
+        self.wakeups += 1;
     }
 
     /// Takes up to `want` frames off the RX ring into the scratch
@@ -472,6 +530,7 @@ impl XskRsPeer {
         while out.len() < max {
             let n = self.take_rx(max - out.len());
             if n == 0 {
+                self.refill(0);
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     break;
@@ -510,16 +569,15 @@ impl XskRsPeer {
         mut check: impl FnMut(&[u8]),
     ) -> PeerCounts {
         let start = Instant::now();
+        let wakeups = self.wakeups;
         let mut counts = PeerCounts::default();
         // SYNC: Relaxed: `stop` carries no data, only "finish soon"; the
         // results travel back through the return value (a join).
         while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
             let n = self.take_rx(BATCH);
             if n == 0 {
-                if self.fq.needs_wakeup() {
-                    let _ = self.fq.wakeup(self.rx_q.fd_mut(), 0);
-                    counts.wakeups += 1;
-                }
+                self.refill(0);
+                // Waits for the RX ring; an error ends this wait early.
                 let _ = self.rx_q.poll(POLL_MS);
                 continue;
             }
@@ -533,8 +591,9 @@ impl XskRsPeer {
             }
             counts.packets += n as u64;
             counts.batches += 1;
-            counts.wakeups += self.refill(n);
+            self.refill(n);
         }
+        counts.wakeups = self.wakeups - wakeups;
         counts.elapsed = start.elapsed();
         counts
     }
@@ -562,28 +621,26 @@ impl XskRsPeer {
             });
         }
         let start = Instant::now();
+        let (completions, wakeups) = (self.completions, self.wakeups);
         let mut counts = PeerCounts::default();
         let batch = [template; BATCH];
-        let mut completed = 0;
         // SYNC: Relaxed: as in `rx_loop`.
         while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-            completed += self.reap();
+            self.reap();
+            if self.tx_free.is_empty() {
+                self.kick();
+                continue;
+            }
+            // Copies into free frames, submits, kicks and reaps again.
             let n = BATCH.min(self.tx_free.len());
-            if n > 0 {
-                // `send` copies, submits, kicks and reaps again.
-                let before = self.tx_in_flight + completed;
-                let queued = self.send(&batch[..n]);
-                completed = before + queued - self.tx_in_flight;
-                counts.batches += u64::from(queued > 0);
-            } else {
-                counts.wakeups += self.kick();
+            if self.send(&batch[..n]) > 0 {
+                counts.batches += 1;
             }
         }
-        let before = self.tx_in_flight;
         self.flush(TX_DRAIN);
-        completed += before - self.tx_in_flight;
-        counts.packets = completed as u64;
+        counts.packets = self.completions - completions;
         counts.bytes = counts.packets * template.len() as u64;
+        counts.wakeups = self.wakeups - wakeups;
         counts.elapsed = start.elapsed();
         Ok(counts)
     }
