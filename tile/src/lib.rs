@@ -27,6 +27,9 @@
 //! whose send publishes into a link, and [`Drain`](drain::Drain), a tile
 //! that sends what a link carries to a downstream aio.
 //!
+//! [net_xdp] receives from AF_XDP into a link without a copy (the link's
+//! dcache is the socket's UMEM) and is the net tile around one socket.
+//!
 //! Everything shared is touched through atomics (the workspace's safe
 //! atomic views), with every ordering explained where it is chosen, so this
 //! crate needs no `unsafe` and assumes nothing of x86's memory model.

@@ -482,6 +482,15 @@ impl<'a> Xsk<'a> {
         }
     }
 
+    /// True if `send` would take one more packet now: a free frame and a
+    /// tx ring slot, after reaping completions and waking the kernel if
+    /// needed. A tile asks before it reads a frag it will send, so it can
+    /// leave the frag on its link instead of holding it.
+    #[inline]
+    pub fn tx_ready(&mut self) -> bool {
+        self.tx_room()
+    }
+
     /// Room for one more packet: a free frame and a tx ring slot, reaping
     /// and then waking the kernel if needed.
     #[inline]
