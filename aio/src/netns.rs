@@ -236,6 +236,24 @@ fn mac_string(mac: &[u8; 6]) -> String {
 }
 
 impl VethPair {
+    /// [`VethPair::new`] for a test: `None`, after printing
+    /// `skipped: needs CAP_NET_ADMIN` straight to stderr (the line CI
+    /// counts), when the process lacks the privileges.
+    ///
+    /// # Panics
+    /// On any other error, naming it.
+    pub fn new_or_skip(tag: &str) -> Option<VethPair> {
+        match VethPair::new(tag) {
+            Ok(p) => Some(p),
+            Err(NetnsError::NotPermitted { .. }) => {
+                use std::io::Write;
+                let _ = writeln!(std::io::stderr(), "\nskipped: needs CAP_NET_ADMIN");
+                None
+            }
+            Err(e) => panic!("making a veth pair: {e}"),
+        }
+    }
+
     /// Makes two namespaces and a veth pair between them, as the
     /// [module documentation](self) describes. `tag` (1 to [`TAG_MAX`] of
     /// `[A-Za-z0-9_-]`) goes into the names, to tell in `ip netns list`

@@ -7,13 +7,12 @@
 //! sends, the backend answers `Again` at an index, and every packet it took
 //! arrives. Privileged: as a user each test prints the line CI counts.
 
-use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tilewire_aio::conformance::{self, payload, Harness};
-use tilewire_aio::netns::{NetnsError, VethPair};
+use tilewire_aio::netns::VethPair;
 use tilewire_aio::udp::{Engine, UdpAio, UdpConfig, UringRecv};
 use tilewire_aio::{Aio, MemAio, PktInfo, SendError, SendErrorKind};
 
@@ -26,16 +25,8 @@ const ENGINES: [(Engine, UringRecv); 3] = [
     (Engine::Uring, UringRecv::Fixed),
 ];
 
-/// A fresh pair, or `None` after printing the line CI counts.
 fn pair(tag: &str) -> Option<VethPair> {
-    match VethPair::new(tag) {
-        Ok(p) => Some(p),
-        Err(NetnsError::NotPermitted { .. }) => {
-            let _ = writeln!(std::io::stderr(), "\nskipped: needs CAP_NET_ADMIN");
-            None
-        }
-        Err(e) => panic!("making a veth pair: {e}"),
-    }
+    VethPair::new_or_skip(tag)
 }
 
 fn config(bind: SocketAddr, engine: Engine, recv: UringRecv) -> UdpConfig {

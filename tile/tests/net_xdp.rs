@@ -7,13 +7,12 @@
 //! nothing it was refused is lost. Privileged: as a user each test prints
 //! the line CI counts.
 
-use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use tilewire_aio::conformance::payload;
-use tilewire_aio::netns::{NetnsError, VethPair};
+use tilewire_aio::netns::VethPair;
 use tilewire_shmem::{load_bytes, PageKind, Workspace};
 use tilewire_tile::consumer::Poll;
 use tilewire_tile::frag::CTL_PKT;
@@ -28,14 +27,7 @@ const PORT: u16 = 9300;
 const DEPTH: u64 = 64;
 
 fn pair(tag: &str) -> Option<VethPair> {
-    match VethPair::new(tag) {
-        Ok(p) => Some(p),
-        Err(NetnsError::NotPermitted { .. }) => {
-            let _ = writeln!(std::io::stderr(), "\nskipped: needs CAP_NET_ADMIN");
-            None
-        }
-        Err(e) => panic!("making a veth pair: {e}"),
-    }
+    VethPair::new_or_skip(tag)
 }
 
 struct TestWs(Workspace);

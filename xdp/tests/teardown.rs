@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use tilewire_aio::netns::{NetnsError, VethPair};
+use tilewire_aio::netns::VethPair;
 use tilewire_aio::MemAio;
 use tilewire_shmem::{PageKind, Workspace};
 use tilewire_xdp::bpf::{attached_program, AttachMode, FilterSpec, XdpLink, XdpProgram};
@@ -23,14 +23,7 @@ const PORT: u16 = 9400;
 const HOLDER: &str = "TILEWIRE_TEST_XDP_HOLDER";
 
 fn pair(tag: &str) -> Option<VethPair> {
-    match VethPair::new(tag) {
-        Ok(p) => Some(p),
-        Err(NetnsError::NotPermitted { .. }) => {
-            let _ = writeln!(std::io::stderr(), "\nskipped: needs CAP_NET_ADMIN");
-            None
-        }
-        Err(e) => panic!("making a veth pair: {e}"),
-    }
+    VethPair::new_or_skip(tag)
 }
 
 /// A workspace whose name is removed at once (the mapping stays while the

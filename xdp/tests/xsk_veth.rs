@@ -16,14 +16,13 @@
 //!
 //! Privileged: as a user each test prints the line CI counts.
 
-use std::io::Write;
 use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use tilewire_aio::conformance::{self, payload, Harness};
-use tilewire_aio::netns::{NetnsError, VethPair};
+use tilewire_aio::netns::VethPair;
 use tilewire_aio::{Aio, MemAio, PktInfo, SendError};
 use tilewire_shmem::{PageKind, Workspace};
 use tilewire_xdp::bpf::{AttachMode, FilterSpec, XdpLink, XdpProgram};
@@ -34,16 +33,8 @@ const PORT: u16 = 9100;
 const PEER_PORT: u16 = 9200;
 const WAIT: Duration = Duration::from_secs(3);
 
-/// A fresh pair, or `None` after printing the line CI counts.
 fn pair(tag: &str) -> Option<VethPair> {
-    match VethPair::new(tag) {
-        Ok(p) => Some(p),
-        Err(NetnsError::NotPermitted { .. }) => {
-            let _ = writeln!(std::io::stderr(), "\nskipped: needs CAP_NET_ADMIN");
-            None
-        }
-        Err(e) => panic!("making a veth pair: {e}"),
-    }
+    VethPair::new_or_skip(tag)
 }
 
 /// A workspace for the UMEM, unlinked on drop.

@@ -5,13 +5,12 @@
 //! removed on drop. Privileged: as a user each test prints the line CI
 //! counts.
 
-use std::io::Write;
 use std::net::SocketAddrV4;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use tilewire_aio::conformance::payload;
-use tilewire_aio::netns::{NetnsError, VethPair};
+use tilewire_aio::netns::VethPair;
 use tilewire_aio::{Aio, MemAio, PktInfo};
 use tilewire_shmem::{PageKind, Workspace};
 use tilewire_xdp::bpf::{AttachMode, FilterSpec, XdpProgram};
@@ -24,13 +23,8 @@ const PEER_PORT: u16 = 9600;
 const N: usize = 200;
 
 fn interop(mode: AttachMode, peer_mode: PeerMode, tag: &str) {
-    let pair = match VethPair::new(tag) {
-        Ok(p) => p,
-        Err(NetnsError::NotPermitted { .. }) => {
-            let _ = writeln!(std::io::stderr(), "\nskipped: needs CAP_NET_ADMIN");
-            return;
-        }
-        Err(e) => panic!("making a veth pair: {e}"),
+    let Some(pair) = VethPair::new_or_skip(tag) else {
+        return;
     };
     static WS: AtomicU32 = AtomicU32::new(0);
     let name = format!(
