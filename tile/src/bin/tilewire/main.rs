@@ -3,6 +3,7 @@
 //! ```text
 //! tilewire bench link [--json] [--quick]   link throughput and latency vs rtrb and crossbeam
 //! tilewire bench udp [--json] [--quick]    UDP TX/RX rate and RTT: aio engines vs quinn-udp
+//! tilewire bench xdp [--json] [--quick]    AF_XDP RX/TX rate over veth vs xsk-rs and sendmmsg
 //! ```
 //!
 //! More commands (`run`, `demo`, `monitor`, `shmem`) come with the pipeline.
@@ -10,9 +11,10 @@
 
 mod bench_link;
 mod bench_udp;
+mod bench_xdp;
 
 fn usage() -> ! {
-    eprintln!("usage: tilewire bench link|udp [--json] [--quick]");
+    eprintln!("usage: tilewire bench link|udp|xdp [--json] [--quick]");
     std::process::exit(2);
 }
 
@@ -40,6 +42,16 @@ fn main() {
             };
             if let Err(e) = bench_udp::run(&opts) {
                 eprintln!("tilewire bench udp: {e}");
+                std::process::exit(1);
+            }
+        }
+        (Some("bench"), Some("xdp")) => {
+            let opts = bench_xdp::Opts {
+                json: flag("--json"),
+                quick: flag("--quick"),
+            };
+            if let Err(e) = bench_xdp::run(&opts) {
+                eprintln!("tilewire bench xdp: {e}");
                 std::process::exit(1);
             }
         }

@@ -1,0 +1,486 @@
+//! One cell of the table: one implementation, one size, one direction,
+//! measured over a fresh set of sockets and programs on the veth pair.
+//!
+//! - **RX**: a tilewire AF_XDP socket in namespace `b` (copy mode, no
+//!   program needed to transmit) blasts stamped copies of one frame at
+//!   `a` from the first core, as fast as the kernel takes them; the
+//!   receiver under test runs in `a`'s sockets on the second core, checks
+//!   every packet and counts. After a warm-up, the receiver's window
+//!   gives the rate (packets it took per second) and its CPU time per
+//!   packet; then it stops the blaster and drains the tail, so the loss
+//!   (blasted but never received) covers the whole cell.
+//! - **TX**: the sender under test runs on the first core in `a`, sending
+//!   copies of one frame (or payload) to `b`, where tilewire's program in
+//!   DRV mode drops everything for the port at XDP. After a warm-up, the
+//!   window gives the rate (packets the kernel completed per second) and
+//!   the sender's CPU time per packet; `b`'s veth counters, read before
+//!   and after the cell, say how many arrived.
+//!
+//! Receivers that find nothing to do sleep [`IDLE_SLEEP`] (xsk-rs's loop
+//! waits in `poll(2)` instead), so a receiver's CPU time is its work, not
+//! busy-poll spinning: the CPU per packet of receivers that keep up with
+//! the blaster compares their cost.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use tilewire_aio::netns::VethPair;
+use tilewire_aio::udp::UdpAio;
+use tilewire_aio::{Aio, PktInfo, SendError, SendErrorKind};
+use tilewire_shmem::clock::mono_ns;
+use tilewire_xdp::bpf::AttachMode;
+use tilewire_xdp::xskrs_peer::{PeerMode, XskRsPeer};
+use tilewire_xdp::{RxPacket, RxRefused, RxSink};
+
+use super::roles::{self, Check, Cores, Role, Umems, XskSock, BATCH};
+
+/// How long an idle receiver sleeps before it polls again.
+pub const IDLE_SLEEP: Duration = Duration::from_micros(20);
+/// How long a receiver keeps draining after the blaster stopped and
+/// nothing came.
+const QUIET: Duration = Duration::from_millis(20);
+/// Longest a blaster runs past its cell's planned end: every loop ends.
+const OVERRUN_MAX: Duration = Duration::from_secs(3);
+/// Longest a sender waits for its last completions.
+const FLUSH_MAX: Duration = Duration::from_millis(200);
+
+/// An implementation under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Impl {
+    /// tilewire's AF_XDP socket, its program attached in this mode.
+    Tilewire(AttachMode),
+    /// The xsk-rs peer, libxdp's program attached in this mode.
+    XskRs(PeerMode),
+    /// tilewire's UDP aio on the sendmmsg/recvmmsg engine.
+    Mmsg,
+}
+
+impl Impl {
+    pub const ALL: [Impl; 5] = [
+        Impl::Tilewire(AttachMode::Skb),
+        Impl::Tilewire(AttachMode::Drv),
+        Impl::XskRs(PeerMode::Skb),
+        Impl::XskRs(PeerMode::Drv),
+        Impl::Mmsg,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Impl::Tilewire(AttachMode::Skb) => "tilewire-xdp-skb",
+            Impl::Tilewire(AttachMode::Drv) => "tilewire-xdp-drv",
+            Impl::XskRs(PeerMode::Skb) => "xsk-rs-skb",
+            Impl::XskRs(PeerMode::Drv) => "xsk-rs-drv",
+            Impl::Mmsg => "mmsg",
+        }
+    }
+
+    /// The xsk-rs row in the same XDP mode, for the ratio.
+    pub fn xskrs_peer(self) -> Option<Impl> {
+        match self {
+            Impl::Tilewire(AttachMode::Skb) => Some(Impl::XskRs(PeerMode::Skb)),
+            Impl::Tilewire(AttachMode::Drv) => Some(Impl::XskRs(PeerMode::Drv)),
+            _ => None,
+        }
+    }
+}
+
+/// How long each part of a cell lasts.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    pub warm: Duration,
+    pub window: Duration,
+}
+
+/// What one RX cell measured.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RxCell {
+    /// Packets per second the receiver took in its window.
+    pub rate: f64,
+    /// Receiver CPU ns per packet in its window.
+    pub cpu_ns_per_pkt: f64,
+    /// Packets the blaster got the kernel to take, whole cell.
+    pub sent: u64,
+    /// Packets of the flow the receiver took, whole cell.
+    pub received: u64,
+    /// Packets that failed the check (wrong length or pattern, or a
+    /// sequence number past what was sent).
+    pub bad: u64,
+    /// Packets whose sequence number did not rise.
+    pub disorder: u64,
+    /// The blaster's own rate over its run.
+    pub blaster_rate: f64,
+    /// Packets the kernel dropped at the AF_XDP socket (rx ring full,
+    /// fill ring empty, other), whole cell; `None` for mmsg.
+    pub socket_drops: Option<u64>,
+}
+
+/// What one TX cell measured.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TxCell {
+    /// Packets per second the kernel completed in the window.
+    pub rate: f64,
+    /// Sender CPU ns per completed packet in the window.
+    pub cpu_ns_per_pkt: f64,
+    /// Packets completed, whole cell.
+    pub sent: u64,
+    /// Packets `b`'s veth counted as received, whole cell (`None` if its
+    /// counters could not be read).
+    pub delivered: Option<u64>,
+}
+
+/// Shows each received packet to the check and gives its frame back.
+struct CountingSink<'c>(&'c mut Check);
+
+impl RxSink for CountingSink<'_> {
+    fn take(&mut self, pkt: RxPacket<'_>) -> Result<u64, RxRefused> {
+        self.0.frame(pkt.data);
+        Ok(pkt.frame)
+    }
+}
+
+/// A downstream aio that shows each UDP payload to the check.
+struct CountingAio<'c>(&'c mut Check);
+
+impl Aio for CountingAio<'_> {
+    fn send(&mut self, batch: &[PktInfo<'_>], _flush: bool) -> Result<(), SendError> {
+        for p in batch {
+            self.0.payload(p.buf);
+        }
+        Ok(())
+    }
+}
+
+/// The receiving end of an RX cell.
+enum Receiver<'w> {
+    Tilewire(Box<XskSock<'w>>),
+    XskRs(Box<XskRsPeer>),
+    Mmsg(Box<UdpAio>),
+}
+
+impl Receiver<'_> {
+    /// What the kernel dropped at an AF_XDP socket (`XDP_STATISTICS`).
+    /// A drop for a full rx ring is counted both as `rx_dropped` and as
+    /// `rx_ring_full` (and one for an empty fill ring in `rx_dropped`),
+    /// so the larger of the two sums, not their total.
+    fn socket_drops(&mut self) -> Option<u64> {
+        match self {
+            Receiver::Tilewire(sock) => {
+                let k = sock.xsk().kernel_stats().ok()?;
+                Some(
+                    k.rx_dropped
+                        .max(k.rx_ring_full + k.rx_fill_ring_empty_descs),
+                )
+            }
+            Receiver::XskRs(peer) => {
+                let k = peer.xdp_statistics().ok()?;
+                Some(
+                    k.rx_dropped()
+                        .max(k.rx_ring_full() + k.rx_fill_ring_empty_descs()),
+                )
+            }
+            Receiver::Mmsg(_) => None,
+        }
+    }
+
+    /// Receives and checks until `until`.
+    fn run_until(&mut self, check: &mut Check, until: Instant) {
+        match self {
+            Receiver::XskRs(peer) => {
+                let never = AtomicBool::new(false);
+                peer.rx_loop(&never, until, |f| check.frame(f));
+            }
+            Receiver::Tilewire(sock) => {
+                let xsk = sock.xsk();
+                while Instant::now() < until {
+                    if xsk.poll_rx(&mut CountingSink(check), BATCH as u32) == 0 {
+                        xsk.service(mono_ns());
+                        std::thread::sleep(IDLE_SLEEP);
+                    }
+                }
+            }
+            Receiver::Mmsg(aio) => {
+                while Instant::now() < until {
+                    if aio.poll(&mut CountingAio(check)) == 0 {
+                        std::thread::sleep(IDLE_SLEEP);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What the blaster did.
+struct Blasted {
+    completed: u64,
+    stamped: u64,
+    secs: f64,
+}
+
+/// Sends stamped copies of `frame` in batches of [`BATCH`] until `stop`,
+/// then waits for the last completions.
+fn blast(sock: &mut XskSock<'_>, frame: &[u8], stop: &AtomicBool, cap: Instant) -> Blasted {
+    let xsk = sock.xsk();
+    let before = xsk.stats().tx_completed;
+    let mut frames: Vec<Vec<u8>> = vec![frame.to_vec(); BATCH];
+    let mut seq = 0u64;
+    let t0 = Instant::now();
+    // SYNC: Acquire; pairs with the receiver's Release store once its
+    // window closed (no data rides on it, only "stop").
+    while !stop.load(Ordering::Acquire) && Instant::now() < cap {
+        for f in frames.iter_mut() {
+            roles::stamp(f, seq);
+            seq += 1;
+        }
+        let batch: [PktInfo<'_>; BATCH] = std::array::from_fn(|i| PktInfo::new(&frames[i]));
+        let mut at = 0;
+        while at < BATCH {
+            match xsk.send(&batch[at..], true) {
+                Ok(()) => at = BATCH,
+                Err(e) => {
+                    at += e.batch_idx;
+                    if e.kind != SendErrorKind::Again {
+                        at += 1;
+                    }
+                    xsk.service(mono_ns());
+                }
+            }
+        }
+    }
+    let end = Instant::now() + FLUSH_MAX;
+    while xsk.stats().tx_completed - before < seq && Instant::now() < end {
+        xsk.service(mono_ns());
+        let _ = xsk.send(&[], true);
+    }
+    Blasted {
+        completed: xsk.stats().tx_completed - before,
+        stamped: seq,
+        secs: t0.elapsed().as_secs_f64(),
+    }
+}
+
+/// One RX cell of `imp` at `sz` payload bytes.
+///
+/// # Errors
+/// Why the cell could not be set up (a note for the output).
+pub fn rx(
+    pair: &VethPair,
+    umems: &Umems<'_>,
+    imp: Impl,
+    sz: usize,
+    t: Timing,
+    cores: Cores,
+) -> Result<RxCell, String> {
+    let a = pair.a();
+    // The receiver's program (tilewire's; xsk-rs brings libxdp's) lives
+    // until the cell ends.
+    let mut _program = None;
+    let mut receiver = match imp {
+        Impl::Tilewire(mode) => {
+            let (prog, link) = roles::attach(a, &roles::steer_spec(), mode)?;
+            let mut sock = roles::bind_xsk(a, umems, Role::Receive)?;
+            let fd = sock.xsk().raw_fd().ok_or("a socket without a descriptor")?;
+            prog.register_socket(0, fd)
+                .map_err(|e| format!("registering the socket: {e}"))?;
+            _program = Some((prog, link));
+            Receiver::Tilewire(Box::new(sock))
+        }
+        Impl::XskRs(mode) => Receiver::XskRs(Box::new(roles::bind_xskrs(a, mode)?)),
+        Impl::Mmsg => {
+            let addr = SocketAddr::from((a.addr(), roles::PORT_A));
+            Receiver::Mmsg(Box::new(roles::bind_mmsg(a, addr)?))
+        }
+    };
+    let mut blaster = roles::bind_xsk(pair.b(), umems, Role::Send)?;
+    let frame = roles::frame_of(&roles::rx_flow(pair), sz);
+    let stop = AtomicBool::new(false);
+    let start = Barrier::new(2);
+    let cap = Instant::now() + t.warm + t.window + OVERRUN_MAX;
+    let (blasted, (check, window, socket_drops)) = std::thread::scope(|s| {
+        let (stop, start, frame) = (&stop, &start, &frame);
+        let tb = s.spawn(move || {
+            roles::pin(cores.send);
+            start.wait();
+            blast(&mut blaster, frame, stop, cap)
+        });
+        let tr = s.spawn(move || {
+            roles::pin(cores.recv);
+            let mut check = Check::new(sz);
+            start.wait();
+            receiver.run_until(&mut check, Instant::now() + t.warm);
+            let (cpu0, n0, w0) = (roles::thread_cpu_ns(), check.pkts, Instant::now());
+            receiver.run_until(&mut check, w0 + t.window);
+            let window = (
+                check.pkts - n0,
+                roles::thread_cpu_ns().saturating_sub(cpu0),
+                w0.elapsed().as_secs_f64(),
+            );
+            // SYNC: Release; pairs with the blaster's Acquire load.
+            stop.store(true, Ordering::Release);
+            let end = Instant::now() + OVERRUN_MAX;
+            loop {
+                let before = check.pkts + check.foreign + check.bad;
+                receiver.run_until(&mut check, Instant::now() + QUIET);
+                if check.pkts + check.foreign + check.bad == before || Instant::now() > end {
+                    break;
+                }
+            }
+            let drops = receiver.socket_drops();
+            drop(receiver);
+            (check, window, drops)
+        });
+        (
+            tb.join().expect("blaster thread"),
+            tr.join().expect("receiver thread"),
+        )
+    });
+    if matches!(imp, Impl::XskRs(_)) {
+        roles::xdp_off(a);
+    }
+    let (pkts, cpu_ns, secs) = window;
+    let past_end = check.max_seq.is_some_and(|m| m >= blasted.stamped);
+    Ok(RxCell {
+        rate: pkts as f64 / secs.max(1e-9),
+        cpu_ns_per_pkt: cpu_ns as f64 / pkts.max(1) as f64,
+        sent: blasted.completed,
+        received: check.pkts,
+        bad: check.bad + u64::from(past_end),
+        disorder: check.disorder,
+        blaster_rate: blasted.completed as f64 / blasted.secs.max(1e-9),
+        socket_drops,
+    })
+}
+
+/// The sending end of a TX cell.
+enum Sender<'w> {
+    Tilewire(Box<XskSock<'w>>),
+    XskRs(Box<XskRsPeer>),
+    Mmsg(Box<UdpAio>, SocketAddr),
+}
+
+impl Sender<'_> {
+    /// Sends copies of `frame` (whole Ethernet frame; its UDP payload for
+    /// mmsg) until `until`, then waits for the completions; returns the
+    /// packets the kernel completed meanwhile.
+    fn run_until(&mut self, frame: &[u8], until: Instant) -> Result<u64, String> {
+        match self {
+            Sender::XskRs(peer) => {
+                let never = AtomicBool::new(false);
+                let counts = peer
+                    .tx_loop(frame, &never, until)
+                    .map_err(|e| e.to_string())?;
+                Ok(counts.packets)
+            }
+            Sender::Tilewire(sock) => {
+                let xsk = sock.xsk();
+                let before = xsk.stats().tx_completed;
+                let batch = [PktInfo::new(frame); BATCH];
+                while Instant::now() < until {
+                    let mut at = 0;
+                    while at < BATCH {
+                        match xsk.send(&batch[at..], true) {
+                            Ok(()) => at = BATCH,
+                            Err(e) if e.kind == SendErrorKind::Again => {
+                                at += e.batch_idx;
+                                xsk.service(mono_ns());
+                            }
+                            Err(e) => return Err(format!("tilewire send: {e}")),
+                        }
+                    }
+                }
+                let end = Instant::now() + FLUSH_MAX;
+                while xsk.stats().tx_completed < xsk.stats().tx_packets && Instant::now() < end {
+                    xsk.service(mono_ns());
+                    let _ = xsk.send(&[], true);
+                }
+                Ok(xsk.stats().tx_completed - before)
+            }
+            Sender::Mmsg(aio, dest) => {
+                let payload = &frame[tilewire_xdp::frame::HEADERS_LEN..];
+                let before = aio.stats().tx_pkts;
+                let mut batch = [PktInfo::new(payload); BATCH];
+                for p in batch.iter_mut() {
+                    p.meta.addr = Some(*dest);
+                }
+                while Instant::now() < until {
+                    let mut at = 0;
+                    while at < BATCH {
+                        match aio.send(&batch[at..], true) {
+                            Ok(()) => at = BATCH,
+                            Err(e) if e.kind == SendErrorKind::Again => at += e.batch_idx,
+                            Err(e) => return Err(format!("mmsg send: {e}")),
+                        }
+                    }
+                }
+                let end = Instant::now() + FLUSH_MAX;
+                while aio.tx_pending() > 0 && Instant::now() < end {
+                    let _ = aio.send(&[], true);
+                }
+                Ok(aio.stats().tx_pkts - before)
+            }
+        }
+    }
+}
+
+/// One TX cell of `imp` at `sz` payload bytes. `b` must already drop the
+/// flow at XDP (see [`roles::drop_spec`]).
+///
+/// # Errors
+/// Why the cell could not be set up or a send failed (a note).
+pub fn tx(
+    pair: &VethPair,
+    umems: &Umems<'_>,
+    imp: Impl,
+    sz: usize,
+    t: Timing,
+    cores: Cores,
+) -> Result<TxCell, String> {
+    let a = pair.a();
+    let mut _program = None;
+    let mut sender = match imp {
+        Impl::Tilewire(mode) => {
+            let (prog, link) = roles::attach(a, &roles::steer_spec(), mode)?;
+            let mut sock = roles::bind_xsk(a, umems, Role::Send)?;
+            let fd = sock.xsk().raw_fd().ok_or("a socket without a descriptor")?;
+            prog.register_socket(0, fd)
+                .map_err(|e| format!("registering the socket: {e}"))?;
+            _program = Some((prog, link));
+            Sender::Tilewire(Box::new(sock))
+        }
+        Impl::XskRs(mode) => Sender::XskRs(Box::new(roles::bind_xskrs(a, mode)?)),
+        Impl::Mmsg => {
+            let src = SocketAddr::from((a.addr(), 0));
+            let dest = SocketAddr::from((pair.b().addr(), roles::PORT_B));
+            Sender::Mmsg(Box::new(roles::bind_mmsg(a, src)?), dest)
+        }
+    };
+    let frame = roles::frame_of(&roles::tx_flow(pair), sz);
+    let delivered0 = roles::veth_rx_packets(pair.b());
+    let result = std::thread::scope(|s| {
+        let frame = &frame;
+        s.spawn(move || {
+            roles::pin(cores.send);
+            let warm = sender.run_until(frame, Instant::now() + t.warm)?;
+            let (cpu0, w0) = (roles::thread_cpu_ns(), Instant::now());
+            let n = sender.run_until(frame, w0 + t.window)?;
+            let cpu = roles::thread_cpu_ns().saturating_sub(cpu0);
+            let secs = w0.elapsed().as_secs_f64();
+            drop(sender);
+            Ok::<_, String>((warm + n, n, cpu, secs))
+        })
+        .join()
+        .expect("sender thread")
+    });
+    if matches!(imp, Impl::XskRs(_)) {
+        roles::xdp_off(a);
+    }
+    let (total, n, cpu, secs) = result?;
+    let delivered1 = roles::veth_rx_packets(pair.b());
+    Ok(TxCell {
+        rate: n as f64 / secs.max(1e-9),
+        cpu_ns_per_pkt: cpu as f64 / n.max(1) as f64,
+        sent: total,
+        delivered: delivered0.zip(delivered1).map(|(x, y)| y.saturating_sub(x)),
+    })
+}

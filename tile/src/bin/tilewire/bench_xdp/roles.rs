@@ -1,0 +1,412 @@
+//! The parts every cell of `bench xdp` is made of: UMEMs inside one
+//! workspace, the XDP programs, the sockets of each implementation, the
+//! frames, the per-packet check, the CPU clock of a thread, pinning and
+//! the veth's own counters.
+
+use std::net::{SocketAddr, SocketAddrV4};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use core_affinity::CoreId;
+use tilewire_aio::netns::{VethPair, VethSide};
+use tilewire_aio::udp::{Engine, UdpAio, UdpConfig};
+use tilewire_shmem::Workspace;
+use tilewire_xdp::bpf::{AttachMode, FilterSpec, XdpAction, XdpLink, XdpProgram};
+use tilewire_xdp::frame::{self, UdpEndpoints, HEADERS_LEN};
+use tilewire_xdp::xskrs_peer::{PeerMode, XskRsPeer};
+use tilewire_xdp::{BindMode, Umem, Xsk, XskConfig, FRAME_SIZE};
+
+/// UDP port in namespace `a` the RX bench blasts to.
+pub const PORT_A: u16 = 9300;
+/// UDP port in namespace `b` the TX bench sends to (dropped at XDP).
+pub const PORT_B: u16 = 9301;
+/// Source port of every frame built here.
+pub const PORT_SRC: u16 = 9302;
+/// Packets per send call and per receive ring operation, for every
+/// implementation (xsk-rs's loops use the same 64).
+pub const BATCH: usize = 64;
+/// Ring entries of every AF_XDP socket's busy rings (rx and fill for a
+/// receiver, tx and completion for a sender): tilewire's and xsk-rs's
+/// alike.
+pub const RING: u32 = 2048;
+/// Entries of the rings a socket does not use (tilewire needs them all).
+const RING_IDLE: u32 = 64;
+/// `SO_RCVBUF` / `SO_SNDBUF` asked for on the mmsg sockets.
+const SOCK_BUF: usize = 4 << 20;
+/// Bytes of the workspace the UMEMs come from: enough for a few sockets
+/// at a time (each is freed when its cell ends).
+pub const WS_BYTES: usize = 128 << 20;
+
+/// CPU time of the calling thread in ns: the first field of
+/// `/proc/thread-self/schedstat` (the scheduler's `sum_exec_runtime`, what
+/// `CLOCK_THREAD_CPUTIME_ID` reports), read without unsafe code, and only
+/// at the edges of a window.
+pub fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The two cores the roles are pinned to: senders and blasters on the
+/// first, receivers on the second.
+#[derive(Clone, Copy, Debug)]
+pub struct Cores {
+    pub send: Option<CoreId>,
+    pub recv: Option<CoreId>,
+}
+
+impl Cores {
+    pub fn detect() -> Cores {
+        let cores = core_affinity::get_core_ids().unwrap_or_default();
+        if cores.len() < 2 {
+            return Cores {
+                send: None,
+                recv: None,
+            };
+        }
+        Cores {
+            send: Some(cores[0]),
+            recv: Some(cores[1]),
+        }
+    }
+
+    /// What the output says about pinning.
+    pub fn describe(&self) -> String {
+        match (self.send, self.recv) {
+            (Some(s), Some(r)) => format!(
+                "RX blaster and TX sender on cpu {}, RX receiver on cpu {}",
+                s.id, r.id
+            ),
+            _ => "not pinned (fewer than 2 cores)".to_string(),
+        }
+    }
+}
+
+/// Pins the calling thread to `core`, if there is one.
+pub fn pin(core: Option<CoreId>) {
+    if let Some(c) = core {
+        core_affinity::set_for_current(c);
+    }
+}
+
+/// UMEMs carved out of one workspace, each under a name of its own.
+pub struct Umems<'w> {
+    ws: &'w Workspace,
+    next: AtomicU32,
+}
+
+impl<'w> Umems<'w> {
+    pub fn new(ws: &'w Workspace) -> Umems<'w> {
+        Umems {
+            ws,
+            next: AtomicU32::new(0),
+        }
+    }
+
+    /// A UMEM of `frames` frames and the name to free it by.
+    fn take(&self, frames: u64) -> Result<(Umem<'w>, String), String> {
+        // Relaxed: a counter for unique names, nothing is published by it.
+        let name = format!("umem{}", self.next.fetch_add(1, Ordering::Relaxed));
+        let len = frames as usize * FRAME_SIZE as usize;
+        let g = self
+            .ws
+            .alloc_named(&name, 4096, len, 0)
+            .map_err(|e| format!("UMEM of {frames} frames: {e}"))?;
+        let region = self.ws.region(g, len).map_err(|e| e.to_string())?;
+        let umem = Umem::new(region).map_err(|e| e.to_string())?;
+        Ok((umem, name))
+    }
+}
+
+/// A tilewire AF_XDP socket whose UMEM goes back to the workspace when it
+/// is dropped.
+pub struct XskSock<'w> {
+    xsk: Option<Xsk<'w>>,
+    ws: &'w Workspace,
+    name: String,
+}
+
+impl<'w> XskSock<'w> {
+    pub fn xsk(&mut self) -> &mut Xsk<'w> {
+        self.xsk.as_mut().expect("present until drop")
+    }
+}
+
+impl Drop for XskSock<'_> {
+    fn drop(&mut self) {
+        // Close the socket first: the kernel lets go of the UMEM then.
+        self.xsk = None;
+        let _ = self.ws.free_named(&self.name);
+    }
+}
+
+/// Whether a tilewire socket receives (big rx and fill rings) or sends
+/// (big tx and completion rings).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Receive,
+    Send,
+}
+
+/// A copy-mode tilewire socket on queue 0 of `side`'s veth end, bound
+/// inside `side`'s namespace.
+pub fn bind_xsk<'w>(side: &VethSide, umems: &Umems<'w>, role: Role) -> Result<XskSock<'w>, String> {
+    let (big, small) = (RING, RING_IDLE);
+    let (rx, tx) = match role {
+        Role::Receive => (big, small),
+        Role::Send => (small, big),
+    };
+    let cfg = XskConfig {
+        ifname: side.ifname().to_string(),
+        bind: BindMode::Copy,
+        rx_size: rx,
+        fill_size: rx,
+        tx_size: tx,
+        tx_high_water: BATCH as u32,
+        ..XskConfig::default()
+    };
+    let (umem, name) = umems.take(cfg.frames_needed())?;
+    let bound = side
+        .run(|| Xsk::bind(umem, &cfg))
+        .map_err(|e| e.to_string())?;
+    match bound {
+        Ok((xsk, _lines)) => Ok(XskSock {
+            xsk: Some(xsk),
+            ws: umems.ws,
+            name,
+        }),
+        Err(e) => {
+            let _ = umems.ws.free_named(&name);
+            Err(format!("tilewire Xsk::bind on {}: {e}", side.ifname()))
+        }
+    }
+}
+
+/// tilewire's XDP program for `spec`, attached to `side`'s veth end in
+/// `mode` (detached when the link drops).
+pub fn attach(
+    side: &VethSide,
+    spec: &FilterSpec,
+    mode: AttachMode,
+) -> Result<(XdpProgram, XdpLink), String> {
+    side.run(|| {
+        let prog = XdpProgram::load(spec, 1).map_err(|e| format!("loading the program: {e}"))?;
+        let link = prog
+            .attach(side.ifindex(), mode)
+            .map_err(|e| format!("attaching the program ({mode:?}): {e}"))?;
+        Ok((prog, link))
+    })
+    .map_err(|e| e.to_string())?
+}
+
+/// The program that steers [`PORT_A`] to the socket on queue 0 (the RX
+/// receiver and the TX sender's end).
+pub fn steer_spec() -> FilterSpec {
+    FilterSpec::new([PORT_A]).expect("one valid port")
+}
+
+/// The program on `b` during the TX bench: [`PORT_B`] matches, no socket
+/// is registered, so every datagram is dropped at XDP before b's stack.
+pub fn drop_spec() -> FilterSpec {
+    FilterSpec::new([PORT_B])
+        .expect("one valid port")
+        .with_miss_action(XdpAction::Drop)
+}
+
+/// An xsk-rs socket on queue 0 of `side`'s veth end (libxdp attaches its
+/// own program in `mode`); each ring holds [`RING`] entries. A queue
+/// whose last socket is still being torn down may refuse for a moment:
+/// retried for up to a second.
+pub fn bind_xskrs(side: &VethSide, mode: PeerMode) -> Result<XskRsPeer, String> {
+    let mut last = String::new();
+    for attempt in 0..20 {
+        if attempt > 0 {
+            // A failed bind can leave libxdp's program attached, and
+            // libxdp then refuses to replace it.
+            xdp_off(side);
+        }
+        match side.run(|| XskRsPeer::bind(side.ifname(), 0, mode, 2 * RING)) {
+            Ok(Ok(peer)) => return Ok(peer),
+            Ok(Err(e)) => last = e.to_string(),
+            Err(e) => return Err(e.to_string()),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Err(format!("xsk-rs bind on {}: {last}", side.ifname()))
+}
+
+/// Detaches whatever XDP program is attached to `side`'s veth end
+/// without a BPF link (libxdp's, which it sometimes leaves behind when a
+/// socket goes away), in both modes. A program held by a BPF link
+/// (tilewire's) is not touched.
+pub fn xdp_off(side: &VethSide) {
+    for mode in ["xdpgeneric", "xdpdrv"] {
+        let _ = Command::new("ip")
+            .args([
+                "-n",
+                side.netns(),
+                "link",
+                "set",
+                "dev",
+                side.ifname(),
+                mode,
+                "off",
+            ])
+            .output();
+    }
+}
+
+/// tilewire's sendmmsg/recvmmsg engine bound to `addr` inside `side`.
+pub fn bind_mmsg(side: &VethSide, addr: SocketAddr) -> Result<UdpAio, String> {
+    let cfg = UdpConfig {
+        engine: Engine::Mmsg,
+        send_buf: Some(SOCK_BUF),
+        recv_buf: Some(SOCK_BUF),
+        batch: BATCH,
+        ..UdpConfig::new(addr)
+    };
+    side.run(|| UdpAio::bind(&cfg))
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("UdpAio::bind (mmsg) {addr}: {e}"))
+}
+
+/// The flow of the RX bench: `b` to `a`'s [`PORT_A`].
+pub fn rx_flow(pair: &VethPair) -> UdpEndpoints {
+    UdpEndpoints {
+        src_mac: pair.b().mac(),
+        dst_mac: pair.a().mac(),
+        src: SocketAddrV4::new(pair.b().addr(), PORT_SRC),
+        dst: SocketAddrV4::new(pair.a().addr(), PORT_A),
+    }
+}
+
+/// The flow of the TX bench: `a` to `b`'s [`PORT_B`].
+pub fn tx_flow(pair: &VethPair) -> UdpEndpoints {
+    UdpEndpoints {
+        src_mac: pair.a().mac(),
+        dst_mac: pair.b().mac(),
+        src: SocketAddrV4::new(pair.a().addr(), PORT_SRC),
+        dst: SocketAddrV4::new(pair.b().addr(), PORT_B),
+    }
+}
+
+/// The payload of `sz` bytes: a sequence number in the first 8 (little
+/// endian, 0 here), then a pattern that depends on the length, so a
+/// shifted or truncated packet shows.
+pub fn payload(sz: usize) -> Vec<u8> {
+    (0..sz)
+        .map(|j| {
+            if j < 8 {
+                0
+            } else {
+                (j as u8).wrapping_mul(167).wrapping_add(sz as u8 ^ 0x5a)
+            }
+        })
+        .collect()
+}
+
+/// A whole Ethernet frame of `flow` carrying [`payload`]`(sz)`, with the
+/// UDP checksum set to 0 ("none", allowed over IPv4), so a frame whose
+/// sequence number was rewritten stays valid for the kernel stack.
+pub fn frame_of(flow: &UdpEndpoints, sz: usize) -> Vec<u8> {
+    let mut f = frame::build_vec(flow, &payload(sz)).expect("payload fits");
+    let udp_csum = frame::ETH_HEADER_LEN + frame::IPV4_HEADER_MIN_LEN + 6;
+    f[udp_csum..udp_csum + 2].fill(0);
+    f
+}
+
+/// Writes sequence number `seq` into a frame made by [`frame_of`].
+#[inline]
+pub fn stamp(frame: &mut [u8], seq: u64) {
+    frame[HEADERS_LEN..HEADERS_LEN + 8].copy_from_slice(&seq.to_le_bytes());
+}
+
+/// The check every RX receiver runs on every packet: our flow (IPv4, UDP
+/// to [`PORT_A`]), the length, the last 8 payload bytes against the
+/// pattern, and the sequence number, which must rise (one flow, one
+/// queue: the path keeps order).
+pub struct Check {
+    sz: usize,
+    tail: [u8; 8],
+    last: Option<u64>,
+    /// Packets of our flow that passed.
+    pub pkts: u64,
+    /// Their payload bytes.
+    pub bytes: u64,
+    /// Packets of our flow with a wrong length or pattern.
+    pub bad: u64,
+    /// Packets whose sequence number did not rise.
+    pub disorder: u64,
+    /// Frames not of our flow (libxdp's program hands xsk-rs everything
+    /// on the queue).
+    pub foreign: u64,
+    /// Highest sequence number seen.
+    pub max_seq: Option<u64>,
+}
+
+impl Check {
+    pub fn new(sz: usize) -> Check {
+        let p = payload(sz);
+        let mut tail = [0u8; 8];
+        tail.copy_from_slice(&p[sz - 8..]);
+        Check {
+            sz,
+            tail,
+            last: None,
+            pkts: 0,
+            bytes: 0,
+            bad: 0,
+            disorder: 0,
+            foreign: 0,
+            max_seq: None,
+        }
+    }
+
+    /// Checks a whole Ethernet frame.
+    #[inline]
+    pub fn frame(&mut self, f: &[u8]) {
+        let ours = f.len() >= HEADERS_LEN
+            && f[12..14] == [0x08, 0x00]
+            && f[14] == 0x45
+            && f[23] == 17
+            && f[36..38] == PORT_A.to_be_bytes();
+        if ours {
+            self.payload(&f[HEADERS_LEN..]);
+        } else {
+            self.foreign += 1;
+        }
+    }
+
+    /// Checks a UDP payload.
+    #[inline]
+    pub fn payload(&mut self, p: &[u8]) {
+        if p.len() != self.sz || p[self.sz - 8..] != self.tail {
+            self.bad += 1;
+            return;
+        }
+        let seq = u64::from_le_bytes(p[..8].try_into().expect("8 bytes"));
+        if self.last.is_some_and(|l| seq <= l) {
+            self.disorder += 1;
+        }
+        self.last = Some(seq);
+        self.max_seq = Some(self.max_seq.map_or(seq, |m| m.max(seq)));
+        self.pkts += 1;
+        self.bytes += p.len() as u64;
+    }
+}
+
+/// Packets the kernel counts as received on `side`'s veth end (`ip -s -j
+/// link show`, `stats64.rx.packets`), or `None` if it cannot be read.
+pub fn veth_rx_packets(side: &VethSide) -> Option<u64> {
+    let out = Command::new("ip")
+        .args(["-n", side.netns(), "-s", "-j", "link", "show", "dev"])
+        .arg(side.ifname())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rx = &text[text.find("\"rx\":{")?..];
+    let at = rx.find("\"packets\":")? + "\"packets\":".len();
+    let digits: String = rx[at..].chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
