@@ -278,12 +278,8 @@ pub fn rx(
     let mut _program = None;
     let mut receiver = match imp {
         Impl::Tilewire(mode) => {
-            let (prog, link) = roles::attach(a, &roles::steer_spec(), mode)?;
-            let mut sock = roles::bind_xsk(a, umems, Role::Receive)?;
-            let fd = sock.xsk().raw_fd().ok_or("a socket without a descriptor")?;
-            prog.register_socket(0, fd)
-                .map_err(|e| format!("registering the socket: {e}"))?;
-            _program = Some((prog, link));
+            let (sock, program) = roles::steered_xsk(a, umems, mode, Role::Receive)?;
+            _program = Some(program);
             Receiver::Tilewire(Box::new(sock))
         }
         Impl::XskRs(mode) => Receiver::XskRs(Box::new(roles::bind_xskrs(a, mode)?)),
@@ -440,12 +436,8 @@ pub fn tx(
     let mut _program = None;
     let mut sender = match imp {
         Impl::Tilewire(mode) => {
-            let (prog, link) = roles::attach(a, &roles::steer_spec(), mode)?;
-            let mut sock = roles::bind_xsk(a, umems, Role::Send)?;
-            let fd = sock.xsk().raw_fd().ok_or("a socket without a descriptor")?;
-            prog.register_socket(0, fd)
-                .map_err(|e| format!("registering the socket: {e}"))?;
-            _program = Some((prog, link));
+            let (sock, program) = roles::steered_xsk(a, umems, mode, Role::Send)?;
+            _program = Some(program);
             Sender::Tilewire(Box::new(sock))
         }
         Impl::XskRs(mode) => Sender::XskRs(Box::new(roles::bind_xskrs(a, mode)?)),

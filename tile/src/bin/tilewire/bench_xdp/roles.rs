@@ -200,6 +200,26 @@ pub fn attach(
     .map_err(|e| e.to_string())?
 }
 
+/// tilewire's program attached to `side` in `mode`, steering [`PORT_A`]
+/// to a socket bound there for `role` (the RX receiver or the TX sender).
+/// The program stays attached while the returned pair lives.
+///
+/// # Errors
+/// A step that failed, as a note for the output.
+pub fn steered_xsk<'w>(
+    side: &VethSide,
+    umems: &Umems<'w>,
+    mode: AttachMode,
+    role: Role,
+) -> Result<(XskSock<'w>, (XdpProgram, XdpLink)), String> {
+    let (prog, link) = attach(side, &steer_spec(), mode)?;
+    let mut sock = bind_xsk(side, umems, role)?;
+    let fd = sock.xsk().raw_fd().ok_or("a socket without a descriptor")?;
+    prog.register_socket(0, fd)
+        .map_err(|e| format!("registering the socket: {e}"))?;
+    Ok((sock, (prog, link)))
+}
+
 /// The program that steers [`PORT_A`] to the socket on queue 0 (the RX
 /// receiver and the TX sender's end).
 pub fn steer_spec() -> FilterSpec {
