@@ -33,7 +33,7 @@
 //! if its address lies inside the UMEM and its bytes inside one frame
 //! ([`Umem::frame_of`]); anything else is counted and dropped.
 
-use tilewire_shmem::Region;
+use tilewire_shmem::{AllocError, Region, Workspace};
 
 /// Bytes per UMEM frame: room for any 1500-byte-MTU Ethernet frame after
 /// the kernel's 256 bytes of XDP headroom.
@@ -72,6 +72,14 @@ pub enum UmemError {
     /// The memory is mapped read-only (a read-only workspace join).
     #[error("UMEM memory is read-only: join the workspace read-write")]
     ReadOnly,
+    /// The workspace had no room for the UMEM (or the name is taken).
+    #[error("allocating UMEM {name:?} in the workspace: {source}")]
+    Alloc {
+        /// The allocation's name.
+        name: String,
+        /// Why it failed.
+        source: AllocError,
+    },
 }
 
 /// A UMEM: page-aligned memory cut into [`FRAME_SIZE`]-byte frames.
@@ -107,6 +115,35 @@ impl<'a> Umem<'a> {
             });
         }
         Ok(Umem { region, frames })
+    }
+
+    /// Allocates a UMEM of `frames` frames in `ws` under `name`
+    /// (page-aligned), for a socket that receives by copying; a link that
+    /// receives zero-copy uses its dcache's data region instead. Free it
+    /// with `ws.free_named(name)` once no socket uses it.
+    ///
+    /// # Errors
+    /// [`UmemError::Alloc`] if the workspace has no room or the name is
+    /// taken; [`UmemError::ReadOnly`] for a read-only join;
+    /// [`UmemError::TooSmall`] for 0 frames.
+    pub fn alloc_named(ws: &'a Workspace, name: &str, frames: u32) -> Result<Umem<'a>, UmemError> {
+        if frames == 0 {
+            return Err(UmemError::TooSmall {
+                len: 0,
+                have: 0,
+                need: 1,
+            });
+        }
+        let len = frames as usize * FRAME_SIZE as usize;
+        let alloc = |source| UmemError::Alloc {
+            name: name.to_string(),
+            source,
+        };
+        let g = ws.alloc_named(name, UMEM_ALIGN, len, 0).map_err(alloc)?;
+        let region = ws
+            .region(g, len)
+            .expect("a fresh allocation lies inside its workspace");
+        Umem::new(region)
     }
 
     /// Frames in the UMEM.
@@ -205,5 +242,24 @@ mod tests {
         assert!(e.to_string().contains("holds 0 frames"), "{e}");
         let ro = Region::from_mut(&mut bytes[..4096]).read_only();
         assert_eq!(Umem::new(ro).unwrap_err(), UmemError::ReadOnly);
+    }
+
+    #[test]
+    fn alloc_named_places_a_umem_in_a_workspace() {
+        let name = format!("tw-umemtest-{}", std::process::id());
+        let ws = Workspace::create(&name, 1 << 20, tilewire_shmem::PageKind::Normal).unwrap();
+        let _ = Workspace::unlink(&name);
+        let u = Umem::alloc_named(&ws, "umem", 64).unwrap();
+        assert_eq!((u.frames(), u.len()), (64, 64 * FRAME_SIZE as usize));
+        assert!(u.region().is_aligned(UMEM_ALIGN));
+        let e = Umem::alloc_named(&ws, "umem", 1).unwrap_err();
+        assert!(
+            matches!(e, UmemError::Alloc { .. }),
+            "the name is taken: {e}"
+        );
+        let e = Umem::alloc_named(&ws, "big", 1 << 20).unwrap_err();
+        assert!(e.to_string().contains("\"big\""), "{e}");
+        let e = Umem::alloc_named(&ws, "none", 0).unwrap_err();
+        assert!(matches!(e, UmemError::TooSmall { need: 1, .. }), "{e}");
     }
 }

@@ -33,7 +33,7 @@ use tilewire_xdp::bpf::{
     attached_program, generate, AttachMode, BpfError, FilterSpec, Insn, XdpAction, XdpProgram,
     TEST_RUN_FRAME_MIN,
 };
-use tilewire_xdp::{BindMode, Umem, Xsk, XskConfig, FRAME_SIZE};
+use tilewire_xdp::{BindMode, Umem, Xsk, XskConfig};
 
 /// True when root; otherwise says the test is skipped, as CI expects.
 fn privileged() -> bool {
@@ -91,9 +91,7 @@ impl Harness {
             Workspace::create(&name, 8 << 20, PageKind::Normal).unwrap(),
         ));
         let _ = Workspace::unlink(&name);
-        let len = 256 * FRAME_SIZE as usize;
-        let g = ws.alloc_named("umem", 4096, len, 0).unwrap();
-        let umem = Umem::new(ws.region(g, len).unwrap()).unwrap();
+        let umem = Umem::alloc_named(ws, "umem", 256).unwrap();
         let cfg = XskConfig {
             ifname: pair.a().ifname().to_string(),
             bind: BindMode::Copy,

@@ -15,7 +15,7 @@ use tilewire_aio::netns::VethPair;
 use tilewire_aio::MemAio;
 use tilewire_shmem::{PageKind, Workspace};
 use tilewire_xdp::bpf::{attached_program, AttachMode, FilterSpec, XdpLink, XdpProgram};
-use tilewire_xdp::{BindMode, Umem, Xsk, XskConfig, FRAME_SIZE};
+use tilewire_xdp::{BindMode, Umem, Xsk, XskConfig};
 
 const PORT: u16 = 9400;
 /// Set in the environment of the child that holds a program and a socket
@@ -41,9 +41,7 @@ fn workspace() -> Workspace {
 }
 
 fn umem(ws: &Workspace) -> Umem<'_> {
-    let len = 512 * FRAME_SIZE as usize;
-    let g = ws.alloc_named("umem", 4096, len, 0).unwrap();
-    Umem::new(ws.region(g, len).unwrap()).unwrap()
+    Umem::alloc_named(ws, "umem", 512).unwrap()
 }
 
 /// Attaches the program on `ifname` (by index, in the calling thread's

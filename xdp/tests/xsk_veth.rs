@@ -27,7 +27,7 @@ use tilewire_aio::{Aio, MemAio, PktInfo, SendError};
 use tilewire_shmem::{PageKind, Workspace};
 use tilewire_xdp::bpf::{AttachMode, FilterSpec, XdpLink, XdpProgram};
 use tilewire_xdp::frame::{self, UdpEndpoints, UdpFrame, PAYLOAD_MAX_MTU1500};
-use tilewire_xdp::{BindMode, Umem, Xsk, XskConfig, XskError, FRAME_SIZE};
+use tilewire_xdp::{BindMode, Umem, Xsk, XskConfig, XskError};
 
 const PORT: u16 = 9100;
 const PEER_PORT: u16 = 9200;
@@ -53,12 +53,7 @@ impl TestWs {
 
     /// A UMEM of `frames` frames inside the workspace.
     fn umem(&self, name: &str, frames: u32) -> Umem<'_> {
-        let len = frames as usize * FRAME_SIZE as usize;
-        let g = self
-            .0
-            .alloc_named(name, 4096, len, 0)
-            .expect("umem allocation");
-        Umem::new(self.0.region(g, len).unwrap()).unwrap()
+        Umem::alloc_named(&self.0, name, frames).expect("umem")
     }
 }
 

@@ -16,7 +16,7 @@ use tilewire_shmem::{PageKind, Workspace};
 use tilewire_xdp::bpf::{AttachMode, FilterSpec, XdpProgram};
 use tilewire_xdp::frame::{build_vec, UdpEndpoints, UdpFrame};
 use tilewire_xdp::xskrs_peer::{PeerMode, XskRsPeer};
-use tilewire_xdp::{BindMode, Umem, Xsk, XskConfig, FRAME_SIZE};
+use tilewire_xdp::{BindMode, Umem, Xsk, XskConfig};
 
 const PORT: u16 = 9500;
 const PEER_PORT: u16 = 9600;
@@ -34,9 +34,7 @@ fn interop(mode: AttachMode, peer_mode: PeerMode, tag: &str) {
     );
     let ws = Workspace::create(&name, 8 << 20, PageKind::Normal).expect("workspace");
     let _ = Workspace::unlink(&name);
-    let len = 1024 * FRAME_SIZE as usize;
-    let g = ws.alloc_named("umem", 4096, len, 0).unwrap();
-    let umem = Umem::new(ws.region(g, len).unwrap()).unwrap();
+    let umem = Umem::alloc_named(&ws, "umem", 1024).unwrap();
     let cfg = XskConfig {
         ifname: pair.a().ifname().to_string(),
         bind: BindMode::Copy,

@@ -14,7 +14,7 @@ use tilewire_shmem::Workspace;
 use tilewire_xdp::bpf::{AttachMode, FilterSpec, XdpAction, XdpLink, XdpProgram};
 use tilewire_xdp::frame::{self, UdpEndpoints, HEADERS_LEN};
 use tilewire_xdp::xskrs_peer::{PeerMode, XskRsPeer};
-use tilewire_xdp::{BindMode, Umem, Xsk, XskConfig, FRAME_SIZE};
+use tilewire_xdp::{BindMode, Umem, Xsk, XskConfig};
 
 /// UDP port in namespace `a` the RX bench blasts to.
 pub const PORT_A: u16 = 9300;
@@ -108,13 +108,9 @@ impl<'w> Umems<'w> {
     fn take(&self, frames: u64) -> Result<(Umem<'w>, String), String> {
         // Relaxed: a counter for unique names, nothing is published by it.
         let name = format!("umem{}", self.next.fetch_add(1, Ordering::Relaxed));
-        let len = frames as usize * FRAME_SIZE as usize;
-        let g = self
-            .ws
-            .alloc_named(&name, 4096, len, 0)
+        let frames = u32::try_from(frames).map_err(|_| format!("{frames} UMEM frames"))?;
+        let umem = Umem::alloc_named(self.ws, &name, frames)
             .map_err(|e| format!("UMEM of {frames} frames: {e}"))?;
-        let region = self.ws.region(g, len).map_err(|e| e.to_string())?;
-        let umem = Umem::new(region).map_err(|e| e.to_string())?;
         Ok((umem, name))
     }
 }
