@@ -45,6 +45,7 @@
 #![warn(missing_docs)]
 
 pub mod bpf;
+pub mod fixture;
 pub mod frame;
 pub mod mock;
 pub mod ring;

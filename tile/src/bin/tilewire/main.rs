@@ -12,6 +12,8 @@
 mod bench_link;
 mod bench_udp;
 mod bench_xdp;
+mod monitor_cmd;
+mod shmem_cmd;
 
 fn usage() -> ! {
     eprintln!("usage: tilewire bench link|udp|xdp [--json] [--quick]");
@@ -52,6 +54,18 @@ fn main() {
             };
             if let Err(e) = bench_xdp::run(&opts) {
                 eprintln!("tilewire bench xdp: {e}");
+                std::process::exit(1);
+            }
+        }
+        (Some("monitor"), _) => {
+            if let Err(e) = monitor_cmd::run(&args[1..]) {
+                eprintln!("tilewire monitor: {e}");
+                std::process::exit(1);
+            }
+        }
+        (Some("shmem"), _) => {
+            if let Err(e) = shmem_cmd::run(&args[1..]) {
+                eprintln!("tilewire shmem: {e}");
                 std::process::exit(1);
             }
         }

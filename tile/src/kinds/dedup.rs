@@ -1,0 +1,1 @@
+//! The dedup tile (to be written).

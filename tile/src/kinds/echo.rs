@@ -1,0 +1,1 @@
+//! The echo tile (to be written).

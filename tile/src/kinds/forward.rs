@@ -1,0 +1,1 @@
+//! The forward tile (to be written).

@@ -1,0 +1,1 @@
+//! The gen tile (to be written).

@@ -1,0 +1,1 @@
+//! The net_udp tile (to be written).

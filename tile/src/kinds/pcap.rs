@@ -1,0 +1,1 @@
+//! The pcap tile (to be written).

@@ -1,0 +1,1 @@
+//! The sink tile (to be written).

@@ -1,0 +1,1 @@
+//! Monitoring a workspace (to be written).

@@ -1,0 +1,1 @@
+//! Fixture files of realistic validator traffic (to be written).
