@@ -390,6 +390,25 @@ impl VethPair {
     }
 }
 
+/// Moves the calling thread into the network namespace named `netns` (as
+/// `ip netns add` made it, under `/run/netns`), for good: the thread's
+/// sockets from now on belong to it. Other threads are not affected. For a
+/// thread of one's own (a tile's); for a short visit use
+/// [`VethSide::run`].
+///
+/// # Errors
+/// [`NetnsError::Enter`] if the namespace does not exist or cannot be
+/// entered (without `CAP_SYS_ADMIN`, say); the thread is then where it
+/// was.
+pub fn enter_thread(netns: &str) -> Result<(), NetnsError> {
+    let fail = |source| NetnsError::Enter {
+        netns: netns.into(),
+        source,
+    };
+    let ns = File::open(format!("/run/netns/{netns}")).map_err(fail)?;
+    enter(&ns).map_err(fail)
+}
+
 /// Moves the calling thread into the network namespace `ns` refers to.
 ///
 /// The only unsafe code of this module: std does not wrap `setns(2)`.

@@ -57,7 +57,7 @@ pub mod xsk;
 #[cfg(feature = "xsk-rs-peer")]
 pub mod xskrs_peer;
 
-pub use socket::{BindMode, BusyPoll, XskConfig, XskError};
+pub use socket::{if_index, BindMode, BusyPoll, XskConfig, XskError};
 pub use stats::{KernelStats, XskStats};
 pub use umem::{Umem, UmemError, FRAME_SIZE};
 pub use xsk::{FrameCounts, RxPacket, RxRefused, RxSink, Xsk};

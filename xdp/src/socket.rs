@@ -115,6 +115,13 @@ impl XskConfig {
     }
 }
 
+/// The index of interface `ifname` in the calling thread's network
+/// namespace, or `None` if there is no such interface. What an XDP program
+/// is attached to ([`crate::bpf::XdpProgram::attach`]).
+pub fn if_index(ifname: &str) -> Option<u32> {
+    sys::if_index(ifname)
+}
+
 /// Why [`Xsk::bind`] failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
