@@ -12,7 +12,9 @@
 mod bench_link;
 mod bench_udp;
 mod bench_xdp;
+mod demo;
 mod monitor_cmd;
+mod run_cmd;
 mod shmem_cmd;
 
 fn usage() -> ! {
@@ -54,6 +56,24 @@ fn main() {
             };
             if let Err(e) = bench_xdp::run(&opts) {
                 eprintln!("tilewire bench xdp: {e}");
+                std::process::exit(1);
+            }
+        }
+        (Some("demo"), _) => {
+            if let Err(e) = demo::run(&args[1..]) {
+                eprintln!("tilewire demo: {e}");
+                std::process::exit(1);
+            }
+        }
+        (Some("run"), _) => {
+            if let Err(e) = run_cmd::run(&args[1..]) {
+                eprintln!("tilewire run: {e}");
+                std::process::exit(1);
+            }
+        }
+        (Some("tile"), _) => {
+            if let Err(e) = run_cmd::tile(&args[1..]) {
+                eprintln!("tilewire tile: {e}");
                 std::process::exit(1);
             }
         }

@@ -1,0 +1,428 @@
+//! Drawing a [`Report`]: a compact text table for a terminal or a log, and
+//! the Prometheus text exposition format (version 0.0.4) for a scraper.
+//!
+//! The table has one row per tile (name, kind, health, heartbeat age,
+//! frags in and out per second, back-pressure, counters) and one row per
+//! link consumer (publish rate, consumer rate, lag, overruns and frags
+//! lost, latency p50/p99); dead tiles and problems are spelled out below.
+//! Overruns and losses are those of the interval when the report has
+//! rates, totals otherwise.
+//!
+//! The Prometheus families expose raw totals and gauges (a scraper takes
+//! its own rates); every sample carries the `workspace` label.
+
+use std::fmt::Write as _;
+
+use super::report::Report;
+
+/// `ns` as a short human duration: `850ns`, `12.3us`, `4.5ms`, `2.00s`.
+pub fn duration(ns: u64) -> String {
+    let n = ns as f64;
+    if ns < 1_000 {
+        format!("{ns}ns")
+    } else if ns < 1_000_000 {
+        format!("{:.1}us", n / 1e3)
+    } else if ns < 1_000_000_000 {
+        format!("{:.1}ms", n / 1e6)
+    } else {
+        format!("{:.2}s", n / 1e9)
+    }
+}
+
+/// A count or rate with an SI suffix: `950`, `12.3k`, `4.56M`, `1.20G`.
+pub fn si(v: f64) -> String {
+    let a = v.abs();
+    if a < 1e3 {
+        if v.fract() == 0.0 {
+            format!("{v:.0}")
+        } else {
+            format!("{v:.1}")
+        }
+    } else if a < 1e6 {
+        format!("{:.1}k", v / 1e3)
+    } else if a < 1e9 {
+        format!("{:.2}M", v / 1e6)
+    } else {
+        format!("{:.2}G", v / 1e9)
+    }
+}
+
+fn opt_si(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), si)
+}
+
+/// Rows padded to their columns' widths (the last column is not padded).
+fn columns(rows: &[Vec<String>]) -> String {
+    let n = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..n)
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (i, cell) in r.iter().enumerate() {
+            if i + 1 == r.len() {
+                line.push_str(cell);
+            } else {
+                let pad = widths[i] - cell.chars().count();
+                line.push_str(cell);
+                line.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The report as a text table (see the module docs).
+pub fn table(r: &Report) -> String {
+    let mut out = String::new();
+    let over = match r.interval_ns {
+        Some(ns) => format!("rates over {}", duration(ns)),
+        None => "no rates (one snapshot)".into(),
+    };
+    let _ = writeln!(
+        out,
+        "workspace {}: {} tiles, {} links, {over}",
+        r.workspace,
+        r.tiles.len(),
+        r.links.len()
+    );
+
+    let mut rows = vec![[
+        "TILE", "KIND", "HEALTH", "HB AGE", "IN/S", "OUT/S", "BP%", "COUNTERS",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for t in &r.tiles {
+        let counters: Vec<String> = t
+            .counters
+            .iter()
+            .map(|c| match c.per_s {
+                Some(rate) if rate > 0.0 => {
+                    format!("{}={} ({}/s)", c.name, si(c.value as f64), si(rate))
+                }
+                _ => format!("{}={}", c.name, si(c.value as f64)),
+            })
+            .collect();
+        rows.push(vec![
+            t.name.clone(),
+            t.kind.clone(),
+            t.health.to_string(),
+            t.heartbeat_age_ns.map_or_else(|| "never".into(), duration),
+            opt_si(t.frags_in_per_s),
+            opt_si(t.frags_out_per_s),
+            t.backpressure_fraction
+                .map_or_else(|| "-".into(), |f| format!("{:.1}", f * 100.0)),
+            counters.join(" "),
+        ]);
+    }
+    out.push_str(&columns(&rows));
+
+    let lost_header = if r.interval_ns.is_some() {
+        "OVRN/INT"
+    } else {
+        "OVRN"
+    };
+    let mut rows = vec![[
+        "LINK",
+        "PUB/S",
+        "CONSUMER",
+        "RATE/S",
+        "LAG",
+        lost_header,
+        "LOST",
+        "P50",
+        "P99",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for l in &r.links {
+        let name = format!("{} ({})", l.name, l.producer.as_deref().unwrap_or("-"));
+        for (i, c) in l.consumers.iter().enumerate() {
+            let (overruns, lost) = match (c.overruns_in_interval, c.frags_lost_in_interval) {
+                (Some(o), Some(f)) => (o, f),
+                _ => (c.overruns_polling + c.overruns_reading, c.frags_lost),
+            };
+            let reader = format!(
+                "{} {} {}",
+                c.index,
+                c.tile.as_deref().unwrap_or("-"),
+                if c.reliable { "rel" } else { "unrel" }
+            );
+            rows.push(vec![
+                if i == 0 { name.clone() } else { String::new() },
+                if i == 0 {
+                    opt_si(l.publish_per_s)
+                } else {
+                    String::new()
+                },
+                reader,
+                opt_si(c.frags_per_s),
+                si(c.lag as f64),
+                overruns.to_string(),
+                lost.to_string(),
+                c.latency_p50_ns.map_or_else(|| "-".into(), duration),
+                c.latency_p99_ns.map_or_else(|| "-".into(), duration),
+            ]);
+        }
+    }
+    out.push_str(&columns(&rows));
+
+    for t in &r.tiles {
+        if let Some(why) = &t.dead_reason {
+            let _ = writeln!(out, "dead: {}: {why}", t.name);
+        }
+    }
+    for p in &r.problems {
+        let _ = writeln!(out, "problem: {}: {}", p.object, p.why);
+    }
+    out
+}
+
+/// A label value with `\`, `"` and newlines escaped.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Metric families being written, one at a time.
+struct Exposition<'a> {
+    out: String,
+    workspace: &'a str,
+}
+
+impl Exposition<'_> {
+    fn family(
+        &mut self,
+        name: &str,
+        kind: &str,
+        help: &str,
+        samples: Vec<(Vec<(&str, String)>, f64)>,
+    ) {
+        if samples.is_empty() {
+            return;
+        }
+        let _ = writeln!(self.out, "# HELP {name} {help}");
+        let _ = writeln!(self.out, "# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let mut l = format!("workspace=\"{}\"", escape(self.workspace));
+            for (k, v) in labels {
+                let _ = write!(l, ",{k}=\"{}\"", escape(&v));
+            }
+            let _ = writeln!(self.out, "{name}{{{l}}} {value}");
+        }
+    }
+}
+
+/// The report in the Prometheus text format (see the module docs).
+pub fn prometheus(r: &Report) -> String {
+    let mut e = Exposition {
+        out: String::new(),
+        workspace: &r.workspace,
+    };
+    let tile =
+        |t: &super::report::TileReport| vec![("tile", t.name.clone()), ("kind", t.kind.clone())];
+    let each_tile = |f: &dyn Fn(&super::report::TileReport) -> Option<f64>| {
+        r.tiles
+            .iter()
+            .filter_map(|t| Some((tile(t), f(t)?)))
+            .collect::<Vec<_>>()
+    };
+    e.family(
+        "tilewire_tile_up",
+        "gauge",
+        "1 if the tile is running or booting, 0 if halted or dead.",
+        each_tile(&|t| {
+            Some(f64::from(u8::from(matches!(
+                t.health,
+                "running" | "booting"
+            ))))
+        }),
+    );
+    e.family(
+        "tilewire_tile_dead",
+        "gauge",
+        "1 if the tile says it runs but its process is gone or its heartbeat stopped.",
+        each_tile(&|t| Some(f64::from(u8::from(t.health == "dead")))),
+    );
+    e.family(
+        "tilewire_tile_heartbeat_age_seconds",
+        "gauge",
+        "Age of the tile's last heartbeat.",
+        each_tile(&|t| t.heartbeat_age_ns.map(|ns| ns as f64 / 1e9)),
+    );
+    e.family(
+        "tilewire_tile_loops_total",
+        "counter",
+        "Run loop iterations.",
+        each_tile(&|t| Some(t.loops as f64)),
+    );
+    e.family(
+        "tilewire_tile_backpressure_episodes_total",
+        "counter",
+        "Times the tile found an output without credits.",
+        each_tile(&|t| Some(t.backpressure_episodes as f64)),
+    );
+    e.family(
+        "tilewire_tile_backpressure_seconds_total",
+        "counter",
+        "Time spent back-pressured (closed episodes).",
+        each_tile(&|t| Some(t.backpressure_ns as f64 / 1e9)),
+    );
+    let counters = r
+        .tiles
+        .iter()
+        .flat_map(|t| {
+            t.counters.iter().map(move |c| {
+                let mut l = tile(t);
+                l.push(("counter", c.name.clone()));
+                (l, c.value as f64)
+            })
+        })
+        .collect();
+    e.family(
+        "tilewire_tile_counter_total",
+        "counter",
+        "The tile's own counters, by name.",
+        counters,
+    );
+    let latency = r
+        .tiles
+        .iter()
+        .flat_map(|t| {
+            t.inputs
+                .iter()
+                .filter_map(move |i| Some((t, i, i.latency?)))
+        })
+        .flat_map(|(t, i, lat)| {
+            [("0.5", lat.p50_ns), ("0.99", lat.p99_ns)].map(|(q, ns)| {
+                let mut l = tile(t);
+                l.push(("link", i.link.clone()));
+                l.push(("quantile", q.into()));
+                (l, ns as f64 / 1e9)
+            })
+        })
+        .collect();
+    e.family(
+        "tilewire_tile_input_latency_seconds",
+        "gauge",
+        "Latency of the frags a tile reads (tspub - tsorig), by quantile.",
+        latency,
+    );
+    e.family(
+        "tilewire_link_published_total",
+        "counter",
+        "Frags published on the link.",
+        r.links
+            .iter()
+            .map(|l| (vec![("link", l.name.clone())], l.published as f64))
+            .collect(),
+    );
+    type Field = fn(&super::report::ConsumerReport) -> f64;
+    let consumer_families: [(&str, &str, &str, Field); 7] = [
+        (
+            "tilewire_link_consumer_frags_total",
+            "counter",
+            "Frags consumed.",
+            |c| c.frags as f64,
+        ),
+        (
+            "tilewire_link_consumer_bytes_total",
+            "counter",
+            "Payload bytes consumed.",
+            |c| c.bytes as f64,
+        ),
+        (
+            "tilewire_link_consumer_lag_frags",
+            "gauge",
+            "Frags the consumer trails the producer by.",
+            |c| c.lag as f64,
+        ),
+        (
+            "tilewire_link_consumer_filtered_total",
+            "counter",
+            "Frags skipped by the consumer's filter.",
+            |c| c.filtered as f64,
+        ),
+        (
+            "tilewire_link_consumer_overruns_total",
+            "counter",
+            "Times the consumer was overrun (polling or reading).",
+            |c| (c.overruns_polling + c.overruns_reading) as f64,
+        ),
+        (
+            "tilewire_link_consumer_frags_lost_total",
+            "counter",
+            "Frags lost to overruns.",
+            |c| c.frags_lost as f64,
+        ),
+        (
+            "tilewire_link_consumer_bad_total",
+            "counter",
+            "Frags pointing outside the dcache.",
+            |c| c.bad as f64,
+        ),
+    ];
+    for (name, kind, help, field) in consumer_families {
+        let samples = r
+            .links
+            .iter()
+            .flat_map(|l| {
+                l.consumers.iter().map(move |c| {
+                    let labels = vec![
+                        ("link", l.name.clone()),
+                        ("consumer", c.index.to_string()),
+                        ("tile", c.tile.clone().unwrap_or_default()),
+                    ];
+                    (labels, field(c))
+                })
+            })
+            .collect();
+        e.family(name, kind, help, samples);
+    }
+    let _ = writeln!(
+        e.out,
+        "# HELP tilewire_monitor_problems Objects the monitor could not read.\n\
+         # TYPE tilewire_monitor_problems gauge\n\
+         tilewire_monitor_problems{{workspace=\"{}\"}} {}",
+        escape(&r.workspace),
+        r.problems.len()
+    );
+    e.out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_units() {
+        assert_eq!(duration(850), "850ns");
+        assert_eq!(duration(12_300), "12.3us");
+        assert_eq!(duration(4_500_000), "4.5ms");
+        assert_eq!(duration(2_000_000_000), "2.00s");
+        assert_eq!(si(950.0), "950");
+        assert_eq!(si(12_300.0), "12.3k");
+        assert_eq!(si(4_560_000.0), "4.56M");
+        assert_eq!(si(2.5), "2.5");
+    }
+
+    #[test]
+    fn columns_line_up_and_labels_are_escaped() {
+        let rows = vec![
+            vec!["a".to_string(), "bb".into(), "c".into()],
+            vec!["aaa".to_string(), "b".into(), "c".into()],
+        ];
+        assert_eq!(columns(&rows), "a    bb  c\naaa  b   c\n");
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

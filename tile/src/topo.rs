@@ -1,1 +1,0 @@
-//! The topology file (to be written).
