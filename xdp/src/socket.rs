@@ -171,8 +171,9 @@ pub enum XskError {
     Umem(#[from] crate::umem::UmemError),
     /// The kernel would not pin the UMEM.
     #[error(
-        "registering the UMEM ({len} bytes): {source}; if this is ENOMEM, raise the \
-         locked-memory limit (`ulimit -l`) or use a smaller UMEM"
+        "registering the UMEM ({len} bytes): {source}; ENOMEM: raise the locked-memory \
+         limit (`ulimit -l`) or use a smaller UMEM; EFAULT: the kernel cannot pin this \
+         memory, put the workspace on tmpfs (/dev/shm) or hugetlbfs, not a disk file system"
     )]
     UmemReg {
         /// Its length.

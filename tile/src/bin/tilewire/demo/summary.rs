@@ -112,9 +112,16 @@ pub struct Summary {
 impl Summary {
     /// Reads the tiles' final counters and sets them against the peer's.
     pub fn gather(ws: &Workspace, peer: &PeerCounts) -> Summary {
-        let kind = tile_metrics(ws, "net")
+        let mut kind = tile_metrics(ws, "net")
             .map(|m| m.layout().kind)
             .unwrap_or_default();
+        if kind == "net-udp" {
+            kind += if counter(ws, "net", "engine_uring") == 1 {
+                "; io_uring"
+            } else {
+                "; sendmmsg/recvmmsg, io_uring unavailable"
+            };
+        }
         let c = |t: &str, n: &str| counter(ws, t, n);
         let kernel_drops = c("net", "k_rx_dropped")
             + c("net", "k_rx_ring_full")
