@@ -24,7 +24,8 @@ use tilewire_tile::kinds::dedup::{packet_tag, Dedup};
 use tilewire_tile::link::{Producer, Reliability::*};
 use tilewire_tile::stem::{Outputs, Stem, Tile};
 
-const MTU: usize = 512;
+/// Room for the largest fixture frame (a 1232-byte transaction).
+const MTU: usize = 2048;
 
 /// Runs a dedup tile from link "in" to link "out" over `frags`, until
 /// `expect` frags came out; returns them, read after the stop, and the
@@ -87,6 +88,49 @@ fn dedup_drops_exactly_the_duplicates_and_keeps_the_rest_in_order() {
         assert_eq!((g.meta.sig, g.meta.tsorig), (w.sig, w.tsorig));
     }
     assert_eq!((unique, dups, not_udp, bad), (12, 8, 0, 0));
+}
+
+/// The fixture of realistic traffic (fixtures/mix.bin and malformed.bin):
+/// dedup passes each distinct payload once, in order, and drops exactly
+/// the records the fixture labels as duplicates; malformed frames are
+/// hashed whole and pass (each is distinct).
+#[test]
+fn dedup_over_the_fixtures_drops_exactly_their_duplicates() {
+    use tilewire_xdp::fixture::{malformed, mix, FrameClass};
+    let (mix, bad) = (mix(), malformed());
+    let records: Vec<_> = mix.iter().chain(bad.iter()).collect();
+    let frags: Vec<Frag> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Frag::plain(r.bytes.to_vec(), i as u64))
+        .collect();
+    let labelled_dups = records
+        .iter()
+        .filter(|r| r.class == FrameClass::Dup)
+        .count();
+    assert!(
+        labelled_dups > 50,
+        "the mix has duplicates: {labelled_dups}"
+    );
+    let want: Vec<&Frag> = records
+        .iter()
+        .zip(&frags)
+        .filter(|(r, _)| r.class != FrameClass::Dup)
+        .map(|(_, f)| f)
+        .collect();
+    let (got, [unique, dups, not_udp, bad_frags]) = run_dedup(frags.clone(), want.len());
+    assert_eq!(dups as usize, labelled_dups);
+    assert_eq!(unique as usize, want.len());
+    assert_eq!(bad_frags, 0);
+    let malformed_udp = records
+        .iter()
+        .filter(|r| !r.class.is_well_formed_udp())
+        .count();
+    assert!(not_udp as usize <= malformed_udp && not_udp > 0);
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g.bytes, w.packet);
+    }
 }
 
 #[test]

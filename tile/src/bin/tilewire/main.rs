@@ -1,12 +1,19 @@
 //! `tilewire`: the command line of the project.
 //!
 //! ```text
+//! tilewire demo [--duration S] [--rate PPS] [--mix CLASSES] [--udp]
+//!                                          the pipeline on fixture traffic over its own veth pair
+//! tilewire run TOPO.toml [--duration S] [--keep] [--quiet]
+//!                                          a pipeline from a topology file
+//! tilewire tile --workspace WS --name TILE [--parent PID]
+//!                                          one tile of a running pipeline, in this process
+//! tilewire monitor WS [--once] [--json] [--interval-ms N] [--prometheus ADDR]
+//!                                          a live read-only view of a workspace
+//! tilewire shmem ls|info|rm ...            list, inspect and remove workspaces
 //! tilewire bench link [--json] [--quick]   link throughput and latency vs rtrb and crossbeam
 //! tilewire bench udp [--json] [--quick]    UDP TX/RX rate and RTT: aio engines vs quinn-udp
 //! tilewire bench xdp [--json] [--quick]    AF_XDP RX/TX rate over veth vs xsk-rs and sendmmsg
 //! ```
-//!
-//! More commands (`run`, `demo`, `monitor`, `shmem`) come with the pipeline.
 #![forbid(unsafe_code)]
 
 mod bench_link;
@@ -18,7 +25,15 @@ mod run_cmd;
 mod shmem_cmd;
 
 fn usage() -> ! {
-    eprintln!("usage: tilewire bench link|udp|xdp [--json] [--quick]");
+    eprintln!(
+        "usage:\n  \
+         tilewire demo [--duration S] [--rate PPS] [--mix CLASSES] [--udp]\n  \
+         tilewire run TOPO.toml [--duration S] [--keep] [--quiet]\n  \
+         tilewire tile --workspace WS --name TILE [--parent PID]\n  \
+         tilewire monitor WS [--once] [--json] [--interval-ms N] [--prometheus 127.0.0.1:PORT]\n  \
+         tilewire shmem ls [--json] | info WS [--json] | rm WS... [--force]\n  \
+         tilewire bench link|udp|xdp [--json] [--quick]"
+    );
     std::process::exit(2);
 }
 
