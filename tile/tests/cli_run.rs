@@ -362,3 +362,16 @@ fn demo_without_root_runs_on_udp_loopback_and_says_why() {
     check_summary(&stdout, "net-udp");
     assert!(dir.workspaces().is_empty(), "{:?}", dir.workspaces());
 }
+
+/// The topology of the README's tour is a valid topology.
+#[test]
+fn the_readme_topology_parses_and_checks() {
+    let readme = include_str!("../../README.md");
+    let start = readme.find("```toml\n").expect("a toml block") + 8;
+    let len = readme[start..].find("```").unwrap();
+    let topo = tilewire_tile::topo::Topology::parse(&readme[start..start + len])
+        .unwrap_or_else(|e| panic!("{e}"));
+    topo.check(&tilewire_tile::topo::Machine::with_cpus(2))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(topo.tiles.len(), 3);
+}
