@@ -272,6 +272,30 @@ fn check_summary(out: &str, net: &str) {
     assert!(line.split_whitespace().nth(1) == Some("0"), "{out}");
 }
 
+/// Starts `tilewire demo` with `args`, its workspaces in `dir`.
+fn spawn_demo(dir: &TempDir, args: &[&str]) -> std::process::Child {
+    dir.tilewire()
+        .arg("demo")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for the demo `child` and checks its summary and that it left no
+/// namespace and no workspace behind.
+fn check_demo(dir: &TempDir, child: std::process::Child) -> String {
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    check_summary(&stdout, "net-xdp");
+    assert!(namespaces_of(pid).is_empty(), "namespaces left behind");
+    assert!(dir.workspaces().is_empty(), "{:?}", dir.workspaces());
+    stdout
+}
+
 #[test]
 fn demo_over_af_xdp_accounts_for_every_packet_and_cleans_up() {
     if !is_root() {
@@ -280,21 +304,26 @@ fn demo_over_af_xdp_accounts_for_every_packet_and_cleans_up() {
     }
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = TempDir::new("demo");
-    let child = dir
-        .tilewire()
-        .args(["demo", "--duration", "1", "--rate", "5000"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let out = child.wait_with_output().unwrap();
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    check_summary(&stdout, "net-xdp");
+    let child = spawn_demo(&dir, &["--duration", "1", "--rate", "5000"]);
+    let stdout = check_demo(&dir, child);
     assert!(stdout.contains("malformed"), "{stdout}");
-    assert!(namespaces_of(pid).is_empty(), "namespaces left behind");
-    assert!(dir.workspaces().is_empty(), "{:?}", dir.workspaces());
+    // A mix of one class: only transactions, and nothing malformed.
+    let child = spawn_demo(&dir, &["--duration", "0.5", "--mix", "txn"]);
+    let stdout = check_demo(&dir, child);
+    assert!(
+        stdout.contains("(txn ") && !stdout.contains("shred"),
+        "{stdout}"
+    );
+    let bad = dir
+        .tilewire()
+        .args(["demo", "--mix", "txns"])
+        .output()
+        .unwrap();
+    let (_, err) = text(&bad);
+    assert!(
+        !bad.status.success() && err.contains("unknown class \"txns\""),
+        "{err}"
+    );
 }
 
 #[test]
@@ -305,13 +334,7 @@ fn demo_stopped_by_ctrl_c_summarises_and_cleans_up() {
     }
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = TempDir::new("demo-int");
-    let child = dir
-        .tilewire()
-        .args(["demo", "--duration", "60", "--rate", "5000"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_demo(&dir, &["--duration", "60", "--rate", "5000"]);
     let pid = child.id();
     let start = Instant::now();
     while namespaces_of(pid).is_empty() && start.elapsed() < Duration::from_secs(10) {
@@ -323,13 +346,8 @@ fn demo_stopped_by_ctrl_c_summarises_and_cleans_up() {
         .status()
         .unwrap();
     assert!(ok.success());
-    let out = child.wait_with_output().unwrap();
-    let (stdout, stderr) = text(&out);
+    check_demo(&dir, child);
     assert!(start.elapsed() < Duration::from_secs(30), "stopped early");
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    check_summary(&stdout, "net-xdp");
-    assert!(namespaces_of(pid).is_empty(), "namespaces left behind");
-    assert!(dir.workspaces().is_empty(), "{:?}", dir.workspaces());
 }
 
 #[test]

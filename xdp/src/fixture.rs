@@ -572,12 +572,7 @@ pub fn malformed() -> Fixture<'static> {
 /// As [`UdpFrame::check_len`]; the frame is not touched then.
 pub fn rewrite_endpoints(frame: &mut [u8], ends: &UdpEndpoints) -> Result<(), FrameError> {
     let mut view = UdpFrame::new_checked(frame)?;
-    view.set_src_mac(ends.src_mac);
-    view.set_dst_mac(ends.dst_mac);
-    view.set_src_ip(*ends.src.ip());
-    view.set_dst_ip(*ends.dst.ip());
-    view.set_src_port(ends.src.port());
-    view.set_dst_port(ends.dst.port());
+    view.set_endpoints(ends);
     view.fill_checksums();
     Ok(())
 }

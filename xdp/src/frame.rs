@@ -567,6 +567,18 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpFrame<T> {
         self.put(at, &checksum.to_be_bytes());
     }
 
+    /// Sets both MACs, both addresses and both ports to `ends`. The
+    /// checksums are left as they were: swapping the two ends keeps them
+    /// right, anything else needs [`UdpFrame::fill_checksums`].
+    pub fn set_endpoints(&mut self, ends: &UdpEndpoints) {
+        self.set_src_mac(ends.src_mac);
+        self.set_dst_mac(ends.dst_mac);
+        self.set_src_ip(*ends.src.ip());
+        self.set_dst_ip(*ends.dst.ip());
+        self.set_src_port(ends.src.port());
+        self.set_dst_port(ends.dst.port());
+    }
+
     /// Recomputes and stores both checksums, after field changes.
     pub fn fill_checksums(&mut self) {
         let ip = ipv4_checksum(self.ip_header());
@@ -755,12 +767,7 @@ pub fn build_vec(ends: &UdpEndpoints, payload: &[u8]) -> Result<Vec<u8>, FrameEr
 pub fn swap_endpoints(frame: &mut [u8]) -> Result<(), FrameError> {
     let mut view = UdpFrame::new_checked(frame)?;
     let ends = view.endpoints().reversed();
-    view.set_src_mac(ends.src_mac);
-    view.set_dst_mac(ends.dst_mac);
-    view.set_src_ip(*ends.src.ip());
-    view.set_dst_ip(*ends.dst.ip());
-    view.set_src_port(ends.src.port());
-    view.set_dst_port(ends.dst.port());
+    view.set_endpoints(&ends);
     Ok(())
 }
 

@@ -135,19 +135,21 @@ fn run_threads(
 ) -> Result<(), String> {
     let (tx, rx) = mpsc::channel::<(String, Result<(), PipelineError>)>();
     let mut failures = Vec::new();
+    let mut spawned = 0;
     std::thread::scope(|s| {
         for t in &topo.tiles {
             let tx = tx.clone();
             let name = t.name.clone();
-            let spawned =
+            let spawned_now =
                 std::thread::Builder::new()
                     .name(name.clone())
                     .spawn_scoped(s, move || {
                         let r = pipeline::run_tile(ws, topo, &name, StemConfig::default());
                         let _ = tx.send((name, r.map(|_| ())));
                     });
-            if let Err(e) = spawned {
-                failures.push(format!("tile {:?}: cannot start a thread: {e}", t.name));
+            match spawned_now {
+                Ok(_) => spawned += 1,
+                Err(e) => failures.push(format!("tile {:?}: cannot start a thread: {e}", t.name)),
             }
         }
         drop(tx);
@@ -174,7 +176,7 @@ fn run_threads(
         // Tiles that had not made their metrics yet when asked to stop
         // may still be starting: ask again until every thread ended.
         let deadline = Instant::now() + STOP_WAIT;
-        while ended < topo.tiles.len() - failures_len_spawn(&failures) {
+        while ended < spawned {
             match rx.recv_timeout(Duration::from_millis(50)) {
                 Ok((_, r)) => {
                     ended += 1;
@@ -194,14 +196,6 @@ fn run_threads(
         }
     });
     finish(ws, failures)
-}
-
-/// Tiles whose thread never started (they send nothing).
-fn failures_len_spawn(failures: &[String]) -> usize {
-    failures
-        .iter()
-        .filter(|f| f.contains("cannot start a thread"))
-        .count()
 }
 
 fn run_processes(
