@@ -311,24 +311,27 @@ pub fn tile(args: &[String]) -> Result<(), String> {
     let ws = pipeline::join(&ws_name).map_err(|e| e.to_string())?;
     let topo = pipeline::stored_topology(&ws).map_err(|e| e.to_string())?;
     let stop = stop_flag()?;
+    let done = AtomicBool::new(false);
     std::thread::scope(|s| {
         // Ctrl-C, SIGTERM or the parent's end ask the tile to stop, the
         // same way a monitor or the runner would.
-        let watcher = s.spawn(|| loop {
-            let parent_gone = parent.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists());
-            if stop.load(Ordering::Relaxed) || parent_gone {
-                if let Some(m) = pipeline::tile_metrics(&ws, &name) {
-                    m.request_stop();
-                    return;
+        let watcher = s.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                let parent_gone =
+                    parent.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists());
+                // Asked again every turn until the tile ended: a request
+                // made while it was still starting (its metrics not made
+                // yet, or reset by its boot) would otherwise be lost.
+                if stop.load(Ordering::Relaxed) || parent_gone {
+                    if let Some(m) = pipeline::tile_metrics(&ws, &name) {
+                        m.request_stop();
+                    }
                 }
+                std::thread::sleep(Duration::from_millis(20));
             }
-            if stop.load(Ordering::Relaxed) && pipeline::tile_metrics(&ws, &name).is_none() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
         });
         let r = pipeline::run_tile(&ws, &topo, &name, StemConfig::default());
-        stop.store(true, Ordering::Relaxed);
+        done.store(true, Ordering::Relaxed);
         let _ = watcher.join();
         r.map(|_| ()).map_err(|e| e.to_string())
     })
