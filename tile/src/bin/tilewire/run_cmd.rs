@@ -317,8 +317,7 @@ pub fn tile(args: &[String]) -> Result<(), String> {
         // same way a monitor or the runner would.
         let watcher = s.spawn(|| {
             while !done.load(Ordering::Relaxed) {
-                let parent_gone =
-                    parent.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists());
+                let parent_gone = parent.is_some_and(|p| !pid_alive(p));
                 // Asked again every turn until the tile ended: a request
                 // made while it was still starting (its metrics not made
                 // yet, or reset by its boot) would otherwise be lost.

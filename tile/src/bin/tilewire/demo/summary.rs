@@ -11,12 +11,31 @@ use tilewire_tile::pipeline::tile_metrics;
 
 use super::peer::{PeerCounts, PeerLive};
 
-/// Counter `name` of tile `tile` (0 if either is missing).
-fn counter(ws: &Workspace, tile: &str, name: &str) -> u64 {
-    tile_metrics(ws, tile)
-        .map(|m| m.snapshot())
-        .and_then(|s| s.counters.into_iter().find(|(n, _)| n == name))
-        .map_or(0, |(_, v)| v)
+/// The counters of the demo's three tiles, each tile's metrics read once.
+struct Counters {
+    tiles: Vec<(&'static str, Vec<(String, u64)>)>,
+}
+
+impl Counters {
+    fn read(ws: &Workspace) -> Counters {
+        let tiles = ["net", "dedup", "echo"]
+            .into_iter()
+            .map(|t| {
+                let c = tile_metrics(ws, t).map_or_else(Vec::new, |m| m.snapshot().counters);
+                (t, c)
+            })
+            .collect();
+        Counters { tiles }
+    }
+
+    /// Counter `name` of tile `tile` (0 if either is missing).
+    fn get(&self, tile: &str, name: &str) -> u64 {
+        self.tiles
+            .iter()
+            .find(|(t, _)| *t == tile)
+            .and_then(|(_, c)| c.iter().find(|(n, _)| n == name))
+            .map_or(0, |(_, v)| *v)
+    }
 }
 
 /// Frags consumer `index` of `link` lost to overruns (while polling and
@@ -47,16 +66,15 @@ pub struct Sample {
 
 /// The counters now.
 pub fn sample(ws: &Workspace, live: &PeerLive) -> Sample {
+    let c = Counters::read(ws);
     Sample {
         at_ns: mono_ns(),
         peer_sent: live.sent.load(Ordering::Relaxed),
-        net_rx: counter(ws, "net", "rx_pkts"),
-        dedup_in: counter(ws, "dedup", "unique")
-            + counter(ws, "dedup", "dups")
-            + counter(ws, "dedup", "bad_frags"),
-        dups: counter(ws, "dedup", "dups"),
-        echoed: counter(ws, "echo", "echoed"),
-        net_tx: counter(ws, "net", "tx_pkts"),
+        net_rx: c.get("net", "rx_pkts"),
+        dedup_in: c.get("dedup", "unique") + c.get("dedup", "dups") + c.get("dedup", "bad_frags"),
+        dups: c.get("dedup", "dups"),
+        echoed: c.get("echo", "echoed"),
+        net_tx: c.get("net", "tx_pkts"),
         peer_received: live.received.load(Ordering::Relaxed),
     }
 }
@@ -112,17 +130,18 @@ pub struct Summary {
 impl Summary {
     /// Reads the tiles' final counters and sets them against the peer's.
     pub fn gather(ws: &Workspace, peer: &PeerCounts) -> Summary {
+        let counters = Counters::read(ws);
         let mut kind = tile_metrics(ws, "net")
             .map(|m| m.layout().kind)
             .unwrap_or_default();
         if kind == "net-udp" {
-            kind += if counter(ws, "net", "engine_uring") == 1 {
+            kind += if counters.get("net", "engine_uring") == 1 {
                 "; io_uring"
             } else {
                 "; sendmmsg/recvmmsg, io_uring unavailable"
             };
         }
-        let c = |t: &str, n: &str| counter(ws, t, n);
+        let c = |t: &str, n: &str| counters.get(t, n);
         let kernel_drops = c("net", "k_rx_dropped")
             + c("net", "k_rx_ring_full")
             + c("net", "rx_too_big")
