@@ -55,6 +55,8 @@
 
 pub mod conformance;
 pub mod error;
+pub mod fixture;
+pub mod frame;
 pub mod mem;
 /// Test hosts in network namespaces: a veth pair between two fresh namespaces, removed on drop (needs root).
 pub mod netns;

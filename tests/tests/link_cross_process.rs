@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use tilewire_shmem::Workspace;
 use tilewire_tests::{field, link_payload, ChildLines, KillOnDrop, TestWs};
-use tilewire_tile::frag::CTL_PKT;
-use tilewire_tile::fseq::{FseqHandle, DIAG_OVRNP_FRAGS, DIAG_PUB_CNT, DIAG_PUB_SZ};
+use tilewire_tile::link::frag::CTL_PKT;
+use tilewire_tile::link::fseq::{FseqHandle, DIAG_OVRNP_FRAGS, DIAG_PUB_CNT, DIAG_PUB_SZ};
 use tilewire_tile::link::{Backpressure, Producer, Reliability};
 
 const DEPTH: u64 = 256;

@@ -23,14 +23,14 @@ use std::time::{Duration, Instant};
 use tilewire_shmem::clock::{mono_ns, mono_ts};
 use tilewire_shmem::{Access, Workspace};
 use tilewire_tests::{field, link_payload, ChildLines, KillOnDrop, TestWs};
-use tilewire_tile::drain::BATCH_MAX;
-use tilewire_tile::frag::CTL_PKT;
-use tilewire_tile::fseq::{
+use tilewire_tile::hist::Hist;
+use tilewire_tile::link::frag::CTL_PKT;
+use tilewire_tile::link::fseq::{
     FseqHandle, DIAG_OVRNP_CNT, DIAG_OVRNP_FRAGS, DIAG_OVRNR_CNT, DIAG_PUB_CNT, DIAG_PUB_SZ,
 };
-use tilewire_tile::hist::Hist;
 use tilewire_tile::link::{Link, Reliability};
-use tilewire_tile::metrics::{TileMetrics, TileMetricsHandle, TileSnapshot, TileState};
+use tilewire_tile::stem::drain::BATCH_MAX;
+use tilewire_tile::stem::metrics::{TileMetrics, TileMetricsHandle, TileSnapshot, TileState};
 use tilewire_tile::stem::{latency_name, metrics_name, Outputs, Stem, StemConfig, Tile};
 
 const DEPTH: u64 = 256;

@@ -5,12 +5,12 @@
 //! workspace, so a packet crosses the pipeline without a copy between
 //! processes and without a system call. A link is three kinds of object:
 //!
-//! - the [mcache]: a ring of 32-byte frag metadata lines (seq, sig,
+//! - the [mcache](link::mcache): a ring of 32-byte frag metadata lines (seq, sig,
 //!   chunk, size, control bits, timestamps), written by one producer and
 //!   read by any number of consumers, each at its own pace;
-//! - the [dcache]: the payload arena the frags point into, in
+//! - the [dcache](link::dcache): the payload arena the frags point into, in
 //!   64-byte chunks, 4096-aligned so it can double as an AF_XDP UMEM;
-//! - one [fseq] per consumer: its published progress, which is what
+//! - one [fseq](link::fseq) per consumer: its published progress, which is what
 //!   the producer's credits come from if the consumer is reliable, and its
 //!   counters (frags, bytes, overruns, bad frags).
 //!
@@ -21,14 +21,11 @@
 //!
 //! [stem] is the run loop: a [`Tile`](stem::Tile) is a handful of
 //! callbacks, and the loop around them does the credits, back-pressure,
-//! overrun handling, housekeeping, stopping and [metrics] (heartbeat,
+//! overrun handling, housekeeping, stopping and [metrics](stem::metrics) (heartbeat,
 //! back-pressure, the tile's counters, all in the workspace). Two adapters
-//! connect pipelines to the aio world: [`LinkTx`](link_tx::LinkTx), an aio
-//! whose send publishes into a link, and [`Drain`](drain::Drain), a tile
+//! connect pipelines to the aio world: [`LinkTx`](link::tx::LinkTx), an aio
+//! whose send publishes into a link, and [`Drain`](stem::drain::Drain), a tile
 //! that sends what a link carries to a downstream aio.
-//!
-//! [net_xdp] receives from AF_XDP into a link without a copy (the link's
-//! dcache is the socket's UMEM) and is the net tile around one socket.
 //!
 //! Everything shared is touched through atomics (the workspace's safe
 //! atomic views), with every ordering explained where it is chosen, so this
@@ -38,22 +35,8 @@
 // returns `Result<(), NewError>`, `join` returns the handle.
 #![allow(clippy::new_ret_no_self)]
 
-pub mod consumer;
-pub mod dcache;
-pub mod drain;
-pub mod frag;
-pub mod fseq;
 pub mod heap;
-pub mod kinds;
 pub use tilewire_shmem::hist;
 pub mod link;
-pub mod link_tx;
-pub mod mcache;
-pub mod metrics;
-pub mod monitor;
-pub mod net_xdp;
-pub mod pipeline;
-pub mod producer;
 pub mod stem;
 pub mod tcache;
-pub mod topo;

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use common::TestWs;
 use proptest::prelude::*;
 use tilewire_aio::{Aio, PktInfo, PktMeta, SendError};
-use tilewire_tile::drain::Drain;
+use tilewire_tile::link::tx::LinkTx;
 use tilewire_tile::link::Reliability::*;
-use tilewire_tile::link_tx::LinkTx;
+use tilewire_tile::stem::drain::Drain;
 use tilewire_tile::stem::{Stem, StemConfig};
 
 /// Packets whose signature has this bit are refused as `Inval`.

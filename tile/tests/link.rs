@@ -5,8 +5,8 @@ mod common;
 
 use common::{payload, TestWs};
 use tilewire_shmem::JoinError;
-use tilewire_tile::frag::CTL_PKT;
-use tilewire_tile::fseq::*;
+use tilewire_tile::link::frag::CTL_PKT;
+use tilewire_tile::link::fseq::*;
 use tilewire_tile::link::{Backpressure, Link, LinkError, LinkParams, Poll, Reliability::*};
 
 #[test]

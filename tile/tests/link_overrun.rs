@@ -9,8 +9,8 @@ mod common;
 
 use common::{payload, TestWs};
 use tilewire_shmem::load_bytes;
-use tilewire_tile::frag::CTL_PKT;
-use tilewire_tile::fseq::{DIAG_OVRNP_CNT, DIAG_OVRNP_FRAGS, DIAG_OVRNR_CNT, DIAG_PUB_CNT};
+use tilewire_tile::link::frag::CTL_PKT;
+use tilewire_tile::link::fseq::{DIAG_OVRNP_CNT, DIAG_OVRNP_FRAGS, DIAG_OVRNR_CNT, DIAG_PUB_CNT};
 use tilewire_tile::link::{Consumer, Poll, Producer, Reliability::*};
 // ---------------------------------------------------------------------------
 // Deterministic: the frag is overwritten while the consumer reads it.

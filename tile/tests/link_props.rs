@@ -5,7 +5,7 @@ mod common;
 
 use common::{payload, TestWs};
 use proptest::prelude::*;
-use tilewire_tile::frag::{seq_diff, CTL_PKT};
+use tilewire_tile::link::frag::{seq_diff, CTL_PKT};
 use tilewire_tile::link::{Link, LinkParams, Poll, Reliability::*};
 
 #[derive(Debug, Clone)]
@@ -106,7 +106,7 @@ proptest! {
         // is (once its counts are published, which goes with the progress).
         unrel.housekeeping();
         let f = unrel.fseq();
-        use tilewire_tile::fseq::{DIAG_OVRNP_FRAGS, DIAG_PUB_CNT};
+        use tilewire_tile::link::fseq::{DIAG_OVRNP_FRAGS, DIAG_PUB_CNT};
         prop_assert_eq!(f.diag(DIAG_PUB_CNT), unrel_seen);
         prop_assert_eq!(
             f.diag(DIAG_PUB_CNT).wrapping_add(f.diag(DIAG_OVRNP_FRAGS)),

@@ -38,8 +38,8 @@ use std::time::{Duration, Instant};
 
 use common::{payload, TestWs};
 use tilewire_shmem::load_bytes;
-use tilewire_tile::frag::{seq_diff, CTL_PKT};
-use tilewire_tile::fseq::{
+use tilewire_tile::link::frag::{seq_diff, CTL_PKT};
+use tilewire_tile::link::fseq::{
     FseqHandle, DIAG_BAD_CNT, DIAG_OVRNP_CNT, DIAG_OVRNP_FRAGS, DIAG_OVRNR_CNT, DIAG_PUB_CNT,
     DIAG_PUB_SZ,
 };

@@ -5,8 +5,8 @@ mod common;
 use common::TestWs;
 use tilewire_aio::conformance::{self, Harness};
 use tilewire_aio::{Aio, PktInfo, PktMeta, SendError, BUF_MAX};
+use tilewire_tile::link::tx::LinkTx;
 use tilewire_tile::link::{Consumer, Link, Poll, Reliability::*};
-use tilewire_tile::link_tx::LinkTx;
 
 /// A link of `depth` frags whose one reliable consumer is drained only by
 /// `take_delivered`, so the link pushes back after `depth` packets.

@@ -13,10 +13,10 @@ mod common;
 use common::TestWs;
 use tilewire_aio::{Aio, PktInfo, PktMeta, SendError};
 use tilewire_shmem::load_bytes;
-use tilewire_tile::drain::Drain;
-use tilewire_tile::frag::{FragMeta, CTL_PKT};
+use tilewire_tile::link::frag::{FragMeta, CTL_PKT};
+use tilewire_tile::link::tx::LinkTx;
 use tilewire_tile::link::Reliability::*;
-use tilewire_tile::link_tx::LinkTx;
+use tilewire_tile::stem::drain::Drain;
 use tilewire_tile::stem::{Filter, Outputs, Stem, StemConfig, Tile};
 
 #[path = "../../aio/tests/support/counting.rs"]

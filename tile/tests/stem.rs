@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 use common::{payload, TestWs};
 use tilewire_aio::{Aio, PktInfo, PktMeta, SendError};
 use tilewire_shmem::load_bytes;
-use tilewire_tile::drain::Drain;
-use tilewire_tile::frag::{FragMeta, CTL_PKT};
-use tilewire_tile::fseq::{DIAG_FILT_CNT, DIAG_PUB_CNT};
 use tilewire_tile::hist::Hist;
+use tilewire_tile::link::frag::{FragMeta, CTL_PKT};
+use tilewire_tile::link::fseq::{DIAG_FILT_CNT, DIAG_PUB_CNT};
+use tilewire_tile::link::tx::LinkTx;
 use tilewire_tile::link::{Link, Reliability::*};
-use tilewire_tile::link_tx::LinkTx;
-use tilewire_tile::metrics::{TileMetricsHandle, TileState};
+use tilewire_tile::stem::drain::Drain;
+use tilewire_tile::stem::metrics::{TileMetricsHandle, TileState};
 use tilewire_tile::stem::{latency_name, Filter, Outputs, Stem, StemConfig, Tile, TileError};
 
 const MTU: usize = 1232;

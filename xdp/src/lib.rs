@@ -45,8 +45,10 @@
 #![warn(missing_docs)]
 
 pub mod bpf;
-pub mod fixture;
-pub mod frame;
+/// The Ethernet/IPv4/UDP frame views and the fixture loader live in
+/// `tilewire-aio` (every backend and tile kind uses them); re-exported here
+/// for the AF_XDP code and its users.
+pub use tilewire_aio::{fixture, frame};
 pub mod mock;
 pub mod ring;
 pub mod socket;

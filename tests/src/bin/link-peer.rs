@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use tilewire_shmem::{Access, Workspace};
 use tilewire_tests::{fail, link_payload, say};
-use tilewire_tile::frag::FragMeta;
+use tilewire_tile::link::frag::FragMeta;
 use tilewire_tile::link::{Consumer, Link, Poll};
 
 /// The longest a peer lives.

@@ -16,7 +16,7 @@
 //! ```
 //!
 //! It runs until the tile is asked to stop through its metrics
-//! ([`TileMetricsHandle::request_stop`](tilewire_tile::metrics::TileMetricsHandle::request_stop),
+//! ([`TileMetricsHandle::request_stop`](tilewire_tile::stem::metrics::TileMetricsHandle::request_stop),
 //! from any process joined to the workspace), then prints `done` and exits
 //! 0. Whatever happens it gives up after [`DEADLINE`], so a test that lost
 //! track of it cannot leave it spinning.
@@ -51,8 +51,8 @@ use tilewire_aio::{Aio, PktInfo, SendError};
 use tilewire_shmem::clock::mono_ns;
 use tilewire_shmem::{Access, Workspace};
 use tilewire_tests::{fail, link_payload, say};
-use tilewire_tile::drain::Drain;
 use tilewire_tile::link::Link;
+use tilewire_tile::stem::drain::Drain;
 use tilewire_tile::stem::{Stem, StemConfig};
 
 /// The longest a peer lives.

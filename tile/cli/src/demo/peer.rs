@@ -1,0 +1,424 @@
+//! The demo's peer: sends the fixture at a set rate, receives the echoes,
+//! and counts everything, so the pipeline's counts can be checked.
+//!
+//! Over AF_XDP (namespace `b`) it sends whole frames from an AF_XDP socket
+//! of its own: the malformed frames go on the wire as they are, which no
+//! UDP socket could do. Over loopback it sends the well-formed datagrams'
+//! payloads from a UDP socket. Either way the echoes come back to an
+//! ordinary UDP socket on [`PEER_PORT`].
+//!
+//! Every pass over the fixture after the first is made new with
+//! [`stamp_pass`] (the pass number in the first payload bytes), so the
+//! only duplicates are the fixture's own. The peer knows which packets
+//! are duplicates by their payload, not by the fixture's labels: the
+//! number dedup must drop is counted here, independently.
+
+use std::collections::HashSet;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tilewire_aio::udp::{UdpAio, UdpConfig};
+use tilewire_aio::{Aio, PktInfo, SendError, SendErrorKind};
+use tilewire_pipeline::kinds::gen::stamp_pass;
+use tilewire_pipeline::kinds::sink::packet_checksum;
+use tilewire_shmem::clock::mono_ns;
+use tilewire_shmem::Workspace;
+use tilewire_xdp::fixture::{rewrite_endpoints, FrameClass};
+use tilewire_xdp::frame::{UdpEndpoints, UdpFrame, ETH_HEADER_LEN};
+use tilewire_xdp::{BindMode, Umem, Xsk, XskConfig};
+
+/// The peer's UDP port: the source of what it sends, where echoes return.
+pub const PEER_PORT: u16 = 7000;
+/// Longest the peer waits for the last echoes after it stopped sending.
+const DRAIN_MAX: Duration = Duration::from_secs(3);
+/// The peer stops waiting once this long passed without an echo.
+const DRAIN_QUIET: Duration = Duration::from_millis(500);
+/// Frames the peer hands its socket at once.
+const BATCH: usize = 64;
+
+/// Where the peer sends.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Whole frames from an AF_XDP socket on `ifname` in `netns`.
+    Xdp {
+        /// The peer's namespace.
+        netns: String,
+        /// The peer's veth end.
+        ifname: String,
+        /// The peer's MAC and address.
+        src: ([u8; 6], Ipv4Addr),
+        /// The pipeline's MAC and address.
+        dst: ([u8; 6], Ipv4Addr),
+    },
+    /// Datagrams to the pipeline's UDP socket on 127.0.0.1:`port`.
+    Udp {
+        /// The pipeline's port.
+        port: u16,
+    },
+}
+
+/// Counts the peer keeps while it runs, for the live line.
+#[derive(Debug, Default)]
+pub struct PeerLive {
+    /// Packets sent.
+    pub sent: AtomicU64,
+    /// Echoes received.
+    pub received: AtomicU64,
+}
+
+/// What the peer did.
+#[derive(Debug, Clone, Default)]
+pub struct PeerCounts {
+    /// Packets sent, by class.
+    pub by_class: Vec<(String, u64)>,
+    /// Packets sent.
+    pub sent: u64,
+    /// Of those, well-formed UDP to a pipeline port.
+    pub well_formed: u64,
+    /// Of those, repeats of a payload sent before.
+    pub dups: u64,
+    /// Frames sent that are not well-formed UDP to a pipeline port.
+    pub malformed: u64,
+    /// Frames of the fixture not sent: malformed ones over loopback (a
+    /// UDP socket sends only datagrams), runts shorter than an Ethernet
+    /// header over AF_XDP (no interface sends them).
+    pub unsendable: u64,
+    /// Echoes received.
+    pub received: u64,
+    /// Wrapping sum of the checksums of the unique payloads sent.
+    pub expected_sum: u64,
+    /// Wrapping sum of the checksums of the payloads echoed.
+    pub received_sum: u64,
+    /// The peer's namespace's UDP receive-buffer drops over the run.
+    pub rcvbuf_drops: u64,
+    /// Times the send socket was full and the peer waited.
+    pub send_waits: u64,
+}
+
+/// One frame to send, ready.
+struct Prepared {
+    class: FrameClass,
+    frame: Vec<u8>,
+}
+
+/// The peer, ready to run.
+pub struct Peer<'w> {
+    ws: &'w Workspace,
+    target: Target,
+    frames: Vec<Prepared>,
+    rate: u64,
+    duration: Duration,
+    unsendable: u64,
+}
+
+impl<'w> Peer<'w> {
+    /// Prepares the frames for `target`: addressed to the pipeline (class
+    /// ports kept), from the peer.
+    ///
+    /// # Errors
+    /// If no frame is left to send.
+    pub fn new(
+        ws: &'w Workspace,
+        target: Target,
+        fixture: Vec<(FrameClass, Vec<u8>)>,
+        rate: u64,
+        duration: Duration,
+    ) -> Result<Peer<'w>, String> {
+        let mut frames = Vec::new();
+        let mut unsendable = 0;
+        for (class, mut frame) in fixture {
+            match &target {
+                Target::Xdp { src, dst, .. } => {
+                    if frame.len() < ETH_HEADER_LEN {
+                        // No interface sends a frame shorter than its
+                        // Ethernet header.
+                        unsendable += 1;
+                        continue;
+                    }
+                    if class.is_well_formed_udp() {
+                        let port = UdpFrame::new_unchecked(&frame[..]).dst_port();
+                        let ends = UdpEndpoints {
+                            src_mac: src.0,
+                            dst_mac: dst.0,
+                            src: SocketAddrV4::new(src.1, PEER_PORT),
+                            dst: SocketAddrV4::new(dst.1, port),
+                        };
+                        rewrite_endpoints(&mut frame, &ends)
+                            .map_err(|e| format!("fixture frame: {e}"))?;
+                    } else {
+                        // Only the MACs: the frame must reach the other end.
+                        frame[0..6].copy_from_slice(&dst.0);
+                        frame[6..12].copy_from_slice(&src.0);
+                    }
+                }
+                Target::Udp { .. } => {
+                    if !class.is_well_formed_udp() {
+                        unsendable += 1;
+                        continue;
+                    }
+                }
+            }
+            frames.push(Prepared { class, frame });
+        }
+        if frames.is_empty() {
+            return Err("no frame of the chosen mix can be sent this way".into());
+        }
+        Ok(Peer {
+            ws,
+            target,
+            frames,
+            rate,
+            duration,
+            unsendable,
+        })
+    }
+
+    /// Sends for the duration (or until `stop`), then waits for the last
+    /// echoes; on its own thread, which it moves into the peer's network
+    /// namespace.
+    ///
+    /// # Errors
+    /// A socket that cannot be made.
+    pub fn run(self, stop: &AtomicBool, live: &PeerLive) -> Result<PeerCounts, String> {
+        match &self.target {
+            Target::Xdp {
+                netns, ifname, src, ..
+            } => {
+                tilewire_aio::netns::enter_thread(netns).map_err(|e| e.to_string())?;
+                let rx = echo_socket(SocketAddr::from((src.1, PEER_PORT)))?;
+                let umem = Umem::alloc_named(self.ws, "peer.umem", 4096)
+                    .map_err(|e| format!("peer UMEM: {e}"))?;
+                let cfg = XskConfig {
+                    ifname: ifname.clone(),
+                    bind: BindMode::Copy,
+                    rx_size: 64,
+                    fill_size: 64,
+                    tx_size: 2048,
+                    ..XskConfig::default()
+                };
+                let (xsk, _) =
+                    Xsk::bind(umem, &cfg).map_err(|e| format!("peer AF_XDP socket: {e}"))?;
+                self.send_loop(stop, live, XdpTx { xsk, rx })
+            }
+            Target::Udp { port } => {
+                let sock = echo_socket(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
+                let to = SocketAddr::from((Ipv4Addr::LOCALHOST, *port));
+                self.send_loop(stop, live, UdpTx { sock, to })
+            }
+        }
+    }
+
+    fn send_loop(
+        &self,
+        stop: &AtomicBool,
+        live: &PeerLive,
+        mut tx: impl Sender,
+    ) -> Result<PeerCounts, String> {
+        let drops0 = rcvbuf_errors();
+        let mut c = PeerCounts {
+            unsendable: self.unsendable,
+            ..PeerCounts::default()
+        };
+        let mut by_class: Vec<(String, u64)> = Vec::new();
+        let mut seen: HashSet<u64> = HashSet::new();
+        let mut batch: Vec<(FrameClass, Vec<u8>)> = Vec::with_capacity(BATCH);
+        let (mut next, mut pass) = (0usize, 0u64);
+        let start = Instant::now();
+        let mut last_echo = Instant::now();
+        let mut sending = true;
+        loop {
+            if sending && (start.elapsed() >= self.duration || stop.load(Ordering::Relaxed)) {
+                sending = false;
+                last_echo = Instant::now();
+            }
+            if sending {
+                let due = (start.elapsed().as_secs_f64() * self.rate as f64) as u64;
+                let n = due.saturating_sub(c.sent).min(BATCH as u64) as usize;
+                if n == 0 {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                batch.clear();
+                for _ in 0..n {
+                    let p = &self.frames[next];
+                    let mut frame = p.frame.clone();
+                    if pass > 0 && p.class.is_well_formed_udp() {
+                        stamp_pass(&mut frame, pass);
+                    }
+                    batch.push((p.class, frame));
+                    next += 1;
+                    if next == self.frames.len() {
+                        (next, pass) = (0, pass + 1);
+                    }
+                }
+                let mut sent_now = 0;
+                while sent_now < batch.len() {
+                    match tx.send(&batch[sent_now..]) {
+                        Ok(k) => sent_now += k,
+                        Err(e) => return Err(e),
+                    }
+                    if sent_now < batch.len() {
+                        c.send_waits += 1;
+                        tx.service();
+                        drain_rx(&mut tx, &mut c, live, &mut last_echo);
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                    }
+                }
+                for (class, frame) in &batch[..sent_now] {
+                    let class = *class;
+                    c.sent += 1;
+                    match by_class.iter_mut().find(|(n, _)| n == class.name()) {
+                        Some((_, k)) => *k += 1,
+                        None => by_class.push((class.name().to_owned(), 1)),
+                    }
+                    if class.is_well_formed_udp() {
+                        c.well_formed += 1;
+                        let h = packet_checksum(UdpFrame::new_unchecked(&frame[..]).payload());
+                        if seen.insert(h) {
+                            c.expected_sum = c.expected_sum.wrapping_add(h);
+                        } else {
+                            c.dups += 1;
+                        }
+                    } else {
+                        c.malformed += 1;
+                    }
+                }
+                live.sent.store(c.sent, Ordering::Relaxed);
+                tx.service();
+            } else {
+                tx.service();
+                std::thread::sleep(Duration::from_millis(1));
+                if last_echo.elapsed() >= DRAIN_QUIET
+                    || start.elapsed() >= self.duration + DRAIN_MAX
+                {
+                    break;
+                }
+            }
+            drain_rx(&mut tx, &mut c, live, &mut last_echo);
+        }
+        c.rcvbuf_drops = rcvbuf_errors().saturating_sub(drops0);
+        c.by_class = by_class;
+        Ok(c)
+    }
+}
+
+fn drain_rx(tx: &mut impl Sender, c: &mut PeerCounts, live: &PeerLive, last: &mut Instant) {
+    let mut echoes = Echoes::default();
+    while tx.rx().poll(&mut echoes) > 0 {}
+    if echoes.received > 0 {
+        c.received += echoes.received;
+        c.received_sum = c.received_sum.wrapping_add(echoes.sum);
+        *last = Instant::now();
+    }
+    live.received.store(c.received, Ordering::Relaxed);
+}
+
+/// The peer's UDP socket for echoes: a large receive buffer, since the
+/// peer shares two cores with the pipeline and may be late to read.
+fn echo_socket(bind: SocketAddr) -> Result<UdpAio, String> {
+    let config = UdpConfig {
+        recv_buf: Some(16 << 20),
+        send_buf: Some(4 << 20),
+        ..UdpConfig::new(bind)
+    };
+    UdpAio::bind(&config).map_err(|e| format!("peer UDP socket on {bind}: {e}"))
+}
+
+/// Counts the echoes a poll of the socket hands it.
+#[derive(Default)]
+struct Echoes {
+    received: u64,
+    sum: u64,
+}
+
+impl Aio for Echoes {
+    fn send(&mut self, batch: &[PktInfo<'_>], _flush: bool) -> Result<(), SendError> {
+        for p in batch {
+            self.received += 1;
+            self.sum = self.sum.wrapping_add(packet_checksum(p.buf));
+        }
+        Ok(())
+    }
+}
+
+/// `UdpRcvbufErrors` of the calling thread's network namespace.
+fn rcvbuf_errors() -> u64 {
+    let Ok(snmp) = std::fs::read_to_string("/proc/thread-self/net/snmp") else {
+        return 0;
+    };
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp: "));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "RcvbufErrors")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// How the peer sends a batch: returns how many went.
+trait Sender {
+    fn send(&mut self, frames: &[(FrameClass, Vec<u8>)]) -> Result<usize, String>;
+    fn service(&mut self) {}
+    /// The socket the echoes come back to.
+    fn rx(&mut self) -> &mut UdpAio;
+}
+
+struct XdpTx<'w> {
+    xsk: Xsk<'w>,
+    rx: UdpAio,
+}
+
+impl Sender for XdpTx<'_> {
+    fn rx(&mut self) -> &mut UdpAio {
+        &mut self.rx
+    }
+    fn send(&mut self, frames: &[(FrameClass, Vec<u8>)]) -> Result<usize, String> {
+        let pkts: Vec<PktInfo<'_>> = frames.iter().map(|(_, f)| PktInfo::new(f)).collect();
+        match self.xsk.send(&pkts, true) {
+            Ok(()) => Ok(pkts.len()),
+            Err(e) if e.kind == SendErrorKind::Again => Ok(e.batch_idx),
+            Err(e) => Err(format!(
+                "the peer's AF_XDP socket refused a {}-byte frame: {:?}",
+                frames[e.batch_idx].1.len(),
+                e.kind
+            )),
+        }
+    }
+    fn service(&mut self) {
+        self.xsk.service(mono_ns());
+    }
+}
+
+struct UdpTx {
+    sock: UdpAio,
+    to: SocketAddr,
+}
+
+impl Sender for UdpTx {
+    fn rx(&mut self) -> &mut UdpAio {
+        &mut self.sock
+    }
+    fn send(&mut self, frames: &[(FrameClass, Vec<u8>)]) -> Result<usize, String> {
+        let views: Vec<UdpFrame<&[u8]>> = frames
+            .iter()
+            .map(|(_, f)| UdpFrame::new_unchecked(&f[..]))
+            .collect();
+        let pkts: Vec<PktInfo<'_>> = views
+            .iter()
+            .map(|v| PktInfo::with_addr(v.payload(), self.to))
+            .collect();
+        match self.sock.send(&pkts, true) {
+            Ok(()) => Ok(pkts.len()),
+            Err(e) if e.kind == SendErrorKind::Again => Ok(e.batch_idx),
+            Err(e) => Err(format!("peer send: {:?} at packet {}", e.kind, e.batch_idx)),
+        }
+    }
+    fn service(&mut self) {
+        let _ = self.sock.send(&[], true);
+    }
+}

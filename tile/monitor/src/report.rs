@@ -1,0 +1,317 @@
+//! [`Report`]: a snapshot with its rates and each tile's health, in the
+//! shape every output (table, JSON, Prometheus) is drawn from. The field
+//! names are the JSON's, listed in the [module docs](super).
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::health::{classify, TileHealth};
+use super::rates::Rates;
+use super::snapshot::{LatencyView, LinkView, Problem, Snapshot, TileView};
+use tilewire_tile::stem::metrics::TileState;
+
+/// One input of a tile.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InputReport {
+    /// The link.
+    pub link: String,
+    /// The consumer index the tile reads it as.
+    pub consumer: u32,
+    /// Latency of its frags (`tspub - tsorig`), if recorded.
+    pub latency: Option<LatencyView>,
+}
+
+/// One counter of a tile.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CounterReport {
+    /// Its name.
+    pub name: String,
+    /// Its value.
+    pub value: u64,
+    /// Its rate per second, with rates.
+    pub per_s: Option<f64>,
+}
+
+/// One tile.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TileReport {
+    /// Its name.
+    pub name: String,
+    /// Its kind.
+    pub kind: String,
+    /// Its process (0: never ran).
+    pub pid: u32,
+    /// What its metrics say: `booting`, `running`, `halted` or `unknown`.
+    pub state: &'static str,
+    /// What the monitor concludes: `booting`, `running`, `halted`, `dead`.
+    pub health: &'static str,
+    /// Why it is dead, if it is.
+    pub dead_reason: Option<String>,
+    /// `CLOCK_MONOTONIC` ns of its last heartbeat (0: never).
+    pub heartbeat_ns: u64,
+    /// Age of that heartbeat when the snapshot was taken (`None`: never).
+    pub heartbeat_age_ns: Option<u64>,
+    /// Loop iterations.
+    pub loops: u64,
+    /// Housekeeping runs.
+    pub housekeeping: u64,
+    /// Back-pressure episodes.
+    pub backpressure_episodes: u64,
+    /// Nanoseconds back-pressured (closed episodes).
+    pub backpressure_ns: u64,
+    /// Back-pressure episodes by output.
+    pub out_backpressure: Vec<u64>,
+    /// Frags read per second.
+    pub frags_in_per_s: Option<f64>,
+    /// Bytes read per second.
+    pub bytes_in_per_s: Option<f64>,
+    /// Frags published per second.
+    pub frags_out_per_s: Option<f64>,
+    /// Fraction of the interval back-pressured.
+    pub backpressure_fraction: Option<f64>,
+    /// Its inputs.
+    pub inputs: Vec<InputReport>,
+    /// Its output links.
+    pub outputs: Vec<String>,
+    /// Its counters.
+    pub counters: Vec<CounterReport>,
+}
+
+/// One consumer of a link.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConsumerReport {
+    /// Its index on the link.
+    pub index: usize,
+    /// The tile reading it, if a tile does.
+    pub tile: Option<String>,
+    /// Whether the producer waits for it.
+    pub reliable: bool,
+    /// Its published progress (next seq to read).
+    pub progress: u64,
+    /// Frags it trails the producer by.
+    pub lag: u64,
+    /// Frags consumed.
+    pub frags: u64,
+    /// Bytes consumed.
+    pub bytes: u64,
+    /// Frags filtered.
+    pub filtered: u64,
+    /// Times lapped while polling.
+    pub overruns_polling: u64,
+    /// Frags overwritten while being read.
+    pub overruns_reading: u64,
+    /// Frags lost to overruns.
+    pub frags_lost: u64,
+    /// Frags pointing outside the dcache.
+    pub bad: u64,
+    /// Frags consumed per second.
+    pub frags_per_s: Option<f64>,
+    /// Bytes consumed per second.
+    pub bytes_per_s: Option<f64>,
+    /// Overruns in the interval.
+    pub overruns_in_interval: Option<u64>,
+    /// Frags lost in the interval.
+    pub frags_lost_in_interval: Option<u64>,
+    /// Median latency of its frags, from its tile's histogram.
+    pub latency_p50_ns: Option<u64>,
+    /// 99th percentile latency.
+    pub latency_p99_ns: Option<u64>,
+}
+
+/// One link.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LinkReport {
+    /// Its name.
+    pub name: String,
+    /// Frags in its ring.
+    pub depth: u64,
+    /// Largest payload.
+    pub mtu: usize,
+    /// The tile publishing on it, if a tile does.
+    pub producer: Option<String>,
+    /// Seq of its first frag.
+    pub seq0: u64,
+    /// One past the newest frag published.
+    pub producer_next: u64,
+    /// Frags published since it was made.
+    pub published: u64,
+    /// Frags published per second.
+    pub publish_per_s: Option<f64>,
+    /// Its consumers.
+    pub consumers: Vec<ConsumerReport>,
+}
+
+/// A snapshot, its rates and health: what a monitor shows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// The workspace.
+    pub workspace: String,
+    /// When the snapshot was taken (`CLOCK_MONOTONIC` ns).
+    pub taken_ns: u64,
+    /// The interval the rates cover, with rates.
+    pub interval_ns: Option<u64>,
+    /// Tiles, by name.
+    pub tiles: Vec<TileReport>,
+    /// Links, by name.
+    pub links: Vec<LinkReport>,
+    /// What could not be read.
+    pub problems: Vec<Problem>,
+}
+
+fn state_name(s: Option<TileState>) -> &'static str {
+    match s {
+        Some(TileState::Booting) => "booting",
+        Some(TileState::Running) => "running",
+        Some(TileState::Halted) => "halted",
+        None => "unknown",
+    }
+}
+
+impl Report {
+    /// Builds the report of `cur`, with `rates` (from the snapshot before
+    /// it to `cur`) if there are any; health is judged at `cur`'s time with
+    /// `timeout` and `pid_alive` (see [`classify`]).
+    pub fn new(
+        cur: &Snapshot,
+        rates: Option<&Rates>,
+        timeout: Duration,
+        pid_alive: impl Fn(u32) -> bool,
+    ) -> Report {
+        Report {
+            workspace: cur.workspace.clone(),
+            taken_ns: cur.taken_ns,
+            interval_ns: rates.map(|r| r.interval_ns),
+            tiles: cur
+                .tiles
+                .iter()
+                .map(|t| tile_report(t, cur, rates, timeout, &pid_alive))
+                .collect(),
+            links: cur
+                .links
+                .iter()
+                .map(|l| link_report(l, cur, rates))
+                .collect(),
+            problems: cur.problems.clone(),
+        }
+    }
+
+    /// The tile named `name`.
+    pub fn tile(&self, name: &str) -> Option<&TileReport> {
+        self.tiles.iter().find(|t| t.name == name)
+    }
+
+    /// The link named `name`.
+    pub fn link(&self, name: &str) -> Option<&LinkReport> {
+        self.links.iter().find(|l| l.name == name)
+    }
+
+    /// The report as one line of JSON (fields in the [module docs](super)).
+    pub fn to_json(&self) -> String {
+        // Plain structs of strings and numbers always serialize (a
+        // non-finite rate becomes null); the fallback is still JSON.
+        serde_json::to_string(self)
+            .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }).to_string())
+    }
+}
+
+fn link_report(l: &LinkView, cur: &Snapshot, rates: Option<&Rates>) -> LinkReport {
+    let lr = rates.and_then(|r| r.link(&l.name));
+    let consumers = l
+        .consumers
+        .iter()
+        .map(|c| {
+            let cr = lr.and_then(|r| r.consumers.get(c.index));
+            let reader = cur.consumer_tile(&l.name, c.index);
+            let latency = reader.and_then(|(t, i)| t.latency.get(i).copied()?);
+            ConsumerReport {
+                index: c.index,
+                tile: reader.map(|(t, _)| t.name.clone()),
+                reliable: c.reliable,
+                progress: c.progress,
+                lag: l.lag(c),
+                frags: c.frags,
+                bytes: c.bytes,
+                filtered: c.filtered,
+                overruns_polling: c.overruns_polling,
+                overruns_reading: c.overruns_reading,
+                frags_lost: c.frags_lost,
+                bad: c.bad,
+                frags_per_s: cr.map(|r| r.frags_per_s),
+                bytes_per_s: cr.map(|r| r.bytes_per_s),
+                overruns_in_interval: cr.map(|r| r.overruns),
+                frags_lost_in_interval: cr.map(|r| r.frags_lost),
+                latency_p50_ns: latency.map(|l| l.p50_ns),
+                latency_p99_ns: latency.map(|l| l.p99_ns),
+            }
+        })
+        .collect();
+    LinkReport {
+        name: l.name.clone(),
+        depth: l.depth,
+        mtu: l.mtu,
+        producer: cur.producer_tile(&l.name).map(|t| t.name.clone()),
+        seq0: l.seq0,
+        producer_next: l.producer_next,
+        published: l.published(),
+        publish_per_s: lr.map(|r| r.publish_per_s),
+        consumers,
+    }
+}
+
+fn tile_report(
+    t: &TileView,
+    cur: &Snapshot,
+    rates: Option<&Rates>,
+    timeout: Duration,
+    pid_alive: &impl Fn(u32) -> bool,
+) -> TileReport {
+    let m = &t.metrics;
+    let health = classify(m, cur.taken_ns, timeout, pid_alive);
+    let tr = rates.and_then(|r| r.tile(&t.name));
+    TileReport {
+        name: t.name.clone(),
+        kind: t.layout.kind.clone(),
+        pid: m.pid,
+        state: state_name(m.state),
+        health: health.as_str(),
+        dead_reason: match health {
+            TileHealth::Dead { why } => Some(why),
+            _ => None,
+        },
+        heartbeat_ns: m.heartbeat_ns,
+        heartbeat_age_ns: (m.heartbeat_ns != 0)
+            .then(|| cur.taken_ns.saturating_sub(m.heartbeat_ns)),
+        loops: m.loops,
+        housekeeping: m.housekeeping,
+        backpressure_episodes: m.backpressure,
+        backpressure_ns: m.backpressure_ns,
+        out_backpressure: m.out_backpressure.clone(),
+        frags_in_per_s: tr.map(|r| r.frags_in_per_s),
+        bytes_in_per_s: tr.map(|r| r.bytes_in_per_s),
+        frags_out_per_s: tr.map(|r| r.frags_out_per_s),
+        backpressure_fraction: tr.map(|r| r.backpressure_fraction),
+        inputs: t
+            .layout
+            .inputs
+            .iter()
+            .zip(&t.latency)
+            .map(|((link, consumer), latency)| InputReport {
+                link: link.clone(),
+                consumer: *consumer,
+                latency: *latency,
+            })
+            .collect(),
+        outputs: t.layout.outputs.clone(),
+        counters: m
+            .counters
+            .iter()
+            .enumerate()
+            .map(|(i, (name, value))| CounterReport {
+                name: name.clone(),
+                value: *value,
+                per_s: tr.and_then(|r| r.counters.get(i)).map(|(_, v)| *v),
+            })
+            .collect(),
+    }
+}

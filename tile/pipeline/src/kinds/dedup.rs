@@ -1,0 +1,208 @@
+//! The dedup tile: passes each packet on the first time it is seen.
+//!
+//! # What it does
+//!
+//! [`Dedup`] reads input 0 and gives every packet a 64-bit *tag*: the
+//! xxh3-64 hash of its UDP payload when the frame parses as IPv4 UDP
+//! ([`UdpFrame::check_len`]), otherwise the hash of the whole frame (tag 0,
+//! the tcache's empty marker, becomes 1 through
+//! [`Tcache::canonical_tag`]). The tag goes into a [`Tcache`]: a tag the
+//! cache did not hold is a first sight, and the packet is published on
+//! output 0 with the same bytes, signature and `tsorig`; a tag it held is a
+//! duplicate, and the packet is dropped. Hashing only the UDP payload
+//! makes a transaction that arrives twice from different senders (other
+//! addresses, ports, IP identification, TTL) one duplicate, which is what a
+//! validator wants. The cache remembers the last `depth` distinct tags, so
+//! a duplicate further back than that passes again.
+//!
+//! A packet that starts `origin` bytes into its frag (an AF_XDP receive
+//! link, see [`crate::kinds::net_xdp`]) is hashed and published from its origin,
+//! and goes out with origin 0.
+//!
+//! # Where the cache lives
+//!
+//! The tcache is a named allocation of the workspace, [`tcache_name`] of
+//! the tile, so a dedup tile restarted after a crash (another process, even)
+//! joins the cache its predecessor filled and keeps dropping what that one
+//! had already passed on: the duplicates a restart produces upstream (see
+//! [`tilewire_tile::stem`], "Crashes") are exactly what it catches. The runner
+//! allocates it ([`Tcache::footprint`], [`Tcache::ALIGN`]), formats it
+//! ([`Tcache::new`]) if it is new, joins it ([`Tcache::join`]) and hands
+//! the handle to [`Dedup::new`]. A monitor reads the cache's own counters
+//! through [`Tcache::join_reader`].
+//!
+//! # What it counts
+//!
+//! - `unique`: packets seen for the first time and published;
+//! - `dups`: duplicates dropped;
+//! - `not_udp`: packets that are not IPv4 UDP frames, hashed whole (also
+//!   counted in `unique` or `dups`);
+//! - `bad_frags`: frags with no packet in them (empty, or an origin beyond
+//!   the frag's size), dropped without touching the cache.
+//!
+//! A packet longer than output 0's mtu cannot be published: it is dropped
+//! after it entered the cache and counted in [`Dedup::too_long`] (not in
+//! `unique`). The tile never panics on what a frag holds.
+
+use core::sync::atomic::AtomicU8;
+
+use tilewire_aio::frame::UdpFrame;
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::forward::{publish_packet, FragCopy};
+use tilewire_tile::link::frag::FragMeta;
+use tilewire_tile::stem::{Outputs, Tile};
+use tilewire_tile::tcache::{Tcache, TcacheHandle};
+
+/// The named allocation holding tile `tile`'s tcache.
+pub fn tcache_name(tile: &str) -> String {
+    format!("{tile}.tc")
+}
+
+/// The tag of `packet` (a whole Ethernet frame): the xxh3-64 hash of its
+/// UDP payload if it is an IPv4 UDP frame, else of all its bytes, through
+/// [`Tcache::canonical_tag`] (never 0). The second value says whether the
+/// frame was IPv4 UDP.
+pub fn packet_tag(packet: &[u8]) -> (u64, bool) {
+    let (hash, udp) = match UdpFrame::new_checked(packet) {
+        Ok(frame) => (xxh3_64(frame.payload()), true),
+        Err(_) => (xxh3_64(packet), false),
+    };
+    (Tcache::canonical_tag(hash), udp)
+}
+
+/// What a dedup tile counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DedupStats {
+    /// First sights, published.
+    pub unique: u64,
+    /// Duplicates, dropped.
+    pub dups: u64,
+    /// Frames that are not IPv4 UDP (hashed whole).
+    pub not_udp: u64,
+    /// Frags holding no packet, dropped.
+    pub bad_frags: u64,
+    /// First sights longer than output 0's mtu, dropped.
+    pub too_long: u64,
+}
+
+/// Drops packets seen before (see the [module docs](self)).
+#[derive(Debug)]
+pub struct Dedup<'w> {
+    tcache: TcacheHandle<'w>,
+    copy: FragCopy,
+    stats: DedupStats,
+}
+
+impl<'w> Dedup<'w> {
+    /// A dedup tile remembering its tags in `tcache` (the allocation named
+    /// [`tcache_name`] of the tile, joined as its one writer).
+    pub fn new(tcache: TcacheHandle<'w>) -> Dedup<'w> {
+        Dedup {
+            tcache,
+            copy: FragCopy::new(),
+            stats: DedupStats::default(),
+        }
+    }
+
+    /// What the tile counted so far.
+    pub fn stats(&self) -> DedupStats {
+        self.stats
+    }
+
+    /// First sights dropped because they were longer than output 0's mtu.
+    pub fn too_long(&self) -> u64 {
+        self.stats.too_long
+    }
+
+    /// The tag cache.
+    pub fn tcache(&self) -> &TcacheHandle<'w> {
+        &self.tcache
+    }
+
+    /// Gives the tag cache back (to leave it).
+    pub fn into_tcache(self) -> TcacheHandle<'w> {
+        self.tcache
+    }
+}
+
+impl Tile for Dedup<'_> {
+    fn kind(&self) -> &str {
+        "dedup"
+    }
+
+    fn counters(&self) -> &'static [&'static str] {
+        &["unique", "dups", "not_udp", "bad_frags"]
+    }
+
+    fn during_frag(&mut self, _input: usize, meta: &FragMeta, payload: &[AtomicU8]) {
+        self.copy.copy(meta, payload);
+    }
+
+    fn after_frag(&mut self, _input: usize, meta: &FragMeta, out: &mut Outputs<'_, '_>) {
+        let packet = self.copy.packet(meta);
+        if packet.is_empty() || self.copy.origin_beyond(meta) {
+            self.stats.bad_frags += 1;
+            return;
+        }
+        let (tag, udp) = packet_tag(packet);
+        if !udp {
+            self.stats.not_udp += 1;
+        }
+        if self.tcache.insert(tag) {
+            self.stats.dups += 1;
+            return;
+        }
+        match publish_packet(out, 0, packet, meta.sig, meta.ctl, meta.tsorig) {
+            Ok(_) => self.stats.unique += 1,
+            // Backpressure cannot happen (one publish per frag with a burst
+            // of credits); count it with the packets that did not fit.
+            Err(_) => self.stats.too_long += 1,
+        }
+    }
+
+    fn metrics_write(&mut self, counters: &mut [u64]) {
+        let s = self.stats;
+        for (c, v) in counters
+            .iter_mut()
+            .zip([s.unique, s.dups, s.not_udp, s.bad_frags])
+        {
+            *c = v;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tilewire_aio::frame::{build_vec, UdpEndpoints};
+
+    fn ends(port: u16) -> UdpEndpoints {
+        UdpEndpoints {
+            src_mac: [2, 0, 0, 0, 0, 1],
+            dst_mac: [2, 0, 0, 0, 0, 2],
+            src: format!("198.18.0.1:{port}").parse().unwrap(),
+            dst: "198.18.0.2:8001".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn the_tag_of_a_udp_frame_is_its_payload_hash_whatever_the_headers() {
+        let a = build_vec(&ends(1000), b"same transaction").unwrap();
+        let b = build_vec(&ends(2000), b"same transaction").unwrap();
+        assert_ne!(a, b);
+        assert_eq!(packet_tag(&a), (xxh3_64(b"same transaction"), true));
+        assert_eq!(packet_tag(&a), packet_tag(&b));
+        let c = build_vec(&ends(1000), b"another one").unwrap();
+        assert_ne!(packet_tag(&a).0, packet_tag(&c).0);
+    }
+
+    #[test]
+    fn a_frame_that_is_not_udp_is_hashed_whole() {
+        let mut arp = build_vec(&ends(1000), b"payload").unwrap();
+        arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+        assert_eq!(packet_tag(&arp), (xxh3_64(&arp), false));
+        assert_eq!(packet_tag(b"junk"), (xxh3_64(b"junk"), false));
+        assert_eq!(packet_tag(&[]), (xxh3_64(&[]), false));
+    }
+}

@@ -1,0 +1,335 @@
+//! The topology file: what `tilewire run topo.toml` builds, and the rules
+//! it must follow.
+//!
+//! A topology names one workspace, the links in it and the tiles that
+//! produce and consume them. [`Topology::parse`] reads the text and checks
+//! every field; [`Topology::check`] checks the whole: the graph, the cpus
+//! and whether everything fits in the workspace. [`Topology::load`] does
+//! both for a file. Every problem found is reported, each with its line,
+//! not just the first.
+//!
+//! # An example
+//!
+//! ```toml
+//! [workspace]
+//! name = "tw-pipe"
+//! size = "64MiB"
+//!
+//! [[link]]
+//! name = "rx"
+//! depth = 4096
+//! reliable = false      # net must never wait for dedup
+//!
+//! [[link]]
+//! name = "uniq"
+//! depth = 1024
+//!
+//! [[link]]
+//! name = "tx"
+//! depth = 1024
+//!
+//! [[tile]]
+//! name = "net"
+//! kind = "net-xdp"
+//! cpu = 0
+//! inputs = ["tx"]
+//! outputs = ["rx"]
+//! [tile.params]
+//! ifname = "veth0"
+//! ports = [9000]
+//!
+//! [[tile]]
+//! name = "dedup"
+//! kind = "dedup"
+//! inputs = ["rx"]
+//! outputs = ["uniq"]
+//!
+//! [[tile]]
+//! name = "echo"
+//! kind = "echo"
+//! inputs = ["uniq"]
+//! outputs = ["tx"]
+//! ```
+//!
+//! # `[workspace]`
+//!
+//! | key     | value | default |
+//! |---------|-------|---------|
+//! | `name`  | the workspace's name: 1 to 40 bytes of letters, digits, `.`, `_`, `-`, not starting with `.` or `-` | required |
+//! | `size`  | bytes: an integer, or a string with a unit `B`, `KiB`, `MiB`, `GiB` (`"256MiB"`, `"1 GiB"`) | just enough: [`Topology::footprint`] rounded up to a page |
+//! | `pages` | `"normal"` (4 KiB, /dev/shm), `"huge"` (2 MiB) or `"gigantic"` (1 GiB, hugetlbfs) | `"normal"` |
+//! | `mode`  | `"threads"` (every tile a pinned thread of one process) or `"processes"` (a process per tile) | `"threads"` |
+//!
+//! The size is rounded up to a whole page, as the workspace is made. It
+//! must hold everything the topology puts in it: see [Sizes](#sizes).
+//!
+//! # `[[link]]`, one per link
+//!
+//! | key        | value | default |
+//! |------------|-------|---------|
+//! | `name`     | unique among links; a workspace name of at most [`LINK_NAME_MAX`](tilewire_tile::link::LINK_NAME_MAX) (35) bytes | required |
+//! | `depth`    | frags in the ring, a power of two in 2..=2^28 | required |
+//! | `mtu`      | largest payload in bytes, 1..=65535 | 2048 |
+//! | `reliable` | `true`: every consumer gives credits, the producer waits for the slowest (back-pressure, nothing lost); `false`: the producer never waits and a consumer that falls a ring behind is overrun (the frags it lost are counted) | `true` |
+//!
+//! Every link has exactly one producer (a tile listing it in `outputs`)
+//! and 1 to 64 consumers (tiles listing it in `inputs`).
+//!
+//! # `[[tile]]`, one per tile
+//!
+//! | key       | value | default |
+//! |-----------|-------|---------|
+//! | `name`    | unique among tiles; a workspace name of at most [`TILE_NAME_MAX`](tilewire_tile::stem::TILE_NAME_MAX) (34) bytes | required |
+//! | `kind`    | one of the kinds below | required |
+//! | `cpu`     | pin the tile to this cpu; it must be one this machine lets the runner use. Several tiles may share a cpu | not pinned |
+//! | `inputs`  | links the tile consumes, in input order | `[]` |
+//! | `outputs` | links the tile produces, in output order | `[]` |
+//! | `params`  | a table of the kind's parameters, as `[tile.params]` after the tile or inline `params = { ... }` | every parameter's default |
+//!
+//! A tile listing a link in `inputs` becomes that link's next consumer:
+//! consumer indices count up from 0 in the order the tiles appear in the
+//! file (see [`Topology::consumers`]). A tile lists a link at most once.
+//!
+//! # Kinds and their parameters
+//!
+//! Unknown keys are refused everywhere, in `params` too. `netns` is only
+//! for the two kinds with a socket.
+//!
+//! - `net-xdp`: an AF_XDP socket on one queue of an interface. Inputs
+//!   0..=1 (frames to transmit), outputs exactly 1 (received frames; its
+//!   mtu must be 2048, one UMEM frame: the link's data region *is* the
+//!   socket's UMEM). Params: `ifname` (required), `queue` = 0, `ports`
+//!   (required: 1 to 16 UDP destination ports steered to the socket, no
+//!   repeats), `dst_addr` (an IPv4 address; default any), `bind` =
+//!   `"auto"` | `"copy"` | `"zerocopy"` (default auto), `attach` =
+//!   `"skb"` | `"drv"` (default skb), `netns` (a network namespace name;
+//!   default the runner's), `budget` = 64 (packets per poll, 1..=65536),
+//!   `rx_size`, `fill_size`, `tx_size` = 2048 each (ring entries, powers of
+//!   two up to 65536), `busy_poll` = false.
+//! - `net-udp`: a UDP socket (io_uring, or sendmmsg/recvmmsg). Inputs
+//!   0..=1 (frames, sent to the address in their headers), outputs 0..=1
+//!   (received datagrams as Ethernet/IPv4/UDP frames), at least one of
+//!   the two. Params: `bind` (required, `"ip:port"`, IPv4), `engine` =
+//!   `"auto"` | `"uring"` | `"mmsg"` (default auto), `netns`.
+//! - `dedup`: exactly 1 input and 1 output; drops frames seen recently.
+//!   Params: `depth` = 65536 (tags remembered, a power of two up to 2^26).
+//! - `echo`: exactly 1 input and 1 output; swaps each frame's endpoints.
+//!   No params.
+//! - `forward`: 1 to 16 inputs, exactly 1 output. No params.
+//! - `sink`: 1 to 16 inputs, no outputs. No params.
+//! - `pcap`: exactly 1 input, no outputs. Params: `path` (required; a
+//!   relative path is relative to the runner's working directory),
+//!   `snaplen` = 65535 (1..=65535).
+//! - `gen`: no inputs, exactly 1 output. Params: `fixture` (a path to a
+//!   raw `.bin` fixture file, which must exist (a relative path is
+//!   relative to the runner's working directory), or `"builtin:mix"`;
+//!   default synthetic frames), `size` = 64 (UDP payload bytes of the
+//!   synthetic frames; not allowed with `fixture`; the frame, 42 bytes
+//!   more, must fit the output link's mtu), `rate` = 0 (packets per
+//!   second, 0 = as fast as credits allow), `count` = 0 (packets to send,
+//!   0 = no limit), `src`, `dst` (`"ip:port"`: rewrite every frame's
+//!   endpoints; default unchanged), `burst` = 1 (packets at once under the
+//!   rate limit, 1..=2^20).
+//!
+//! # Cycles
+//!
+//! Tiles and links form a graph: tile -> output link -> each tile
+//! consuming it. A cycle in which every link is reliable can deadlock:
+//! each tile waits for credits from the next, around the ring, forever.
+//! Such a cycle is refused, naming its tiles. A cycle with at least one
+//! unreliable link is fine: the tile before that link never waits (the
+//! echo demo, net -> dedup -> echo -> net, makes net -> dedup unreliable).
+//!
+//! # Sizes
+//!
+//! [`Topology::footprint`] is what the workspace must hold: the
+//! workspace's header and allocation table; per link its mcache, its
+//! dcache (of `depth + 1` mtus, or for a net-xdp output `depth +
+//! fill_size + tx_size` frames, the whole UMEM) and an fseq per consumer;
+//! per tile its metrics and a latency histogram per input; per dedup tile
+//! its tag cache; [`TOPOLOGY_TEXT_MAX`] for the copy of the topology the
+//! runner keeps; and for every allocation room for its alignment. A
+//! workspace smaller than that is refused at its `size` line, saying how
+//! much is needed.
+//!
+//! # Errors
+//!
+//! Each problem is a [`TopoError`] with the line and column it concerns
+//! (a table's header line when a field is missing); [`TopoErrors`]
+//! prints one per line, after the file name when there is one.
+
+mod check;
+mod params;
+mod parse;
+mod value;
+
+use std::path::{Path, PathBuf};
+
+use tilewire_shmem::PageKind;
+
+pub use check::Machine;
+pub use params::{
+    frame_len, DedupParams, GenFixture, GenParams, IoCounts, Kind, NetUdpParams, NetXdpParams,
+    PcapParams, FRAME_HEADERS, KIND_NAMES,
+};
+use value::Loc;
+
+/// Largest topology text: the runner keeps a copy in the workspace, and
+/// [`Topology::footprint`] counts this much for it.
+pub const TOPOLOGY_TEXT_MAX: usize = 64 << 10;
+
+/// One problem in a topology.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.display())]
+pub struct TopoError {
+    /// 1-based line it concerns; 0 when it concerns no line (the file
+    /// could not be read).
+    pub line: usize,
+    /// 1-based column (in bytes) on that line; 0 with line 0.
+    pub col: usize,
+    /// What is wrong, and where it helps, what would be right.
+    pub reason: String,
+}
+
+impl TopoError {
+    fn display(&self) -> String {
+        if self.line == 0 {
+            self.reason.clone()
+        } else {
+            format!("line {}: {}", self.line, self.reason)
+        }
+    }
+}
+
+/// Every problem found in a topology, in line order, and the file it came
+/// from when it came from a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopoErrors {
+    file: Option<PathBuf>,
+    errors: Vec<TopoError>,
+}
+
+impl TopoErrors {
+    fn new(mut errors: Vec<TopoError>) -> TopoErrors {
+        errors.sort_by_key(|e| (e.line, e.col));
+        TopoErrors { file: None, errors }
+    }
+
+    /// The problems, by line.
+    pub fn errors(&self) -> &[TopoError] {
+        &self.errors
+    }
+
+    /// The file the topology came from, if known.
+    pub fn file(&self) -> Option<&Path> {
+        self.file.as_deref()
+    }
+
+    /// Names the file the errors are in (printed before each).
+    pub fn in_file(mut self, path: &Path) -> TopoErrors {
+        self.file = Some(path.to_path_buf());
+        self
+    }
+}
+
+impl core::fmt::Display for TopoErrors {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            match &self.file {
+                Some(p) => write!(f, "{}: {e}", p.display())?,
+                None => write!(f, "{e}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for TopoErrors {}
+
+/// How the runner runs the tiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Every tile a thread of the runner's process.
+    #[default]
+    Threads,
+    /// Every tile a process of its own, joining the workspace by name.
+    Processes,
+}
+
+/// The `[workspace]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkspaceSpec {
+    /// Its name.
+    pub name: String,
+    /// Its size in bytes, a whole number of pages (given, rounded up; or
+    /// the footprint when not given).
+    pub size: usize,
+    /// Its page kind.
+    pub pages: PageKind,
+    /// Threads or processes.
+    pub mode: Mode,
+    /// Where `size` was written (`None`: not given).
+    size_at: Option<Loc>,
+}
+
+/// A `[[link]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkSpec {
+    /// Its name.
+    pub name: String,
+    /// Frags in the ring.
+    pub depth: u64,
+    /// Largest payload.
+    pub mtu: usize,
+    /// Whether consumers give credits (all of them, or none).
+    pub reliable: bool,
+    /// Line of its `[[link]]` header.
+    pub line: usize,
+    at: Loc,
+    mtu_at: Loc,
+}
+
+/// A `[[tile]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TileSpec {
+    /// Its name.
+    pub name: String,
+    /// Its kind and parameters.
+    pub kind: Kind,
+    /// The cpu to pin it to.
+    pub cpu: Option<usize>,
+    /// The links it consumes, by input index.
+    pub inputs: Vec<String>,
+    /// The links it produces, by output index.
+    pub outputs: Vec<String>,
+    /// Line of its `[[tile]]` header.
+    pub line: usize,
+    at: TileLocs,
+}
+
+/// Where the parts of a tile were written, for the checks' messages.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct TileLocs {
+    header: Loc,
+    cpu: Loc,
+    inputs: Vec<Loc>,
+    outputs: Vec<Loc>,
+    /// `inputs` / `outputs` keys (the header when absent).
+    inputs_key: Loc,
+    outputs_key: Loc,
+}
+
+/// A parsed topology. See the [module docs](self) for the format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topology {
+    /// The workspace.
+    pub workspace: WorkspaceSpec,
+    /// The links, in file order.
+    pub links: Vec<LinkSpec>,
+    /// The tiles, in file order.
+    pub tiles: Vec<TileSpec>,
+    text: String,
+}

@@ -1,0 +1,311 @@
+//! Zero-copy receive from AF_XDP into a link, over a veth pair between two
+//! network namespaces this test makes (removed on drop): a std socket in
+//! namespace b sends datagrams; the NIC side writes them into the link's
+//! dcache (the UMEM); a consumer reads each frag in place and checks every
+//! byte, the order, the frag's signature (the port) and origin (the
+//! offset). A reliable consumer that stops reading stops the producer, and
+//! nothing it was refused is lost. Privileged: as a user each test prints
+//! the line CI counts.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use tilewire_aio::conformance::payload;
+use tilewire_aio::frame::{self, UdpFrame, HEADERS_LEN};
+use tilewire_aio::netns::VethPair;
+use tilewire_pipeline::kinds::net_xdp::{self, NetXdp, XdpRxLink};
+use tilewire_shmem::{load_bytes, PageKind, Workspace};
+use tilewire_tile::link::consumer::Poll;
+use tilewire_tile::link::frag::CTL_PKT;
+use tilewire_tile::link::{Consumer, Link, Reliability};
+use tilewire_tile::stem::{Stem, StemConfig};
+use tilewire_xdp::bpf::{AttachMode, FilterSpec, XdpProgram};
+use tilewire_xdp::{BindMode, Xsk, XskConfig};
+
+const PORT: u16 = 9300;
+const DEPTH: u64 = 64;
+
+fn pair(tag: &str) -> Option<VethPair> {
+    VethPair::new_or_skip(tag)
+}
+
+struct TestWs(Workspace);
+
+impl TestWs {
+    fn new() -> TestWs {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "tw-netxdp-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        TestWs(Workspace::create(&name, 32 << 20, PageKind::Normal).expect("workspace"))
+    }
+}
+
+impl Drop for TestWs {
+    fn drop(&mut self) {
+        let _ = Workspace::unlink(self.0.name());
+    }
+}
+
+/// Reads every ready frag; checks each against `sent[*next]` and moves on.
+fn drain(consumer: &mut Consumer<'_>, sent: &[Vec<u8>], next: &mut usize) {
+    let mut buf = vec![0u8; net_xdp::XDP_MTU];
+    loop {
+        match consumer.poll_with(|m, bytes| {
+            let n = m.sz as usize;
+            load_bytes(&mut buf[..n], &bytes[..n]);
+            (m.origin(), m.sig, net_xdp::packet_of(m, &buf[..n]).to_vec())
+        }) {
+            Poll::Frag(_, (origin, sig, pkt)) => {
+                assert_eq!(
+                    origin, 0,
+                    "packets sit chunk-aligned after the XDP headroom"
+                );
+                assert_eq!(
+                    sig,
+                    u64::from(PORT),
+                    "the frag's sig is the destination port"
+                );
+                assert_eq!(
+                    &pkt[HEADERS_LEN..],
+                    &sent[*next][..],
+                    "packet {} differs",
+                    *next
+                );
+                *next += 1;
+            }
+            Poll::Empty => return,
+            other => panic!("unexpected poll result {other:?}"),
+        }
+    }
+}
+
+fn receive_into_link(mode: AttachMode, tag: &str, stall: bool) {
+    let Some(pair) = pair(tag) else { return };
+    let ws = TestWs::new();
+    let cfg = XskConfig {
+        ifname: pair.a().ifname().to_string(),
+        bind: BindMode::Copy,
+        rx_size: 512,
+        fill_size: 512,
+        tx_size: 64,
+        lines: DEPTH as u32,
+        ..XskConfig::default()
+    };
+    let link = Link::create_with_data(
+        &ws.0,
+        "net.rx",
+        &net_xdp::link_params(DEPTH, vec![Reliability::Reliable]),
+        net_xdp::data_mtus(&cfg),
+    )
+    .expect("link");
+    let umem = net_xdp::umem(&link).expect("the dcache data region is a UMEM");
+    let (prog, _attached, mut xsk, lines) = pair
+        .a()
+        .run(|| {
+            let prog = XdpProgram::load(&FilterSpec::new([PORT]).unwrap(), 1).expect("load");
+            let attached = prog.attach(pair.a().ifindex(), mode).expect("attach");
+            let (xsk, lines) = Xsk::bind(umem, &cfg).expect("bind");
+            (prog, attached, xsk, lines)
+        })
+        .unwrap();
+    prog.register_socket(0, xsk.raw_fd().unwrap()).unwrap();
+    let mut rx = XdpRxLink::new(&link, lines);
+    let mut producer = link.producer();
+    let mut consumer = link.consumer(0).unwrap();
+    let peer = pair
+        .b()
+        .run(|| UdpSocket::bind(SocketAddr::from((pair.b().addr(), 0))))
+        .unwrap()
+        .unwrap();
+    let to = SocketAddr::from((pair.a().addr(), PORT));
+    let n = if stall { 300 } else { 1000 };
+    let sizes = [0usize, 1, 63, 64, 65, 200, 1228, 1232, 1472];
+    let sent: Vec<Vec<u8>> = (0..n).map(|i| payload(i, sizes[i % sizes.len()])).collect();
+    let (mut next_send, mut next_read) = (0usize, 0usize);
+    if stall {
+        // The consumer reads nothing until everything was sent: the
+        // producer fills the ring, then the sink refuses and the rest
+        // waits on the rx ring (512 entries, more than the 236 left).
+        for s in &sent {
+            peer.send_to(s, to).unwrap();
+        }
+        next_send = n;
+        let end = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < end && xsk.stats().rx_backpressure == 0 {
+            rx.poll(&mut xsk, &mut producer, 64);
+        }
+        assert_eq!(
+            xsk.stats().rx_packets,
+            DEPTH,
+            "the producer stops a ring ahead"
+        );
+        assert!(producer.backpressure_count() > 0);
+    }
+    let end = Instant::now() + Duration::from_secs(10);
+    while next_read < n && Instant::now() < end {
+        while next_send < n && next_send < next_read + 48 {
+            peer.send_to(&sent[next_send], to).unwrap();
+            next_send += 1;
+        }
+        rx.poll(&mut xsk, &mut producer, 64);
+        drain(&mut consumer, &sent, &mut next_read);
+    }
+    assert_eq!(next_read, n, "frags read ({:?})", xsk.stats());
+    let k = xsk.kernel_stats().unwrap();
+    assert_eq!(
+        k.rx_ring_full + k.rx_fill_ring_empty_descs + k.rx_dropped,
+        0,
+        "kernel drops: {k:?}"
+    );
+    assert_eq!(xsk.stats().rx_bad_desc, 0);
+    // The lines own distinct frames, none of which is on the socket's side.
+    let mut owned: Vec<u64> = rx.line_frames().to_vec();
+    owned.extend(xsk.frame_list());
+    let before = owned.len();
+    owned.sort_unstable();
+    owned.dedup();
+    assert_eq!(
+        owned.len(),
+        before,
+        "a frame is both a line's and the socket's"
+    );
+}
+
+#[test]
+fn packets_land_in_the_link_without_a_copy_skb() {
+    receive_into_link(AttachMode::Skb, "nx-skb", false);
+}
+
+#[test]
+fn packets_land_in_the_link_without_a_copy_drv() {
+    receive_into_link(AttachMode::Drv, "nx-drv", false);
+}
+
+#[test]
+fn a_stalled_reliable_consumer_stops_the_producer_and_loses_nothing() {
+    receive_into_link(AttachMode::Drv, "nx-stall", true);
+}
+
+/// The net tile on a run loop: receive into its output link, send what its
+/// input link carries. The test thread is the echo tile between the two
+/// links (swap addresses, fill checksums); a std socket in namespace b
+/// sends and checks every echo.
+#[test]
+fn the_net_tile_echoes_through_a_link_pipeline() {
+    let Some(pair) = pair("nx-tile") else { return };
+    let ws = TestWs::new();
+    let cfg = XskConfig {
+        ifname: pair.a().ifname().to_string(),
+        bind: BindMode::Copy,
+        rx_size: 512,
+        fill_size: 512,
+        tx_size: 256,
+        lines: DEPTH as u32,
+        ..XskConfig::default()
+    };
+    let rx_link = Link::create_with_data(
+        &ws.0,
+        "net.rx",
+        &net_xdp::link_params(DEPTH, vec![Reliability::Reliable]),
+        net_xdp::data_mtus(&cfg),
+    )
+    .unwrap();
+    let tx_link = Link::create(
+        &ws.0,
+        "echo.tx",
+        &net_xdp::link_params(256, vec![Reliability::Reliable]),
+    )
+    .unwrap();
+    let umem = net_xdp::umem(&rx_link).unwrap();
+    let (prog, _attached, xsk, lines) = pair
+        .a()
+        .run(|| {
+            let prog = XdpProgram::load(&FilterSpec::new([PORT]).unwrap(), 1).expect("load");
+            let attached = prog
+                .attach(pair.a().ifindex(), AttachMode::Drv)
+                .expect("attach");
+            let (xsk, lines) = Xsk::bind(umem, &cfg).expect("bind");
+            (prog, attached, xsk, lines)
+        })
+        .unwrap();
+    prog.register_socket(0, xsk.raw_fd().unwrap()).unwrap();
+    let tile = NetXdp::new(xsk, XdpRxLink::new(&rx_link, lines), 64);
+    let mut stem = Stem::new(
+        &ws.0,
+        "net",
+        tile,
+        &[(&tx_link, 0)],
+        &[&rx_link],
+        StemConfig::default(),
+    )
+    .unwrap();
+    let metrics = stem.metrics();
+    let peer = pair
+        .b()
+        .run(|| UdpSocket::bind(SocketAddr::from((pair.b().addr(), 0))))
+        .unwrap()
+        .unwrap();
+    peer.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let to = SocketAddr::from((pair.a().addr(), PORT));
+    const N: usize = 500;
+    let sent: Vec<Vec<u8>> = (0..N)
+        .map(|i| payload(i, [0, 64, 1232, 1472][i % 4]))
+        .collect();
+    let mut got: Vec<Vec<u8>> = Vec::new();
+    std::thread::scope(|s| {
+        let runner = s.spawn(|| stem.run());
+        let mut consumer = rx_link.consumer(0).unwrap();
+        let mut producer = tx_link.producer();
+        let mut buf = vec![0u8; net_xdp::XDP_MTU];
+        let mut frame = Vec::new();
+        let mut next = 0;
+        let mut rbuf = vec![0u8; 2048];
+        let end = Instant::now() + Duration::from_secs(10);
+        while got.len() < N && Instant::now() < end {
+            while next < N && next < got.len() + 32 {
+                peer.send_to(&sent[next], to).unwrap();
+                next += 1;
+            }
+            // The echo tile: every frame back out, addresses swapped.
+            while let Poll::Frag(m, ()) = consumer.poll_copy(&mut buf) {
+                frame.clear();
+                frame.extend_from_slice(net_xdp::packet_of(&m, &buf[..m.sz as usize]));
+                frame::swap_endpoints(&mut frame).unwrap();
+                UdpFrame::new_checked(&mut frame[..])
+                    .unwrap()
+                    .fill_checksums();
+                while producer.publish(&frame, m.sig, CTL_PKT, m.tsorig).is_err() {
+                    std::thread::yield_now();
+                }
+            }
+            while let Ok((len, from)) = peer.recv_from(&mut rbuf) {
+                assert_eq!(from, to);
+                got.push(rbuf[..len].to_vec());
+            }
+        }
+        metrics.request_stop();
+        runner.join().unwrap();
+    });
+    assert_eq!(got.len(), N, "echoes through the pipeline");
+    let mut want = sent.clone();
+    want.sort();
+    got.sort();
+    assert!(got == want, "echoed bytes differ");
+    let snap = metrics.snapshot();
+    let counter = |name: &str| snap.counters.iter().find(|(n, _)| n == name).unwrap().1;
+    assert_eq!(
+        (counter("rx_pkts"), counter("tx_pkts")),
+        (N as u64, N as u64)
+    );
+    assert_eq!(
+        counter("rx_bad_desc") + counter("tx_refused") + counter("k_rx_dropped"),
+        0
+    );
+    let s = stem.tile().xsk().stats();
+    assert_eq!(s.tx_completed, N as u64, "every sent frame came back");
+}

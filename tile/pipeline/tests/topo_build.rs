@@ -1,0 +1,349 @@
+//! The topology as the runner uses it: the footprint proven by building
+//! everything in a workspace of exactly that size, the example topologies,
+//! the defaults, and the questions the runner asks (consumers, data
+//! regions).
+
+mod topo_support;
+
+use tilewire_pipeline::topo::{
+    GenFixture, Kind, Machine, Mode, TopoErrors, Topology, TOPOLOGY_TEXT_MAX,
+};
+use tilewire_shmem::hist::Hist;
+use tilewire_shmem::workspace::DEFAULT_TABLE_CAP;
+use tilewire_shmem::{Config, CreateOptions, PageKind, Workspace};
+use tilewire_tile::link::Link;
+use tilewire_tile::stem::metrics::TileMetrics;
+use tilewire_tile::stem::{latency_name, metrics_name};
+use tilewire_tile::tcache::Tcache;
+use tilewire_xdp::bpf::AttachMode;
+use tilewire_xdp::BindMode;
+use topo_support::{assert_problem, examples, gen_sink, machine, parse_ok, TempDir, WS};
+
+// ---- 8. sizes --------------------------------------------------------------
+
+#[test]
+fn a_workspace_too_small_is_refused_at_its_size_line() {
+    let text = gen_sink("")
+        .replace("size = \"64MiB\"", "size = \"1MiB\"")
+        .replace("depth = 64", "depth = 4096\nmtu = 9000");
+    let topo = Topology::parse(&text).unwrap();
+    let need = topo.footprint();
+    assert!(need > 1 << 20);
+    assert_problem(
+        &text,
+        3,
+        &[
+            &format!("needs {need} bytes ("),
+            "workspace size is 1048576 (1.0 MiB)",
+        ],
+    );
+}
+
+#[test]
+fn sizes_take_units_and_default_to_the_footprint() {
+    let size_of = |s: &str| {
+        let t = Topology::parse(&gen_sink("").replace("\"64MiB\"", s)).map(|t| t.workspace.size);
+        t.map_err(|e| e.to_string())
+    };
+    assert_eq!(size_of("\"1 GiB\""), Ok(1 << 30));
+    assert_eq!(size_of("\"8KiB\""), Ok(8 << 10));
+    assert_eq!(size_of("5000"), Ok(8192), "rounded up to a page");
+    assert!(size_of("\"12MB\"")
+        .unwrap_err()
+        .contains("line 3: workspace: `size` must be a byte count"));
+    assert!(size_of("-1").unwrap_err().contains("line 3"));
+    let auto = Topology::parse(&gen_sink("").replace("size = \"64MiB\"\n", "")).unwrap();
+    assert_eq!(auto.workspace.size, auto.footprint().next_multiple_of(4096));
+    auto.check(&machine()).unwrap();
+}
+
+/// Makes everything the runner makes for `topo` in `ws`, in the runner's
+/// order: the topology text, each link, then each tile's metrics, latency
+/// histograms and tag cache.
+fn build_all(ws: &Workspace, topo: &Topology) -> Result<(), String> {
+    let text = topo.text();
+    ws.alloc_named("topology", 64, TOPOLOGY_TEXT_MAX.max(text.len()), 0)
+        .map_err(|e| format!("topology text: {e}"))?;
+    for link in &topo.links {
+        Link::create_with_data(
+            ws,
+            &link.name,
+            &topo.link_params(link),
+            topo.data_mtus(link),
+        )
+        .map_err(|e| format!("link {}: {e}", link.name))?;
+    }
+    for tile in &topo.tiles {
+        let alloc = |name: String, align, size| {
+            ws.alloc_named(&name, align, size, 0)
+                .map(|_| ())
+                .map_err(|e| format!("{name}: {e}"))
+        };
+        alloc(
+            metrics_name(&tile.name),
+            TileMetrics::ALIGN,
+            TileMetrics::footprint(),
+        )?;
+        for i in 0..tile.inputs.len() {
+            alloc(latency_name(&tile.name, i), Hist::ALIGN, Hist::footprint())?;
+        }
+        if let Kind::Dedup(p) = &tile.kind {
+            let map = Tcache::default_map_cnt(p.depth).unwrap();
+            let fp = Tcache::footprint(p.depth, map).unwrap();
+            alloc(format!("{}.tc", tile.name), Tcache::ALIGN, fp)?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn the_footprint_is_enough_for_every_example() {
+    let dir = TempDir::new("fp");
+    let opts = CreateOptions {
+        config: Config {
+            shm_dir: dir.0.clone(),
+            ..Config::default()
+        },
+        table_cap: DEFAULT_TABLE_CAP,
+    };
+    for (path, mut topo) in examples() {
+        let need = topo.footprint();
+        let name = format!("tw-topo-{}-{}", std::process::id(), topo.workspace.name);
+        let ws = Workspace::create_with(&name, need, PageKind::Normal, &opts).unwrap();
+        let built = build_all(&ws, &topo);
+        drop(ws);
+        Workspace::unlink_with(&name, &opts.config).unwrap();
+        built.unwrap_or_else(|e| panic!("{}: a workspace of {need} bytes: {e}", path.display()));
+
+        // A workspace 10% smaller is refused by check, at `size`.
+        topo.workspace.size = need - need / 10;
+        let e = topo.check(&Machine::with_cpus(2)).unwrap_err();
+        assert!(
+            e.errors()
+                .iter()
+                .any(|e| e.reason.contains(&format!("needs {need} bytes"))),
+            "{}: {e}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn the_footprint_counts_what_a_full_build_uses() {
+    // A build in a workspace a quarter of the footprint fails: the
+    // footprint is not padding a tiny need.
+    let dir = TempDir::new("fp-small");
+    let config = Config {
+        shm_dir: dir.0.clone(),
+        ..Config::default()
+    };
+    let opts = CreateOptions {
+        config: config.clone(),
+        table_cap: DEFAULT_TABLE_CAP,
+    };
+    let (_, topo) = examples()
+        .into_iter()
+        .find(|(p, _)| p.ends_with("xdp_echo.toml"))
+        .unwrap();
+    let name = format!("tw-topo-{}-small", std::process::id());
+    let ws = Workspace::create_with(&name, topo.footprint() / 4, PageKind::Normal, &opts).unwrap();
+    let built = build_all(&ws, &topo);
+    drop(ws);
+    Workspace::unlink_with(&name, &config).unwrap();
+    assert!(built.is_err());
+}
+
+// ---- queries and examples --------------------------------------------------
+
+#[test]
+fn the_examples_parse_and_check() {
+    let all = examples();
+    let names: Vec<&str> = all.iter().map(|(_, t)| t.workspace.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["tw-gen-dedup-pcap", "tw-gen-forward-sink", "tw-xdp-echo"]
+    );
+    let (_, pcap) = &all[0];
+    assert_eq!(pcap.workspace.mode, Mode::Processes);
+    let Kind::Gen(g) = &pcap.tile("gen").unwrap().kind else {
+        panic!("gen")
+    };
+    assert_eq!(g.fixture, Some(GenFixture::BuiltinMix));
+    assert_eq!((g.count, g.rate, g.burst), (10000, 100000, 32));
+    let (_, xdp) = &all[2];
+    let Kind::NetXdp(n) = &xdp.tile("net").unwrap().kind else {
+        panic!("net-xdp")
+    };
+    assert_eq!(n.ports, [9001, 9002, 9003, 9004]);
+    assert_eq!(n.netns.as_deref(), Some("tw-demo"));
+    assert_eq!((n.bind, n.attach), (BindMode::Copy, AttachMode::Skb));
+}
+
+#[test]
+fn defaults_are_as_documented() {
+    let text = "[workspace]\nname = \"t\"\n
+[[link]]
+name = \"rx\"
+depth = 64
+
+[[link]]
+name = \"u\"
+depth = 64
+
+[[tile]]
+name = \"net\"
+kind = \"net-xdp\"
+outputs = [\"rx\"]
+params = { ifname = \"veth0\", ports = [1] }
+
+[[tile]]
+name = \"d\"
+kind = \"dedup\"
+inputs = [\"rx\"]
+outputs = [\"u\"]
+
+[[tile]]
+name = \"g\"
+kind = \"gen\"
+outputs = [\"x\"]
+
+[[tile]]
+name = \"p\"
+kind = \"pcap\"
+inputs = [\"u\"]
+params = { path = \"out.pcap\" }
+";
+    let t = Topology::parse(text).unwrap();
+    assert_eq!(t.workspace.pages, PageKind::Normal);
+    assert_eq!(t.workspace.mode, Mode::Threads);
+    let rx = t.link("rx").unwrap();
+    assert_eq!((rx.mtu, rx.reliable, rx.line), (2048, true, 4));
+    let Kind::NetXdp(n) = &t.tile("net").unwrap().kind else {
+        panic!()
+    };
+    assert_eq!(
+        (
+            n.queue,
+            n.bind,
+            n.attach,
+            n.budget,
+            n.busy_poll,
+            n.dst_addr,
+            n.netns.clone()
+        ),
+        (0, BindMode::Auto, AttachMode::Skb, 64, false, None, None)
+    );
+    assert_eq!((n.rx_size, n.fill_size, n.tx_size), (2048, 2048, 2048));
+    let Kind::Dedup(d) = &t.tile("d").unwrap().kind else {
+        panic!()
+    };
+    assert_eq!(d.depth, 65536);
+    let Kind::Gen(g) = &t.tile("g").unwrap().kind else {
+        panic!()
+    };
+    assert_eq!(
+        (g.fixture.clone(), g.size, g.rate, g.count, g.burst),
+        (None, 64, 0, 0, 1)
+    );
+    assert_eq!((g.src, g.dst), (None, None));
+    let Kind::Pcap(p) = &t.tile("p").unwrap().kind else {
+        panic!()
+    };
+    assert_eq!(p.snaplen, 65535);
+    assert_eq!(t.tile("p").unwrap().kind.name(), "pcap");
+}
+
+#[test]
+fn consumers_are_numbered_in_file_order() {
+    let text = format!(
+        "{WS}
+[[link]]
+name = \"a\"
+depth = 64
+reliable = false
+
+[[link]]
+name = \"b\"
+depth = 64
+
+[[tile]]
+name = \"g\"
+kind = \"gen\"
+outputs = [\"a\"]
+
+[[tile]]
+name = \"g2\"
+kind = \"gen\"
+outputs = [\"b\"]
+
+[[tile]]
+name = \"s1\"
+kind = \"sink\"
+inputs = [\"b\", \"a\"]
+
+[[tile]]
+name = \"s2\"
+kind = \"sink\"
+inputs = [\"a\"]
+"
+    );
+    let t = parse_ok(&text);
+    let a: Vec<(&str, usize)> = t
+        .consumers("a")
+        .iter()
+        .map(|(t, i)| (t.name.as_str(), *i))
+        .collect();
+    assert_eq!(a, [("s1", 1), ("s2", 0)]);
+    assert_eq!(
+        t.consumer_index("s1", 0),
+        Some(0),
+        "s1 is b's only consumer"
+    );
+    assert_eq!(t.consumer_index("s1", 1), Some(0));
+    assert_eq!(t.consumer_index("s2", 0), Some(1));
+    assert_eq!(t.consumer_index("s2", 1), None);
+    assert_eq!(t.consumer_index("nope", 0), None);
+    assert_eq!(t.producer("a").unwrap().name, "g");
+    let p = t.link_params(t.link("a").unwrap());
+    assert_eq!(
+        p.consumers,
+        vec![tilewire_tile::link::Reliability::Unreliable; 2]
+    );
+    assert_eq!((p.depth, p.mtu), (64, 2048));
+}
+
+#[test]
+fn data_mtus_of_a_net_xdp_output_hold_the_whole_umem() {
+    let (_, xdp) = examples().pop().unwrap();
+    assert_eq!(xdp.data_mtus(xdp.link("rx").unwrap()), 4096 + 2048 + 2048);
+    assert_eq!(xdp.data_mtus(xdp.link("tx").unwrap()), 1024 + 1);
+}
+
+#[test]
+fn errors_name_the_file_when_loaded_from_one() {
+    let dir = TempDir::new("load");
+    let path = dir.0.join("bad.toml");
+    std::fs::write(&path, gen_sink("cpu = 9\n")).unwrap();
+    let e: TopoErrors = Topology::load(&path, &machine()).unwrap_err();
+    assert_eq!(e.file(), Some(path.as_path()));
+    let shown = e.to_string();
+    assert!(
+        shown.starts_with(&format!(
+            "{}: line 18: tile \"sink\": cpu 9",
+            path.display()
+        )),
+        "{shown}"
+    );
+    let missing = Topology::load(&dir.0.join("none.toml"), &machine()).unwrap_err();
+    assert!(
+        missing.to_string().contains("cannot read the topology"),
+        "{missing}"
+    );
+}
+
+#[test]
+fn this_machine_has_cpus() {
+    let m = Machine::this();
+    assert!(!m.cpus.is_empty());
+    assert!(m.cpus.windows(2).all(|w| w[0] < w[1]), "{:?}", m.cpus);
+}

@@ -1,9 +1,0 @@
-//! The built-in tile kinds a topology can name.
-
-pub mod dedup;
-pub mod echo;
-pub mod forward;
-pub mod gen;
-pub mod net_udp;
-pub mod pcap;
-pub mod sink;

@@ -1,0 +1,718 @@
+//! The tile run loop: one generic loop that drives any [`Tile`].
+//!
+//! A tile is a single-threaded job (dedup, echo, forward, drain into a
+//! socket) written as a handful of callbacks; [`Stem`] owns its input
+//! consumers and output producers and calls the callbacks in a fixed order,
+//! so flow control, overrun handling, housekeeping and metrics are written
+//! once, here, and every tile gets them the same way.
+//!
+//! # One iteration
+//!
+//! 1. Housekeeping, when due (every [`StemConfig::lazy`] iterations on
+//!    average, randomised so tiles sharing links do not fall into step):
+//!    inputs publish their progress (handing credits back upstream),
+//!    outputs refresh their credits and publish their position, the tile's
+//!    own [`Tile::housekeeping`] runs, then the heartbeat and metrics are
+//!    written and a stop request is looked for.
+//! 2. [`Tile::before_credit`].
+//! 3. Credits: every output must have at least [`Tile::burst`] credits, or
+//!    the iteration ends here *back-pressured* (counted per episode, with
+//!    its duration, and per output). A back-pressured tile reads no input,
+//!    which is how back-pressure travels upstream over reliable links.
+//! 4. [`Tile::after_credit`].
+//! 5. The next input in turn is polled. Nothing new:
+//!    [`Tile::end_of_burst`] (the place to flush). Overrun: counted in the
+//!    input's fseq, the consumer resyncs, the iteration ends.
+//! 6. A frag: [`Tile::before_frag`] sees its seq and signature and says
+//!    [`Filter::Process`], [`Filter::Skip`] (counted as filtered, the
+//!    payload never read) or [`Filter::Retry`] (leave it, come back later).
+//! 7. [`Tile::during_frag`] reads the payload *speculatively*: the
+//!    producer may be overwriting it at that very moment. Copy, do not act.
+//! 8. The frag's seq is checked again. Only if it did not change does
+//!    [`Tile::after_frag`] run: now the copy is good and the tile may act on
+//!    it and publish. Otherwise the copy is discarded (counted as an overrun
+//!    while reading) and the consumer resyncs.
+//!
+//! # Stopping
+//!
+//! [`TileMetricsHandle::request_stop`] (from any thread or process joined to
+//! the workspace) asks a tile to stop; the loop sees it at its next
+//! housekeeping. It then polls no more input, and keeps calling
+//! [`Tile::after_credit`] and [`Tile::housekeeping`] until
+//! [`Tile::pending`] is zero (whatever the tile had taken in got out) or
+//! [`StemConfig::stop_grace`] passed. Finally every input publishes its
+//! exact progress, every output its position, the metrics are written and
+//! the state set to [`TileState::Halted`]: a tile started again on the same
+//! links continues where this one stopped.
+//!
+//! # Crashes
+//!
+//! A tile process can die at any instruction (SIGKILL, a panic). What it
+//! leaves is consistent by construction: an output line is either
+//! published or not (a successor producer continues past the newest one),
+//! and an input's published progress never counts a frag the tile still
+//! held ([`Tile::held`]), so over a reliable link a successor reads again
+//! whatever the dead tile had not passed on. The price is duplicates: up to
+//! the frags between two progress publishes (a few per cent of the ring)
+//! may be passed on twice, which is why pipelines put a dedup tile where it
+//! matters. A dead tile's metrics keep saying `Running` with a heartbeat
+//! that no longer moves: that is how a monitor tells it is dead.
+
+pub mod drain;
+pub mod metrics;
+
+use core::sync::atomic::AtomicU8;
+use std::time::Duration;
+
+use tilewire_shmem::clock::mono_ns;
+use tilewire_shmem::{check_name, AddrError, AllocError, JoinError, NewError, Region, Workspace};
+
+use crate::hist::{Hist, HistHandle};
+use crate::link::consumer::{Consumer, Next};
+use crate::link::frag::FragMeta;
+use crate::link::producer::{Backpressure, Producer};
+use crate::link::{Link, LinkError};
+use crate::stem::metrics::{TileLayout, TileMetrics, TileMetricsHandle, TileState, COUNTERS_MAX};
+
+/// What [`Tile::before_frag`] decides about a frag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filter {
+    /// Read it: `during_frag`, then `after_frag` if the read was good.
+    Process,
+    /// Pass over it without reading its payload (counted as filtered).
+    Skip,
+    /// Not now: leave it where it is and ask again later.
+    Retry,
+}
+
+/// The tile's outputs, as the callbacks see them.
+#[derive(Debug)]
+pub struct Outputs<'a, 'w> {
+    producers: &'a mut [Producer<'w>],
+}
+
+impl<'w> Outputs<'_, 'w> {
+    /// Number of outputs.
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    /// True if the tile has no output.
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+
+    /// The producer of output `i`.
+    ///
+    /// # Panics
+    /// If there is no output `i`.
+    pub fn producer(&mut self, i: usize) -> &mut Producer<'w> {
+        &mut self.producers[i]
+    }
+
+    /// Publishes `payload` on output `i` (see [`Producer::publish`]).
+    ///
+    /// # Errors
+    /// [`Backpressure`]: only if the tile publishes more than
+    /// [`Tile::burst`] frags on one output for one input frag.
+    ///
+    /// # Panics
+    /// If there is no output `i`, or `payload` is longer than its mtu.
+    #[inline]
+    pub fn publish(
+        &mut self,
+        i: usize,
+        payload: &[u8],
+        sig: u64,
+        ctl: u16,
+        tsorig: u32,
+    ) -> Result<u64, Backpressure> {
+        self.producers[i].publish(payload, sig, ctl, tsorig)
+    }
+}
+
+/// A tile: the callbacks the run loop calls (see the module docs for when).
+/// Every method but [`Tile::kind`] has a default that does nothing.
+pub trait Tile {
+    /// The tile's kind, shown by monitors (at most 32 bytes).
+    fn kind(&self) -> &str;
+
+    /// Most frags the tile publishes on one output per input frag or per
+    /// `after_credit`; the loop only reads input when every output has this
+    /// many credits.
+    fn burst(&self) -> u64 {
+        1
+    }
+
+    /// Names of the tile's own counters, written by
+    /// [`Tile::metrics_write`] (at most 16, each at most 32 bytes).
+    fn counters(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Start of every iteration, before credits are checked.
+    fn before_credit(&mut self, _out: &mut Outputs<'_, '_>) {}
+
+    /// After credits were found sufficient.
+    fn after_credit(&mut self, _out: &mut Outputs<'_, '_>) {}
+
+    /// A frag is waiting on `input`: process, skip or retry it?
+    fn before_frag(&mut self, _input: usize, _seq: u64, _sig: u64) -> Filter {
+        Filter::Process
+    }
+
+    /// Reads the frag's payload speculatively (it may be torn: the result
+    /// is only to be trusted once `after_frag` is called).
+    fn during_frag(&mut self, _input: usize, _meta: &FragMeta, _payload: &[AtomicU8]) {}
+
+    /// The frag read in `during_frag` was not overwritten: act on it.
+    fn after_frag(&mut self, _input: usize, _meta: &FragMeta, _out: &mut Outputs<'_, '_>) {}
+
+    /// A poll of `input` found nothing new: the end of a burst, the place
+    /// to flush what was batched.
+    fn end_of_burst(&mut self, _input: usize, _out: &mut Outputs<'_, '_>) {}
+
+    /// Periodic work (see [`StemConfig::lazy`]).
+    fn housekeeping(&mut self, _out: &mut Outputs<'_, '_>) {}
+
+    /// Writes the tile's counters, in the order of [`Tile::counters`].
+    fn metrics_write(&mut self, _counters: &mut [u64]) {}
+
+    /// Frags of `input` the tile has taken in (its `after_frag` ran) and
+    /// not yet passed on: the newest ones it read. The input's published
+    /// progress stops before them, so a tile that dies holding them hands
+    /// them to its successor, which reads them again: over a reliable link
+    /// nothing is lost across a crash (some frags may come twice).
+    fn held(&self, _input: usize) -> u64 {
+        0
+    }
+
+    /// Packets the tile has taken from its inputs and not yet passed on.
+    /// A stopping tile keeps running its `after_credit` and `housekeeping`
+    /// until this is zero (or the grace time ends; whatever it still holds
+    /// then is not counted as read, see [`Tile::held`]).
+    fn pending(&self) -> usize {
+        0
+    }
+}
+
+/// A boxed tile is a tile: a pipeline built from a topology file runs
+/// tiles of kinds chosen at run time as `Stem<Box<dyn Tile + Send>>`
+/// (one indirect call per callback, a few nanoseconds a frag).
+impl<T: Tile + ?Sized> Tile for Box<T> {
+    fn kind(&self) -> &str {
+        (**self).kind()
+    }
+    fn burst(&self) -> u64 {
+        (**self).burst()
+    }
+    fn counters(&self) -> &'static [&'static str] {
+        (**self).counters()
+    }
+    #[inline]
+    fn before_credit(&mut self, out: &mut Outputs<'_, '_>) {
+        (**self).before_credit(out)
+    }
+    #[inline]
+    fn after_credit(&mut self, out: &mut Outputs<'_, '_>) {
+        (**self).after_credit(out)
+    }
+    #[inline]
+    fn before_frag(&mut self, input: usize, seq: u64, sig: u64) -> Filter {
+        (**self).before_frag(input, seq, sig)
+    }
+    #[inline]
+    fn during_frag(&mut self, input: usize, meta: &FragMeta, payload: &[AtomicU8]) {
+        (**self).during_frag(input, meta, payload)
+    }
+    #[inline]
+    fn after_frag(&mut self, input: usize, meta: &FragMeta, out: &mut Outputs<'_, '_>) {
+        (**self).after_frag(input, meta, out)
+    }
+    #[inline]
+    fn end_of_burst(&mut self, input: usize, out: &mut Outputs<'_, '_>) {
+        (**self).end_of_burst(input, out)
+    }
+    fn housekeeping(&mut self, out: &mut Outputs<'_, '_>) {
+        (**self).housekeeping(out)
+    }
+    fn metrics_write(&mut self, counters: &mut [u64]) {
+        (**self).metrics_write(counters)
+    }
+    fn held(&self, input: usize) -> u64 {
+        (**self).held(input)
+    }
+    fn pending(&self) -> usize {
+        (**self).pending()
+    }
+}
+
+/// How the loop runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StemConfig {
+    /// Mean loop iterations between housekeeping runs (each interval is
+    /// drawn uniformly from `[lazy/2, 3*lazy/2)`).
+    pub lazy: u64,
+    /// Longest a stopping tile waits for [`Tile::pending`] to reach zero.
+    pub stop_grace: Duration,
+}
+
+impl Default for StemConfig {
+    fn default() -> Self {
+        StemConfig {
+            lazy: 1024,
+            stop_grace: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Why a tile could not be set up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TileError {
+    /// The tile name is invalid or too long.
+    #[error("invalid tile name {name:?}: {why}")]
+    Name {
+        /// The name.
+        name: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// Too many inputs, outputs or counters, or names too long.
+    #[error("tile {tile:?}: {what}")]
+    Layout {
+        /// The tile.
+        tile: String,
+        /// What does not fit.
+        what: &'static str,
+    },
+    /// An input's consumer index does not exist on its link.
+    #[error("tile {tile:?}: {source}")]
+    Link {
+        /// The tile.
+        tile: String,
+        /// Why.
+        source: LinkError,
+    },
+    /// The tile's metrics exist from an earlier run with other links or
+    /// counters (another tile of the same name?).
+    #[error("tile {tile:?} exists with another layout: found {found:?}")]
+    Mismatch {
+        /// The tile.
+        tile: String,
+        /// The layout found in the workspace.
+        found: Box<TileLayout>,
+    },
+    /// Allocating the metrics or a histogram failed.
+    #[error("allocating {part:?}: {source}")]
+    Alloc {
+        /// The allocation.
+        part: String,
+        /// Why.
+        source: AllocError,
+    },
+    /// Formatting the metrics or a histogram failed.
+    #[error("formatting {part:?}: {source}")]
+    New {
+        /// The allocation.
+        part: String,
+        /// Why.
+        source: NewError,
+    },
+    /// An existing part is not what it should be.
+    #[error("joining {part:?}: {source}")]
+    Join {
+        /// The allocation.
+        part: String,
+        /// Why.
+        source: JoinError,
+    },
+    /// The allocation table places a part outside the workspace.
+    #[error("{part:?} lies outside the workspace: {source}")]
+    Addr {
+        /// The allocation.
+        part: String,
+        /// Where it claims to be.
+        source: AddrError,
+    },
+}
+
+/// Longest tile name (room for the `.latNN` suffix).
+pub const TILE_NAME_MAX: usize = tilewire_shmem::NAME_MAX - 6;
+
+/// The named allocation holding tile `tile`'s metrics.
+pub fn metrics_name(tile: &str) -> String {
+    format!("{tile}.tm")
+}
+
+/// The named allocation holding the latency histogram of tile `tile`'s
+/// input `i`.
+pub fn latency_name(tile: &str, i: usize) -> String {
+    format!("{tile}.lat{i}")
+}
+
+/// Finds allocation `part`, or makes it with `make` if it does not exist.
+/// Returns its memory and whether it was made now.
+fn get_or_make<'w>(
+    ws: &'w Workspace,
+    part: &str,
+    align: usize,
+    size: usize,
+    make: impl Fn(Region<'w>) -> Result<(), NewError>,
+) -> Result<(Region<'w>, bool), TileError> {
+    let region = |gaddr, size| {
+        ws.region(gaddr, size).map_err(|source| TileError::Addr {
+            part: part.into(),
+            source,
+        })
+    };
+    if let Some(a) = ws.lookup(part) {
+        return Ok((region(a.gaddr, a.size as usize)?, false));
+    }
+    let gaddr = match ws.alloc_named(part, align, size, 0) {
+        Ok(g) => g,
+        // Another process made it meanwhile: use theirs.
+        Err(AllocError::NameTaken(_)) => {
+            let a = ws.lookup(part).ok_or_else(|| TileError::Join {
+                part: part.into(),
+                source: JoinError::NotInitialized,
+            })?;
+            return Ok((region(a.gaddr, a.size as usize)?, false));
+        }
+        Err(source) => {
+            return Err(TileError::Alloc {
+                part: part.into(),
+                source,
+            })
+        }
+    };
+    let mem = region(gaddr, size)?;
+    if let Err(source) = make(mem) {
+        let _ = ws.free_named(part);
+        return Err(TileError::New {
+            part: part.into(),
+            source,
+        });
+    }
+    Ok((mem, true))
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunEnd {
+    /// Loop iterations of this run.
+    pub loops: u64,
+    /// [`Tile::pending`] when the loop gave up waiting for it (0 on a
+    /// clean stop): packets the tile took in and could not pass on.
+    pub pending: usize,
+}
+
+/// A tile with its links, ready to run.
+#[derive(Debug)]
+pub struct Stem<'w, T: Tile> {
+    name: String,
+    tile: T,
+    config: StemConfig,
+    inputs: Vec<Consumer<'w>>,
+    latency: Vec<HistHandle<'w>>,
+    outputs: Vec<Producer<'w>>,
+    metrics: TileMetricsHandle<'w>,
+    counters: [u64; COUNTERS_MAX],
+    burst: u64,
+    rng: u64,
+    loops: u64,
+    next_housekeeping: u64,
+    next_input: usize,
+    /// When the current back-pressure episode began (0: not in one).
+    backpressure_since: u64,
+}
+
+impl<'w, T: Tile> Stem<'w, T> {
+    /// Sets up tile `name` of workspace `ws`, reading each `(link, consumer
+    /// index)` of `inputs` and publishing on `outputs`. Its metrics and
+    /// latency histograms are made in the workspace, or, when a tile of this
+    /// name ran before with the same links, joined (its counters go on).
+    ///
+    /// # Errors
+    /// See [`TileError`]; nothing is left half made.
+    pub fn new(
+        ws: &'w Workspace,
+        name: &str,
+        tile: T,
+        inputs: &[(&Link<'w>, usize)],
+        outputs: &[&Link<'w>],
+        config: StemConfig,
+    ) -> Result<Stem<'w, T>, TileError> {
+        check_name(name).map_err(|e| TileError::Name {
+            name: name.into(),
+            why: e.to_string(),
+        })?;
+        if name.len() > TILE_NAME_MAX {
+            return Err(TileError::Name {
+                name: name.into(),
+                why: format!("longer than {TILE_NAME_MAX} bytes"),
+            });
+        }
+        let layout = TileLayout {
+            kind: tile.kind().into(),
+            inputs: inputs
+                .iter()
+                .map(|(l, i)| (l.name().to_owned(), *i as u32))
+                .collect(),
+            outputs: outputs.iter().map(|l| l.name().to_owned()).collect(),
+            counters: tile.counters().iter().map(|c| (*c).to_owned()).collect(),
+        };
+        layout.check().map_err(|what| TileError::Layout {
+            tile: name.into(),
+            what,
+        })?;
+        let consumers = inputs
+            .iter()
+            .map(|(l, i)| l.consumer(*i))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|source| TileError::Link {
+                tile: name.into(),
+                source,
+            })?;
+
+        let part = metrics_name(name);
+        let (mem, _) = get_or_make(
+            ws,
+            &part,
+            TileMetrics::ALIGN,
+            TileMetrics::footprint(),
+            |mem| TileMetrics::new(mem, &layout),
+        )?;
+        let metrics = TileMetrics::join(mem).map_err(|source| TileError::Join { part, source })?;
+        let found = metrics.layout();
+        if found != layout {
+            return Err(TileError::Mismatch {
+                tile: name.into(),
+                found: Box::new(found),
+            });
+        }
+        let mut latency = Vec::new();
+        for i in 0..inputs.len() {
+            let part = latency_name(name, i);
+            let (mem, _) = get_or_make(ws, &part, Hist::ALIGN, Hist::footprint(), Hist::new)?;
+            latency.push(Hist::join(mem).map_err(|source| TileError::Join { part, source })?);
+        }
+
+        metrics.boot(std::process::id());
+        let seed = mono_ns() ^ (u64::from(std::process::id()) << 32) ^ 0x9e37_79b9_7f4a_7c15;
+        let mut stem = Stem {
+            name: name.into(),
+            burst: tile.burst().max(1),
+            tile,
+            config: StemConfig {
+                lazy: config.lazy.max(2),
+                ..config
+            },
+            inputs: consumers,
+            latency,
+            outputs: outputs.iter().map(|l| l.producer()).collect(),
+            metrics,
+            counters: [0; COUNTERS_MAX],
+            rng: seed | 1,
+            loops: 0,
+            next_housekeeping: 0,
+            next_input: 0,
+            backpressure_since: 0,
+        };
+        stem.schedule_housekeeping();
+        Ok(stem)
+    }
+
+    /// The tile's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The tile's metrics (also the way to ask it to stop).
+    pub fn metrics(&self) -> TileMetricsHandle<'w> {
+        self.metrics
+    }
+
+    /// The tile.
+    pub fn tile(&self) -> &T {
+        &self.tile
+    }
+
+    /// The tile, mutably (between runs).
+    pub fn tile_mut(&mut self) -> &mut T {
+        &mut self.tile
+    }
+
+    /// The input consumers (their seqs and fseqs).
+    pub fn inputs(&self) -> &[Consumer<'w>] {
+        &self.inputs
+    }
+
+    /// The output producers.
+    pub fn outputs(&self) -> &[Producer<'w>] {
+        &self.outputs
+    }
+
+    /// Takes the tile back.
+    pub fn into_tile(self) -> T {
+        self.tile
+    }
+
+    fn schedule_housekeeping(&mut self) {
+        // xorshift64: cheap, and only needs to break lockstep.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let lazy = self.config.lazy;
+        self.next_housekeeping = self.loops + lazy / 2 + self.rng % lazy;
+    }
+
+    fn housekeeping(&mut self) {
+        for p in &mut self.outputs {
+            p.refresh_credits();
+            p.housekeeping();
+        }
+        self.tile.housekeeping(&mut Outputs {
+            producers: &mut self.outputs,
+        });
+        // After the tile's housekeeping: it may have passed frags on.
+        for (i, c) in self.inputs.iter_mut().enumerate() {
+            c.hold(self.tile.held(i));
+            c.housekeeping();
+        }
+        self.write_metrics();
+        self.schedule_housekeeping();
+    }
+
+    fn write_metrics(&mut self) {
+        let n = self.metrics.counter_count();
+        self.tile.metrics_write(&mut self.counters[..n]);
+        self.metrics.set_counters(&self.counters[..n]);
+        self.metrics.heartbeat(mono_ns(), self.loops);
+    }
+
+    /// Closes the current back-pressure episode, if any, adding its
+    /// duration to the metrics.
+    #[inline]
+    fn end_backpressure(&mut self) {
+        if self.backpressure_since != 0 {
+            let ns = mono_ns().saturating_sub(self.backpressure_since);
+            self.metrics.backpressure_end(ns);
+            self.backpressure_since = 0;
+        }
+    }
+
+    /// True if every output has a burst of credits; otherwise notes the
+    /// back-pressure.
+    #[inline]
+    fn credits_ok(&mut self) -> bool {
+        let burst = self.burst;
+        let short = self
+            .outputs
+            .iter_mut()
+            .position(|p| p.credits() < burst && p.refresh_credits() < burst);
+        match short {
+            None => {
+                self.end_backpressure();
+                true
+            }
+            Some(out) => {
+                if self.backpressure_since == 0 {
+                    self.backpressure_since = mono_ns().max(1);
+                    self.metrics.backpressure_begin(out);
+                }
+                false
+            }
+        }
+    }
+
+    /// One iteration, steps 2 to 8 of the module docs.
+    #[inline]
+    fn step(&mut self, read_inputs: bool) {
+        self.tile.before_credit(&mut Outputs {
+            producers: &mut self.outputs,
+        });
+        if !self.credits_ok() {
+            return;
+        }
+        let mut out = Outputs {
+            producers: &mut self.outputs,
+        };
+        self.tile.after_credit(&mut out);
+        if !read_inputs || self.inputs.is_empty() {
+            return;
+        }
+        let i = self.next_input;
+        self.next_input = if i + 1 == self.inputs.len() { 0 } else { i + 1 };
+        let input = &mut self.inputs[i];
+        let meta = match input.next_frag() {
+            Next::Empty => {
+                self.tile.end_of_burst(i, &mut out);
+                input.hold(self.tile.held(i));
+                return;
+            }
+            Next::Overrun { .. } => return,
+            Next::Ready(meta) => meta,
+        };
+        match self.tile.before_frag(i, meta.seq, meta.sig) {
+            Filter::Process => {}
+            Filter::Skip => {
+                input.skip(meta.sz);
+                return;
+            }
+            Filter::Retry => return,
+        }
+        let Some(payload) = input.payload(&meta) else {
+            return;
+        };
+        self.tile.during_frag(i, &meta, payload);
+        // Until after_frag says otherwise, count this frag as held: a
+        // progress publish inside finish must not claim it passed on.
+        input.hold(self.tile.held(i) + 1);
+        if !input.finish(&meta) {
+            input.hold(self.tile.held(i));
+            return;
+        }
+        self.latency[i].record(u64::from(meta.tspub.wrapping_sub(meta.tsorig)));
+        self.tile.after_frag(i, &meta, &mut out);
+        input.hold(self.tile.held(i));
+    }
+
+    /// Runs the loop until a stop is requested (see the module docs), then
+    /// leaves every link consistent and the tile [`TileState::Halted`].
+    /// A stem may run again after it halted.
+    pub fn run(&mut self) -> RunEnd {
+        let first = self.loops;
+        if self.metrics.state() == Some(TileState::Halted) {
+            // Running again after a stop: that stop request is spent. (A
+            // request made before the first run is honoured at once.)
+            self.metrics.boot(std::process::id());
+        }
+        self.metrics.set_state(TileState::Running);
+        self.housekeeping();
+        while !self.metrics.stop_requested() {
+            let due = self.next_housekeeping;
+            while self.loops < due {
+                self.loops += 1;
+                self.step(true);
+            }
+            self.housekeeping();
+        }
+        // Stopping: take nothing more in; let the tile pass on what it has.
+        let deadline = mono_ns() + self.config.stop_grace.as_nanos() as u64;
+        while self.tile.pending() > 0 && mono_ns() < deadline {
+            for _ in 0..64 {
+                self.loops += 1;
+                self.step(false);
+            }
+            self.housekeeping();
+        }
+        self.end_backpressure();
+        self.housekeeping();
+        self.metrics.set_state(TileState::Halted);
+        RunEnd {
+            loops: self.loops - first,
+            pending: self.tile.pending(),
+        }
+    }
+}
