@@ -57,7 +57,7 @@ fn drain(consumer: &mut Consumer<'_>, sent: &[Vec<u8>], next: &mut usize) {
         match consumer.poll_with(|m, bytes| {
             let n = m.sz as usize;
             load_bytes(&mut buf[..n], &bytes[..n]);
-            (m.origin(), m.sig, net_xdp::packet_of(m, &buf[..n]).to_vec())
+            (m.origin(), m.sig, m.packet(&buf[..n]).to_vec())
         }) {
             Poll::Frag(_, (origin, sig, pkt)) => {
                 assert_eq!(
@@ -274,7 +274,7 @@ fn the_net_tile_echoes_through_a_link_pipeline() {
             // The echo tile: every frame back out, addresses swapped.
             while let Poll::Frag(m, ()) = consumer.poll_copy(&mut buf) {
                 frame.clear();
-                frame.extend_from_slice(net_xdp::packet_of(&m, &buf[..m.sz as usize]));
+                frame.extend_from_slice(m.packet(&buf[..m.sz as usize]));
                 frame::swap_endpoints(&mut frame).unwrap();
                 UdpFrame::new_checked(&mut frame[..])
                     .unwrap()

@@ -83,6 +83,17 @@ impl FragMeta {
     pub const fn origin(&self) -> u16 {
         self.ctl >> CTL_ORIG_SHIFT
     }
+    /// The packet inside `payload`, the bytes read for this frag:
+    /// `payload[origin..]`. A frag received from AF_XDP may start its
+    /// packet `origin` bytes into its first chunk (the kernel places it
+    /// there; `sz` counts from the chunk's start), so a reader that wants
+    /// the packet, not the chunk, asks here. Empty if the origin lies
+    /// beyond `payload`; never panics.
+    #[inline]
+    pub fn packet<'p>(&self, payload: &'p [u8]) -> &'p [u8] {
+        let off = usize::from(self.origin()).min(payload.len());
+        &payload[off..]
+    }
     /// Packs the fields after `seq` and `sig` into the two words an mcache
     /// line stores them in.
     pub(crate) const fn pack(chunk: u32, sz: u16, ctl: u16, tsorig: u32, tspub: u32) -> (u64, u64) {

@@ -58,8 +58,11 @@
 //! matters. A dead tile's metrics keep saying `Running` with a heartbeat
 //! that no longer moves: that is how a monitor tells it is dead.
 
+mod copy;
 pub mod drain;
 pub mod metrics;
+
+pub use copy::FragCopy;
 
 use core::sync::atomic::AtomicU8;
 use std::time::Duration;
@@ -69,7 +72,7 @@ use tilewire_shmem::{check_name, AddrError, AllocError, JoinError, NewError, Reg
 
 use crate::hist::{Hist, HistHandle};
 use crate::link::consumer::{Consumer, Next};
-use crate::link::frag::FragMeta;
+use crate::link::frag::{FragMeta, CTL_ERR, CTL_PKT};
 use crate::link::producer::{Backpressure, Producer};
 use crate::link::{Link, LinkError};
 use crate::stem::metrics::{TileLayout, TileMetrics, TileMetricsHandle, TileState, COUNTERS_MAX};
@@ -110,14 +113,18 @@ impl<'w> Outputs<'_, 'w> {
         &mut self.producers[i]
     }
 
-    /// Publishes `payload` on output `i` (see [`Producer::publish`]).
+    /// Publishes `payload` on output `i` as one frag with control word
+    /// `ctl` (see [`Producer::publish`]).
     ///
     /// # Errors
-    /// [`Backpressure`]: only if the tile publishes more than
-    /// [`Tile::burst`] frags on one output for one input frag.
+    /// [`PublishError::TooLong`] if `payload` is longer than the output's
+    /// mtu; [`PublishError::Backpressure`] only if the tile publishes more
+    /// than [`Tile::burst`] frags on one output for one input frag. Nothing
+    /// is published then.
     ///
     /// # Panics
-    /// If there is no output `i`, or `payload` is longer than its mtu.
+    /// If there is no output `i` (the topology gives a kind the outputs it
+    /// declared, so this is a bug in the tile).
     #[inline]
     pub fn publish(
         &mut self,
@@ -126,9 +133,57 @@ impl<'w> Outputs<'_, 'w> {
         sig: u64,
         ctl: u16,
         tsorig: u32,
-    ) -> Result<u64, Backpressure> {
-        self.producers[i].publish(payload, sig, ctl, tsorig)
+    ) -> Result<u64, PublishError> {
+        let p = &mut self.producers[i];
+        let mtu = p.mtu();
+        if payload.len() > mtu {
+            return Err(PublishError::TooLong {
+                len: payload.len(),
+                mtu,
+            });
+        }
+        p.publish(payload, sig, ctl, tsorig)
+            .map_err(|Backpressure| PublishError::Backpressure)
     }
+
+    /// Publishes `packet` on output `i` as one whole-packet frag (SOM and
+    /// EOM, origin 0), with `sig`, `tsorig` and the ERR flag of `ctl`: what
+    /// a tile that passes packets on does with the packet of a frag it read
+    /// ([`FragCopy::packet`]).
+    ///
+    /// # Errors
+    /// As [`Outputs::publish`].
+    ///
+    /// # Panics
+    /// As [`Outputs::publish`].
+    #[inline]
+    pub fn publish_packet(
+        &mut self,
+        i: usize,
+        packet: &[u8],
+        sig: u64,
+        ctl: u16,
+        tsorig: u32,
+    ) -> Result<u64, PublishError> {
+        self.publish(i, packet, sig, CTL_PKT | (ctl & CTL_ERR), tsorig)
+    }
+}
+
+/// Why [`Outputs::publish`] published nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The payload is longer than the output's mtu.
+    #[error("a payload of {len} bytes is longer than the output's mtu {mtu}")]
+    TooLong {
+        /// The payload's length.
+        len: usize,
+        /// The output's mtu.
+        mtu: usize,
+    },
+    /// The output has no credits (the tile published more than its burst).
+    #[error("the output has no credits")]
+    Backpressure,
 }
 
 /// A tile: the callbacks the run loop calls (see the module docs for when).

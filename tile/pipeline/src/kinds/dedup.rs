@@ -49,9 +49,8 @@ use core::sync::atomic::AtomicU8;
 use tilewire_aio::frame::UdpFrame;
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::forward::{publish_packet, FragCopy};
 use tilewire_tile::link::frag::FragMeta;
-use tilewire_tile::stem::{Outputs, Tile};
+use tilewire_tile::stem::{FragCopy, Outputs, Tile};
 use tilewire_tile::tcache::{Tcache, TcacheHandle};
 
 /// The named allocation holding tile `tile`'s tcache.
@@ -153,7 +152,7 @@ impl Tile for Dedup<'_> {
             self.stats.dups += 1;
             return;
         }
-        match publish_packet(out, 0, packet, meta.sig, meta.ctl, meta.tsorig) {
+        match out.publish_packet(0, packet, meta.sig, meta.ctl, meta.tsorig) {
             Ok(_) => self.stats.unique += 1,
             // Backpressure cannot happen (one publish per frag with a burst
             // of credits); count it with the packets that did not fit.

@@ -32,9 +32,8 @@ use core::sync::atomic::AtomicU8;
 
 use tilewire_aio::frame::swap_endpoints;
 
-use super::forward::{publish_packet, FragCopy};
 use tilewire_tile::link::frag::FragMeta;
-use tilewire_tile::stem::{Outputs, Tile};
+use tilewire_tile::stem::{FragCopy, Outputs, Tile};
 
 /// Answers every UDP frame to its sender (see the [module docs](self)).
 #[derive(Debug)]
@@ -99,7 +98,7 @@ impl Tile for Echo {
             return;
         }
         let reply = self.copy.packet(meta);
-        match publish_packet(out, 0, reply, meta.sig, meta.ctl, meta.tsorig) {
+        match out.publish_packet(0, reply, meta.sig, meta.ctl, meta.tsorig) {
             Ok(_) => self.echoed += 1,
             // Backpressure cannot happen (one publish per frag with a burst
             // of credits); count it with the replies that did not fit.

@@ -56,7 +56,7 @@
 //!
 //! Each frag of input 0 is a frame; the tile parses it as IPv4 UDP
 //! ([`UdpFrame::new_checked`], from the frag's origin offset on, as
-//! [`packet_of`] says) and sends its UDP payload to the frame's
+//! [`FragMeta::packet`] says) and sends its UDP payload to the frame's
 //! destination address and port; the frame's source address, source port
 //! and MACs are ignored (the socket's own are used). A frame that does
 //! not parse is counted in `tx_not_udp` and dropped. Sends go with
@@ -91,7 +91,6 @@ use tilewire_aio::{Aio, PktInfo, SendError, SendErrorKind, UdpAio};
 use tilewire_shmem::clock::mono_ts;
 use tilewire_shmem::load_bytes;
 
-use crate::kinds::net_xdp::packet_of;
 use tilewire_tile::link::frag::{FragMeta, CTL_PKT};
 use tilewire_tile::link::producer::Producer;
 use tilewire_tile::stem::{Filter, Outputs, Tile};
@@ -376,7 +375,7 @@ impl Tile for NetUdp {
 
     fn after_frag(&mut self, _input: usize, meta: &FragMeta, _out: &mut Outputs<'_, '_>) {
         let frame = &self.tx_frame[..self.tx_end];
-        self.tx_start = self.tx_end - packet_of(meta, frame).len();
+        self.tx_start = self.tx_end - meta.packet(frame).len();
         if self.offer(false) == Offer::Again {
             self.tx_again += 1;
             self.tx_held = true;

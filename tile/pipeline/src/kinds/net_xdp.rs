@@ -157,13 +157,6 @@ impl RxSink for LineSink<'_, '_, '_> {
     }
 }
 
-/// The packet inside the payload a consumer read for frag `meta` of an
-/// XDP receive link: `payload[origin..]` (see "What a frag says").
-pub fn packet_of<'p>(meta: &tilewire_tile::link::frag::FragMeta, payload: &'p [u8]) -> &'p [u8] {
-    let off = usize::from(meta.origin()).min(payload.len());
-    &payload[off..]
-}
-
 /// The net tile over one AF_XDP socket: output 0 is the receive link (made
 /// as the [module docs](self) say), input 0, if any, carries frames to
 /// send.
@@ -261,7 +254,7 @@ impl Tile for NetXdp<'_> {
     }
 
     fn after_frag(&mut self, _input: usize, meta: &FragMeta, _out: &mut Outputs<'_, '_>) {
-        let pkt = packet_of(meta, &self.frame[..self.frame_len]);
+        let pkt = meta.packet(&self.frame[..self.frame_len]);
         // An error here is `Inval`, a frame this socket cannot send (a
         // runt, or longer than the interface takes): counted, as the socket
         // counts it too. (`Again` cannot happen: before_frag saw room, and

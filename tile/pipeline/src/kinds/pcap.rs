@@ -49,9 +49,8 @@ use std::path::Path;
 
 use tilewire_aio::{Aio, LinkType, PcapConfig, PcapTee, PktInfo, SendError, TsResolution};
 
-use super::forward::FragCopy;
 use tilewire_tile::link::frag::FragMeta;
-use tilewire_tile::stem::{Outputs, Tile};
+use tilewire_tile::stem::{FragCopy, Outputs, Tile};
 
 /// Bytes of records buffered between flushes.
 const BUFFER_BYTES: usize = 1 << 16;

@@ -36,9 +36,8 @@ use core::sync::atomic::AtomicU8;
 
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::forward::FragCopy;
 use tilewire_tile::link::frag::FragMeta;
-use tilewire_tile::stem::{Outputs, Tile};
+use tilewire_tile::stem::{FragCopy, Outputs, Tile};
 
 /// What one packet adds to a sink's checksum: the xxh3-64 hash of its
 /// bytes. The checksum of a set of packets is the wrapping sum of theirs.
