@@ -21,6 +21,8 @@
 //! 2688  pid, state, heartbeat, housekeeping runs, loop iterations,
 //!       back-pressure episodes and nanoseconds     (written by the tile)
 //! 2752  stop request                              (written by anyone)
+//!       0: none; 1: stop now; 2^63 | mask: drain the inputs of mask
+//!       (bit i: input i, bits 0..16), then stop; any other value: stop now
 //! 2816  back-pressure episodes per output         (written by the tile)
 //! 2944  the tile's counters                       (written by the tile)
 //! ```
@@ -73,6 +75,46 @@ const HK_CNT: usize = 3;
 const LOOP_CNT: usize = 4;
 const BP_CNT: usize = 5;
 const BP_NS: usize = 6;
+
+// Values of the stop request word (see the layout table).
+const STOP_NONE: u64 = 0;
+const STOP_NOW: u64 = 1;
+const STOP_DRAIN: u64 = 1 << 63;
+const DRAIN_INPUTS: u64 = (1 << IN_MAX) - 1;
+
+/// What a tile has been asked about stopping (see
+/// [`TileMetricsHandle::stop_request`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StopRequest {
+    /// Nothing: run on.
+    None,
+    /// Stop now: read no more input, pass on what is pending, halt
+    /// ([`TileMetricsHandle::request_stop`]).
+    Now,
+    /// Drain, then stop: keep reading the inputs whose bit is set in
+    /// `inputs` (bit i: input i) until each is caught up, read none of the
+    /// others, then stop as [`StopRequest::Now`] does
+    /// ([`TileMetricsHandle::request_drain`]).
+    Drain {
+        /// The inputs to drain, bit i for input i.
+        inputs: u64,
+    },
+}
+
+impl StopRequest {
+    fn from_word(w: u64) -> StopRequest {
+        match w {
+            STOP_NONE => StopRequest::None,
+            w if w & !DRAIN_INPUTS == STOP_DRAIN => StopRequest::Drain {
+                inputs: w & DRAIN_INPUTS,
+            },
+            // STOP_NOW, or a value nobody writes (a corrupt word): stopping
+            // is the safe reading, as it was before drains existed.
+            _ => StopRequest::Now,
+        }
+    }
+}
 
 /// What a tile is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -384,22 +426,67 @@ impl<'a> TileMetricsHandle<'a> {
         }
     }
 
-    /// Asks the tile to stop at its next housekeeping. Any process joined
-    /// read-write may ask.
+    /// Asks the tile to stop at its next housekeeping: it reads no more
+    /// input, passes on what it holds, and halts (see
+    /// [the run loop](crate::stem#stopping)). Any process joined read-write
+    /// may ask. A drain asked before ([`TileMetricsHandle::request_drain`])
+    /// becomes this plain stop.
     ///
     /// # Panics
     /// On a read-only join.
     pub fn request_stop(&self) {
         assert!(self.mem.is_writable(), "request_stop on a read-only join");
-        // SYNC: Release; pairs with the Acquire in stop_requested, so what
-        // the requester wrote before asking is visible to the stopping tile.
-        self.words[STOP_OFF / 8].store(1, Ordering::Release);
+        // SYNC: Release; pairs with the Acquire in stop_request and
+        // stop_requested, so what the requester wrote before asking is
+        // visible to the stopping tile.
+        self.words[STOP_OFF / 8].store(STOP_NOW, Ordering::Release);
     }
 
-    /// True once a stop was requested (and not cleared by a new run).
+    /// Asks the tile to drain, then stop, from its next housekeeping: it
+    /// keeps reading the inputs whose bit is set in `inputs` (bit i: input
+    /// i) until each is caught up, reads none of the others from then on,
+    /// and then stops as [`TileMetricsHandle::request_stop`] does (see
+    /// [the run loop](crate::stem#stopping)). Bits of inputs the tile does
+    /// not have are dropped; with none left this is a plain stop.
+    ///
+    /// A plain stop asked before or after wins: a drain never turns a stop
+    /// back into a drain. A drain asked over an earlier drain replaces its
+    /// inputs, but a tile that already began draining keeps the inputs it
+    /// saw first.
+    ///
+    /// # Panics
+    /// On a read-only join.
+    pub fn request_drain(&self, inputs: u64) {
+        assert!(self.mem.is_writable(), "request_drain on a read-only join");
+        let mine = DRAIN_INPUTS & ((1u64 << self.inputs) - 1);
+        let want = STOP_DRAIN | (inputs & mine);
+        let word = &self.words[STOP_OFF / 8];
+        // SYNC: Relaxed; only a guess for the compare-exchange below, which
+        // checks it again.
+        let mut seen = word.load(Ordering::Relaxed);
+        while StopRequest::from_word(seen) != StopRequest::Now {
+            // SYNC: Release on success; pairs with the Acquire in
+            // stop_request and stop_requested, as in request_stop. Relaxed
+            // on failure: the value found is only looked at, as above.
+            match word.compare_exchange_weak(seen, want, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(found) => seen = found,
+            }
+        }
+    }
+
+    /// True once a stop or a drain was requested (and not cleared by a new
+    /// run).
     pub fn stop_requested(&self) -> bool {
-        // SYNC: Acquire; pairs with request_stop.
-        self.words[STOP_OFF / 8].load(Ordering::Acquire) != 0
+        // SYNC: Acquire; pairs with request_stop and request_drain.
+        self.words[STOP_OFF / 8].load(Ordering::Acquire) != STOP_NONE
+    }
+
+    /// What the tile has been asked about stopping (and not cleared by a
+    /// new run).
+    pub fn stop_request(&self) -> StopRequest {
+        // SYNC: Acquire; pairs with request_stop and request_drain.
+        StopRequest::from_word(self.words[STOP_OFF / 8].load(Ordering::Acquire))
     }
 
     // The writer's side: used by the run loop, which is the only writer.
@@ -409,9 +496,10 @@ impl<'a> TileMetricsHandle<'a> {
         self.live(PID).store(pid as u64, Ordering::Relaxed);
         self.live(STATE)
             .store(TileState::Booting.word(), Ordering::Relaxed);
-        // SYNC: Release; a stop asked of the previous run is forgotten;
-        // pairs with the Acquire in stop_requested.
-        self.words[STOP_OFF / 8].store(0, Ordering::Release);
+        // SYNC: Release; a stop or drain asked of the previous run is
+        // forgotten; pairs with the Acquire in stop_request and
+        // stop_requested.
+        self.words[STOP_OFF / 8].store(STOP_NONE, Ordering::Release);
     }
 
     pub(crate) fn set_state(&self, s: TileState) {
@@ -503,6 +591,48 @@ mod tests {
         assert!(h.stop_requested());
         h.boot(1);
         assert!(!h.stop_requested());
+    }
+
+    #[test]
+    fn drain_request_encodes_its_inputs_and_a_stop_overrides_it() {
+        let mut m = HeapMem::new(FOOTPRINT);
+        TileMetrics::new(m.region(), &layout()).unwrap();
+        let h = TileMetrics::join(m.region()).unwrap();
+        let word = |h: &TileMetricsHandle<'_>| h.words[STOP_OFF / 8].load(Ordering::Relaxed);
+        assert_eq!(h.stop_request(), StopRequest::None);
+        for inputs in [0b01, 0b10, 0b11, 0] {
+            h.request_drain(inputs);
+            assert_eq!(h.stop_request(), StopRequest::Drain { inputs });
+            assert_eq!(word(&h), (1 << 63) | inputs, "the layout table's encoding");
+            assert!(h.stop_requested());
+        }
+        // The layout has two inputs: bits of inputs it lacks are dropped.
+        h.request_drain(0b1110);
+        assert_eq!(h.stop_request(), StopRequest::Drain { inputs: 0b10 });
+        h.request_drain(u64::MAX);
+        assert_eq!(h.stop_request(), StopRequest::Drain { inputs: 0b11 });
+        // A stop turns the drain into a plain stop, and a drain does not
+        // turn it back.
+        h.request_stop();
+        assert_eq!(h.stop_request(), StopRequest::Now);
+        assert_eq!(word(&h), 1);
+        h.request_drain(0b01);
+        assert_eq!(h.stop_request(), StopRequest::Now);
+        assert!(h.stop_requested());
+        // A new run forgets both kinds.
+        h.boot(1);
+        assert_eq!(h.stop_request(), StopRequest::None);
+        assert!(!h.stop_requested());
+        h.request_drain(0b01);
+        h.boot(1);
+        assert_eq!(h.stop_request(), StopRequest::None);
+        // A word nobody writes reads as a plain stop.
+        for w in [2, 3, (1 << 63) | (1 << 16), u64::MAX] {
+            h.words[STOP_OFF / 8].store(w, Ordering::Relaxed);
+            assert_eq!(h.stop_request(), StopRequest::Now, "{w:#x}");
+            h.request_drain(0b01);
+            assert_eq!(h.stop_request(), StopRequest::Now, "{w:#x} is kept");
+        }
     }
 
     #[test]
