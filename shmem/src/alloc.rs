@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use crate::name::{check_name, NameError, NAME_MAX};
 use crate::region::Access;
-use crate::workspace::{pid_alive, Workspace, GEN_OFF, LOCK_OFF, STEALS_OFF};
+use crate::workspace::{pid_exists, Workspace, GEN_OFF, LOCK_OFF, STEALS_OFF};
 
 /// Bytes per allocation table entry.
 pub const ENTRY_SZ: usize = 80;
@@ -279,7 +279,7 @@ impl Workspace {
             let waited = start.elapsed();
             if waited >= next_check {
                 next_check = waited + Duration::from_millis(1);
-                if !pid_alive(owner)
+                if !pid_exists(owner)
                     // SYNC: Acquire; the dead owner's last table writes
                     // (Release stores on each entry's seq) are seen below.
                     && word.compare_exchange(cur, me, Ordering::Acquire, Ordering::Relaxed).is_ok()

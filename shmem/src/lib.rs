@@ -43,6 +43,6 @@ pub use object::{DeleteError, JoinError, NewError, ShmObject};
 pub use page::{Config, PageKind};
 pub use region::{atomic_words, load_bytes, store_bytes, Access, Region};
 pub use workspace::{
-    AddrError, CreateError, CreateOptions, HeaderStatic, OpenError, UnlinkError, Workspace,
-    WorkspaceInfo,
+    pid_alive, AddrError, CreateError, CreateOptions, HeaderStatic, OpenError, UnlinkError,
+    Workspace, WorkspaceInfo,
 };

@@ -36,14 +36,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tilewire_aio::netns::{NetnsError, VethPair};
-use tilewire_pipeline::pipeline;
-use tilewire_pipeline::topo::{Machine, Topology};
+use tilewire_pipeline::{Pipeline, Registry, RunOptions, StopFlag};
 use tilewire_shmem::Workspace;
-use tilewire_tile::stem::StemConfig;
 use tilewire_xdp::fixture::{Fixture, FrameClass, MALFORMED_BIN, MIX_BIN};
 
-use crate::run_cmd::stop_flag;
-use peer::{Peer, PeerCounts, PeerLive, Target};
+use peer::{Peer, PeerLive, Target};
 use summary::Summary;
 
 const DEMO_XDP: &str = include_str!("demo/demo_xdp.toml");
@@ -143,7 +140,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     let opts = parse(args)?;
     let frames = frames(&opts.mix)?;
-    let stop = stop_flag()?;
+    let stop = StopFlag::on_signals().map_err(|e| e.to_string())?;
     if !opts.udp {
         match VethPair::new("demo") {
             Ok(pair) => return run_xdp(&opts, frames, &stop, &pair),
@@ -168,7 +165,7 @@ fn ws_name() -> String {
 fn run_xdp(
     opts: &Opts,
     frames: Vec<(FrameClass, Vec<u8>)>,
-    stop: &AtomicBool,
+    stop: &StopFlag,
     pair: &VethPair,
 ) -> Result<(), String> {
     let (a, b) = (pair.a(), pair.b());
@@ -197,11 +194,7 @@ fn run_xdp(
     run_pipeline(opts, &text, frames, stop, target)
 }
 
-fn run_udp(
-    opts: &Opts,
-    frames: Vec<(FrameClass, Vec<u8>)>,
-    stop: &AtomicBool,
-) -> Result<(), String> {
+fn run_udp(opts: &Opts, frames: Vec<(FrameClass, Vec<u8>)>, stop: &StopFlag) -> Result<(), String> {
     // A port free now (the tile binds it a moment later).
     let port = std::net::UdpSocket::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
@@ -221,86 +214,52 @@ fn run_pipeline(
     opts: &Opts,
     text: &str,
     frames: Vec<(FrameClass, Vec<u8>)>,
-    stop: &AtomicBool,
+    stop: &StopFlag,
     target: Target,
 ) -> Result<(), String> {
-    let topo = Topology::parse(text)
-        .and_then(|t| t.check(&Machine::this()).map(|()| t))
+    let topo = Registry::with_builtins()
+        .parse(text)
         .map_err(|e| format!("the embedded topology: {e}"))?;
-    let ws = pipeline::create(&topo).map_err(|e| e.to_string())?;
-    let name = ws.name().to_owned();
-    let result = with_workspace(opts, &ws, &topo, frames, stop, target);
-    drop(ws);
-    let _ = Workspace::unlink(&name);
-    result
-}
-
-fn with_workspace(
-    opts: &Opts,
-    ws: &Workspace,
-    topo: &Topology,
-    frames: Vec<(FrameClass, Vec<u8>)>,
-    stop: &AtomicBool,
-    target: Target,
-) -> Result<(), String> {
+    let pipeline = Pipeline::create(topo).map_err(|e| format!("the embedded topology: {e}"))?;
+    let running = pipeline
+        .start(&RunOptions::new())
+        .map_err(|e| e.to_string())?;
+    let ws = running.workspace();
     let peer_done = AtomicBool::new(false);
     let peer_live = PeerLive::default();
-    std::thread::scope(|s| {
-        let tiles: Vec<_> = topo
-            .tiles
-            .iter()
-            .map(|t| {
-                let name = t.name.clone();
-                s.spawn(move || pipeline::run_tile(ws, topo, &name, StemConfig::default()))
-            })
-            .collect();
-        let not_running = pipeline::wait_running(ws, topo, Duration::from_secs(10));
-        let mut result: Result<Option<PeerCounts>, String> = Ok(None);
-        if not_running.is_empty() {
-            let peer = Peer::new(ws, target, frames, opts.rate, opts.duration);
-            let peer = s.spawn(|| {
-                let r = peer.and_then(|p| p.run(stop, &peer_live));
-                peer_done.store(true, Ordering::Relaxed);
-                r
-            });
-            live(ws, stop, &peer_done, &peer_live);
-            result = peer
-                .join()
-                .unwrap_or_else(|_| Err("the peer panicked".into()))
-                .map(Some);
-        }
-        pipeline::stop_all(ws, topo);
-        let mut errors = Vec::new();
-        for (t, h) in topo.tiles.iter().zip(tiles) {
-            match h.join() {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => errors.push(e.to_string()),
-                Err(_) => errors.push(format!("tile {} panicked", t.name)),
-            }
-        }
-        if !errors.is_empty() {
-            return Err(errors.join("\n"));
-        }
-        let counts =
-            result?.ok_or_else(|| format!("tiles did not start: {}", not_running.join(", ")))?;
-        let summary = Summary::gather(ws, &counts);
-        print!("{summary}");
-        if summary.unexplained() != 0 {
-            return Err(format!(
-                "{} packets are missing and no counter says where",
-                summary.unexplained()
-            ));
-        }
-        Ok(())
-    })
+    let counts = std::thread::scope(|s| {
+        let peer = Peer::new(ws, target, frames, opts.rate, opts.duration);
+        let peer = s.spawn(|| {
+            let r = peer.and_then(|p| p.run(stop, &peer_live));
+            peer_done.store(true, Ordering::Relaxed);
+            r
+        });
+        live(ws, stop, &peer_done, &peer_live);
+        peer.join()
+            .unwrap_or_else(|_| Err("the peer panicked".into()))
+    });
+    // The peer waited for the last echoes: stopping now drains what is
+    // still on the links into the counters the summary reads.
+    running.stop().map_err(|e| e.to_string())?;
+    let counts = counts?;
+    let ws = pipeline.workspace();
+    let summary = Summary::gather(ws, &counts);
+    print!("{summary}");
+    if summary.unexplained() != 0 {
+        return Err(format!(
+            "{} packets are missing and no counter says where",
+            summary.unexplained()
+        ));
+    }
+    Ok(())
 }
 
 /// One line of rates a second until the peer is done.
-fn live(ws: &Workspace, stop: &AtomicBool, done: &AtomicBool, peer: &PeerLive) {
+fn live(ws: &Workspace, stop: &StopFlag, done: &AtomicBool, peer: &PeerLive) {
     let start = Instant::now();
     let mut prev = summary::sample(ws, peer);
     let mut next = start + Duration::from_secs(1);
-    while !done.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) {
+    while !done.load(Ordering::Relaxed) && !stop.is_stopped() {
         if Instant::now() >= next {
             let cur = summary::sample(ws, peer);
             println!(

@@ -38,6 +38,10 @@ fn usage() -> ! {
 }
 
 fn main() {
+    let registry = tilewire_pipeline::Registry::with_builtins();
+    // In a tile process of `tilewire run` (processes mode) this runs the
+    // tile and exits.
+    tilewire_pipeline::tile_main(&registry);
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |f: &str| args.iter().any(|a| a == f);
     match (
@@ -81,13 +85,13 @@ fn main() {
             }
         }
         (Some("run"), _) => {
-            if let Err(e) = run_cmd::run(&args[1..]) {
+            if let Err(e) = run_cmd::run(&registry, &args[1..]) {
                 eprintln!("tilewire run: {e}");
                 std::process::exit(1);
             }
         }
         (Some("tile"), _) => {
-            if let Err(e) = run_cmd::tile(&args[1..]) {
+            if let Err(e) = run_cmd::tile(&registry, &args[1..]) {
                 eprintln!("tilewire tile: {e}");
                 std::process::exit(1);
             }

@@ -20,11 +20,11 @@
 
 use std::io::{IsTerminal, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tilewire_monitor::{pid_alive, render, Rates, Report, Snapshot, HEARTBEAT_TIMEOUT};
+use tilewire_pipeline::StopFlag;
 use tilewire_shmem::{Access, Workspace};
 
 const USAGE: &str = "usage: tilewire monitor <workspace> [--once] [--json] \
@@ -102,12 +102,9 @@ fn report(cur: &Snapshot, rates: Option<&Rates>) -> Report {
 pub fn run(args: &[String]) -> Result<(), String> {
     let opts = parse(args)?;
     let ws = Workspace::join(&opts.workspace, Access::ReadOnly).map_err(|e| e.to_string())?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    // Nothing to undo on exit (the monitor only reads): the handler only
-    // ends the loop, so the last line printed is whole.
-    ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
-        .map_err(|e| format!("installing the Ctrl-C handler: {e}"))?;
+    // Nothing to undo on exit (the monitor only reads): Ctrl-C only ends
+    // the loop, so the last line printed is whole.
+    let stop = StopFlag::on_signals().map_err(|e| e.to_string())?;
 
     if opts.once {
         let first = Snapshot::take(&ws);
@@ -125,7 +122,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let interval = opts.interval.unwrap_or(Duration::from_secs(1));
     let redraw = std::io::stdout().is_terminal() && !opts.json;
     let mut prev: Option<Snapshot> = None;
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.is_stopped() {
         let cur = Snapshot::take(&ws);
         let rates = prev.as_ref().map(|p| Rates::between(p, &cur));
         let r = report(&cur, rates.as_ref());
@@ -154,9 +151,9 @@ fn print_report(r: &Report, json: bool, redraw: bool) {
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
-fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {
+fn sleep_unless_stopped(d: Duration, stop: &StopFlag) {
     let end = Instant::now() + d;
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.is_stopped() {
         let left = end.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tilewire_pipeline::kinds::gen::{stamp_pass, synthetic};
 use tilewire_pipeline::kinds::sink::packet_checksum;
-use tilewire_pipeline::pipeline::tile_metrics;
+use tilewire_pipeline::tile_metrics;
 use tilewire_shmem::{Access, Config, Workspace};
 
 /// Pipelines spin their tiles on two cores: one test at a time.
@@ -387,7 +387,8 @@ fn the_readme_topology_parses_and_checks() {
     let readme = include_str!("../../../README.md");
     let start = readme.find("```toml\n").expect("a toml block") + 8;
     let len = readme[start..].find("```").unwrap();
-    let topo = tilewire_pipeline::topo::Topology::parse(&readme[start..start + len])
+    let topo = tilewire_pipeline::Registry::with_builtins()
+        .parse(&readme[start..start + len])
         .unwrap_or_else(|e| panic!("{e}"));
     topo.check(&tilewire_pipeline::topo::Machine::with_cpus(2))
         .unwrap_or_else(|e| panic!("{e}"));

@@ -99,27 +99,7 @@ pub fn classify(
     alive_as
 }
 
-/// True if process `pid` exists and is not a zombie, judged from `/proc`
-/// (in this process's pid namespace). Where `/proc` is not mounted nothing
-/// can be told and every pid counts as alive: the heartbeat still tells.
-pub fn pid_alive(pid: u32) -> bool {
-    if pid == 0 {
-        return false;
-    }
-    let proc_root = std::path::Path::new("/proc");
-    if !proc_root.join("self").exists() {
-        return true;
-    }
-    match std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat")) {
-        // The state is the first field after the command, which is in
-        // parentheses and may itself hold spaces and parentheses.
-        Ok(stat) => match stat.rfind(')') {
-            Some(end) => !matches!(stat[end + 1..].trim_start().chars().next(), Some('Z' | 'X')),
-            None => true,
-        },
-        Err(_) => false,
-    }
-}
+pub use tilewire_shmem::pid_alive;
 
 /// Tiles of a workspace, counted by health.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -5,6 +5,7 @@
 mod topo_support;
 
 use tilewire_pipeline::topo::{Machine, Topology};
+use tilewire_pipeline::Registry;
 use topo_support::{assert_problem, gen_sink, machine, parse_ok, problems, WS};
 
 #[test]
@@ -160,14 +161,15 @@ fn unknown_kind_lists_the_known_ones() {
     assert_problem(
         &text,
         21,
-        &["unknown tile kind \"dedupe\" (known: net-xdp, net-udp, dedup, echo, forward, sink, pcap, gen)"],
+        &["unknown tile kind \"dedupe\" (registered: net-xdp, net-udp, dedup, echo, forward, sink, pcap, gen)"],
     );
 }
 
 #[test]
 fn params_must_fit_the_kind() {
     // echo takes no params; dedup's depth must be a power of two; net-xdp
-    // needs an ifname.
+    // needs an ifname and each port once. Each params table reports its
+    // first problem.
     let text = format!(
         "{WS}
 [[tile]]
@@ -184,7 +186,12 @@ params = {{ depth = 1000 }}
 name = \"n\"
 kind = \"net-xdp\"
 [tile.params]
-ports = [9000, 9000]
+ports = [9000]
+
+[[tile]]
+name = \"n2\"
+kind = \"net-xdp\"
+params = {{ ifname = \"veth0\", ports = [9000, 9000] }}
 "
     );
     assert_problem(
@@ -199,7 +206,11 @@ ports = [9000, 9000]
         18,
         &["tile \"n\" params: missing required field `ifname`"],
     );
-    assert_problem(&text, 19, &["`ports` lists a port twice"]);
+    assert_problem(
+        &text,
+        24,
+        &["tile \"n2\" params: `ports` must list each port once; 9000 is there twice"],
+    );
 }
 
 #[test]
@@ -210,7 +221,7 @@ fn netns_only_on_network_kinds() {
     assert_problem(
         &text,
         23,
-        &["`netns` is only for net-xdp and net-udp tiles; a sink tile has no socket"],
+        &["tile \"d\" params: unknown field `netns` (it takes none)"],
     );
     // On a network kind it is a param, not a tile field.
     let text = format!(
@@ -323,7 +334,7 @@ fn a_tile_consuming_a_link_twice_is_refused() {
         22,
         &["tile \"f\" consumes link \"a\" twice (inputs 0 and 1)"],
     );
-    let e = Topology::parse(&text)
+    let e = Topology::parse(&text, &Registry::with_builtins())
         .unwrap()
         .check(&machine())
         .unwrap_err();
@@ -416,7 +427,7 @@ fn a_cpu_the_machine_lacks_is_refused_naming_the_cpus() {
     let odd = Machine {
         cpus: vec![0, 1, 2, 5, 7, 8],
     };
-    let topo = Topology::parse(&gen_sink("cpu = 4\n")).unwrap();
+    let topo = Topology::parse(&gen_sink("cpu = 4\n"), &Registry::with_builtins()).unwrap();
     let e = topo.check(&odd).unwrap_err();
     assert!(e.to_string().contains("(cpus: 0-2, 5, 7-8)"), "{e}");
 }
@@ -458,7 +469,8 @@ fn the_reference_example_is_valid() {
         .map(|l| l.strip_prefix("//!").unwrap().trim_start_matches(' '))
         .map(|l| format!("{l}\n"))
         .collect();
-    let t = Topology::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let t = Topology::parse(&text, &Registry::with_builtins())
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
     t.check(&Machine::with_cpus(1))
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(t.tiles.len(), 3);

@@ -5,9 +5,12 @@
 
 mod topo_support;
 
-use tilewire_pipeline::topo::{
-    GenFixture, Kind, Machine, Mode, TopoErrors, Topology, TOPOLOGY_TEXT_MAX,
-};
+use tilewire_pipeline::kinds::dedup::DedupParams;
+use tilewire_pipeline::kinds::gen::{GenFixture, GenParams};
+use tilewire_pipeline::kinds::net_xdp::NetXdpParams;
+use tilewire_pipeline::kinds::pcap::PcapParams;
+use tilewire_pipeline::topo::{Machine, Mode, TopoErrors, Topology, TOPOLOGY_TEXT_MAX};
+use tilewire_pipeline::Registry;
 use tilewire_shmem::hist::Hist;
 use tilewire_shmem::workspace::DEFAULT_TABLE_CAP;
 use tilewire_shmem::{Config, CreateOptions, PageKind, Workspace};
@@ -26,7 +29,7 @@ fn a_workspace_too_small_is_refused_at_its_size_line() {
     let text = gen_sink("")
         .replace("size = \"64MiB\"", "size = \"1MiB\"")
         .replace("depth = 64", "depth = 4096\nmtu = 9000");
-    let topo = Topology::parse(&text).unwrap();
+    let topo = Topology::parse(&text, &Registry::with_builtins()).unwrap();
     let need = topo.footprint();
     assert!(need > 1 << 20);
     assert_problem(
@@ -42,7 +45,11 @@ fn a_workspace_too_small_is_refused_at_its_size_line() {
 #[test]
 fn sizes_take_units_and_default_to_the_footprint() {
     let size_of = |s: &str| {
-        let t = Topology::parse(&gen_sink("").replace("\"64MiB\"", s)).map(|t| t.workspace.size);
+        let t = Topology::parse(
+            &gen_sink("").replace("\"64MiB\"", s),
+            &Registry::with_builtins(),
+        )
+        .map(|t| t.workspace.size);
         t.map_err(|e| e.to_string())
     };
     assert_eq!(size_of("\"1 GiB\""), Ok(1 << 30));
@@ -52,7 +59,11 @@ fn sizes_take_units_and_default_to_the_footprint() {
         .unwrap_err()
         .contains("line 3: workspace: `size` must be a byte count"));
     assert!(size_of("-1").unwrap_err().contains("line 3"));
-    let auto = Topology::parse(&gen_sink("").replace("size = \"64MiB\"\n", "")).unwrap();
+    let auto = Topology::parse(
+        &gen_sink("").replace("size = \"64MiB\"\n", ""),
+        &Registry::with_builtins(),
+    )
+    .unwrap();
     assert_eq!(auto.workspace.size, auto.footprint().next_multiple_of(4096));
     auto.check(&machine()).unwrap();
 }
@@ -87,7 +98,7 @@ fn build_all(ws: &Workspace, topo: &Topology) -> Result<(), String> {
         for i in 0..tile.inputs.len() {
             alloc(latency_name(&tile.name, i), Hist::ALIGN, Hist::footprint())?;
         }
-        if let Kind::Dedup(p) = &tile.kind {
+        if let Some(p) = tile.params::<DedupParams>() {
             let map = Tcache::default_map_cnt(p.depth).unwrap();
             let fp = Tcache::footprint(p.depth, map).unwrap();
             alloc(format!("{}.tc", tile.name), Tcache::ALIGN, fp)?;
@@ -165,15 +176,19 @@ fn the_examples_parse_and_check() {
     );
     let (_, pcap) = &all[0];
     assert_eq!(pcap.workspace.mode, Mode::Processes);
-    let Kind::Gen(g) = &pcap.tile("gen").unwrap().kind else {
-        panic!("gen")
-    };
+    let g = pcap
+        .tile("gen")
+        .unwrap()
+        .params::<GenParams>()
+        .expect("gen params");
     assert_eq!(g.fixture, Some(GenFixture::BuiltinMix));
     assert_eq!((g.count, g.rate, g.burst), (10000, 100000, 32));
     let (_, xdp) = &all[2];
-    let Kind::NetXdp(n) = &xdp.tile("net").unwrap().kind else {
-        panic!("net-xdp")
-    };
+    let n = xdp
+        .tile("net")
+        .unwrap()
+        .params::<NetXdpParams>()
+        .expect("netxdp params");
     assert_eq!(n.ports, [9001, 9002, 9003, 9004]);
     assert_eq!(n.netns.as_deref(), Some("tw-demo"));
     assert_eq!((n.bind, n.attach), (BindMode::Copy, AttachMode::Skb));
@@ -213,14 +228,16 @@ kind = \"pcap\"
 inputs = [\"u\"]
 params = { path = \"out.pcap\" }
 ";
-    let t = Topology::parse(text).unwrap();
+    let t = Topology::parse(text, &Registry::with_builtins()).unwrap();
     assert_eq!(t.workspace.pages, PageKind::Normal);
     assert_eq!(t.workspace.mode, Mode::Threads);
     let rx = t.link("rx").unwrap();
     assert_eq!((rx.mtu, rx.reliable, rx.line), (2048, true, 4));
-    let Kind::NetXdp(n) = &t.tile("net").unwrap().kind else {
-        panic!()
-    };
+    let n = t
+        .tile("net")
+        .unwrap()
+        .params::<NetXdpParams>()
+        .expect("netxdp params");
     assert_eq!(
         (
             n.queue,
@@ -234,23 +251,35 @@ params = { path = \"out.pcap\" }
         (0, BindMode::Auto, AttachMode::Skb, 64, false, None, None)
     );
     assert_eq!((n.rx_size, n.fill_size, n.tx_size), (2048, 2048, 2048));
-    let Kind::Dedup(d) = &t.tile("d").unwrap().kind else {
-        panic!()
-    };
+    let d = t
+        .tile("d")
+        .unwrap()
+        .params::<DedupParams>()
+        .expect("dedup params");
     assert_eq!(d.depth, 65536);
-    let Kind::Gen(g) = &t.tile("g").unwrap().kind else {
-        panic!()
-    };
+    let g = t
+        .tile("g")
+        .unwrap()
+        .params::<GenParams>()
+        .expect("gen params");
     assert_eq!(
-        (g.fixture.clone(), g.size, g.rate, g.count, g.burst),
+        (
+            g.fixture.clone(),
+            g.payload_size(),
+            g.rate,
+            g.count,
+            g.burst
+        ),
         (None, 64, 0, 0, 1)
     );
     assert_eq!((g.src, g.dst), (None, None));
-    let Kind::Pcap(p) = &t.tile("p").unwrap().kind else {
-        panic!()
-    };
+    let p = t
+        .tile("p")
+        .unwrap()
+        .params::<PcapParams>()
+        .expect("pcap params");
     assert_eq!(p.snaplen, 65535);
-    assert_eq!(t.tile("p").unwrap().kind.name(), "pcap");
+    assert_eq!(t.tile("p").unwrap().kind(), "pcap");
 }
 
 #[test]
@@ -324,7 +353,7 @@ fn errors_name_the_file_when_loaded_from_one() {
     let dir = TempDir::new("load");
     let path = dir.0.join("bad.toml");
     std::fs::write(&path, gen_sink("cpu = 9\n")).unwrap();
-    let e: TopoErrors = Topology::load(&path, &machine()).unwrap_err();
+    let e: TopoErrors = Topology::load(&path, &Registry::with_builtins(), &machine()).unwrap_err();
     assert_eq!(e.file(), Some(path.as_path()));
     let shown = e.to_string();
     assert!(
@@ -334,7 +363,12 @@ fn errors_name_the_file_when_loaded_from_one() {
         )),
         "{shown}"
     );
-    let missing = Topology::load(&dir.0.join("none.toml"), &machine()).unwrap_err();
+    let missing = Topology::load(
+        &dir.0.join("none.toml"),
+        &Registry::with_builtins(),
+        &machine(),
+    )
+    .unwrap_err();
     assert!(
         missing.to_string().contains("cannot read the topology"),
         "{missing}"

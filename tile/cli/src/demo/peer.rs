@@ -15,13 +15,14 @@
 
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tilewire_aio::udp::{UdpAio, UdpConfig};
 use tilewire_aio::{Aio, PktInfo, SendError, SendErrorKind};
 use tilewire_pipeline::kinds::gen::stamp_pass;
 use tilewire_pipeline::kinds::sink::packet_checksum;
+use tilewire_pipeline::StopFlag;
 use tilewire_shmem::clock::mono_ns;
 use tilewire_shmem::Workspace;
 use tilewire_xdp::fixture::{rewrite_endpoints, FrameClass};
@@ -180,7 +181,7 @@ impl<'w> Peer<'w> {
     ///
     /// # Errors
     /// A socket that cannot be made.
-    pub fn run(self, stop: &AtomicBool, live: &PeerLive) -> Result<PeerCounts, String> {
+    pub fn run(self, stop: &StopFlag, live: &PeerLive) -> Result<PeerCounts, String> {
         match &self.target {
             Target::Xdp {
                 netns, ifname, src, ..
@@ -211,7 +212,7 @@ impl<'w> Peer<'w> {
 
     fn send_loop(
         &self,
-        stop: &AtomicBool,
+        stop: &StopFlag,
         live: &PeerLive,
         mut tx: impl Sender,
     ) -> Result<PeerCounts, String> {
@@ -228,7 +229,7 @@ impl<'w> Peer<'w> {
         let mut last_echo = Instant::now();
         let mut sending = true;
         loop {
-            if sending && (start.elapsed() >= self.duration || stop.load(Ordering::Relaxed)) {
+            if sending && (start.elapsed() >= self.duration || stop.is_stopped()) {
                 sending = false;
                 last_echo = Instant::now();
             }
@@ -261,7 +262,7 @@ impl<'w> Peer<'w> {
                         c.send_waits += 1;
                         tx.service();
                         drain_rx(&mut tx, &mut c, live, &mut last_echo);
-                        if stop.load(Ordering::Relaxed) {
+                        if stop.is_stopped() {
                             break;
                         }
                     }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::atomic::Ordering;
 
-use tilewire_pipeline::pipeline::tile_metrics;
+use tilewire_pipeline::tile_metrics;
 use tilewire_shmem::clock::mono_ns;
 use tilewire_shmem::Workspace;
 use tilewire_tile::link::fseq::{DIAG_OVRNP_FRAGS, DIAG_OVRNR_CNT};

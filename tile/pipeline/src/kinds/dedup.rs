@@ -46,12 +46,16 @@
 
 use core::sync::atomic::AtomicU8;
 
+use serde::{Deserialize, Deserializer};
 use tilewire_aio::frame::UdpFrame;
 use xxhash_rust::xxh3::xxh3_64;
 
 use tilewire_tile::link::frag::FragMeta;
 use tilewire_tile::stem::{FragCopy, Outputs, Tile};
 use tilewire_tile::tcache::{Tcache, TcacheHandle};
+
+use crate::kind::{BuildCtx, BuildError, CheckCtx, IoCounts, Object, TileKind};
+use crate::topo::TileSpec;
 
 /// The named allocation holding tile `tile`'s tcache.
 pub fn tcache_name(tile: &str) -> String {
@@ -203,5 +207,81 @@ mod tests {
         assert_eq!(packet_tag(&arp), (xxh3_64(&arp), false));
         assert_eq!(packet_tag(b"junk"), (xxh3_64(b"junk"), false));
         assert_eq!(packet_tag(&[]), (xxh3_64(&[]), false));
+    }
+}
+
+/// The `dedup` kind: exactly 1 input and 1 output; its tag cache is a
+/// workspace object ([`tcache_name`]) made with the links.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DedupKind;
+
+/// Parameters of a `dedup` tile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DedupParams {
+    /// Tags remembered: a power of two up to 2^26 (default 65536).
+    #[serde(default = "default_depth", deserialize_with = "depth")]
+    pub depth: usize,
+}
+
+impl Default for DedupParams {
+    fn default() -> Self {
+        DedupParams {
+            depth: default_depth(),
+        }
+    }
+}
+
+fn default_depth() -> usize {
+    65536
+}
+
+fn depth<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    crate::params::pow2_in(d, 1, 1 << 26)
+}
+
+impl TileKind for DedupKind {
+    type Params = DedupParams;
+
+    fn name(&self) -> &str {
+        "dedup"
+    }
+
+    fn io(&self) -> IoCounts {
+        IoCounts::new(1..=1, 1..=1)
+    }
+
+    fn check(&self, p: &DedupParams, ctx: &mut CheckCtx<'_>) {
+        if Tcache::default_map_cnt(p.depth)
+            .and_then(|m| Tcache::footprint(p.depth, m))
+            .is_none()
+        {
+            ctx.field_error("depth", format!("{} is not a usable tcache depth", p.depth));
+        }
+    }
+
+    fn objects(&self, p: &DedupParams, tile: &TileSpec) -> Vec<Object> {
+        let depth = p.depth;
+        let map = Tcache::default_map_cnt(depth).unwrap_or(0);
+        let size = Tcache::footprint(depth, map).unwrap_or(0);
+        vec![Object::new(
+            tcache_name(&tile.name),
+            Tcache::ALIGN,
+            size,
+            move |mem| {
+                Tcache::new(mem, depth, map).map_err(|e| format!("formatting its tcache: {e}"))
+            },
+        )]
+    }
+
+    fn build<'w>(
+        &self,
+        _: &DedupParams,
+        ctx: &mut BuildCtx<'w, '_>,
+    ) -> Result<Box<dyn Tile + 'w>, BuildError> {
+        let part = tcache_name(ctx.name());
+        let mem = ctx.object(&part)?;
+        let tc = Tcache::join(mem).map_err(|e| BuildError::new(format!("its tcache: {e}")))?;
+        Ok(Box::new(Dedup::new(tc)))
     }
 }

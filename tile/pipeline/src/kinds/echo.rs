@@ -35,6 +35,8 @@ use tilewire_aio::frame::swap_endpoints;
 use tilewire_tile::link::frag::FragMeta;
 use tilewire_tile::stem::{FragCopy, Outputs, Tile};
 
+use crate::kind::{BuildCtx, BuildError, IoCounts, NoParams, TileKind};
+
 /// Answers every UDP frame to its sender (see the [module docs](self)).
 #[derive(Debug)]
 pub struct Echo {
@@ -110,5 +112,29 @@ impl Tile for Echo {
         for (c, v) in counters.iter_mut().zip([self.echoed, self.not_udp]) {
             *c = v;
         }
+    }
+}
+
+/// The `echo` kind: exactly 1 input and 1 output; swaps each frame's endpoints. No params.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EchoKind;
+
+impl TileKind for EchoKind {
+    type Params = NoParams;
+
+    fn name(&self) -> &str {
+        "echo"
+    }
+
+    fn io(&self) -> IoCounts {
+        IoCounts::new(1..=1, 1..=1)
+    }
+
+    fn build<'w>(
+        &self,
+        _: &NoParams,
+        _: &mut BuildCtx<'w, '_>,
+    ) -> Result<Box<dyn Tile + 'w>, BuildError> {
+        Ok(Box::new(Echo::new()))
     }
 }

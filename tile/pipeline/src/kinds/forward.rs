@@ -33,6 +33,8 @@ use core::sync::atomic::AtomicU8;
 use tilewire_tile::link::frag::FragMeta;
 use tilewire_tile::stem::{FragCopy, Outputs, Tile};
 
+use crate::kind::{BuildCtx, BuildError, IoCounts, NoParams, TileKind};
+
 /// Merges every input into output 0 (see the [module docs](self)).
 #[derive(Debug)]
 pub struct Forward {
@@ -105,5 +107,29 @@ impl Tile for Forward {
         for (c, v) in counters.iter_mut().zip([self.forwarded, self.bytes]) {
             *c = v;
         }
+    }
+}
+
+/// The `forward` kind: 1 to 16 inputs merged into exactly 1 output. No params.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ForwardKind;
+
+impl TileKind for ForwardKind {
+    type Params = NoParams;
+
+    fn name(&self) -> &str {
+        "forward"
+    }
+
+    fn io(&self) -> IoCounts {
+        IoCounts::new(1..=16, 1..=1)
+    }
+
+    fn build<'w>(
+        &self,
+        _: &NoParams,
+        _: &mut BuildCtx<'w, '_>,
+    ) -> Result<Box<dyn Tile + 'w>, BuildError> {
+        Ok(Box::new(Forward::new()))
     }
 }

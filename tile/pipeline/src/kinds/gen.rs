@@ -45,15 +45,19 @@
 //! (counted in [`Gen::too_long`], not in `sent`, and not towards `count`).
 //! The tile never panics on what its list holds.
 
-use std::net::SocketAddrV4;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::PathBuf;
 
-#[cfg(test)]
-use tilewire_aio::frame::HEADERS_LEN;
-use tilewire_aio::frame::{build_vec, UdpEndpoints, UdpFrame, PAYLOAD_MAX};
+use serde::de::{Deserialize, Deserializer, Error as _};
+use tilewire_aio::fixture::{rewrite_endpoints, Fixture, MIX_BIN};
+use tilewire_aio::frame::{build_vec, UdpEndpoints, UdpFrame, HEADERS_LEN, PAYLOAD_MAX};
 use tilewire_shmem::clock::{mono_ns, mono_ts};
 
+use tilewire_tile::link::dcache::MTU_MAX;
 use tilewire_tile::link::frag::CTL_PKT;
 use tilewire_tile::stem::{Outputs, Tile};
+
+use crate::kind::{BuildCtx, BuildError, CheckCtx, IoCounts, TileKind};
 
 /// Token bucket resolution: tokens are counted in nano-tokens, so a rate
 /// in tokens per second accrues `rate` of them per nanosecond.
@@ -460,4 +464,173 @@ mod tests {
             prop_assert_eq!(&none[HEADERS_LEN - 2..HEADERS_LEN], &[0, 0]);
         }
     }
+}
+
+/// The `gen` kind: no inputs, exactly 1 output; publishes synthetic or
+/// fixture frames at a rate.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GenKind;
+
+/// Parameters of a `gen` tile.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenParams {
+    /// Where the frames come from (default: synthetic frames of `size`).
+    #[serde(default, deserialize_with = "fixture")]
+    pub fixture: Option<GenFixture>,
+    /// UDP payload bytes of synthetic frames (default 64; not allowed
+    /// with `fixture`).
+    #[serde(default, deserialize_with = "size")]
+    pub size: Option<usize>,
+    /// Packets per second, 0 = as fast as credits allow (default 0).
+    #[serde(default, deserialize_with = "non_negative")]
+    pub rate: u64,
+    /// Packets to send, 0 = no limit (default 0).
+    #[serde(default, deserialize_with = "non_negative")]
+    pub count: u64,
+    /// Rewrite every frame's source endpoint.
+    #[serde(default, deserialize_with = "crate::params::opt_endpoint")]
+    pub src: Option<SocketAddrV4>,
+    /// Rewrite every frame's destination endpoint.
+    #[serde(default, deserialize_with = "crate::params::opt_endpoint")]
+    pub dst: Option<SocketAddrV4>,
+    /// Packets allowed at once by the rate limit, 1..=2^20 (default 1).
+    #[serde(default = "default_burst", deserialize_with = "burst")]
+    pub burst: u64,
+}
+
+impl GenParams {
+    /// The UDP payload bytes of synthetic frames: `size`, or 64.
+    pub fn payload_size(&self) -> usize {
+        self.size.unwrap_or(64)
+    }
+}
+
+/// Where a `gen` tile's frames come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GenFixture {
+    /// A raw `.bin` fixture file.
+    File(PathBuf),
+    /// The built-in traffic mix (`"builtin:mix"`).
+    BuiltinMix,
+}
+
+fn fixture<'de, D: Deserializer<'de>>(d: D) -> Result<Option<GenFixture>, D::Error> {
+    let s = String::deserialize(d)?;
+    match s.strip_prefix("builtin:") {
+        Some("mix") => Ok(Some(GenFixture::BuiltinMix)),
+        Some(other) => Err(D::Error::custom(format!(
+            "names the unknown built-in fixture {other:?} (known: \"builtin:mix\")"
+        ))),
+        None if s.is_empty() => Err(D::Error::custom("must not be empty")),
+        None => Ok(Some(GenFixture::File(PathBuf::from(s)))),
+    }
+}
+
+fn size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    let max = (MTU_MAX - HEADERS_LEN) as u64;
+    crate::params::int_in(d, 0, max).map(Some)
+}
+
+fn non_negative<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    crate::params::int_in(d, 0, i64::MAX as u64)
+}
+
+fn default_burst() -> u64 {
+    1
+}
+
+fn burst<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    crate::params::int_in(d, 1, 1 << 20)
+}
+
+impl TileKind for GenKind {
+    type Params = GenParams;
+
+    fn name(&self) -> &str {
+        "gen"
+    }
+
+    fn io(&self) -> IoCounts {
+        IoCounts::new(0..=0, 1..=1)
+    }
+
+    fn check(&self, p: &GenParams, ctx: &mut CheckCtx<'_>) {
+        match &p.fixture {
+            Some(_) if p.size.is_some() => ctx.field_error(
+                "size",
+                "sets the payload of synthetic frames; it has no effect with a `fixture`",
+            ),
+            Some(GenFixture::File(path)) if !path.is_file() => {
+                ctx.error(format!("fixture file {} not found", path.display()))
+            }
+            Some(_) => {}
+            None => {
+                let size = p.payload_size();
+                let topo = ctx.topology();
+                for link in ctx.tile().outputs.iter().filter_map(|l| topo.link(l)) {
+                    if HEADERS_LEN + size > link.mtu {
+                        ctx.error(format!(
+                            "frames with {size} payload bytes are {} bytes, more than the mtu {} \
+                             of link {:?}",
+                            HEADERS_LEN + size,
+                            link.mtu,
+                            link.name
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    fn build<'w>(
+        &self,
+        p: &GenParams,
+        _: &mut BuildCtx<'w, '_>,
+    ) -> Result<Box<dyn Tile + 'w>, BuildError> {
+        Ok(Box::new(gen_tile(p)?))
+    }
+}
+
+/// The frames of a `gen` tile with `p`, and the tile.
+fn gen_tile(p: &GenParams) -> Result<Gen, BuildError> {
+    let any = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 7000);
+    let (src, dst) = (
+        p.src.unwrap_or(any),
+        p.dst
+            .unwrap_or(SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 9000)),
+    );
+    let frames_of = |bytes: &[u8], what: &str| {
+        Fixture::parse(bytes)
+            .map(|fx| fx.iter().map(|fr| fr.bytes.to_vec()).collect::<Vec<_>>())
+            .map_err(|e| BuildError::new(format!("fixture {what}: {e}")))
+    };
+    let mut frames = match &p.fixture {
+        None => synthetic(p.payload_size(), src, dst),
+        Some(GenFixture::BuiltinMix) => frames_of(MIX_BIN, "builtin:mix")?,
+        Some(GenFixture::File(path)) => {
+            let bytes = std::fs::read(path)
+                .map_err(|e| BuildError::new(format!("fixture {}: {e}", path.display())))?;
+            frames_of(&bytes, &path.display().to_string())?
+        }
+    };
+    if p.src.is_some() || p.dst.is_some() {
+        // Frames that are not well-formed UDP keep their bytes.
+        for f in &mut frames {
+            if let Ok(view) = UdpFrame::new_checked(&f[..]) {
+                let mut ends = view.endpoints();
+                ends.src = p.src.unwrap_or(ends.src);
+                ends.dst = p.dst.unwrap_or(ends.dst);
+                let _ = rewrite_endpoints(f, &ends);
+            }
+        }
+    }
+    Ok(Gen::new(
+        frames,
+        GenConfig {
+            rate: p.rate,
+            count: p.count,
+            burst: p.burst,
+        },
+    ))
 }

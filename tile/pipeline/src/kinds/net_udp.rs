@@ -85,15 +85,18 @@
 use core::sync::atomic::AtomicU8;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
+use serde::Deserialize;
 use tilewire_aio::frame::{build, FrameError, UdpEndpoints, UdpFrame, HEADERS_LEN};
 use tilewire_aio::udp::Engine;
-use tilewire_aio::{Aio, PktInfo, SendError, SendErrorKind, UdpAio};
+use tilewire_aio::{Aio, PktInfo, SendError, SendErrorKind, UdpAio, UdpConfig};
 use tilewire_shmem::clock::mono_ts;
 use tilewire_shmem::load_bytes;
 
 use tilewire_tile::link::frag::{FragMeta, CTL_PKT};
 use tilewire_tile::link::producer::Producer;
 use tilewire_tile::stem::{Filter, Outputs, Tile};
+
+use crate::kind::{BuildCtx, BuildError, CheckCtx, IoCounts, TileKind};
 
 /// The MAC address [`datagram_frame`] gives the socket's side (the
 /// destination of a received frame): locally administered, unicast.
@@ -475,5 +478,87 @@ mod tests {
         assert_eq!(frame_destination(any6), addr("0.0.0.0:9"));
         let any4: SocketAddr = "0.0.0.0:9".parse().unwrap();
         assert_eq!(frame_destination(any4), addr("0.0.0.0:9"));
+    }
+}
+
+/// The `net-udp` kind: a UDP socket (io_uring, or sendmmsg/recvmmsg).
+/// Inputs 0..=1 (frames, sent to the address in their headers), outputs
+/// 0..=1 (received datagrams as Ethernet/IPv4/UDP frames), at least one
+/// of the two.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NetUdpKind;
+
+/// Parameters of a `net-udp` tile.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetUdpParams {
+    /// The local address to bind (required, `"ip:port"`, IPv4).
+    #[serde(deserialize_with = "crate::params::endpoint")]
+    pub bind: SocketAddrV4,
+    /// io_uring or sendmmsg/recvmmsg: `"auto"`, `"uring"` or `"mmsg"`
+    /// (default auto).
+    #[serde(default = "default_engine", deserialize_with = "engine")]
+    pub engine: Engine,
+    /// Network namespace of the socket (default: the runner's).
+    #[serde(default, deserialize_with = "crate::params::opt_netns")]
+    pub netns: Option<String>,
+}
+
+fn default_engine() -> Engine {
+    Engine::Auto
+}
+
+fn engine<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Engine, D::Error> {
+    crate::params::choice(
+        d,
+        &[
+            ("auto", Engine::Auto),
+            ("uring", Engine::Uring),
+            ("mmsg", Engine::Mmsg),
+        ],
+    )
+}
+
+impl TileKind for NetUdpKind {
+    type Params = NetUdpParams;
+
+    fn name(&self) -> &str {
+        "net-udp"
+    }
+
+    fn io(&self) -> IoCounts {
+        IoCounts::new(0..=1, 0..=1)
+    }
+
+    fn check(&self, _: &NetUdpParams, ctx: &mut CheckCtx<'_>) {
+        let t = ctx.tile();
+        if t.inputs.is_empty() && t.outputs.is_empty() {
+            ctx.error("a net-udp tile needs an input, an output or both");
+        }
+    }
+
+    fn netns<'p>(&self, p: &'p NetUdpParams) -> Option<&'p str> {
+        p.netns.as_deref()
+    }
+
+    fn build<'w>(
+        &self,
+        p: &NetUdpParams,
+        ctx: &mut BuildCtx<'w, '_>,
+    ) -> Result<Box<dyn Tile + 'w>, BuildError> {
+        let config = UdpConfig {
+            engine: p.engine,
+            // Room for bursts while the loop is busy elsewhere.
+            recv_buf: Some(4 << 20),
+            send_buf: Some(4 << 20),
+            ..UdpConfig::new(p.bind.into())
+        };
+        let udp = UdpAio::bind(&config)
+            .map_err(|e| BuildError::new(format!("binding {}: {e}", p.bind)))?;
+        let rx_mtu = match ctx.tile().outputs.is_empty() {
+            true => None,
+            false => Some(ctx.output(0)?.mtu()),
+        };
+        Ok(Box::new(NetUdp::new(udp, rx_mtu)))
     }
 }

@@ -46,6 +46,9 @@
 //! bytes each way, fill-ring-empty polls, transmit-full waits, wakeups
 //! each way, bad descriptors, and the kernel's `XDP_STATISTICS` drops.
 
+use std::net::Ipv4Addr;
+
+use serde::de::{Deserialize, Deserializer, Error as _};
 use tilewire_aio::frame::UdpFrame;
 use tilewire_shmem::clock::mono_ts;
 use tilewire_xdp::{RxPacket, RxRefused, RxSink, Umem, UmemError, Xsk, XskConfig, FRAME_SIZE};
@@ -54,12 +57,17 @@ use core::sync::atomic::AtomicU8;
 
 use tilewire_aio::{Aio, PktInfo, SendErrorKind};
 use tilewire_shmem::{clock::mono_ns, load_bytes};
-use tilewire_xdp::KernelStats;
+use tilewire_xdp::bpf::{AttachMode, FilterSpec, XdpProgram};
+use tilewire_xdp::socket::RING_MAX;
+use tilewire_xdp::{if_index, BindMode, BusyPoll, KernelStats};
 
 use tilewire_tile::link::frag::{ctl, FragMeta, CHUNK_SZ};
 use tilewire_tile::link::producer::Producer;
 use tilewire_tile::link::{Link, LinkParams, Reliability};
 use tilewire_tile::stem::{Filter, Outputs, Tile};
+
+use crate::kind::{BuildCtx, BuildError, CheckCtx, IoCounts, TileKind};
+use crate::topo::LinkSpec;
 
 /// The mtu of a link that receives from AF_XDP: one frame.
 pub const XDP_MTU: usize = FRAME_SIZE as usize;
@@ -299,5 +307,240 @@ impl Tile for NetXdp<'_> {
         for (dst, v) in c.iter_mut().zip(values) {
             *dst = v;
         }
+    }
+}
+
+/// The `net-xdp` kind: an AF_XDP socket on one queue of an interface.
+/// Inputs 0..=1 (frames to transmit), outputs exactly 1 (received frames;
+/// its mtu must be [`XDP_MTU`], one UMEM frame: the link's data region
+/// *is* the socket's UMEM, sized by [`data_mtus`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NetXdpKind;
+
+/// Parameters of a `net-xdp` tile.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetXdpParams {
+    /// The interface (required).
+    #[serde(deserialize_with = "ifname")]
+    pub ifname: String,
+    /// Its receive queue (default 0).
+    #[serde(default)]
+    pub queue: u32,
+    /// UDP destination ports steered to the socket (required, 1 to 16, no
+    /// repeats).
+    #[serde(deserialize_with = "ports")]
+    pub ports: Vec<u16>,
+    /// Steer only packets to this IPv4 address (default: any).
+    #[serde(default, deserialize_with = "crate::params::opt_ipv4")]
+    pub dst_addr: Option<Ipv4Addr>,
+    /// `"auto"`, `"copy"` or `"zerocopy"` (default auto).
+    #[serde(default = "default_bind", deserialize_with = "bind_mode")]
+    pub bind: BindMode,
+    /// How the XDP program is attached: `"skb"` or `"drv"` (default skb).
+    #[serde(default = "default_attach", deserialize_with = "attach_mode")]
+    pub attach: AttachMode,
+    /// Network namespace of the interface (default: the runner's).
+    #[serde(default, deserialize_with = "crate::params::opt_netns")]
+    pub netns: Option<String>,
+    /// Packets moved per poll, 1..=65536 (default 64).
+    #[serde(default = "default_budget", deserialize_with = "budget")]
+    pub budget: u32,
+    /// rx ring entries (default 2048, a power of two up to 65536).
+    #[serde(default = "default_ring", deserialize_with = "ring")]
+    pub rx_size: u32,
+    /// fill ring entries (default 2048, a power of two up to 65536).
+    #[serde(default = "default_ring", deserialize_with = "ring")]
+    pub fill_size: u32,
+    /// tx ring entries (default 2048, a power of two up to 65536).
+    #[serde(default = "default_ring", deserialize_with = "ring")]
+    pub tx_size: u32,
+    /// Busy polling (default false).
+    #[serde(default)]
+    pub busy_poll: bool,
+}
+
+fn ifname<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    let ok = !s.is_empty()
+        && s.len() < 16
+        && s != "."
+        && s != ".."
+        && !s.contains(|c: char| c == '/' || c == ':' || c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(s)
+    } else {
+        Err(D::Error::custom(format!(
+            "must be an interface name of 1 to 15 bytes without '/', ':' or spaces, found {s:?}"
+        )))
+    }
+}
+
+fn ports<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u16>, D::Error> {
+    let raw = Vec::<i64>::deserialize(d)?;
+    let mut ports = Vec::with_capacity(raw.len());
+    for (i, p) in raw.iter().enumerate() {
+        match u16::try_from(*p) {
+            Ok(p) if p != 0 => ports.push(p),
+            _ => {
+                return Err(D::Error::custom(format!(
+                    "must hold ports in 1..=65535, found {p} (item {i})"
+                )))
+            }
+        }
+    }
+    if ports.is_empty() || ports.len() > 16 {
+        return Err(D::Error::custom(format!(
+            "must list 1 to 16 ports, found {}",
+            ports.len()
+        )));
+    }
+    let mut sorted = ports.clone();
+    sorted.sort_unstable();
+    if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+        return Err(D::Error::custom(format!(
+            "must list each port once; {} is there twice",
+            w[0]
+        )));
+    }
+    Ok(ports)
+}
+
+fn default_bind() -> BindMode {
+    BindMode::Auto
+}
+
+fn bind_mode<'de, D: Deserializer<'de>>(d: D) -> Result<BindMode, D::Error> {
+    crate::params::choice(
+        d,
+        &[
+            ("auto", BindMode::Auto),
+            ("copy", BindMode::Copy),
+            ("zerocopy", BindMode::ZeroCopy),
+        ],
+    )
+}
+
+fn default_attach() -> AttachMode {
+    AttachMode::Skb
+}
+
+fn attach_mode<'de, D: Deserializer<'de>>(d: D) -> Result<AttachMode, D::Error> {
+    crate::params::choice(d, &[("skb", AttachMode::Skb), ("drv", AttachMode::Drv)])
+}
+
+fn default_budget() -> u32 {
+    64
+}
+
+fn budget<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    crate::params::int_in(d, 1, RING_MAX.into())
+}
+
+fn default_ring() -> u32 {
+    2048
+}
+
+fn ring<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    crate::params::pow2_in(d, 1, RING_MAX.into())
+}
+
+impl NetXdpParams {
+    /// The socket configuration for a receive link of `depth` lines.
+    pub fn xsk_config(&self, depth: u64) -> XskConfig {
+        XskConfig {
+            ifname: self.ifname.clone(),
+            queue: self.queue,
+            bind: self.bind,
+            rx_size: self.rx_size,
+            fill_size: self.fill_size,
+            tx_size: self.tx_size,
+            lines: u32::try_from(depth).unwrap_or(u32::MAX),
+            busy_poll: self.busy_poll.then_some(BusyPoll {
+                usecs: 20,
+                budget: self.budget,
+            }),
+            ..XskConfig::default()
+        }
+    }
+}
+
+impl TileKind for NetXdpKind {
+    type Params = NetXdpParams;
+
+    fn name(&self) -> &str {
+        "net-xdp"
+    }
+
+    fn io(&self) -> IoCounts {
+        IoCounts::new(0..=1, 1..=1)
+    }
+
+    fn check(&self, _: &NetXdpParams, ctx: &mut CheckCtx<'_>) {
+        let (topo, tile) = (ctx.topology(), ctx.tile());
+        for link in tile.outputs.iter().filter_map(|l| topo.link(l)) {
+            if link.mtu != XDP_MTU {
+                ctx.link_error(
+                    &link.name,
+                    "mtu",
+                    format!(
+                        "link {:?} has mtu {}, but its producer {:?} is a net-xdp tile: its \
+                         output's mtu must be {XDP_MTU} (one UMEM frame)",
+                        link.name, link.mtu, tile.name
+                    ),
+                );
+            }
+        }
+    }
+
+    fn output_data_mtus(&self, p: &NetXdpParams, _output: usize, link: &LinkSpec) -> Option<u64> {
+        Some(data_mtus(&p.xsk_config(link.depth)))
+    }
+
+    fn netns<'p>(&self, p: &'p NetXdpParams) -> Option<&'p str> {
+        p.netns.as_deref()
+    }
+
+    fn build<'w>(
+        &self,
+        p: &NetXdpParams,
+        ctx: &mut BuildCtx<'w, '_>,
+    ) -> Result<Box<dyn Tile + 'w>, BuildError> {
+        let link = ctx.output(0)?;
+        let cfg = p.xsk_config(link.depth());
+        let ifindex = if_index(&p.ifname).ok_or_else(|| {
+            BuildError::new(format!(
+                "no interface {:?} in this network namespace{} (see `ip link`)",
+                p.ifname,
+                p.netns
+                    .as_deref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default()
+            ))
+        })?;
+        let mut filter = FilterSpec::new(p.ports.iter().copied())
+            .map_err(|e| BuildError::new(format!("XDP program: {e}")))?;
+        if let Some(a) = p.dst_addr {
+            filter = filter.with_dst_addr(a);
+        }
+        let prog = XdpProgram::load(&filter, p.queue + 1)
+            .map_err(|e| BuildError::new(format!("loading the XDP program: {e}")))?;
+        let attached = prog.attach(ifindex, p.attach).map_err(|e| {
+            BuildError::new(format!("attaching the XDP program to {}: {e}", p.ifname))
+        })?;
+        let umem = umem(&link).map_err(|e| BuildError::new(format!("UMEM: {e}")))?;
+        let (xsk, lines): (Xsk<'w>, Vec<u64>) =
+            Xsk::bind(umem, &cfg).map_err(|e| BuildError::new(format!("AF_XDP socket: {e}")))?;
+        let fd = xsk
+            .raw_fd()
+            .ok_or_else(|| BuildError::new("a socket without a descriptor"))?;
+        prog.register_socket(p.queue, fd)
+            .map_err(|e| BuildError::new(format!("registering the socket: {e}")))?;
+        let rx = XdpRxLink::new(&link, lines);
+        // Dropping the attachment detaches the program; both live until the
+        // tile's loop returns.
+        ctx.keep(attached);
+        ctx.keep(prog);
+        Ok(Box::new(NetXdp::new(xsk, rx, p.budget)))
     }
 }

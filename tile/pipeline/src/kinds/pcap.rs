@@ -45,12 +45,16 @@
 use core::sync::atomic::AtomicU8;
 use std::fs::File;
 use std::io::{self, BufWriter};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
 
 use tilewire_aio::{Aio, LinkType, PcapConfig, PcapTee, PktInfo, SendError, TsResolution};
 
 use tilewire_tile::link::frag::FragMeta;
 use tilewire_tile::stem::{FragCopy, Outputs, Tile};
+
+use crate::kind::{BuildCtx, BuildError, IoCounts, TileKind};
 
 /// Bytes of records buffered between flushes.
 const BUFFER_BYTES: usize = 1 << 16;
@@ -214,5 +218,56 @@ impl Drop for Pcap {
         if self.unflushed > 0 {
             self.flush();
         }
+    }
+}
+
+/// The `pcap` kind: exactly 1 input, no outputs; writes what it consumes
+/// to a pcap file.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PcapKind;
+
+/// Parameters of a `pcap` tile.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PcapParams {
+    /// The file written (required; relative to the runner's directory).
+    #[serde(deserialize_with = "pcap_path")]
+    pub path: PathBuf,
+    /// Bytes kept of each frame, 1..=65535 (default 65535).
+    #[serde(default = "default_snaplen", deserialize_with = "snaplen")]
+    pub snaplen: u32,
+}
+
+fn pcap_path<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
+    crate::params::non_empty(d).map(PathBuf::from)
+}
+
+fn default_snaplen() -> u32 {
+    65535
+}
+
+fn snaplen<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    crate::params::int_in(d, 1, 65535)
+}
+
+impl TileKind for PcapKind {
+    type Params = PcapParams;
+
+    fn name(&self) -> &str {
+        "pcap"
+    }
+
+    fn io(&self) -> IoCounts {
+        IoCounts::new(1..=1, 0..=0)
+    }
+
+    fn build<'w>(
+        &self,
+        p: &PcapParams,
+        _: &mut BuildCtx<'w, '_>,
+    ) -> Result<Box<dyn Tile + 'w>, BuildError> {
+        let tile = Pcap::create(&p.path, p.snaplen)
+            .map_err(|e| BuildError::new(format!("creating {}: {e}", p.path.display())))?;
+        Ok(Box::new(tile))
     }
 }

@@ -39,6 +39,8 @@ use xxhash_rust::xxh3::xxh3_64;
 use tilewire_tile::link::frag::FragMeta;
 use tilewire_tile::stem::{FragCopy, Outputs, Tile};
 
+use crate::kind::{BuildCtx, BuildError, IoCounts, NoParams, TileKind};
+
 /// What one packet adds to a sink's checksum: the xxh3-64 hash of its
 /// bytes. The checksum of a set of packets is the wrapping sum of theirs.
 pub fn packet_checksum(bytes: &[u8]) -> u64 {
@@ -115,6 +117,30 @@ impl Tile for Sink {
         for (c, v) in counters.iter_mut().zip([s.frags, s.bytes, s.checksum]) {
             *c = v;
         }
+    }
+}
+
+/// The `sink` kind: 1 to 16 inputs, no outputs: consumes and counts. No params.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SinkKind;
+
+impl TileKind for SinkKind {
+    type Params = NoParams;
+
+    fn name(&self) -> &str {
+        "sink"
+    }
+
+    fn io(&self) -> IoCounts {
+        IoCounts::new(1..=16, 0..=0)
+    }
+
+    fn build<'w>(
+        &self,
+        _: &NoParams,
+        _: &mut BuildCtx<'w, '_>,
+    ) -> Result<Box<dyn Tile + 'w>, BuildError> {
+        Ok(Box::new(Sink::new()))
     }
 }
 

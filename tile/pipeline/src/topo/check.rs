@@ -7,17 +7,13 @@ use tilewire_shmem::hist::Hist;
 use tilewire_shmem::workspace::{DEFAULT_TABLE_CAP, HEADER_SZ};
 
 use super::value::Loc;
-use super::{
-    frame_len, GenFixture, Kind, LinkSpec, TileSpec, TopoError, TopoErrors, Topology,
-    TOPOLOGY_TEXT_MAX,
-};
-use crate::kinds::net_xdp::XDP_MTU;
+use super::{LinkSpec, TileSpec, TopoError, TopoErrors, Topology, TOPOLOGY_TEXT_MAX};
+use crate::kind::CheckCtx;
 use tilewire_tile::link::dcache::DCache;
 use tilewire_tile::link::fseq::Fseq;
 use tilewire_tile::link::mcache::MCache;
 use tilewire_tile::link::{LinkParams, Reliability, CONSUMERS_MAX};
 use tilewire_tile::stem::metrics::TileMetrics;
-use tilewire_tile::tcache::Tcache;
 
 /// What a topology is checked against: the cpus the runner may use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,10 +83,11 @@ fn count_words(r: &core::ops::RangeInclusive<usize>) -> String {
 
 impl Topology {
     /// Checks the topology as a whole: every link a tile names exists;
-    /// each kind's input and output counts; a net-xdp output's mtu; each
-    /// link has one producer and 1 to 64 consumers, and no tile lists a
-    /// link twice; no cycle of reliable links; every `cpu` exists on
-    /// `machine`; gen frames fit their link; fixture files exist; and the
+    /// each kind's input and output counts and its own
+    /// [checks](crate::TileKind::check) (a net-xdp output's mtu, gen frames
+    /// that fit their link, fixture files that exist); each link has one
+    /// producer and 1 to 64 consumers, and no tile lists a link twice; no
+    /// cycle of reliable links; every `cpu` exists on `machine`; and the
     /// workspace holds [`Topology::footprint`].
     ///
     /// # Errors
@@ -114,7 +111,7 @@ impl Topology {
 
     fn check_tile(&self, tile: &TileSpec, machine: &Machine, errors: &mut Vec<TopoError>) {
         let name = &tile.name;
-        let kind = tile.kind.name();
+        let kind = tile.kind();
         let sides = [
             ("input", &tile.inputs, &tile.at.inputs, tile.at.inputs_key),
             (
@@ -148,7 +145,7 @@ impl Topology {
                 }
             }
         }
-        let io = tile.kind.io_counts();
+        let io = tile.io();
         for ((side, list, _, key_at), allowed) in sides.into_iter().zip([&io.inputs, &io.outputs]) {
             if !allowed.contains(&list.len()) {
                 errors.push(key_at.err(format!(
@@ -158,49 +155,8 @@ impl Topology {
                 )));
             }
         }
-        match &tile.kind {
-            Kind::NetUdp(_) if tile.inputs.is_empty() && tile.outputs.is_empty() => {
-                errors.push(tile.at.header.err(format!(
-                    "tile {name:?}: a net-udp tile needs an input, an output or both"
-                )));
-            }
-            Kind::NetXdp(_) => {
-                for link in tile.outputs.iter().filter_map(|l| self.link(l)) {
-                    if link.mtu != XDP_MTU {
-                        errors.push(link.mtu_at.err(format!(
-                            "link {:?} has mtu {}, but its producer {name:?} is a net-xdp tile: \
-                             its output's mtu must be {XDP_MTU} (one UMEM frame)",
-                            link.name, link.mtu
-                        )));
-                    }
-                }
-            }
-            Kind::Gen(p) => {
-                if p.fixture.is_none() {
-                    for link in tile.outputs.iter().filter_map(|l| self.link(l)) {
-                        if frame_len(p.size) > link.mtu {
-                            errors.push(tile.at.header.err(format!(
-                                "tile {name:?}: frames with {} payload bytes are {} bytes, more than \
-                                 the mtu {} of link {:?}",
-                                p.size,
-                                frame_len(p.size),
-                                link.mtu,
-                                link.name
-                            )));
-                        }
-                    }
-                }
-                if let Some(GenFixture::File(path)) = &p.fixture {
-                    if !path.is_file() {
-                        errors.push(tile.at.header.err(format!(
-                            "tile {name:?}: fixture file {} not found",
-                            path.display()
-                        )));
-                    }
-                }
-            }
-            _ => {}
-        }
+        let (kind, params) = tile.erased();
+        kind.check(params, &mut CheckCtx::new(self, tile, errors));
         if let Some(cpu) = tile.cpu {
             if !machine.cpus.contains(&cpu) {
                 errors.push(tile.at.cpu.err(format!(
@@ -373,20 +329,16 @@ impl Topology {
 
     /// The size of `link`'s dcache data region in mtus, as
     /// [`Link::create_with_data`](tilewire_tile::link::Link::create_with_data)
-    /// takes it: `depth + 1`, or for the output of a net-xdp tile the
-    /// whole UMEM, a frame per line plus the fill ring's and the transmit
-    /// side's ([`crate::kinds::net_xdp::data_mtus`]).
+    /// takes it: `depth + 1`, or what its producer's kind asks for
+    /// ([`TileKind::output_data_mtus`](crate::TileKind::output_data_mtus):
+    /// a net-xdp output is the whole UMEM).
     pub fn data_mtus(&self, link: &LinkSpec) -> u64 {
-        match self.producer(&link.name).map(|t| &t.kind) {
-            Some(Kind::NetXdp(p)) => crate::kinds::net_xdp::data_mtus(&tilewire_xdp::XskConfig {
-                lines: u32::try_from(link.depth).unwrap_or(u32::MAX),
-                fill_size: p.fill_size,
-                tx_size: p.tx_size,
-                rx_size: p.rx_size,
-                ..Default::default()
-            }),
-            _ => link.depth + 1,
-        }
+        let asked = self.producer(&link.name).and_then(|t| {
+            let out = t.outputs.iter().position(|l| *l == link.name)?;
+            let (kind, params) = t.erased();
+            kind.output_data_mtus(params, out, link)
+        });
+        asked.unwrap_or(link.depth + 1)
     }
 
     /// The `(align, size)` of every allocation the runner makes in the
@@ -407,10 +359,12 @@ impl Topology {
         for tile in &self.tiles {
             v.push((TileMetrics::ALIGN, TileMetrics::footprint()));
             v.extend(core::iter::repeat((Hist::ALIGN, Hist::footprint())).take(tile.inputs.len()));
-            if let Kind::Dedup(p) = &tile.kind {
-                let map = Tcache::default_map_cnt(p.depth).unwrap_or(0);
-                v.push((Tcache::ALIGN, Tcache::footprint(p.depth, map).unwrap_or(0)));
-            }
+            let (kind, params) = tile.erased();
+            v.extend(
+                kind.objects(params, tile)
+                    .iter()
+                    .map(|o| (o.align(), o.size())),
+            );
         }
         // The runner's copy of the topology text, at any alignment up to a
         // page.

@@ -159,20 +159,19 @@
 //! prints one per line, after the file name when there is one.
 
 mod check;
-mod params;
+pub(crate) mod de;
 mod parse;
-mod value;
+pub(crate) mod value;
 
 use std::path::{Path, PathBuf};
 
 use tilewire_shmem::PageKind;
 
 pub use check::Machine;
-pub use params::{
-    frame_len, DedupParams, GenFixture, GenParams, IoCounts, Kind, NetUdpParams, NetXdpParams,
-    PcapParams, FRAME_HEADERS, KIND_NAMES,
-};
 use value::Loc;
+
+use crate::kind::IoCounts;
+use crate::registry::{ErasedKind, KindRef, TileParams};
 
 /// Largest topology text: the runner keeps a copy in the workspace, and
 /// [`Topology::footprint`] counts this much for it.
@@ -290,15 +289,25 @@ pub struct LinkSpec {
     pub line: usize,
     at: Loc,
     mtu_at: Loc,
+    depth_at: Loc,
+}
+
+impl LinkSpec {
+    /// Where `field` (`"mtu"`, `"depth"`) is written, or the link's header.
+    pub(crate) fn field_loc(&self, field: &str) -> Loc {
+        match field {
+            "mtu" => self.mtu_at,
+            "depth" => self.depth_at,
+            _ => self.at,
+        }
+    }
 }
 
 /// A `[[tile]]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct TileSpec {
     /// Its name.
     pub name: String,
-    /// Its kind and parameters.
-    pub kind: Kind,
     /// The cpu to pin it to.
     pub cpu: Option<usize>,
     /// The links it consumes, by input index.
@@ -307,19 +316,76 @@ pub struct TileSpec {
     pub outputs: Vec<String>,
     /// Line of its `[[tile]]` header.
     pub line: usize,
-    at: TileLocs,
+    kind: KindRef,
+    params: TileParams,
+    pub(crate) at: TileLocs,
 }
+
+impl TileSpec {
+    /// Its kind's name, as written in `kind`.
+    pub fn kind(&self) -> &str {
+        self.kind.kind().name()
+    }
+
+    /// Its parameters, as its kind's [`Params`](crate::TileKind::Params)
+    /// type; `None` if `P` is not that type.
+    pub fn params<P: 'static>(&self) -> Option<&P> {
+        self.params.get::<P>()
+    }
+
+    /// The inputs and outputs its kind allows.
+    pub fn io(&self) -> IoCounts {
+        self.kind.kind().io()
+    }
+
+    /// The network namespace its thread enters, for kinds with a socket.
+    pub fn netns(&self) -> Option<&str> {
+        self.kind.kind().netns(&self.params)
+    }
+
+    pub(crate) fn erased(&self) -> (&dyn ErasedKind, &TileParams) {
+        (self.kind.kind(), &self.params)
+    }
+
+    /// Where parameter `field` is written, or the tile's header.
+    pub(crate) fn param_loc(&self, field: &str) -> Loc {
+        self.at
+            .params
+            .iter()
+            .find(|(k, _)| k == field)
+            .map_or(self.at.header, |(_, at)| *at)
+    }
+}
+
+/// Two tiles are equal when everything written about them is: name, kind,
+/// parameters, cpu, links and line.
+impl PartialEq for TileSpec {
+    fn eq(&self, other: &TileSpec) -> bool {
+        self.name == other.name
+            && self.kind() == other.kind()
+            && format!("{:?}", self.params) == format!("{:?}", other.params)
+            && self.cpu == other.cpu
+            && self.inputs == other.inputs
+            && self.outputs == other.outputs
+            && self.line == other.line
+            && self.at == other.at
+    }
+}
+
+impl Eq for TileSpec {}
 
 /// Where the parts of a tile were written, for the checks' messages.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-struct TileLocs {
-    header: Loc,
+pub(crate) struct TileLocs {
+    pub(crate) header: Loc,
     cpu: Loc,
     inputs: Vec<Loc>,
     outputs: Vec<Loc>,
     /// `inputs` / `outputs` keys (the header when absent).
     inputs_key: Loc,
     outputs_key: Loc,
+    /// Each key of `params` and where its value is written.
+    params: Vec<(String, Loc)>,
 }
 
 /// A parsed topology. See the [module docs](self) for the format.

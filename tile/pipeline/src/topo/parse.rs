@@ -10,20 +10,24 @@ use super::value::{
     array_of, boolean, int_in, one_of, pow2_in, string, Fields, Key, Lines, Loc, Node, Value,
 };
 use super::{
-    params, LinkSpec, Machine, Mode, TileLocs, TileSpec, TopoError, TopoErrors, Topology,
-    WorkspaceSpec, KIND_NAMES, TOPOLOGY_TEXT_MAX,
+    LinkSpec, Machine, Mode, TileLocs, TileSpec, TopoError, TopoErrors, Topology, WorkspaceSpec,
+    TOPOLOGY_TEXT_MAX,
 };
+use crate::Registry;
 use tilewire_tile::link::LINK_NAME_MAX;
 use tilewire_tile::stem::TILE_NAME_MAX;
 
 impl Topology {
-    /// Reads a topology from its text: TOML syntax, every field's type and
-    /// range, each kind's parameters, and unique valid names. The graph,
-    /// cpus and sizes are [`Topology::check`]'s.
+    /// Reads a topology from its text against `registry`: TOML syntax,
+    /// every field's type and range, each tile's kind (one `registry`
+    /// holds) and its parameters (as the kind's type), and unique valid
+    /// names. The graph, cpus, sizes and each kind's own checks are
+    /// [`Topology::check`]'s.
     ///
     /// # Errors
-    /// Every problem found (a syntax error stops the reading there).
-    pub fn parse(text: &str) -> Result<Topology, TopoErrors> {
+    /// Every problem found (a syntax error stops the reading there; a
+    /// tile's parameters report their first problem).
+    pub fn parse(text: &str, registry: &Registry) -> Result<Topology, TopoErrors> {
         let lines = Lines::new(text);
         if text.len() > TOPOLOGY_TEXT_MAX {
             return Err(TopoErrors::new(vec![Loc { line: 1, col: 1 }.err(format!(
@@ -54,7 +58,7 @@ impl Topology {
         };
         let tiles = match f.take("tile") {
             Some((key, node)) => each_table(key, node, "[[tile]]", &lines, &mut errors)
-                .map(|t| parse_tile(t, &lines, &mut errors))
+                .map(|t| parse_tile(t, registry, &lines, &mut errors))
                 .collect(),
             None => Vec::new(),
         };
@@ -85,13 +89,17 @@ impl Topology {
         }
     }
 
-    /// Reads the file at `path`, parses it and checks it against
-    /// `machine`.
+    /// Reads the file at `path`, parses it against `registry` and checks
+    /// it against `machine`.
     ///
     /// # Errors
     /// The file cannot be read, or every problem [`Topology::parse`] or
     /// [`Topology::check`] found; the errors name the file.
-    pub fn load(path: &Path, machine: &Machine) -> Result<Topology, TopoErrors> {
+    pub fn load(
+        path: &Path,
+        registry: &Registry,
+        machine: &Machine,
+    ) -> Result<Topology, TopoErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             TopoErrors::new(vec![TopoError {
                 line: 0,
@@ -100,7 +108,7 @@ impl Topology {
             }])
             .in_file(path)
         })?;
-        let topo = Topology::parse(&text).map_err(|e| e.in_file(path))?;
+        let topo = Topology::parse(&text, registry).map_err(|e| e.in_file(path))?;
         topo.check(machine).map_err(|e| e.in_file(path))?;
         Ok(topo)
     }
@@ -249,6 +257,7 @@ fn parse_link(node: &Node, lines: &Lines, errors: &mut Vec<TopoError>) -> Option
     if let Some((n, _)) = &name {
         f.what = format!("link {n:?}");
     }
+    let depth_at = f.key_loc("depth").unwrap_or(f.at);
     let depth = f.req(
         "depth",
         errors,
@@ -275,10 +284,16 @@ fn parse_link(node: &Node, lines: &Lines, errors: &mut Vec<TopoError>) -> Option
         line: at.line,
         at,
         mtu_at,
+        depth_at,
     })
 }
 
-fn parse_tile(node: &Node, lines: &Lines, errors: &mut Vec<TopoError>) -> Option<TileSpec> {
+fn parse_tile(
+    node: &Node,
+    registry: &Registry,
+    lines: &Lines,
+    errors: &mut Vec<TopoError>,
+) -> Option<TileSpec> {
     let mut f = Fields::of(node, "tile", lines, errors)?;
     let before = errors.len();
     let name = f.req("name", errors, name_rule(TILE_NAME_MAX));
@@ -287,13 +302,19 @@ fn parse_tile(node: &Node, lines: &Lines, errors: &mut Vec<TopoError>) -> Option
     }
     let kind = f.req("kind", errors, |node| {
         let s = string(node)?;
-        if KIND_NAMES.contains(&s.as_str()) {
-            Ok(s)
-        } else {
-            Err(format!(
-                "names the unknown tile kind {s:?} (known: {})",
-                KIND_NAMES.join(", ")
-            ))
+        match registry.get(&s) {
+            Some(k) => Ok(k.clone()),
+            None => {
+                let names: Vec<&str> = registry.names().collect();
+                Err(format!(
+                    "names the unknown tile kind {s:?} (registered: {})",
+                    if names.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        names.join(", ")
+                    }
+                ))
+            }
         }
     });
     let cpu = f.opt("cpu", errors, int_in(0, 1 << 20));
@@ -306,12 +327,11 @@ fn parse_tile(node: &Node, lines: &Lines, errors: &mut Vec<TopoError>) -> Option
     let outputs = links(&mut f, errors, "outputs");
     if let Some(at) = f.key_loc("netns") {
         f.take("netns");
-        let why = match kind.as_ref().map(|(k, _)| k.as_str()) {
-            Some("net-xdp" | "net-udp") => "belongs in the tile's params".to_owned(),
-            Some(k) => format!("is only for net-xdp and net-udp tiles; a {k} tile has no socket"),
-            None => "is only for net-xdp and net-udp tiles, in their params".to_owned(),
-        };
-        errors.push(at.err(format!("{}: `netns` {why}", f.what)));
+        errors.push(at.err(format!(
+            "{}: `netns` belongs in the tile's params, for the kinds that have a socket \
+             (net-xdp, net-udp)",
+            f.what
+        )));
     }
     let params_node = f.take("params").map(|(_, n)| n);
     let what = f.what.clone();
@@ -321,12 +341,31 @@ fn parse_tile(node: &Node, lines: &Lines, errors: &mut Vec<TopoError>) -> Option
         errors,
     );
     let (kind, _) = kind?;
-    let params_what = format!("{what} params");
-    let params = match params_node {
-        Some(n) => Fields::of(n, params_what, lines, errors)?,
-        None => Fields::empty(params_what, header, lines),
+    let empty = Node {
+        span: node.span.clone(),
+        value: Value::Table(Vec::new()),
     };
-    let kind = params::parse(&kind, params, lines, errors)?;
+    let (params_node, params_at) = match params_node {
+        Some(n) => (n, lines.loc(n.span.start)),
+        None => (&empty, header),
+    };
+    let param_locs = match &params_node.value {
+        Value::Table(entries) => entries
+            .iter()
+            .map(|(k, v)| (k.get_ref().clone(), lines.loc(v.span.start)))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let params = match kind
+        .kind()
+        .parse(params_node, lines, &format!("{what} params"), params_at)
+    {
+        Ok(p) => p,
+        Err(e) => {
+            errors.push(e);
+            return None;
+        }
+    };
     if errors.len() != before {
         return None;
     }
@@ -335,6 +374,7 @@ fn parse_tile(node: &Node, lines: &Lines, errors: &mut Vec<TopoError>) -> Option
     Some(TileSpec {
         name: name?.0,
         kind,
+        params,
         cpu: cpu.as_ref().map(|(c, _)| *c as usize),
         inputs: inputs.iter().map(|(l, _)| l.clone()).collect(),
         outputs: outputs.iter().map(|(l, _)| l.clone()).collect(),
@@ -346,6 +386,7 @@ fn parse_tile(node: &Node, lines: &Lines, errors: &mut Vec<TopoError>) -> Option
             outputs: outputs.iter().map(|(_, at)| *at).collect(),
             inputs_key,
             outputs_key,
+            params: param_locs,
         },
     })
 }

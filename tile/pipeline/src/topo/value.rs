@@ -229,17 +229,6 @@ impl<'t> Fields<'t> {
         }
     }
 
-    /// An empty table standing in for an absent one, at `at`.
-    pub(crate) fn empty(what: impl Into<String>, at: Loc, lines: &'t Lines) -> Fields<'t> {
-        Fields {
-            what: what.into(),
-            at,
-            entries: &[],
-            used: Vec::new(),
-            lines,
-        }
-    }
-
     /// Where a node is.
     pub(crate) fn loc(&self, node: &Node) -> Loc {
         self.lines.loc(node.span.start)

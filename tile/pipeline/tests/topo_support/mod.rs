@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use tilewire_pipeline::topo::{Machine, Topology};
+use tilewire_pipeline::Registry;
 
 /// Four cpus, so the checks do not depend on the test host.
 pub fn machine() -> Machine {
@@ -13,7 +14,8 @@ pub fn machine() -> Machine {
 
 /// Parses and checks `text`; the errors as (line, reason).
 pub fn problems(text: &str) -> Vec<(usize, String)> {
-    let res = Topology::parse(text).and_then(|t| t.check(&machine()).map(|()| t));
+    let res = Topology::parse(text, &Registry::with_builtins())
+        .and_then(|t| t.check(&machine()).map(|()| t));
     match res {
         Ok(_) => Vec::new(),
         Err(e) => e
@@ -39,7 +41,7 @@ pub fn assert_problem(text: &str, line: usize, needles: &[&str]) {
 
 #[track_caller]
 pub fn parse_ok(text: &str) -> Topology {
-    match Topology::parse(text) {
+    match Topology::parse(text, &Registry::with_builtins()) {
         Ok(t) => {
             if let Err(e) = t.check(&machine()) {
                 panic!("check failed:\n{e}");
@@ -109,7 +111,8 @@ pub fn examples() -> Vec<(PathBuf, Topology)> {
     paths
         .into_iter()
         .map(|p| {
-            let t = Topology::load(&p, &Machine::with_cpus(2)).unwrap_or_else(|e| panic!("{e}"));
+            let t = Topology::load(&p, &Registry::with_builtins(), &Machine::with_cpus(2))
+                .unwrap_or_else(|e| panic!("{e}"));
             (p, t)
         })
         .collect()

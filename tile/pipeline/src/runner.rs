@@ -1,0 +1,861 @@
+//! Running a pipeline: its tiles as threads of this process or as
+//! processes of their own, and a stop that loses nothing.
+//!
+//! [`Pipeline::create`] checks a topology and makes its workspace (every
+//! link and object, and a copy of the topology text); dropping the
+//! [`Pipeline`] removes the workspace. [`Pipeline::run`] starts every tile
+//! as the topology's `mode` says, waits until each runs, then until it is
+//! told to stop ([`RunOptions::duration`], a [`StopFlag`] such as Ctrl-C)
+//! or a tile ends by itself (it failed, it panicked, its process died),
+//! and then stops the pipeline in [topological order](crate::stop): each
+//! tile drains its inputs once everything upstream of it halted, so every
+//! frag published over a drained link reaches its consumers. What could
+//! not be drained in a tile's grace time ([`StemConfig::stop_grace`]) is
+//! reported with the tile and the count, as is every failure.
+//!
+//! # Processes mode
+//!
+//! Each tile runs in a process of its own: the runner starts *its own
+//! binary* again ([`std::env::current_exe`], with the same arguments) with
+//! the environment variable [`TILE_ENV`] naming the workspace and the tile.
+//! So a pipeline binary's `main` calls [`tile_main`] first: in a tile
+//! process it runs the tile (joining the workspace by name, reading the
+//! stored topology against the registry it is given) and exits; in any
+//! other process it returns at once. A tile process watches its runner and
+//! stops when the runner is gone. A binary that forgets the call does not
+//! fork again and again: making a pipeline in a process that was started
+//! as a tile is refused ([`PipelineError::NotATileMain`]), and the runner
+//! reports the tile that exited before it ran.
+//!
+//! ```no_run
+//! use tilewire_pipeline::{Pipeline, Registry, RunOptions, StopFlag};
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let registry = Registry::with_builtins();
+//!     // First: in a tile process this runs the tile and exits.
+//!     tilewire_pipeline::tile_main(&registry);
+//!     let topo = registry.load("pipeline.toml")?;
+//!     let pipeline = Pipeline::create(topo)?;
+//!     pipeline.run(&RunOptions::new().stop_on(StopFlag::on_signals()?))?;
+//!     Ok(())
+//! }
+//! ```
+
+use std::ffi::OsString;
+use std::fmt;
+use std::process::{Child, Command, ExitStatus};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tilewire_shmem::{pid_alive, Workspace};
+use tilewire_tile::link::Link;
+use tilewire_tile::stem::metrics::TileState;
+use tilewire_tile::stem::{RunEnd, StemConfig};
+
+use crate::error::PipelineError;
+use crate::run::{run_tile, tile_metrics};
+use crate::stop::StopPlan;
+use crate::topo::{Machine, Mode, Topology};
+use crate::{workspace, Registry};
+
+/// The environment variable that makes a process a tile process:
+/// `WORKSPACE/TILE`. Set by the runner for the processes it starts; read by
+/// [`tile_main`].
+pub const TILE_ENV: &str = "TILEWIRE_TILE";
+/// The runner's pid, which a tile process watches.
+pub const PARENT_ENV: &str = "TILEWIRE_PARENT";
+/// The tile's [`StemConfig`]: `LAZY,GRACE_MS`.
+pub const STEM_ENV: &str = "TILEWIRE_STEM";
+
+/// A flag that asks a running pipeline to stop: set it from any thread
+/// ([`StopFlag::stop`]), or let Ctrl-C and SIGTERM set it
+/// ([`StopFlag::on_signals`]).
+#[derive(Debug, Clone, Default)]
+pub struct StopFlag(Arc<AtomicBool>);
+
+impl StopFlag {
+    /// A flag not set.
+    pub fn new() -> StopFlag {
+        StopFlag::default()
+    }
+
+    /// The flag Ctrl-C (SIGINT) and SIGTERM set. The handler is installed
+    /// once per process; every call returns the same flag.
+    ///
+    /// # Errors
+    /// The handler could not be installed (another one was, by other
+    /// code of this process).
+    pub fn on_signals() -> Result<StopFlag, PipelineError> {
+        static FLAG: OnceLock<Result<StopFlag, String>> = OnceLock::new();
+        FLAG.get_or_init(|| {
+            let flag = StopFlag::new();
+            let f = flag.clone();
+            ctrlc::set_handler(move || f.stop())
+                .map(|()| flag)
+                .map_err(|e| format!("installing the Ctrl-C and SIGTERM handler: {e}"))
+        })
+        .clone()
+        .map_err(PipelineError::Signals)
+    }
+
+    /// Sets the flag.
+    pub fn stop(&self) {
+        // SYNC: Relaxed; the flag carries no data, a runner polls it.
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// True once set.
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// How [`Pipeline::run`] runs.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The tiles' loop settings (each tile's stop grace among them).
+    pub stem: StemConfig,
+    /// Stop after this long (default: only when told).
+    pub duration: Option<Duration>,
+    /// Stop when this is set.
+    pub stop: Option<StopFlag>,
+    /// Longest wait for every tile to run (default 10 s).
+    pub start_timeout: Duration,
+    /// How often [`Pipeline::run_with`] calls its tick (default 1 s).
+    pub tick: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            stem: StemConfig::default(),
+            duration: None,
+            stop: None,
+            start_timeout: Duration::from_secs(10),
+            tick: Duration::from_secs(1),
+        }
+    }
+}
+
+impl RunOptions {
+    /// The defaults.
+    pub fn new() -> RunOptions {
+        RunOptions::default()
+    }
+
+    /// Stops after `d`.
+    pub fn duration(mut self, d: Duration) -> RunOptions {
+        self.duration = Some(d);
+        self
+    }
+
+    /// Stops when `flag` is set.
+    pub fn stop_on(mut self, flag: StopFlag) -> RunOptions {
+        self.stop = Some(flag);
+        self
+    }
+
+    /// The tiles' loop settings.
+    pub fn stem(mut self, stem: StemConfig) -> RunOptions {
+        self.stem = stem;
+        self
+    }
+}
+
+/// Something that went wrong with one tile of a run.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TileFailure {
+    /// The tile could not be started, or did not run in time.
+    Start {
+        /// The tile.
+        tile: String,
+        /// Why.
+        why: String,
+    },
+    /// The tile could not be built or set up (threads mode).
+    Failed {
+        /// The tile.
+        tile: String,
+        /// Why.
+        error: PipelineError,
+    },
+    /// The tile's thread panicked.
+    Panicked {
+        /// The tile.
+        tile: String,
+        /// The panic's message.
+        message: String,
+    },
+    /// The tile's process exited with a failure (or was killed).
+    Exited {
+        /// The tile.
+        tile: String,
+        /// How it ended.
+        status: ExitStatus,
+    },
+    /// The tile halted with frags left unread on an input it was to drain.
+    Undrained {
+        /// The tile.
+        tile: String,
+        /// The input link.
+        link: String,
+        /// Frags published on the link it never read.
+        frags: u64,
+    },
+    /// The tile halted holding packets it could not pass on.
+    Held {
+        /// The tile.
+        tile: String,
+        /// The packets.
+        packets: usize,
+    },
+    /// The tile did not stop in time (a process is killed then; a thread
+    /// is left behind).
+    DidNotStop {
+        /// The tile.
+        tile: String,
+    },
+}
+
+impl TileFailure {
+    /// The tile it concerns.
+    pub fn tile(&self) -> &str {
+        match self {
+            TileFailure::Start { tile, .. }
+            | TileFailure::Failed { tile, .. }
+            | TileFailure::Panicked { tile, .. }
+            | TileFailure::Exited { tile, .. }
+            | TileFailure::Undrained { tile, .. }
+            | TileFailure::Held { tile, .. }
+            | TileFailure::DidNotStop { tile } => tile,
+        }
+    }
+}
+
+impl fmt::Display for TileFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TileFailure::Start { tile, why } => write!(f, "tile {tile:?} did not start: {why}"),
+            TileFailure::Failed { error, .. } => write!(f, "{error}"),
+            TileFailure::Panicked { tile, message } => {
+                write!(f, "tile {tile:?} panicked: {message}")
+            }
+            TileFailure::Exited { tile, status } => {
+                write!(f, "tile {tile:?} (its process) exited: {status}")
+            }
+            TileFailure::Undrained { tile, link, frags } => write!(
+                f,
+                "tile {tile:?} could not drain within its grace time: it left {frags} frags \
+                 unread on link {link:?}"
+            ),
+            TileFailure::Held { tile, packets } => write!(
+                f,
+                "tile {tile:?} stopped holding {packets} packets it could not pass on"
+            ),
+            TileFailure::DidNotStop { tile } => write!(f, "tile {tile:?} did not stop in time"),
+        }
+    }
+}
+
+/// What went wrong in a run: every failure, one per line when printed.
+#[derive(Debug)]
+pub struct RunError {
+    failures: Vec<TileFailure>,
+}
+
+impl RunError {
+    /// The failures, in the order they were found.
+    pub fn failures(&self) -> &[TileFailure] {
+        &self.failures
+    }
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.failures.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// A pipeline: a checked topology and its workspace, with every link and
+/// object in it. Dropping it removes the workspace (see
+/// [`Pipeline::keep_workspace`]). See the [module docs](self).
+#[derive(Debug)]
+pub struct Pipeline {
+    topo: Arc<Topology>,
+    ws: Workspace,
+    keep: bool,
+}
+
+impl Pipeline {
+    /// Checks `topo` against this machine and makes its workspace.
+    ///
+    /// # Errors
+    /// [`PipelineError::Topo`] for every problem the check finds;
+    /// [`PipelineError::Exists`] if the workspace exists; anything that
+    /// keeps a part from being made (the workspace is removed again then);
+    /// [`PipelineError::NotATileMain`] in a process started as a tile.
+    pub fn create(topo: Topology) -> Result<Pipeline, PipelineError> {
+        refuse_in_tile_process()?;
+        topo.check(&Machine::this())?;
+        let ws = workspace::create(&topo)?;
+        Ok(Pipeline {
+            topo: Arc::new(topo),
+            ws,
+            keep: false,
+        })
+    }
+
+    /// The workspace.
+    pub fn workspace(&self) -> &Workspace {
+        &self.ws
+    }
+
+    /// The topology.
+    pub fn topology(&self) -> &Topology {
+        &self.topo
+    }
+
+    /// Keeps the workspace when the pipeline is dropped (a monitor can
+    /// still read what the tiles left; `tilewire shmem rm` removes it).
+    pub fn keep_workspace(&mut self, keep: bool) {
+        self.keep = keep;
+    }
+
+    /// Runs the pipeline until it is told to stop or a tile ends by
+    /// itself, then stops it (see the [module docs](self)).
+    ///
+    /// # Errors
+    /// Every failure of the run: a tile that did not start, failed,
+    /// panicked, died, could not drain or did not stop.
+    pub fn run(&self, opts: &RunOptions) -> Result<(), RunError> {
+        self.run_with(opts, |_| {})
+    }
+
+    /// [`Pipeline::run`], calling `tick` with the workspace every
+    /// [`RunOptions::tick`] while the tiles run (to print a monitor's table).
+    ///
+    /// # Errors
+    /// As [`Pipeline::run`].
+    pub fn run_with(
+        &self,
+        opts: &RunOptions,
+        mut tick: impl FnMut(&Workspace),
+    ) -> Result<(), RunError> {
+        let mut running = self.start(opts)?;
+        let until = opts.duration.map(|d| Instant::now() + d);
+        let mut next = Instant::now() + opts.tick;
+        loop {
+            if opts.stop.as_ref().is_some_and(StopFlag::is_stopped)
+                || until.is_some_and(|u| Instant::now() >= u)
+                || running.poll()
+            {
+                break;
+            }
+            if Instant::now() >= next {
+                tick(&self.ws);
+                next += opts.tick;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        running.stop()
+    }
+
+    /// Starts every tile and waits until each runs; the caller then stops
+    /// them with [`Running::stop`] (dropping [`Running`] stops them too).
+    ///
+    /// # Errors
+    /// A tile that could not be started or did not run within
+    /// [`RunOptions::start_timeout`]; the others are stopped then.
+    pub fn start(&self, opts: &RunOptions) -> Result<Running<'_>, RunError> {
+        let mut running = Running {
+            pipeline: self,
+            tiles: Vec::new(),
+            plan: StopPlan::new(&self.topo),
+            stem: opts.stem,
+            failures: Vec::new(),
+            stopped: false,
+        };
+        match self.topo.workspace.mode {
+            Mode::Threads => running.spawn_threads(),
+            Mode::Processes => running.spawn_processes(),
+        }
+        if running.failures.is_empty() {
+            running.wait_started(opts.start_timeout);
+        }
+        if running.failures.is_empty() {
+            Ok(running)
+        } else {
+            Err(running
+                .stop()
+                .expect_err("a run with failures ends in an error"))
+        }
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = Workspace::unlink(self.ws.name());
+        }
+    }
+}
+
+/// How one tile of a running pipeline runs.
+enum Handle {
+    Thread(JoinHandle<Result<RunEnd, PipelineError>>),
+    Process(Child),
+    /// It ended (and was reaped), or never started.
+    Ended,
+}
+
+/// The tiles of a started pipeline. [`Running::stop`] stops them in order;
+/// dropping it does too, discarding the failures.
+pub struct Running<'p> {
+    pipeline: &'p Pipeline,
+    tiles: Vec<Handle>,
+    plan: StopPlan,
+    stem: StemConfig,
+    failures: Vec<TileFailure>,
+    stopped: bool,
+}
+
+impl fmt::Debug for Running<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Running")
+            .field("workspace", &self.pipeline.ws.name())
+            .field("tiles", &self.tiles.len())
+            .field("failures", &self.failures)
+            .finish()
+    }
+}
+
+impl Running<'_> {
+    /// The pipeline's workspace.
+    pub fn workspace(&self) -> &Workspace {
+        &self.pipeline.ws
+    }
+
+    fn name(&self, i: usize) -> &str {
+        &self.pipeline.topo.tiles[i].name
+    }
+
+    fn spawn_threads(&mut self) {
+        let topo = &self.pipeline.topo;
+        for t in &topo.tiles {
+            let (ws_name, topo, name, stem) = (
+                self.pipeline.ws.name().to_owned(),
+                Arc::clone(topo),
+                t.name.clone(),
+                self.stem,
+            );
+            // Each thread maps the workspace itself, so it needs nothing
+            // of the runner's stack and may outlive a runner that gave up
+            // waiting for it.
+            let spawned = std::thread::Builder::new()
+                .name(t.name.clone())
+                .spawn(move || {
+                    let ws = workspace::join(&ws_name)?;
+                    run_tile(&ws, &topo, &name, stem)
+                });
+            match spawned {
+                Ok(h) => self.tiles.push(Handle::Thread(h)),
+                Err(e) => {
+                    self.failures.push(TileFailure::Start {
+                        tile: t.name.clone(),
+                        why: format!("cannot start a thread: {e}"),
+                    });
+                    self.tiles.push(Handle::Ended);
+                }
+            }
+        }
+    }
+
+    fn spawn_processes(&mut self) {
+        let exe = match std::env::current_exe() {
+            Ok(exe) => exe,
+            Err(e) => {
+                for t in &self.pipeline.topo.tiles {
+                    self.failures.push(TileFailure::Start {
+                        tile: t.name.clone(),
+                        why: format!("finding this program to start it again: {e}"),
+                    });
+                    self.tiles.push(Handle::Ended);
+                }
+                return;
+            }
+        };
+        let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+        let stem = format!("{},{}", self.stem.lazy, self.stem.stop_grace.as_millis());
+        for t in &self.pipeline.topo.tiles {
+            let mut cmd = Command::new(&exe);
+            cmd.args(&args)
+                .env(TILE_ENV, format!("{}/{}", self.pipeline.ws.name(), t.name))
+                .env(PARENT_ENV, std::process::id().to_string())
+                .env(STEM_ENV, &stem);
+            // Its own process group: a Ctrl-C at the terminal reaches the
+            // runner alone, which then stops the tiles in order.
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+            match cmd.spawn() {
+                Ok(c) => self.tiles.push(Handle::Process(c)),
+                Err(e) => {
+                    self.failures.push(TileFailure::Start {
+                        tile: t.name.clone(),
+                        why: format!("cannot start {}: {e}", exe.display()),
+                    });
+                    self.tiles.push(Handle::Ended);
+                }
+            }
+        }
+    }
+
+    /// Waits until every tile runs; a tile that ends or does not run in
+    /// time is a failure.
+    fn wait_started(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut all = true;
+            for i in 0..self.tiles.len() {
+                if self.reap(i) {
+                    self.failures.push(TileFailure::Start {
+                        tile: self.name(i).to_owned(),
+                        why: "it ended before it ran (a tile process whose binary does not \
+                              call tilewire_pipeline::tile_main first ends like this)"
+                            .into(),
+                    });
+                    return;
+                }
+                let state = tile_metrics(&self.pipeline.ws, self.name(i)).and_then(|m| m.state());
+                all &= state == Some(TileState::Running);
+            }
+            if all {
+                return;
+            }
+            if Instant::now() >= deadline {
+                for i in 0..self.tiles.len() {
+                    let state =
+                        tile_metrics(&self.pipeline.ws, self.name(i)).and_then(|m| m.state());
+                    if state != Some(TileState::Running) {
+                        self.failures.push(TileFailure::Start {
+                            tile: self.name(i).to_owned(),
+                            why: format!("not running after {timeout:?}"),
+                        });
+                    }
+                }
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Reaps the tiles that ended by themselves and says whether the run
+    /// should end now. In threads mode it should when any tile ended (it
+    /// failed or panicked; the others are stopped). In processes mode a
+    /// tile process that exits is reported when the run ends, and the
+    /// others go on: the tile can be started again by hand (`tilewire
+    /// tile`), and it rejoins its links; the run ends by itself only once
+    /// no tile runs.
+    pub fn poll(&mut self) -> bool {
+        let n = self.tiles.len();
+        let ended: Vec<bool> = (0..n).map(|i| self.reap(i)).collect();
+        match self.pipeline.topo.workspace.mode {
+            Mode::Threads => ended.iter().any(|&e| e),
+            Mode::Processes => (0..n).all(|i| ended[i] && !self.runs_elsewhere(i)),
+        }
+    }
+
+    /// The pid of each tile process this runner started, by tile (none in
+    /// threads mode).
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        self.tiles
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| match h {
+                Handle::Process(c) => Some((self.name(i).to_owned(), c.id())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// True if tile `i` runs in a process this runner did not start (one
+    /// started again by hand after its own died), judged by its metrics.
+    fn runs_elsewhere(&self, i: usize) -> bool {
+        if self.pipeline.topo.workspace.mode != Mode::Processes {
+            return false;
+        }
+        tile_metrics(&self.pipeline.ws, self.name(i)).is_some_and(|m| {
+            let s = m.snapshot();
+            matches!(s.state, Some(TileState::Booting | TileState::Running)) && pid_alive(s.pid)
+        })
+    }
+
+    /// Reaps tile `i` if it ended, recording how; true if it has ended
+    /// (now or before).
+    fn reap(&mut self, i: usize) -> bool {
+        let tile = self.name(i).to_owned();
+        match &mut self.tiles[i] {
+            Handle::Ended => return true,
+            Handle::Thread(h) if !h.is_finished() => return false,
+            Handle::Process(c) => match c.try_wait() {
+                Ok(None) => return false,
+                Ok(Some(status)) => {
+                    if !status.success() {
+                        self.failures.push(TileFailure::Exited { tile, status });
+                    }
+                }
+                Err(e) => self.failures.push(TileFailure::Start {
+                    tile,
+                    why: format!("waiting for its process: {e}"),
+                }),
+            },
+            Handle::Thread(_) => {
+                let Handle::Thread(h) = std::mem::replace(&mut self.tiles[i], Handle::Ended) else {
+                    unreachable!("matched a thread")
+                };
+                match h.join() {
+                    Ok(Ok(end)) if end.pending > 0 => self.failures.push(TileFailure::Held {
+                        tile,
+                        packets: end.pending,
+                    }),
+                    Ok(Ok(_)) => {}
+                    Ok(Err(error)) => self.failures.push(TileFailure::Failed { tile, error }),
+                    Err(panic) => self.failures.push(TileFailure::Panicked {
+                        tile,
+                        message: panic_message(&*panic),
+                    }),
+                }
+                return true;
+            }
+        }
+        self.tiles[i] = Handle::Ended;
+        true
+    }
+
+    /// Stops every tile in order (see [`crate::stop`]) and reports what
+    /// went wrong during the whole run.
+    ///
+    /// # Errors
+    /// Every failure: a tile that failed, panicked or died during the run,
+    /// one that could not drain in its grace time (with the frags it left),
+    /// one that did not stop.
+    pub fn stop(mut self) -> Result<(), RunError> {
+        self.stop_in_order();
+        let failures = std::mem::take(&mut self.failures);
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(RunError { failures })
+        }
+    }
+
+    fn stop_in_order(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        let n = self.tiles.len();
+        // Each tile gets its grace to drain, one after another along the
+        // longest chain, and some time to start and end.
+        let deadline =
+            Instant::now() + self.stem.stop_grace * (n as u32 + 1) + Duration::from_secs(5);
+        let ws = &self.pipeline.ws;
+        loop {
+            let ended: Vec<bool> = (0..n)
+                .map(|i| self.reap(i) && !self.runs_elsewhere(i))
+                .collect();
+            if ended.iter().all(|&e| e) {
+                break;
+            }
+            // A halted tile's producers and progress are final even while
+            // its thread or process is still winding down.
+            let halted: Vec<bool> = (0..n)
+                .map(|i| {
+                    ended[i]
+                        || tile_metrics(ws, self.name(i)).and_then(|m| m.state())
+                            == Some(TileState::Halted)
+                })
+                .collect();
+            for i in (0..n).filter(|&i| !ended[i]) {
+                if self.plan.before[i].iter().all(|&p| halted[p]) {
+                    // Asked again each turn: a tile still booting forgets a
+                    // request made before its metrics were reset.
+                    if let Some(m) = tile_metrics(ws, self.name(i)) {
+                        m.request_drain(self.plan.drain[i]);
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                for i in (0..n).filter(|&i| !ended[i]) {
+                    let tile = self.name(i).to_owned();
+                    if let Handle::Process(c) = &mut self.tiles[i] {
+                        let _ = c.kill();
+                        let _ = c.wait();
+                    }
+                    self.tiles[i] = Handle::Ended;
+                    self.failures.push(TileFailure::DidNotStop { tile });
+                }
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.check_drained();
+    }
+
+    /// Records every drained input that still has frags its consumer never
+    /// read, for the tiles that did not fail otherwise.
+    fn check_drained(&mut self) {
+        let ws = &self.pipeline.ws;
+        let topo = &self.pipeline.topo;
+        let mut found = Vec::new();
+        for (i, t) in topo.tiles.iter().enumerate() {
+            if self.failures.iter().any(|f| f.tile() == t.name) {
+                continue;
+            }
+            for (j, link_name) in t.inputs.iter().enumerate() {
+                if j >= 64 || self.plan.drain[i] & (1 << j) == 0 {
+                    continue;
+                }
+                let (Ok(link), Some(c)) =
+                    (Link::join(ws, link_name), topo.consumer_index(&t.name, j))
+                else {
+                    continue;
+                };
+                let Some(fseq) = link.fseqs().get(c) else {
+                    continue;
+                };
+                let left = link.mcache().seq_query().wrapping_sub(fseq.query()) as i64;
+                if left > 0 {
+                    found.push(TileFailure::Undrained {
+                        tile: t.name.clone(),
+                        link: link_name.clone(),
+                        frags: left as u64,
+                    });
+                }
+            }
+        }
+        self.failures.extend(found);
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.stop_in_order();
+    }
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(a panic without a message)".into())
+}
+
+/// In a process started as a tile, making or running a pipeline means its
+/// `main` did not call [`tile_main`]: refuse, rather than fork again.
+fn refuse_in_tile_process() -> Result<(), PipelineError> {
+    match std::env::var(TILE_ENV) {
+        Ok(tile) => Err(PipelineError::NotATileMain { tile }),
+        Err(_) => Ok(()),
+    }
+}
+
+/// The entry point of a pipeline binary's tile processes; call it first
+/// thing in `main`, with the registry the runner uses. In a process the
+/// runner started as a tile ([`TILE_ENV`] set) it runs that tile until it
+/// is asked to stop or its runner is gone, then exits the process (0 when
+/// the tile halted cleanly, 1 with the reason on stderr otherwise). In any
+/// other process it returns at once.
+pub fn tile_main(registry: &Registry) {
+    let Ok(spec) = std::env::var(TILE_ENV) else {
+        return;
+    };
+    let code = match tile_process(&spec, registry) {
+        Ok(end) if end.pending == 0 => 0,
+        Ok(end) => {
+            eprintln!(
+                "tile {spec}: stopped holding {} packets it could not pass on",
+                end.pending
+            );
+            1
+        }
+        Err(e) => {
+            eprintln!("tile {spec}: {e}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn tile_process(spec: &str, registry: &Registry) -> Result<RunEnd, PipelineError> {
+    let bad = |why: &str| PipelineError::Stored {
+        name: spec.to_owned(),
+        why: why.to_owned(),
+    };
+    let (ws, tile) = spec
+        .split_once('/')
+        .ok_or_else(|| bad("TILEWIRE_TILE must be WORKSPACE/TILE"))?;
+    let parent = std::env::var(PARENT_ENV).ok().and_then(|p| p.parse().ok());
+    let mut stem = StemConfig::default();
+    if let Some((lazy, grace)) = std::env::var(STEM_ENV)
+        .ok()
+        .as_deref()
+        .and_then(|s| s.split_once(','))
+    {
+        stem.lazy = lazy.parse().unwrap_or(stem.lazy);
+        stem.stop_grace = grace
+            .parse()
+            .map(Duration::from_millis)
+            .unwrap_or(stem.stop_grace);
+    }
+    run_tile_process(ws, tile, parent, registry, stem)
+}
+
+/// Runs tile `tile` of the running pipeline in workspace `ws` in this
+/// process until it is asked to stop, Ctrl-C or SIGTERM arrive, or (with
+/// `parent`) that process is gone; `tilewire tile` is this. A tile started
+/// again after a crash rejoins its links where its predecessor left them.
+///
+/// # Errors
+/// The workspace or its stored topology cannot be read (against
+/// `registry`), or the tile cannot be built.
+pub fn run_tile_process(
+    ws: &str,
+    tile: &str,
+    parent: Option<u32>,
+    registry: &Registry,
+    stem: StemConfig,
+) -> Result<RunEnd, PipelineError> {
+    let ws = workspace::join(ws)?;
+    let topo = workspace::stored_topology(&ws, registry)?;
+    let signals = StopFlag::on_signals()?;
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let watcher = s.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                let parent_gone = parent.is_some_and(|p| !pid_alive(p));
+                // Asked again every turn until the tile ended: a request
+                // made while it was still starting would be lost.
+                if signals.is_stopped() || parent_gone {
+                    if let Some(m) = tile_metrics(&ws, tile) {
+                        m.request_stop();
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+        let r = run_tile(&ws, &topo, tile, stem);
+        done.store(true, Ordering::Relaxed);
+        let _ = watcher.join();
+        r
+    })
+}
