@@ -35,14 +35,38 @@
 //!
 //! # Stopping
 //!
-//! [`TileMetricsHandle::request_stop`] (from any thread or process joined to
-//! the workspace) asks a tile to stop; the loop sees it at its next
-//! housekeeping. It then polls no more input, and keeps calling
-//! [`Tile::after_credit`] and [`Tile::housekeeping`] until
-//! [`Tile::pending`] is zero (whatever the tile had taken in got out) or
-//! [`StemConfig::stop_grace`] passed. Finally every input publishes its
-//! exact progress, every output its position, the metrics are written and
-//! the state set to [`TileState::Halted`]: a tile started again on the same
+//! A tile can be asked, from any thread or process joined to the
+//! workspace, for one of two stops. The loop sees either at its next
+//! housekeeping (until then it reads every input as before; the running
+//! loop looks for nothing else), and [`StemConfig::stop_grace`] bounds
+//! what follows, counted from then.
+//!
+//! - **Stop now** ([`TileMetricsHandle::request_stop`]): the loop polls no
+//!   more input, and keeps calling [`Tile::after_credit`] and
+//!   [`Tile::housekeeping`] until [`Tile::pending`] is zero (whatever the
+//!   tile had taken in got out) or the grace passed. What is still on its
+//!   input links stays there, for whoever reads them next.
+//! - **Drain, then stop** ([`TileMetricsHandle::request_drain`], with a
+//!   mask of inputs): the loop runs on as usual (credits, back-pressure,
+//!   every callback, housekeeping) but polls only the inputs of the mask,
+//!   in turn; the others are not polled again, their frags stay on their
+//!   links. It is done once every input of the mask was found caught up
+//!   (its latest poll found nothing new; a frag the tile answered
+//!   [`Filter::Retry`] is not caught up) and [`Tile::pending`] is zero.
+//!   Caught up means drained only if nothing more will come: ask for a
+//!   drain once the producers of those inputs halted (a pipeline stops its
+//!   tiles in topological order, sources first, each once everything
+//!   upstream of it halted), and nothing published over a reliable link
+//!   is lost by the stop. When the grace passes first, or a stop now is
+//!   asked meanwhile, the tile stops as a stop now does, and
+//!   [`RunEnd::unread`] says how many frags it left on the inputs of the
+//!   mask. A drain with no input of the tile in its mask is a stop now.
+//!
+//! Either way the tile ends the same: every input publishes its exact
+//! progress, every output its position, the metrics are written and the
+//! state set to [`TileState::Halted`], and [`Stem::run`] returns a
+//! [`RunEnd`] with what was left ([`RunEnd::pending`] in the tile's hands,
+//! [`RunEnd::unread`] on drained inputs). A tile started again on the same
 //! links continues where this one stopped.
 //!
 //! # Crashes
@@ -72,10 +96,13 @@ use tilewire_shmem::{check_name, AddrError, AllocError, JoinError, NewError, Reg
 
 use crate::hist::{Hist, HistHandle};
 use crate::link::consumer::{Consumer, Next};
-use crate::link::frag::{FragMeta, CTL_ERR, CTL_PKT};
+use crate::link::frag::{seq_diff, FragMeta, CTL_ERR, CTL_PKT};
 use crate::link::producer::{Backpressure, Producer};
 use crate::link::{Link, LinkError};
-use crate::stem::metrics::{TileLayout, TileMetrics, TileMetricsHandle, TileState, COUNTERS_MAX};
+use crate::link::mcache::{MCacheHandle, Peek};
+use crate::stem::metrics::{
+    StopRequest, TileLayout, TileMetrics, TileMetricsHandle, TileState, COUNTERS_MAX,
+};
 
 /// What [`Tile::before_frag`] decides about a frag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,8 +271,9 @@ pub trait Tile {
 
     /// Packets the tile has taken from its inputs and not yet passed on.
     /// A stopping tile keeps running its `after_credit` and `housekeeping`
-    /// until this is zero (or the grace time ends; whatever it still holds
-    /// then is not counted as read, see [`Tile::held`]).
+    /// (a draining one, every callback) until this is zero (or the grace
+    /// time ends; whatever it still holds then is not counted as read, see
+    /// [`Tile::held`]).
     fn pending(&self) -> usize {
         0
     }
@@ -308,7 +336,9 @@ pub struct StemConfig {
     /// Mean loop iterations between housekeeping runs (each interval is
     /// drawn uniformly from `[lazy/2, 3*lazy/2)`).
     pub lazy: u64,
-    /// Longest a stopping tile waits for [`Tile::pending`] to reach zero.
+    /// Longest a stopping tile drains its inputs and waits for
+    /// [`Tile::pending`] to reach zero, counted from when it saw the
+    /// request.
     pub stop_grace: Duration,
 }
 
@@ -460,6 +490,79 @@ pub struct RunEnd {
     /// [`Tile::pending`] when the loop gave up waiting for it (0 on a
     /// clean stop): packets the tile took in and could not pass on.
     pub pending: usize,
+    /// Frags left unread on the inputs a drain was asked for, counted at
+    /// the halt: on each of those inputs, the frags its link published
+    /// past the tile's seq that are still on the ring (an unreliable
+    /// input's frags already overrun are lost, not unread). 0 after a
+    /// drain that finished while its producers stayed halted, and after a
+    /// plain stop (its inputs are not drained, so not counted).
+    pub unread: u64,
+}
+
+impl RunEnd {
+    /// Frags the tile left behind: [`RunEnd::unread`] on its inputs plus
+    /// [`RunEnd::pending`] in its hands. 0 when the stop lost nothing.
+    pub fn left(&self) -> u64 {
+        self.unread + self.pending as u64
+    }
+}
+
+/// Which inputs one iteration may poll.
+#[derive(Debug, Clone, Copy)]
+enum Read {
+    /// Every input in turn (running).
+    All,
+    /// The inputs whose bit is set, in turn (draining; never 0).
+    Only(u64),
+    /// None (stopping).
+    Nothing,
+}
+
+/// What one iteration's poll found.
+#[derive(Debug, Clone, Copy)]
+enum Polled {
+    /// No input was polled (back-pressure, or none to read).
+    Nothing,
+    /// Input `i` had nothing new: it is caught up.
+    Empty(usize),
+    /// Input `i` had something (a frag, a frag to retry, an overrun): it
+    /// is not caught up.
+    Busy(usize),
+}
+
+/// The input to poll after `from` among those of `mask` (not 0, and only
+/// bits of inputs that exist): the first at or after `from`, else the
+/// first.
+#[inline]
+fn next_of(mask: u64, from: usize) -> usize {
+    let later = mask >> from;
+    if later != 0 {
+        from + later.trailing_zeros() as usize
+    } else {
+        mask.trailing_zeros() as usize
+    }
+}
+
+/// Frags published on `mc` at or past `seq` and still on the ring: what a
+/// consumer at `seq` has left to read. An O(depth) scan of the ring when
+/// the frag at `seq` is there; one load when it is not.
+fn unread_from(mc: &MCacheHandle<'_>, seq: u64) -> u64 {
+    if mc.peek(seq) == Peek::NotYet {
+        return 0;
+    }
+    // The producer's next seq: its published position (refreshed at its
+    // housekeeping), or one past the newest frag on any line if later (a
+    // producer still running is ahead of what it published).
+    let published = mc.seq_query();
+    let newest = mc.newest_seq().wrapping_add(1);
+    let next = if seq_diff(newest, published) > 0 {
+        newest
+    } else {
+        published
+    };
+    // Frags more than a ring behind `next` were overwritten: an unreliable
+    // consumer lost them, they are not left to read.
+    seq_diff(next, seq).clamp(0, mc.depth() as i64) as u64
 }
 
 /// A tile with its links, ready to run.
@@ -469,6 +572,8 @@ pub struct Stem<'w, T: Tile> {
     tile: T,
     config: StemConfig,
     inputs: Vec<Consumer<'w>>,
+    /// Each input link's mcache, where a stop counts what was left unread.
+    input_mcaches: Vec<MCacheHandle<'w>>,
     latency: Vec<HistHandle<'w>>,
     outputs: Vec<Producer<'w>>,
     metrics: TileMetricsHandle<'w>,
@@ -564,6 +669,7 @@ impl<'w, T: Tile> Stem<'w, T> {
                 ..config
             },
             inputs: consumers,
+            input_mcaches: inputs.iter().map(|(l, _)| *l.mcache()).collect(),
             latency,
             outputs: outputs.iter().map(|l| l.producer()).collect(),
             metrics,
@@ -681,44 +787,48 @@ impl<'w, T: Tile> Stem<'w, T> {
         }
     }
 
-    /// One iteration, steps 2 to 8 of the module docs.
-    #[inline]
-    fn step(&mut self, read_inputs: bool) {
+    /// One iteration, steps 2 to 8 of the module docs, polling one of the
+    /// inputs `read` allows. Always inlined, and always called with a
+    /// constant `read`, so the running loop's `Read::All` costs nothing
+    /// over a loop that had no choice.
+    #[inline(always)]
+    fn step(&mut self, read: Read) -> Polled {
         self.tile.before_credit(&mut Outputs {
             producers: &mut self.outputs,
         });
         if !self.credits_ok() {
-            return;
+            return Polled::Nothing;
         }
         let mut out = Outputs {
             producers: &mut self.outputs,
         };
         self.tile.after_credit(&mut out);
-        if !read_inputs || self.inputs.is_empty() {
-            return;
-        }
-        let i = self.next_input;
+        let i = match read {
+            Read::All if !self.inputs.is_empty() => self.next_input,
+            Read::Only(mask) => next_of(mask, self.next_input),
+            Read::All | Read::Nothing => return Polled::Nothing,
+        };
         self.next_input = if i + 1 == self.inputs.len() { 0 } else { i + 1 };
         let input = &mut self.inputs[i];
         let meta = match input.next_frag() {
             Next::Empty => {
                 self.tile.end_of_burst(i, &mut out);
                 input.hold(self.tile.held(i));
-                return;
+                return Polled::Empty(i);
             }
-            Next::Overrun { .. } => return,
+            Next::Overrun { .. } => return Polled::Busy(i),
             Next::Ready(meta) => meta,
         };
         match self.tile.before_frag(i, meta.seq, meta.sig) {
             Filter::Process => {}
             Filter::Skip => {
                 input.skip(meta.sz);
-                return;
+                return Polled::Busy(i);
             }
-            Filter::Retry => return,
+            Filter::Retry => return Polled::Busy(i),
         }
         let Some(payload) = input.payload(&meta) else {
-            return;
+            return Polled::Busy(i);
         };
         self.tile.during_frag(i, &meta, payload);
         // Until after_frag says otherwise, count this frag as held: a
@@ -726,16 +836,46 @@ impl<'w, T: Tile> Stem<'w, T> {
         input.hold(self.tile.held(i) + 1);
         if !input.finish(&meta) {
             input.hold(self.tile.held(i));
-            return;
+            return Polled::Busy(i);
         }
         self.latency[i].record(u64::from(meta.tspub.wrapping_sub(meta.tsorig)));
         self.tile.after_frag(i, &meta, &mut out);
         input.hold(self.tile.held(i));
+        Polled::Busy(i)
     }
 
-    /// Runs the loop until a stop is requested (see the module docs), then
-    /// leaves every link consistent and the tile [`TileState::Halted`].
-    /// A stem may run again after it halted.
+    /// The drain of a stop: runs the loop as usual but polls only the
+    /// inputs of `mask` (not 0), until each of them was found caught up
+    /// and [`Tile::pending`] is zero, or (looked at each housekeeping) the
+    /// clock passed `deadline` or a plain stop was asked.
+    fn drain(&mut self, mask: u64, deadline: u64) {
+        // Inputs of `mask` whose latest poll found nothing new.
+        let mut caught = 0u64;
+        loop {
+            let due = self.next_housekeeping;
+            while self.loops < due {
+                self.loops += 1;
+                match self.step(Read::Only(mask)) {
+                    Polled::Empty(i) => {
+                        caught |= 1 << i;
+                        if caught == mask && self.tile.pending() == 0 {
+                            return;
+                        }
+                    }
+                    Polled::Busy(i) => caught &= !(1 << i),
+                    Polled::Nothing => {}
+                }
+            }
+            self.housekeeping();
+            if mono_ns() >= deadline || self.metrics.stop_request() == StopRequest::Now {
+                return;
+            }
+        }
+    }
+
+    /// Runs the loop until a stop or a drain is requested (see the module
+    /// docs), then leaves every link consistent and the tile
+    /// [`TileState::Halted`]. A stem may run again after it halted.
     pub fn run(&mut self) -> RunEnd {
         let first = self.loops;
         if self.metrics.state() == Some(TileState::Halted) {
@@ -745,29 +885,53 @@ impl<'w, T: Tile> Stem<'w, T> {
         }
         self.metrics.set_state(TileState::Running);
         self.housekeeping();
-        while !self.metrics.stop_requested() {
+        let mut request = self.metrics.stop_request();
+        while request == StopRequest::None {
             let due = self.next_housekeeping;
             while self.loops < due {
                 self.loops += 1;
-                self.step(true);
+                self.step(Read::All);
             }
             self.housekeeping();
+            request = self.metrics.stop_request();
+        }
+        self.stop(request, first)
+    }
+
+    /// What [`Stem::run`] does once it saw `request` (see the module docs):
+    /// drain, wait for what is pending, publish, halt. Out of line, so the
+    /// running loop's code is the same as a loop with no stop at all.
+    #[inline(never)]
+    fn stop(&mut self, request: StopRequest, first: u64) -> RunEnd {
+        let deadline = mono_ns() + self.config.stop_grace.as_nanos() as u64;
+        // Draining: read the inputs asked for until they are caught up.
+        let all = (1u64 << self.inputs.len()) - 1;
+        let drained = match request {
+            StopRequest::Drain { inputs } => inputs & all,
+            _ => 0,
+        };
+        if drained != 0 {
+            self.drain(drained, deadline);
         }
         // Stopping: take nothing more in; let the tile pass on what it has.
-        let deadline = mono_ns() + self.config.stop_grace.as_nanos() as u64;
         while self.tile.pending() > 0 && mono_ns() < deadline {
             for _ in 0..64 {
                 self.loops += 1;
-                self.step(false);
+                self.step(Read::Nothing);
             }
             self.housekeeping();
         }
         self.end_backpressure();
         self.housekeeping();
+        let unread = (0..self.inputs.len())
+            .filter(|i| drained & (1 << i) != 0)
+            .map(|i| unread_from(&self.input_mcaches[i], self.inputs[i].seq()))
+            .sum();
         self.metrics.set_state(TileState::Halted);
         RunEnd {
             loops: self.loops - first,
             pending: self.tile.pending(),
+            unread,
         }
     }
 }
