@@ -15,12 +15,12 @@ use common::{payload, TestWs};
 use tilewire_aio::{Aio, PktInfo, PktMeta, SendError};
 use tilewire_shmem::clock::mono_ts;
 use tilewire_shmem::load_bytes;
-use tilewire_tile::drain::{Drain, BATCH_MAX};
-use tilewire_tile::frag::{FragMeta, CTL_PKT};
-use tilewire_tile::fseq::DIAG_PUB_CNT;
+use tilewire_tile::link::frag::{FragMeta, CTL_PKT};
+use tilewire_tile::link::fseq::DIAG_PUB_CNT;
+use tilewire_tile::link::tx::LinkTx;
 use tilewire_tile::link::{Link, Reliability::*};
-use tilewire_tile::link_tx::LinkTx;
-use tilewire_tile::metrics::{StopRequest, TileMetricsHandle, TileState};
+use tilewire_tile::stem::drain::{Drain, BATCH_MAX};
+use tilewire_tile::stem::metrics::{StopRequest, TileMetricsHandle, TileState};
 use tilewire_tile::stem::{Filter, Outputs, RunEnd, Stem, StemConfig, Tile};
 
 const MTU: usize = 1232;

@@ -97,9 +97,9 @@ use tilewire_shmem::{check_name, AddrError, AllocError, JoinError, NewError, Reg
 use crate::hist::{Hist, HistHandle};
 use crate::link::consumer::{Consumer, Next};
 use crate::link::frag::{seq_diff, FragMeta, CTL_ERR, CTL_PKT};
+use crate::link::mcache::{MCacheHandle, Peek};
 use crate::link::producer::{Backpressure, Producer};
 use crate::link::{Link, LinkError};
-use crate::link::mcache::{MCacheHandle, Peek};
 use crate::stem::metrics::{
     StopRequest, TileLayout, TileMetrics, TileMetricsHandle, TileState, COUNTERS_MAX,
 };
