@@ -1,5 +1,116 @@
 //! tilewire-tile: links between tiles, and the tile run loop.
 //!
+//! ```
+//! use core::sync::atomic::AtomicU8;
+//! use std::time::Duration;
+//!
+//! use tilewire_pipeline::{BuildCtx, BuildError, IoCounts, Pipeline, Registry, RunOptions, TileKind};
+//! use tilewire_tile::link::frag::FragMeta;
+//! use tilewire_tile::stem::{Filter, FragCopy, Outputs, Tile};
+//!
+//! /// A tile of your own: passes on every `every`-th frag of its input.
+//! struct Sample {
+//!     every: u64,
+//!     copy: FragCopy,
+//!     kept: u64,
+//! }
+//!
+//! impl Tile for Sample {
+//!     fn kind(&self) -> &str {
+//!         "sample"
+//!     }
+//!     fn counters(&self) -> &'static [&'static str] {
+//!         &["kept"]
+//!     }
+//!     // Decided on the seq alone: skipped frags are never read.
+//!     fn before_frag(&mut self, _input: usize, seq: u64, _sig: u64) -> Filter {
+//!         if seq % self.every == 0 { Filter::Process } else { Filter::Skip }
+//!     }
+//!     // A speculative read: copy now, act once the read proved good.
+//!     fn during_frag(&mut self, _input: usize, meta: &FragMeta, payload: &[AtomicU8]) {
+//!         self.copy.copy(meta, payload);
+//!     }
+//!     fn after_frag(&mut self, _input: usize, meta: &FragMeta, out: &mut Outputs<'_, '_>) {
+//!         let packet = self.copy.packet(meta);
+//!         if out.publish_packet(0, packet, meta.sig, meta.ctl, meta.tsorig).is_ok() {
+//!             self.kept += 1;
+//!         }
+//!     }
+//!     fn metrics_write(&mut self, counters: &mut [u64]) {
+//!         counters[0] = self.kept;
+//!     }
+//! }
+//!
+//! /// How a topology names it, and its parameters.
+//! struct SampleKind;
+//!
+//! #[derive(Debug, serde::Deserialize)]
+//! #[serde(deny_unknown_fields)]
+//! struct SampleParams {
+//!     every: u64,
+//! }
+//!
+//! impl TileKind for SampleKind {
+//!     type Params = SampleParams;
+//!     fn name(&self) -> &str {
+//!         "sample"
+//!     }
+//!     fn io(&self) -> IoCounts {
+//!         IoCounts::new(1..=1, 1..=1)
+//!     }
+//!     fn build<'w>(&self, p: &SampleParams, _: &mut BuildCtx<'w, '_>)
+//!         -> Result<Box<dyn Tile + 'w>, BuildError>
+//!     {
+//!         Ok(Box::new(Sample { every: p.every.max(1), copy: FragCopy::new(), kept: 0 }))
+//!     }
+//! }
+//!
+//! let registry = Registry::with_builtins().with(SampleKind)?;
+//! let topo = registry.parse(r#"
+//!     [workspace]
+//!     name = "doc-tile-sample"
+//!
+//!     [[link]]
+//!     name = "all"
+//!     depth = 256
+//!
+//!     [[link]]
+//!     name = "some"
+//!     depth = 256
+//!
+//!     [[tile]]
+//!     name = "gen"
+//!     kind = "gen"
+//!     outputs = ["all"]
+//!     params = { count = 1000 }
+//!
+//!     [[tile]]
+//!     name = "sample"
+//!     kind = "sample"
+//!     inputs = ["all"]
+//!     outputs = ["some"]
+//!     params = { every = 10 }
+//!
+//!     [[tile]]
+//!     name = "sink"
+//!     kind = "sink"
+//!     inputs = ["some"]
+//! "#)?;
+//! let pipeline = Pipeline::create(topo)?;
+//! // However soon the stop comes, it drains: what gen sent is counted.
+//! pipeline.run(&RunOptions::new().duration(Duration::from_millis(200)))?;
+//! let ws = pipeline.workspace();
+//! let sent = tilewire_pipeline::tile_metrics(ws, "gen").unwrap().snapshot().counters[0].1;
+//! let sunk = tilewire_pipeline::tile_metrics(ws, "sink").unwrap().snapshot().counters[0].1;
+//! assert_eq!(sunk, sent.div_ceil(10));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! (The registry, topologies and the runner are
+//! [tilewire-pipeline](https://docs.rs/tilewire-pipeline)'s; this crate is
+//! what a tile is made of and runs on, and depends on nothing heavier than
+//! the workspace and aio crates.)
+//!
 //! A *tile* is a single-threaded loop pinned to a core that does one job.
 //! Tiles hand packets to each other through *links* in a shared-memory
 //! workspace, so a packet crosses the pipeline without a copy between
