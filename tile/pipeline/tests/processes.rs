@@ -1,0 +1,176 @@
+//! The runner in processes mode, from this test's own binary: a tile per
+//! process, each this binary started again, so `main` calls `tile_main`
+//! first, as a user's pipeline binary does (this test has no libtest
+//! harness for that reason; it prints libtest's summary line itself).
+//!
+//! - a stop loses nothing: gen -> forward -> batch (holding frags) -> sink;
+//! - a binary that forgot `tile_main`: a clear error, no fork loop, no hang.
+
+mod runner_support;
+
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use runner_support::{assert_drained, counter, exists, registry, ws_name};
+use tilewire_pipeline::{tile_main, Pipeline, RunOptions, TILE_ENV};
+
+/// Set for a run of this binary that plays a user binary without the
+/// `tile_main` call.
+const FORGET: &str = "TILEWIRE_TEST_FORGET_TILE_MAIN";
+
+fn topology(ws: &str) -> String {
+    format!(
+        r#"[workspace]
+name = "{ws}"
+mode = "processes"
+
+[[link]]
+name = "a"
+depth = 512
+
+[[link]]
+name = "b"
+depth = 512
+
+[[link]]
+name = "c"
+depth = 512
+
+[[tile]]
+name = "gen"
+kind = "gen"
+outputs = ["a"]
+params = {{ rate = 200000, burst = 16 }}
+
+[[tile]]
+name = "fwd"
+kind = "forward"
+inputs = ["a"]
+outputs = ["b"]
+
+[[tile]]
+name = "batch"
+kind = "batch"
+inputs = ["b"]
+outputs = ["c"]
+params = {{ size = 64 }}
+
+[[tile]]
+name = "sink"
+kind = "sink"
+inputs = ["c"]
+"#
+    )
+}
+
+fn main() -> ExitCode {
+    if std::env::var_os(FORGET).is_some() {
+        return forgetful_main();
+    }
+    tile_main(&registry());
+    let tests: [(&str, fn()); 2] = [
+        (
+            "a_stop_in_processes_mode_delivers_every_frag_gen_sent",
+            a_stop_in_processes_mode_delivers_every_frag_gen_sent,
+        ),
+        (
+            "a_binary_that_forgot_tile_main_fails_clearly_without_a_fork_loop",
+            a_binary_that_forgot_tile_main_fails_clearly_without_a_fork_loop,
+        ),
+    ];
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let (mut passed, mut failed) = (0, 0);
+    for (name, test) in tests {
+        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        match std::panic::catch_unwind(test) {
+            Ok(()) => {
+                println!("test {name} ... ok");
+                passed += 1;
+            }
+            Err(_) => {
+                println!("test {name} ... FAILED");
+                failed += 1;
+            }
+        }
+    }
+    let verdict = if failed == 0 { "ok" } else { "FAILED" };
+    println!("\ntest result: {verdict}. {passed} passed; {failed} failed; 0 ignored; 0 measured; 0 filtered out\n");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn a_stop_in_processes_mode_delivers_every_frag_gen_sent() {
+    let name = ws_name("procs");
+    let topo = registry().parse(&topology(&name)).unwrap();
+    let p = Pipeline::create(topo).unwrap();
+    p.run(&RunOptions::new().duration(Duration::from_millis(700)))
+        .unwrap();
+    let ws = p.workspace();
+    let sent = counter(ws, "gen", "sent");
+    assert!(sent > 1000, "gen ran: {sent}");
+    assert_eq!(counter(ws, "fwd", "forwarded"), sent);
+    assert_eq!(counter(ws, "batch", "passed"), sent);
+    assert_eq!(
+        counter(ws, "sink", "frags"),
+        sent,
+        "the sink got all gen sent"
+    );
+    assert_drained(&p);
+    eprintln!("processes mode: gen sent {sent}, the sink got {sent}");
+    drop(p);
+    assert!(!exists(&name), "the workspace is removed");
+}
+
+/// A user binary that makes the pipeline without calling `tile_main`: in
+/// its tile processes it makes the pipeline again.
+fn forgetful_main() -> ExitCode {
+    let name = std::env::var("TILEWIRE_TEST_WS").expect("the workspace name");
+    let run = || -> Result<(), Box<dyn std::error::Error>> {
+        let topo = registry().parse(&topology(&name))?;
+        let p = Pipeline::create(topo)?;
+        p.run(&RunOptions::new().duration(Duration::from_millis(200)))?;
+        Ok(())
+    };
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("forgetful: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn a_binary_that_forgot_tile_main_fails_clearly_without_a_fork_loop() {
+    let name = ws_name("forgot");
+    let start = Instant::now();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .env(FORGET, "1")
+        .env("TILEWIRE_TEST_WS", &name)
+        .env_remove(TILE_ENV)
+        .output()
+        .unwrap();
+    let took = start.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stderr}");
+    assert!(!out.status.success(), "the run fails");
+    assert!(took < Duration::from_secs(20), "no hang: {took:?}");
+    // Each of the 4 tile processes refused to make a pipeline, once: no
+    // tile process started another.
+    let refused = stderr
+        .matches("call tilewire_pipeline::tile_main(&registry) first thing in main")
+        .count();
+    assert_eq!(refused, 4, "{stderr}");
+    assert!(
+        stderr.contains("it ended before it ran"),
+        "the runner says which tile never ran: {stderr}"
+    );
+    assert!(!exists(&name), "the workspace is removed");
+}

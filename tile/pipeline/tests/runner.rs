@@ -1,0 +1,392 @@
+//! The runner in threads mode: kinds of a user's own registered beside the
+//! built-ins, a stop that loses nothing (through a tile that holds frags,
+//! and around a cycle with an unreliable edge), and what goes wrong: a
+//! kind registered twice, an unregistered kind, params that do not
+//! deserialize, a build that fails, a tile that panics, a drain that
+//! cannot finish.
+
+mod runner_support;
+
+use std::time::Duration;
+
+use runner_support::{assert_drained, counter, exists, registry, ws_name, BatchKind};
+use tilewire_pipeline::{Pipeline, Registry, RegistryError, RunOptions, TileFailure, Topology};
+use tilewire_tile::stem::metrics::TileState;
+use tilewire_tile::stem::StemConfig;
+
+fn chain(ws: &str, middle: &str, params: &str) -> String {
+    format!(
+        r#"[workspace]
+name = "{ws}"
+
+[[link]]
+name = "a"
+depth = 256
+
+[[link]]
+name = "b"
+depth = 256
+
+[[tile]]
+name = "gen"
+kind = "gen"
+outputs = ["a"]
+params = {{ burst = 8 }}
+
+[[tile]]
+name = "mid"
+kind = "{middle}"
+inputs = ["a"]
+outputs = ["b"]
+{params}
+
+[[tile]]
+name = "sink"
+kind = "sink"
+inputs = ["b"]
+"#
+    )
+}
+
+fn run(topo: Topology, opts: &RunOptions) -> (Pipeline, Result<(), tilewire_pipeline::RunError>) {
+    let p = Pipeline::create(topo).unwrap();
+    let r = p.run(opts);
+    (p, r)
+}
+
+// ---- registering --------------------------------------------------------
+
+#[test]
+fn a_kind_registered_twice_is_refused() {
+    let r = Registry::with_builtins().with(BatchKind).unwrap();
+    let e = r.with(BatchKind).unwrap_err();
+    assert_eq!(
+        e,
+        RegistryError::Duplicate {
+            name: "batch".into()
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        "a tile kind named \"batch\" is registered already"
+    );
+    // A built-in name is taken too.
+    struct Sink;
+    impl tilewire_pipeline::TileKind for Sink {
+        type Params = tilewire_pipeline::NoParams;
+        fn name(&self) -> &str {
+            "sink"
+        }
+        fn io(&self) -> tilewire_pipeline::IoCounts {
+            tilewire_pipeline::IoCounts::new(1..=1, 0..=0)
+        }
+        fn build<'w>(
+            &self,
+            _: &tilewire_pipeline::NoParams,
+            _: &mut tilewire_pipeline::BuildCtx<'w, '_>,
+        ) -> Result<Box<dyn tilewire_tile::stem::Tile + 'w>, tilewire_pipeline::BuildError>
+        {
+            unreachable!("never registered")
+        }
+    }
+    assert!(matches!(
+        Registry::with_builtins().with(Sink),
+        Err(RegistryError::Duplicate { name }) if name == "sink"
+    ));
+}
+
+#[test]
+fn a_kind_name_must_be_usable() {
+    struct Named(&'static str);
+    impl tilewire_pipeline::TileKind for Named {
+        type Params = tilewire_pipeline::NoParams;
+        fn name(&self) -> &str {
+            self.0
+        }
+        fn io(&self) -> tilewire_pipeline::IoCounts {
+            tilewire_pipeline::IoCounts::new(1..=1, 0..=0)
+        }
+        fn build<'w>(
+            &self,
+            _: &tilewire_pipeline::NoParams,
+            _: &mut tilewire_pipeline::BuildCtx<'w, '_>,
+        ) -> Result<Box<dyn tilewire_tile::stem::Tile + 'w>, tilewire_pipeline::BuildError>
+        {
+            unreachable!("never registered")
+        }
+    }
+    for bad in ["", "Verify", "9lives", "sig verify", &"x".repeat(33)] {
+        let name: &'static str = Box::leak(bad.to_owned().into_boxed_str());
+        let e = Registry::new().with(Named(name)).unwrap_err();
+        assert!(matches!(e, RegistryError::BadName { .. }), "{bad:?}: {e}");
+    }
+    assert!(Registry::new().with(Named("sig-verify2")).is_ok());
+}
+
+#[test]
+fn a_topology_naming_an_unregistered_kind_lists_the_registered_ones() {
+    let e = registry().parse(&chain("unreg", "verify", "")).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.starts_with("line 20: tile \"mid\": `kind` names the unknown tile kind \"verify\""),
+        "{msg}"
+    );
+    assert!(
+        msg.ends_with("(registered: net-xdp, net-udp, dedup, echo, forward, sink, pcap, gen, batch, stuck, boom, no-build, bounce)"),
+        "{msg}"
+    );
+    // A registry without the built-ins knows only its own.
+    let own = Registry::new().with(BatchKind).unwrap();
+    let msg = own
+        .parse(&chain("unreg2", "verify", ""))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("unknown tile kind \"gen\" (registered: batch)"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn params_that_do_not_deserialize_are_reported_at_their_line_and_field() {
+    let bad = |params: &str| {
+        registry()
+            .parse(&chain("params", "batch", params))
+            .unwrap_err()
+            .to_string()
+    };
+    assert_eq!(
+        bad("params = { size = \"four\" }"),
+        "line 23: tile \"mid\" params: `size` must be an integer, found the string \"four\""
+    );
+    assert_eq!(
+        bad("params = { size = 4, colour = \"red\" }"),
+        "line 23: tile \"mid\" params: unknown field `colour` (expected one of: size)"
+    );
+    assert_eq!(
+        bad(""),
+        "line 18: tile \"mid\" params: missing required field `size`"
+    );
+    assert_eq!(
+        bad("[tile.params]\nsize = -1"),
+        "line 24: tile \"mid\" params: `size` must be in 0..=18446744073709551615, found -1"
+    );
+}
+
+// ---- stopping -----------------------------------------------------------
+
+#[test]
+fn a_stop_in_threads_mode_delivers_every_frag_gen_sent() {
+    for _ in 0..3 {
+        let topo = registry()
+            .parse(&chain(&ws_name("chain"), "forward", ""))
+            .unwrap();
+        let (p, r) = run(
+            topo,
+            &RunOptions::new().duration(Duration::from_millis(200)),
+        );
+        r.unwrap();
+        let ws = p.workspace();
+        let sent = counter(ws, "gen", "sent");
+        assert!(sent > 1000, "gen ran: {sent}");
+        assert_eq!(counter(ws, "mid", "forwarded"), sent);
+        assert_eq!(
+            counter(ws, "sink", "frags"),
+            sent,
+            "the sink got all gen sent"
+        );
+        assert_drained(&p);
+    }
+}
+
+#[test]
+fn a_stop_drains_a_tile_that_holds_frags() {
+    let topo = registry()
+        .parse(&chain(&ws_name("batch"), "batch", "params = { size = 32 }"))
+        .unwrap();
+    let (p, r) = run(
+        topo,
+        &RunOptions::new().duration(Duration::from_millis(200)),
+    );
+    r.unwrap();
+    let ws = p.workspace();
+    let sent = counter(ws, "gen", "sent");
+    assert!(sent > 1000, "gen ran: {sent}");
+    assert_eq!(counter(ws, "mid", "passed"), sent);
+    assert_eq!(counter(ws, "sink", "frags"), sent);
+    assert_drained(&p);
+}
+
+#[test]
+fn a_cycle_with_an_unreliable_edge_stops_without_losing_a_reliable_frag() {
+    // gen -> merge -> bounce -> sink, and bounce -> merge again over the
+    // unreliable `back`: each packet goes round once. Synthetic frames
+    // carry dst port 9000 as their sig, so they come in even.
+    let text = format!(
+        r#"[workspace]
+name = "{}"
+
+[[link]]
+name = "fresh"
+depth = 256
+
+[[link]]
+name = "mixed"
+depth = 256
+
+[[link]]
+name = "back"
+depth = 4096
+reliable = false
+
+[[link]]
+name = "out"
+depth = 256
+
+[[tile]]
+name = "gen"
+kind = "gen"
+outputs = ["fresh"]
+params = {{ rate = 100000, burst = 8 }}
+
+[[tile]]
+name = "merge"
+kind = "forward"
+inputs = ["fresh", "back"]
+outputs = ["mixed"]
+
+[[tile]]
+name = "bounce"
+kind = "bounce"
+inputs = ["mixed"]
+outputs = ["out", "back"]
+
+[[tile]]
+name = "sink"
+kind = "sink"
+inputs = ["out"]
+"#,
+        ws_name("cycle")
+    );
+    let topo = registry().parse(&text).unwrap();
+    let (p, r) = run(
+        topo,
+        &RunOptions::new().duration(Duration::from_millis(300)),
+    );
+    r.unwrap();
+    let ws = p.workspace();
+    let (sent, out, back) = (
+        counter(ws, "gen", "sent"),
+        counter(ws, "bounce", "out"),
+        counter(ws, "bounce", "back"),
+    );
+    assert!(sent > 1000, "gen ran: {sent}");
+    // Every fresh packet reached bounce (reliable), and every packet it
+    // passed out reached the sink (reliable).
+    assert_eq!(back, sent, "each fresh packet was sent round");
+    assert_eq!(counter(ws, "sink", "frags"), out);
+    // Only what was still on the unreliable back edge at the stop did not
+    // come round; merge read the rest.
+    assert!(out <= back && out + 4096 >= back, "out {out}, back {back}");
+    assert_eq!(counter(ws, "merge", "forwarded"), sent + out);
+    assert_drained(&p);
+}
+
+#[test]
+fn a_stop_that_cannot_drain_names_the_tile_and_what_it_left() {
+    let text = format!(
+        "[workspace]\nname = \"{}\"\n\n[[link]]\nname = \"a\"\ndepth = 64\n\n\
+         [[tile]]\nname = \"gen\"\nkind = \"gen\"\noutputs = [\"a\"]\nparams = {{ count = 10 }}\n\n\
+         [[tile]]\nname = \"stuck\"\nkind = \"stuck\"\ninputs = [\"a\"]\n",
+        ws_name("stuck")
+    );
+    let topo = registry().parse(&text).unwrap();
+    let opts = RunOptions::new()
+        .duration(Duration::from_millis(100))
+        .stem(StemConfig {
+            lazy: 64,
+            stop_grace: Duration::from_millis(100),
+        });
+    let (_p, r) = run(topo, &opts);
+    let e = r.unwrap_err();
+    let [TileFailure::Undrained { tile, link, frags }] = e.failures() else {
+        panic!("one failure: {e}");
+    };
+    assert_eq!((tile.as_str(), link.as_str(), *frags), ("stuck", "a", 10));
+    assert_eq!(
+        e.to_string(),
+        "tile \"stuck\" could not drain within its grace time: it left 10 frags unread on link \"a\""
+    );
+}
+
+#[test]
+fn a_tile_whose_build_fails_is_named_and_nothing_is_left_behind() {
+    let name = ws_name("nobuild");
+    let text = format!(
+        "[workspace]\nname = \"{name}\"\n\n[[link]]\nname = \"a\"\ndepth = 64\n\n\
+         [[tile]]\nname = \"gen\"\nkind = \"gen\"\noutputs = [\"a\"]\n\n\
+         [[tile]]\nname = \"dev\"\nkind = \"no-build\"\ninputs = [\"a\"]\n"
+    );
+    let topo = registry().parse(&text).unwrap();
+    let p = Pipeline::create(topo).unwrap();
+    assert!(exists(&name));
+    let e = p.run(&RunOptions::new()).unwrap_err();
+    assert!(
+        e.failures()
+            .iter()
+            .any(|f| matches!(f, TileFailure::Failed { tile, .. } if tile == "dev")),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .contains("tile \"dev\": its device /dev/nothing does not exist"),
+        "{e}"
+    );
+    // The other tile was stopped again.
+    let gen = tilewire_pipeline::tile_metrics(p.workspace(), "gen").unwrap();
+    assert_eq!(gen.state(), Some(TileState::Halted));
+    drop(p);
+    assert!(!exists(&name), "the workspace and its objects are gone");
+}
+
+#[test]
+fn a_tile_that_panics_is_named_and_the_others_stop_and_drain() {
+    // boom reads link a beside fwd; a is unreliable, so gen goes on when
+    // boom is gone, and the stop can drain the rest.
+    let name = ws_name("boom");
+    let text = format!(
+        "[workspace]\nname = \"{name}\"\n\n[[link]]\nname = \"a\"\ndepth = 1024\nreliable = false\n\n\
+         [[link]]\nname = \"b\"\ndepth = 64\n\n\
+         [[tile]]\nname = \"gen\"\nkind = \"gen\"\noutputs = [\"a\"]\nparams = {{ rate = 20000, burst = 4 }}\n\n\
+         [[tile]]\nname = \"fwd\"\nkind = \"forward\"\ninputs = [\"a\"]\noutputs = [\"b\"]\n\n\
+         [[tile]]\nname = \"sink\"\nkind = \"sink\"\ninputs = [\"b\"]\n\n\
+         [[tile]]\nname = \"boom\"\nkind = \"boom\"\ninputs = [\"a\"]\nparams = {{ after = 500 }}\n"
+    );
+    let topo = registry().parse(&text).unwrap();
+    let p = Pipeline::create(topo).unwrap();
+    // No duration: the panic is what ends the run.
+    let e = p.run(&RunOptions::new()).unwrap_err();
+    let [TileFailure::Panicked { tile, message }] = e.failures() else {
+        panic!("one failure, the panic: {e}");
+    };
+    assert_eq!(
+        (tile.as_str(), message.as_str()),
+        ("boom", "boom at frag 500")
+    );
+    assert_eq!(e.to_string(), "tile \"boom\" panicked: boom at frag 500");
+    let ws = p.workspace();
+    for t in ["gen", "fwd", "sink"] {
+        let m = tilewire_pipeline::tile_metrics(ws, t).unwrap();
+        assert_eq!(m.state(), Some(TileState::Halted), "{t} halted");
+    }
+    // fwd and the sink drained all gen sent before it stopped.
+    let sent = counter(ws, "gen", "sent");
+    assert!(sent >= 500);
+    let a = tilewire_tile::link::Link::join(ws, "a").unwrap();
+    let lost = a.fseqs()[0].diag(tilewire_tile::link::fseq::DIAG_OVRNP_FRAGS);
+    assert_eq!(lost, 0, "fwd kept up with gen");
+    assert_eq!(counter(ws, "fwd", "forwarded"), sent);
+    assert_eq!(counter(ws, "sink", "frags"), sent);
+    drop(p);
+    assert!(!exists(&name));
+}

@@ -1,0 +1,311 @@
+//! Tile kinds of a user's own for the runner's tests, and what the tests
+//! ask of a finished pipeline.
+#![allow(dead_code)]
+
+use core::sync::atomic::AtomicU8;
+
+use serde::Deserialize;
+use tilewire_pipeline::{
+    tile_metrics, BuildCtx, BuildError, IoCounts, NoParams, Pipeline, Registry, TileKind,
+};
+use tilewire_shmem::Workspace;
+use tilewire_tile::link::frag::FragMeta;
+use tilewire_tile::link::Link;
+use tilewire_tile::stem::{Filter, FragCopy, Outputs, Tile};
+
+/// Holds frags in a batch and passes them on only at housekeeping (or
+/// when `size` are held): a tile with frags in hand whenever it is asked
+/// to stop.
+pub struct Batch {
+    size: usize,
+    copy: FragCopy,
+    held: Vec<(Vec<u8>, u64, u32)>,
+    passed: u64,
+}
+
+impl Batch {
+    fn flush(&mut self, out: &mut Outputs<'_, '_>) {
+        for (p, sig, ts) in self.held.drain(..) {
+            out.publish_packet(0, &p, sig, 0, ts)
+                .expect("a batch fits the output's burst and mtu");
+            self.passed += 1;
+        }
+    }
+}
+
+impl Tile for Batch {
+    fn kind(&self) -> &str {
+        "batch"
+    }
+    fn burst(&self) -> u64 {
+        self.size as u64
+    }
+    fn counters(&self) -> &'static [&'static str] {
+        &["passed"]
+    }
+    fn during_frag(&mut self, _: usize, meta: &FragMeta, payload: &[AtomicU8]) {
+        self.copy.copy(meta, payload);
+    }
+    fn after_frag(&mut self, _: usize, meta: &FragMeta, out: &mut Outputs<'_, '_>) {
+        self.held
+            .push((self.copy.packet(meta).to_vec(), meta.sig, meta.tsorig));
+        if self.held.len() == self.size {
+            self.flush(out);
+        }
+    }
+    fn housekeeping(&mut self, out: &mut Outputs<'_, '_>) {
+        self.flush(out);
+    }
+    fn held(&self, _: usize) -> u64 {
+        self.held.len() as u64
+    }
+    fn pending(&self) -> usize {
+        self.held.len()
+    }
+    fn metrics_write(&mut self, c: &mut [u64]) {
+        c[0] = self.passed;
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchParams {
+    pub size: usize,
+}
+
+pub struct BatchKind;
+
+impl TileKind for BatchKind {
+    type Params = BatchParams;
+    fn name(&self) -> &str {
+        "batch"
+    }
+    fn io(&self) -> IoCounts {
+        IoCounts::new(1..=1, 1..=1)
+    }
+    fn build<'w>(
+        &self,
+        p: &BatchParams,
+        _: &mut BuildCtx<'w, '_>,
+    ) -> Result<Box<dyn Tile + 'w>, BuildError> {
+        Ok(Box::new(Batch {
+            size: p.size.max(1),
+            copy: FragCopy::new(),
+            held: Vec::new(),
+            passed: 0,
+        }))
+    }
+}
+
+/// Never takes a frag: a tile that cannot drain.
+pub struct StuckKind;
+
+struct Stuck;
+
+impl Tile for Stuck {
+    fn kind(&self) -> &str {
+        "stuck"
+    }
+    fn before_frag(&mut self, _: usize, _: u64, _: u64) -> Filter {
+        Filter::Retry
+    }
+}
+
+impl TileKind for StuckKind {
+    type Params = NoParams;
+    fn name(&self) -> &str {
+        "stuck"
+    }
+    fn io(&self) -> IoCounts {
+        IoCounts::new(1..=1, 0..=0)
+    }
+    fn build<'w>(
+        &self,
+        _: &NoParams,
+        _: &mut BuildCtx<'w, '_>,
+    ) -> Result<Box<dyn Tile + 'w>, BuildError> {
+        Ok(Box::new(Stuck))
+    }
+}
+
+/// Panics at its `after`-th frag.
+pub struct BoomKind;
+
+struct Boom {
+    after: u64,
+    seen: u64,
+}
+
+impl Tile for Boom {
+    fn kind(&self) -> &str {
+        "boom"
+    }
+    fn after_frag(&mut self, _: usize, _: &FragMeta, _: &mut Outputs<'_, '_>) {
+        self.seen += 1;
+        assert!(self.seen < self.after, "boom at frag {}", self.seen);
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BoomParams {
+    pub after: u64,
+}
+
+impl TileKind for BoomKind {
+    type Params = BoomParams;
+    fn name(&self) -> &str {
+        "boom"
+    }
+    fn io(&self) -> IoCounts {
+        IoCounts::new(1..=1, 0..=0)
+    }
+    fn build<'w>(
+        &self,
+        p: &BoomParams,
+        _: &mut BuildCtx<'w, '_>,
+    ) -> Result<Box<dyn Tile + 'w>, BuildError> {
+        Ok(Box::new(Boom {
+            after: p.after,
+            seen: 0,
+        }))
+    }
+}
+
+/// Its build always fails.
+pub struct NoBuildKind;
+
+impl TileKind for NoBuildKind {
+    type Params = NoParams;
+    fn name(&self) -> &str {
+        "no-build"
+    }
+    fn io(&self) -> IoCounts {
+        IoCounts::new(1..=1, 0..=0)
+    }
+    fn build<'w>(
+        &self,
+        _: &NoParams,
+        _: &mut BuildCtx<'w, '_>,
+    ) -> Result<Box<dyn Tile + 'w>, BuildError> {
+        Err(BuildError::new("its device /dev/nothing does not exist"))
+    }
+}
+
+/// Output 0 carries every frag whose sig is odd; a frag with an even sig
+/// goes to output 1 with its sig made odd, to come round once more (the
+/// back edge of a cycle).
+pub struct BounceKind;
+
+struct Bounce {
+    copy: FragCopy,
+    out: u64,
+    back: u64,
+}
+
+impl Tile for Bounce {
+    fn kind(&self) -> &str {
+        "bounce"
+    }
+    fn counters(&self) -> &'static [&'static str] {
+        &["out", "back"]
+    }
+    fn during_frag(&mut self, _: usize, meta: &FragMeta, payload: &[AtomicU8]) {
+        self.copy.copy(meta, payload);
+    }
+    fn after_frag(&mut self, _: usize, meta: &FragMeta, out: &mut Outputs<'_, '_>) {
+        let p = self.copy.packet(meta);
+        if meta.sig & 1 == 1 {
+            out.publish_packet(0, p, meta.sig, 0, meta.tsorig).unwrap();
+            self.out += 1;
+        } else {
+            out.publish_packet(1, p, meta.sig | 1, 0, meta.tsorig)
+                .unwrap();
+            self.back += 1;
+        }
+    }
+    fn metrics_write(&mut self, c: &mut [u64]) {
+        c.copy_from_slice(&[self.out, self.back]);
+    }
+}
+
+impl TileKind for BounceKind {
+    type Params = NoParams;
+    fn name(&self) -> &str {
+        "bounce"
+    }
+    fn io(&self) -> IoCounts {
+        IoCounts::new(1..=1, 2..=2)
+    }
+    fn build<'w>(
+        &self,
+        _: &NoParams,
+        _: &mut BuildCtx<'w, '_>,
+    ) -> Result<Box<dyn Tile + 'w>, BuildError> {
+        Ok(Box::new(Bounce {
+            copy: FragCopy::new(),
+            out: 0,
+            back: 0,
+        }))
+    }
+}
+
+/// The built-ins and the kinds above.
+pub fn registry() -> Registry {
+    Registry::with_builtins()
+        .with(BatchKind)
+        .and_then(|r| r.with(StuckKind))
+        .and_then(|r| r.with(BoomKind))
+        .and_then(|r| r.with(NoBuildKind))
+        .and_then(|r| r.with(BounceKind))
+        .expect("none of these names is a built-in")
+}
+
+/// A workspace name no other test run uses.
+pub fn ws_name(tag: &str) -> String {
+    format!("tw-run-{}-{tag}", std::process::id())
+}
+
+/// Counter `name` of tile `tile`.
+pub fn counter(ws: &Workspace, tile: &str, name: &str) -> u64 {
+    tile_metrics(ws, tile)
+        .unwrap_or_else(|| panic!("tile {tile} has metrics"))
+        .snapshot()
+        .counters
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("tile {tile} has a counter {name}"))
+        .1
+}
+
+/// For every reliable link of the pipeline: what its producer published
+/// and what each consumer has consumed (published progress), which a stop
+/// that drained makes equal.
+pub fn reliable_links_drained(p: &Pipeline) -> Vec<(String, u64, Vec<u64>)> {
+    let ws = p.workspace();
+    p.topology()
+        .links
+        .iter()
+        .filter(|l| l.reliable)
+        .map(|l| {
+            let link = Link::join(ws, &l.name).unwrap();
+            let published = link.mcache().seq_query();
+            let progress = link.fseqs().iter().map(|f| f.query()).collect();
+            (l.name.clone(), published, progress)
+        })
+        .collect()
+}
+
+/// Asserts every reliable link was read to its end.
+pub fn assert_drained(p: &Pipeline) {
+    for (link, published, progress) in reliable_links_drained(p) {
+        assert!(published > 0, "link {link} carried something");
+        for (i, c) in progress.iter().enumerate() {
+            assert_eq!(*c, published, "consumer {i} of link {link} read everything");
+        }
+    }
+}
+
+/// True if a workspace of this name exists.
+pub fn exists(name: &str) -> bool {
+    Workspace::join(name, tilewire_shmem::Access::ReadOnly).is_ok()
+}
