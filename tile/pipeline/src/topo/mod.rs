@@ -1,5 +1,5 @@
-//! The topology file: what `tilewire run topo.toml` builds, and the rules
-//! it must follow.
+//! The topology file: what a [`Pipeline`](crate::Pipeline) (and `tilewire
+//! run topo.toml`) builds, and the rules it must follow.
 //!
 //! A topology names one workspace, the links in it and the tiles that
 //! produce and consume them. [`Topology::parse`] reads the text and checks
@@ -80,7 +80,7 @@
 //! | key       | value | default |
 //! |-----------|-------|---------|
 //! | `name`    | unique among tiles; a workspace name of at most [`TILE_NAME_MAX`](tilewire_tile::stem::TILE_NAME_MAX) (34) bytes | required |
-//! | `kind`    | one of the kinds below | required |
+//! | `kind`    | a kind of the [registry](crate::Registry) the topology is read against: the built-ins below, and any a pipeline binary registers | required |
 //! | `cpu`     | pin the tile to this cpu; it must be one this machine lets the runner use. Several tiles may share a cpu | not pinned |
 //! | `inputs`  | links the tile consumes, in input order | `[]` |
 //! | `outputs` | links the tile produces, in output order | `[]` |
@@ -92,8 +92,12 @@
 //!
 //! # Kinds and their parameters
 //!
-//! Unknown keys are refused everywhere, in `params` too. `netns` is only
-//! for the two kinds with a socket.
+//! A tile's `params` are its kind's [`Params`](crate::TileKind::Params)
+//! type, read with serde: a missing field, a wrong type, a value out of
+//! range or (for the built-ins, which all deny them) an unknown key is
+//! reported at its line; each params table reports its first problem.
+//! Unknown keys are refused everywhere outside `params`. `netns` is a
+//! parameter of the two kinds with a socket. The built-in kinds:
 //!
 //! - `net-xdp`: an AF_XDP socket on one queue of an interface. Inputs
 //!   0..=1 (frames to transmit), outputs exactly 1 (received frames; its
@@ -144,10 +148,12 @@
 //!
 //! [`Topology::footprint`] is what the workspace must hold: the
 //! workspace's header and allocation table; per link its mcache, its
-//! dcache (of `depth + 1` mtus, or for a net-xdp output `depth +
-//! fill_size + tx_size` frames, the whole UMEM) and an fseq per consumer;
-//! per tile its metrics and a latency histogram per input; per dedup tile
-//! its tag cache; [`TOPOLOGY_TEXT_MAX`] for the copy of the topology the
+//! dcache (of `depth + 1` mtus, or what its producer's kind asks for: for
+//! a net-xdp output `depth + fill_size + tx_size` frames, the whole UMEM)
+//! and an fseq per consumer; per tile its metrics, a latency histogram per
+//! input and the workspace objects its kind declares
+//! ([`TileKind::objects`](crate::TileKind::objects): a dedup tile's tag
+//! cache); [`TOPOLOGY_TEXT_MAX`] for the copy of the topology the
 //! runner keeps; and for every allocation room for its alignment. A
 //! workspace smaller than that is refused at its `size` line, saying how
 //! much is needed.
