@@ -49,7 +49,7 @@ impl StopPlan {
         let adj: Vec<Vec<usize>> = (0..n)
             .map(|p| edges.iter().filter(|e| e.0 == p).map(|e| e.1).collect())
             .collect();
-        let group = components(&adj);
+        let group = strongly_connected(&adj);
         let mut before = vec![Vec::new(); n];
         let mut drain = vec![0u64; n];
         for &(p, c, i, reliable) in &edges {
@@ -67,31 +67,37 @@ impl StopPlan {
     }
 }
 
-/// Strongly connected components (Tarjan, iterative): `group[v]`.
-fn components(adj: &[Vec<usize>]) -> Vec<usize> {
+/// Tarjan's strongly connected components of the graph `edges` (the
+/// nodes each node leads to): `group[i]` is the component of node `i`
+/// (numbered as found). Also what the topology check finds cycles with.
+pub(crate) fn strongly_connected(edges: &[Vec<usize>]) -> Vec<usize> {
     const UNSEEN: usize = usize::MAX;
-    let n = adj.len();
-    let (mut index, mut low) = (vec![UNSEEN; n], vec![0; n]);
-    let (mut on_stack, mut stack) = (vec![false; n], Vec::new());
+    let n = edges.len();
+    let mut index = vec![UNSEEN; n];
+    let mut low = vec![0; n];
+    let mut on_stack = vec![false; n];
+    let mut stack = Vec::new();
     let mut group = vec![UNSEEN; n];
-    let (mut next, mut groups) = (0, 0);
+    let mut next_index = 0;
+    let mut groups = 0;
     for root in 0..n {
         if index[root] != UNSEEN {
             continue;
         }
+        // Explicit DFS: (node, next edge to look at).
         let mut dfs = vec![(root, 0usize)];
-        index[root] = next;
-        low[root] = next;
-        next += 1;
+        index[root] = next_index;
+        low[root] = next_index;
+        next_index += 1;
         stack.push(root);
         on_stack[root] = true;
         while let Some(&mut (v, ref mut e)) = dfs.last_mut() {
-            if let Some(&w) = adj[v].get(*e) {
+            if let Some(&w) = edges[v].get(*e) {
                 *e += 1;
                 if index[w] == UNSEEN {
-                    index[w] = next;
-                    low[w] = next;
-                    next += 1;
+                    index[w] = next_index;
+                    low[w] = next_index;
+                    next_index += 1;
                     stack.push(w);
                     on_stack[w] = true;
                     dfs.push((w, 0));

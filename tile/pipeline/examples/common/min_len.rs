@@ -103,3 +103,21 @@ pub fn counter(ws: &tilewire_shmem::Workspace, tile: &str, name: &str) -> u64 {
         .find(|(n, _)| n == name)
         .map_or(0, |(_, v)| v)
 }
+
+/// What gen sent, min-len passed and dropped, and the sink got, after a
+/// run of `gen -> filter (min-len) -> sink`; an error unless every packet
+/// gen sent is accounted for.
+pub fn account(ws: &tilewire_shmem::Workspace) -> Result<String, String> {
+    let sent = counter(ws, "gen", "sent");
+    let passed = counter(ws, "filter", "passed");
+    let dropped = counter(ws, "filter", "dropped");
+    let sunk = counter(ws, "sink", "frags");
+    let line =
+        format!("gen sent {sent}; min-len passed {passed}, dropped {dropped}; the sink got {sunk}");
+    if sent == 0 || passed + dropped != sent || sunk != passed {
+        return Err(format!(
+            "{line}: the counts do not add up, the stop lost packets"
+        ));
+    }
+    Ok(line)
+}

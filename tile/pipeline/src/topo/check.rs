@@ -9,6 +9,7 @@ use tilewire_shmem::workspace::{DEFAULT_TABLE_CAP, HEADER_SZ};
 use super::value::Loc;
 use super::{LinkSpec, TileSpec, TopoError, TopoErrors, Topology, TOPOLOGY_TEXT_MAX};
 use crate::kind::CheckCtx;
+use crate::stop::strongly_connected;
 use tilewire_tile::link::dcache::DCache;
 use tilewire_tile::link::fseq::Fseq;
 use tilewire_tile::link::mcache::MCache;
@@ -222,7 +223,11 @@ impl Topology {
                     .collect()
             })
             .collect();
-        let group = strongly_connected(&edges);
+        let adj: Vec<Vec<usize>> = edges
+            .iter()
+            .map(|e| e.iter().map(|&(j, _)| j).collect())
+            .collect();
+        let group = strongly_connected(&adj);
         let mut reported = vec![false; n];
         for start in 0..n {
             if reported[group[start]] {
@@ -386,63 +391,6 @@ impl Topology {
                     .saturating_add(align.max(MIN_ALIGN))
             })
     }
-}
-
-/// Tarjan's strongly connected components: `group[i]` is the component of
-/// node `i` (numbered as found).
-fn strongly_connected(edges: &[Vec<(usize, &str)>]) -> Vec<usize> {
-    const UNSEEN: usize = usize::MAX;
-    let n = edges.len();
-    let mut index = vec![UNSEEN; n];
-    let mut low = vec![0; n];
-    let mut on_stack = vec![false; n];
-    let mut stack = Vec::new();
-    let mut group = vec![UNSEEN; n];
-    let mut next_index = 0;
-    let mut groups = 0;
-    for root in 0..n {
-        if index[root] != UNSEEN {
-            continue;
-        }
-        // Explicit DFS: (node, next edge to look at).
-        let mut dfs = vec![(root, 0usize)];
-        index[root] = next_index;
-        low[root] = next_index;
-        next_index += 1;
-        stack.push(root);
-        on_stack[root] = true;
-        while let Some(&mut (v, ref mut e)) = dfs.last_mut() {
-            if let Some(&(w, _)) = edges[v].get(*e) {
-                *e += 1;
-                if index[w] == UNSEEN {
-                    index[w] = next_index;
-                    low[w] = next_index;
-                    next_index += 1;
-                    stack.push(w);
-                    on_stack[w] = true;
-                    dfs.push((w, 0));
-                } else if on_stack[w] {
-                    low[v] = low[v].min(index[w]);
-                }
-                continue;
-            }
-            dfs.pop();
-            if let Some(&(parent, _)) = dfs.last() {
-                low[parent] = low[parent].min(low[v]);
-            }
-            if low[v] == index[v] {
-                while let Some(w) = stack.pop() {
-                    on_stack[w] = false;
-                    group[w] = groups;
-                    if w == v {
-                        break;
-                    }
-                }
-                groups += 1;
-            }
-        }
-    }
-    group
 }
 
 /// The shortest cycle from `start` back to itself inside its component,
