@@ -132,7 +132,7 @@ fn a_topology_naming_an_unregistered_kind_lists_the_registered_ones() {
         "{msg}"
     );
     assert!(
-        msg.ends_with("(registered: net-xdp, net-udp, dedup, echo, forward, sink, pcap, gen, batch, stuck, boom, no-build, bounce)"),
+        msg.ends_with("(registered: net-xdp, net-udp, dedup, echo, forward, sink, pcap, gen, batch, stuck, boom, no-build, bounce, table-sink)"),
         "{msg}"
     );
     // A registry without the built-ins knows only its own.
@@ -171,6 +171,39 @@ fn params_that_do_not_deserialize_are_reported_at_their_line_and_field() {
         bad("[tile.params]\nsize = -1"),
         "line 24: tile \"mid\" params: `size` must be in 0..=18446744073709551615, found -1"
     );
+}
+
+#[test]
+fn a_kinds_objects_count_in_the_size_check_and_exist_before_it_runs() {
+    let text = |size: &str| {
+        format!(
+            "[workspace]\nname = \"{}\"\n{size}\n[[link]]\nname = \"a\"\ndepth = 64\n\n\
+             [[tile]]\nname = \"gen\"\nkind = \"gen\"\noutputs = [\"a\"]\nparams = {{ count = 10 }}\n\n\
+             [[tile]]\nname = \"t\"\nkind = \"table-sink\"\ninputs = [\"a\"]\nparams = {{ kib = 1024 }}\n",
+            ws_name("objects")
+        )
+    };
+    let r = registry();
+    let sized = r.parse(&text("")).unwrap();
+    let without = r
+        .parse(
+            &text("")
+                .replace("table-sink", "sink")
+                .replace("params = { kib = 1024 }", ""),
+        )
+        .unwrap();
+    let need = sized.footprint();
+    assert!(need >= without.footprint() + (1 << 20), "the table counts");
+    // A workspace of exactly the footprint holds it all; a page less is
+    // refused at the size line.
+    let exact = r.parse(&text(&format!("size = {need}"))).unwrap();
+    let p = Pipeline::create(exact).unwrap();
+    p.run(&RunOptions::new().duration(Duration::from_millis(50)))
+        .unwrap();
+    drop(p);
+    let small = r.parse(&text(&format!("size = {}", need - 4096))).unwrap();
+    let e = Pipeline::create(small).unwrap_err().to_string();
+    assert!(e.starts_with("line 3: the topology needs"), "{e}");
 }
 
 // ---- stopping -----------------------------------------------------------

@@ -257,6 +257,7 @@ pub fn registry() -> Registry {
         .and_then(|r| r.with(BoomKind))
         .and_then(|r| r.with(NoBuildKind))
         .and_then(|r| r.with(BounceKind))
+        .and_then(|r| r.with(TableSinkKind))
         .expect("none of these names is a built-in")
 }
 
@@ -308,4 +309,64 @@ pub fn assert_drained(p: &Pipeline) {
 /// True if a workspace of this name exists.
 pub fn exists(name: &str) -> bool {
     Workspace::join(name, tilewire_shmem::Access::ReadOnly).is_ok()
+}
+
+/// A sink that keeps a table of `kib` KiB in the workspace, formatted (its
+/// first byte 0x5a) before any tile starts.
+pub struct TableSinkKind;
+
+#[derive(Debug, Deserialize)]
+pub struct TableParams {
+    pub kib: usize,
+}
+
+struct TableSink;
+
+impl Tile for TableSink {
+    fn kind(&self) -> &str {
+        "table-sink"
+    }
+}
+
+pub fn table_name(tile: &str) -> String {
+    format!("{tile}.table")
+}
+
+impl TileKind for TableSinkKind {
+    type Params = TableParams;
+    fn name(&self) -> &str {
+        "table-sink"
+    }
+    fn io(&self) -> IoCounts {
+        IoCounts::new(1..=1, 0..=0)
+    }
+    fn objects(
+        &self,
+        p: &TableParams,
+        tile: &tilewire_pipeline::topo::TileSpec,
+    ) -> Vec<tilewire_pipeline::Object> {
+        vec![tilewire_pipeline::Object::new(
+            table_name(&tile.name),
+            4096,
+            p.kib << 10,
+            |mem| {
+                let b = mem.atomic_bytes(0, 1).ok_or("an empty table")?;
+                tilewire_shmem::store_bytes(b, &[0x5a]);
+                Ok(())
+            },
+        )]
+    }
+    fn build<'w>(
+        &self,
+        p: &TableParams,
+        ctx: &mut BuildCtx<'w, '_>,
+    ) -> Result<Box<dyn Tile + 'w>, BuildError> {
+        let mem = ctx.object(&table_name(ctx.name()))?;
+        let mut first = [0u8];
+        tilewire_shmem::load_bytes(&mut first, mem.atomic_bytes(0, 1).unwrap());
+        if mem.len() != p.kib << 10 || first != [0x5a] {
+            return Err(BuildError::new("the table is not what the kind declared"));
+        }
+        Ok(Box::new(TableSink))
+    }
 }
