@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use proptest::prelude::*;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
-use toml::Spanned;
 
 use super::{from_node, from_node_borrowed};
 use crate::topo::value::{read, Key, Lines, Loc, Node, Value};
@@ -65,6 +64,57 @@ fn one_fail<T: DeserializeOwned + core::fmt::Debug>(value: &str) -> (usize, usiz
 type Failing = fn(&str) -> (usize, usize, String);
 
 // ---- 1. types -------------------------------------------------------------
+
+/// Nested parameters as `[params.limits]` headers and dotted keys: tables
+/// the toml crate makes implicitly, without a place of their own.
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+struct Nested {
+    limits: DeepLimits,
+    name: String,
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+struct DeepLimits {
+    max: u8,
+    inner: Inner,
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+struct Inner {
+    deep: u8,
+}
+
+#[test]
+fn implicit_tables_from_dotted_keys_and_deep_headers_are_read_and_placed() {
+    let want = Nested {
+        limits: DeepLimits {
+            max: 3,
+            inner: Inner { deep: 4 },
+        },
+        name: "x".into(),
+    };
+    // Dotted keys three deep.
+    let dotted = "[params]\nname = \"x\"\nlimits.max = 3\nlimits.inner.deep = 4\n";
+    assert_eq!(de::<Nested>(dotted).unwrap(), want);
+    // A header whose parent tables were never declared.
+    let deep =
+        "[params.limits.inner]\ndeep = 4\n\n[params.limits]\nmax = 3\n\n[params]\nname = \"x\"\n";
+    assert_eq!(de::<Nested>(deep).unwrap(), want);
+    // Errors inside them still point at their lines.
+    let (line, _, why) = fail::<Nested>(&dotted.replace("deep = 4", "deep = 400"));
+    assert_eq!(line, 4, "{why}");
+    assert!(why.contains("`limits.inner.deep` must be"), "{why}");
+    let (line, _, why) = fail::<Nested>(&deep.replace("max = 3", "max = 3\ncolour = 1"));
+    assert_eq!(line, 6, "{why}");
+    assert!(why.contains("unknown field `limits.colour`"), "{why}");
+    // A missing field of an implicit table points at its first key.
+    let (line, _, why) = fail::<Nested>("[params]\nname = \"x\"\nlimits.inner.deep = 4\n");
+    assert_eq!(line, 3, "{why}");
+    assert!(why.contains("missing required field `limits.max`"), "{why}");
+}
 
 #[test]
 fn booleans() {
@@ -1015,7 +1065,7 @@ fn key() -> impl Strategy<Value = Key> {
         ],
         0usize..400,
     )
-        .prop_map(|(k, at)| Spanned::new(at..at + 1, k))
+        .prop_map(|(k, at)| Key::new(at..at + 1, k))
 }
 
 /// A table of known keys, as a topology would hold.

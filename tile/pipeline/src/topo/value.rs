@@ -13,7 +13,6 @@
 use core::ops::Range;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use toml::Spanned;
 
 use super::TopoError;
 
@@ -22,6 +21,7 @@ use super::TopoError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Lines {
     starts: Vec<usize>,
+    len: usize,
 }
 
 /// A 1-based line and column in the topology text.
@@ -47,13 +47,18 @@ impl Lines {
         let starts = core::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
-        Lines { starts }
+        Lines {
+            starts,
+            len: text.len(),
+        }
     }
 
     /// The line and column (counted in characters would need the text;
     /// bytes are what editors show for the ASCII a topology holds) of
     /// byte `offset`.
     pub(crate) fn loc(&self, offset: usize) -> Loc {
+        // A place not known is the end of the text.
+        let offset = offset.min(self.len);
         let line = self.starts.partition_point(|&s| s <= offset).max(1);
         Loc {
             line,
@@ -72,7 +77,43 @@ pub(crate) struct Node {
 }
 
 /// A key of a table and where it is written.
-pub(crate) type Key = Spanned<String>;
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Key {
+    span: Range<usize>,
+    name: String,
+}
+
+impl Key {
+    /// Key `name`, written at `span`.
+    pub(crate) fn new(span: Range<usize>, name: String) -> Key {
+        Key { span, name }
+    }
+
+    /// Where it is written.
+    pub(crate) fn span(&self) -> Range<usize> {
+        self.span.clone()
+    }
+
+    /// The key.
+    pub(crate) fn get_ref(&self) -> &String {
+        &self.name
+    }
+}
+
+// The names by which the toml crate hands out a value's or key's place: a
+// struct of these three fields (see `toml::Spanned`). It does so only
+// where it knows the place; a table made implicitly by a dotted key or a
+// `[a.b.c]` header, and its key, come without one, as a plain value. So a
+// node or key is read as "spanned, or plain", and a plain one takes its
+// place from what it holds (see `place_implicit`).
+const SPANNED: &str = "$__serde_spanned_private_Spanned";
+const SPAN_START: &str = "$__serde_spanned_private_start";
+const SPAN_END: &str = "$__serde_spanned_private_end";
+const SPAN_VALUE: &str = "$__serde_spanned_private_value";
+const SPAN_FIELDS: &[&str] = &[SPAN_START, SPAN_END, SPAN_VALUE];
+
+/// A place not known (yet).
+const NOWHERE: Range<usize> = usize::MAX..usize::MAX;
 
 /// The kinds of TOML value a topology uses (dates and times are refused
 /// when the text is read).
@@ -102,12 +143,151 @@ impl Value {
 
 impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Node, D::Error> {
-        let s = Spanned::<Value>::deserialize(d)?;
-        Ok(Node {
-            span: s.span(),
-            value: s.into_inner(),
-        })
+        d.deserialize_struct(
+            SPANNED,
+            SPAN_FIELDS,
+            SpannedVisitor(|span, value| Node { span, value }),
+        )
     }
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key, D::Error> {
+        d.deserialize_struct(SPANNED, SPAN_FIELDS, KeyVisitor)
+    }
+}
+
+/// Reads a node: the toml crate's spanned struct, or a plain value with
+/// no place.
+struct SpannedVisitor<F>(F);
+
+impl<'de, F: FnOnce(Range<usize>, Value) -> Node> Visitor<'de> for SpannedVisitor<F> {
+    type Value = Node;
+
+    fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("a TOML value")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
+        Ok((self.0)(NOWHERE, Value::Bool(v)))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
+        ValueVisitor.visit_i64(v).map(|v| (self.0)(NOWHERE, v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
+        ValueVisitor.visit_u64(v).map(|v| (self.0)(NOWHERE, v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
+        Ok((self.0)(NOWHERE, Value::Float(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
+        Ok((self.0)(NOWHERE, Value::Str(v.into())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Node, E> {
+        Ok((self.0)(NOWHERE, Value::Str(v)))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Node, A::Error> {
+        let v = ValueVisitor.visit_seq(seq)?;
+        Ok(place_implicit((self.0)(NOWHERE, v)))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        let Some(first) = map.next_key::<Key>()? else {
+            return Ok((self.0)(NOWHERE, Value::Table(Vec::new())));
+        };
+        if first.name != SPAN_START {
+            // A plain table: `first` is its first key.
+            let mut entries = vec![(first, map.next_value::<Node>()?)];
+            while let Some(key) = map.next_key::<Key>()? {
+                let value = map.next_value::<Node>()?;
+                entries.push((key, value));
+            }
+            return Ok(place_implicit((self.0)(NOWHERE, Value::Table(entries))));
+        }
+        let start: usize = map.next_value()?;
+        let (mut end, mut value) = (start, None);
+        while let Some(key) = map.next_key::<Key>()? {
+            match key.name.as_str() {
+                SPAN_END => end = map.next_value()?,
+                SPAN_VALUE => value = Some(map.next_value_seed(ValueSeed)?),
+                _ => return Err(de::Error::custom("a malformed spanned value")),
+            }
+        }
+        let value = value.ok_or_else(|| de::Error::custom("a spanned value without its value"))?;
+        Ok(place_implicit((self.0)(start..end, value)))
+    }
+}
+
+/// Reads a key: spanned, or a plain string with no place.
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Key;
+
+    fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("a TOML key")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
+        Ok(Key::new(NOWHERE, v.into()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Key, E> {
+        Ok(Key::new(NOWHERE, v))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Key, A::Error> {
+        let (mut start, mut end, mut name) = (0usize, 0usize, None);
+        while let Some(k) = map.next_key::<String>()? {
+            match k.as_str() {
+                SPAN_START => start = map.next_value()?,
+                SPAN_END => end = map.next_value()?,
+                SPAN_VALUE => name = Some(map.next_value::<String>()?),
+                _ => return Err(de::Error::custom("a malformed spanned key")),
+            }
+        }
+        let name = name.ok_or_else(|| de::Error::custom("a spanned key without its name"))?;
+        Ok(Key::new(start..end, name))
+    }
+}
+
+/// The value inside a spanned struct.
+struct ValueSeed;
+
+impl<'de> de::DeserializeSeed<'de> for ValueSeed {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        Value::deserialize(d)
+    }
+}
+
+/// Gives a node, and the keys and items inside it, that came without a
+/// place the place of the first thing in it that has one: an implicit
+/// table is "where its first key is written", an unplaced key where its
+/// value is. (What has nothing placed inside stays nowhere, and `Lines`
+/// reports it at the end of the text.)
+fn place_implicit(mut node: Node) -> Node {
+    match &mut node.value {
+        Value::Table(entries) => {
+            for (k, v) in entries.iter_mut() {
+                if k.span == NOWHERE {
+                    k.span = v.span.clone();
+                }
+            }
+            if node.span == NOWHERE {
+                if let Some(first) = entries
+                    .iter()
+                    .flat_map(|(k, v)| [k.span.clone(), v.span.clone()])
+                    .filter(|s| *s != NOWHERE)
+                    .min_by_key(|s| s.start)
+                {
+                    node.span = first;
+                }
+            }
+        }
+        Value::Array(items) if node.span == NOWHERE => {
+            if let Some(first) = items.iter().find(|i| i.span != NOWHERE) {
+                node.span = first.span.clone();
+            }
+        }
+        _ => {}
+    }
+    node
 }
 
 impl<'de> Deserialize<'de> for Value {
@@ -157,7 +337,11 @@ impl<'de> Visitor<'de> for ValueVisitor {
             let value = map.next_value::<Node>()?;
             entries.push((key, value));
         }
-        Ok(Value::Table(entries))
+        let placed = place_implicit(Node {
+            span: NOWHERE,
+            value: Value::Table(entries),
+        });
+        Ok(placed.value)
     }
 }
 
@@ -166,8 +350,8 @@ impl<'de> Visitor<'de> for ValueVisitor {
 /// # Errors
 /// The TOML syntax error, with its line.
 pub(crate) fn read(text: &str, lines: &Lines) -> Result<Vec<(Key, Node)>, TopoError> {
-    let root: Result<Vec<(Key, Node)>, toml::de::Error> = toml::from_str::<Spanned<Value>>(text)
-        .map(|s| match s.into_inner() {
+    let root: Result<Vec<(Key, Node)>, toml::de::Error> =
+        toml::from_str::<Node>(text).map(|n| match n.value {
             Value::Table(entries) => entries,
             _ => Vec::new(),
         });
