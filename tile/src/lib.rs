@@ -99,10 +99,8 @@
 //! let pipeline = Pipeline::create(topo)?;
 //! // However soon the stop comes, it drains: what gen sent is counted.
 //! pipeline.run(&RunOptions::new().duration(Duration::from_millis(200)))?;
-//! let ws = pipeline.workspace();
-//! let sent = tilewire_pipeline::tile_metrics(ws, "gen").unwrap().snapshot().counters[0].1;
-//! let sunk = tilewire_pipeline::tile_metrics(ws, "sink").unwrap().snapshot().counters[0].1;
-//! assert_eq!(sunk, sent.div_ceil(10));
+//! let sent = pipeline.counter("gen", "sent").unwrap();
+//! assert_eq!(pipeline.counter("sink", "frags"), Some(sent.div_ceil(10)));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

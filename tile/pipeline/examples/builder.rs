@@ -59,7 +59,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     let running = pipeline.start(&RunOptions::new())?;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while min_len::counter(running.workspace(), "gen", "done") == 0 {
+    while pipeline.counter("gen", "done") != Some(1) {
         if Instant::now() > deadline {
             return Err("gen did not finish in 30 s".into());
         }
@@ -67,13 +67,13 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     running.stop()?;
 
-    let ws = pipeline.workspace();
-    let passed = min_len::counter(ws, "filter", "passed");
-    let sunk = min_len::counter(ws, "sink", "frags");
+    let count = |tile: &str, name: &str| pipeline.counter(tile, name).unwrap_or(0);
+    let passed = count("filter", "passed");
+    let sunk = count("sink", "frags");
     println!(
         "gen sent {} ({PASSES} passes of {frames} frames); min-len passed {passed} \
          (expected {}); the sink got {sunk}",
-        min_len::counter(ws, "gen", "sent"),
+        count("gen", "sent"),
         PASSES * long
     );
     if passed != PASSES * long || sunk != passed {

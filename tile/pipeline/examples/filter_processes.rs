@@ -75,10 +75,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let pipeline = Pipeline::create(topo)?;
     pipeline.run(&RunOptions::new().duration(Duration::from_secs(2)))?;
 
-    println!(
-        "3 tile processes: {}",
-        min_len::account(pipeline.workspace())?
-    );
+    println!("3 tile processes: {}", min_len::account(&pipeline)?);
     println!("every packet is accounted for");
     Ok(())
 }

@@ -67,7 +67,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let pipeline = Pipeline::create(topo)?;
     pipeline.run(&RunOptions::new().duration(Duration::from_secs(1)))?;
 
-    println!("{}", min_len::account(pipeline.workspace())?);
+    println!("{}", min_len::account(&pipeline)?);
     println!("every packet is accounted for");
     Ok(())
 }

@@ -11,7 +11,7 @@
 //! ```
 //! use std::time::Duration;
 //! use tilewire_pipeline::builder::{LinkDef, PipelineBuilder, TileDef};
-//! use tilewire_pipeline::{tile_metrics, Registry, RunOptions};
+//! use tilewire_pipeline::{Registry, RunOptions};
 //!
 //! let registry = Registry::with_builtins();
 //! let pipeline = PipelineBuilder::new("doc-builder")
@@ -21,8 +21,7 @@
 //!     .build(&registry)?;
 //! // Stops once gen sent its 1000 and the sink read them all.
 //! pipeline.run(&RunOptions::new().duration(Duration::from_millis(300)))?;
-//! let sink = tile_metrics(pipeline.workspace(), "sink").unwrap().snapshot();
-//! assert_eq!(sink.counters[0], ("frags".to_owned(), 1000));
+//! assert_eq!(pipeline.counter("sink", "frags"), Some(1000));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

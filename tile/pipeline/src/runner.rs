@@ -326,6 +326,21 @@ impl Pipeline {
         &self.topo
     }
 
+    /// The counters of tile `tile` as it last wrote them (at its
+    /// housekeeping, and when it halted): its kind's own counters, by name,
+    /// in order. `None` if the tile never ran.
+    pub fn counters(&self, tile: &str) -> Option<Vec<(String, u64)>> {
+        tile_metrics(&self.ws, tile).map(|m| m.snapshot().counters)
+    }
+
+    /// Counter `name` of tile `tile` (see [`Pipeline::counters`]).
+    pub fn counter(&self, tile: &str, name: &str) -> Option<u64> {
+        self.counters(tile)?
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
+    }
+
     /// Keeps the workspace when the pipeline is dropped (a monitor can
     /// still read what the tiles left; `tilewire shmem rm` removes it).
     pub fn keep_workspace(&mut self, keep: bool) {

@@ -94,24 +94,15 @@ impl TileKind for MinLenKind {
     }
 }
 
-/// A counter of tile `tile` in the pipeline's workspace.
-pub fn counter(ws: &tilewire_shmem::Workspace, tile: &str, name: &str) -> u64 {
-    let m = tilewire_pipeline::tile_metrics(ws, tile).expect("the tile ran");
-    m.snapshot()
-        .counters
-        .into_iter()
-        .find(|(n, _)| n == name)
-        .map_or(0, |(_, v)| v)
-}
-
 /// What gen sent, min-len passed and dropped, and the sink got, after a
 /// run of `gen -> filter (min-len) -> sink`; an error unless every packet
 /// gen sent is accounted for.
-pub fn account(ws: &tilewire_shmem::Workspace) -> Result<String, String> {
-    let sent = counter(ws, "gen", "sent");
-    let passed = counter(ws, "filter", "passed");
-    let dropped = counter(ws, "filter", "dropped");
-    let sunk = counter(ws, "sink", "frags");
+pub fn account(p: &tilewire_pipeline::Pipeline) -> Result<String, String> {
+    let count = |tile: &str, name: &str| p.counter(tile, name).unwrap_or(0);
+    let sent = count("gen", "sent");
+    let passed = count("filter", "passed");
+    let dropped = count("filter", "dropped");
+    let sunk = count("sink", "frags");
     let line =
         format!("gen sent {sent}; min-len passed {passed}, dropped {dropped}; the sink got {sunk}");
     if sent == 0 || passed + dropped != sent || sunk != passed {
