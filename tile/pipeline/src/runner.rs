@@ -542,12 +542,17 @@ impl Running<'_> {
             let mut all = true;
             for i in 0..self.tiles.len() {
                 if self.reap(i) {
-                    self.failures.push(TileFailure::Start {
-                        tile: self.name(i).to_owned(),
-                        why: "it ended before it ran (a tile process whose binary does not \
-                              call tilewire_pipeline::tile_main first ends like this)"
-                            .into(),
-                    });
+                    // A thread's reap said why it ended; a process said it
+                    // on its own stderr.
+                    if self.pipeline.topo.workspace.mode == Mode::Processes {
+                        self.failures.push(TileFailure::Start {
+                            tile: self.name(i).to_owned(),
+                            why: "its process ended before the tile ran (its own message is \
+                                  above; a binary whose main does not call \
+                                  tilewire_pipeline::tile_main first ends like this too)"
+                                .into(),
+                        });
+                    }
                     return;
                 }
                 let state = tile_metrics(&self.pipeline.ws, self.name(i)).and_then(|m| m.state());

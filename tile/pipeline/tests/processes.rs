@@ -169,7 +169,7 @@ fn a_binary_that_forgot_tile_main_fails_clearly_without_a_fork_loop() {
         .count();
     assert_eq!(refused, 4, "{stderr}");
     assert!(
-        stderr.contains("it ended before it ran"),
+        stderr.contains("its process ended before the tile ran"),
         "the runner says which tile never ran: {stderr}"
     );
     assert!(!exists(&name), "the workspace is removed");
