@@ -136,6 +136,15 @@
 //! whose send publishes into a link, and [`Drain`](stem::drain::Drain), a tile
 //! that sends what a link carries to a downstream aio.
 //!
+//! What every tile that reads frags uses: [`FragCopy`](stem::FragCopy),
+//! the copy `during_frag` makes and `after_frag` acts on;
+//! [`FragMeta::packet`](link::frag::FragMeta::packet), the packet after its
+//! origin offset; and [`Outputs::publish_packet`](stem::Outputs::publish_packet),
+//! which says [`PublishError::TooLong`](stem::PublishError::TooLong) rather
+//! than panic. A tile is stopped at once or after it *drained* its inputs
+//! ([`request_drain`](stem::metrics::TileMetricsHandle::request_drain)),
+//! which is how a pipeline stops without losing a frag.
+//!
 //! Everything shared is touched through atomics (the workspace's safe
 //! atomic views), with every ordering explained where it is chosen, so this
 //! crate needs no `unsafe` and assumes nothing of x86's memory model.

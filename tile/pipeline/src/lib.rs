@@ -161,7 +161,7 @@ pub use runner::{
     run_tile_process, tile_main, Pipeline, RunError, RunOptions, Running, StopFlag, TileFailure,
     PARENT_ENV, STEM_ENV, TILE_ENV,
 };
-pub use topo::Topology;
+pub use topo::{Mode, Topology};
 pub use workspace::{create, join, stored_text, stored_topology, TOPO_NAME};
 /// The crates a kind is written against, so a pipeline binary can depend on
 /// this one alone: [`tile`] (links, the run loop, `Tile`), [`shmem`]

@@ -112,8 +112,10 @@ impl StopFlag {
     }
 }
 
-/// How [`Pipeline::run`] runs.
+/// How [`Pipeline::run`] runs: [`RunOptions::new`] and the setters, or
+/// the fields of a value made so.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RunOptions {
     /// The tiles' loop settings (each tile's stop grace among them).
     pub stem: StemConfig,
@@ -160,6 +162,18 @@ impl RunOptions {
     /// The tiles' loop settings.
     pub fn stem(mut self, stem: StemConfig) -> RunOptions {
         self.stem = stem;
+        self
+    }
+
+    /// The longest wait for every tile to run.
+    pub fn start_timeout(mut self, d: Duration) -> RunOptions {
+        self.start_timeout = d;
+        self
+    }
+
+    /// How often [`Pipeline::run_with`] calls its tick.
+    pub fn tick(mut self, d: Duration) -> RunOptions {
+        self.tick = d;
         self
     }
 }
