@@ -17,6 +17,9 @@ use tilewire_pipeline::{tile_main, Pipeline, RunOptions, TILE_ENV};
 /// Set for a run of this binary that plays a user binary without the
 /// `tile_main` call.
 const FORGET: &str = "TILEWIRE_TEST_FORGET_TILE_MAIN";
+/// Set for a run of this binary that plays a user binary whose tile
+/// panics, in threads mode.
+const PANIC: &str = "TILEWIRE_TEST_PANIC";
 
 fn topology(ws: &str) -> String {
     format!(
@@ -67,8 +70,11 @@ fn main() -> ExitCode {
     if std::env::var_os(FORGET).is_some() {
         return forgetful_main();
     }
+    if std::env::var_os(PANIC).is_some() {
+        return panicking_main();
+    }
     tile_main(&registry());
-    let tests: [(&str, fn()); 2] = [
+    let tests: [(&str, fn()); 3] = [
         (
             "a_stop_in_processes_mode_delivers_every_frag_gen_sent",
             a_stop_in_processes_mode_delivers_every_frag_gen_sent,
@@ -76,6 +82,10 @@ fn main() -> ExitCode {
         (
             "a_binary_that_forgot_tile_main_fails_clearly_without_a_fork_loop",
             a_binary_that_forgot_tile_main_fails_clearly_without_a_fork_loop,
+        ),
+        (
+            "a_binary_whose_tile_panics_names_it_exits_non_zero_and_cleans_up",
+            a_binary_whose_tile_panics_names_it_exits_non_zero_and_cleans_up,
         ),
     ];
     let filter: Vec<String> = std::env::args()
@@ -173,4 +183,49 @@ fn a_binary_that_forgot_tile_main_fails_clearly_without_a_fork_loop() {
         "the runner says which tile never ran: {stderr}"
     );
     assert!(!exists(&name), "the workspace is removed");
+}
+
+/// A user binary, threads mode, whose `boom` tile panics at its 300th frag.
+fn panicking_main() -> ExitCode {
+    let name = std::env::var("TILEWIRE_TEST_WS").expect("the workspace name");
+    let text = format!(
+        "[workspace]\nname = \"{name}\"\n\n[[link]]\nname = \"a\"\ndepth = 256\n\n\
+         [[tile]]\nname = \"gen\"\nkind = \"gen\"\noutputs = [\"a\"]\n\n\
+         [[tile]]\nname = \"boom\"\nkind = \"boom\"\ninputs = [\"a\"]\nparams = {{ after = 300 }}\n"
+    );
+    let run = || -> Result<(), Box<dyn std::error::Error>> {
+        let p = Pipeline::create(registry().parse(&text)?)?;
+        p.run(&RunOptions::new())?;
+        Ok(())
+    };
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("panicking: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn a_binary_whose_tile_panics_names_it_exits_non_zero_and_cleans_up() {
+    let name = ws_name("panic");
+    let start = Instant::now();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .env(PANIC, "1")
+        .env("TILEWIRE_TEST_WS", &name)
+        .env_remove(TILE_ENV)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stderr}");
+    assert!(!out.status.success(), "exits non-zero");
+    assert!(start.elapsed() < Duration::from_secs(20), "no hang");
+    // The panic as Rust prints it, from the thread named after the tile,
+    // and the run's own report.
+    assert!(stderr.contains("thread 'boom'"), "{stderr}");
+    assert!(
+        stderr.contains("panicking: tile \"boom\" panicked: boom at frag 300"),
+        "{stderr}"
+    );
+    assert!(!exists(&name), "nothing left in shared memory");
 }
