@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use tilewire_aio::netns::{NetnsError, VethPair};
 use tilewire_pipeline::{Pipeline, Registry, RunOptions, StopFlag};
 use tilewire_shmem::Workspace;
-use tilewire_xdp::fixture::{Fixture, FrameClass, MALFORMED_BIN, MIX_BIN};
+use tilewire_aio::fixture::{Fixture, FrameClass, MALFORMED_BIN, MIX_BIN};
 
 use peer::{Peer, PeerLive, Target};
 use summary::Summary;

@@ -25,7 +25,7 @@ use tilewire_pipeline::kinds::sink::packet_checksum;
 use tilewire_pipeline::StopFlag;
 use tilewire_shmem::clock::mono_ns;
 use tilewire_shmem::Workspace;
-use tilewire_xdp::fixture::{rewrite_endpoints, FrameClass};
+use tilewire_aio::fixture::{rewrite_endpoints, FrameClass};
 use tilewire_xdp::frame::{UdpEndpoints, UdpFrame, ETH_HEADER_LEN};
 use tilewire_xdp::{BindMode, Umem, Xsk, XskConfig};
 
