@@ -35,10 +35,10 @@ mod summary;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use tilewire_aio::fixture::{Fixture, FrameClass, MALFORMED_BIN, MIX_BIN};
 use tilewire_aio::netns::{NetnsError, VethPair};
 use tilewire_pipeline::{Pipeline, Registry, RunOptions, StopFlag};
 use tilewire_shmem::Workspace;
-use tilewire_aio::fixture::{Fixture, FrameClass, MALFORMED_BIN, MIX_BIN};
 
 use peer::{Peer, PeerLive, Target};
 use summary::Summary;

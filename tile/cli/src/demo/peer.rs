@@ -18,6 +18,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use tilewire_aio::fixture::{rewrite_endpoints, FrameClass};
 use tilewire_aio::udp::{UdpAio, UdpConfig};
 use tilewire_aio::{Aio, PktInfo, SendError, SendErrorKind};
 use tilewire_pipeline::kinds::gen::stamp_pass;
@@ -25,7 +26,6 @@ use tilewire_pipeline::kinds::sink::packet_checksum;
 use tilewire_pipeline::StopFlag;
 use tilewire_shmem::clock::mono_ns;
 use tilewire_shmem::Workspace;
-use tilewire_aio::fixture::{rewrite_endpoints, FrameClass};
 use tilewire_xdp::frame::{UdpEndpoints, UdpFrame, ETH_HEADER_LEN};
 use tilewire_xdp::{BindMode, Umem, Xsk, XskConfig};
 
