@@ -248,6 +248,7 @@ fn a_stop_drains_a_tile_that_holds_frags() {
     assert_eq!(counter(ws, "mid", "passed"), sent);
     assert_eq!(counter(ws, "sink", "frags"), sent);
     assert_drained(&p);
+    eprintln!("threads, gen -> batch(32) -> sink: gen sent {sent}, the sink got {sent}");
 }
 
 #[test]
@@ -323,6 +324,9 @@ inputs = ["out"]
     assert!(out <= back && out + 4096 >= back, "out {out}, back {back}");
     assert_eq!(counter(ws, "merge", "forwarded"), sent + out);
     assert_drained(&p);
+    eprintln!(
+        "threads, cycle: gen sent {sent}, bounce sent {back} round and {out} out, the sink got {out}"
+    );
 }
 
 #[test]
