@@ -229,6 +229,7 @@ fn a_stop_in_threads_mode_delivers_every_frag_gen_sent() {
             "the sink got all gen sent"
         );
         assert_drained(&p);
+        eprintln!("threads, gen -> forward -> sink: gen sent {sent}, the sink got {sent}");
     }
 }
 
