@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{payload, TestWs};
+use common::{payload, send_all, wait_until, TestWs};
 use tilewire_aio::{Aio, PktInfo, PktMeta, SendError};
 use tilewire_shmem::load_bytes;
 use tilewire_tile::hist::Hist;
@@ -97,32 +97,6 @@ fn drain_stem<'w>(t: &'w TestWs, a: &Link<'w>, rec: &Recorder) -> Stem<'w, Drain
     .unwrap()
 }
 
-/// Sends `n` packets `payload(first..first+n)` with `user = seq` through
-/// `tx`, retrying on `Again` until the deadline.
-fn send_all(tx: &mut LinkTx<'_>, first: u64, n: u64) {
-    let deadline = Instant::now() + DEADLINE;
-    let mut buf = Vec::new();
-    for seq in first..first + n {
-        payload(seq, MTU, &mut buf);
-        let pkt = PktInfo::new(&buf).with_meta(PktMeta {
-            addr: None,
-            user: seq,
-        });
-        while tx.send(&[pkt], true).is_err() {
-            assert!(Instant::now() < deadline, "link stayed full at {seq}");
-            std::thread::yield_now();
-        }
-    }
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
 /// Every packet `first..first+n` arrived once, in order, byte for byte.
 fn check_records(rec: &Record, first: u64, n: u64) {
     let pkts = rec.pkts.lock().unwrap();
@@ -175,7 +149,7 @@ fn two_tiles_on_threads_deliver_every_byte_in_order() {
         let _guard = StopOnDrop(vec![mf, md]);
         let hf = s.spawn(|| fwd.run());
         let hd = s.spawn(|| drain.run());
-        send_all(&mut LinkTx::new(&a), 0, n);
+        send_all(&mut LinkTx::new(&a), 0, n, MTU);
         wait_until("every packet at the recorder", || {
             rec.0.count.load(Ordering::Acquire) as u64 == n
         });
@@ -320,7 +294,7 @@ fn filters_skip_and_retry() {
     .unwrap();
     let mp = picky.metrics();
     let n = 200;
-    send_all(&mut LinkTx::new(&a), 0, n);
+    send_all(&mut LinkTx::new(&a), 0, n, MTU);
     std::thread::scope(|s| {
         let _guard = StopOnDrop(vec![mp]);
         let h = s.spawn(|| picky.run());
@@ -383,7 +357,7 @@ fn stopping_waits_for_pending_packets_and_reports_those_it_could_not_pass_on() {
     rec.0.blocked.store(true, Ordering::Release);
     let mut drain = drain_stem(&t, &a, &rec);
     let md = drain.metrics();
-    send_all(&mut LinkTx::new(&a), 0, 10);
+    send_all(&mut LinkTx::new(&a), 0, 10, MTU);
 
     // The downstream never opens: the stop gives up after its grace and
     // says how many packets it still held.
@@ -434,7 +408,7 @@ fn a_restarted_tile_continues_exactly_where_the_stopped_one_left_off() {
         std::thread::scope(|s| {
             let _guard = StopOnDrop(vec![md]);
             let h = s.spawn(|| drain.run());
-            send_all(&mut tx, round * 300, 300);
+            send_all(&mut tx, round * 300, 300, MTU);
             wait_until("the round delivered", || {
                 rec.0.count.load(Ordering::Acquire) as u64 == (round + 1) * 300
             });
@@ -509,7 +483,7 @@ fn setup_errors_are_clear() {
 fn packets_a_tile_still_held_go_to_its_successor() {
     let t = TestWs::new("stemheld", 1 << 22);
     let a = t.link("a", 64, MTU, &[Reliable]);
-    send_all(&mut LinkTx::new(&a), 0, 40);
+    send_all(&mut LinkTx::new(&a), 0, 40, MTU);
     // The first drain never gets its packets out (as if it died holding
     // them): it gives up at its stop.
     let stuck = Recorder::default();

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{payload, TestWs};
-use tilewire_aio::{Aio, PktInfo, PktMeta, SendError};
+use common::{payload, send_all, wait_until, TestWs};
+use tilewire_aio::{Aio, PktInfo, SendError};
 use tilewire_shmem::clock::mono_ts;
 use tilewire_shmem::load_bytes;
 use tilewire_tile::link::frag::{FragMeta, CTL_PKT};
@@ -212,32 +212,6 @@ fn check_records(rec: &Recorder, n: u64) {
     }
 }
 
-/// Sends `payload(first..first+n)` with `user = seq` through `tx`, retrying
-/// on `Again` until the deadline.
-fn send_all(tx: &mut LinkTx<'_>, first: u64, n: u64) {
-    let deadline = Instant::now() + DEADLINE;
-    let mut buf = Vec::new();
-    for seq in first..first + n {
-        payload(seq, MTU, &mut buf);
-        let pkt = PktInfo::new(&buf).with_meta(PktMeta {
-            addr: None,
-            user: seq,
-        });
-        while tx.send(&[pkt], true).is_err() {
-            assert!(Instant::now() < deadline, "link stayed full at {seq}");
-            std::thread::yield_now();
-        }
-    }
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
 fn wait_halted(what: &str, m: TileMetricsHandle<'_>) {
     wait_until(what, || m.state() == Some(TileState::Halted));
 }
@@ -350,7 +324,7 @@ fn a_drained_tile_that_holds_frags_passes_every_one_on() {
 fn a_drain_asked_before_the_run_reads_what_is_there_and_halts() {
     let t = TestWs::new("drpre", 1 << 22);
     let a = t.link("a", 64, MTU, &[Reliable]);
-    send_all(&mut LinkTx::new(&a), 0, 40);
+    send_all(&mut LinkTx::new(&a), 0, 40, MTU);
     let rec = Recorder::default();
     let mut drain = Stem::new(
         &t.ws,
@@ -444,7 +418,7 @@ fn a_drain_that_waits_on_its_downstream_gives_up_and_counts_what_it_left() {
     let t = TestWs::new("drretry", 1 << 22);
     let a = t.link("a", 128, MTU, &[Reliable]);
     let n = 100;
-    send_all(&mut LinkTx::new(&a), 0, n);
+    send_all(&mut LinkTx::new(&a), 0, n, MTU);
     // The downstream never takes anything: the drain fills its batch, then
     // answers Retry to every frag after it.
     let rec = Recorder::default();
@@ -530,15 +504,15 @@ fn a_drain_reads_only_the_inputs_of_its_mask() {
     let end = std::thread::scope(|s| {
         let _guard = StopOnDrop(vec![m]);
         let h = s.spawn(|| stem.run());
-        send_all(&mut tx_a, 0, 5);
-        send_all(&mut tx_b, 0, 5);
+        send_all(&mut tx_a, 0, 5, MTU);
+        send_all(&mut tx_b, 0, 5, MTU);
         wait_until("both inputs read", || taken_of(0) == 5 && taken_of(1) == 5);
         // Pending work keeps the drain going while the test looks at it.
         hold.store(true, Ordering::Release);
         m.request_drain(0b01);
         wait_seen("the drain seen", m);
-        send_all(&mut tx_b, 5, 7);
-        send_all(&mut tx_a, 5, 7);
+        send_all(&mut tx_b, 5, 7, MTU);
+        send_all(&mut tx_a, 5, 7, MTU);
         wait_until("input 0 read on while draining", || taken_of(0) == 12);
         // Many loop turns and housekeepings later, input 1 was not polled.
         std::thread::sleep(Duration::from_millis(30));
@@ -562,7 +536,7 @@ fn a_stop_after_a_drain_stops_at_once() {
     // Asked together before the run: a plain stop, nothing read.
     let t = TestWs::new("drstop", 1 << 25);
     let a = t.link("a", 64, MTU, &[Reliable]);
-    send_all(&mut LinkTx::new(&a), 0, 10);
+    send_all(&mut LinkTx::new(&a), 0, 10, MTU);
     let rec = Recorder::default();
     let grace = Duration::from_secs(60);
     let mut drain = Stem::new(

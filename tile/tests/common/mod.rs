@@ -2,7 +2,11 @@
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use tilewire_aio::{Aio, PktInfo, PktMeta};
 use tilewire_shmem::{PageKind, Workspace};
+use tilewire_tile::link::tx::LinkTx;
 use tilewire_tile::link::{Link, LinkParams, Reliability};
 
 pub struct TestWs {
@@ -45,4 +49,34 @@ pub fn payload(seq: u64, mtu: usize, buf: &mut Vec<u8>) {
     let len = (seq.wrapping_mul(2654435761) % (mtu as u64 + 1)) as usize;
     buf.clear();
     buf.extend((0..len).map(|i| (seq as u8).wrapping_add(i as u8).wrapping_mul(31)));
+}
+
+/// How long a test waits for anything before it fails.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Sends `n` packets `payload(first..first+n, mtu)` with `user = seq`
+/// through `tx`, retrying on `Again` until the [`DEADLINE`].
+pub fn send_all(tx: &mut LinkTx<'_>, first: u64, n: u64, mtu: usize) {
+    let deadline = Instant::now() + DEADLINE;
+    let mut buf = Vec::new();
+    for seq in first..first + n {
+        payload(seq, mtu, &mut buf);
+        let pkt = PktInfo::new(&buf).with_meta(PktMeta {
+            addr: None,
+            user: seq,
+        });
+        while tx.send(&[pkt], true).is_err() {
+            assert!(Instant::now() < deadline, "link stayed full at {seq}");
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// Waits until `done`, failing the test after the [`DEADLINE`].
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
