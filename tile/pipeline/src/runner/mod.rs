@@ -41,11 +41,13 @@
 //! }
 //! ```
 
+mod failure;
+mod tile_process;
+
 use std::ffi::OsString;
 use std::fmt;
-use std::process::{Child, Command, ExitStatus};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::process::{Child, Command};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -54,63 +56,15 @@ use tilewire_tile::link::Link;
 use tilewire_tile::stem::metrics::TileState;
 use tilewire_tile::stem::{RunEnd, StemConfig};
 
+pub use failure::{RunError, TileFailure};
+use tile_process::refuse_in_tile_process;
+pub use tile_process::{run_tile_process, tile_main, StopFlag, PARENT_ENV, STEM_ENV, TILE_ENV};
+
 use crate::error::PipelineError;
 use crate::run::{run_tile, tile_metrics};
 use crate::stop::StopPlan;
 use crate::topo::{Machine, Mode, Topology};
-use crate::{workspace, Registry};
-
-/// The environment variable that makes a process a tile process:
-/// `WORKSPACE/TILE`. Set by the runner for the processes it starts; read by
-/// [`tile_main`].
-pub const TILE_ENV: &str = "TILEWIRE_TILE";
-/// The runner's pid, which a tile process watches.
-pub const PARENT_ENV: &str = "TILEWIRE_PARENT";
-/// The tile's [`StemConfig`]: `LAZY,GRACE_MS`.
-pub const STEM_ENV: &str = "TILEWIRE_STEM";
-
-/// A flag that asks a running pipeline to stop: set it from any thread
-/// ([`StopFlag::stop`]), or let Ctrl-C and SIGTERM set it
-/// ([`StopFlag::on_signals`]).
-#[derive(Debug, Clone, Default)]
-pub struct StopFlag(Arc<AtomicBool>);
-
-impl StopFlag {
-    /// A flag not set.
-    pub fn new() -> StopFlag {
-        StopFlag::default()
-    }
-
-    /// The flag Ctrl-C (SIGINT) and SIGTERM set. The handler is installed
-    /// once per process; every call returns the same flag.
-    ///
-    /// # Errors
-    /// The handler could not be installed (another one was, by other
-    /// code of this process).
-    pub fn on_signals() -> Result<StopFlag, PipelineError> {
-        static FLAG: OnceLock<Result<StopFlag, String>> = OnceLock::new();
-        FLAG.get_or_init(|| {
-            let flag = StopFlag::new();
-            let f = flag.clone();
-            ctrlc::set_handler(move || f.stop())
-                .map(|()| flag)
-                .map_err(|e| format!("installing the Ctrl-C and SIGTERM handler: {e}"))
-        })
-        .clone()
-        .map_err(PipelineError::Signals)
-    }
-
-    /// Sets the flag.
-    pub fn stop(&self) {
-        // SYNC: Relaxed; the flag carries no data, a runner polls it.
-        self.0.store(true, Ordering::Relaxed);
-    }
-
-    /// True once set.
-    pub fn is_stopped(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-}
+use crate::workspace;
 
 /// How [`Pipeline::run`] runs: [`RunOptions::new`] and the setters, or
 /// the fields of a value made so.
@@ -177,129 +131,6 @@ impl RunOptions {
         self
     }
 }
-
-/// Something that went wrong with one tile of a run.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum TileFailure {
-    /// The tile could not be started, or did not run in time.
-    Start {
-        /// The tile.
-        tile: String,
-        /// Why.
-        why: String,
-    },
-    /// The tile could not be built or set up (threads mode).
-    Failed {
-        /// The tile.
-        tile: String,
-        /// Why.
-        error: PipelineError,
-    },
-    /// The tile's thread panicked.
-    Panicked {
-        /// The tile.
-        tile: String,
-        /// The panic's message.
-        message: String,
-    },
-    /// The tile's process exited with a failure (or was killed).
-    Exited {
-        /// The tile.
-        tile: String,
-        /// How it ended.
-        status: ExitStatus,
-    },
-    /// The tile halted with frags left unread on an input it was to drain.
-    Undrained {
-        /// The tile.
-        tile: String,
-        /// The input link.
-        link: String,
-        /// Frags published on the link it never read.
-        frags: u64,
-    },
-    /// The tile halted holding packets it could not pass on.
-    Held {
-        /// The tile.
-        tile: String,
-        /// The packets.
-        packets: usize,
-    },
-    /// The tile did not stop in time (a process is killed then; a thread
-    /// is left behind).
-    DidNotStop {
-        /// The tile.
-        tile: String,
-    },
-}
-
-impl TileFailure {
-    /// The tile it concerns.
-    pub fn tile(&self) -> &str {
-        match self {
-            TileFailure::Start { tile, .. }
-            | TileFailure::Failed { tile, .. }
-            | TileFailure::Panicked { tile, .. }
-            | TileFailure::Exited { tile, .. }
-            | TileFailure::Undrained { tile, .. }
-            | TileFailure::Held { tile, .. }
-            | TileFailure::DidNotStop { tile } => tile,
-        }
-    }
-}
-
-impl fmt::Display for TileFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TileFailure::Start { tile, why } => write!(f, "tile {tile:?} did not start: {why}"),
-            TileFailure::Failed { error, .. } => write!(f, "{error}"),
-            TileFailure::Panicked { tile, message } => {
-                write!(f, "tile {tile:?} panicked: {message}")
-            }
-            TileFailure::Exited { tile, status } => {
-                write!(f, "tile {tile:?} (its process) exited: {status}")
-            }
-            TileFailure::Undrained { tile, link, frags } => write!(
-                f,
-                "tile {tile:?} could not drain within its grace time: it left {frags} frags \
-                 unread on link {link:?}"
-            ),
-            TileFailure::Held { tile, packets } => write!(
-                f,
-                "tile {tile:?} stopped holding {packets} packets it could not pass on"
-            ),
-            TileFailure::DidNotStop { tile } => write!(f, "tile {tile:?} did not stop in time"),
-        }
-    }
-}
-
-/// What went wrong in a run: every failure, one per line when printed.
-#[derive(Debug)]
-pub struct RunError {
-    failures: Vec<TileFailure>,
-}
-
-impl RunError {
-    /// The failures, in the order they were found.
-    pub fn failures(&self) -> &[TileFailure] {
-        &self.failures
-    }
-}
-
-impl fmt::Display for RunError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.failures.iter().enumerate() {
-            if i > 0 {
-                f.write_str("\n")?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for RunError {}
 
 /// A pipeline: a checked topology and its workspace, with every link and
 /// object in it. Dropping it removes the workspace (see
@@ -792,104 +623,4 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| p.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "(a panic without a message)".into())
-}
-
-/// In a process started as a tile, making or running a pipeline means its
-/// `main` did not call [`tile_main`]: refuse, rather than fork again.
-fn refuse_in_tile_process() -> Result<(), PipelineError> {
-    match std::env::var(TILE_ENV) {
-        Ok(tile) => Err(PipelineError::NotATileMain { tile }),
-        Err(_) => Ok(()),
-    }
-}
-
-/// The entry point of a pipeline binary's tile processes; call it first
-/// thing in `main`, with the registry the runner uses. In a process the
-/// runner started as a tile ([`TILE_ENV`] set) it runs that tile until it
-/// is asked to stop or its runner is gone, then exits the process (0 when
-/// the tile halted cleanly, 1 with the reason on stderr otherwise). In any
-/// other process it returns at once.
-pub fn tile_main(registry: &Registry) {
-    let Ok(spec) = std::env::var(TILE_ENV) else {
-        return;
-    };
-    let code = match tile_process(&spec, registry) {
-        Ok(end) if end.pending == 0 => 0,
-        Ok(end) => {
-            eprintln!(
-                "tile {spec}: stopped holding {} packets it could not pass on",
-                end.pending
-            );
-            1
-        }
-        Err(e) => {
-            eprintln!("tile {spec}: {e}");
-            1
-        }
-    };
-    std::process::exit(code);
-}
-
-fn tile_process(spec: &str, registry: &Registry) -> Result<RunEnd, PipelineError> {
-    let bad = |why: &str| PipelineError::Stored {
-        name: spec.to_owned(),
-        why: why.to_owned(),
-    };
-    let (ws, tile) = spec
-        .split_once('/')
-        .ok_or_else(|| bad("TILEWIRE_TILE must be WORKSPACE/TILE"))?;
-    let parent = std::env::var(PARENT_ENV).ok().and_then(|p| p.parse().ok());
-    let mut stem = StemConfig::default();
-    if let Some((lazy, grace)) = std::env::var(STEM_ENV)
-        .ok()
-        .as_deref()
-        .and_then(|s| s.split_once(','))
-    {
-        stem.lazy = lazy.parse().unwrap_or(stem.lazy);
-        stem.stop_grace = grace
-            .parse()
-            .map(Duration::from_millis)
-            .unwrap_or(stem.stop_grace);
-    }
-    run_tile_process(ws, tile, parent, registry, stem)
-}
-
-/// Runs tile `tile` of the running pipeline in workspace `ws` in this
-/// process until it is asked to stop, Ctrl-C or SIGTERM arrive, or (with
-/// `parent`) that process is gone; `tilewire tile` is this. A tile started
-/// again after a crash rejoins its links where its predecessor left them.
-///
-/// # Errors
-/// The workspace or its stored topology cannot be read (against
-/// `registry`), or the tile cannot be built.
-pub fn run_tile_process(
-    ws: &str,
-    tile: &str,
-    parent: Option<u32>,
-    registry: &Registry,
-    stem: StemConfig,
-) -> Result<RunEnd, PipelineError> {
-    let ws = workspace::join(ws)?;
-    let topo = workspace::stored_topology(&ws, registry)?;
-    let signals = StopFlag::on_signals()?;
-    let done = AtomicBool::new(false);
-    std::thread::scope(|s| {
-        let watcher = s.spawn(|| {
-            while !done.load(Ordering::Relaxed) {
-                let parent_gone = parent.is_some_and(|p| !pid_alive(p));
-                // Asked again every turn until the tile ended: a request
-                // made while it was still starting would be lost.
-                if signals.is_stopped() || parent_gone {
-                    if let Some(m) = tile_metrics(&ws, tile) {
-                        m.request_stop();
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        });
-        let r = run_tile(&ws, &topo, tile, stem);
-        done.store(true, Ordering::Relaxed);
-        let _ = watcher.join();
-        r
-    })
 }

@@ -1,0 +1,129 @@
+//! What a run reports: each tile's failure, and all of them together.
+
+use std::fmt;
+use std::process::ExitStatus;
+
+use crate::error::PipelineError;
+
+/// Something that went wrong with one tile of a run.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TileFailure {
+    /// The tile could not be started, or did not run in time.
+    Start {
+        /// The tile.
+        tile: String,
+        /// Why.
+        why: String,
+    },
+    /// The tile could not be built or set up (threads mode).
+    Failed {
+        /// The tile.
+        tile: String,
+        /// Why.
+        error: PipelineError,
+    },
+    /// The tile's thread panicked.
+    Panicked {
+        /// The tile.
+        tile: String,
+        /// The panic's message.
+        message: String,
+    },
+    /// The tile's process exited with a failure (or was killed).
+    Exited {
+        /// The tile.
+        tile: String,
+        /// How it ended.
+        status: ExitStatus,
+    },
+    /// The tile halted with frags left unread on an input it was to drain.
+    Undrained {
+        /// The tile.
+        tile: String,
+        /// The input link.
+        link: String,
+        /// Frags published on the link it never read.
+        frags: u64,
+    },
+    /// The tile halted holding packets it could not pass on.
+    Held {
+        /// The tile.
+        tile: String,
+        /// The packets.
+        packets: usize,
+    },
+    /// The tile did not stop in time (a process is killed then; a thread
+    /// is left behind).
+    DidNotStop {
+        /// The tile.
+        tile: String,
+    },
+}
+
+impl TileFailure {
+    /// The tile it concerns.
+    pub fn tile(&self) -> &str {
+        match self {
+            TileFailure::Start { tile, .. }
+            | TileFailure::Failed { tile, .. }
+            | TileFailure::Panicked { tile, .. }
+            | TileFailure::Exited { tile, .. }
+            | TileFailure::Undrained { tile, .. }
+            | TileFailure::Held { tile, .. }
+            | TileFailure::DidNotStop { tile } => tile,
+        }
+    }
+}
+
+impl fmt::Display for TileFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TileFailure::Start { tile, why } => write!(f, "tile {tile:?} did not start: {why}"),
+            TileFailure::Failed { error, .. } => write!(f, "{error}"),
+            TileFailure::Panicked { tile, message } => {
+                write!(f, "tile {tile:?} panicked: {message}")
+            }
+            TileFailure::Exited { tile, status } => {
+                write!(f, "tile {tile:?} (its process) exited: {status}")
+            }
+            TileFailure::Undrained { tile, link, frags } => write!(
+                f,
+                "tile {tile:?} could not drain within its grace time: it left {frags} frags \
+                 unread on link {link:?}"
+            ),
+            TileFailure::Held { tile, packets } => write!(
+                f,
+                "tile {tile:?} stopped holding {packets} packets it could not pass on"
+            ),
+            TileFailure::DidNotStop { tile } => write!(f, "tile {tile:?} did not stop in time"),
+        }
+    }
+}
+
+/// What went wrong in a run: every failure, one per line when printed.
+#[derive(Debug)]
+pub struct RunError {
+    pub(super) failures: Vec<TileFailure>,
+}
+
+impl RunError {
+    /// The failures, in the order they were found.
+    pub fn failures(&self) -> &[TileFailure] {
+        &self.failures
+    }
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.failures.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RunError {}
