@@ -28,6 +28,7 @@
 //!   the one clock read per message every implementation makes; tilewire
 //!   reuses it as the frag's `tspub` rather than reading the clock again.
 
+use crate::BenchArgs;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Barrier;
 use std::time::Instant;
@@ -36,12 +37,6 @@ use tilewire_shmem::clock::mono_ns;
 use tilewire_shmem::{atomic_words, PageKind, Workspace};
 use tilewire_tile::link::frag::CTL_PKT;
 use tilewire_tile::link::{Link, LinkParams, Poll, Reliability};
-
-/// Command-line options.
-pub struct Opts {
-    pub json: bool,
-    pub quick: bool,
-}
 
 const DEPTH: usize = 1024;
 const IMPLS: [&str; 4] = [
@@ -406,7 +401,7 @@ struct Row {
 }
 
 /// Runs the whole benchmark and prints it.
-pub fn run(opts: &Opts) -> Result<(), String> {
+pub fn run(opts: &BenchArgs) -> Result<(), String> {
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let pinned = if cores.len() >= 2 {
         format!(

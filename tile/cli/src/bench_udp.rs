@@ -55,6 +55,7 @@
 mod endpoint;
 mod measure;
 
+use crate::BenchArgs;
 use std::time::Duration;
 
 use tilewire_aio::netns::VethPair;
@@ -63,12 +64,6 @@ use crate::bench_link::pct;
 
 use endpoint::{Impl, SOCK_BUF};
 use measure::{Errors, Host, RxRun, TxRun};
-
-/// Command-line options.
-pub struct Opts {
-    pub json: bool,
-    pub quick: bool,
-}
 
 const SIZES: [usize; 2] = [64, 1232];
 
@@ -92,7 +87,7 @@ fn median(mut v: Vec<u64>) -> u64 {
 fn bench_host(
     host: &Host,
     impls: &[Impl],
-    opts: &Opts,
+    opts: &BenchArgs,
     rows: &mut Vec<Row>,
     notes: &mut Vec<String>,
     errs: &mut Errors,
@@ -234,7 +229,7 @@ fn bench_host(
 /// # Errors
 /// A line saying how many received packets failed their check (their
 /// descriptions are printed first).
-pub fn run(opts: &Opts) -> Result<(), String> {
+pub fn run(opts: &BenchArgs) -> Result<(), String> {
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let pinned = if cores.len() >= 2 {
         format!(
@@ -314,7 +309,7 @@ fn ratios(rows: &[Row], r: &Row) -> Vec<(String, f64)> {
     out
 }
 
-fn print(rows: &[Row], pinned: &str, notes: &[String], opts: &Opts) {
+fn print(rows: &[Row], pinned: &str, notes: &[String], opts: &BenchArgs) {
     let mode = if opts.quick { "quick" } else { "full" };
     if opts.json {
         for r in rows {

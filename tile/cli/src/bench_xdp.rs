@@ -30,6 +30,7 @@
 mod cells;
 mod roles;
 
+use crate::BenchArgs;
 use std::time::Duration;
 
 use tilewire_aio::netns::{NetnsError, VethPair};
@@ -38,15 +39,6 @@ use tilewire_xdp::bpf::AttachMode;
 
 use cells::{Impl, RxCell, Timing, TxCell, IDLE_SLEEP};
 use roles::{Cores, Umems};
-
-/// Options of `tilewire bench xdp`.
-#[derive(Debug, Clone, Copy)]
-pub struct Opts {
-    /// One JSON object per line instead of a table.
-    pub json: bool,
-    /// Short runs.
-    pub quick: bool,
-}
 
 /// UDP payload sizes.
 const SIZES: [usize; 2] = [64, 1232];
@@ -98,7 +90,7 @@ impl Drop for RunWorkspace {
 /// No root (namespaces, veth, XDP need CAP_SYS_ADMIN, CAP_NET_ADMIN and
 /// CAP_BPF), the workspace cannot be made, or received packets failed
 /// their check.
-pub fn run(opts: &Opts) -> Result<(), String> {
+pub fn run(opts: &BenchArgs) -> Result<(), String> {
     let (rounds, t) = if opts.quick {
         (
             1,
@@ -385,7 +377,7 @@ fn add_notes(
     }
 }
 
-fn print(rows: &[Row], pinned: &str, notes: &[String], opts: &Opts) {
+fn print(rows: &[Row], pinned: &str, notes: &[String], opts: &BenchArgs) {
     let num = |v: Option<f64>, digits: usize| match v {
         Some(v) => format!("{v:.digits$}"),
         None => "null".to_string(),

@@ -1,8 +1,7 @@
 //! `tilewire demo`: the pipeline on real packets, with nothing to set up.
 //!
-//! ```text
-//! tilewire demo [--duration SECS] [--rate PPS] [--mix CLASSES] [--udp]
-//! ```
+//! (The flags: see `--help`, made from the same definitions as the
+//! parser.)
 //!
 //! It makes a veth pair between two network namespaces of its own, `a`
 //! and `b`. In `a` runs the pipeline of the embedded topology
@@ -47,52 +46,41 @@ const DEMO_XDP: &str = include_str!("demo/demo_xdp.toml");
 const DEMO_UDP: &str = include_str!("demo/demo_udp.toml");
 
 /// What the demo was asked for.
-#[derive(Debug, Clone)]
-pub struct Opts {
-    /// How long the peer sends.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// How long the peer sends, in seconds (0.1 to 3600)
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = duration,
+          allow_negative_numbers = true)]
     pub duration: Duration,
-    /// Packets per second the peer sends.
+    /// Packets per second the peer sends
+    #[arg(long, value_name = "PPS", default_value_t = 20_000,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000),
+          allow_negative_numbers = true)]
     pub rate: u64,
-    /// Fixture classes sent (empty: all).
+    /// Fixture classes sent, comma-separated (default all)
+    #[arg(long, value_name = "CLASSES", value_delimiter = ',', long_help = mix_help())]
     pub mix: Vec<String>,
-    /// Loopback UDP even when AF_XDP is possible.
+    /// Loopback UDP even when AF_XDP is possible
+    #[arg(long)]
     pub udp: bool,
 }
 
-fn parse(args: &[String]) -> Result<Opts, String> {
-    let mut o = Opts {
-        duration: Duration::from_secs(5),
-        rate: 20_000,
-        mix: Vec::new(),
-        udp: false,
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut val = || it.next().cloned().ok_or(format!("{a} needs a value"));
-        match a.as_str() {
-            "--duration" => {
-                let v = val()?;
-                let s: f64 = v.parse().map_err(|e| format!("--duration {v:?}: {e}"))?;
-                if !(0.1..=3600.0).contains(&s) {
-                    return Err("--duration is 0.1 to 3600 seconds".into());
-                }
-                o.duration = Duration::from_secs_f64(s);
-            }
-            "--rate" => {
-                let v = val()?;
-                o.rate = v.parse().map_err(|e| format!("--rate {v:?}: {e}"))?;
-                if !(1..=10_000_000).contains(&o.rate) {
-                    return Err("--rate is 1 to 10000000 packets a second".into());
-                }
-            }
-            "--mix" => {
-                o.mix = val()?.split(',').map(|s| s.trim().to_owned()).collect();
-            }
-            "--udp" => o.udp = true,
-            _ => return Err(format!("unknown option {a:?} (see `tilewire demo --help`)")),
-        }
+fn mix_help() -> String {
+    let names: Vec<&str> = FrameClass::ALL.iter().map(|c| c.name()).collect();
+    format!(
+        "Fixture classes sent, comma-separated (default all): all, malformed, {}",
+        names.join(", ")
+    )
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(0.1..=3600.0).contains(&v) {
+        return Err(format!("{v} is not in 0.1..=3600 seconds"));
     }
-    Ok(o)
+    Ok(Duration::from_secs_f64(v))
 }
 
 /// The frames the peer sends: the embedded fixtures, cut to `mix`.
@@ -125,21 +113,9 @@ fn frames(mix: &[String]) -> Result<Vec<(FrameClass, Vec<u8>)>, String> {
 }
 
 /// `tilewire demo`.
-pub fn run(args: &[String]) -> Result<(), String> {
-    if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("usage: tilewire demo [--duration SECS (5)] [--rate PPS (20000)] [--mix CLASSES (all)] [--udp]");
-        println!(
-            "classes: all, malformed, {}",
-            FrameClass::ALL
-                .iter()
-                .map(|c| c.name())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        return Ok(());
-    }
-    let opts = parse(args)?;
-    let frames = frames(&opts.mix)?;
+pub fn run(opts: Args) -> Result<(), String> {
+    let mix: Vec<String> = opts.mix.iter().map(|m| m.trim().to_owned()).collect();
+    let frames = frames(&mix)?;
     let stop = StopFlag::on_signals().map_err(|e| e.to_string())?;
     if !opts.udp {
         match VethPair::new("demo") {
@@ -163,7 +139,7 @@ fn ws_name() -> String {
 }
 
 fn run_xdp(
-    opts: &Opts,
+    opts: &Args,
     frames: Vec<(FrameClass, Vec<u8>)>,
     stop: &StopFlag,
     pair: &VethPair,
@@ -194,7 +170,7 @@ fn run_xdp(
     run_pipeline(opts, &text, frames, stop, target)
 }
 
-fn run_udp(opts: &Opts, frames: Vec<(FrameClass, Vec<u8>)>, stop: &StopFlag) -> Result<(), String> {
+fn run_udp(opts: &Args, frames: Vec<(FrameClass, Vec<u8>)>, stop: &StopFlag) -> Result<(), String> {
     // A port free now (the tile binds it a moment later).
     let port = std::net::UdpSocket::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
@@ -211,7 +187,7 @@ fn run_udp(opts: &Opts, frames: Vec<(FrameClass, Vec<u8>)>, stop: &StopFlag) -> 
 }
 
 fn run_pipeline(
-    opts: &Opts,
+    opts: &Args,
     text: &str,
     frames: Vec<(FrameClass, Vec<u8>)>,
     stop: &StopFlag,

@@ -1,19 +1,6 @@
-//! `tilewire`: the command line of the project.
-//!
-//! ```text
-//! tilewire demo [--duration S] [--rate PPS] [--mix CLASSES] [--udp]
-//!                                          the pipeline on fixture traffic over its own veth pair
-//! tilewire run TOPO.toml [--duration S] [--keep] [--quiet]
-//!                                          a pipeline from a topology file
-//! tilewire tile --workspace WS --name TILE [--parent PID]
-//!                                          one tile of a running pipeline, in this process
-//! tilewire monitor WS [--once] [--json] [--interval-ms N] [--prometheus ADDR]
-//!                                          a live read-only view of a workspace
-//! tilewire shmem ls|info|rm ...            list, inspect and remove workspaces
-//! tilewire bench link [--json] [--quick]   link throughput and latency vs rtrb and crossbeam
-//! tilewire bench udp [--json] [--quick]    UDP TX/RX rate and RTT: aio engines vs quinn-udp
-//! tilewire bench xdp [--json] [--quick]    AF_XDP RX/TX rate over veth vs xsk-rs and sendmmsg
-//! ```
+//! `tilewire`: the command line of the project, one user of the library.
+//! `tilewire --help` and `tilewire <command> --help` print the usage; the
+//! text below is the same, from the same definitions.
 #![forbid(unsafe_code)]
 
 mod bench_link;
@@ -24,90 +11,86 @@ mod monitor_cmd;
 mod run_cmd;
 mod shmem_cmd;
 
-fn usage() -> ! {
-    eprintln!(
-        "usage:\n  \
-         tilewire demo [--duration S] [--rate PPS] [--mix CLASSES] [--udp]\n  \
-         tilewire run TOPO.toml [--duration S] [--keep] [--quiet]\n  \
-         tilewire tile --workspace WS --name TILE [--parent PID]\n  \
-         tilewire monitor WS [--once] [--json] [--interval-ms N] [--prometheus 127.0.0.1:PORT]\n  \
-         tilewire shmem ls [--json] | info WS [--json] | rm WS... [--force]\n  \
-         tilewire bench link|udp|xdp [--json] [--quick]"
-    );
-    std::process::exit(2);
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The packet I/O tile of a validator pipeline: AF_XDP and io_uring UDP
+/// net tiles, links in shared memory, pipelines from a topology.
+#[derive(Debug, Parser)]
+#[command(name = "tilewire", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-fn main() {
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The pipeline on fixture traffic over its own veth pair (loopback UDP
+    /// without root)
+    Demo(demo::Args),
+    /// A pipeline from a topology file
+    Run(run_cmd::RunArgs),
+    /// One tile of a running pipeline, in this process
+    Tile(run_cmd::TileArgs),
+    /// A live read-only view of a workspace
+    Monitor(monitor_cmd::Args),
+    /// List, inspect and remove workspaces
+    Shmem {
+        #[command(subcommand)]
+        command: shmem_cmd::Command,
+    },
+    /// The benchmarks: tilewire and its peers side by side in one run
+    Bench {
+        #[command(subcommand)]
+        which: Bench,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// Link throughput and latency against rtrb and crossbeam
+    Link(BenchArgs),
+    /// UDP TX/RX rate and RTT: the aio engines against quinn-udp
+    Udp(BenchArgs),
+    /// AF_XDP RX/TX rate over veth against xsk-rs and sendmmsg
+    Xdp(BenchArgs),
+}
+
+/// What every benchmark takes.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct BenchArgs {
+    /// One JSON object per line instead of a table
+    #[arg(long)]
+    pub json: bool,
+    /// Short runs (a quick look; the ratios are noisier)
+    #[arg(long)]
+    pub quick: bool,
+}
+
+fn main() -> ExitCode {
     let registry = tilewire_pipeline::Registry::with_builtins();
     // In a tile process of `tilewire run` (processes mode) this runs the
     // tile and exits.
     tilewire_pipeline::tile_main(&registry);
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let flag = |f: &str| args.iter().any(|a| a == f);
-    match (
-        args.first().map(String::as_str),
-        args.get(1).map(String::as_str),
-    ) {
-        (Some("bench"), Some("link")) => {
-            let opts = bench_link::Opts {
-                json: flag("--json"),
-                quick: flag("--quick"),
-            };
-            if let Err(e) = bench_link::run(&opts) {
-                eprintln!("tilewire bench link: {e}");
-                std::process::exit(1);
-            }
+    let cli = Cli::parse();
+    let (what, result) = match cli.command {
+        Command::Demo(a) => ("demo", demo::run(a)),
+        Command::Run(a) => ("run", run_cmd::run(&registry, a)),
+        Command::Tile(a) => ("tile", run_cmd::tile(&registry, a)),
+        Command::Monitor(a) => ("monitor", monitor_cmd::run(a)),
+        Command::Shmem { command } => ("shmem", shmem_cmd::run(command)),
+        Command::Bench { which } => match which {
+            Bench::Link(a) => ("bench link", bench_link::run(&a)),
+            Bench::Udp(a) => ("bench udp", bench_udp::run(&a)),
+            Bench::Xdp(a) => ("bench xdp", bench_xdp::run(&a)),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tilewire {what}: {e}");
+            ExitCode::FAILURE
         }
-        (Some("bench"), Some("udp")) => {
-            let opts = bench_udp::Opts {
-                json: flag("--json"),
-                quick: flag("--quick"),
-            };
-            if let Err(e) = bench_udp::run(&opts) {
-                eprintln!("tilewire bench udp: {e}");
-                std::process::exit(1);
-            }
-        }
-        (Some("bench"), Some("xdp")) => {
-            let opts = bench_xdp::Opts {
-                json: flag("--json"),
-                quick: flag("--quick"),
-            };
-            if let Err(e) = bench_xdp::run(&opts) {
-                eprintln!("tilewire bench xdp: {e}");
-                std::process::exit(1);
-            }
-        }
-        (Some("demo"), _) => {
-            if let Err(e) = demo::run(&args[1..]) {
-                eprintln!("tilewire demo: {e}");
-                std::process::exit(1);
-            }
-        }
-        (Some("run"), _) => {
-            if let Err(e) = run_cmd::run(&registry, &args[1..]) {
-                eprintln!("tilewire run: {e}");
-                std::process::exit(1);
-            }
-        }
-        (Some("tile"), _) => {
-            if let Err(e) = run_cmd::tile(&registry, &args[1..]) {
-                eprintln!("tilewire tile: {e}");
-                std::process::exit(1);
-            }
-        }
-        (Some("monitor"), _) => {
-            if let Err(e) = monitor_cmd::run(&args[1..]) {
-                eprintln!("tilewire monitor: {e}");
-                std::process::exit(1);
-            }
-        }
-        (Some("shmem"), _) => {
-            if let Err(e) = shmem_cmd::run(&args[1..]) {
-                eprintln!("tilewire shmem: {e}");
-                std::process::exit(1);
-            }
-        }
-        _ => usage(),
     }
 }

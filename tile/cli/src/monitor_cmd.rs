@@ -1,8 +1,7 @@
 //! `tilewire monitor`: live per-tile and per-link rates of a workspace.
 //!
-//! ```text
-//! tilewire monitor <workspace> [--once] [--json] [--interval-ms N] [--prometheus 127.0.0.1:PORT]
-//! ```
+//! (The flags: see `--help`, made from the same definitions as the
+//! parser.)
 //!
 //! The workspace is joined read-only: the monitor maps it `PROT_READ` and
 //! cannot disturb the pipeline, and Ctrl-C (or SIGTERM) leaves nothing
@@ -27,71 +26,40 @@ use tilewire_monitor::{pid_alive, render, Rates, Report, Snapshot, HEARTBEAT_TIM
 use tilewire_pipeline::StopFlag;
 use tilewire_shmem::{Access, Workspace};
 
-const USAGE: &str = "usage: tilewire monitor <workspace> [--once] [--json] \
-                     [--interval-ms N] [--prometheus 127.0.0.1:PORT]";
-
 /// The interval of `--once` unless `--interval-ms` says otherwise.
 const ONCE_INTERVAL: Duration = Duration::from_millis(200);
 
 /// What the command line asked for.
-#[derive(Debug)]
-struct Opts {
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The workspace (joined read-only)
     workspace: String,
+    /// One report, with rates over a short interval, then exit
+    #[arg(long)]
     once: bool,
+    /// One JSON object per line instead of the table
+    #[arg(long)]
     json: bool,
-    interval: Option<Duration>,
+    /// Milliseconds between reports (default 1000; 200 with --once)
+    #[arg(long = "interval-ms", value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    interval_ms: Option<u64>,
+    /// Also serve the latest report at http://ADDR/metrics (a loopback
+    /// address; port 0 picks a free one)
+    #[arg(long, value_name = "ADDR", value_parser = loopback, conflicts_with = "once")]
     prometheus: Option<SocketAddr>,
 }
 
-fn parse(args: &[String]) -> Result<Opts, String> {
-    let mut opts = Opts {
-        workspace: String::new(),
-        once: false,
-        json: false,
-        interval: None,
-        prometheus: None,
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--once" => opts.once = true,
-            "--json" => opts.json = true,
-            "--interval-ms" => {
-                let v = it.next().ok_or("--interval-ms needs a value")?;
-                let ms: u64 = v
-                    .parse()
-                    .ok()
-                    .filter(|&ms| (1..=3_600_000).contains(&ms))
-                    .ok_or_else(|| format!("--interval-ms {v:?}: expected 1..=3600000"))?;
-                opts.interval = Some(Duration::from_millis(ms));
-            }
-            "--prometheus" => {
-                let v = it.next().ok_or("--prometheus needs an address")?;
-                let addr: SocketAddr = v
-                    .parse()
-                    .map_err(|_| format!("--prometheus {v:?}: expected IP:PORT"))?;
-                if !addr.ip().is_loopback() {
-                    return Err(format!(
-                        "--prometheus {addr}: only a loopback address is served \
-                         (127.0.0.1 or [::1])"
-                    ));
-                }
-                opts.prometheus = Some(addr);
-            }
-            flag if flag.starts_with("--") => {
-                return Err(format!("unknown option {flag}\n{USAGE}"))
-            }
-            name if opts.workspace.is_empty() => opts.workspace = name.to_owned(),
-            extra => return Err(format!("unexpected argument {extra:?}\n{USAGE}")),
-        }
+fn loopback(s: &str) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not an address such as 127.0.0.1:9100"))?;
+    if !addr.ip().is_loopback() {
+        return Err(format!(
+            "{addr}: only a loopback address is served (127.0.0.1 or [::1])"
+        ));
     }
-    if opts.workspace.is_empty() {
-        return Err(USAGE.into());
-    }
-    if opts.once && opts.prometheus.is_some() {
-        return Err("--prometheus serves until Ctrl-C; it does not go with --once".into());
-    }
-    Ok(opts)
+    Ok(addr)
 }
 
 fn report(cur: &Snapshot, rates: Option<&Rates>) -> Report {
@@ -99,8 +67,8 @@ fn report(cur: &Snapshot, rates: Option<&Rates>) -> Report {
 }
 
 /// Runs the command with the arguments after its name.
-pub fn run(args: &[String]) -> Result<(), String> {
-    let opts = parse(args)?;
+pub fn run(opts: Args) -> Result<(), String> {
+    let interval = opts.interval_ms.map(Duration::from_millis);
     let ws = Workspace::join(&opts.workspace, Access::ReadOnly).map_err(|e| e.to_string())?;
     // Nothing to undo on exit (the monitor only reads): Ctrl-C only ends
     // the loop, so the last line printed is whole.
@@ -108,7 +76,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
     if opts.once {
         let first = Snapshot::take(&ws);
-        sleep_unless_stopped(opts.interval.unwrap_or(ONCE_INTERVAL), &stop);
+        sleep_unless_stopped(interval.unwrap_or(ONCE_INTERVAL), &stop);
         let cur = Snapshot::take(&ws);
         let r = report(&cur, Some(&Rates::between(&first, &cur)));
         print_report(&r, opts.json, false);
@@ -119,7 +87,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if let Some(addr) = opts.prometheus {
         serve_prometheus(addr, exposition.clone())?;
     }
-    let interval = opts.interval.unwrap_or(Duration::from_secs(1));
+    let interval = interval.unwrap_or(Duration::from_secs(1));
     let redraw = std::io::stdout().is_terminal() && !opts.json;
     let mut prev: Option<Snapshot> = None;
     while !stop.is_stopped() {

@@ -1,10 +1,8 @@
 //! `tilewire run` (a pipeline from a topology file) and `tilewire tile`
 //! (one tile of a running pipeline, in a process of its own).
 //!
-//! ```text
-//! tilewire run TOPO.toml [--duration SECS] [--keep] [--quiet]
-//! tilewire tile --workspace WS --name TILE [--parent PID]
-//! ```
+//! (The flags: see `--help`, made from the same definitions as the
+//! parser.)
 //!
 //! Both are the library's runner ([`tilewire_pipeline::Pipeline`]) with the
 //! built-in kinds: `run` checks the whole topology first (nothing starts if
@@ -21,6 +19,7 @@
 //! or, with `--parent`, until that process is gone. A tile started again
 //! after a crash rejoins its links where its predecessor left them.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tilewire_monitor::{self as monitor, pid_alive, Rates, Report, Snapshot, HEARTBEAT_TIMEOUT};
@@ -28,28 +27,41 @@ use tilewire_pipeline::topo::Mode;
 use tilewire_pipeline::{run_tile_process, Pipeline, Registry, RunOptions, StopFlag};
 use tilewire_tile::stem::StemConfig;
 
-/// `tilewire run`.
-pub fn run(registry: &Registry, args: &[String]) -> Result<(), String> {
-    let mut path = None;
-    let mut duration = None;
-    let mut keep = false;
-    let mut quiet = false;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--duration" => {
-                let v = it.next().ok_or("--duration needs seconds")?;
-                let s: f64 = v.parse().map_err(|e| format!("--duration {v:?}: {e}"))?;
-                duration = Some(Duration::from_secs_f64(s));
-            }
-            "--keep" => keep = true,
-            "--quiet" => quiet = true,
-            _ if a.starts_with("--") => return Err(format!("unknown option {a:?}")),
-            _ if path.is_none() => path = Some(a.clone()),
-            _ => return Err(format!("unexpected argument {a:?}")),
-        }
+/// `tilewire run`: a pipeline from a topology file.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The topology file (TOML; see the rustdoc of tilewire_pipeline::topo)
+    topology: PathBuf,
+    /// Stop after this many seconds (default: on Ctrl-C or SIGTERM)
+    #[arg(long, value_name = "SECS", value_parser = seconds, allow_negative_numbers = true)]
+    duration: Option<Duration>,
+    /// Keep the workspace after the run (`tilewire shmem rm` removes it)
+    #[arg(long)]
+    keep: bool,
+    /// Print only the final table, not one each second
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// Seconds, as a positive number below a day.
+pub fn seconds(s: &str) -> Result<Duration, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(v > 0.0 && v <= 86_400.0) {
+        return Err(format!("{v} is not in (0, 86400] seconds"));
     }
-    let path = path.ok_or("usage: tilewire run TOPO.toml [--duration SECS] [--keep]")?;
+    Ok(Duration::from_secs_f64(v))
+}
+
+/// `tilewire run`.
+pub fn run(registry: &Registry, args: RunArgs) -> Result<(), String> {
+    let RunArgs {
+        topology: path,
+        duration,
+        keep,
+        quiet,
+    } = args;
     let topo = registry.load(&path).map_err(|e| e.to_string())?;
     let stop = StopFlag::on_signals().map_err(|e| e.to_string())?;
     let (tiles, links, mode) = (topo.tiles.len(), topo.links.len(), topo.workspace.mode);
@@ -110,27 +122,27 @@ fn table(cur: &Snapshot, prev: Option<&Snapshot>) -> String {
     monitor::render::table(&report)
 }
 
+/// `tilewire tile`: one tile of a running pipeline, in this process.
+#[derive(Debug, clap::Args)]
+pub struct TileArgs {
+    /// The pipeline's workspace
+    #[arg(long, value_name = "WS")]
+    workspace: String,
+    /// The tile, as the topology names it
+    #[arg(long, value_name = "TILE")]
+    name: String,
+    /// Stop when this process is gone
+    #[arg(long, value_name = "PID")]
+    parent: Option<u32>,
+}
+
 /// `tilewire tile`.
-pub fn tile(registry: &Registry, args: &[String]) -> Result<(), String> {
-    let (mut ws_name, mut name, mut parent) = (None, None, None);
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut val = || it.next().cloned().ok_or(format!("{a} needs a value"));
-        match a.as_str() {
-            "--workspace" => ws_name = Some(val()?),
-            "--name" => name = Some(val()?),
-            "--parent" => {
-                let v = val()?;
-                parent = Some(
-                    v.parse::<u32>()
-                        .map_err(|e| format!("--parent {v:?}: {e}"))?,
-                );
-            }
-            _ => return Err(format!("unexpected argument {a:?}")),
-        }
-    }
-    let usage = "usage: tilewire tile --workspace WS --name TILE [--parent PID]";
-    let (ws_name, name) = (ws_name.ok_or(usage)?, name.ok_or(usage)?);
+pub fn tile(registry: &Registry, args: TileArgs) -> Result<(), String> {
+    let TileArgs {
+        workspace: ws_name,
+        name,
+        parent,
+    } = args;
     let end = run_tile_process(&ws_name, &name, parent, registry, StemConfig::default())
         .map_err(|e| e.to_string())?;
     if end.pending > 0 {

@@ -1,10 +1,7 @@
 //! `tilewire shmem`: list, inspect and remove workspaces.
 //!
-//! ```text
-//! tilewire shmem ls [--json]              every workspace and its status
-//! tilewire shmem info <ws> [--json]       header, allocations, usage
-//! tilewire shmem rm <ws>... [--force]     remove (not while a tile runs)
-//! ```
+//! (The flags: see `--help`, made from the same definitions as the
+//! parser.)
 //!
 //! Directories come from the environment (`TILEWIRE_SHM_DIR`,
 //! `TILEWIRE_HUGE_DIR`, `TILEWIRE_GIGANTIC_DIR`; see
@@ -43,31 +40,45 @@ use tilewire_shmem::object::magic_version;
 use tilewire_shmem::workspace::WKSP_MAGIC;
 use tilewire_shmem::{Access, Config, OpenError, Workspace, WorkspaceInfo};
 
-const USAGE: &str = "usage: tilewire shmem ls [--json] | info <workspace> [--json] | \
-                     rm <workspace>... [--force]";
+/// `tilewire shmem` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Every workspace: size, use, tiles, and live, stopped, abandoned or
+    /// invalid
+    Ls {
+        /// One JSON object per workspace, a line each
+        #[arg(long)]
+        json: bool,
+    },
+    /// The header and every allocation, with the object it holds
+    Info {
+        /// The workspace
+        workspace: String,
+        /// One JSON object
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove workspaces (refused while a tile of one is alive)
+    Rm {
+        /// The workspaces
+        #[arg(required = true)]
+        workspaces: Vec<String>,
+        /// Remove even while a tile is alive
+        #[arg(long)]
+        force: bool,
+    },
+}
 
-/// Runs the command with the arguments after its name.
-pub fn run(args: &[String]) -> Result<(), String> {
-    let flag = |f: &str| args.iter().skip(1).any(|a| a == f);
-    let names: Vec<&str> = args
-        .iter()
-        .skip(1)
-        .map(String::as_str)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    if let Some(bad) = args
-        .iter()
-        .skip(1)
-        .find(|a| a.starts_with("--") && !matches!(a.as_str(), "--json" | "--force"))
-    {
-        return Err(format!("unknown option {bad}\n{USAGE}"));
-    }
+/// Runs the subcommand.
+pub fn run(command: Command) -> Result<(), String> {
     let config = Config::from_env();
-    match (args.first().map(String::as_str), names.as_slice()) {
-        (Some("ls"), []) => ls(&config, flag("--json")),
-        (Some("info"), [name]) => info(&config, name, flag("--json")),
-        (Some("rm"), names) if !names.is_empty() => rm(&config, names, flag("--force")),
-        _ => Err(USAGE.into()),
+    match command {
+        Command::Ls { json } => ls(&config, json),
+        Command::Info { workspace, json } => info(&config, &workspace, json),
+        Command::Rm { workspaces, force } => {
+            let names: Vec<&str> = workspaces.iter().map(String::as_str).collect();
+            rm(&config, &names, force)
+        }
     }
 }
 

@@ -411,8 +411,13 @@ fn monitor_serves_prometheus_on_loopback() {
     s.read_to_string(&mut resp).unwrap();
     assert!(resp.starts_with("HTTP/1.1 404"), "{resp}");
     let refused = dir.run(&["monitor", "cli-prom", "--prometheus", "0.0.0.0:0"]);
-    assert_eq!(refused.status.code(), Some(1));
-    assert!(text(&refused.stderr).contains("loopback"));
+    // A bad value is a usage error: exit 2, naming the flag.
+    assert_eq!(refused.status.code(), Some(2));
+    let why = text(&refused.stderr);
+    assert!(
+        why.contains("--prometheus") && why.contains("loopback"),
+        "{why}"
+    );
 }
 
 #[test]

@@ -1,0 +1,104 @@
+//! The command line's conventions: `--help` on stdout with exit 0 for the
+//! binary and every subcommand, `--version`, and unknown flags or bad
+//! values refused with exit 2, naming the flag, before anything runs.
+
+use std::process::{Command, Output};
+
+fn tilewire(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tilewire"))
+        .args(args)
+        .output()
+        .expect("running tilewire")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+const COMMANDS: &[&[&str]] = &[
+    &[],
+    &["demo"],
+    &["run"],
+    &["tile"],
+    &["monitor"],
+    &["shmem"],
+    &["shmem", "ls"],
+    &["shmem", "info"],
+    &["shmem", "rm"],
+    &["bench"],
+    &["bench", "link"],
+    &["bench", "udp"],
+    &["bench", "xdp"],
+];
+
+#[test]
+fn every_command_has_help_on_stdout_and_exits_0() {
+    for cmd in COMMANDS {
+        let mut args = cmd.to_vec();
+        args.push("--help");
+        let out = tilewire(&args);
+        let stdout = text(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(stdout.contains("Usage: tilewire"), "{args:?}: {stdout}");
+        assert!(out.stderr.is_empty(), "{args:?}: {}", text(&out.stderr));
+    }
+    // The demo's help names every fixture class --mix takes.
+    let demo = text(&tilewire(&["demo", "--help"]).stdout);
+    for class in ["txn", "shred", "malformed", "ipv6_udp", "vlan"] {
+        assert!(demo.contains(class), "{demo}");
+    }
+}
+
+#[test]
+fn version_is_printed() {
+    let out = tilewire(&["--version"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("tilewire {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn unknown_flags_and_bad_values_exit_2_naming_the_flag() {
+    let cases: &[(&[&str], &str)] = &[
+        // A bench never runs on a mistyped flag.
+        (&["bench", "link", "--jsno"], "--jsno"),
+        (&["bench", "nope"], "nope"),
+        (&["demo", "--rate", "0"], "--rate"),
+        (&["demo", "--rate", "lots"], "--rate"),
+        (&["demo", "--duration", "0"], "--duration"),
+        (&["demo", "--rate", "-5"], "--rate"),
+        (&["run", "topo.toml", "--duration", "-1"], "--duration"),
+        (&["run"], "<TOPOLOGY>"),
+        (&["tile", "--workspace", "w"], "--name"),
+        (
+            &["tile", "--workspace", "w", "--name", "t", "--parent", "x"],
+            "--parent",
+        ),
+        (&["monitor", "w", "--interval-ms", "0"], "--interval-ms"),
+        (
+            &["monitor", "w", "--prometheus", "0.0.0.0:9100"],
+            "--prometheus",
+        ),
+        (
+            &["monitor", "w", "--once", "--prometheus", "127.0.0.1:0"],
+            "--once",
+        ),
+        (&["shmem", "rm"], "<WORKSPACES>"),
+        (&["shmem", "ls", "--force"], "--force"),
+        (&["frobnicate"], "frobnicate"),
+    ];
+    for (args, flag) in cases {
+        let out = tilewire(args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(flag), "{args:?} names {flag}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out.stdout));
+    }
+}
