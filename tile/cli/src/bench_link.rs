@@ -28,7 +28,7 @@
 //!   the one clock read per message every implementation makes; tilewire
 //!   reuses it as the frag's `tspub` rather than reading the clock again.
 
-use crate::BenchArgs;
+use crate::{print_json, round, BenchArgs};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Barrier;
 use std::time::Instant;
@@ -400,6 +400,22 @@ struct Row {
     p99: u64,
 }
 
+/// One line of `--json`.
+#[derive(serde::Serialize)]
+struct JsonRow<'a> {
+    bench: &'static str,
+    #[serde(rename = "impl")]
+    imp: &'a str,
+    payload_bytes: usize,
+    rate_per_s: u64,
+    p50_ns: u64,
+    p99_ns: u64,
+    /// This row's rate over each peer's, same payload.
+    ratio: std::collections::BTreeMap<&'a str, f64>,
+    pinned: &'a str,
+    depth: usize,
+}
+
 /// Runs the whole benchmark and prints it.
 pub fn run(opts: &BenchArgs) -> Result<(), String> {
     let cores = core_affinity::get_core_ids().unwrap_or_default();
@@ -483,15 +499,22 @@ fn print(rows: &[Row], pinned: &str, json: bool) {
     };
     if json {
         for r in rows {
-            let ratios: Vec<String> = IMPLS
+            let ratio = IMPLS
                 .iter()
                 .filter(|p| **p != r.which)
-                .map(|p| format!("\"{p}\":{:.3}", peer_ratio(r, p)))
+                .map(|p| (*p, round(peer_ratio(r, p), 3)))
                 .collect();
-            println!(
-                "{{\"bench\":\"link\",\"impl\":\"{}\",\"payload_bytes\":{},\"rate_per_s\":{:.0},\"p50_ns\":{},\"p99_ns\":{},\"ratio\":{{{}}},\"pinned\":\"{}\",\"depth\":{}}}",
-                r.which, r.sz, r.rate, r.p50, r.p99, ratios.join(","), pinned, DEPTH
-            );
+            print_json(&JsonRow {
+                bench: "link",
+                imp: r.which,
+                payload_bytes: r.sz,
+                rate_per_s: r.rate.round() as u64,
+                p50_ns: r.p50,
+                p99_ns: r.p99,
+                ratio,
+                pinned,
+                depth: DEPTH,
+            });
         }
         return;
     }

@@ -55,7 +55,7 @@
 mod endpoint;
 mod measure;
 
-use crate::BenchArgs;
+use crate::{print_json, round, BenchArgs};
 use std::time::Duration;
 
 use tilewire_aio::netns::VethPair;
@@ -309,46 +309,74 @@ fn ratios(rows: &[Row], r: &Row) -> Vec<(String, f64)> {
     out
 }
 
+/// One line of `--json`; what a row did not measure is left out.
+#[derive(serde::Serialize)]
+struct JsonRow<'a> {
+    bench: &'static str,
+    #[serde(rename = "impl")]
+    imp: &'static str,
+    path: &'static str,
+    payload_bytes: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tx_rate_per_s: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tx_sent: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tx_received: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tx_cpu_ns_per_pkt: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rx_rate_per_s: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rx_sent: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rx_received: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rx_drops: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rx_blaster: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rx_cpu_ns_per_pkt: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p50_ns: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p99_ns: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rtt_lost: Option<u64>,
+    ratio: std::collections::BTreeMap<String, f64>,
+    pinned: &'a str,
+    mode: &'static str,
+}
+
 fn print(rows: &[Row], pinned: &str, notes: &[String], opts: &BenchArgs) {
     let mode = if opts.quick { "quick" } else { "full" };
     if opts.json {
         for r in rows {
-            let mut f = vec![
-                "\"bench\":\"udp\"".to_string(),
-                format!("\"impl\":\"{}\"", r.imp.name()),
-                format!("\"path\":\"{}\"", r.path),
-                format!("\"payload_bytes\":{}", r.sz),
-            ];
-            if let Some(t) = r.tx {
-                f.push(format!("\"tx_rate_per_s\":{:.0}", t.rate));
-                f.push(format!(
-                    "\"tx_sent\":{},\"tx_received\":{}",
-                    t.sent, t.received
-                ));
-                f.push(format!("\"tx_cpu_ns_per_pkt\":{:.1}", t.cpu_ns_per_pkt));
-            }
-            if let Some(x) = r.rx {
-                f.push(format!("\"rx_rate_per_s\":{:.0}", x.rate));
-                f.push(format!(
-                    "\"rx_sent\":{},\"rx_received\":{}",
-                    x.sent, x.received
-                ));
-                f.push(format!("\"rx_drops\":{}", x.drops()));
-                f.push(format!("\"rx_blaster\":\"{}\"", x.blaster.name()));
-                f.push(format!("\"rx_cpu_ns_per_pkt\":{:.1}", x.cpu_ns_per_pkt));
-            }
-            if let Some((p50, p99, lost)) = r.rtt {
-                f.push(format!(
-                    "\"p50_ns\":{p50},\"p99_ns\":{p99},\"rtt_lost\":{lost}"
-                ));
-            }
-            let ratio: Vec<String> = ratios(rows, r)
-                .iter()
-                .map(|(k, v)| format!("\"{k}\":{v:.3}"))
-                .collect();
-            f.push(format!("\"ratio\":{{{}}}", ratio.join(",")));
-            f.push(format!("\"pinned\":\"{pinned}\",\"mode\":\"{mode}\""));
-            println!("{{{}}}", f.join(","));
+            print_json(&JsonRow {
+                bench: "udp",
+                imp: r.imp.name(),
+                path: r.path,
+                payload_bytes: r.sz,
+                tx_rate_per_s: r.tx.map(|t| t.rate.round() as u64),
+                tx_sent: r.tx.map(|t| t.sent),
+                tx_received: r.tx.map(|t| t.received),
+                tx_cpu_ns_per_pkt: r.tx.map(|t| round(t.cpu_ns_per_pkt, 1)),
+                rx_rate_per_s: r.rx.map(|x| x.rate.round() as u64),
+                rx_sent: r.rx.map(|x| x.sent),
+                rx_received: r.rx.map(|x| x.received),
+                rx_drops: r.rx.map(|x| x.drops()),
+                rx_blaster: r.rx.map(|x| x.blaster.name()),
+                rx_cpu_ns_per_pkt: r.rx.map(|x| round(x.cpu_ns_per_pkt, 1)),
+                p50_ns: r.rtt.map(|(p50, _, _)| p50),
+                p99_ns: r.rtt.map(|(_, p99, _)| p99),
+                rtt_lost: r.rtt.map(|(_, _, lost)| lost),
+                ratio: ratios(rows, r)
+                    .into_iter()
+                    .map(|(k, v)| (k, round(v, 3)))
+                    .collect(),
+                pinned,
+                mode,
+            });
         }
         for n in notes {
             eprintln!("note: {n}");

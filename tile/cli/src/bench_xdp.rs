@@ -30,7 +30,7 @@
 mod cells;
 mod roles;
 
-use crate::BenchArgs;
+use crate::{print_json, round, BenchArgs};
 use std::time::Duration;
 
 use tilewire_aio::netns::{NetnsError, VethPair};
@@ -377,30 +377,41 @@ fn add_notes(
     }
 }
 
+/// One line of `--json` (a ratio or count not measured is `null`).
+#[derive(serde::Serialize)]
+struct JsonRow<'a> {
+    bench: String,
+    #[serde(rename = "impl")]
+    imp: &'static str,
+    size: usize,
+    rate_pps: u64,
+    cpu_ns_per_pkt: f64,
+    vs_xsk_rs: Option<f64>,
+    vs_sendmmsg: Option<f64>,
+    sent: u64,
+    arrived: Option<u64>,
+    socket_drops: Option<u64>,
+    pinned: &'a str,
+    quick: bool,
+}
+
 fn print(rows: &[Row], pinned: &str, notes: &[String], opts: &BenchArgs) {
-    let num = |v: Option<f64>, digits: usize| match v {
-        Some(v) => format!("{v:.digits$}"),
-        None => "null".to_string(),
-    };
     if opts.json {
         for r in rows {
-            println!(
-                "{{\"bench\":\"xdp_{}\",\"impl\":\"{}\",\"size\":{},\"rate_pps\":{:.0},\
-                 \"cpu_ns_per_pkt\":{:.1},\"vs_xsk_rs\":{},\"vs_sendmmsg\":{},\"sent\":{},\
-                 \"arrived\":{},\"socket_drops\":{},\"pinned\":\"{}\",\"quick\":{}}}",
-                r.dir.name(),
-                r.imp.name(),
-                r.sz,
-                r.rate,
-                r.cpu_ns_per_pkt,
-                num(vs_xskrs(rows, r), 3),
-                num(vs_mmsg(rows, r), 3),
-                r.sent,
-                r.got.map_or("null".to_string(), |g| g.to_string()),
-                r.socket_drops.map_or("null".to_string(), |g| g.to_string()),
+            print_json(&JsonRow {
+                bench: format!("xdp_{}", r.dir.name()),
+                imp: r.imp.name(),
+                size: r.sz,
+                rate_pps: r.rate.round() as u64,
+                cpu_ns_per_pkt: round(r.cpu_ns_per_pkt, 1),
+                vs_xsk_rs: vs_xskrs(rows, r).map(|v| round(v, 3)),
+                vs_sendmmsg: vs_mmsg(rows, r).map(|v| round(v, 3)),
+                sent: r.sent,
+                arrived: r.got,
+                socket_drops: r.socket_drops,
                 pinned,
-                opts.quick,
-            );
+                quick: opts.quick,
+            });
         }
         return;
     }

@@ -20,6 +20,10 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "tilewire", version, propagate_version = true)]
 struct Cli {
+    /// What to log on stderr: error, warn, info, debug, trace, or a
+    /// RUST_LOG-style filter (default: RUST_LOG, else warn)
+    #[arg(long, global = true, value_name = "LEVEL")]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -68,12 +72,48 @@ pub struct BenchArgs {
     pub quick: bool,
 }
 
+/// Prints `row` as one line of JSON: what every `--json` prints.
+pub fn print_json(row: &impl serde::Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string(row).expect("bench rows hold only numbers and strings")
+    );
+}
+
+/// `v` rounded to `digits` decimals, for ratios and per-packet costs in
+/// machine output.
+pub fn round(v: f64, digits: i32) -> f64 {
+    let k = 10f64.powi(digits);
+    (v * k).round() / k
+}
+
+/// Logs to stderr: the runner's tile lifecycle (start, drain, end, failure)
+/// with each tile's name, filtered by `level` or `RUST_LOG`.
+fn logs(level: Option<&str>) -> Result<(), String> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match level {
+        Some(l) => EnvFilter::try_new(l).map_err(|e| format!("--log-level {l:?}: {e}"))?,
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let registry = tilewire_pipeline::Registry::with_builtins();
     // In a tile process of `tilewire run` (processes mode) this runs the
     // tile and exits.
     tilewire_pipeline::tile_main(&registry);
     let cli = Cli::parse();
+    if let Err(e) = logs(cli.log_level.as_deref()) {
+        eprintln!("tilewire: {e}");
+        return ExitCode::from(2);
+    }
     let (what, result) = match cli.command {
         Command::Demo(a) => ("demo", demo::run(a)),
         Command::Run(a) => ("run", run_cmd::run(&registry, a)),

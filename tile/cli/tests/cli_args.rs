@@ -102,3 +102,46 @@ fn unknown_flags_and_bad_values_exit_2_naming_the_flag() {
         assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out.stdout));
     }
 }
+
+#[test]
+fn the_runner_logs_each_tiles_start_and_end_with_its_name() {
+    let topo = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../pipeline/tests/topos/gen_forward_sink.toml"
+    );
+    let quiet = tilewire(&["run", topo, "--duration", "0.3", "--quiet"]);
+    assert!(quiet.status.success(), "{}", text(&quiet.stderr));
+    assert!(
+        !text(&quiet.stderr).contains("tile thread started"),
+        "warnings only by default"
+    );
+    let out = tilewire(&[
+        "--log-level",
+        "info",
+        "run",
+        topo,
+        "--duration",
+        "0.3",
+        "--quiet",
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    for tile in ["gen", "forward", "sink"] {
+        for event in [
+            "tile thread started",
+            "asked to drain its inputs and stop",
+            "tile halted",
+        ] {
+            assert!(
+                stderr
+                    .lines()
+                    .any(|l| l.contains(event) && l.contains(&format!("tile={tile}"))),
+                "{event} for {tile}: {stderr}"
+            );
+        }
+    }
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "no colours when stderr is not a terminal"
+    );
+}

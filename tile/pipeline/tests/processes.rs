@@ -178,6 +178,15 @@ fn a_binary_that_forgot_tile_main_fails_clearly_without_a_fork_loop() {
         .matches("call tilewire_pipeline::tile_main(&registry) first thing in main")
         .count();
     assert_eq!(refused, 4, "{stderr}");
+    // Each tile's lines reach the runner's stderr tagged with its name.
+    for tile in ["gen", "fwd", "batch", "sink"] {
+        assert!(
+            stderr.contains(&format!(
+                "[{tile}] forgetful: this process was started as tile"
+            )),
+            "{stderr}"
+        );
+    }
     assert!(
         stderr.contains("its process ended before the tile ran"),
         "the runner says which tile never ran: {stderr}"

@@ -420,9 +420,11 @@ pub fn veth_rx_packets(side: &VethSide) -> Option<u64> {
         .arg(side.ifname())
         .output()
         .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let rx = &text[text.find("\"rx\":{")?..];
-    let at = rx.find("\"packets\":")? + "\"packets\":".len();
-    let digits: String = rx[at..].chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
+    let links: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    links
+        .get(0)?
+        .get("stats64")?
+        .get("rx")?
+        .get("packets")?
+        .as_u64()
 }

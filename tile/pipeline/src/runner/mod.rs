@@ -46,7 +46,8 @@ mod tile_process;
 
 use std::ffi::OsString;
 use std::fmt;
-use std::process::{Child, Command};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStderr, Command, Stdio};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -274,7 +275,8 @@ impl Drop for Pipeline {
 /// How one tile of a running pipeline runs.
 enum Handle {
     Thread(JoinHandle<Result<RunEnd, PipelineError>>),
-    Process(Child),
+    /// The process, and the thread passing its stderr on, tagged.
+    Process(Child, Option<JoinHandle<()>>),
     /// It ended (and was reaped), or never started.
     Ended,
 }
@@ -329,7 +331,10 @@ impl Running<'_> {
                     run_tile(&ws, &topo, &name, stem)
                 });
             match spawned {
-                Ok(h) => self.tiles.push(Handle::Thread(h)),
+                Ok(h) => {
+                    tracing::info!(tile = %t.name, "tile thread started");
+                    self.tiles.push(Handle::Thread(h));
+                }
                 Err(e) => {
                     self.failures.push(TileFailure::Start {
                         tile: t.name.clone(),
@@ -366,8 +371,13 @@ impl Running<'_> {
             // Its own process group: a Ctrl-C at the terminal reaches the
             // runner alone, which then stops the tiles in order.
             std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+            cmd.stderr(Stdio::piped());
             match cmd.spawn() {
-                Ok(c) => self.tiles.push(Handle::Process(c)),
+                Ok(mut c) => {
+                    tracing::info!(tile = %t.name, pid = c.id(), "tile process started");
+                    let relay = c.stderr.take().and_then(|err| relay_stderr(&t.name, err));
+                    self.tiles.push(Handle::Process(c, relay));
+                }
                 Err(e) => {
                     self.failures.push(TileFailure::Start {
                         tile: t.name.clone(),
@@ -446,7 +456,7 @@ impl Running<'_> {
             .iter()
             .enumerate()
             .filter_map(|(i, h)| match h {
-                Handle::Process(c) => Some((self.name(i).to_owned(), c.id())),
+                Handle::Process(c, _) => Some((self.name(i).to_owned(), c.id())),
                 _ => None,
             })
             .collect()
@@ -471,10 +481,18 @@ impl Running<'_> {
         match &mut self.tiles[i] {
             Handle::Ended => return true,
             Handle::Thread(h) if !h.is_finished() => return false,
-            Handle::Process(c) => match c.try_wait() {
+            Handle::Process(c, relay) => match c.try_wait() {
                 Ok(None) => return false,
                 Ok(Some(status)) => {
-                    if !status.success() {
+                    // Everything it wrote is passed on before its end is
+                    // reported.
+                    if let Some(r) = relay.take() {
+                        let _ = r.join();
+                    }
+                    if status.success() {
+                        tracing::info!(tile = %tile, "tile process ended");
+                    } else {
+                        tracing::warn!(tile = %tile, %status, "tile process failed");
                         self.failures.push(TileFailure::Exited { tile, status });
                     }
                 }
@@ -487,17 +505,24 @@ impl Running<'_> {
                 let Handle::Thread(h) = std::mem::replace(&mut self.tiles[i], Handle::Ended) else {
                     unreachable!("matched a thread")
                 };
-                match h.join() {
-                    Ok(Ok(end)) if end.pending > 0 => self.failures.push(TileFailure::Held {
+                let failure = match h.join() {
+                    Ok(Ok(end)) if end.pending > 0 => Some(TileFailure::Held {
                         tile,
                         packets: end.pending,
                     }),
-                    Ok(Ok(_)) => {}
-                    Ok(Err(error)) => self.failures.push(TileFailure::Failed { tile, error }),
-                    Err(panic) => self.failures.push(TileFailure::Panicked {
+                    Ok(Ok(_)) => {
+                        tracing::info!(tile = %tile, "tile halted");
+                        None
+                    }
+                    Ok(Err(error)) => Some(TileFailure::Failed { tile, error }),
+                    Err(panic) => Some(TileFailure::Panicked {
                         tile,
                         message: panic_message(&*panic),
                     }),
+                };
+                if let Some(f) = failure {
+                    tracing::error!(tile = %f.tile(), "{f}");
+                    self.failures.push(f);
                 }
                 return true;
             }
@@ -534,6 +559,7 @@ impl Running<'_> {
         let deadline =
             Instant::now() + self.stem.stop_grace * (n as u32 + 1) + Duration::from_secs(5);
         let ws = &self.pipeline.ws;
+        let mut asked = vec![false; n];
         loop {
             let ended: Vec<bool> = (0..n)
                 .map(|i| self.reap(i) && !self.runs_elsewhere(i))
@@ -556,17 +582,26 @@ impl Running<'_> {
                     // request made before its metrics were reset.
                     if let Some(m) = tile_metrics(ws, self.name(i)) {
                         m.request_drain(self.plan.drain[i]);
+                        if !asked[i] {
+                            asked[i] = true;
+                            tracing::info!(
+                                tile = %self.name(i),
+                                inputs = self.plan.drain[i],
+                                "asked to drain its inputs and stop"
+                            );
+                        }
                     }
                 }
             }
             if Instant::now() >= deadline {
                 for i in (0..n).filter(|&i| !ended[i]) {
                     let tile = self.name(i).to_owned();
-                    if let Handle::Process(c) = &mut self.tiles[i] {
+                    if let Handle::Process(c, _) = &mut self.tiles[i] {
                         let _ = c.kill();
                         let _ = c.wait();
                     }
                     self.tiles[i] = Handle::Ended;
+                    tracing::error!(tile = %tile, "tile did not stop in time");
                     self.failures.push(TileFailure::DidNotStop { tile });
                 }
                 break;
@@ -600,6 +635,7 @@ impl Running<'_> {
                 };
                 let left = link.mcache().seq_query().wrapping_sub(fseq.query()) as i64;
                 if left > 0 {
+                    tracing::warn!(tile = %t.name, link = %link_name, frags = left, "not drained");
                     found.push(TileFailure::Undrained {
                         tile: t.name.clone(),
                         link: link_name.clone(),
@@ -616,6 +652,22 @@ impl Drop for Running<'_> {
     fn drop(&mut self) {
         self.stop_in_order();
     }
+}
+
+/// Passes each line tile `tile`'s process writes to stderr on to this
+/// process's stderr, as `[tile] line`, so the runner's output says which
+/// tile wrote what. `None` if no thread could be started (the lines are
+/// lost then, the tile is not).
+fn relay_stderr(tile: &str, err: ChildStderr) -> Option<JoinHandle<()>> {
+    let tag = tile.to_owned();
+    std::thread::Builder::new()
+        .name(format!("{tile}.stderr"))
+        .spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                eprintln!("[{tag}] {line}");
+            }
+        })
+        .ok()
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
