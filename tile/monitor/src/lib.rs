@@ -92,4 +92,6 @@ pub use health::{
 pub use objects::{identify, ObjectKind};
 pub use rates::{ConsumerRates, LinkRates, Rates, TileRates};
 pub use report::{ConsumerReport, CounterReport, InputReport, LinkReport, Report, TileReport};
-pub use snapshot::{ConsumerView, LatencyView, LinkView, Problem, Snapshot, TileView};
+pub use snapshot::{
+    ConsumerView, LatencyView, LinkView, Problem, Snapshot, TileView, LATENCY_BOUNDS_NS,
+};

@@ -9,11 +9,16 @@
 //! rates, totals otherwise.
 //!
 //! The Prometheus families expose raw totals and gauges (a scraper takes
-//! its own rates); every sample carries the `workspace` label.
+//! its own rates) and the input latencies as histograms (`_bucket` with
+//! `le` from 100 ns to 1 s, `_sum`, `_count`, summed from the workspace's
+//! fine buckets), named as `promtool check metrics` wants them; every
+//! sample carries the `workspace` label. A tile's own counters are
+//! `tilewire_tile_events_total{name="..."}`.
 
 use std::fmt::Write as _;
 
 use super::report::Report;
+use super::snapshot::{LatencyView, LATENCY_BOUNDS_NS};
 
 /// `ns` as a short human duration: `850ns`, `12.3us`, `4.5ms`, `2.00s`.
 pub fn duration(ns: u64) -> String {
@@ -225,6 +230,36 @@ impl Exposition<'_> {
     }
 }
 
+impl Exposition<'_> {
+    /// A histogram family: per labelled latency, its cumulative `_bucket`
+    /// series (`le` in seconds, then `+Inf`), `_sum` and `_count`.
+    fn histogram(
+        &mut self,
+        name: &str,
+        help: &str,
+        series: Vec<(Vec<(&str, String)>, LatencyView)>,
+    ) {
+        if series.is_empty() {
+            return;
+        }
+        let _ = writeln!(self.out, "# HELP {name} {help}");
+        let _ = writeln!(self.out, "# TYPE {name} histogram");
+        for (labels, lat) in series {
+            let mut l = format!("workspace=\"{}\"", escape(self.workspace));
+            for (k, v) in labels {
+                let _ = write!(l, ",{k}=\"{}\"", escape(&v));
+            }
+            for (bound, n) in LATENCY_BOUNDS_NS.iter().zip(lat.cumulative) {
+                let le = *bound as f64 / 1e9;
+                let _ = writeln!(self.out, "{name}_bucket{{{l},le=\"{le}\"}} {n}");
+            }
+            let _ = writeln!(self.out, "{name}_bucket{{{l},le=\"+Inf\"}} {}", lat.count);
+            let _ = writeln!(self.out, "{name}_sum{{{l}}} {}", lat.sum_ns as f64 / 1e9);
+            let _ = writeln!(self.out, "{name}_count{{{l}}} {}", lat.count);
+        }
+    }
+}
+
 /// The report in the Prometheus text format (see the module docs).
 pub fn prometheus(r: &Report) -> String {
     let mut e = Exposition {
@@ -286,38 +321,31 @@ pub fn prometheus(r: &Report) -> String {
         .flat_map(|t| {
             t.counters.iter().map(move |c| {
                 let mut l = tile(t);
-                l.push(("counter", c.name.clone()));
+                l.push(("name", c.name.clone()));
                 (l, c.value as f64)
             })
         })
         .collect();
     e.family(
-        "tilewire_tile_counter_total",
+        "tilewire_tile_events_total",
         "counter",
-        "The tile's own counters, by name.",
+        "The tile's own counters (its kind names them), by name.",
         counters,
     );
     let latency = r
         .tiles
         .iter()
         .flat_map(|t| {
-            t.inputs
-                .iter()
-                .filter_map(move |i| Some((t, i, i.latency?)))
-        })
-        .flat_map(|(t, i, lat)| {
-            [("0.5", lat.p50_ns), ("0.99", lat.p99_ns)].map(|(q, ns)| {
+            t.inputs.iter().filter_map(move |i| {
                 let mut l = tile(t);
                 l.push(("link", i.link.clone()));
-                l.push(("quantile", q.into()));
-                (l, ns as f64 / 1e9)
+                Some((l, i.latency?))
             })
         })
         .collect();
-    e.family(
+    e.histogram(
         "tilewire_tile_input_latency_seconds",
-        "gauge",
-        "Latency of the frags a tile reads (tspub - tsorig), by quantile.",
+        "Latency of the frags a tile reads (tspub - tsorig).",
         latency,
     );
     e.family(

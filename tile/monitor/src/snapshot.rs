@@ -13,7 +13,7 @@ use serde::Serialize;
 use tilewire_shmem::clock::mono_ns;
 use tilewire_shmem::{AllocInfo, Region, Workspace};
 
-use tilewire_tile::hist::Hist;
+use tilewire_tile::hist::{bucket_bounds, Hist, HistSnapshot};
 use tilewire_tile::link::fseq::{
     FseqHandle, DIAG_BAD_CNT, DIAG_FILT_CNT, DIAG_FILT_SZ, DIAG_OVRNP_CNT, DIAG_OVRNP_FRAGS,
     DIAG_OVRNR_CNT, DIAG_PUB_CNT, DIAG_PUB_SZ,
@@ -36,15 +36,52 @@ pub struct Problem {
     pub why: String,
 }
 
+/// Upper bounds, in nanoseconds, of the coarse buckets a latency
+/// histogram is summed into for Prometheus (`le`; the last bucket, `+Inf`,
+/// is the count): 100 ns to 1 s in 1-2.5-5 steps.
+pub const LATENCY_BOUNDS_NS: [u64; 22] = [
+    100,
+    250,
+    500,
+    1_000,
+    2_500,
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+];
+
 /// A latency histogram, summed up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct LatencyView {
     /// Frags recorded since the histogram was made.
     pub count: u64,
+    /// Their latencies added up, in nanoseconds.
+    pub sum_ns: u64,
     /// Median, in nanoseconds (the upper bound of its bucket).
     pub p50_ns: u64,
     /// 99th percentile, in nanoseconds (the upper bound of its bucket).
     pub p99_ns: u64,
+    /// Frags at or below each bound of [`LATENCY_BOUNDS_NS`], cumulative.
+    /// A fine bucket of the workspace's histogram counts under the first
+    /// bound at or above its upper end, so no frag is counted below its
+    /// latency (a bound may undercount by the fine buckets straddling it,
+    /// each at most 1/16 of its value wide).
+    #[serde(skip)]
+    pub cumulative: [u64; LATENCY_BOUNDS_NS.len()],
 }
 
 /// One tile, as its metrics say.
@@ -298,8 +335,10 @@ fn read_tile(
             match read {
                 Ok(s) => Some(LatencyView {
                     count: s.count(),
+                    sum_ns: s.sum(),
                     p50_ns: s.percentile(50.0),
                     p99_ns: s.percentile(99.0),
+                    cumulative: cumulative(&s),
                 }),
                 Err(why) => {
                     problems.push(Problem { object: part, why });
@@ -314,4 +353,44 @@ fn read_tile(
         metrics,
         latency,
     })
+}
+
+/// The cumulative counts of `h` at each of [`LATENCY_BOUNDS_NS`].
+pub fn cumulative(h: &HistSnapshot) -> [u64; LATENCY_BOUNDS_NS.len()] {
+    let mut out = [0u64; LATENCY_BOUNDS_NS.len()];
+    for (i, &n) in h.buckets().iter().enumerate() {
+        if n == 0 {
+            continue;
+        }
+        let (_, high) = bucket_bounds(i);
+        // Every bound at or above the bucket's top counts it.
+        let first = LATENCY_BOUNDS_NS.partition_point(|&b| b < high);
+        for c in &mut out[first..] {
+            *c += n;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod latency_tests {
+    use super::*;
+    use tilewire_tile::hist::LocalHist;
+
+    #[test]
+    fn cumulative_counts_never_count_a_frag_below_its_latency() {
+        let mut h = LocalHist::new();
+        for ns in [50, 600, 3_000, 2_000_000_000] {
+            h.record(ns);
+        }
+        let c = cumulative(&h.snapshot());
+        let at = |bound: u64| c[LATENCY_BOUNDS_NS.iter().position(|&b| b == bound).unwrap()];
+        assert_eq!(at(100), 1);
+        assert_eq!(at(500), 1, "600 ns is not at or below 500 ns");
+        assert_eq!(at(1_000), 2);
+        assert_eq!(at(2_500), 2);
+        assert_eq!(at(5_000), 3);
+        assert_eq!(at(1_000_000_000), 3, "2 s is only in +Inf");
+        assert!(c.windows(2).all(|w| w[0] <= w[1]), "cumulative");
+    }
 }
