@@ -17,8 +17,8 @@
 //! loopback address only (port 0 picks a free port; the address is printed
 //! on stderr).
 
-use std::io::{IsTerminal, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -131,51 +131,46 @@ fn sleep_unless_stopped(d: Duration, stop: &StopFlag) {
 }
 
 /// Serves `exposition` at `http://addr/metrics` on a thread of its own.
+/// The server reads each connection's request on a thread of its own, so
+/// a client that connects and says nothing (or says it slowly) holds up
+/// no other scrape.
 fn serve_prometheus(addr: SocketAddr, exposition: Arc<Mutex<String>>) -> Result<(), String> {
-    let listener = TcpListener::bind(addr).map_err(|e| format!("--prometheus {addr}: {e}"))?;
-    let bound = listener
-        .local_addr()
-        .map_err(|e| format!("--prometheus {addr}: {e}"))?;
+    let server = tiny_http::Server::http(addr).map_err(|e| format!("--prometheus {addr}: {e}"))?;
+    let bound = server
+        .server_addr()
+        .to_ip()
+        .ok_or_else(|| format!("--prometheus {addr}: not an IP listener"))?;
     eprintln!("serving Prometheus metrics at http://{bound}/metrics");
     std::thread::Builder::new()
         .name("prometheus".into())
         .spawn(move || {
-            // A failed accept (the peer gave up) is skipped.
-            for mut s in listener.incoming().flatten() {
-                answer(&mut s, &exposition);
+            for request in server.incoming_requests() {
+                answer(request, &exposition);
             }
         })
         .map_err(|e| format!("starting the Prometheus thread: {e}"))?;
     Ok(())
 }
 
-/// Reads one HTTP request head (bounded in size and time) and answers it.
-fn answer(s: &mut TcpStream, exposition: &Mutex<String>) {
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while head.len() < 8192 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => head.extend_from_slice(&buf[..n]),
-        }
-    }
-    let line = String::from_utf8_lossy(&head);
-    let mut words = line.split_whitespace();
-    let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-    let (status, body) = match (method, path) {
-        ("GET", "/metrics" | "/") => (
-            "200 OK",
+/// Answers one request: the exposition at `/metrics` (and `/`).
+fn answer(request: tiny_http::Request, exposition: &Mutex<String>) {
+    let (code, body) = match (request.method(), request.url()) {
+        (tiny_http::Method::Get, "/metrics" | "/") => (
+            200,
             exposition.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         ),
-        ("GET", _) => ("404 Not Found", "not found: try /metrics\n".into()),
-        _ => ("405 Method Not Allowed", "only GET\n".into()),
+        (tiny_http::Method::Get, _) => (404, "not found: try /metrics\n".to_owned()),
+        _ => (405, "only GET\n".to_owned()),
     };
-    let resp = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+    let content_type = tiny_http::Header::from_bytes(
+        &b"Content-Type"[..],
+        &b"text/plain; version=0.0.4; charset=utf-8"[..],
+    )
+    .expect("a valid header");
+    // A client gone before the answer is its own loss.
+    let _ = request.respond(
+        tiny_http::Response::from_string(body)
+            .with_status_code(code)
+            .with_header(content_type),
     );
-    let _ = s.write_all(resp.as_bytes());
 }

@@ -393,7 +393,7 @@ fn monitor_serves_prometheus_on_loopback() {
         assert!(Instant::now() < end, "no metrics served: {body}");
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(DEADLINE)).unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             .unwrap();
         body.clear();
         s.read_to_string(&mut body).unwrap();
@@ -406,10 +406,30 @@ fn monitor_serves_prometheus_on_loopback() {
     );
     assert!(body.contains("tilewire_link_published_total{workspace=\"cli-prom\",link=\"net\"} 0"));
     let mut s = TcpStream::connect(addr).unwrap();
-    s.write_all(b"GET /nope HTTP/1.1\r\n\r\n").unwrap();
+    s.write_all(b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
     assert!(resp.starts_with("HTTP/1.1 404"), "{resp}");
+    // A client that connects and says half a request stalls no scrape
+    // (a server reading requests one at a time waits out its read timeout,
+    // 2 s, first).
+    let mut slow = TcpStream::connect(addr).unwrap();
+    slow.write_all(b"GET /metr").unwrap();
+    let asked = Instant::now();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.contains("tilewire_tile_up"), "{resp}");
+    assert!(
+        asked.elapsed() < Duration::from_millis(1500),
+        "served in {:?} beside a stalled client",
+        asked.elapsed()
+    );
+    drop(slow);
     let refused = dir.run(&["monitor", "cli-prom", "--prometheus", "0.0.0.0:0"]);
     // A bad value is a usage error: exit 2, naming the flag.
     assert_eq!(refused.status.code(), Some(2));
