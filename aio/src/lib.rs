@@ -1,3 +1,5 @@
+#![doc = include_str!("../README.md")]
+//!
 //! tilewire-aio: the batch send contract every edge of a tilewire pipeline
 //! speaks, after Firedancer's fd_aio.
 //!

@@ -1,3 +1,5 @@
+#![doc = include_str!("../README.md")]
+//!
 //! tilewire-shmem: named shared-memory workspaces, an allocator inside them,
 //! and the lifecycle every shared object follows.
 //!

@@ -1,3 +1,5 @@
+#![doc = include_str!("../README.md")]
+//!
 //! tilewire-tile: links between tiles, and the tile run loop.
 //!
 //! ```

@@ -1,3 +1,5 @@
+#![doc = include_str!("../README.md")]
+//!
 //! tilewire-xdp: the AF_XDP backend.
 //!
 //! AF_XDP gives a user process the packets of one NIC queue without the

@@ -1,3 +1,5 @@
+#![doc = include_str!("../README.md")]
+//!
 //! `tilewire`: the command line of the project, one user of the library.
 //! `tilewire --help` and `tilewire <command> --help` print the usage; the
 //! text below is the same, from the same definitions.

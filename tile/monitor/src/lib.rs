@@ -1,3 +1,5 @@
+#![doc = include_str!("../README.md")]
+//!
 //! Monitoring a workspace: what every tile and link of a pipeline is doing,
 //! read from shared memory by a process that can change nothing.
 //!

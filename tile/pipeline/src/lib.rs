@@ -1,3 +1,5 @@
+#![doc = include_str!("../README.md")]
+//!
 //! tilewire-pipeline: tile kinds, topologies and the runner that makes
 //! pipelines of tiles, in threads or processes.
 //!
@@ -167,3 +169,8 @@ pub use workspace::{create, join, stored_text, stored_topology, TOPO_NAME};
 /// this one alone: [`tile`] (links, the run loop, `Tile`), [`shmem`]
 /// (workspaces), [`aio`] (the send contract, frame views, fixtures).
 pub use {tilewire_aio as aio, tilewire_shmem as shmem, tilewire_tile as tile};
+
+/// The workspace README's Rust example, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
