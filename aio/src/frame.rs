@@ -69,35 +69,35 @@ pub const DEFAULT_TTL: u8 = 64;
 mod field {
     use std::ops::Range;
 
-    pub const ETH_DST: Range<usize> = 0..6;
-    pub const ETH_SRC: Range<usize> = 6..12;
-    pub const ETH_TYPE: usize = 12;
+    pub(super) const ETH_DST: Range<usize> = 0..6;
+    pub(super) const ETH_SRC: Range<usize> = 6..12;
+    pub(super) const ETH_TYPE: usize = 12;
 
-    pub const IP: usize = super::ETH_HEADER_LEN;
-    pub const IP_VER_IHL: usize = IP;
-    pub const IP_TOT_LEN: usize = IP + 2;
-    pub const IP_IDENT: usize = IP + 4;
-    pub const IP_FLAGS_FRAG: usize = IP + 6;
-    pub const IP_TTL: usize = IP + 8;
-    pub const IP_PROTO: usize = IP + 9;
-    pub const IP_CHECKSUM: usize = IP + 10;
-    pub const IP_SRC: usize = IP + 12;
-    pub const IP_DST: usize = IP + 16;
+    pub(super) const IP: usize = super::ETH_HEADER_LEN;
+    pub(super) const IP_VER_IHL: usize = IP;
+    pub(super) const IP_TOT_LEN: usize = IP + 2;
+    pub(super) const IP_IDENT: usize = IP + 4;
+    pub(super) const IP_FLAGS_FRAG: usize = IP + 6;
+    pub(super) const IP_TTL: usize = IP + 8;
+    pub(super) const IP_PROTO: usize = IP + 9;
+    pub(super) const IP_CHECKSUM: usize = IP + 10;
+    pub(super) const IP_SRC: usize = IP + 12;
+    pub(super) const IP_DST: usize = IP + 16;
     /// The checksum field inside the IPv4 header.
-    pub const IP_CHECKSUM_IN_HEADER: Range<usize> = 10..12;
+    pub(super) const IP_CHECKSUM_IN_HEADER: Range<usize> = 10..12;
 
-    pub const UDP_SRC_PORT: usize = 0;
-    pub const UDP_DST_PORT: usize = 2;
-    pub const UDP_LEN: usize = 4;
-    pub const UDP_CHECKSUM: usize = 6;
+    pub(super) const UDP_SRC_PORT: usize = 0;
+    pub(super) const UDP_DST_PORT: usize = 2;
+    pub(super) const UDP_LEN: usize = 4;
+    pub(super) const UDP_CHECKSUM: usize = 6;
     /// The checksum field inside the UDP header.
-    pub const UDP_CHECKSUM_IN_HEADER: Range<usize> = 6..8;
+    pub(super) const UDP_CHECKSUM_IN_HEADER: Range<usize> = 6..8;
 
     /// IPv4 flags/fragment-offset word: don't fragment, more fragments,
     /// offset (in 8-byte units).
-    pub const IP_DF: u16 = 0x4000;
-    pub const IP_MF: u16 = 0x2000;
-    pub const IP_OFFSET: u16 = 0x1fff;
+    pub(super) const IP_DF: u16 = 0x4000;
+    pub(super) const IP_MF: u16 = 0x2000;
+    pub(super) const IP_OFFSET: u16 = 0x1fff;
 }
 
 /// Why bytes are not a well-formed Ethernet/IPv4/UDP frame, or why one

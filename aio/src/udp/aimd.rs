@@ -52,7 +52,7 @@ pub(crate) struct Aimd {
 
 impl Aimd {
     /// Starts at `max` (no limit until latency says so).
-    pub fn new(cfg: AimdConfig, max: usize) -> Aimd {
+    pub(super) fn new(cfg: AimdConfig, max: usize) -> Aimd {
         let cfg = AimdConfig {
             min: cfg.min.clamp(1, max.max(1)),
             window: cfg.window.max(100),
@@ -70,18 +70,18 @@ impl Aimd {
 
     /// Sends allowed in flight now.
     #[inline]
-    pub fn limit(&self) -> usize {
+    pub(super) fn limit(&self) -> usize {
         self.limit
     }
 
     /// Times the limit was halved.
-    pub fn decreases(&self) -> u64 {
+    pub(super) fn decreases(&self) -> u64 {
         self.decreases
     }
 
     /// Records one completion's latency; decides at the end of a window.
     #[inline]
-    pub fn record(&mut self, ns: u64) {
+    pub(super) fn record(&mut self, ns: u64) {
         self.samples += 1;
         self.over += u32::from(ns > self.cfg.target_ns);
         if self.samples >= self.cfg.window {

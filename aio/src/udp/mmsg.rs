@@ -24,7 +24,7 @@ pub(crate) struct Mmsg {
 impl Mmsg {
     /// `batch` transmit slots of `tx_pkt_max` bytes and `batch` receive
     /// slots of `rx_buf_len` bytes.
-    pub fn new(batch: usize, tx_pkt_max: usize, rx_buf_len: usize) -> Mmsg {
+    pub(super) fn new(batch: usize, tx_pkt_max: usize, rx_buf_len: usize) -> Mmsg {
         Mmsg {
             tx: TxQueue::new(MsgSlots::new(batch, tx_pkt_max)),
             rx: MsgSlots::new(batch, rx_buf_len),
@@ -36,12 +36,12 @@ impl Mmsg {
     }
 
     /// Packets taken and not yet handed to the kernel.
-    pub fn tx_pending(&self) -> usize {
+    pub(super) fn tx_pending(&self) -> usize {
         self.tx.len()
     }
 
     /// Hands queued packets to the kernel; true if none is left.
-    pub fn drain(&mut self, sock: &Socket, stats: &mut UdpStats) -> bool {
+    pub(super) fn drain(&mut self, sock: &Socket, stats: &mut UdpStats) -> bool {
         self.tx.drain(stats, &mut |slots, start, count| {
             slots.sendmmsg(sock, start, count)
         })
@@ -49,7 +49,7 @@ impl Mmsg {
 
     /// Copies a packet into a slot, draining first when all are taken;
     /// false when they stay taken (socket buffer full).
-    pub fn take(
+    pub(super) fn take(
         &mut self,
         sock: &Socket,
         bytes: &[u8],
@@ -64,14 +64,14 @@ impl Mmsg {
     }
 
     /// The end of a send: drain on flush or when every slot is taken.
-    pub fn end_send(&mut self, sock: &Socket, flush: bool, stats: &mut UdpStats) {
+    pub(super) fn end_send(&mut self, sock: &Socket, flush: bool, stats: &mut UdpStats) {
         if flush || self.tx.is_full() {
             self.drain(sock, stats);
         }
     }
 
     /// One `recvmmsg` of up to a batch, when nothing is ready.
-    pub fn recv(&mut self, sock: &Socket, stats: &mut UdpStats) {
+    pub(super) fn recv(&mut self, sock: &Socket, stats: &mut UdpStats) {
         if self.rx_len > self.rx_head {
             return;
         }
@@ -101,19 +101,19 @@ impl Mmsg {
     }
 
     /// Packets received and not yet taken.
-    pub fn ready_len(&self) -> usize {
+    pub(super) fn ready_len(&self) -> usize {
         self.rx_len - self.rx_head
     }
 
     /// The `j`-th packet not yet taken: payload and source.
-    pub fn ready(&self, j: usize) -> (&[u8], Option<SocketAddr>) {
+    pub(super) fn ready(&self, j: usize) -> (&[u8], Option<SocketAddr>) {
         let slot = usize::from(self.rx_ready[self.rx_head + j]);
         let (bytes, src, _) = self.rx.received(slot);
         (bytes, src)
     }
 
     /// Marks the first `k` ready packets taken.
-    pub fn consume(&mut self, k: usize) {
+    pub(super) fn consume(&mut self, k: usize) {
         self.rx_head += k;
         if self.rx_head >= self.rx_len {
             self.rx_head = 0;

@@ -46,7 +46,7 @@ impl Socket {
     ///
     /// # Errors
     /// The step that failed and the OS error.
-    pub fn open(
+    pub(super) fn open(
         bind: SocketAddr,
         connect: Option<SocketAddr>,
         opts: SocketOpts,
@@ -122,7 +122,7 @@ impl Socket {
 
     /// A SOL_SOCKET integer option (the kernel doubles SO_SNDBUF and
     /// SO_RCVBUF for its bookkeeping; this returns what it reports).
-    pub fn get_int(&self, opt: libc::c_int) -> io::Result<usize> {
+    pub(super) fn get_int(&self, opt: libc::c_int) -> io::Result<usize> {
         let mut val: libc::c_int = 0;
         let mut len = size_of::<libc::c_int>() as libc::socklen_t;
         // SAFETY: `val` and `len` are live locals of the sizes passed.
@@ -144,7 +144,7 @@ impl Socket {
 
     /// The address the socket is bound to (with the port the kernel chose
     /// when bound to port 0).
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+    pub(super) fn local_addr(&self) -> io::Result<SocketAddr> {
         // SAFETY: all-zero bytes are a valid sockaddr_storage.
         let mut name: libc::sockaddr_storage = unsafe { zeroed() };
         let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
@@ -289,7 +289,7 @@ impl core::fmt::Debug for MsgSlots {
 
 impl MsgSlots {
     /// `n` slots of `slot_len` bytes each.
-    pub fn new(n: usize, slot_len: usize) -> MsgSlots {
+    pub(super) fn new(n: usize, slot_len: usize) -> MsgSlots {
         // SAFETY: all-zero bytes are valid for these plain C structs (null
         // pointers, zero lengths).
         let (name, iov, hdr) = unsafe {
@@ -312,7 +312,7 @@ impl MsgSlots {
     }
 
     /// Number of slots.
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.lens.len()
     }
 
@@ -322,7 +322,7 @@ impl MsgSlots {
     /// # Panics
     /// If `i` is out of range or `bytes` is longer than a slot; callers
     /// check both.
-    pub fn write(&mut self, i: usize, bytes: &[u8], dest: Option<&SocketAddr>) {
+    pub(super) fn write(&mut self, i: usize, bytes: &[u8], dest: Option<&SocketAddr>) {
         let off = i * self.slot_len;
         self.bufs[off..off + bytes.len()].copy_from_slice(bytes);
         self.lens[i] = bytes.len();
@@ -333,13 +333,13 @@ impl MsgSlots {
     }
 
     /// Length of the packet in slot `i`.
-    pub fn pkt_len(&self, i: usize) -> usize {
+    pub(super) fn pkt_len(&self, i: usize) -> usize {
         self.lens[i]
     }
 
     /// The packet received into slot `i`: its bytes (as many as fitted),
     /// its source address, and whether the kernel truncated it.
-    pub fn received(&self, i: usize) -> (&[u8], Option<SocketAddr>, bool) {
+    pub(super) fn received(&self, i: usize) -> (&[u8], Option<SocketAddr>, bool) {
         let off = i * self.slot_len;
         let len = self.lens[i].min(self.slot_len);
         let truncated = self.flags[i] & libc::MSG_TRUNC != 0;
@@ -383,7 +383,12 @@ impl MsgSlots {
     ///
     /// # Panics
     /// If the range is out of bounds.
-    pub fn sendmmsg(&mut self, sock: &Socket, start: usize, count: usize) -> io::Result<usize> {
+    pub(super) fn sendmmsg(
+        &mut self,
+        sock: &Socket,
+        start: usize,
+        count: usize,
+    ) -> io::Result<usize> {
         assert!(start + count <= self.len() && count > 0);
         for i in start..start + count {
             self.point(i, self.lens[i], self.namelens[i]);
@@ -424,7 +429,7 @@ impl MsgSlots {
     ///
     /// # Panics
     /// If `count` is 0 or more than the slots.
-    pub fn recvmmsg(&mut self, sock: &Socket, count: usize) -> io::Result<usize> {
+    pub(super) fn recvmmsg(&mut self, sock: &Socket, count: usize) -> io::Result<usize> {
         assert!(count > 0 && count <= self.len());
         let namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         for i in 0..count {

@@ -34,7 +34,7 @@ pub(crate) struct TxQueue {
 }
 
 impl TxQueue {
-    pub fn new(slots: MsgSlots) -> TxQueue {
+    pub(super) fn new(slots: MsgSlots) -> TxQueue {
         TxQueue {
             slots,
             head: 0,
@@ -44,11 +44,11 @@ impl TxQueue {
     }
 
     /// Packets pending.
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.len
     }
 
-    pub fn is_full(&self) -> bool {
+    pub(super) fn is_full(&self) -> bool {
         self.len == self.slots.len()
     }
 
@@ -56,7 +56,7 @@ impl TxQueue {
     ///
     /// # Panics
     /// If the queue is full or the packet longer than a slot (callers check).
-    pub fn push(&mut self, bytes: &[u8], dest: Option<&std::net::SocketAddr>) {
+    pub(super) fn push(&mut self, bytes: &[u8], dest: Option<&std::net::SocketAddr>) {
         assert!(!self.is_full());
         let n = self.slots.len();
         let slot = (self.head + self.len) % n;
@@ -83,7 +83,7 @@ impl TxQueue {
     /// so the packet is tried once more and dropped only if it fails again.
     /// Each drop is counted in `tx_dropped`; every packet is either sent,
     /// dropped and counted, or still queued.
-    pub fn drain(&mut self, stats: &mut UdpStats, send: SendFn<'_>) -> bool {
+    pub(super) fn drain(&mut self, stats: &mut UdpStats, send: SendFn<'_>) -> bool {
         let n = self.slots.len();
         while self.len > 0 {
             let run = self.len.min(n - self.head);

@@ -12,7 +12,7 @@ use tilewire_aio::{MemAio, PcapConfig, PcapTee, RawAio, RawAioHandle};
 use tilewire_shmem::{Access, Region};
 
 /// A fixed clock, so captures are byte-reproducible.
-pub fn fixed_clock() -> Duration {
+pub(crate) fn fixed_clock() -> Duration {
     Duration::new(1_700_000_000, 987_654_321)
 }
 
@@ -20,7 +20,7 @@ pub fn fixed_clock() -> Duration {
 ///
 /// # Panics
 /// If the stream does not parse to the end.
-pub fn parse_pcap(bytes: &[u8]) -> Vec<Vec<u8>> {
+pub(crate) fn parse_pcap(bytes: &[u8]) -> Vec<Vec<u8>> {
     let (mut rest, parser) = PcapParser::new(bytes).expect("pcap global header");
     let mut pkts = Vec::new();
     while !rest.is_empty() {
@@ -33,12 +33,12 @@ pub fn parse_pcap(bytes: &[u8]) -> Vec<Vec<u8>> {
 
 /// [`MemAio`] alone: the far side is its pool.
 #[derive(Debug)]
-pub struct MemHarness {
+pub(crate) struct MemHarness {
     pub mem: MemAio,
 }
 
 impl MemHarness {
-    pub fn new(capacity: usize) -> MemHarness {
+    pub(crate) fn new(capacity: usize) -> MemHarness {
         MemHarness {
             mem: MemAio::with_capacity(capacity),
         }
@@ -65,13 +65,13 @@ impl Harness for MemHarness {
 /// `take_delivered` also checks that the capture holds exactly the packets
 /// delivered, no more and no fewer.
 #[derive(Debug)]
-pub struct PcapHarness {
+pub(crate) struct PcapHarness {
     pub tee: PcapTee<Vec<u8>, MemAio>,
     pub captured: Vec<Vec<u8>>,
 }
 
 impl PcapHarness {
-    pub fn new(capacity: usize) -> PcapHarness {
+    pub(crate) fn new(capacity: usize) -> PcapHarness {
         let config = PcapConfig {
             clock: fixed_clock,
             ..PcapConfig::default()
@@ -118,7 +118,7 @@ struct ObjMem([u8; 64]);
 
 /// A [`RawAio`] made with `new_for` over a boxed [`MemAio`], joined.
 #[derive(Debug)]
-pub struct RawHarness {
+pub(crate) struct RawHarness {
     handle: Option<RawAioHandle<'static>>,
     region: Region<'static>,
     obj: *mut ObjMem,
@@ -126,7 +126,7 @@ pub struct RawHarness {
 }
 
 impl RawHarness {
-    pub fn new(capacity: usize) -> RawHarness {
+    pub(crate) fn new(capacity: usize) -> RawHarness {
         let obj = Box::into_raw(Box::new(ObjMem([0; 64])));
         let target = Box::into_raw(Box::new(MemAio::with_capacity(capacity)));
         // SAFETY: `obj` is a live 64-byte allocation that is freed only in
@@ -153,7 +153,7 @@ impl RawHarness {
     }
 
     /// The MemAio behind the object.
-    pub fn sink(&mut self) -> &mut MemAio {
+    pub(crate) fn sink(&mut self) -> &mut MemAio {
         // SAFETY: `&mut self` means no send through the handle is running.
         unsafe { &mut *self.target }
     }

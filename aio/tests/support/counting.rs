@@ -17,7 +17,7 @@ thread_local! {
 }
 
 /// The allocator: `#[global_allocator] static A: Counting = Counting;`.
-pub struct Counting;
+pub(crate) struct Counting;
 
 fn note() {
     // try_with: the thread-locals may be gone while a thread shuts down.
@@ -57,24 +57,24 @@ unsafe impl GlobalAlloc for Counting {
 }
 
 /// Starts counting this thread's allocations, from zero.
-pub fn arm() {
+pub(crate) fn arm() {
     ALLOCS.with(|n| n.set(0));
     ARMED.with(|a| a.set(true));
 }
 
 /// Stops counting; returns the allocations counted since [`arm`].
-pub fn disarm() -> u64 {
+pub(crate) fn disarm() -> u64 {
     ARMED.with(|a| a.set(false));
     ALLOCS.with(Cell::get)
 }
 
 /// True while this thread is armed.
-pub fn armed() -> bool {
+pub(crate) fn armed() -> bool {
     ARMED.with(Cell::get)
 }
 
 /// Heap allocations made by this thread while running `f`.
-pub fn allocations_in(f: impl FnOnce()) -> u64 {
+pub(crate) fn allocations_in(f: impl FnOnce()) -> u64 {
     arm();
     f();
     disarm()

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use tilewire_shmem::{Config, CreateOptions, PageKind, Workspace};
 
 /// A per-run unique workspace name.
-pub fn uniq(tag: &str) -> String {
+pub(crate) fn uniq(tag: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
     format!("t{}-{}-{}", std::process::id(), n, tag)
@@ -14,12 +14,12 @@ pub fn uniq(tag: &str) -> String {
 /// A private directory under /dev/shm (tmpfs) removed on drop, so tests that
 /// list or plant files see only their own.
 #[derive(Debug)]
-pub struct Dir {
+pub(crate) struct Dir {
     pub config: Config,
 }
 
 impl Dir {
-    pub fn new(tag: &str) -> Dir {
+    pub(crate) fn new(tag: &str) -> Dir {
         let d = std::path::Path::new("/dev/shm").join(format!("tilewire-test-{}", uniq(tag)));
         std::fs::create_dir_all(&d).unwrap();
         Dir {
@@ -31,14 +31,14 @@ impl Dir {
         }
     }
 
-    pub fn opts(&self) -> CreateOptions {
+    pub(crate) fn opts(&self) -> CreateOptions {
         CreateOptions {
             config: self.config.clone(),
             table_cap: 64,
         }
     }
 
-    pub fn create(&self, name: &str, size: usize) -> Workspace {
+    pub(crate) fn create(&self, name: &str, size: usize) -> Workspace {
         Workspace::create_with(name, size, PageKind::Normal, &self.opts()).unwrap()
     }
 }

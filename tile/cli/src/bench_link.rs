@@ -385,7 +385,7 @@ fn expected_checksum(sz: usize, n: u64) -> u64 {
 }
 
 /// The `p` quantile (0 to 1) of sorted samples, nearest rank; 0 if none.
-pub fn pct(sorted: &[u64], p: f64) -> u64 {
+pub(crate) fn pct(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
     }
@@ -417,7 +417,7 @@ struct JsonRow<'a> {
 }
 
 /// Runs the whole benchmark and prints it.
-pub fn run(opts: &BenchArgs) -> Result<(), String> {
+pub(crate) fn run(opts: &BenchArgs) -> Result<(), String> {
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let pinned = if cores.len() >= 2 {
         format!(

@@ -229,7 +229,7 @@ fn bench_host(
 /// # Errors
 /// A line saying how many received packets failed their check (their
 /// descriptions are printed first).
-pub fn run(opts: &BenchArgs) -> Result<(), String> {
+pub(crate) fn run(opts: &BenchArgs) -> Result<(), String> {
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let pinned = if cores.len() >= 2 {
         format!(

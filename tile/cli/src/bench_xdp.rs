@@ -90,7 +90,7 @@ impl Drop for RunWorkspace {
 /// No root (namespaces, veth, XDP need CAP_SYS_ADMIN, CAP_NET_ADMIN and
 /// CAP_BPF), the workspace cannot be made, or received packets failed
 /// their check.
-pub fn run(opts: &BenchArgs) -> Result<(), String> {
+pub(crate) fn run(opts: &BenchArgs) -> Result<(), String> {
     let (rounds, t) = if opts.quick {
         (
             1,

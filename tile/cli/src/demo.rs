@@ -47,7 +47,7 @@ const DEMO_UDP: &str = include_str!("demo/demo_udp.toml");
 
 /// What the demo was asked for.
 #[derive(Debug, Clone, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// How long the peer sends, in seconds (0.1 to 3600)
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = duration,
           allow_negative_numbers = true)]
@@ -113,7 +113,7 @@ fn frames(mix: &[String]) -> Result<Vec<(FrameClass, Vec<u8>)>, String> {
 }
 
 /// `tilewire demo`.
-pub fn run(opts: Args) -> Result<(), String> {
+pub(crate) fn run(opts: Args) -> Result<(), String> {
     let mix: Vec<String> = opts.mix.iter().map(|m| m.trim().to_owned()).collect();
     let frames = frames(&mix)?;
     let stop = StopFlag::on_signals().map_err(|e| e.to_string())?;

@@ -31,7 +31,7 @@ const ONCE_INTERVAL: Duration = Duration::from_millis(200);
 
 /// What the command line asked for.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The workspace (joined read-only)
     workspace: String,
     /// One report, with rates over a short interval, then exit
@@ -67,7 +67,7 @@ fn report(cur: &Snapshot, rates: Option<&Rates>) -> Report {
 }
 
 /// Runs the command with the arguments after its name.
-pub fn run(opts: Args) -> Result<(), String> {
+pub(crate) fn run(opts: Args) -> Result<(), String> {
     let interval = opts.interval_ms.map(Duration::from_millis);
     let ws = Workspace::join(&opts.workspace, Access::ReadOnly).map_err(|e| e.to_string())?;
     // Nothing to undo on exit (the monitor only reads): Ctrl-C only ends

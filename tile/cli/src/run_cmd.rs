@@ -29,7 +29,7 @@ use tilewire_tile::stem::StemConfig;
 
 /// `tilewire run`: a pipeline from a topology file.
 #[derive(Debug, clap::Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// The topology file (TOML; see the rustdoc of tilewire_pipeline::topo)
     topology: PathBuf,
     /// Stop after this many seconds (default: on Ctrl-C or SIGTERM)
@@ -44,7 +44,7 @@ pub struct RunArgs {
 }
 
 /// Seconds, as a positive number below a day.
-pub fn seconds(s: &str) -> Result<Duration, String> {
+pub(crate) fn seconds(s: &str) -> Result<Duration, String> {
     let v: f64 = s
         .parse()
         .map_err(|_| format!("{s:?} is not a number of seconds"))?;
@@ -55,7 +55,7 @@ pub fn seconds(s: &str) -> Result<Duration, String> {
 }
 
 /// `tilewire run`.
-pub fn run(registry: &Registry, args: RunArgs) -> Result<(), String> {
+pub(crate) fn run(registry: &Registry, args: RunArgs) -> Result<(), String> {
     let RunArgs {
         topology: path,
         duration,
@@ -124,7 +124,7 @@ fn table(cur: &Snapshot, prev: Option<&Snapshot>) -> String {
 
 /// `tilewire tile`: one tile of a running pipeline, in this process.
 #[derive(Debug, clap::Args)]
-pub struct TileArgs {
+pub(crate) struct TileArgs {
     /// The pipeline's workspace
     #[arg(long, value_name = "WS")]
     workspace: String,
@@ -137,7 +137,7 @@ pub struct TileArgs {
 }
 
 /// `tilewire tile`.
-pub fn tile(registry: &Registry, args: TileArgs) -> Result<(), String> {
+pub(crate) fn tile(registry: &Registry, args: TileArgs) -> Result<(), String> {
     let TileArgs {
         workspace: ws_name,
         name,

@@ -42,7 +42,7 @@ use tilewire_shmem::{Access, Config, OpenError, Workspace, WorkspaceInfo};
 
 /// `tilewire shmem` subcommands.
 #[derive(Debug, clap::Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Every workspace: size, use, tiles, and live, stopped, abandoned or
     /// invalid
     Ls {
@@ -70,7 +70,7 @@ pub enum Command {
 }
 
 /// Runs the subcommand.
-pub fn run(command: Command) -> Result<(), String> {
+pub(crate) fn run(command: Command) -> Result<(), String> {
     let config = Config::from_env();
     match command {
         Command::Ls { json } => ls(&config, json),

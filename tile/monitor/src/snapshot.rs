@@ -356,7 +356,7 @@ fn read_tile(
 }
 
 /// The cumulative counts of `h` at each of [`LATENCY_BOUNDS_NS`].
-pub fn cumulative(h: &HistSnapshot) -> [u64; LATENCY_BOUNDS_NS.len()] {
+pub(crate) fn cumulative(h: &HistSnapshot) -> [u64; LATENCY_BOUNDS_NS.len()] {
     let mut out = [0u64; LATENCY_BOUNDS_NS.len()];
     for (i, &n) in h.buckets().iter().enumerate() {
         if n == 0 {

@@ -9,12 +9,12 @@ use tilewire_shmem::{PageKind, Workspace};
 use tilewire_tile::link::tx::LinkTx;
 use tilewire_tile::link::{Link, LinkParams, Reliability};
 
-pub struct TestWs {
+pub(crate) struct TestWs {
     pub ws: Workspace,
 }
 
 impl TestWs {
-    pub fn new(tag: &str, size: usize) -> TestWs {
+    pub(crate) fn new(tag: &str, size: usize) -> TestWs {
         static N: AtomicU32 = AtomicU32::new(0);
         let name = format!(
             "t{}-{}-{tag}",
@@ -26,7 +26,13 @@ impl TestWs {
         }
     }
 
-    pub fn link(&self, name: &str, depth: u64, mtu: usize, consumers: &[Reliability]) -> Link<'_> {
+    pub(crate) fn link(
+        &self,
+        name: &str,
+        depth: u64,
+        mtu: usize,
+        consumers: &[Reliability],
+    ) -> Link<'_> {
         let p = LinkParams {
             depth,
             mtu,
@@ -45,18 +51,18 @@ impl Drop for TestWs {
 
 /// The payload frag `seq` carries in tests: its length and bytes both
 /// derive from the seq, so a consumer can check every byte.
-pub fn payload(seq: u64, mtu: usize, buf: &mut Vec<u8>) {
+pub(crate) fn payload(seq: u64, mtu: usize, buf: &mut Vec<u8>) {
     let len = (seq.wrapping_mul(2654435761) % (mtu as u64 + 1)) as usize;
     buf.clear();
     buf.extend((0..len).map(|i| (seq as u8).wrapping_add(i as u8).wrapping_mul(31)));
 }
 
 /// How long a test waits for anything before it fails.
-pub const DEADLINE: Duration = Duration::from_secs(20);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(20);
 
 /// Sends `n` packets `payload(first..first+n, mtu)` with `user = seq`
 /// through `tx`, retrying on `Again` until the [`DEADLINE`].
-pub fn send_all(tx: &mut LinkTx<'_>, first: u64, n: u64, mtu: usize) {
+pub(crate) fn send_all(tx: &mut LinkTx<'_>, first: u64, n: u64, mtu: usize) {
     let deadline = Instant::now() + DEADLINE;
     let mut buf = Vec::new();
     for seq in first..first + n {
@@ -73,7 +79,7 @@ pub fn send_all(tx: &mut LinkTx<'_>, first: u64, n: u64, mtu: usize) {
 }
 
 /// Waits until `done`, failing the test after the [`DEADLINE`].
-pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + DEADLINE;
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");

@@ -4,12 +4,12 @@
 
 /// Instruction classes (the low three bits of `code`).
 mod class {
-    pub const LD: u8 = 0x00;
-    pub const LDX: u8 = 0x01;
-    pub const ALU: u8 = 0x04;
-    pub const JMP: u8 = 0x05;
-    pub const JMP32: u8 = 0x06;
-    pub const ALU64: u8 = 0x07;
+    pub(super) const LD: u8 = 0x00;
+    pub(super) const LDX: u8 = 0x01;
+    pub(super) const ALU: u8 = 0x04;
+    pub(super) const JMP: u8 = 0x05;
+    pub(super) const JMP32: u8 = 0x06;
+    pub(super) const ALU64: u8 = 0x07;
 }
 
 /// Source bit: the operand is the immediate.

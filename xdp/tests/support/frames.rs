@@ -7,14 +7,14 @@
 use std::net::Ipv4Addr;
 
 /// Source MAC of every frame (locally administered).
-pub const SRC_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
+pub(crate) const SRC_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
 /// Destination MAC of every frame.
-pub const DST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 2];
+pub(crate) const DST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 2];
 /// Default source address.
-pub const SRC_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+pub(crate) const SRC_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 /// Default destination address (top bit set, so a 32-bit compare done as
 /// a sign-extended 64-bit one would fail on it).
-pub const DST_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+pub(crate) const DST_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 
 /// Ethernet header: the two MACs and `ethertype`.
 fn ethernet(ethertype: u16) -> Vec<u8> {
@@ -40,7 +40,7 @@ fn ip_checksum(header: &[u8]) -> u16 {
 /// An IPv4 UDP frame, every field settable. [`Udp4::new`] gives a valid
 /// one; the `Option` fields, left `None`, are computed from the others.
 #[derive(Debug, Clone)]
-pub struct Udp4 {
+pub(crate) struct Udp4 {
     /// An 802.1Q tag (its VLAN id) before the IPv4 ethertype.
     pub vlan: Option<u16>,
     /// The IP version nibble (4).
@@ -71,7 +71,7 @@ pub struct Udp4 {
 
 impl Udp4 {
     /// A valid frame to `dst_port` with a 32-byte payload.
-    pub fn new(dst_port: u16) -> Udp4 {
+    pub(crate) fn new(dst_port: u16) -> Udp4 {
         Udp4 {
             vlan: None,
             version: 4,
@@ -90,12 +90,12 @@ impl Udp4 {
     }
 
     /// Bytes before the payload: Ethernet, IP with options, UDP.
-    pub fn header_len(&self) -> usize {
+    pub(crate) fn header_len(&self) -> usize {
         14 + if self.vlan.is_some() { 4 } else { 0 } + usize::from(self.ihl) * 4 + 8
     }
 
     /// The frame's bytes.
-    pub fn build(&self) -> Vec<u8> {
+    pub(crate) fn build(&self) -> Vec<u8> {
         let mut f = match self.vlan {
             Some(id) => {
                 let mut f = ethernet(0x8100);
@@ -139,7 +139,7 @@ impl Udp4 {
 }
 
 /// An IPv4 TCP SYN to `dst_port`.
-pub fn tcp4(dst_port: u16) -> Vec<u8> {
+pub(crate) fn tcp4(dst_port: u16) -> Vec<u8> {
     let mut frame = Udp4::new(0);
     frame.proto = 6;
     frame.payload_len = 12; // 8 + 12 = a 20-byte TCP header
@@ -154,7 +154,7 @@ pub fn tcp4(dst_port: u16) -> Vec<u8> {
 
 /// An ICMP echo request, shaped so that bytes 2-3 of its header (the
 /// checksum) read as `fake_port`, where a UDP destination port would be.
-pub fn icmp4_echo(fake_port: u16) -> Vec<u8> {
+pub(crate) fn icmp4_echo(fake_port: u16) -> Vec<u8> {
     let mut frame = Udp4::new(fake_port);
     frame.proto = 1;
     let mut f = frame.build();
@@ -164,7 +164,7 @@ pub fn icmp4_echo(fake_port: u16) -> Vec<u8> {
 }
 
 /// An ARP request for [`DST_ADDR`].
-pub fn arp_request() -> Vec<u8> {
+pub(crate) fn arp_request() -> Vec<u8> {
     let mut f = ethernet(0x0806);
     f.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
     f.extend_from_slice(&SRC_MAC);
@@ -176,7 +176,7 @@ pub fn arp_request() -> Vec<u8> {
 }
 
 /// An IPv6 UDP datagram to `dst_port`.
-pub fn udp6(dst_port: u16) -> Vec<u8> {
+pub(crate) fn udp6(dst_port: u16) -> Vec<u8> {
     let payload = 32usize;
     let mut f = ethernet(0x86dd);
     f.extend_from_slice(&[0x60, 0, 0, 0]);
@@ -194,13 +194,13 @@ pub fn udp6(dst_port: u16) -> Vec<u8> {
 }
 
 /// An Ethernet header's length: the shortest frame a test run accepts.
-pub const ETH_HLEN: usize = 14;
+pub(crate) const ETH_HLEN: usize = 14;
 
 /// IPv4 frames near the edges of the XDP program's rules: every header
 /// field drawn from a few telling values (the destination port mostly from
 /// `ports`), then maybe truncated (never below 14 bytes) and maybe one
 /// header byte changed.
-pub fn edge_frames(ports: &[u16]) -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+pub(crate) fn edge_frames(ports: &[u16]) -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
     use proptest::prelude::*;
     let fields = (
         prop_oneof![8 => Just(4u8), 1 => 0u8..16],

@@ -20,7 +20,7 @@ pub(super) struct Mapping {
 }
 
 impl Mapping {
-    pub fn new(len: usize) -> io::Result<Mapping> {
+    pub(super) fn new(len: usize) -> io::Result<Mapping> {
         // SAFETY: an anonymous private mapping of `len` bytes, no address
         // hint; the result is checked.
         let p = unsafe {
@@ -46,7 +46,7 @@ impl Mapping {
     ///
     /// # Panics
     /// If `off` is past the end.
-    pub fn at(&self, off: usize) -> *mut u8 {
+    pub(super) fn at(&self, off: usize) -> *mut u8 {
         assert!(off <= self.len);
         self.base.wrapping_add(off)
     }
@@ -76,7 +76,7 @@ pub(super) struct Layout {
 }
 
 impl Layout {
-    pub fn new(n_rx: usize, rx_buf_len: usize, n_tx: usize, tx_pkt_max: usize) -> Layout {
+    pub(super) fn new(n_rx: usize, rx_buf_len: usize, n_tx: usize, tx_pkt_max: usize) -> Layout {
         let page = 4096;
         let ring = 0;
         let rx_bufs = round_up(n_rx * size_of::<types::BufRingEntry>(), page);

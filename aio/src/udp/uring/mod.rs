@@ -162,7 +162,7 @@ impl Uring {
     /// slots and buffers, and registers the buffer ring (or falls back to
     /// fixed receives). The ring starts disabled: the first thread that
     /// sends or polls enables it and becomes its one submitter.
-    pub fn new(fd: RawFd, config: &UdpConfig) -> Result<Uring, (&'static str, io::Error)> {
+    pub(super) fn new(fd: RawFd, config: &UdpConfig) -> Result<Uring, (&'static str, io::Error)> {
         if kernel_version() < (6, 0) {
             return Err((NEEDS_6_0, io::Error::from_raw_os_error(libc::EOPNOTSUPP)));
         }
@@ -256,32 +256,32 @@ impl Uring {
     }
 
     /// Transmit slots taken (queued or in flight).
-    pub fn tx_pending(&self) -> usize {
+    pub(super) fn tx_pending(&self) -> usize {
         self.tx_len.len() - self.tx_nfree
     }
 
     /// Sends submitted whose completion was not reaped.
-    pub fn in_flight(&self) -> usize {
+    pub(super) fn in_flight(&self) -> usize {
         self.tx_in_flight
     }
 
     /// The AIMD limit now (the number of slots when there is none).
-    pub fn limit(&self) -> usize {
+    pub(super) fn limit(&self) -> usize {
         self.aimd.as_ref().map_or(self.tx_len.len(), Aimd::limit)
     }
 
     /// Times the AIMD limit was halved.
-    pub fn limit_decreases(&self) -> u64 {
+    pub(super) fn limit_decreases(&self) -> u64 {
         self.aimd.as_ref().map_or(0, Aimd::decreases)
     }
 
     /// The send latency histogram (allocates the copy).
-    pub fn latency(&self) -> HistSnapshot {
+    pub(super) fn latency(&self) -> HistSnapshot {
         self.hist.snapshot()
     }
 
     /// How receives are posted, for the engine note.
-    pub fn multishot(&self) -> bool {
+    pub(super) fn multishot(&self) -> bool {
         matches!(self.rx_mode, RxMode::Multishot { .. })
     }
 
@@ -289,7 +289,7 @@ impl Uring {
     /// but some in flight (the kernel waits for room in the socket buffer;
     /// their completions are deferred work that only an enter runs), one
     /// enter too; with neither, only reaps (no system call).
-    pub fn flush(&mut self, stats: &mut UdpStats) {
+    pub(super) fn flush(&mut self, stats: &mut UdpStats) {
         if self.tx_nqueued > 0 || self.tx_in_flight > 0 {
             self.submit(stats, true);
         } else {
@@ -304,7 +304,12 @@ impl Uring {
     /// Copies a packet into a free slot and queues its send; false when no
     /// slot is free (or the AIMD limit is reached) even after submitting
     /// and reaping.
-    pub fn take(&mut self, bytes: &[u8], dest: Option<&SocketAddr>, stats: &mut UdpStats) -> bool {
+    pub(super) fn take(
+        &mut self,
+        bytes: &[u8],
+        dest: Option<&SocketAddr>,
+        stats: &mut UdpStats,
+    ) -> bool {
         if !self.can_take() {
             self.flush(stats);
             if !self.can_take() {
@@ -386,7 +391,7 @@ impl Uring {
     /// error that may have been about an earlier datagram, a full socket
     /// buffer), one more enter tries them at once. `tx` says which counter
     /// the calls go to.
-    pub fn submit(&mut self, stats: &mut UdpStats, tx: bool) {
+    pub(super) fn submit(&mut self, stats: &mut UdpStats, tx: bool) {
         if !self.enable() {
             return;
         }
@@ -440,7 +445,7 @@ impl Uring {
     }
 
     /// Processes every completion in the ring.
-    pub fn reap(&mut self, stats: &mut UdpStats) {
+    pub(super) fn reap(&mut self, stats: &mut UdpStats) {
         loop {
             let mut got = [(0u64, 0i32, 0u32); REAP_CHUNK];
             let mut n = 0;

@@ -231,12 +231,12 @@ impl Uring {
     }
 
     /// Packets received and not yet taken.
-    pub fn ready_len(&self) -> usize {
+    pub(crate) fn ready_len(&self) -> usize {
         self.ready_len
     }
 
     /// The `j`-th packet not yet taken: payload and source.
-    pub fn ready(&self, j: usize) -> (&[u8], Option<SocketAddr>) {
+    pub(crate) fn ready(&self, j: usize) -> (&[u8], Option<SocketAddr>) {
         assert!(j < self.ready_len);
         let r = self.ready[(self.ready_head + j) % self.n_rx];
         let p = self.rx_buf(r.buf).wrapping_add(usize::from(r.off));
@@ -250,7 +250,7 @@ impl Uring {
     }
 
     /// Gives the first `k` ready packets' buffers back to the kernel.
-    pub fn consume(&mut self, k: usize) {
+    pub(crate) fn consume(&mut self, k: usize) {
         assert!(k <= self.ready_len);
         for _ in 0..k {
             let b = self.ready[self.ready_head].buf;
@@ -278,7 +278,7 @@ impl Uring {
     /// Receives: reaps what completed; if nothing is ready, arms the
     /// multishot receive when it is not, and enters the kernel once to run
     /// the completion work, then reaps again.
-    pub fn recv(&mut self, stats: &mut UdpStats) {
+    pub(crate) fn recv(&mut self, stats: &mut UdpStats) {
         self.reap(stats);
         if self.ready_len > 0 {
             return;

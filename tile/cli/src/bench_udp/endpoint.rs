@@ -11,10 +11,10 @@ use tilewire_aio::{Aio, PktInfo, SendError, SendErrorKind};
 
 /// Packets per send call: the mmsg batch, and the most a sender writes
 /// before looking at the clock again.
-pub const BURST: usize = 64;
+pub(super) const BURST: usize = 64;
 /// `SO_SNDBUF` / `SO_RCVBUF` asked for (the kernel caps it at
 /// `net.core.wmem_max` / `rmem_max` and doubles it).
-pub const SOCK_BUF: usize = 4 << 20;
+pub(super) const SOCK_BUF: usize = 4 << 20;
 /// Receive buffer per quinn-udp slot: room for a GRO-coalesced datagram.
 const QUINN_RX_BUF: usize = 65_536;
 /// Largest GSO transmit: its segments together must fit one UDP datagram.
@@ -22,7 +22,7 @@ const GSO_BYTES_MAX: usize = 65_000;
 
 /// An implementation under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Impl {
+pub(super) enum Impl {
     /// `UdpAio` with the io_uring engine.
     Uring,
     /// `UdpAio` with sendmmsg/recvmmsg batches.
@@ -34,9 +34,9 @@ pub enum Impl {
 }
 
 impl Impl {
-    pub const ALL: [Impl; 4] = [Impl::Uring, Impl::Mmsg, Impl::Quinn, Impl::QuinnGso];
+    pub(super) const ALL: [Impl; 4] = [Impl::Uring, Impl::Mmsg, Impl::Quinn, Impl::QuinnGso];
 
-    pub fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Impl::Uring => "tilewire-uring",
             Impl::Mmsg => "tilewire-mmsg",
@@ -47,19 +47,19 @@ impl Impl {
 
     /// GSO changes only the send path: receive and ping-pong of
     /// quinn-udp-gso would repeat quinn-udp's rows.
-    pub fn receives(self) -> bool {
+    pub(super) fn receives(self) -> bool {
         self != Impl::QuinnGso
     }
 }
 
 /// One socket of one implementation.
-pub enum Endpoint {
+pub(super) enum Endpoint {
     Aio(Box<UdpAio>),
     Quinn(Box<QuinnEndpoint>),
 }
 
 /// A std socket driven through quinn-udp, with its receive slots.
-pub struct QuinnEndpoint {
+pub(super) struct QuinnEndpoint {
     sock: UdpSocket,
     state: UdpSocketState,
     /// Segments per transmit; 1 = GSO off.
@@ -71,7 +71,7 @@ pub struct QuinnEndpoint {
 }
 
 /// Why an implementation has no row: it cannot be made on this host.
-pub type Unavailable = String;
+pub(super) type Unavailable = String;
 
 impl Endpoint {
     /// A socket of `imp` bound to `ip:0`, with large socket buffers.
@@ -79,7 +79,7 @@ impl Endpoint {
     /// # Errors
     /// Why `imp` cannot be used here (engine not built, GSO missing, bind
     /// refused), as a note for the output.
-    pub fn bind(imp: Impl, ip: IpAddr, sz: usize) -> Result<Endpoint, Unavailable> {
+    pub(super) fn bind(imp: Impl, ip: IpAddr, sz: usize) -> Result<Endpoint, Unavailable> {
         let bind = SocketAddr::new(ip, 0);
         let engine = match imp {
             Impl::Uring => Engine::Uring,
@@ -104,7 +104,7 @@ impl Endpoint {
         }
     }
 
-    pub fn local_addr(&self) -> SocketAddr {
+    pub(super) fn local_addr(&self) -> SocketAddr {
         match self {
             Endpoint::Aio(a) => a.local_addr(),
             Endpoint::Quinn(q) => q.sock.local_addr().expect("bound socket"),
@@ -114,7 +114,7 @@ impl Endpoint {
     /// Packets per [`send_run`](Self::send_run) that suit this endpoint:
     /// one full GSO transmit for quinn-udp-gso (so no run ends in a short
     /// one), [`BURST`] otherwise.
-    pub fn send_burst(&self) -> usize {
+    pub(super) fn send_burst(&self) -> usize {
         match self {
             Endpoint::Quinn(q) if q.segments > 1 => q.segments,
             _ => BURST,
@@ -124,7 +124,13 @@ impl Endpoint {
     /// Offers packets `i` of `bufs` (consecutive `sz`-byte chunks, `count`
     /// of them) to `dest`, in order; returns how many the implementation
     /// took (stops at the first it refused for lack of room).
-    pub fn send_run(&mut self, bufs: &[u8], sz: usize, count: usize, dest: SocketAddr) -> usize {
+    pub(super) fn send_run(
+        &mut self,
+        bufs: &[u8],
+        sz: usize,
+        count: usize,
+        dest: SocketAddr,
+    ) -> usize {
         match self {
             Endpoint::Aio(aio) => {
                 let mut pkts = [PktInfo::new(&[]); BURST];
@@ -150,7 +156,7 @@ impl Endpoint {
 
     /// Pushes out whatever an aio still holds, for at most `budget`
     /// attempts; true when nothing is left.
-    pub fn flush(&mut self, budget: usize) -> bool {
+    pub(super) fn flush(&mut self, budget: usize) -> bool {
         match self {
             Endpoint::Aio(aio) => {
                 for _ in 0..budget {
@@ -168,7 +174,7 @@ impl Endpoint {
 
     /// Packets the kernel took for transmission, and packets lost to
     /// errors (kernel errors, refused packets), since bind.
-    pub fn tx_counts(&self) -> (u64, u64) {
+    pub(super) fn tx_counts(&self) -> (u64, u64) {
         match self {
             Endpoint::Aio(aio) => {
                 let s = aio.stats();
@@ -180,7 +186,7 @@ impl Endpoint {
 
     /// Receives one burst without blocking and hands each datagram to
     /// `each(bytes, source)`; returns how many.
-    pub fn recv_burst(&mut self, each: &mut dyn FnMut(&[u8], Option<SocketAddr>)) -> usize {
+    pub(super) fn recv_burst(&mut self, each: &mut dyn FnMut(&[u8], Option<SocketAddr>)) -> usize {
         match self {
             Endpoint::Aio(aio) => aio.poll(&mut Visit(each)),
             Endpoint::Quinn(q) => q.recv_burst(each),
@@ -286,7 +292,7 @@ impl QuinnEndpoint {
 /// The payload: the sequence number in the first 8 bytes (little endian),
 /// then a fixed pattern that depends on the length, so a shifted, torn or
 /// truncated packet shows.
-pub fn pattern(sz: usize) -> Vec<u8> {
+pub(super) fn pattern(sz: usize) -> Vec<u8> {
     (0..sz)
         .map(|j| (j as u8).wrapping_mul(167).wrapping_add(sz as u8 ^ 0x5a))
         .collect()
@@ -294,7 +300,7 @@ pub fn pattern(sz: usize) -> Vec<u8> {
 
 /// `count` packets of `sz` bytes with sequence numbers `seq..`, written
 /// into `bufs` (already holding the pattern: only the numbers change).
-pub fn stamp(bufs: &mut [u8], sz: usize, seq: u64, count: usize) {
+pub(super) fn stamp(bufs: &mut [u8], sz: usize, seq: u64, count: usize) {
     for (i, pkt) in bufs.chunks_exact_mut(sz).take(count).enumerate() {
         pkt[..8].copy_from_slice(&(seq + i as u64).to_le_bytes());
     }
@@ -302,7 +308,7 @@ pub fn stamp(bufs: &mut [u8], sz: usize, seq: u64, count: usize) {
 
 /// Checks every packet a receiver got: length, pattern, source, and that
 /// no sequence number arrives twice (a bitmap, so reordering is fine).
-pub struct Checker {
+pub(super) struct Checker {
     template: Vec<u8>,
     source: Option<SocketAddr>,
     seen: Vec<u64>,
@@ -317,7 +323,7 @@ pub struct Checker {
 const SEQ_LIMIT: u64 = 1 << 32;
 
 impl Checker {
-    pub fn new(sz: usize, source: Option<SocketAddr>) -> Checker {
+    pub(super) fn new(sz: usize, source: Option<SocketAddr>) -> Checker {
         Checker {
             template: pattern(sz),
             source,
@@ -336,7 +342,7 @@ impl Checker {
     }
 
     /// Checks one packet; returns its sequence number when it is good.
-    pub fn check(&mut self, pkt: &[u8], src: Option<SocketAddr>) -> Option<u64> {
+    pub(super) fn check(&mut self, pkt: &[u8], src: Option<SocketAddr>) -> Option<u64> {
         self.received += 1;
         if pkt.len() != self.template.len() {
             let want = self.template.len();
@@ -369,7 +375,7 @@ impl Checker {
     }
 
     /// After the run: numbers at or past `sent` were never sent.
-    pub fn finish(&mut self, sent: u64) {
+    pub(super) fn finish(&mut self, sent: u64) {
         let first_word = (sent / 64) as usize;
         let mut bogus = 0u64;
         for (w, word) in self.seen.iter().enumerate().skip(first_word) {

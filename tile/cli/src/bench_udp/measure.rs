@@ -22,20 +22,20 @@ const RTT_TIMEOUT_NS: u64 = 50_000_000;
 
 /// Where the two sockets of a run live: side `a` (core 0) and side `b`
 /// (core 1) of a veth pair, or both on loopback.
-pub struct Host {
+pub(super) struct Host {
     pub path: &'static str,
     pair: Option<VethPair>,
 }
 
 impl Host {
-    pub fn loopback() -> Host {
+    pub(super) fn loopback() -> Host {
         Host {
             path: "loopback",
             pair: None,
         }
     }
 
-    pub fn veth(pair: VethPair) -> Host {
+    pub(super) fn veth(pair: VethPair) -> Host {
         Host {
             path: "veth",
             pair: Some(pair),
@@ -44,7 +44,7 @@ impl Host {
 
     /// A socket of `imp` on side `a` (`on_a`) or `b`, made inside that
     /// side's namespace (it stays there, used from the pinned threads).
-    pub fn bind(&self, on_a: bool, imp: Impl, sz: usize) -> Result<Endpoint, Unavailable> {
+    pub(super) fn bind(&self, on_a: bool, imp: Impl, sz: usize) -> Result<Endpoint, Unavailable> {
         match &self.pair {
             None => Endpoint::bind(imp, IpAddr::V4(Ipv4Addr::LOCALHOST), sz),
             Some(pair) => {
@@ -203,7 +203,7 @@ fn drain(ep: &mut Endpoint, mut checker: Checker, dur: Duration, done: &AtomicBo
 
 /// One transmit-rate run.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct TxRun {
+pub(super) struct TxRun {
     /// Packets per second the kernel took from the implementation.
     pub rate: f64,
     /// Packets the kernel took.
@@ -216,7 +216,7 @@ pub struct TxRun {
 
 /// One receive-rate run.
 #[derive(Clone, Copy, Debug)]
-pub struct RxRun {
+pub(super) struct RxRun {
     /// Packets per second the receiver took in the blast window (start
     /// until it saw the blaster done): its capacity when it dropped,
     /// the blaster's rate when it kept up.
@@ -234,7 +234,7 @@ pub struct RxRun {
 impl RxRun {
     /// Packets sent but never received: what the receiver's socket buffer
     /// (or the veth's backlog) overflowed while the receiver fell behind.
-    pub fn drops(&self) -> u64 {
+    pub(super) fn drops(&self) -> u64 {
         self.sent.saturating_sub(self.received)
     }
 }
@@ -243,7 +243,7 @@ impl RxRun {
 /// GSO (up to [`BURST`] segments per `sendmsg`), the fastest sender here,
 /// so that the receiver is the bottleneck. Where GSO is unavailable, the
 /// mmsg engine, with the reason.
-pub fn rx_blaster(host: &Host, sz: usize) -> (Impl, Option<Unavailable>) {
+pub(super) fn rx_blaster(host: &Host, sz: usize) -> (Impl, Option<Unavailable>) {
     match host.bind(true, Impl::QuinnGso, sz) {
         Ok(_) => (Impl::QuinnGso, None),
         Err(why) => (Impl::Mmsg, Some(why)),
@@ -252,7 +252,7 @@ pub fn rx_blaster(host: &Host, sz: usize) -> (Impl, Option<Unavailable>) {
 
 /// Errors found by the checkers of a run, with the first few described.
 #[derive(Default, Debug)]
-pub struct Errors {
+pub(super) struct Errors {
     pub count: u64,
     pub notes: Vec<String>,
 }
@@ -277,7 +277,7 @@ impl Errors {
 
 /// `imp` sends on side `a` (core 0) for `dur`; the mmsg engine drains on
 /// side `b` (core 1).
-pub fn tx(
+pub(super) fn tx(
     host: &Host,
     imp: Impl,
     sz: usize,
@@ -318,7 +318,7 @@ pub fn tx(
 /// the receiver as its own datagram (the kernel segments on the way, or
 /// at the socket unless the socket asked for GRO; quinn-udp's does and
 /// splits by stride), and is checked like any other.
-pub fn rx(
+pub(super) fn rx(
     host: &Host,
     blaster_imp: Impl,
     imp: Impl,
@@ -361,7 +361,7 @@ pub fn rx(
 /// (core 0) and an echo on side `b` (core 1), both of `imp`, both busy
 /// polling. Returns the RTTs in ns (after a warm-up) and how many were
 /// lost.
-pub fn pingpong(
+pub(super) fn pingpong(
     host: &Host,
     imp: Impl,
     sz: usize,

@@ -37,7 +37,7 @@ use tilewire_xdp::{RxPacket, RxRefused, RxSink};
 use super::roles::{self, Check, Cores, Role, Umems, XskSock, BATCH};
 
 /// How long an idle receiver sleeps before it polls again.
-pub const IDLE_SLEEP: Duration = Duration::from_micros(20);
+pub(super) const IDLE_SLEEP: Duration = Duration::from_micros(20);
 /// How long a receiver keeps draining after the blaster stopped and
 /// nothing came.
 const QUIET: Duration = Duration::from_millis(20);
@@ -48,7 +48,7 @@ const FLUSH_MAX: Duration = Duration::from_millis(200);
 
 /// An implementation under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Impl {
+pub(super) enum Impl {
     /// tilewire's AF_XDP socket, its program attached in this mode.
     Tilewire(AttachMode),
     /// The xsk-rs peer, libxdp's program attached in this mode.
@@ -58,7 +58,7 @@ pub enum Impl {
 }
 
 impl Impl {
-    pub const ALL: [Impl; 5] = [
+    pub(super) const ALL: [Impl; 5] = [
         Impl::Tilewire(AttachMode::Skb),
         Impl::Tilewire(AttachMode::Drv),
         Impl::XskRs(PeerMode::Skb),
@@ -66,7 +66,7 @@ impl Impl {
         Impl::Mmsg,
     ];
 
-    pub fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Impl::Tilewire(AttachMode::Skb) => "tilewire-xdp-skb",
             Impl::Tilewire(AttachMode::Drv) => "tilewire-xdp-drv",
@@ -77,7 +77,7 @@ impl Impl {
     }
 
     /// The xsk-rs row in the same XDP mode, for the ratio.
-    pub fn xskrs_peer(self) -> Option<Impl> {
+    pub(super) fn xskrs_peer(self) -> Option<Impl> {
         match self {
             Impl::Tilewire(AttachMode::Skb) => Some(Impl::XskRs(PeerMode::Skb)),
             Impl::Tilewire(AttachMode::Drv) => Some(Impl::XskRs(PeerMode::Drv)),
@@ -88,14 +88,14 @@ impl Impl {
 
 /// How long each part of a cell lasts.
 #[derive(Clone, Copy, Debug)]
-pub struct Timing {
+pub(super) struct Timing {
     pub warm: Duration,
     pub window: Duration,
 }
 
 /// What one RX cell measured.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct RxCell {
+pub(super) struct RxCell {
     /// Packets per second the receiver took in its window.
     pub rate: f64,
     /// Receiver CPU ns per packet in its window.
@@ -118,7 +118,7 @@ pub struct RxCell {
 
 /// What one TX cell measured.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct TxCell {
+pub(super) struct TxCell {
     /// Packets per second the kernel completed in the window.
     pub rate: f64,
     /// Sender CPU ns per completed packet in the window.
@@ -264,7 +264,7 @@ fn blast(sock: &mut XskSock<'_>, frame: &[u8], stop: &AtomicBool, cap: Instant) 
 ///
 /// # Errors
 /// Why the cell could not be set up (a note for the output).
-pub fn rx(
+pub(super) fn rx(
     pair: &VethPair,
     umems: &Umems<'_>,
     imp: Impl,
@@ -424,7 +424,7 @@ impl Sender<'_> {
 ///
 /// # Errors
 /// Why the cell could not be set up or a send failed (a note).
-pub fn tx(
+pub(super) fn tx(
     pair: &VethPair,
     umems: &Umems<'_>,
     imp: Impl,

@@ -17,31 +17,31 @@ use tilewire_xdp::xskrs_peer::{PeerMode, XskRsPeer};
 use tilewire_xdp::{BindMode, Umem, Xsk, XskConfig};
 
 /// UDP port in namespace `a` the RX bench blasts to.
-pub const PORT_A: u16 = 9300;
+pub(super) const PORT_A: u16 = 9300;
 /// UDP port in namespace `b` the TX bench sends to (dropped at XDP).
-pub const PORT_B: u16 = 9301;
+pub(super) const PORT_B: u16 = 9301;
 /// Source port of every frame built here.
-pub const PORT_SRC: u16 = 9302;
+pub(super) const PORT_SRC: u16 = 9302;
 /// Packets per send call and per receive ring operation, for every
 /// implementation (xsk-rs's loops use the same 64).
-pub const BATCH: usize = 64;
+pub(super) const BATCH: usize = 64;
 /// Ring entries of every AF_XDP socket's busy rings (rx and fill for a
 /// receiver, tx and completion for a sender): tilewire's and xsk-rs's
 /// alike.
-pub const RING: u32 = 2048;
+pub(super) const RING: u32 = 2048;
 /// Entries of the rings a socket does not use (tilewire needs them all).
 const RING_IDLE: u32 = 64;
 /// `SO_RCVBUF` / `SO_SNDBUF` asked for on the mmsg sockets.
 const SOCK_BUF: usize = 4 << 20;
 /// Bytes of the workspace the UMEMs come from: enough for a few sockets
 /// at a time (each is freed when its cell ends).
-pub const WS_BYTES: usize = 128 << 20;
+pub(super) const WS_BYTES: usize = 128 << 20;
 
 /// CPU time of the calling thread in ns: the first field of
 /// `/proc/thread-self/schedstat` (the scheduler's `sum_exec_runtime`, what
 /// `CLOCK_THREAD_CPUTIME_ID` reports), read without unsafe code, and only
 /// at the edges of a window.
-pub fn thread_cpu_ns() -> u64 {
+pub(super) fn thread_cpu_ns() -> u64 {
     std::fs::read_to_string("/proc/thread-self/schedstat")
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse().ok())
@@ -51,13 +51,13 @@ pub fn thread_cpu_ns() -> u64 {
 /// The two cores the roles are pinned to: senders and blasters on the
 /// first, receivers on the second.
 #[derive(Clone, Copy, Debug)]
-pub struct Cores {
+pub(super) struct Cores {
     pub send: Option<CoreId>,
     pub recv: Option<CoreId>,
 }
 
 impl Cores {
-    pub fn detect() -> Cores {
+    pub(super) fn detect() -> Cores {
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         if cores.len() < 2 {
             return Cores {
@@ -72,7 +72,7 @@ impl Cores {
     }
 
     /// What the output says about pinning.
-    pub fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         match (self.send, self.recv) {
             (Some(s), Some(r)) => format!(
                 "RX blaster and TX sender on cpu {}, RX receiver on cpu {}",
@@ -84,20 +84,20 @@ impl Cores {
 }
 
 /// Pins the calling thread to `core`, if there is one.
-pub fn pin(core: Option<CoreId>) {
+pub(super) fn pin(core: Option<CoreId>) {
     if let Some(c) = core {
         core_affinity::set_for_current(c);
     }
 }
 
 /// UMEMs carved out of one workspace, each under a name of its own.
-pub struct Umems<'w> {
+pub(super) struct Umems<'w> {
     ws: &'w Workspace,
     next: AtomicU32,
 }
 
 impl<'w> Umems<'w> {
-    pub fn new(ws: &'w Workspace) -> Umems<'w> {
+    pub(super) fn new(ws: &'w Workspace) -> Umems<'w> {
         Umems {
             ws,
             next: AtomicU32::new(0),
@@ -117,14 +117,14 @@ impl<'w> Umems<'w> {
 
 /// A tilewire AF_XDP socket whose UMEM goes back to the workspace when it
 /// is dropped.
-pub struct XskSock<'w> {
+pub(super) struct XskSock<'w> {
     xsk: Option<Xsk<'w>>,
     ws: &'w Workspace,
     name: String,
 }
 
 impl<'w> XskSock<'w> {
-    pub fn xsk(&mut self) -> &mut Xsk<'w> {
+    pub(super) fn xsk(&mut self) -> &mut Xsk<'w> {
         self.xsk.as_mut().expect("present until drop")
     }
 }
@@ -140,14 +140,18 @@ impl Drop for XskSock<'_> {
 /// Whether a tilewire socket receives (big rx and fill rings) or sends
 /// (big tx and completion rings).
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+pub(super) enum Role {
     Receive,
     Send,
 }
 
 /// A copy-mode tilewire socket on queue 0 of `side`'s veth end, bound
 /// inside `side`'s namespace.
-pub fn bind_xsk<'w>(side: &VethSide, umems: &Umems<'w>, role: Role) -> Result<XskSock<'w>, String> {
+pub(super) fn bind_xsk<'w>(
+    side: &VethSide,
+    umems: &Umems<'w>,
+    role: Role,
+) -> Result<XskSock<'w>, String> {
     let (big, small) = (RING, RING_IDLE);
     let (rx, tx) = match role {
         Role::Receive => (big, small),
@@ -181,7 +185,7 @@ pub fn bind_xsk<'w>(side: &VethSide, umems: &Umems<'w>, role: Role) -> Result<Xs
 
 /// tilewire's XDP program for `spec`, attached to `side`'s veth end in
 /// `mode` (detached when the link drops).
-pub fn attach(
+pub(super) fn attach(
     side: &VethSide,
     spec: &FilterSpec,
     mode: AttachMode,
@@ -202,7 +206,7 @@ pub fn attach(
 ///
 /// # Errors
 /// A step that failed, as a note for the output.
-pub fn steered_xsk<'w>(
+pub(super) fn steered_xsk<'w>(
     side: &VethSide,
     umems: &Umems<'w>,
     mode: AttachMode,
@@ -218,13 +222,13 @@ pub fn steered_xsk<'w>(
 
 /// The program that steers [`PORT_A`] to the socket on queue 0 (the RX
 /// receiver and the TX sender's end).
-pub fn steer_spec() -> FilterSpec {
+pub(super) fn steer_spec() -> FilterSpec {
     FilterSpec::new([PORT_A]).expect("one valid port")
 }
 
 /// The program on `b` during the TX bench: [`PORT_B`] matches, no socket
 /// is registered, so every datagram is dropped at XDP before b's stack.
-pub fn drop_spec() -> FilterSpec {
+pub(super) fn drop_spec() -> FilterSpec {
     FilterSpec::new([PORT_B])
         .expect("one valid port")
         .with_miss_action(XdpAction::Drop)
@@ -234,7 +238,7 @@ pub fn drop_spec() -> FilterSpec {
 /// own program in `mode`); each ring holds [`RING`] entries. A queue
 /// whose last socket is still being torn down may refuse for a moment:
 /// retried for up to a second.
-pub fn bind_xskrs(side: &VethSide, mode: PeerMode) -> Result<XskRsPeer, String> {
+pub(super) fn bind_xskrs(side: &VethSide, mode: PeerMode) -> Result<XskRsPeer, String> {
     let mut last = String::new();
     for attempt in 0..20 {
         if attempt > 0 {
@@ -256,7 +260,7 @@ pub fn bind_xskrs(side: &VethSide, mode: PeerMode) -> Result<XskRsPeer, String> 
 /// without a BPF link (libxdp's, which it sometimes leaves behind when a
 /// socket goes away), in both modes. A program held by a BPF link
 /// (tilewire's) is not touched.
-pub fn xdp_off(side: &VethSide) {
+pub(super) fn xdp_off(side: &VethSide) {
     for mode in ["xdpgeneric", "xdpdrv"] {
         let _ = Command::new("ip")
             .args([
@@ -274,7 +278,7 @@ pub fn xdp_off(side: &VethSide) {
 }
 
 /// tilewire's sendmmsg/recvmmsg engine bound to `addr` inside `side`.
-pub fn bind_mmsg(side: &VethSide, addr: SocketAddr) -> Result<UdpAio, String> {
+pub(super) fn bind_mmsg(side: &VethSide, addr: SocketAddr) -> Result<UdpAio, String> {
     let cfg = UdpConfig {
         engine: Engine::Mmsg,
         send_buf: Some(SOCK_BUF),
@@ -288,7 +292,7 @@ pub fn bind_mmsg(side: &VethSide, addr: SocketAddr) -> Result<UdpAio, String> {
 }
 
 /// The flow of the RX bench: `b` to `a`'s [`PORT_A`].
-pub fn rx_flow(pair: &VethPair) -> UdpEndpoints {
+pub(super) fn rx_flow(pair: &VethPair) -> UdpEndpoints {
     UdpEndpoints {
         src_mac: pair.b().mac(),
         dst_mac: pair.a().mac(),
@@ -298,7 +302,7 @@ pub fn rx_flow(pair: &VethPair) -> UdpEndpoints {
 }
 
 /// The flow of the TX bench: `a` to `b`'s [`PORT_B`].
-pub fn tx_flow(pair: &VethPair) -> UdpEndpoints {
+pub(super) fn tx_flow(pair: &VethPair) -> UdpEndpoints {
     UdpEndpoints {
         src_mac: pair.a().mac(),
         dst_mac: pair.b().mac(),
@@ -310,7 +314,7 @@ pub fn tx_flow(pair: &VethPair) -> UdpEndpoints {
 /// The payload of `sz` bytes: a sequence number in the first 8 (little
 /// endian, 0 here), then a pattern that depends on the length, so a
 /// shifted or truncated packet shows.
-pub fn payload(sz: usize) -> Vec<u8> {
+pub(super) fn payload(sz: usize) -> Vec<u8> {
     (0..sz)
         .map(|j| {
             if j < 8 {
@@ -325,7 +329,7 @@ pub fn payload(sz: usize) -> Vec<u8> {
 /// A whole Ethernet frame of `flow` carrying [`payload`]`(sz)`, with the
 /// UDP checksum set to 0 ("none", allowed over IPv4), so a frame whose
 /// sequence number was rewritten stays valid for the kernel stack.
-pub fn frame_of(flow: &UdpEndpoints, sz: usize) -> Vec<u8> {
+pub(super) fn frame_of(flow: &UdpEndpoints, sz: usize) -> Vec<u8> {
     let mut f = frame::build_vec(flow, &payload(sz)).expect("payload fits");
     let udp_csum = frame::ETH_HEADER_LEN + frame::IPV4_HEADER_MIN_LEN + 6;
     f[udp_csum..udp_csum + 2].fill(0);
@@ -334,7 +338,7 @@ pub fn frame_of(flow: &UdpEndpoints, sz: usize) -> Vec<u8> {
 
 /// Writes sequence number `seq` into a frame made by [`frame_of`].
 #[inline]
-pub fn stamp(frame: &mut [u8], seq: u64) {
+pub(super) fn stamp(frame: &mut [u8], seq: u64) {
     frame[HEADERS_LEN..HEADERS_LEN + 8].copy_from_slice(&seq.to_le_bytes());
 }
 
@@ -342,7 +346,7 @@ pub fn stamp(frame: &mut [u8], seq: u64) {
 /// to [`PORT_A`]), the length, the last 8 payload bytes against the
 /// pattern, and the sequence number, which must rise (one flow, one
 /// queue: the path keeps order).
-pub struct Check {
+pub(super) struct Check {
     sz: usize,
     tail: [u8; 8],
     last: Option<u64>,
@@ -362,7 +366,7 @@ pub struct Check {
 }
 
 impl Check {
-    pub fn new(sz: usize) -> Check {
+    pub(super) fn new(sz: usize) -> Check {
         let p = payload(sz);
         let mut tail = [0u8; 8];
         tail.copy_from_slice(&p[sz - 8..]);
@@ -381,7 +385,7 @@ impl Check {
 
     /// Checks a whole Ethernet frame.
     #[inline]
-    pub fn frame(&mut self, f: &[u8]) {
+    pub(super) fn frame(&mut self, f: &[u8]) {
         let ours = f.len() >= HEADERS_LEN
             && f[12..14] == [0x08, 0x00]
             && f[14] == 0x45
@@ -396,7 +400,7 @@ impl Check {
 
     /// Checks a UDP payload.
     #[inline]
-    pub fn payload(&mut self, p: &[u8]) {
+    pub(super) fn payload(&mut self, p: &[u8]) {
         if p.len() != self.sz || p[self.sz - 8..] != self.tail {
             self.bad += 1;
             return;
@@ -414,7 +418,7 @@ impl Check {
 
 /// Packets the kernel counts as received on `side`'s veth end (`ip -s -j
 /// link show`, `stats64.rx.packets`), or `None` if it cannot be read.
-pub fn veth_rx_packets(side: &VethSide) -> Option<u64> {
+pub(super) fn veth_rx_packets(side: &VethSide) -> Option<u64> {
     let out = Command::new("ip")
         .args(["-n", side.netns(), "-s", "-j", "link", "show", "dev"])
         .arg(side.ifname())

@@ -30,7 +30,7 @@ use tilewire_xdp::frame::{UdpEndpoints, UdpFrame, ETH_HEADER_LEN};
 use tilewire_xdp::{BindMode, Umem, Xsk, XskConfig};
 
 /// The peer's UDP port: the source of what it sends, where echoes return.
-pub const PEER_PORT: u16 = 7000;
+pub(super) const PEER_PORT: u16 = 7000;
 /// Longest the peer waits for the last echoes after it stopped sending.
 const DRAIN_MAX: Duration = Duration::from_secs(3);
 /// The peer stops waiting once this long passed without an echo.
@@ -40,7 +40,7 @@ const BATCH: usize = 64;
 
 /// Where the peer sends.
 #[derive(Debug, Clone)]
-pub enum Target {
+pub(super) enum Target {
     /// Whole frames from an AF_XDP socket on `ifname` in `netns`.
     Xdp {
         /// The peer's namespace.
@@ -61,7 +61,7 @@ pub enum Target {
 
 /// Counts the peer keeps while it runs, for the live line.
 #[derive(Debug, Default)]
-pub struct PeerLive {
+pub(super) struct PeerLive {
     /// Packets sent.
     pub sent: AtomicU64,
     /// Echoes received.
@@ -70,7 +70,7 @@ pub struct PeerLive {
 
 /// What the peer did.
 #[derive(Debug, Clone, Default)]
-pub struct PeerCounts {
+pub(super) struct PeerCounts {
     /// Packets sent, by class.
     pub by_class: Vec<(String, u64)>,
     /// Packets sent.
@@ -104,7 +104,7 @@ struct Prepared {
 }
 
 /// The peer, ready to run.
-pub struct Peer<'w> {
+pub(super) struct Peer<'w> {
     ws: &'w Workspace,
     target: Target,
     frames: Vec<Prepared>,
@@ -119,7 +119,7 @@ impl<'w> Peer<'w> {
     ///
     /// # Errors
     /// If no frame is left to send.
-    pub fn new(
+    pub(super) fn new(
         ws: &'w Workspace,
         target: Target,
         fixture: Vec<(FrameClass, Vec<u8>)>,
@@ -181,7 +181,7 @@ impl<'w> Peer<'w> {
     ///
     /// # Errors
     /// A socket that cannot be made.
-    pub fn run(self, stop: &StopFlag, live: &PeerLive) -> Result<PeerCounts, String> {
+    pub(super) fn run(self, stop: &StopFlag, live: &PeerLive) -> Result<PeerCounts, String> {
         match &self.target {
             Target::Xdp {
                 netns, ifname, src, ..

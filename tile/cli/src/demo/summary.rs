@@ -53,7 +53,7 @@ fn link_lost(ws: &Workspace, link: &str, index: usize) -> u64 {
 
 /// One reading of the counters the live line shows.
 #[derive(Debug, Clone, Copy)]
-pub struct Sample {
+pub(super) struct Sample {
     at_ns: u64,
     peer_sent: u64,
     net_rx: u64,
@@ -65,7 +65,7 @@ pub struct Sample {
 }
 
 /// The counters now.
-pub fn sample(ws: &Workspace, live: &PeerLive) -> Sample {
+pub(super) fn sample(ws: &Workspace, live: &PeerLive) -> Sample {
     let c = Counters::read(ws);
     Sample {
         at_ns: mono_ns(),
@@ -91,7 +91,7 @@ fn per_sec(n: u64, ns: u64) -> String {
 }
 
 /// The rates between two samples, one line.
-pub fn rate_line(a: &Sample, b: &Sample) -> String {
+pub(super) fn rate_line(a: &Sample, b: &Sample) -> String {
     let ns = b.at_ns.saturating_sub(a.at_ns);
     let r = |f: fn(&Sample) -> u64| per_sec(f(b).saturating_sub(f(a)), ns);
     format!(
@@ -108,7 +108,7 @@ pub fn rate_line(a: &Sample, b: &Sample) -> String {
 
 /// Every packet, accounted for.
 #[derive(Debug, Clone)]
-pub struct Summary {
+pub(super) struct Summary {
     peer: PeerCounts,
     net_kind: String,
     net_rx: u64,
@@ -129,7 +129,7 @@ pub struct Summary {
 
 impl Summary {
     /// Reads the tiles' final counters and sets them against the peer's.
-    pub fn gather(ws: &Workspace, peer: &PeerCounts) -> Summary {
+    pub(super) fn gather(ws: &Workspace, peer: &PeerCounts) -> Summary {
         let counters = Counters::read(ws);
         let mut kind = tile_metrics(ws, "net")
             .map(|m| m.layout().kind)
@@ -195,7 +195,7 @@ impl Summary {
     }
 
     /// Packets missing (or extra) that no counter explains.
-    pub fn unexplained(&self) -> u64 {
+    pub(super) fn unexplained(&self) -> u64 {
         self.gaps.iter().map(|(_, g)| g.unsigned_abs()).sum()
     }
 }

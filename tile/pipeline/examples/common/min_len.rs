@@ -12,7 +12,7 @@ use tilewire_tile::link::frag::FragMeta;
 use tilewire_tile::stem::{FragCopy, Outputs, Tile};
 
 /// The tile: one input, one output.
-pub struct MinLen {
+pub(crate) struct MinLen {
     min_len: usize,
     copy: FragCopy,
     passed: u64,
@@ -55,13 +55,13 @@ impl Tile for MinLen {
 /// Its parameters, from the tile's `params` table.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MinLenParams {
+pub(crate) struct MinLenParams {
     /// Shortest packet passed on, in bytes (Ethernet header included).
     pub min_len: usize,
 }
 
 /// The kind, registered as `min-len`.
-pub struct MinLenKind;
+pub(crate) struct MinLenKind;
 
 impl TileKind for MinLenKind {
     type Params = MinLenParams;
@@ -97,7 +97,7 @@ impl TileKind for MinLenKind {
 /// What gen sent, min-len passed and dropped, and the sink got, after a
 /// run of `gen -> filter (min-len) -> sink`; an error unless every packet
 /// gen sent is accounted for.
-pub fn account(p: &tilewire_pipeline::Pipeline) -> Result<String, String> {
+pub(crate) fn account(p: &tilewire_pipeline::Pipeline) -> Result<String, String> {
     let count = |tile: &str, name: &str| p.counter(tile, name).unwrap_or(0);
     let sent = count("gen", "sent");
     let passed = count("filter", "passed");

@@ -17,10 +17,10 @@ use tilewire_tile::stem::{RunEnd, Stem, StemConfig, Tile};
 use tilewire_tile::tcache::{Tcache, TcacheHandle};
 
 /// Longest any test waits for anything.
-pub const DEADLINE: Duration = Duration::from_secs(30);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Frequent housekeeping, so counters and credits move quickly.
-pub fn config() -> StemConfig {
+pub(crate) fn config() -> StemConfig {
     StemConfig {
         lazy: 64,
         stop_grace: Duration::from_millis(500),
@@ -28,7 +28,7 @@ pub fn config() -> StemConfig {
 }
 
 /// Endpoints from `198.18.0.1:src_port` to `198.18.0.2:dst_port`.
-pub fn ends(src_port: u16, dst_port: u16) -> UdpEndpoints {
+pub(crate) fn ends(src_port: u16, dst_port: u16) -> UdpEndpoints {
     UdpEndpoints {
         src_mac: [2, 0, 0, 0, 0, 1],
         dst_mac: [2, 0, 0, 0, 0, 2],
@@ -38,12 +38,12 @@ pub fn ends(src_port: u16, dst_port: u16) -> UdpEndpoints {
 }
 
 /// A well-formed IPv4 UDP frame.
-pub fn udp_frame(src_port: u16, dst_port: u16, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn udp_frame(src_port: u16, dst_port: u16, payload: &[u8]) -> Vec<u8> {
     build_vec(&ends(src_port, dst_port), payload).unwrap()
 }
 
 /// A frame that is not IPv4: an ARP-typed frame of `len` bytes.
-pub fn arp_frame(len: usize, fill: u8) -> Vec<u8> {
+pub(crate) fn arp_frame(len: usize, fill: u8) -> Vec<u8> {
     let mut f = vec![fill; len.max(14)];
     f[..12].copy_from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 1]);
     f[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
@@ -55,7 +55,7 @@ pub fn arp_frame(len: usize, fill: u8) -> Vec<u8> {
 /// packet starting at origin `prefix.len()` (or `origin` if given, to make
 /// bad frags), a signature and a `tsorig`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frag {
+pub(crate) struct Frag {
     pub packet: Vec<u8>,
     pub prefix: usize,
     pub origin: Option<u16>,
@@ -65,7 +65,7 @@ pub struct Frag {
 
 impl Frag {
     /// A plain frag: origin 0.
-    pub fn plain(packet: Vec<u8>, sig: u64) -> Frag {
+    pub(crate) fn plain(packet: Vec<u8>, sig: u64) -> Frag {
         Frag {
             packet,
             prefix: 0,
@@ -76,7 +76,7 @@ impl Frag {
     }
 
     /// The packet behind `prefix` bytes of junk, origin pointing at it.
-    pub fn at(packet: Vec<u8>, prefix: usize, sig: u64) -> Frag {
+    pub(crate) fn at(packet: Vec<u8>, prefix: usize, sig: u64) -> Frag {
         Frag {
             prefix,
             ..Frag::plain(packet, sig)
@@ -95,14 +95,14 @@ impl Frag {
 }
 
 /// Publishes a list of frags into a link, as credits allow.
-pub struct Feeder<'w> {
+pub(crate) struct Feeder<'w> {
     producer: Producer<'w>,
     frags: Vec<Frag>,
     next: usize,
 }
 
 impl<'w> Feeder<'w> {
-    pub fn new(link: &Link<'w>, frags: Vec<Frag>) -> Feeder<'w> {
+    pub(crate) fn new(link: &Link<'w>, frags: Vec<Frag>) -> Feeder<'w> {
         Feeder {
             producer: link.producer(),
             frags,
@@ -111,7 +111,7 @@ impl<'w> Feeder<'w> {
     }
 
     /// Publishes what fits; true once everything is out.
-    pub fn feed(&mut self) -> bool {
+    pub(crate) fn feed(&mut self) -> bool {
         while let Some(f) = self.frags.get(self.next) {
             if self
                 .producer
@@ -128,13 +128,13 @@ impl<'w> Feeder<'w> {
 
 /// A frag read back from a link: its metadata and payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Got {
+pub(crate) struct Got {
     pub meta: FragMeta,
     pub bytes: Vec<u8>,
 }
 
 /// Reads a link through one consumer, keeping every frag.
-pub struct Collector<'w> {
+pub(crate) struct Collector<'w> {
     consumer: tilewire_tile::link::Consumer<'w>,
     buf: Vec<u8>,
     pub got: Vec<Got>,
@@ -142,7 +142,7 @@ pub struct Collector<'w> {
 }
 
 impl<'w> Collector<'w> {
-    pub fn new(link: &Link<'w>, consumer: usize) -> Collector<'w> {
+    pub(crate) fn new(link: &Link<'w>, consumer: usize) -> Collector<'w> {
         Collector {
             consumer: link.consumer(consumer).unwrap(),
             buf: vec![0; link.mtu()],
@@ -152,7 +152,7 @@ impl<'w> Collector<'w> {
     }
 
     /// Reads everything there is now and hands the credits back.
-    pub fn drain(&mut self) -> usize {
+    pub(crate) fn drain(&mut self) -> usize {
         for _ in 0..1_000_000 {
             match self.consumer.poll_copy(&mut self.buf) {
                 Poll::Frag(meta, ()) => self.got.push(Got {
@@ -169,7 +169,7 @@ impl<'w> Collector<'w> {
 }
 
 /// A stem that can be run on a thread, whatever its tile.
-pub trait Runnable<'w>: Send {
+pub(crate) trait Runnable<'w>: Send {
     fn run_loop(&mut self) -> RunEnd;
     fn handle(&self) -> TileMetricsHandle<'w>;
 }
@@ -198,7 +198,7 @@ impl Drop for StopOnDrop<'_> {
 /// Runs `stems` on threads until `done` returns true (checked every
 /// millisecond, for at most [`DEADLINE`]), stops them, and returns how
 /// each run ended. Panics if `done` never held.
-pub fn run_until<'w>(
+pub(crate) fn run_until<'w>(
     stems: &mut [&mut dyn Runnable<'w>],
     mut done: impl FnMut() -> bool,
 ) -> Vec<RunEnd> {
@@ -220,7 +220,7 @@ pub fn run_until<'w>(
 }
 
 /// Counter `name` of a tile, as a monitor reads it.
-pub fn counter(m: TileMetricsHandle<'_>, name: &str) -> u64 {
+pub(crate) fn counter(m: TileMetricsHandle<'_>, name: &str) -> u64 {
     m.snapshot()
         .counters
         .into_iter()
@@ -230,7 +230,7 @@ pub fn counter(m: TileMetricsHandle<'_>, name: &str) -> u64 {
 }
 
 /// Allocates, formats and joins the tcache of dedup tile `tile`.
-pub fn tcache<'w>(ws: &'w Workspace, tile: &str, depth: usize) -> TcacheHandle<'w> {
+pub(crate) fn tcache<'w>(ws: &'w Workspace, tile: &str, depth: usize) -> TcacheHandle<'w> {
     let map_cnt = Tcache::default_map_cnt(depth).unwrap();
     let size = Tcache::footprint(depth, map_cnt).unwrap();
     let gaddr = ws

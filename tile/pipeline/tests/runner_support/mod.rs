@@ -16,7 +16,7 @@ use tilewire_tile::stem::{Filter, FragCopy, Outputs, Tile};
 /// Holds frags in a batch and passes them on only at housekeeping (or
 /// when `size` are held): a tile with frags in hand whenever it is asked
 /// to stop.
-pub struct Batch {
+pub(crate) struct Batch {
     size: usize,
     copy: FragCopy,
     held: Vec<(Vec<u8>, u64, u32)>,
@@ -69,11 +69,11 @@ impl Tile for Batch {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BatchParams {
+pub(crate) struct BatchParams {
     pub size: usize,
 }
 
-pub struct BatchKind;
+pub(crate) struct BatchKind;
 
 impl TileKind for BatchKind {
     type Params = BatchParams;
@@ -98,7 +98,7 @@ impl TileKind for BatchKind {
 }
 
 /// Never takes a frag: a tile that cannot drain.
-pub struct StuckKind;
+pub(crate) struct StuckKind;
 
 struct Stuck;
 
@@ -129,7 +129,7 @@ impl TileKind for StuckKind {
 }
 
 /// Panics at its `after`-th frag.
-pub struct BoomKind;
+pub(crate) struct BoomKind;
 
 struct Boom {
     after: u64,
@@ -147,7 +147,7 @@ impl Tile for Boom {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct BoomParams {
+pub(crate) struct BoomParams {
     pub after: u64,
 }
 
@@ -172,7 +172,7 @@ impl TileKind for BoomKind {
 }
 
 /// Its build always fails.
-pub struct NoBuildKind;
+pub(crate) struct NoBuildKind;
 
 impl TileKind for NoBuildKind {
     type Params = NoParams;
@@ -194,7 +194,7 @@ impl TileKind for NoBuildKind {
 /// Output 0 carries every frag whose sig is odd; a frag with an even sig
 /// goes to output 1 with its sig made odd, to come round once more (the
 /// back edge of a cycle).
-pub struct BounceKind;
+pub(crate) struct BounceKind;
 
 struct Bounce {
     copy: FragCopy,
@@ -250,7 +250,7 @@ impl TileKind for BounceKind {
 }
 
 /// The built-ins and the kinds above.
-pub fn registry() -> Registry {
+pub(crate) fn registry() -> Registry {
     Registry::with_builtins()
         .with(BatchKind)
         .and_then(|r| r.with(StuckKind))
@@ -262,12 +262,12 @@ pub fn registry() -> Registry {
 }
 
 /// A workspace name no other test run uses.
-pub fn ws_name(tag: &str) -> String {
+pub(crate) fn ws_name(tag: &str) -> String {
     format!("tw-run-{}-{tag}", std::process::id())
 }
 
 /// Counter `name` of tile `tile`.
-pub fn counter(ws: &Workspace, tile: &str, name: &str) -> u64 {
+pub(crate) fn counter(ws: &Workspace, tile: &str, name: &str) -> u64 {
     tile_metrics(ws, tile)
         .unwrap_or_else(|| panic!("tile {tile} has metrics"))
         .snapshot()
@@ -281,7 +281,7 @@ pub fn counter(ws: &Workspace, tile: &str, name: &str) -> u64 {
 /// For every reliable link of the pipeline: what its producer published
 /// and what each consumer has consumed (published progress), which a stop
 /// that drained makes equal.
-pub fn reliable_links_drained(p: &Pipeline) -> Vec<(String, u64, Vec<u64>)> {
+pub(crate) fn reliable_links_drained(p: &Pipeline) -> Vec<(String, u64, Vec<u64>)> {
     let ws = p.workspace();
     p.topology()
         .links
@@ -297,7 +297,7 @@ pub fn reliable_links_drained(p: &Pipeline) -> Vec<(String, u64, Vec<u64>)> {
 }
 
 /// Asserts every reliable link was read to its end.
-pub fn assert_drained(p: &Pipeline) {
+pub(crate) fn assert_drained(p: &Pipeline) {
     for (link, published, progress) in reliable_links_drained(p) {
         assert!(published > 0, "link {link} carried something");
         for (i, c) in progress.iter().enumerate() {
@@ -307,16 +307,16 @@ pub fn assert_drained(p: &Pipeline) {
 }
 
 /// True if a workspace of this name exists.
-pub fn exists(name: &str) -> bool {
+pub(crate) fn exists(name: &str) -> bool {
     Workspace::join(name, tilewire_shmem::Access::ReadOnly).is_ok()
 }
 
 /// A sink that keeps a table of `kib` KiB in the workspace, formatted (its
 /// first byte 0x5a) before any tile starts.
-pub struct TableSinkKind;
+pub(crate) struct TableSinkKind;
 
 #[derive(Debug, Deserialize)]
-pub struct TableParams {
+pub(crate) struct TableParams {
     pub kib: usize,
 }
 
@@ -328,7 +328,7 @@ impl Tile for TableSink {
     }
 }
 
-pub fn table_name(tile: &str) -> String {
+pub(crate) fn table_name(tile: &str) -> String {
     format!("{tile}.table")
 }
 

@@ -8,12 +8,12 @@ use tilewire_pipeline::topo::{Machine, Topology};
 use tilewire_pipeline::Registry;
 
 /// Four cpus, so the checks do not depend on the test host.
-pub fn machine() -> Machine {
+pub(crate) fn machine() -> Machine {
     Machine::with_cpus(4)
 }
 
 /// Parses and checks `text`; the errors as (line, reason).
-pub fn problems(text: &str) -> Vec<(usize, String)> {
+pub(crate) fn problems(text: &str) -> Vec<(usize, String)> {
     let res = Topology::parse(text, &Registry::with_builtins())
         .and_then(|t| t.check(&machine()).map(|()| t));
     match res {
@@ -29,7 +29,7 @@ pub fn problems(text: &str) -> Vec<(usize, String)> {
 /// Asserts that `text` has a problem on `line` whose reason contains every
 /// one of `needles`.
 #[track_caller]
-pub fn assert_problem(text: &str, line: usize, needles: &[&str]) {
+pub(crate) fn assert_problem(text: &str, line: usize, needles: &[&str]) {
     let found = problems(text);
     assert!(
         found
@@ -40,7 +40,7 @@ pub fn assert_problem(text: &str, line: usize, needles: &[&str]) {
 }
 
 #[track_caller]
-pub fn parse_ok(text: &str) -> Topology {
+pub(crate) fn parse_ok(text: &str) -> Topology {
     match Topology::parse(text, &Registry::with_builtins()) {
         Ok(t) => {
             if let Err(e) = t.check(&machine()) {
@@ -52,10 +52,10 @@ pub fn parse_ok(text: &str) -> Topology {
     }
 }
 
-pub const WS: &str = "[workspace]\nname = \"t\"\nsize = \"64MiB\"\n";
+pub(crate) const WS: &str = "[workspace]\nname = \"t\"\nsize = \"64MiB\"\n";
 
 /// A valid two-tile pipeline to build bad cases from: `WS` is lines 1-3.
-pub fn gen_sink(extra: &str) -> String {
+pub(crate) fn gen_sink(extra: &str) -> String {
     format!(
         "{WS}
 [[link]]
@@ -76,10 +76,10 @@ inputs = [\"a\"]
 }
 
 /// A directory removed at the end, also when the test fails.
-pub struct TempDir(pub PathBuf);
+pub(crate) struct TempDir(pub PathBuf);
 
 impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
+    pub(crate) fn new(tag: &str) -> TempDir {
         static N: AtomicU32 = AtomicU32::new(0);
         let p = std::env::temp_dir().join(format!(
             "tw-topo-{}-{}-{tag}",
@@ -99,7 +99,7 @@ impl Drop for TempDir {
 
 /// Every example topology in tests/topos, loaded (so parsed and checked
 /// against a two-cpu machine), by file name.
-pub fn examples() -> Vec<(PathBuf, Topology)> {
+pub(crate) fn examples() -> Vec<(PathBuf, Topology)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/topos");
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
