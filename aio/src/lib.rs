@@ -1,3 +1,4 @@
+#![deny(unsafe_code)]
 #![doc = include_str!("../README.md")]
 //!
 //! tilewire-aio: the batch send contract every edge of a tilewire pipeline

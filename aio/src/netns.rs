@@ -1,3 +1,5 @@
+#![allow(unsafe_code)]
+// talks to the kernel or to raw memory; each use says why it is sound
 // The summary line of this module's documentation is on `pub mod netns`
 // in lib.rs, whose scope rustdoc resolves the links below in: hence the
 // `crate::netns::` paths.

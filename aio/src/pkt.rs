@@ -16,6 +16,7 @@
 //! [`PktInfoC`] is the fd_aio `pkt_info` layout: a pointer and a 16-bit
 //! size in 16 bytes, aligned to 16. It carries no metadata; anything that
 //! crosses the C-shaped edge is bytes only.
+#![allow(unsafe_code)] // talks to the kernel or to raw memory; each use says why it is sound
 
 use core::fmt;
 use std::net::SocketAddr;

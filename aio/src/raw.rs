@@ -41,6 +41,7 @@
 //! Metadata does not cross this edge: [`PktInfoC`] has room for bytes only,
 //! so a [`PktMeta`](crate::PktMeta) sent through a handle arrives as the
 //! default.
+#![allow(unsafe_code)] // talks to the kernel or to raw memory; each use says why it is sound
 
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};

@@ -1,3 +1,4 @@
+#![deny(unsafe_code)]
 #![doc = include_str!("../README.md")]
 //!
 //! tilewire-shmem: named shared-memory workspaces, an allocator inside them,

@@ -21,6 +21,7 @@
 //! was wrong ([`JoinError::BadMagic`] or [`JoinError::BadVersion`]).
 //!
 //! Every object starts with its magic in its first eight bytes.
+#![allow(unsafe_code)] // talks to the kernel or to raw memory; each use says why it is sound
 
 use core::sync::atomic::{AtomicU64, Ordering};
 

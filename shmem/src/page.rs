@@ -9,6 +9,7 @@
 //! The directories come from [`Config`]: defaults, overridden by the
 //! environment variables `TILEWIRE_SHM_DIR`, `TILEWIRE_HUGE_DIR` and
 //! `TILEWIRE_GIGANTIC_DIR`, overridden again by whatever the caller sets.
+#![allow(unsafe_code)] // talks to the kernel or to raw memory; each use says why it is sound
 
 use std::path::{Path, PathBuf};
 

@@ -10,6 +10,7 @@
 //! or through copies of plain-old-data taken after an Acquire load.
 //!
 //! [`Workspace`]: crate::Workspace
+#![allow(unsafe_code)] // talks to the kernel or to raw memory; each use says why it is sound
 
 use core::marker::PhantomData;
 use core::ptr::NonNull;

@@ -32,6 +32,7 @@
 //! outside the mapping. (A process that truncates the file *while* others
 //! have it mapped makes their next touch of the lost pages fault; files are
 //! created 0600 so only the owner can do that.)
+#![allow(unsafe_code)] // talks to the kernel or to raw memory; each use says why it is sound
 
 use core::ptr::NonNull;
 use core::sync::atomic::AtomicU64;

@@ -1,3 +1,4 @@
+#![deny(unsafe_code)]
 #![doc = include_str!("../README.md")]
 //!
 //! tilewire-xdp: the AF_XDP backend.
@@ -17,7 +18,8 @@
 //!              rx ring (received)             completion ring (sent)
 //! ```
 //!
-//! This crate owns that path end to end, on `libc` alone:
+//! This crate owns that path end to end, on `libc` system calls (the XDP
+//! program is loaded and attached through libbpf, see [`bpf`]):
 //!
 //! - [`umem`]: the UMEM, placed inside a workspace (a link's dcache data
 //!   region) so tiles in other processes read received packets in place;
@@ -41,9 +43,13 @@
 //! interop peer and benchmark baseline ([`xskrs_peer`], feature
 //! `xsk-rs-peer`).
 //!
-//! `unsafe` lives in [`sys`](self) (system calls), [`ring`] (pointers into
-//! the ring mappings), [`umem`] (frame bytes) and [`bpf`]'s loader; each
-//! use says why it is sound.
+//! The crate denies `unsafe` but in the modules that talk to the kernel or
+//! to memory it maps, each of which allows it and says at every use why it
+//! is sound: `sys` (system calls), [`socket`] (socket options, ring and
+//! UMEM registration, the mappings), [`ring`] (pointers into the ring
+//! mappings), [`umem`] (frame bytes), [`xsk`] (descriptors and frame
+//! bytes on the data path), [`mock`] (rings in plain memory), [`bpf`]'s
+//! loader (libbpf) and `xskrs_peer` (xsk-rs's frame buffers).
 #![warn(missing_docs)]
 
 pub mod bpf;

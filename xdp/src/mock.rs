@@ -8,6 +8,7 @@
 //! to do on demand: a full rx ring, an empty fill ring, a completion that
 //! comes late, a descriptor pointing outside the UMEM, indices wrapping
 //! past 2^32 — and that every frame is always somewhere, exactly once.
+#![allow(unsafe_code)] // talks to the kernel or to raw memory; each use says why it is sound
 
 use crate::ring::{mock, Desc};
 use crate::umem::{Umem, FRAME_SIZE};

@@ -41,6 +41,7 @@
 //! [`crate::socket`]) or a [`mock`] in plain memory whose kernel end a test
 //! drives by hand. Both are reached through the same raw pointers, so the
 //! frame accounting above the rings is tested exactly as it runs.
+#![allow(unsafe_code)] // talks to the kernel or to raw memory; each use says why it is sound
 
 use std::marker::PhantomData;
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};

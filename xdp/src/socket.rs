@@ -17,6 +17,7 @@
 //!
 //! Steering packets to the socket is the XDP program's job
 //! ([`crate::bpf`]): put [`Xsk::raw_fd`] in its XSKMAP at the queue.
+#![allow(unsafe_code)] // talks to the kernel or to raw memory; each use says why it is sound
 
 use std::io;
 use std::sync::Arc;

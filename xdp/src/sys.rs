@@ -5,6 +5,7 @@
 //! is here, with the reason each is sound next to it. Errors come back as
 //! [`std::io::Error`] with the OS error code; [`crate::socket`] turns them
 //! into errors that name the fix.
+#![allow(unsafe_code)] // talks to the kernel or to raw memory; each use says why it is sound
 
 use std::ffi::CString;
 use std::io;

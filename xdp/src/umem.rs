@@ -32,6 +32,7 @@
 //! A descriptor the kernel hands back (rx or completion) is followed only
 //! if its address lies inside the UMEM and its bytes inside one frame
 //! ([`Umem::frame_of`]); anything else is counted and dropped.
+#![allow(unsafe_code)] // talks to the kernel or to raw memory; each use says why it is sound
 
 use tilewire_shmem::{AllocError, Region, Workspace};
 

@@ -30,6 +30,7 @@
 //! [`XskConfig`]: crate::XskConfig
 //! [`XskConfig::tx_high_water`]: crate::XskConfig::tx_high_water
 //! [`XskConfig::tx_flush_ns`]: crate::XskConfig::tx_flush_ns
+#![allow(unsafe_code)] // talks to the kernel or to raw memory; each use says why it is sound
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};

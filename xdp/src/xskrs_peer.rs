@@ -61,6 +61,7 @@
 //! direct attach outright.) libxdp also prints harmless notes on stderr:
 //! libbpf's `skipping unrecognized data section`, and `No XDP dispatcher
 //! found on ifindex N` when the socket is deleted.
+#![allow(unsafe_code)] // talks to the kernel or to raw memory; each use says why it is sound
 
 //! [`XskRsPeer::bind`] must run on a thread inside the network namespace
 //! that owns the interface (the name is resolved there); the socket then

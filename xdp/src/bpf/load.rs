@@ -9,6 +9,7 @@
 //! `errno` before each call and prefers it after a failure, falling back to
 //! the negated return value, so both conventions read the same (note that
 //! `-1` alone is ambiguous: it is also `-EPERM`).
+#![allow(unsafe_code)] // talks to the kernel or to raw memory; each use says why it is sound
 
 use std::ffi::{c_char, c_int, CStr};
 use std::io;

@@ -1,5 +1,6 @@
 //! The memory the io_uring engine shares with the kernel: one anonymous
 //! mapping ([`Mapping`]) and where each part lives in it ([`Layout`]).
+#![allow(unsafe_code)] // talks to the kernel or to raw memory; each use says why it is sound
 
 use core::mem::size_of;
 use core::ptr;

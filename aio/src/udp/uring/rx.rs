@@ -1,6 +1,7 @@
 //! The receive side of the io_uring engine: the provided-buffer ring and
 //! its multishot receive, or the fixed one-shot receives, and the packets
 //! ready for the downstream.
+#![allow(unsafe_code)] // talks to the kernel or to raw memory; each use says why it is sound
 
 use core::mem::size_of;
 use core::ptr;
