@@ -15,7 +15,6 @@
 //! across calls (unlike the io_uring engine, where the kernel keeps
 //! pointers until completion). Everything else is safe code on plain
 //! arrays.
-#![allow(unsafe_code)] // talks to the kernel or to raw memory; each use says why it is sound
 #![allow(unsafe_code)]
 
 use core::mem::{size_of, zeroed};

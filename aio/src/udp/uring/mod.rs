@@ -53,7 +53,6 @@
 //!
 //! Fallback, or by config: a fixed set of one-shot `RecvMsg`, one per
 //! buffer, each armed again once its packet was taken.
-#![allow(unsafe_code)] // talks to the kernel or to raw memory; each use says why it is sound
 #![allow(unsafe_code)]
 
 use core::mem::size_of;
