@@ -9,7 +9,7 @@
 //!   thread on core 0 for a fixed time; a plain recvmmsg loop (tilewire's
 //!   mmsg engine) on core 1 drains and checks. Reported: packets per
 //!   second the kernel took from the sender, what arrived, and the
-//!   sender's CPU time per packet (from `/proc/thread-self/schedstat`,
+//!   sender's CPU time per packet (from `CLOCK_THREAD_CPUTIME_ID`,
 //!   which is `CLOCK_THREAD_CPUTIME_ID`). On loopback and veth the kernel
 //!   delivers within the send call, so the sender's CPU includes the
 //!   receive path's softirq work: the same for every implementation.

@@ -20,7 +20,7 @@
 //! sender under test on the first core and a program on the far end that
 //! drops the port at XDP, the same for every sender. Rates are packets
 //! per second in a window after a warm-up; CPU is the measured thread's
-//! own CPU time (`/proc/thread-self/schedstat`) per packet. Rounds: the
+//! own CPU time (`CLOCK_THREAD_CPUTIME_ID`) per packet. Rounds: the
 //! implementations take turns within a round so machine noise hits them
 //! alike, and the best round of each counts, as in `bench link`.
 //!

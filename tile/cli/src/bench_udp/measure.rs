@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
+use tilewire_shmem::clock::thread_cpu_ns;
 
 use tilewire_aio::netns::VethPair;
 use tilewire_shmem::clock::mono_ns;
@@ -55,17 +56,6 @@ impl Host {
             }
         }
     }
-}
-
-/// CPU time of the calling thread in ns: the first field of
-/// `/proc/thread-self/schedstat` (the scheduler's `sum_exec_runtime`, what
-/// `CLOCK_THREAD_CPUTIME_ID` reports), read without unsafe code. Read
-/// only at the edges of a run, never in its loop.
-fn thread_cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Runs `a` pinned to the first core and `b` to the second, from a

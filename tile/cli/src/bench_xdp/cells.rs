@@ -25,6 +25,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
+use tilewire_shmem::clock::thread_cpu_ns;
 
 use tilewire_aio::netns::VethPair;
 use tilewire_aio::udp::UdpAio;
@@ -305,11 +306,11 @@ pub(super) fn rx(
             let mut check = Check::new(sz);
             start.wait();
             receiver.run_until(&mut check, Instant::now() + t.warm);
-            let (cpu0, n0, w0) = (roles::thread_cpu_ns(), check.pkts, Instant::now());
+            let (cpu0, n0, w0) = (thread_cpu_ns(), check.pkts, Instant::now());
             receiver.run_until(&mut check, w0 + t.window);
             let window = (
                 check.pkts - n0,
-                roles::thread_cpu_ns().saturating_sub(cpu0),
+                thread_cpu_ns().saturating_sub(cpu0),
                 w0.elapsed().as_secs_f64(),
             );
             // SYNC: Release; pairs with the blaster's Acquire load.
@@ -454,9 +455,9 @@ pub(super) fn tx(
         s.spawn(move || {
             roles::pin(cores.send);
             let warm = sender.run_until(frame, Instant::now() + t.warm)?;
-            let (cpu0, w0) = (roles::thread_cpu_ns(), Instant::now());
+            let (cpu0, w0) = (thread_cpu_ns(), Instant::now());
             let n = sender.run_until(frame, w0 + t.window)?;
-            let cpu = roles::thread_cpu_ns().saturating_sub(cpu0);
+            let cpu = thread_cpu_ns().saturating_sub(cpu0);
             let secs = w0.elapsed().as_secs_f64();
             drop(sender);
             Ok::<_, String>((warm + n, n, cpu, secs))

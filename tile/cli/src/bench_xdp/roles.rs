@@ -37,17 +37,6 @@ const SOCK_BUF: usize = 4 << 20;
 /// at a time (each is freed when its cell ends).
 pub(super) const WS_BYTES: usize = 128 << 20;
 
-/// CPU time of the calling thread in ns: the first field of
-/// `/proc/thread-self/schedstat` (the scheduler's `sum_exec_runtime`, what
-/// `CLOCK_THREAD_CPUTIME_ID` reports), read without unsafe code, and only
-/// at the edges of a window.
-pub(super) fn thread_cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 /// The two cores the roles are pinned to: senders and blasters on the
 /// first, receivers on the second.
 #[derive(Clone, Copy, Debug)]
