@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use tilewire_pipeline::kinds::gen::{stamp_pass, synthetic};
+use tilewire_pipeline::kinds::generator::{stamp_pass, synthetic};
 use tilewire_pipeline::kinds::sink::packet_checksum;
 use tilewire_pipeline::tile_metrics;
 use tilewire_shmem::{Access, Config, Workspace};

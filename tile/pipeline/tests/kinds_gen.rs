@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use common::TestWs;
 use kinds_support::*;
 use tilewire_aio::frame::{verify_checksums, UdpFrame, HEADERS_LEN};
-use tilewire_pipeline::kinds::gen::{stamp_pass, synthetic, Gen, GenConfig};
+use tilewire_pipeline::kinds::generator::{stamp_pass, synthetic, Gen, GenConfig};
 use tilewire_pipeline::kinds::sink::{packet_checksum, Sink};
 use tilewire_tile::link::Reliability::*;
 use tilewire_tile::stem::Stem;

@@ -6,7 +6,7 @@
 mod topo_support;
 
 use tilewire_pipeline::kinds::dedup::DedupParams;
-use tilewire_pipeline::kinds::gen::{GenFixture, GenParams};
+use tilewire_pipeline::kinds::generator::{GenFixture, GenParams};
 use tilewire_pipeline::kinds::net_xdp::NetXdpParams;
 use tilewire_pipeline::kinds::pcap::PcapParams;
 use tilewire_pipeline::topo::{Machine, Mode, TopoErrors, Topology, TOPOLOGY_TEXT_MAX};

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use tilewire_aio::fixture::{rewrite_endpoints, FrameClass};
 use tilewire_aio::udp::{UdpAio, UdpConfig};
 use tilewire_aio::{Aio, PktInfo, SendError, SendErrorKind};
-use tilewire_pipeline::kinds::gen::stamp_pass;
+use tilewire_pipeline::kinds::generator::stamp_pass;
 use tilewire_pipeline::kinds::sink::packet_checksum;
 use tilewire_pipeline::StopFlag;
 use tilewire_shmem::clock::mono_ns;

@@ -11,12 +11,12 @@
 //! | `forward` ([`forward`]) | 1..=16 | 1 | merges its inputs |
 //! | `sink` ([`sink`]) | 1..=16 | 0 | consumes and counts |
 //! | `pcap` ([`pcap`]) | 1 | 0 | writes a capture file |
-//! | `gen` ([`gen`]) | 0 | 1 | plays synthetic or fixture frames at a rate |
+//! | `gen` ([`generator`]) | 0 | 1 | plays synthetic or fixture frames at a rate |
 
 pub mod dedup;
 pub mod echo;
 pub mod forward;
-pub mod gen;
+pub mod generator;
 pub mod net_udp;
 #[cfg(feature = "xdp")]
 pub mod net_xdp;
@@ -36,5 +36,5 @@ pub(crate) fn register_builtins(r: &mut Registry) {
     r.register(forward::ForwardKind).expect(fresh);
     r.register(sink::SinkKind).expect(fresh);
     r.register(pcap::PcapKind).expect(fresh);
-    r.register(gen::GenKind).expect(fresh);
+    r.register(generator::GenKind).expect(fresh);
 }
