@@ -3,7 +3,9 @@
 //! refuses it (the way container runtimes do), in a forked child.
 
 use tilewire_aio::udp::{uring_support, uring_support_raw, uring_sysctl, UringSupport};
-use tilewire_aio::udp::{BindError, Engine, UdpAio, UdpConfig, UringRecv, QUEUE_DEPTH_MAX};
+use tilewire_aio::udp::{
+    BindError, Engine, EngineNote, Fallback, UdpAio, UdpConfig, UringRecv, QUEUE_DEPTH_MAX,
+};
 use tilewire_aio::{Aio, MemAio, PktInfo};
 
 #[test]
@@ -25,15 +27,19 @@ fn the_probe_agrees_with_the_sysctl() {
 fn auto_takes_io_uring_where_it_is_allowed_and_says_so() {
     let u = UdpAio::bind(&UdpConfig::new("127.0.0.1:0".parse().unwrap())).unwrap();
     let note = u.engine_note();
+    assert_eq!(note.engine(), u.engine());
     if uring_support() == UringSupport::Available {
+        assert_eq!(note, EngineNote::AutoUring);
         assert_eq!(u.engine(), Engine::Uring, "{note}");
         assert!(
-            note.starts_with("uring: Engine::Auto chose io_uring"),
+            note.to_string()
+                .starts_with("uring: Engine::Auto chose io_uring"),
             "{note}"
         );
     } else {
         assert_eq!(u.engine(), Engine::Mmsg, "{note}");
-        assert!(note.starts_with("mmsg: Engine::Auto"), "{note}");
+        assert!(matches!(note, EngineNote::AutoMmsg(_)), "{note}");
+        assert!(note.to_string().starts_with("mmsg: Engine::Auto"), "{note}");
     }
 }
 
@@ -43,10 +49,10 @@ fn each_engine_can_be_forced() {
     config.engine = Engine::Mmsg;
     let m = UdpAio::bind(&config).unwrap();
     assert_eq!(m.engine(), Engine::Mmsg);
-    assert!(
-        m.engine_note().contains("as configured"),
-        "{}",
-        m.engine_note()
+    assert_eq!(m.engine_note(), EngineNote::MmsgConfigured);
+    assert_eq!(
+        m.engine_note().to_string(),
+        "mmsg: sendmmsg/recvmmsg, as configured"
     );
     assert!(m.tx_latency().is_none(), "mmsg keeps no send latency");
     if uring_support() != UringSupport::Available {
@@ -59,10 +65,17 @@ fn each_engine_can_be_forced() {
     config.engine = Engine::Uring;
     let u = UdpAio::bind(&config).unwrap();
     assert_eq!(u.engine(), Engine::Uring);
-    assert!(u.engine_note().contains("multishot"), "{}", u.engine_note());
+    assert_eq!(
+        u.engine_note(),
+        EngineNote::UringConfigured { multishot: true }
+    );
+    assert!(u.engine_note().to_string().contains("multishot"));
     config.uring_recv = UringRecv::Fixed;
     let f = UdpAio::bind(&config).unwrap();
-    assert!(f.engine_note().contains("fixed"), "{}", f.engine_note());
+    assert_eq!(
+        f.engine_note(),
+        EngineNote::UringConfigured { multishot: false }
+    );
 }
 
 #[test]
@@ -206,7 +219,8 @@ fn a_real_eperm_from_seccomp_makes_auto_fall_back_to_mmsg() {
     assert_eq!(aio.engine(), Engine::Mmsg);
     let note = aio.engine_note();
     if uring_sysctl().unwrap_or(0) == 0 {
-        assert!(note.contains("seccomp"), "{note}");
+        assert_eq!(note, EngineNote::AutoMmsg(Fallback::DeniedBySeccomp));
+        assert!(note.to_string().contains("seccomp"), "{note}");
     }
     let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     peer.set_read_timeout(Some(std::time::Duration::from_secs(2)))

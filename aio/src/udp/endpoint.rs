@@ -35,7 +35,7 @@ pub struct UdpAio {
     sock: Socket,
     config: UdpConfig,
     local: SocketAddr,
-    engine_note: &'static str,
+    engine_note: EngineNote,
     stats: UdpStats,
 }
 
@@ -111,54 +111,34 @@ impl UdpAio {
             )))
         };
         let (io, engine_note) = match config.engine {
-            Engine::Mmsg => (mmsg(), "mmsg: sendmmsg/recvmmsg, as configured"),
+            Engine::Mmsg => (mmsg(), EngineNote::MmsgConfigured),
             Engine::Uring => {
                 let u = Uring::new(sock.raw(), config)
                     .map_err(|(step, source)| BindError::Os { step, source })?;
-                let note = if u.multishot() {
-                    "uring: io_uring, as configured; multishot receive on a provided-buffer ring"
-                } else {
-                    "uring: io_uring, as configured; fixed one-shot receives"
-                };
-                (Io::Uring(Box::new(u)), note)
+                let multishot = u.multishot();
+                (
+                    Io::Uring(Box::new(u)),
+                    EngineNote::UringConfigured { multishot },
+                )
             }
-            _ => match super::uring_support() {
-                UringSupport::Available => match Uring::new(sock.raw(), config) {
-                    Ok(u) => (
-                        Io::Uring(Box::new(u)),
-                        "uring: Engine::Auto chose io_uring: it is available",
-                    ),
-                    Err((step, _)) if step == super::uring::NEEDS_6_0 => (
-                        mmsg(),
-                        "mmsg: Engine::Auto chose sendmmsg/recvmmsg: the io_uring engine \
-                         needs Linux 6.0 or later",
-                    ),
-                    Err(_) => (
-                        mmsg(),
-                        "mmsg: Engine::Auto chose sendmmsg/recvmmsg: io_uring is available \
-                         but making the engine's ring failed",
-                    ),
-                },
-                UringSupport::NotInKernel => (
-                    mmsg(),
-                    "mmsg: Engine::Auto chose sendmmsg/recvmmsg: io_uring is not in this \
-                     kernel (ENOSYS)",
-                ),
-                UringSupport::Denied { sysctl: Some(n) } if n > 0 => (
-                    mmsg(),
-                    "mmsg: Engine::Auto chose sendmmsg/recvmmsg: io_uring is denied by \
-                     kernel.io_uring_disabled",
-                ),
-                UringSupport::Denied { .. } => (
-                    mmsg(),
-                    "mmsg: Engine::Auto chose sendmmsg/recvmmsg: io_uring is denied (EPERM), \
-                     by a seccomp filter",
-                ),
-                _ => (
-                    mmsg(),
-                    "mmsg: Engine::Auto chose sendmmsg/recvmmsg: io_uring_setup failed",
-                ),
-            },
+            _ => {
+                let fallback = |why| (mmsg(), EngineNote::AutoMmsg(why));
+                match super::uring_support() {
+                    UringSupport::Available => match Uring::new(sock.raw(), config) {
+                        Ok(u) => (Io::Uring(Box::new(u)), EngineNote::AutoUring),
+                        Err((step, _)) if step == super::uring::NEEDS_6_0 => {
+                            fallback(Fallback::NeedsLinux6)
+                        }
+                        Err(_) => fallback(Fallback::RingFailed),
+                    },
+                    UringSupport::NotInKernel => fallback(Fallback::NotInKernel),
+                    UringSupport::Denied { sysctl: Some(n) } if n > 0 => {
+                        fallback(Fallback::DisabledBySysctl)
+                    }
+                    UringSupport::Denied { .. } => fallback(Fallback::DeniedBySeccomp),
+                    _ => fallback(Fallback::SetupFailed),
+                }
+            }
         };
         Ok(UdpAio {
             io,
@@ -189,9 +169,9 @@ impl UdpAio {
         }
     }
 
-    /// One line on which engine is in use and why, for the log of whoever
-    /// made the aio (this crate does not log).
-    pub fn engine_note(&self) -> &'static str {
+    /// Which engine is in use and why, for the log of whoever made the
+    /// aio (this crate does not log); its `Display` is one line.
+    pub fn engine_note(&self) -> EngineNote {
         self.engine_note
     }
 
@@ -419,5 +399,83 @@ impl Aio for UdpAio {
             Io::Uring(_) => {}
         }
         Ok(())
+    }
+}
+
+/// Which engine a [`UdpAio`] uses, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EngineNote {
+    /// [`Engine::Mmsg`] was configured.
+    MmsgConfigured,
+    /// [`Engine::Uring`] was configured; `multishot` says how it receives
+    /// (a multishot receive on a provided-buffer ring, or fixed one-shot
+    /// receives).
+    UringConfigured {
+        /// Multishot receives on a provided-buffer ring.
+        multishot: bool,
+    },
+    /// [`Engine::Auto`] chose io_uring: it is available.
+    AutoUring,
+    /// [`Engine::Auto`] chose sendmmsg/recvmmsg, for this reason.
+    AutoMmsg(Fallback),
+}
+
+/// Why [`Engine::Auto`] fell back to sendmmsg/recvmmsg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fallback {
+    /// The io_uring engine needs Linux 6.0 or later.
+    NeedsLinux6,
+    /// io_uring is available but making the engine's ring failed.
+    RingFailed,
+    /// io_uring is not in this kernel (ENOSYS).
+    NotInKernel,
+    /// `kernel.io_uring_disabled` denies it.
+    DisabledBySysctl,
+    /// `io_uring_setup` is denied (EPERM) by a seccomp filter.
+    DeniedBySeccomp,
+    /// `io_uring_setup` failed otherwise.
+    SetupFailed,
+}
+
+impl EngineNote {
+    /// The engine in use.
+    pub fn engine(self) -> Engine {
+        match self {
+            EngineNote::MmsgConfigured | EngineNote::AutoMmsg(_) => Engine::Mmsg,
+            EngineNote::UringConfigured { .. } | EngineNote::AutoUring => Engine::Uring,
+        }
+    }
+}
+
+impl core::fmt::Display for EngineNote {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let auto = "mmsg: Engine::Auto chose sendmmsg/recvmmsg:";
+        match self {
+            EngineNote::MmsgConfigured => f.write_str("mmsg: sendmmsg/recvmmsg, as configured"),
+            EngineNote::UringConfigured { multishot: true } => f.write_str(
+                "uring: io_uring, as configured; multishot receive on a provided-buffer ring",
+            ),
+            EngineNote::UringConfigured { multishot: false } => {
+                f.write_str("uring: io_uring, as configured; fixed one-shot receives")
+            }
+            EngineNote::AutoUring => {
+                f.write_str("uring: Engine::Auto chose io_uring: it is available")
+            }
+            EngineNote::AutoMmsg(why) => {
+                let why = match why {
+                    Fallback::NeedsLinux6 => "the io_uring engine needs Linux 6.0 or later",
+                    Fallback::RingFailed => {
+                        "io_uring is available but making the engine's ring failed"
+                    }
+                    Fallback::NotInKernel => "io_uring is not in this kernel (ENOSYS)",
+                    Fallback::DisabledBySysctl => "io_uring is denied by kernel.io_uring_disabled",
+                    Fallback::DeniedBySeccomp => "io_uring is denied (EPERM), by a seccomp filter",
+                    Fallback::SetupFailed => "io_uring_setup failed",
+                };
+                write!(f, "{auto} {why}")
+            }
+        }
     }
 }

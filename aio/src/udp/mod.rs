@@ -132,6 +132,6 @@ pub use config::{
     BindError, Engine, UdpConfig, UringRecv, BATCH_DEFAULT, BATCH_MAX, QUEUE_DEPTH_DEFAULT,
     QUEUE_DEPTH_MAX, RX_BUF_DEFAULT, UDP_V4_PAYLOAD_MAX, UDP_V6_PAYLOAD_MAX,
 };
-pub use endpoint::UdpAio;
+pub use endpoint::{EngineNote, Fallback, UdpAio};
 pub use probe::{uring_support, uring_support_raw, uring_sysctl, UringSupport};
 pub use stats::{TxErrors, UdpStats};
