@@ -38,6 +38,7 @@ pub mod name;
 pub mod object;
 pub mod page;
 pub mod region;
+mod temp;
 pub mod workspace;
 
 pub use alloc::{AllocError, AllocInfo, FreeError, Usage};
@@ -45,6 +46,7 @@ pub use name::{check_name, NameError, NAME_MAX};
 pub use object::{DeleteError, JoinError, NewError, ShmObject};
 pub use page::{Config, PageKind};
 pub use region::{atomic_words, load_bytes, store_bytes, Access, Region};
+pub use temp::TempWorkspace;
 pub use workspace::{
     pid_alive, AddrError, CreateError, CreateOptions, HeaderStatic, OpenError, UnlinkError,
     Workspace, WorkspaceInfo,

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
-use tilewire_shmem::{PageKind, Workspace};
+use tilewire_shmem::TempWorkspace;
 use tilewire_tile::link::{Link, LinkParams, Reliability};
 
 /// A per-run unique name for workspaces and other test objects.
@@ -220,7 +220,7 @@ impl ChildLines {
 #[derive(Debug)]
 pub struct TestWs {
     /// The workspace.
-    pub ws: Workspace,
+    pub ws: TempWorkspace,
 }
 
 impl TestWs {
@@ -230,7 +230,7 @@ impl TestWs {
     /// If it cannot be made.
     pub fn new(tag: &str, size: usize) -> TestWs {
         TestWs {
-            ws: Workspace::create(&uniq(tag), size, PageKind::Normal).unwrap(),
+            ws: TempWorkspace::new(tag, size).unwrap(),
         }
     }
 
@@ -246,12 +246,6 @@ impl TestWs {
             seq0: 0,
         };
         Link::create(&self.ws, name, &p).unwrap()
-    }
-}
-
-impl Drop for TestWs {
-    fn drop(&mut self) {
-        let _ = Workspace::unlink(self.ws.name());
     }
 }
 

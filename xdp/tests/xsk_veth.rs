@@ -18,13 +18,12 @@
 
 use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use tilewire_aio::conformance::{self, payload, Harness};
 use tilewire_aio::netns::VethPair;
 use tilewire_aio::{Aio, MemAio, PktInfo, SendError};
-use tilewire_shmem::{PageKind, Workspace};
+use tilewire_shmem::TempWorkspace;
 use tilewire_xdp::bpf::{AttachMode, FilterSpec, XdpLink, XdpProgram};
 use tilewire_xdp::frame::{self, UdpEndpoints, UdpFrame, PAYLOAD_MAX_MTU1500};
 use tilewire_xdp::{BindMode, Umem, Xsk, XskConfig, XskError};
@@ -38,28 +37,16 @@ fn pair(tag: &str) -> Option<VethPair> {
 }
 
 /// A workspace for the UMEM, unlinked on drop.
-struct TestWs(Workspace);
+struct TestWs(TempWorkspace);
 
 impl TestWs {
     fn new() -> TestWs {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "tw-xdptest-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        TestWs(Workspace::create(&name, 64 << 20, PageKind::Normal).expect("workspace"))
+        TestWs(TempWorkspace::new("xdp", 64 << 20).expect("workspace"))
     }
 
     /// A UMEM of `frames` frames inside the workspace.
     fn umem(&self, name: &str, frames: u32) -> Umem<'_> {
         Umem::alloc_named(&self.0, name, frames).expect("umem")
-    }
-}
-
-impl Drop for TestWs {
-    fn drop(&mut self) {
-        let _ = Workspace::unlink(self.0.name());
     }
 }
 

@@ -8,14 +8,13 @@
 //! the line CI counts.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use tilewire_aio::conformance::payload;
 use tilewire_aio::frame::{self, UdpFrame, HEADERS_LEN};
 use tilewire_aio::netns::VethPair;
 use tilewire_pipeline::kinds::net_xdp::{self, NetXdp, XdpRxLink};
-use tilewire_shmem::{load_bytes, PageKind, Workspace};
+use tilewire_shmem::{load_bytes, TempWorkspace};
 use tilewire_tile::link::consumer::Poll;
 use tilewire_tile::link::frag::CTL_PKT;
 use tilewire_tile::link::{Consumer, Link, Reliability};
@@ -30,23 +29,11 @@ fn pair(tag: &str) -> Option<VethPair> {
     VethPair::new_or_skip(tag)
 }
 
-struct TestWs(Workspace);
+struct TestWs(TempWorkspace);
 
 impl TestWs {
     fn new() -> TestWs {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "tw-netxdp-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        TestWs(Workspace::create(&name, 32 << 20, PageKind::Normal).expect("workspace"))
-    }
-}
-
-impl Drop for TestWs {
-    fn drop(&mut self) {
-        let _ = Workspace::unlink(self.0.name());
+        TestWs(TempWorkspace::new("xdp", 32 << 20).expect("workspace"))
     }
 }
 

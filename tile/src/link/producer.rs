@@ -449,25 +449,17 @@ impl<'w> Producer<'w> {
 mod tests {
     use super::*;
 
-    use core::sync::atomic::{AtomicU32, Ordering};
-
-    use tilewire_shmem::{load_bytes, PageKind, Workspace};
+    use tilewire_shmem::{load_bytes, TempWorkspace};
 
     use crate::link::frag::CTL_PKT;
     use crate::link::{LinkError, LinkParams, Poll, Reliability};
 
     /// A workspace unlinked when the test ends, pass or fail.
-    struct Ws(Workspace);
+    struct Ws(TempWorkspace);
 
     impl Ws {
         fn new() -> Ws {
-            static N: AtomicU32 = AtomicU32::new(0);
-            let name = format!(
-                "tprod{}-{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            );
-            Ws(Workspace::create(&name, 4 << 20, PageKind::Normal).expect("workspace"))
+            Ws(TempWorkspace::new("prod", 4 << 20).expect("workspace"))
         }
 
         fn link(&self, depth: u64, mtu: usize, consumers: &[Reliability]) -> Link<'_> {
@@ -478,12 +470,6 @@ mod tests {
                 seq0: 0,
             };
             Link::create(&self.0, "l", &params).expect("link")
-        }
-    }
-
-    impl Drop for Ws {
-        fn drop(&mut self) {
-            let _ = Workspace::unlink(self.0.name());
         }
     }
 

@@ -1,28 +1,21 @@
 //! A workspace per test, unlinked at the end even when the test fails.
 #![allow(dead_code)]
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use tilewire_aio::{Aio, PktInfo, PktMeta};
-use tilewire_shmem::{PageKind, Workspace};
+use tilewire_shmem::TempWorkspace;
 use tilewire_tile::link::tx::LinkTx;
 use tilewire_tile::link::{Link, LinkParams, Reliability};
 
 pub(crate) struct TestWs {
-    pub ws: Workspace,
+    pub ws: TempWorkspace,
 }
 
 impl TestWs {
     pub(crate) fn new(tag: &str, size: usize) -> TestWs {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "t{}-{}-{tag}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
         TestWs {
-            ws: Workspace::create(&name, size, PageKind::Normal).unwrap(),
+            ws: TempWorkspace::new(tag, size).unwrap(),
         }
     }
 
@@ -40,12 +33,6 @@ impl TestWs {
             seq0: 0,
         };
         Link::create(&self.ws, name, &p).unwrap()
-    }
-}
-
-impl Drop for TestWs {
-    fn drop(&mut self) {
-        let _ = Workspace::unlink(self.ws.name());
     }
 }
 
