@@ -32,7 +32,7 @@
 //! that needs the bytes later (a ring waiting for the kernel, a socket with
 //! a full buffer) copies them into memory it owns before returning.
 //!
-//! [`conformance`] turns the contract into checks, written once and run
+//! `conformance` (feature `test-support`) turns the contract into checks, written once and run
 //! against every backend: this crate's own and those of later crates (link
 //! transmit, io_uring and mmsg UDP, AF_XDP).
 //!
@@ -56,12 +56,15 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "test-support")]
 pub mod conformance;
 pub mod error;
 pub mod fixture;
 pub mod frame;
 pub mod mem;
-/// Test hosts in network namespaces: a veth pair between two fresh namespaces, removed on drop (needs root).
+/// Network namespaces: a thread entering one ([`netns::enter_thread`]), and
+/// (feature `test-support`) test hosts, a veth pair between two fresh
+/// namespaces, removed on drop (needs root).
 pub mod netns;
 pub mod pcap;
 pub mod pkt;

@@ -59,23 +59,32 @@
 
 #![deny(unsafe_code)]
 
+#[cfg(feature = "test-support")]
 use std::fmt;
 use std::fs::File;
 use std::io;
+#[cfg(feature = "test-support")]
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
+#[cfg(feature = "test-support")]
 use std::process::Command;
+#[cfg(feature = "test-support")]
 use std::sync::atomic::{AtomicU32, Ordering};
+#[cfg(feature = "test-support")]
 use std::sync::mpsc;
+#[cfg(feature = "test-support")]
 use std::thread::JoinHandle;
 
 /// The benchmarking range every pair's addresses come from: 198.18.0.0/15.
+#[cfg(feature = "test-support")]
 pub const ADDR_RANGE: (Ipv4Addr, u8) = (Ipv4Addr::new(198, 18, 0, 0), 15);
 /// Prefix length of each pair's subnet: a /30, two hosts.
+#[cfg(feature = "test-support")]
 pub const PREFIX_LEN: u8 = 30;
 /// Longest tag [`VethPair::new`] accepts.
 pub const TAG_MAX: usize = 32;
 /// Longest interface name Linux accepts (`IFNAMSIZ - 1`).
+#[cfg(feature = "test-support")]
 const IFNAME_MAX: usize = 15;
 
 /// Why making, entering or using a namespace failed.
@@ -140,6 +149,7 @@ pub enum NetnsError {
 }
 
 /// One end of a [`VethPair`]: its namespace, interface and addresses.
+#[cfg(feature = "test-support")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VethSide {
     netns: String,
@@ -151,6 +161,7 @@ pub struct VethSide {
 
 /// Two fresh network namespaces joined by a veth pair, removed on drop.
 /// See the [module documentation](self).
+#[cfg(feature = "test-support")]
 #[derive(Debug)]
 pub struct VethPair {
     a: VethSide,
@@ -161,9 +172,11 @@ pub struct VethPair {
 
 /// Namespaces made so far, deleted on drop: the cleanup of a failed
 /// [`VethPair::new`] and the removal of a finished pair alike.
+#[cfg(feature = "test-support")]
 #[derive(Debug, Default)]
 struct Made(Vec<String>);
 
+#[cfg(feature = "test-support")]
 impl Drop for Made {
     fn drop(&mut self) {
         for ns in self.0.drain(..).rev() {
@@ -175,6 +188,7 @@ impl Drop for Made {
 }
 
 /// Runs `ip` with `args`; its stdout on success.
+#[cfg(feature = "test-support")]
 fn ip(args: &[&str]) -> Result<String, NetnsError> {
     let command = format!("ip {}", args.join(" "));
     let out = Command::new("ip")
@@ -201,6 +215,7 @@ fn ip(args: &[&str]) -> Result<String, NetnsError> {
 
 /// Reads the ifindex and MAC of `ifname` inside `netns` from
 /// `ip -o link show`.
+#[cfg(feature = "test-support")]
 fn link_info(netns: &str, ifname: &str) -> Result<(u32, [u8; 6]), NetnsError> {
     let args = ["-n", netns, "-o", "link", "show", "dev", ifname];
     let out = ip(&args)?;
@@ -212,6 +227,7 @@ fn link_info(netns: &str, ifname: &str) -> Result<(u32, [u8; 6]), NetnsError> {
 
 /// The ifindex and MAC of one line of `ip -o link show`:
 /// `7: name@if6: <...> ... link/ether aa:bb:cc:dd:ee:ff brd ...`.
+#[cfg(feature = "test-support")]
 fn parse_link_line(out: &str) -> Option<(u32, [u8; 6])> {
     let ifindex = out.split(':').next()?.trim().parse().ok()?;
     let mut words = out.split_whitespace();
@@ -227,16 +243,19 @@ fn parse_link_line(out: &str) -> Option<(u32, [u8; 6])> {
 /// The base address of pair `n` of process `pid`: a /30 inside
 /// 198.18.0.0/15 (32768 of them). Distinct for the first 32768 pairs of
 /// one process; spread over the range by pid across processes.
+#[cfg(feature = "test-support")]
 fn subnet(pid: u32, n: u32) -> Ipv4Addr {
     let index = (pid.wrapping_mul(40_503).wrapping_add(n)) % (1 << (PREFIX_LEN - ADDR_RANGE.1));
     Ipv4Addr::from(u32::from(ADDR_RANGE.0) + (index << (32 - PREFIX_LEN)))
 }
 
+#[cfg(feature = "test-support")]
 fn mac_string(mac: &[u8; 6]) -> String {
     let hex: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
     hex.join(":")
 }
 
+#[cfg(feature = "test-support")]
 impl VethPair {
     /// [`VethPair::new`] for a test: `None`, after printing
     /// `skipped: needs CAP_NET_ADMIN` straight to stderr (the line CI
@@ -426,6 +445,7 @@ fn enter(ns: &File) -> io::Result<()> {
     }
 }
 
+#[cfg(feature = "test-support")]
 impl VethSide {
     /// The namespace's name (as in `ip netns list`, `ip -n <name> ...`).
     pub fn netns(&self) -> &str {
@@ -554,6 +574,7 @@ impl VethSide {
     }
 }
 
+#[cfg(feature = "test-support")]
 impl fmt::Display for VethSide {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -568,7 +589,7 @@ impl fmt::Display for VethSide {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "test-support"))]
 mod tests {
     use super::*;
 

@@ -34,7 +34,7 @@
 //!   aio with batched wakeups;
 //! - [`bpf`]: the XDP program, generated as eBPF bytecode in Rust, that
 //!   sends IPv4 UDP for chosen ports to the sockets and passes the rest;
-//! - [`mock`]: a hand-driven kernel over mock rings, for tests without
+//! - `mock` (feature `test-support`): a hand-driven kernel over mock rings, for tests without
 //!   privileges;
 //! - [`frame`]: Ethernet/IPv4/UDP views and a builder.
 //!
@@ -48,7 +48,7 @@
 //! is sound: `sys` (system calls), [`socket`] (socket options, ring and
 //! UMEM registration, the mappings), [`ring`] (pointers into the ring
 //! mappings), [`umem`] (frame bytes), [`xsk`] (descriptors and frame
-//! bytes on the data path), [`mock`] (rings in plain memory), [`bpf`]'s
+//! bytes on the data path), `mock` (rings in plain memory), [`bpf`]'s
 //! loader (libbpf) and `xskrs_peer` (xsk-rs's frame buffers).
 #![warn(missing_docs)]
 
@@ -57,6 +57,7 @@ pub mod bpf;
 /// `tilewire-aio` (every backend and tile kind uses them); re-exported here
 /// for the AF_XDP code and its users.
 pub use tilewire_aio::{fixture, frame};
+#[cfg(any(test, feature = "test-support"))]
 pub mod mock;
 pub mod ring;
 pub mod socket;

@@ -103,7 +103,7 @@ pub(crate) struct TxTuning {
 }
 
 /// An AF_XDP socket's data path. Made by [`crate::Xsk::bind`] (a real
-/// socket) or [`crate::mock::MockKernel::new`] (rings in plain memory).
+/// socket) or `mock::MockKernel::new` (feature `test-support`) (rings in plain memory).
 #[derive(Debug)]
 pub struct Xsk<'a> {
     umem: Umem<'a>,
