@@ -31,7 +31,6 @@
 
 use std::fmt::Write as _;
 
-use serde_json::{json, Value};
 use tilewire_monitor::{
     classify, identify, pid_alive, workspace_status, HealthCounts, Snapshot, TileHealth,
     WorkspaceStatus, HEARTBEAT_TIMEOUT,
@@ -133,8 +132,11 @@ fn ls(config: &Config, json: bool) -> Result<(), String> {
         .map(|i| inspect(config, i))
         .collect();
     if json {
-        let arr: Vec<Value> = listed.iter().map(ls_json).collect();
-        println!("{}", Value::Array(arr));
+        let rows: Vec<LsJson<'_>> = listed.iter().map(ls_json).collect();
+        println!(
+            "{}",
+            serde_json::to_string(&rows).expect("numbers and strings")
+        );
         return Ok(());
     }
     if listed.is_empty() {
@@ -196,29 +198,92 @@ fn ls(config: &Config, json: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn ls_json(l: &Listed) -> Value {
+/// One workspace of `ls --json`.
+#[derive(serde::Serialize)]
+struct LsJson<'a> {
+    name: &'a str,
+    page: &'static str,
+    path: String,
+    file_size: u64,
+    size: Option<u64>,
+    allocated_bytes: Option<u64>,
+    creator_pid: Option<u32>,
+    creator_alive: Option<bool>,
+    tiles: TilesJson,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    why: Option<&'a str>,
+}
+
+#[derive(serde::Serialize)]
+struct TilesJson {
+    running: usize,
+    booting: usize,
+    halted: usize,
+    dead: usize,
+}
+
+fn ls_json(l: &Listed) -> LsJson<'_> {
     let header = l.info.header.as_ref().ok();
-    let mut v = json!({
-        "name": l.info.name,
-        "page": l.info.page.as_str(),
-        "path": l.info.path.display().to_string(),
-        "file_size": l.info.file_size,
-        "size": header.map(|h| h.size),
-        "allocated_bytes": l.allocated,
-        "creator_pid": header.map(|h| h.creator_pid),
-        "creator_alive": header.map(|_| l.info.creator_alive),
-        "tiles": {
-            "running": l.tiles.running,
-            "booting": l.tiles.booting,
-            "halted": l.tiles.halted,
-            "dead": l.tiles.dead,
+    LsJson {
+        name: &l.info.name,
+        page: l.info.page.as_str(),
+        path: l.info.path.display().to_string(),
+        file_size: l.info.file_size,
+        size: header.map(|h| h.size),
+        allocated_bytes: l.allocated,
+        creator_pid: header.map(|h| h.creator_pid),
+        creator_alive: header.map(|_| l.info.creator_alive),
+        tiles: TilesJson {
+            running: l.tiles.running,
+            booting: l.tiles.booting,
+            halted: l.tiles.halted,
+            dead: l.tiles.dead,
         },
-        "status": l.status.as_str(),
-    });
-    if let WorkspaceStatus::Invalid { why } = &l.status {
-        v["why"] = json!(why);
+        status: l.status.as_str(),
+        why: match &l.status {
+            WorkspaceStatus::Invalid { why } => Some(why),
+            _ => None,
+        },
     }
-    v
+}
+
+/// `info --json`.
+#[derive(serde::Serialize)]
+struct InfoJson<'a> {
+    name: &'a str,
+    path: String,
+    magic: String,
+    version: u8,
+    size: u64,
+    page: &'static str,
+    page_size: u64,
+    created_ns: u64,
+    creator_pid: u32,
+    creator_alive: bool,
+    table_cap: u64,
+    data_off: u64,
+    usage: UsageJson,
+    allocations: Vec<AllocJson<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct UsageJson {
+    data_bytes: u64,
+    used_bytes: u64,
+    free_bytes: u64,
+    largest_free: u64,
+    allocations: usize,
+}
+
+#[derive(serde::Serialize)]
+struct AllocJson<'a> {
+    name: Option<&'a str>,
+    gaddr: u64,
+    size: u64,
+    tag: u64,
+    owner_pid: u32,
+    object: &'a str,
 }
 
 fn join_ro(config: &Config, name: &str) -> Result<Workspace, String> {
@@ -245,35 +310,39 @@ fn info(config: &Config, name: &str, json: bool) -> Result<(), String> {
         })
         .collect();
     if json {
-        let v = json!({
-            "name": ws.name(),
-            "path": ws.path().display().to_string(),
-            "magic": format!("{:#018x}", h.magic),
-            "version": magic_version(h.magic),
-            "size": h.size,
-            "page": ws.page_kind().as_str(),
-            "page_size": h.page_sz,
-            "created_ns": h.created_ns,
-            "creator_pid": h.creator_pid,
-            "creator_alive": creator_alive,
-            "table_cap": h.table_cap,
-            "data_off": h.data_off,
-            "usage": {
-                "data_bytes": usage.data_bytes,
-                "used_bytes": usage.used_bytes,
-                "free_bytes": usage.free_bytes,
-                "largest_free": usage.largest_free,
-                "allocations": usage.allocations,
+        let v = InfoJson {
+            name: ws.name(),
+            path: ws.path().display().to_string(),
+            magic: format!("{:#018x}", h.magic),
+            version: magic_version(h.magic),
+            size: h.size,
+            page: ws.page_kind().as_str(),
+            page_size: h.page_sz,
+            created_ns: h.created_ns,
+            creator_pid: h.creator_pid,
+            creator_alive,
+            table_cap: h.table_cap,
+            data_off: h.data_off,
+            usage: UsageJson {
+                data_bytes: usage.data_bytes,
+                used_bytes: usage.used_bytes,
+                free_bytes: usage.free_bytes,
+                largest_free: usage.largest_free,
+                allocations: usage.allocations,
             },
-            "allocations": allocs.iter().map(|(a, object)| json!({
-                "name": a.name,
-                "gaddr": a.gaddr,
-                "size": a.size,
-                "tag": a.tag,
-                "owner_pid": a.owner_pid,
-                "object": object,
-            })).collect::<Vec<_>>(),
-        });
+            allocations: allocs
+                .iter()
+                .map(|(a, object)| AllocJson {
+                    name: a.name.as_deref(),
+                    gaddr: a.gaddr,
+                    size: a.size,
+                    tag: a.tag,
+                    owner_pid: a.owner_pid,
+                    object,
+                })
+                .collect(),
+        };
+        let v = serde_json::to_string(&v).expect("numbers and strings");
         println!("{v}");
         return Ok(());
     }
