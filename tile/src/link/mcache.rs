@@ -5,6 +5,8 @@
 //! ```text
 //! 0    magic, depth, seq0                 (static after new)
 //! 64   seq: the producer's published next sequence number
+//! 72   sleepers: consumers parked on this link (see Parking)
+//! 80   wake: the word parked consumers sleep on (incremented to wake them)
 //! 128  depth lines of 32 bytes: [seq, sig, chunk|sz|ctl, tsorig|tspub]
 //! ```
 //!
@@ -40,8 +42,29 @@
 //! producer overwrote the frag while it was being read ("overrun while
 //! reading") and the copy must be discarded. These orderings are explicit;
 //! nothing assumes x86's total store order.
+//!
+//! # Parking
+//!
+//! A consumer with nothing to read may sleep instead of spinning
+//! ([`MCacheHandle::park`]): it reads the wake word, counts itself in
+//! `sleepers`, makes every registered thread fence
+//! ([`heavy_fence`]), looks once more for
+//! its frag, and only then sleeps on the wake word (a shared futex, so a
+//! producer in another process wakes it). The producer pays one Relaxed
+//! load of `sleepers` per commit and nothing else while nobody sleeps; when
+//! somebody does, it increments the wake word and wakes the sleepers. The
+//! fence is what makes that one load enough: a commit still in the
+//! producer's store buffer when the consumer looked is visible after the
+//! fence, and a commit made after it is followed by a load that sees the
+//! consumer counted, so no wake is lost. Producers register for the fence
+//! when they are made ([`register_for_fences`](tilewire_shmem::wait::register_for_fences));
+//! where the kernel has no such fence the park is bounded to
+//! [`PARK_UNFENCED_MAX`].
 
 use core::sync::atomic::{fence, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tilewire_shmem::wait::{futex_wait, futex_wake_all, heavy_fence};
 
 use tilewire_shmem::object::{check_join, check_new, magic, publish_magic, retire_magic};
 use tilewire_shmem::{DeleteError, JoinError, NewError, Region, ShmObject};
@@ -51,6 +74,12 @@ use crate::link::frag::{seq_diff, FragMeta, CTL_ERR};
 const KIND: &str = "mcache";
 const HDR: usize = 128;
 const SEQ_OFF: usize = 64;
+const SLEEPERS_OFF: usize = 72;
+const WAKE_OFF: usize = 80;
+
+/// Longest a [`MCacheHandle::park`] sleeps where the kernel cannot make the
+/// producer fence (a missed wake costs at most this).
+pub const PARK_UNFENCED_MAX: Duration = Duration::from_micros(200);
 const LINE_WORDS: usize = 4;
 
 /// Smallest depth.
@@ -98,6 +127,8 @@ impl MCache {
         w[1].store(depth, Ordering::Relaxed);
         w[2].store(seq0, Ordering::Relaxed);
         w[SEQ_OFF / 8].store(seq0, Ordering::Relaxed);
+        w[SLEEPERS_OFF / 8].store(0, Ordering::Relaxed);
+        w[WAKE_OFF / 8].store(0, Ordering::Relaxed);
         let (w2, w3) = FragMeta::pack(0, 0, CTL_ERR, 0, 0);
         for i in 0..depth {
             let seq = seq0.wrapping_sub(depth).wrapping_add(i);
@@ -132,10 +163,14 @@ impl MCache {
             .atomic_u64s(HDR, depth as usize * LINE_WORDS)
             .ok_or(bad("lines"))?;
         let seq = mem.atomic_u64(SEQ_OFF).ok_or(bad("seq"))?;
+        let sleepers = mem.atomic_u64(SLEEPERS_OFF).ok_or(bad("sleepers"))?;
+        let wake = mem.atomic_u64(WAKE_OFF).ok_or(bad("wake"))?;
         Ok(MCacheHandle {
             mem,
             lines,
             seq,
+            sleepers,
+            wake,
             depth,
             mask: depth - 1,
             seq0: hdr[2].load(Ordering::Relaxed),
@@ -186,6 +221,8 @@ pub struct MCacheHandle<'a> {
     mem: Region<'a>,
     lines: &'a [AtomicU64],
     seq: &'a AtomicU64,
+    sleepers: &'a AtomicU64,
+    wake: &'a AtomicU64,
     depth: u64,
     mask: u64,
     seq0: u64,
@@ -244,6 +281,51 @@ impl<'a> MCacheHandle<'a> {
         line[2].store(w2, Ordering::Relaxed);
         line[3].store(w3, Ordering::Relaxed);
         line[0].store(seq, Ordering::Release);
+        // SYNC: Relaxed; the consumer's heavy fence in `park` orders this
+        // load after the store above (see Parking in the module docs).
+        if self.sleepers.load(Ordering::Relaxed) != 0 {
+            self.wake_sleepers();
+        }
+    }
+
+    /// Wakes every consumer parked on this link.
+    #[cold]
+    #[inline(never)]
+    pub fn wake_sleepers(&self) {
+        // SYNC: Release; a woken consumer's Acquire peek sees the commit.
+        self.wake.fetch_add(1, Ordering::Release);
+        futex_wake_all(self.wake);
+    }
+
+    /// Consumers parked on this link now.
+    pub fn sleepers(&self) -> u64 {
+        self.sleepers.load(Ordering::Relaxed)
+    }
+
+    /// Sleeps until frag `seq` is published (or the line moved past it),
+    /// `timeout` passes or the consumer is woken; returns whether the line
+    /// no longer says "not yet". See Parking in the module docs: a wake is
+    /// never lost, so `timeout` only bounds how long a consumer goes
+    /// without its housekeeping.
+    pub fn park(&self, seq: u64, timeout: Duration) -> bool {
+        let ready = |m: &Self| !matches!(m.peek(seq), Peek::NotYet);
+        // SYNC: Acquire; pairs with the Release increment in wake_sleepers.
+        let seen = self.wake.load(Ordering::Acquire);
+        // SYNC: SeqCst, then the heavy fence; pairs with the producer's
+        // Relaxed load in commit (the fence orders it).
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        let fenced = heavy_fence();
+        if !ready(self) {
+            let t = if fenced {
+                timeout
+            } else {
+                timeout.min(PARK_UNFENCED_MAX)
+            };
+            futex_wait(self.wake, seen, t);
+        }
+        // SYNC: Release; nothing depends on when the producer stops seeing it.
+        self.sleepers.fetch_sub(1, Ordering::Release);
+        ready(self)
     }
 
     /// Invalidate and commit in one, for a frag whose payload is already in

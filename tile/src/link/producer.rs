@@ -89,6 +89,9 @@ pub struct Producer<'w> {
 
 impl<'w> Producer<'w> {
     pub(crate) fn new(link: &Link<'w>) -> Producer<'w> {
+        // Once per process: parked consumers make this process fence.
+        static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        REGISTERED.get_or_init(tilewire_shmem::wait::register_for_fences);
         let mc = *link.mcache();
         // Continue one past the newest seq on any line (see "Restarts").
         let (base, newest) = (mc.seq_query(), mc.newest_seq());
