@@ -82,6 +82,7 @@ pub fn run_tile(
             tile: name.into(),
             source,
         })?;
+    stem.set_idle(topo.idle_policy(spec));
     let end = stem.run();
     drop(stem);
     drop(keep);

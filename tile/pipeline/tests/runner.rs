@@ -428,3 +428,32 @@ fn a_tile_that_panics_is_named_and_the_others_stop_and_drain() {
     drop(p);
     assert!(!exists(&name));
 }
+
+#[test]
+fn idle_policy_spins_only_a_tile_with_a_core_of_its_own_unless_told() {
+    use tilewire_tile::stem::IdlePolicy::{Backoff, Spin};
+    let text = "[workspace]\nname = \"idle\"\n\n[[link]]\nname = \"a\"\ndepth = 64\n\n\
+                [[link]]\nname = \"b\"\ndepth = 64\n\n\
+                [[tile]]\nname = \"gen\"\nkind = \"gen\"\ncpu = 0\noutputs = [\"a\"]\n\n\
+                [[tile]]\nname = \"fwd\"\nkind = \"forward\"\ncpu = 1\ninputs = [\"a\"]\noutputs = [\"b\"]\n\n\
+                [[tile]]\nname = \"sink\"\nkind = \"sink\"\ncpu = 1\ninputs = [\"b\"]\n";
+    let t = registry().parse(text).unwrap();
+    let policy = |n: &str| t.idle_policy(t.tile(n).unwrap());
+    assert_eq!(policy("gen"), Spin, "alone on cpu 0");
+    assert_eq!(policy("fwd"), Backoff, "shares cpu 1");
+    assert_eq!(policy("sink"), Backoff, "shares cpu 1");
+    let unpinned = registry().parse(&text.replace("cpu = 0\n", "")).unwrap();
+    assert_eq!(unpinned.idle_policy(unpinned.tile("gen").unwrap()), Backoff);
+    let told = registry()
+        .parse(&text.replace("name = \"sink\"\n", "name = \"sink\"\nidle = \"spin\"\n"))
+        .unwrap();
+    assert_eq!(told.idle_policy(told.tile("sink").unwrap()), Spin);
+    let bad = registry()
+        .parse(&text.replace("name = \"sink\"\n", "name = \"sink\"\nidle = \"nap\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        bad.contains("`idle` must be one of \"spin\", \"backoff\", found \"nap\""),
+        "{bad}"
+    );
+}

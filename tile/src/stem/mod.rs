@@ -269,6 +269,13 @@ pub trait Tile {
         0
     }
 
+    /// True if the tile takes work from outside its input links (a socket,
+    /// a clock): a backing-off tile ([`IdlePolicy::Backoff`]) with nothing
+    /// to do then naps briefly instead of sleeping until a frag arrives.
+    fn external_input(&self) -> bool {
+        false
+    }
+
     /// Packets the tile has taken from its inputs and not yet passed on.
     /// A stopping tile keeps running its `after_credit` and `housekeeping`
     /// (a draining one, every callback) until this is zero (or the grace
@@ -325,6 +332,9 @@ impl<T: Tile + ?Sized> Tile for Box<T> {
     fn held(&self, input: usize) -> u64 {
         (**self).held(input)
     }
+    fn external_input(&self) -> bool {
+        (**self).external_input()
+    }
     fn pending(&self) -> usize {
         (**self).pending()
     }
@@ -350,6 +360,33 @@ impl Default for StemConfig {
         }
     }
 }
+
+/// What a tile's loop does while it has nothing to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IdlePolicy {
+    /// Keep polling, always: the lowest latency, for a tile with a core of
+    /// its own (what Firedancer's tiles do).
+    #[default]
+    Spin,
+    /// Spin a little, then yield the core, then sleep: on its input link
+    /// until its producer publishes (a wake is never lost, see the mcache's
+    /// Parking), or in short naps for a tile that also takes work from
+    /// outside its links ([`Tile::external_input`]) or waits for credits.
+    /// Heartbeat, metrics and stop requests are served between sleeps.
+    /// For tiles that share cores.
+    Backoff,
+}
+
+/// Idle turns a backing-off tile spins before it yields.
+const SPIN_TURNS: u32 = 128;
+/// Idle turns, after the spinning, it yields before it sleeps.
+const YIELD_TURNS: u32 = 64;
+/// Longest sleep on an input link before housekeeping (a wake ends it
+/// sooner).
+const PARK_MAX: Duration = Duration::from_millis(5);
+/// The first nap of a tile that cannot sleep on a link (the naps that
+/// follow double, up to 16 times it).
+const NAP: Duration = Duration::from_micros(50);
 
 /// Why a tile could not be set up.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -585,6 +622,9 @@ pub struct Stem<'w, T: Tile> {
     next_input: usize,
     /// When the current back-pressure episode began (0: not in one).
     backpressure_since: u64,
+    idle: IdlePolicy,
+    /// Idle turns in a row (backoff only).
+    idle_turns: u32,
 }
 
 impl<'w, T: Tile> Stem<'w, T> {
@@ -679,9 +719,17 @@ impl<'w, T: Tile> Stem<'w, T> {
             next_housekeeping: 0,
             next_input: 0,
             backpressure_since: 0,
+            idle: IdlePolicy::Spin,
+            idle_turns: 0,
         };
         stem.schedule_housekeeping();
         Ok(stem)
+    }
+
+    /// What the loop does while the tile has nothing to do (default
+    /// [`IdlePolicy::Spin`]).
+    pub fn set_idle(&mut self, idle: IdlePolicy) {
+        self.idle = idle;
     }
 
     /// The tile's name.
@@ -888,14 +936,64 @@ impl<'w, T: Tile> Stem<'w, T> {
         let mut request = self.metrics.stop_request();
         while request == StopRequest::None {
             let due = self.next_housekeeping;
-            while self.loops < due {
-                self.loops += 1;
-                self.step(Read::All);
+            match self.idle {
+                IdlePolicy::Spin => {
+                    while self.loops < due {
+                        self.loops += 1;
+                        self.step(Read::All);
+                    }
+                }
+                IdlePolicy::Backoff => self.run_backoff(due),
             }
             self.housekeeping();
             request = self.metrics.stop_request();
         }
         self.stop(request, first)
+    }
+
+    /// The loop of [`IdlePolicy::Backoff`] until housekeeping is due, or
+    /// until the tile slept (housekeeping follows every sleep, so a
+    /// sleeping tile keeps its heartbeat).
+    #[inline(never)]
+    fn run_backoff(&mut self, due: u64) {
+        while self.loops < due {
+            self.loops += 1;
+            let published: u64 = self.outputs.iter().map(|p| p.seq()).sum();
+            let polled = self.step(Read::All);
+            let now: u64 = self.outputs.iter().map(|p| p.seq()).sum();
+            if matches!(polled, Polled::Busy(_)) || now != published {
+                self.idle_turns = 0;
+                continue;
+            }
+            self.idle_turns = self.idle_turns.saturating_add(1);
+            if self.idle_turns < SPIN_TURNS {
+                core::hint::spin_loop();
+            } else if self.idle_turns < SPIN_TURNS + YIELD_TURNS {
+                std::thread::yield_now();
+            } else {
+                self.sleep(polled);
+                return;
+            }
+        }
+    }
+
+    /// Sleeps while there is nothing to do: on the input link the last poll
+    /// found empty, until its producer publishes (no wake is lost) or
+    /// [`PARK_MAX`]; or a [`NAP`] for a tile with work from outside, with
+    /// several inputs, or waiting for credits.
+    #[cold]
+    fn sleep(&mut self, polled: Polled) {
+        match polled {
+            Polled::Empty(i) if !self.tile.external_input() && self.inputs.len() == 1 => {
+                let seq = self.inputs[i].seq();
+                self.input_mcaches[i].park(seq, PARK_MAX);
+            }
+            _ => {
+                // Naps lengthen while nothing comes, to 16 of them.
+                let extra = self.idle_turns - SPIN_TURNS - YIELD_TURNS;
+                std::thread::sleep(NAP * (1 << extra.min(4)));
+            }
+        }
     }
 
     /// What [`Stem::run`] does once it saw `request` (see the module docs):

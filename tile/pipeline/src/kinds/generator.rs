@@ -301,6 +301,10 @@ impl Gen {
 }
 
 impl Tile for Gen {
+    fn external_input(&self) -> bool {
+        true
+    }
+
     fn kind(&self) -> &str {
         "gen"
     }

@@ -331,6 +331,10 @@ impl NetUdp {
 }
 
 impl Tile for NetUdp {
+    fn external_input(&self) -> bool {
+        true
+    }
+
     fn kind(&self) -> &str {
         "net-udp"
     }

@@ -228,6 +228,10 @@ impl<'w> NetXdp<'w> {
 }
 
 impl Tile for NetXdp<'_> {
+    fn external_input(&self) -> bool {
+        true
+    }
+
     fn kind(&self) -> &str {
         "net-xdp"
     }

@@ -15,6 +15,7 @@ use tilewire_tile::link::fseq::Fseq;
 use tilewire_tile::link::mcache::MCache;
 use tilewire_tile::link::{LinkParams, Reliability, CONSUMERS_MAX};
 use tilewire_tile::stem::metrics::TileMetrics;
+use tilewire_tile::stem::IdlePolicy;
 
 /// What a topology is checked against: the cpus the runner may use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -269,6 +270,21 @@ impl Topology {
                 ws.size,
                 mib(ws.size)
             )));
+        }
+    }
+
+    /// What tile `tile`'s loop does while idle: what its `idle` says, else
+    /// [`IdlePolicy::Spin`] if it is pinned to a cpu no other tile names
+    /// (a core of its own), else [`IdlePolicy::Backoff`].
+    pub fn idle_policy(&self, tile: &TileSpec) -> IdlePolicy {
+        if let Some(p) = tile.idle {
+            return p;
+        }
+        match tile.cpu {
+            Some(cpu) if self.tiles.iter().filter(|t| t.cpu == Some(cpu)).count() == 1 => {
+                IdlePolicy::Spin
+            }
+            _ => IdlePolicy::Backoff,
         }
     }
 

@@ -82,6 +82,7 @@
 //! | `name`    | unique among tiles; a workspace name of at most [`TILE_NAME_MAX`](tilewire_tile::stem::TILE_NAME_MAX) (34) bytes | required |
 //! | `kind`    | a kind of the [registry](crate::Registry) the topology is read against: the built-ins below, and any a pipeline binary registers | required |
 //! | `cpu`     | pin the tile to this cpu; it must be one this machine lets the runner use. Several tiles may share a cpu | not pinned |
+//! | `idle`    | `"spin"` (keep polling: for a tile with a core of its own) or `"backoff"` (spin, yield, then sleep until woken: for tiles that share cores) | `"spin"` for a tile pinned to a cpu no other tile names, `"backoff"` otherwise |
 //! | `inputs`  | links the tile consumes, in input order | `[]` |
 //! | `outputs` | links the tile produces, in output order | `[]` |
 //! | `params`  | a table of the kind's parameters, as `[tile.params]` after the tile or inline `params = { ... }` | every parameter's default |
@@ -178,6 +179,7 @@ use value::Loc;
 
 use crate::kind::IoCounts;
 use crate::registry::{ErasedKind, KindRef, TileParams};
+use tilewire_tile::stem::IdlePolicy;
 
 /// Largest topology text: the runner keeps a copy in the workspace, and
 /// [`Topology::footprint`] counts this much for it.
@@ -316,6 +318,9 @@ pub struct TileSpec {
     pub name: String,
     /// The cpu to pin it to.
     pub cpu: Option<usize>,
+    /// What its loop does while idle, if the topology says (see
+    /// [`Topology::idle_policy`] for the default).
+    pub idle: Option<IdlePolicy>,
     /// The links it consumes, by input index.
     pub inputs: Vec<String>,
     /// The links it produces, by output index.
@@ -371,6 +376,7 @@ impl PartialEq for TileSpec {
             && self.kind() == other.kind()
             && format!("{:?}", self.params) == format!("{:?}", other.params)
             && self.cpu == other.cpu
+            && self.idle == other.idle
             && self.inputs == other.inputs
             && self.outputs == other.outputs
             && self.line == other.line

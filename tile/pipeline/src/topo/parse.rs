@@ -15,6 +15,7 @@ use super::{
 };
 use crate::Registry;
 use tilewire_tile::link::LINK_NAME_MAX;
+use tilewire_tile::stem::IdlePolicy;
 use tilewire_tile::stem::TILE_NAME_MAX;
 
 impl Topology {
@@ -318,6 +319,13 @@ fn parse_tile(
         }
     });
     let cpu = f.opt("cpu", errors, int_in(0, 1 << 20));
+    let idle = f
+        .opt(
+            "idle",
+            errors,
+            one_of(&[("spin", IdlePolicy::Spin), ("backoff", IdlePolicy::Backoff)]),
+        )
+        .map(|(p, _)| p);
     let links = |f: &mut Fields<'_>, errors: &mut Vec<TopoError>, key| {
         let key_at = f.key_loc(key).unwrap_or(f.at);
         let list = f.or(key, Vec::new(), errors, array_of(string, lines));
@@ -337,7 +345,7 @@ fn parse_tile(
     let what = f.what.clone();
     let header = f.at;
     f.finish(
-        &["name", "kind", "cpu", "inputs", "outputs", "params"],
+        &["name", "kind", "cpu", "idle", "inputs", "outputs", "params"],
         errors,
     );
     let (kind, _) = kind?;
@@ -376,6 +384,7 @@ fn parse_tile(
         kind,
         params,
         cpu: cpu.as_ref().map(|(c, _)| *c as usize),
+        idle,
         inputs: inputs.iter().map(|(l, _)| l.clone()).collect(),
         outputs: outputs.iter().map(|(l, _)| l.clone()).collect(),
         line: header.line,
