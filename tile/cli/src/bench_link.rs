@@ -487,7 +487,110 @@ pub(crate) fn run(opts: &BenchArgs) -> Result<(), String> {
         }
     }
     print(&rows, &pinned, opts.json);
+    let n = if opts.quick { 200 } else { 1000 };
+    let spin = wake_latency(&ws, false, n, &cores)?;
+    let parked = wake_latency(&ws, true, n, &cores)?;
+    print_wake(&spin, &parked, &pinned, opts.json);
     Ok(())
+}
+
+/// Nanoseconds from publish to read of `n` frags sent 2 ms apart, to a
+/// consumer that spins or parks on the link while it waits (what a
+/// backing-off tile does): the cost of sleeping instead of spinning.
+fn wake_latency(
+    ws: &Workspace,
+    park: bool,
+    n: usize,
+    cores: &[core_affinity::CoreId],
+) -> Result<Vec<u64>, String> {
+    let name = if park { "wake-park" } else { "wake-spin" };
+    let params = LinkParams {
+        depth: 1024,
+        mtu: 64,
+        consumers: vec![Reliability::Reliable],
+        seq0: 0,
+    };
+    let link = Link::create(ws, name, &params).map_err(|e| e.to_string())?;
+    let start = Barrier::new(2);
+    let lat = std::thread::scope(|s| {
+        let consumer = s.spawn(|| {
+            if let Some(c) = cores.get(1) {
+                core_affinity::set_for_current(*c);
+            }
+            let mut c = link.consumer(0).expect("consumer 0");
+            let mc = *link.mcache();
+            let mut lat = Vec::with_capacity(n);
+            start.wait();
+            while lat.len() < n {
+                match c.poll_with(|_, bytes| {
+                    let mut b = [0u8; 8];
+                    tilewire_shmem::load_bytes(&mut b, &bytes[..8]);
+                    u64::from_le_bytes(b)
+                }) {
+                    Poll::Frag(_, sent) => lat.push(mono_ns().saturating_sub(sent)),
+                    Poll::Empty if park => {
+                        mc.park(c.seq(), std::time::Duration::from_millis(5));
+                    }
+                    _ => std::hint::spin_loop(),
+                }
+            }
+            lat
+        });
+        if let Some(c) = cores.first() {
+            core_affinity::set_for_current(*c);
+        }
+        let mut p = link.producer();
+        start.wait();
+        for _ in 0..n {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            let _ = p.publish(&mono_ns().to_le_bytes(), 0, CTL_PKT, 0);
+        }
+        consumer.join().expect("the consumer thread")
+    });
+    let mut lat = lat;
+    lat.sort_unstable();
+    Ok(lat)
+}
+
+fn print_wake(spin: &[u64], parked: &[u64], pinned: &str, json: bool) {
+    #[derive(serde::Serialize)]
+    struct WakeRow<'a> {
+        bench: &'static str,
+        #[serde(rename = "impl")]
+        imp: &'static str,
+        frags: usize,
+        p50_ns: u64,
+        p99_ns: u64,
+        pinned: &'a str,
+    }
+    let rows = [("consumer spins", spin), ("consumer parks", parked)];
+    if json {
+        for (imp, lat) in rows {
+            print_json(&WakeRow {
+                bench: "link_wake",
+                imp,
+                frags: lat.len(),
+                p50_ns: pct(lat, 0.5),
+                p99_ns: pct(lat, 0.99),
+                pinned,
+            });
+        }
+        return;
+    }
+    println!();
+    println!("wake: a frag every 2 ms, publish to read (what backing off costs a tile)");
+    println!(
+        "{:<16} {:>8} {:>10} {:>10}",
+        "consumer", "frags", "p50 ns", "p99 ns"
+    );
+    for (imp, lat) in rows {
+        println!(
+            "{imp:<16} {:>8} {:>10} {:>10}",
+            lat.len(),
+            pct(lat, 0.5),
+            pct(lat, 0.99)
+        );
+    }
 }
 
 fn print(rows: &[Row], pinned: &str, json: bool) {
