@@ -186,6 +186,32 @@ fn run_udp(opts: &Args, frames: Vec<(FrameClass, Vec<u8>)>, stop: &StopFlag) -> 
     run_pipeline(opts, &text, frames, stop, Target::Udp { port })
 }
 
+/// How the tiles run on this machine: threads, where, and what each does
+/// while idle (a tile pinned to a cpu of its own spins; the rest back off,
+/// so a pipeline of more tiles than cores still moves).
+fn layout(topo: &tilewire_pipeline::Topology) -> String {
+    let cpus = tilewire_pipeline::topo::Machine::this().cpus.len();
+    let tiles: Vec<String> = topo
+        .tiles
+        .iter()
+        .map(|t| {
+            let idle = match topo.idle_policy(t) {
+                tilewire_tile::stem::IdlePolicy::Spin => "spin",
+                tilewire_tile::stem::IdlePolicy::Backoff => "backoff",
+            };
+            let cpu = t
+                .cpu
+                .map_or_else(|| "unpinned".to_owned(), |c| format!("cpu {c}"));
+            format!("{} ({cpu}, {idle})", t.name)
+        })
+        .collect();
+    format!(
+        "{} tiles as threads on {cpus} cpus: {}",
+        topo.tiles.len(),
+        tiles.join(", ")
+    )
+}
+
 fn run_pipeline(
     opts: &Args,
     text: &str,
@@ -196,6 +222,7 @@ fn run_pipeline(
     let topo = Registry::with_builtins()
         .parse(text)
         .map_err(|e| format!("the embedded topology: {e}"))?;
+    println!("tilewire demo: layout: {}", layout(&topo));
     let pipeline = Pipeline::create(topo).map_err(|e| format!("the embedded topology: {e}"))?;
     let running = pipeline
         .start(&RunOptions::new())
