@@ -123,13 +123,12 @@ fn a_stop_in_processes_mode_delivers_every_frag_gen_sent() {
     let p = Pipeline::create(topo).unwrap();
     p.run(&RunOptions::new().duration(Duration::from_millis(700)))
         .unwrap();
-    let ws = p.workspace();
-    let sent = counter(ws, "gen", "sent");
+    let sent = counter(&p, "gen", "sent");
     assert!(sent > 1000, "gen ran: {sent}");
-    assert_eq!(counter(ws, "fwd", "forwarded"), sent);
-    assert_eq!(counter(ws, "batch", "passed"), sent);
+    assert_eq!(counter(&p, "fwd", "forwarded"), sent);
+    assert_eq!(counter(&p, "batch", "passed"), sent);
     assert_eq!(
-        counter(ws, "sink", "frags"),
+        counter(&p, "sink", "frags"),
         sent,
         "the sink got all gen sent"
     );

@@ -219,12 +219,11 @@ fn a_stop_in_threads_mode_delivers_every_frag_gen_sent() {
             &RunOptions::new().duration(Duration::from_millis(200)),
         );
         r.unwrap();
-        let ws = p.workspace();
-        let sent = counter(ws, "gen", "sent");
+        let sent = counter(&p, "gen", "sent");
         assert!(sent > 1000, "gen ran: {sent}");
-        assert_eq!(counter(ws, "mid", "forwarded"), sent);
+        assert_eq!(counter(&p, "mid", "forwarded"), sent);
         assert_eq!(
-            counter(ws, "sink", "frags"),
+            counter(&p, "sink", "frags"),
             sent,
             "the sink got all gen sent"
         );
@@ -243,11 +242,10 @@ fn a_stop_drains_a_tile_that_holds_frags() {
         &RunOptions::new().duration(Duration::from_millis(200)),
     );
     r.unwrap();
-    let ws = p.workspace();
-    let sent = counter(ws, "gen", "sent");
+    let sent = counter(&p, "gen", "sent");
     assert!(sent > 1000, "gen ran: {sent}");
-    assert_eq!(counter(ws, "mid", "passed"), sent);
-    assert_eq!(counter(ws, "sink", "frags"), sent);
+    assert_eq!(counter(&p, "mid", "passed"), sent);
+    assert_eq!(counter(&p, "sink", "frags"), sent);
     assert_drained(&p);
     eprintln!("threads, gen -> batch(32) -> sink: gen sent {sent}, the sink got {sent}");
 }
@@ -309,21 +307,20 @@ inputs = ["out"]
         &RunOptions::new().duration(Duration::from_millis(300)),
     );
     r.unwrap();
-    let ws = p.workspace();
     let (sent, out, back) = (
-        counter(ws, "gen", "sent"),
-        counter(ws, "bounce", "out"),
-        counter(ws, "bounce", "back"),
+        counter(&p, "gen", "sent"),
+        counter(&p, "bounce", "out"),
+        counter(&p, "bounce", "back"),
     );
     assert!(sent > 1000, "gen ran: {sent}");
     // Every fresh packet reached bounce (reliable), and every packet it
     // passed out reached the sink (reliable).
     assert_eq!(back, sent, "each fresh packet was sent round");
-    assert_eq!(counter(ws, "sink", "frags"), out);
+    assert_eq!(counter(&p, "sink", "frags"), out);
     // Only what was still on the unreliable back edge at the stop did not
     // come round; merge read the rest.
     assert!(out <= back && out + 4096 >= back, "out {out}, back {back}");
-    assert_eq!(counter(ws, "merge", "forwarded"), sent + out);
+    assert_eq!(counter(&p, "merge", "forwarded"), sent + out);
     assert_drained(&p);
     eprintln!(
         "threads, cycle: gen sent {sent}, bounce sent {back} round and {out} out, the sink got {out}"
@@ -418,13 +415,13 @@ fn a_tile_that_panics_is_named_and_the_others_stop_and_drain() {
         assert_eq!(m.state(), Some(TileState::Halted), "{t} halted");
     }
     // fwd and the sink drained all gen sent before it stopped.
-    let sent = counter(ws, "gen", "sent");
+    let sent = counter(&p, "gen", "sent");
     assert!(sent >= 500);
     let a = tilewire_tile::link::Link::join(ws, "a").unwrap();
     let lost = a.fseqs()[0].diag(tilewire_tile::link::fseq::DIAG_OVRNP_FRAGS);
     assert_eq!(lost, 0, "fwd kept up with gen");
-    assert_eq!(counter(ws, "fwd", "forwarded"), sent);
-    assert_eq!(counter(ws, "sink", "frags"), sent);
+    assert_eq!(counter(&p, "fwd", "forwarded"), sent);
+    assert_eq!(counter(&p, "sink", "frags"), sent);
     drop(p);
     assert!(!exists(&name));
 }

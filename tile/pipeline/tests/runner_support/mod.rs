@@ -5,9 +5,7 @@
 use core::sync::atomic::AtomicU8;
 
 use serde::Deserialize;
-use tilewire_pipeline::{
-    tile_metrics, BuildCtx, BuildError, IoCounts, NoParams, Pipeline, Registry, TileKind,
-};
+use tilewire_pipeline::{BuildCtx, BuildError, IoCounts, NoParams, Pipeline, Registry, TileKind};
 use tilewire_shmem::Workspace;
 use tilewire_tile::link::frag::FragMeta;
 use tilewire_tile::link::Link;
@@ -266,16 +264,11 @@ pub(crate) fn ws_name(tag: &str) -> String {
     format!("tw-run-{}-{tag}", std::process::id())
 }
 
-/// Counter `name` of tile `tile`.
-pub(crate) fn counter(ws: &Workspace, tile: &str, name: &str) -> u64 {
-    tile_metrics(ws, tile)
-        .unwrap_or_else(|| panic!("tile {tile} has metrics"))
-        .snapshot()
-        .counters
-        .into_iter()
-        .find(|(n, _)| n == name)
+/// Counter `name` of tile `tile` ([`Pipeline::counter`], which must have
+/// it).
+pub(crate) fn counter(p: &Pipeline, tile: &str, name: &str) -> u64 {
+    p.counter(tile, name)
         .unwrap_or_else(|| panic!("tile {tile} has a counter {name}"))
-        .1
 }
 
 /// For every reliable link of the pipeline: what its producer published
