@@ -158,7 +158,7 @@ pub use builder::{LinkDef, PipelineBuilder, TileDef};
 pub use error::PipelineError;
 pub use kind::{BuildCtx, BuildError, CheckCtx, IoCounts, NoParams, Object, TileKind};
 pub use registry::{Registry, RegistryError, KIND_NAME_MAX};
-pub use run::{run_tile, stop_all, tile_metrics, wait_running};
+pub use run::{run_tile, tile_metrics};
 pub use runner::{
     run_tile_process, tile_main, Pipeline, RunError, RunOptions, Running, StopFlag, TileFailure,
     PARENT_ENV, STEM_ENV, TILE_ENV,

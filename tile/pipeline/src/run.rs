@@ -14,11 +14,9 @@
 //! thread per tile of one process, or one process per tile. The tiles are
 //! the same code either way and meet only in the workspace.
 
-use std::time::{Duration, Instant};
-
 use tilewire_shmem::Workspace;
 use tilewire_tile::link::Link;
-use tilewire_tile::stem::metrics::{TileMetrics, TileMetricsHandle, TileState};
+use tilewire_tile::stem::metrics::{TileMetrics, TileMetricsHandle};
 use tilewire_tile::stem::{metrics_name, RunEnd, Stem, StemConfig};
 
 use crate::error::PipelineError;
@@ -101,33 +99,4 @@ pub fn tile_metrics<'w>(ws: &'w Workspace, name: &str) -> Option<TileMetricsHand
     let a = ws.lookup(&metrics_name(name))?;
     let mem = ws.region(a.gaddr, a.size as usize).ok()?;
     TileMetrics::join(mem).ok()
-}
-
-/// Asks every tile of `topo` that has started to stop.
-pub fn stop_all(ws: &Workspace, topo: &Topology) {
-    for t in &topo.tiles {
-        if let Some(m) = tile_metrics(ws, &t.name) {
-            m.request_stop();
-        }
-    }
-}
-
-/// Waits up to `timeout` until every tile of `topo` is
-/// [`TileState::Running`]; returns the names of those that are not.
-pub fn wait_running(ws: &Workspace, topo: &Topology, timeout: Duration) -> Vec<String> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let missing: Vec<String> = topo
-            .tiles
-            .iter()
-            .filter(|t| {
-                tile_metrics(ws, &t.name).and_then(|m| m.state()) != Some(TileState::Running)
-            })
-            .map(|t| t.name.clone())
-            .collect();
-        if missing.is_empty() || Instant::now() >= deadline {
-            return missing;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
