@@ -20,7 +20,7 @@
 //! after a crash rejoins its links where its predecessor left them.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tilewire_monitor::{self as monitor, pid_alive, Rates, Report, Snapshot, HEARTBEAT_TIMEOUT};
 use tilewire_pipeline::topo::Mode;
@@ -75,7 +75,9 @@ pub(crate) fn run(registry: &Registry, args: RunArgs) -> Result<(), String> {
             Mode::Processes => "processes",
         }
     );
-    let result = watch(&pipeline, &RunOptions::new().stop_on(stop), duration, quiet);
+    let mut opts = RunOptions::new().stop_on(stop);
+    opts.duration = duration;
+    let result = watch(&pipeline, &opts, quiet);
     println!("{}", table(&Snapshot::take(pipeline.workspace()), None));
     if keep {
         eprintln!("tilewire run: workspace {name} kept (`tilewire shmem rm {name}` removes it)");
@@ -84,34 +86,23 @@ pub(crate) fn run(registry: &Registry, args: RunArgs) -> Result<(), String> {
 }
 
 /// Starts the tiles, shows the table each second until a stop, the
-/// duration or the tiles' end, then stops them in order.
-fn watch(
-    pipeline: &Pipeline,
-    opts: &RunOptions,
-    duration: Option<Duration>,
-    quiet: bool,
-) -> Result<(), String> {
+/// duration or the tiles' end ([`Running::wait`](tilewire_pipeline::Running::wait)),
+/// then stops them in order.
+fn watch(pipeline: &Pipeline, opts: &RunOptions, quiet: bool) -> Result<(), String> {
     let mut running = pipeline.start(opts).map_err(|e| e.to_string())?;
     let pids = running.pids();
     if !pids.is_empty() {
         let list: Vec<String> = pids.iter().map(|(n, p)| format!("{n}={p}")).collect();
         eprintln!("tilewire run: tiles {}", list.join(" "));
     }
-    let until = duration.map(|d| Instant::now() + d);
     let mut prev = Snapshot::take(pipeline.workspace());
-    let mut next = Instant::now() + Duration::from_secs(1);
-    let stop = opts.stop.as_ref().expect("run sets a stop flag");
-    while !stop.is_stopped() && !until.is_some_and(|u| Instant::now() >= u) && !running.poll() {
-        if Instant::now() >= next {
-            let cur = Snapshot::take(pipeline.workspace());
-            if !quiet {
-                println!("{}", table(&cur, Some(&prev)));
-            }
-            prev = cur;
-            next += Duration::from_secs(1);
+    running.wait(opts, |ws| {
+        let cur = Snapshot::take(ws);
+        if !quiet {
+            println!("{}", table(&cur, Some(&prev)));
         }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+        prev = cur;
+    });
     running.stop().map_err(|e| e.to_string())
 }
 

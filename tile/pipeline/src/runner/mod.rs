@@ -214,21 +214,7 @@ impl Pipeline {
         mut tick: impl FnMut(&Workspace),
     ) -> Result<(), RunError> {
         let mut running = self.start(opts)?;
-        let until = opts.duration.map(|d| Instant::now() + d);
-        let mut next = Instant::now() + opts.tick;
-        loop {
-            if opts.stop.as_ref().is_some_and(StopFlag::is_stopped)
-                || until.is_some_and(|u| Instant::now() >= u)
-                || running.poll()
-            {
-                break;
-            }
-            if Instant::now() >= next {
-                tick(&self.ws);
-                next += opts.tick;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        running.wait(opts, &mut tick);
         running.stop()
     }
 
@@ -446,6 +432,25 @@ impl Running<'_> {
         match self.pipeline.topo.workspace.mode {
             Mode::Threads => ended.iter().any(|&e| e),
             Mode::Processes => (0..n).all(|i| ended[i] && !self.runs_elsewhere(i)),
+        }
+    }
+
+    /// Waits until the run should end: `opts`' stop flag is set, its
+    /// duration passed, or the tiles ended ([`Running::poll`]); calls
+    /// `tick` with the workspace every [`RunOptions::tick`] meanwhile. The
+    /// tiles still run when it returns: [`Running::stop`] stops them.
+    pub fn wait(&mut self, opts: &RunOptions, mut tick: impl FnMut(&Workspace)) {
+        let until = opts.duration.map(|d| Instant::now() + d);
+        let mut next = Instant::now() + opts.tick;
+        while !opts.stop.as_ref().is_some_and(StopFlag::is_stopped)
+            && !until.is_some_and(|u| Instant::now() >= u)
+            && !self.poll()
+        {
+            if Instant::now() >= next {
+                tick(&self.pipeline.ws);
+                next += opts.tick;
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
