@@ -81,6 +81,9 @@ fn no_wake_is_lost_while_a_consumer_goes_to_sleep() {
         "the consumer parked often enough to race: {parks}"
     );
     assert_eq!(got, (0..FRAGS).collect::<Vec<_>>(), "every frag, in order");
+    // The consumer's last park may have found its frag at the last look
+    // and stayed counted; one more commit clears whatever is counted.
+    link.producer().publish(b"x", 0, CTL_PKT, 0).unwrap();
     assert_eq!(link.mcache().sleepers(), 0, "nobody is left counted asleep");
 }
 
@@ -93,6 +96,29 @@ fn a_park_returns_at_once_when_the_frag_is_there_and_times_out_when_not() {
     assert!(!mc.park(0, Duration::from_millis(30)), "nothing published");
     assert!(t0.elapsed() >= Duration::from_millis(20), "it slept");
     link.producer().publish(b"x", 0, CTL_PKT, 0).unwrap();
+    let wakes = mc.wakes();
+    assert_eq!(wakes, 1, "the timed-out consumer stayed counted: one wake");
     assert!(mc.park(0, Duration::from_secs(10)), "frag 0 is there");
-    assert_eq!(mc.sleepers(), 0);
+}
+
+#[test]
+fn a_consumer_that_died_asleep_costs_its_producer_one_wake() {
+    let t = TestWs::new("park3", 1 << 20);
+    let link = t.link("l", 64, 64, &[Unreliable]);
+    let mc = *link.mcache();
+    // Over an unreliable link nothing it does not read holds the producer
+    // back. A thread that parks and is never heard of again: its park ends by
+    // its timeout, as a killed consumer's never does, but it leaves the
+    // count as a killed one would (a consumer never uncounts itself).
+    std::thread::scope(|s| {
+        s.spawn(|| mc.park(0, Duration::from_millis(1)));
+    });
+    assert_eq!(mc.sleepers(), 1, "counted as asleep");
+    let mut p = link.producer();
+    p.publish(b"a", 0, CTL_PKT, 0).unwrap();
+    assert_eq!((mc.sleepers(), mc.wakes()), (0, 1), "one wake cleared it");
+    for _ in 0..100 {
+        p.publish(b"b", 0, CTL_PKT, 0).unwrap();
+    }
+    assert_eq!(mc.wakes(), 1, "and no commit after it woke anybody");
 }

@@ -52,7 +52,10 @@
 //! its frag, and only then sleeps on the wake word (a shared futex, so a
 //! producer in another process wakes it). The producer pays one Relaxed
 //! load of `sleepers` per commit and nothing else while nobody sleeps; when
-//! somebody does, it increments the wake word and wakes the sleepers. The
+//! somebody does, it clears `sleepers`, increments the wake word and wakes
+//! them all. A consumer never uncounts itself (a woken one that parks again
+//! counts itself again), so a consumer killed while it slept costs its
+//! producer one wake, at its next commit, and nothing after. The
 //! fence is what makes that one load enough: a commit still in the
 //! producer's store buffer when the consumer looked is visible after the
 //! fence, and a commit made after it is followed by a load that sees the
@@ -292,14 +295,25 @@ impl<'a> MCacheHandle<'a> {
     #[cold]
     #[inline(never)]
     pub fn wake_sleepers(&self) {
+        // SYNC: SeqCst; a consumer counting itself after this swap reads
+        // from it, so it sees the commit before it and does not sleep.
+        self.sleepers.swap(0, Ordering::SeqCst);
         // SYNC: Release; a woken consumer's Acquire peek sees the commit.
         self.wake.fetch_add(1, Ordering::Release);
         futex_wake_all(self.wake);
     }
 
-    /// Consumers parked on this link now.
+    /// Consumers that parked on this link since its producer last woke
+    /// them: the ones asleep now, and any that stopped waiting on their own
+    /// (a timeout, a frag found at the last look) or died asleep. The next
+    /// commit clears it.
     pub fn sleepers(&self) -> u64 {
         self.sleepers.load(Ordering::Relaxed)
+    }
+
+    /// Times the producer woke parked consumers (the wake word).
+    pub fn wakes(&self) -> u64 {
+        self.wake.load(Ordering::Relaxed)
     }
 
     /// Sleeps until frag `seq` is published (or the line moved past it),
@@ -323,8 +337,8 @@ impl<'a> MCacheHandle<'a> {
             };
             futex_wait(self.wake, seen, t);
         }
-        // SYNC: Release; nothing depends on when the producer stops seeing it.
-        self.sleepers.fetch_sub(1, Ordering::Release);
+        // Not uncounted: the producer's next commit clears the count (see
+        // Parking), which a consumer that died here could not do.
         ready(self)
     }
 
