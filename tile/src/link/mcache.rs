@@ -311,6 +311,11 @@ impl<'a> MCacheHandle<'a> {
         self.sleepers.load(Ordering::Relaxed)
     }
 
+    /// True if `other` is a handle to this same mcache.
+    pub fn same(&self, other: &MCacheHandle<'_>) -> bool {
+        core::ptr::eq(self.seq, other.seq)
+    }
+
     /// Times the producer woke parked consumers (the wake word).
     pub fn wakes(&self) -> u64 {
         self.wake.load(Ordering::Relaxed)

@@ -129,6 +129,11 @@ impl<'w> Producer<'w> {
         p
     }
 
+    /// The link's mcache.
+    pub fn mcache(&self) -> &MCacheHandle<'w> {
+        &self.mcache
+    }
+
     /// The seq the next frag will get.
     pub fn seq(&self) -> u64 {
         self.seq

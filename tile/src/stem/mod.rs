@@ -84,9 +84,11 @@
 
 mod copy;
 pub mod drain;
+mod group;
 pub mod metrics;
 
 pub use copy::FragCopy;
+pub use group::{Group, MemberEnd};
 
 use core::sync::atomic::AtomicU8;
 use std::time::Duration;
@@ -625,7 +627,46 @@ pub struct Stem<'w, T: Tile> {
     idle: IdlePolicy,
     /// Idle turns in a row (backoff only).
     idle_turns: u32,
+    /// Where the run is (see [`Stem::turn`]).
+    phase: Phase,
+    /// `loops` when the current run began.
+    first: u64,
 }
+
+/// Where a stem is in a run.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    /// Not running: never started, or halted (a turn starts it again).
+    Ready,
+    /// Running until a stop is asked.
+    Running,
+    /// Draining the inputs of `mask`; `caught` are those found caught up.
+    Draining {
+        mask: u64,
+        caught: u64,
+        deadline: u64,
+    },
+    /// Taking nothing in, waiting for [`Tile::pending`] to reach zero;
+    /// `drained` were the inputs of the drain, if any.
+    Stopping { drained: u64, deadline: u64 },
+}
+
+/// What one [`Stem::turn`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Turn {
+    /// Work: it read, skipped or published a frag, started, housekept or
+    /// moved on in its stop.
+    Busy,
+    /// Nothing to do: every input caught up, or every output out of
+    /// credits, and nothing published.
+    Idle,
+    /// It halted; what the run left. A turn after this starts the tile
+    /// again, as [`Stem::run`] does.
+    Halted(RunEnd),
+}
+
+/// Most iterations one [`Stem::turn`] runs.
+const TURN_STEPS: u32 = 64;
 
 impl<'w, T: Tile> Stem<'w, T> {
     /// Sets up tile `name` of workspace `ws`, reading each `(link, consumer
@@ -721,6 +762,8 @@ impl<'w, T: Tile> Stem<'w, T> {
             backpressure_since: 0,
             idle: IdlePolicy::Spin,
             idle_turns: 0,
+            phase: Phase::Ready,
+            first: 0,
         };
         stem.schedule_housekeeping();
         Ok(stem)
@@ -892,47 +935,11 @@ impl<'w, T: Tile> Stem<'w, T> {
         Polled::Busy(i)
     }
 
-    /// The drain of a stop: runs the loop as usual but polls only the
-    /// inputs of `mask` (not 0), until each of them was found caught up
-    /// and [`Tile::pending`] is zero, or (looked at each housekeeping) the
-    /// clock passed `deadline` or a plain stop was asked.
-    fn drain(&mut self, mask: u64, deadline: u64) {
-        // Inputs of `mask` whose latest poll found nothing new.
-        let mut caught = 0u64;
-        loop {
-            let due = self.next_housekeeping;
-            while self.loops < due {
-                self.loops += 1;
-                match self.step(Read::Only(mask)) {
-                    Polled::Empty(i) => {
-                        caught |= 1 << i;
-                        if caught == mask && self.tile.pending() == 0 {
-                            return;
-                        }
-                    }
-                    Polled::Busy(i) => caught &= !(1 << i),
-                    Polled::Nothing => {}
-                }
-            }
-            self.housekeeping();
-            if mono_ns() >= deadline || self.metrics.stop_request() == StopRequest::Now {
-                return;
-            }
-        }
-    }
-
     /// Runs the loop until a stop or a drain is requested (see the module
     /// docs), then leaves every link consistent and the tile
     /// [`TileState::Halted`]. A stem may run again after it halted.
     pub fn run(&mut self) -> RunEnd {
-        let first = self.loops;
-        if self.metrics.state() == Some(TileState::Halted) {
-            // Running again after a stop: that stop request is spent. (A
-            // request made before the first run is honoured at once.)
-            self.metrics.boot(std::process::id());
-        }
-        self.metrics.set_state(TileState::Running);
-        self.housekeeping();
+        self.begin();
         let mut request = self.metrics.stop_request();
         while request == StopRequest::None {
             let due = self.next_housekeeping;
@@ -948,7 +955,215 @@ impl<'w, T: Tile> Stem<'w, T> {
             self.housekeeping();
             request = self.metrics.stop_request();
         }
-        self.stop(request, first)
+        self.begin_stop(request);
+        loop {
+            if let Turn::Halted(end) = self.turn() {
+                return end;
+            }
+        }
+    }
+
+    /// One turn of the loop, for a caller that runs several tiles on one
+    /// thread (a [`Group`]): up to a few dozen iterations, fewer when the
+    /// tile runs out of work, with housekeeping when it is due and every
+    /// step of a stop as [`Stem::run`] takes it. The first turn starts the
+    /// run; the turn that halts the tile returns [`Turn::Halted`]. A turn
+    /// never sleeps: the caller decides what to do when every tile it runs
+    /// is [`Turn::Idle`].
+    pub fn turn(&mut self) -> Turn {
+        match self.phase {
+            Phase::Ready => {
+                self.begin();
+                let request = self.metrics.stop_request();
+                if request != StopRequest::None {
+                    self.begin_stop(request);
+                }
+                Turn::Busy
+            }
+            Phase::Running => self.turn_running(),
+            Phase::Draining {
+                mask,
+                caught,
+                deadline,
+            } => self.turn_draining(mask, caught, deadline),
+            Phase::Stopping { drained, deadline } => self.turn_stopping(drained, deadline),
+        }
+    }
+
+    /// The start of a run: running, housekept.
+    fn begin(&mut self) {
+        self.first = self.loops;
+        if self.metrics.state() == Some(TileState::Halted) {
+            // Running again after a stop: that stop request is spent. (A
+            // request made before the first run is honoured at once.)
+            self.metrics.boot(std::process::id());
+        }
+        self.metrics.set_state(TileState::Running);
+        self.housekeeping();
+        self.idle_turns = 0;
+        self.phase = Phase::Running;
+    }
+
+    /// One iteration, and whether it did anything (polled a frag, or
+    /// published one from `after_credit`).
+    #[inline]
+    fn step_worked(&mut self, read: Read) -> (Polled, bool) {
+        let published: u64 = self.outputs.iter().map(|p| p.seq()).sum();
+        let polled = self.step(read);
+        let now: u64 = self.outputs.iter().map(|p| p.seq()).sum();
+        (
+            polled,
+            matches!(polled, Polled::Busy(_)) || now != published,
+        )
+    }
+
+    /// Iterations in a row that may find nothing before a turn ends idle:
+    /// one poll of each input.
+    fn idle_steps(&self) -> u32 {
+        self.inputs.len().max(1) as u32
+    }
+
+    /// A turn while running: ends at housekeeping, after a poll of every
+    /// input found nothing, or after [`TURN_STEPS`].
+    fn turn_running(&mut self) -> Turn {
+        let (mut worked, mut idle) = (false, 0);
+        for _ in 0..TURN_STEPS {
+            self.loops += 1;
+            let (_, w) = self.step_worked(Read::All);
+            if w {
+                (worked, idle) = (true, 0);
+            } else {
+                idle += 1;
+            }
+            if self.loops >= self.next_housekeeping {
+                self.housekeeping();
+                let request = self.metrics.stop_request();
+                if request != StopRequest::None {
+                    self.begin_stop(request);
+                    return Turn::Busy;
+                }
+                break;
+            }
+            if idle >= self.idle_steps() {
+                break;
+            }
+        }
+        if worked {
+            Turn::Busy
+        } else {
+            Turn::Idle
+        }
+    }
+
+    /// Moves on to the stop `request` asks for (see the module docs),
+    /// counting its grace from now.
+    #[inline(never)]
+    fn begin_stop(&mut self, request: StopRequest) {
+        let deadline = mono_ns() + self.config.stop_grace.as_nanos() as u64;
+        let all = (1u64 << self.inputs.len()) - 1;
+        let mask = match request {
+            StopRequest::Drain { inputs } => inputs & all,
+            _ => 0,
+        };
+        self.phase = if mask != 0 {
+            Phase::Draining {
+                mask,
+                caught: 0,
+                deadline,
+            }
+        } else {
+            Phase::Stopping {
+                drained: 0,
+                deadline,
+            }
+        };
+    }
+
+    /// A turn of the drain: the loop as usual, polling only the inputs of
+    /// `mask`, until each of them was found caught up (`caught`) and
+    /// [`Tile::pending`] is zero, or (looked at each housekeeping) the clock
+    /// passed `deadline` or a plain stop was asked.
+    fn turn_draining(&mut self, mask: u64, mut caught: u64, deadline: u64) -> Turn {
+        let (mut worked, mut idle) = (false, 0);
+        for _ in 0..TURN_STEPS {
+            self.loops += 1;
+            let (polled, w) = self.step_worked(Read::Only(mask));
+            match polled {
+                Polled::Empty(i) => {
+                    caught |= 1 << i;
+                    if caught == mask && self.tile.pending() == 0 {
+                        return self.turn_stopping(mask, deadline);
+                    }
+                }
+                Polled::Busy(i) => caught &= !(1 << i),
+                Polled::Nothing => {}
+            }
+            if w {
+                (worked, idle) = (true, 0);
+            } else {
+                idle += 1;
+            }
+            if self.loops >= self.next_housekeeping {
+                self.housekeeping();
+                if mono_ns() >= deadline || self.metrics.stop_request() == StopRequest::Now {
+                    self.phase = Phase::Stopping {
+                        drained: mask,
+                        deadline,
+                    };
+                    return Turn::Busy;
+                }
+                break;
+            }
+            if idle >= self.idle_steps() {
+                break;
+            }
+        }
+        self.phase = Phase::Draining {
+            mask,
+            caught,
+            deadline,
+        };
+        if worked {
+            Turn::Busy
+        } else {
+            Turn::Idle
+        }
+    }
+
+    /// A turn of the stop proper: take nothing more in; let the tile pass
+    /// on what it has until [`Tile::pending`] is zero or `deadline`; then
+    /// halt.
+    fn turn_stopping(&mut self, drained: u64, deadline: u64) -> Turn {
+        if self.tile.pending() > 0 && mono_ns() < deadline {
+            for _ in 0..TURN_STEPS {
+                self.loops += 1;
+                self.step(Read::Nothing);
+            }
+            self.housekeeping();
+            self.phase = Phase::Stopping { drained, deadline };
+            return Turn::Busy;
+        }
+        Turn::Halted(self.halt(drained))
+    }
+
+    /// The end of a run: every link left consistent, the metrics written,
+    /// the tile halted. Out of line, so the running loop's code is the same
+    /// as a loop with no stop at all.
+    #[inline(never)]
+    fn halt(&mut self, drained: u64) -> RunEnd {
+        self.end_backpressure();
+        self.housekeeping();
+        let unread = (0..self.inputs.len())
+            .filter(|i| drained & (1 << i) != 0)
+            .map(|i| unread_from(&self.input_mcaches[i], self.inputs[i].seq()))
+            .sum();
+        self.metrics.set_state(TileState::Halted);
+        self.phase = Phase::Ready;
+        RunEnd {
+            loops: self.loops - self.first,
+            pending: self.tile.pending(),
+            unread,
+        }
     }
 
     /// The loop of [`IdlePolicy::Backoff`] until housekeeping is due, or
@@ -958,10 +1173,8 @@ impl<'w, T: Tile> Stem<'w, T> {
     fn run_backoff(&mut self, due: u64) {
         while self.loops < due {
             self.loops += 1;
-            let published: u64 = self.outputs.iter().map(|p| p.seq()).sum();
-            let polled = self.step(Read::All);
-            let now: u64 = self.outputs.iter().map(|p| p.seq()).sum();
-            if matches!(polled, Polled::Busy(_)) || now != published {
+            let (polled, worked) = self.step_worked(Read::All);
+            if worked {
                 self.idle_turns = 0;
                 continue;
             }
@@ -993,43 +1206,6 @@ impl<'w, T: Tile> Stem<'w, T> {
                 let extra = self.idle_turns - SPIN_TURNS - YIELD_TURNS;
                 std::thread::sleep(NAP * (1 << extra.min(4)));
             }
-        }
-    }
-
-    /// What [`Stem::run`] does once it saw `request` (see the module docs):
-    /// drain, wait for what is pending, publish, halt. Out of line, so the
-    /// running loop's code is the same as a loop with no stop at all.
-    #[inline(never)]
-    fn stop(&mut self, request: StopRequest, first: u64) -> RunEnd {
-        let deadline = mono_ns() + self.config.stop_grace.as_nanos() as u64;
-        // Draining: read the inputs asked for until they are caught up.
-        let all = (1u64 << self.inputs.len()) - 1;
-        let drained = match request {
-            StopRequest::Drain { inputs } => inputs & all,
-            _ => 0,
-        };
-        if drained != 0 {
-            self.drain(drained, deadline);
-        }
-        // Stopping: take nothing more in; let the tile pass on what it has.
-        while self.tile.pending() > 0 && mono_ns() < deadline {
-            for _ in 0..64 {
-                self.loops += 1;
-                self.step(Read::Nothing);
-            }
-            self.housekeeping();
-        }
-        self.end_backpressure();
-        self.housekeeping();
-        let unread = (0..self.inputs.len())
-            .filter(|i| drained & (1 << i) != 0)
-            .map(|i| unread_from(&self.input_mcaches[i], self.inputs[i].seq()))
-            .sum();
-        self.metrics.set_state(TileState::Halted);
-        RunEnd {
-            loops: self.loops - first,
-            pending: self.tile.pending(),
-            unread,
         }
     }
 }
