@@ -103,6 +103,20 @@ impl TileDef {
         self
     }
 
+    /// Runs it on one thread with the other tiles of group `group` (see
+    /// [`Topology::layout`](crate::Topology::layout)).
+    pub fn group(mut self, group: &str) -> TileDef {
+        self.table
+            .insert("group".into(), Value::String(group.into()));
+        self
+    }
+
+    /// What its loop does while idle: `"spin"` or `"backoff"`.
+    pub fn idle(mut self, idle: &str) -> TileDef {
+        self.table.insert("idle".into(), Value::String(idle.into()));
+        self
+    }
+
     /// Sets parameter `key` of its kind: what `[tile.params]` would say
     /// (`.param("count", 1000)`, `.param("bind", "127.0.0.1:9000")`,
     /// `.param("ports", vec![9000])`).

@@ -103,6 +103,7 @@ impl Topology {
             self.check_link(link, &mut errors);
         }
         self.check_cycles(&mut errors);
+        self.check_layout(&mut errors);
         self.check_size(&mut errors);
         if errors.is_empty() {
             Ok(())
@@ -275,15 +276,15 @@ impl Topology {
 
     /// What tile `tile`'s loop does while idle: what its `idle` says, else
     /// [`IdlePolicy::Spin`] if it is pinned to a cpu no other tile names
-    /// (a core of its own), else [`IdlePolicy::Backoff`].
+    /// and in no group (a core of its own), else [`IdlePolicy::Backoff`].
+    /// A group's thread spins only if every tile in it does (see
+    /// [`Topology::layout`]).
     pub fn idle_policy(&self, tile: &TileSpec) -> IdlePolicy {
         if let Some(p) = tile.idle {
             return p;
         }
-        match tile.cpu {
-            Some(cpu) if self.tiles.iter().filter(|t| t.cpu == Some(cpu)).count() == 1 => {
-                IdlePolicy::Spin
-            }
+        match self.group_of(&tile.name) {
+            Some(g) if g.cpu.is_some() && !g.is_shared() => IdlePolicy::Spin,
             _ => IdlePolicy::Backoff,
         }
     }

@@ -81,7 +81,8 @@
 //! |-----------|-------|---------|
 //! | `name`    | unique among tiles; a workspace name of at most [`TILE_NAME_MAX`](tilewire_tile::stem::TILE_NAME_MAX) (34) bytes | required |
 //! | `kind`    | a kind of the [registry](crate::Registry) the topology is read against: the built-ins below, and any a pipeline binary registers | required |
-//! | `cpu`     | pin the tile to this cpu; it must be one this machine lets the runner use. Several tiles may share a cpu | not pinned |
+//! | `cpu`     | pin the tile to this cpu; it must be one this machine lets the runner use. Tiles naming one cpu run on one thread, taking turns | not pinned |
+//! | `group`   | a name (at most 32 bytes): the tiles naming one group run on one thread (one process in processes mode), taking turns; see [`Topology::layout`]. Tiles naming the same `cpu` share a thread too | a thread of its own |
 //! | `idle`    | `"spin"` (keep polling: for a tile with a core of its own) or `"backoff"` (spin, yield, then sleep until woken: for tiles that share cores) | `"spin"` for a tile pinned to a cpu no other tile names, `"backoff"` otherwise |
 //! | `inputs`  | links the tile consumes, in input order | `[]` |
 //! | `outputs` | links the tile produces, in output order | `[]` |
@@ -167,6 +168,7 @@
 
 mod check;
 pub(crate) mod de;
+mod layout;
 mod parse;
 pub(crate) mod value;
 
@@ -175,6 +177,7 @@ use std::path::{Path, PathBuf};
 use tilewire_shmem::PageKind;
 
 pub use check::Machine;
+pub use layout::{TileGroup, GROUP_NAME_MAX};
 use value::Loc;
 
 use crate::kind::IoCounts;
@@ -318,6 +321,9 @@ pub struct TileSpec {
     pub name: String,
     /// The cpu to pin it to.
     pub cpu: Option<usize>,
+    /// The group of tiles it shares a thread with, if the topology names
+    /// one (see [`Topology::layout`]).
+    pub group: Option<String>,
     /// What its loop does while idle, if the topology says (see
     /// [`Topology::idle_policy`] for the default).
     pub idle: Option<IdlePolicy>,
@@ -376,6 +382,7 @@ impl PartialEq for TileSpec {
             && self.kind() == other.kind()
             && format!("{:?}", self.params) == format!("{:?}", other.params)
             && self.cpu == other.cpu
+            && self.group == other.group
             && self.idle == other.idle
             && self.inputs == other.inputs
             && self.outputs == other.outputs
@@ -390,7 +397,8 @@ impl Eq for TileSpec {}
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct TileLocs {
     pub(crate) header: Loc,
-    cpu: Loc,
+    pub(crate) cpu: Loc,
+    pub(crate) group: Loc,
     inputs: Vec<Loc>,
     outputs: Vec<Loc>,
     /// `inputs` / `outputs` keys (the header when absent).

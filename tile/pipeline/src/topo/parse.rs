@@ -6,6 +6,7 @@ use std::path::Path;
 
 use tilewire_shmem::PageKind;
 
+use super::layout::GROUP_NAME_MAX;
 use super::value::{
     array_of, boolean, int_in, one_of, pow2_in, string, Fields, Key, Lines, Loc, Node, Value,
 };
@@ -319,6 +320,7 @@ fn parse_tile(
         }
     });
     let cpu = f.opt("cpu", errors, int_in(0, 1 << 20));
+    let group = f.opt("group", errors, name_rule(GROUP_NAME_MAX));
     let idle = f
         .opt(
             "idle",
@@ -345,7 +347,9 @@ fn parse_tile(
     let what = f.what.clone();
     let header = f.at;
     f.finish(
-        &["name", "kind", "cpu", "idle", "inputs", "outputs", "params"],
+        &[
+            "name", "kind", "cpu", "group", "idle", "inputs", "outputs", "params",
+        ],
         errors,
     );
     let (kind, _) = kind?;
@@ -384,6 +388,7 @@ fn parse_tile(
         kind,
         params,
         cpu: cpu.as_ref().map(|(c, _)| *c as usize),
+        group: group.as_ref().map(|(g, _)| g.clone()),
         idle,
         inputs: inputs.iter().map(|(l, _)| l.clone()).collect(),
         outputs: outputs.iter().map(|(l, _)| l.clone()).collect(),
@@ -391,6 +396,7 @@ fn parse_tile(
         at: TileLocs {
             header,
             cpu: cpu.map_or(header, |(_, at)| at),
+            group: group.map_or(header, |(_, at)| at),
             inputs: inputs.iter().map(|(_, at)| *at).collect(),
             outputs: outputs.iter().map(|(_, at)| *at).collect(),
             inputs_key,

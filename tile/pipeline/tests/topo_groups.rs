@@ -1,0 +1,159 @@
+//! The layout of tiles on threads: tiles naming one `group` or one `cpu`
+//! share a thread; a group pinned to two cpus, two groups on one cpu and
+//! a group across network namespaces are refused at their line.
+
+mod topo_support;
+
+use tilewire_pipeline::topo::TileGroup;
+use tilewire_tile::stem::IdlePolicy::{Backoff, Spin};
+use topo_support::{assert_problem, parse_ok, WS};
+
+/// gen -> fwd -> sink, each tile given `extra[i]`: gen's header is line
+/// 13 and its extra lines 17 on; fwd's extra lines are 25 on.
+fn chain(extra: [&str; 3]) -> String {
+    format!(
+        "{WS}
+[[link]]
+name = \"a\"
+depth = 64
+
+[[link]]
+name = \"b\"
+depth = 64
+
+[[tile]]
+name = \"gen\"
+kind = \"gen\"
+outputs = [\"a\"]
+{}
+[[tile]]
+name = \"fwd\"
+kind = \"forward\"
+inputs = [\"a\"]
+outputs = [\"b\"]
+{}
+[[tile]]
+name = \"sink\"
+kind = \"sink\"
+inputs = [\"b\"]
+{}",
+        extra[0], extra[1], extra[2]
+    )
+}
+
+fn layout(text: &str) -> Vec<(String, Vec<usize>, Option<usize>, bool)> {
+    parse_ok(text)
+        .layout()
+        .into_iter()
+        .map(|g: TileGroup| (g.name, g.tiles, g.cpu, g.idle == Spin))
+        .collect()
+}
+
+#[test]
+fn every_tile_has_a_thread_of_its_own_unless_it_names_a_group_or_shares_a_cpu() {
+    let own = |n: &str, i: usize| (n.to_owned(), vec![i], None, false);
+    assert_eq!(
+        layout(&chain(["", "", ""])),
+        [own("gen", 0), own("fwd", 1), own("sink", 2)]
+    );
+    assert_eq!(
+        layout(&chain(["group = \"io\"\n", "", "group = \"io\"\n"])),
+        [("io".into(), vec![0, 2], None, false), own("fwd", 1)],
+        "a group takes the first member's place, its tiles in file order"
+    );
+    assert_eq!(
+        layout(&chain(["cpu = 0\n", "cpu = 1\n", "cpu = 1\n"])),
+        [
+            ("gen".into(), vec![0], Some(0), true),
+            ("cpu1".into(), vec![1, 2], Some(1), false)
+        ],
+        "a tile alone on its cpu spins; tiles sharing one take turns and back off"
+    );
+    assert_eq!(
+        layout(&chain([
+            "group = \"all\"\n",
+            "group = \"all\"\ncpu = 1\n",
+            "cpu = 1\ngroup = \"all\"\n"
+        ])),
+        [("all".into(), vec![0, 1, 2], Some(1), false)],
+        "a group runs on the cpu one of its tiles names"
+    );
+    assert_eq!(
+        layout(&chain(["group = \"g\"\ncpu = 1\n", "cpu = 1\n", ""])),
+        [("g".into(), vec![0, 1], Some(1), false), own("sink", 2)],
+        "a tile naming a group's cpu joins the group"
+    );
+    let t = parse_ok(&chain([
+        "group = \"g\"\nidle = \"spin\"\n",
+        "group = \"g\"\nidle = \"spin\"\n",
+        "",
+    ]));
+    assert_eq!(t.layout()[0].idle, Spin, "every tile of it says spin");
+    assert_eq!(t.idle_policy(t.tile("sink").unwrap()), Backoff);
+}
+
+#[test]
+fn a_group_on_two_cpus_is_refused_at_the_second_cpu() {
+    // Line 26 is fwd's `cpu`.
+    let text = chain(["group = \"g\"\ncpu = 0\n", "group = \"g\"\ncpu = 1\n", ""]);
+    assert_problem(
+        &text,
+        26,
+        &[
+            "tile \"fwd\" names cpu 1, but it shares a thread with tile \"gen\" (group \"g\")",
+            "which names cpu 0 at line 18",
+            "one cpu",
+        ],
+    );
+}
+
+#[test]
+fn two_groups_on_one_cpu_are_refused_at_the_group() {
+    // Line 26 is fwd's `group`.
+    let text = chain(["group = \"g\"\ncpu = 1\n", "cpu = 1\ngroup = \"h\"\n", ""]);
+    assert_problem(
+        &text,
+        26,
+        &["tile \"fwd\" of group \"h\" shares cpu 1 with tile \"gen\" of group \"g\" (line 13)"],
+    );
+}
+
+#[test]
+fn a_group_across_network_namespaces_is_refused() {
+    let net = "[tile.params]\nbind = \"127.0.0.1:0\"\nnetns = \"tw-x\"\n";
+    let text = format!(
+        "{WS}
+[[link]]
+name = \"a\"
+depth = 64
+
+[[tile]]
+name = \"net\"
+kind = \"net-udp\"
+group = \"g\"
+outputs = [\"a\"]
+{net}
+[[tile]]
+name = \"sink\"
+kind = \"sink\"
+group = \"g\"
+inputs = [\"a\"]
+"
+    );
+    assert_problem(
+        &text,
+        18,
+        &[
+            "tile \"sink\" runs in the runner's network namespace",
+            "tile \"net\" (line 9), which runs in network namespace \"tw-x\"",
+        ],
+    );
+}
+
+#[test]
+fn a_bad_group_name_is_refused() {
+    let text = chain(["group = \"no/slash\"\n", "", ""]);
+    assert_problem(&text, 17, &["`group`", "not a valid name"]);
+    let text = chain([&format!("group = \"{}\"\n", "g".repeat(33)), "", ""]);
+    assert_problem(&text, 17, &["33 bytes long; the limit is 32"]);
+}
