@@ -25,7 +25,7 @@ use std::time::Duration;
 use tilewire_monitor::{self as monitor, pid_alive, Rates, Report, Snapshot, HEARTBEAT_TIMEOUT};
 use tilewire_pipeline::topo::Mode;
 use tilewire_pipeline::{run_tile_process, Pipeline, Registry, RunOptions, StopFlag};
-use tilewire_tile::stem::StemConfig;
+use tilewire_tile::stem::{MemberEnd, StemConfig};
 
 /// `tilewire run`: a pipeline from a topology file.
 #[derive(Debug, clap::Args)]
@@ -119,7 +119,8 @@ pub(crate) struct TileArgs {
     /// The pipeline's workspace
     #[arg(long, value_name = "WS")]
     workspace: String,
-    /// The tile, as the topology names it
+    /// The tile, as the topology names it, or a group of tiles (they run
+    /// on this process's one thread)
     #[arg(long, value_name = "TILE")]
     name: String,
     /// Stop when this process is gone
@@ -134,13 +135,21 @@ pub(crate) fn tile(registry: &Registry, args: TileArgs) -> Result<(), String> {
         name,
         parent,
     } = args;
-    let end = run_tile_process(&ws_name, &name, parent, registry, StemConfig::default())
+    let ends = run_tile_process(&ws_name, &name, parent, registry, StemConfig::default())
         .map_err(|e| e.to_string())?;
-    if end.pending > 0 {
-        return Err(format!(
-            "tile {name} stopped holding {} packets it could not pass on",
-            end.pending
-        ));
+    let mut problems = Vec::new();
+    for (tile, end) in ends {
+        match end {
+            MemberEnd::Halted(end) if end.pending > 0 => problems.push(format!(
+                "tile {tile} stopped holding {} packets it could not pass on",
+                end.pending
+            )),
+            MemberEnd::Halted(_) => {}
+            MemberEnd::Panicked(m) => problems.push(format!("tile {tile} panicked: {m}")),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems.join("\n"));
     }
     Ok(())
 }

@@ -4,6 +4,8 @@
 //! harness for that reason; it prints libtest's summary line itself).
 //!
 //! - a stop loses nothing: gen -> forward -> batch (holding frags) -> sink;
+//! - a group is one process, and its stop loses nothing either; a group
+//!   whose tile panics stops its other tiles, which drain, and fails;
 //! - a binary that forgot `tile_main`: a clear error, no fork loop, no hang.
 
 mod runner_support;
@@ -12,7 +14,8 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use runner_support::{assert_drained, counter, exists, registry, ws_name};
-use tilewire_pipeline::{tile_main, Pipeline, RunOptions, TILE_ENV};
+use tilewire_pipeline::{tile_main, Pipeline, RunOptions, TileFailure, TILE_ENV};
+use tilewire_tile::stem::metrics::TileState;
 
 /// Set for a run of this binary that plays a user binary without the
 /// `tile_main` call.
@@ -74,10 +77,18 @@ fn main() -> ExitCode {
         return panicking_main();
     }
     tile_main(&registry());
-    let tests: [(&str, fn()); 3] = [
+    let tests: [(&str, fn()); 5] = [
         (
             "a_stop_in_processes_mode_delivers_every_frag_gen_sent",
             a_stop_in_processes_mode_delivers_every_frag_gen_sent,
+        ),
+        (
+            "a_group_is_one_process_and_its_stop_loses_nothing",
+            a_group_is_one_process_and_its_stop_loses_nothing,
+        ),
+        (
+            "a_group_process_whose_tile_panics_stops_the_others_and_fails",
+            a_group_process_whose_tile_panics_stops_the_others_and_fails,
         ),
         (
             "a_binary_that_forgot_tile_main_fails_clearly_without_a_fork_loop",
@@ -134,6 +145,93 @@ fn a_stop_in_processes_mode_delivers_every_frag_gen_sent() {
     );
     assert_drained(&p);
     eprintln!("processes mode: gen sent {sent}, the sink got {sent}");
+    drop(p);
+    assert!(!exists(&name), "the workspace is removed");
+}
+
+/// `text` with `group = "GROUP"` for each tile of `tiles`.
+fn grouped(text: &str, group: &str, tiles: &[&str]) -> String {
+    tiles.iter().fold(text.to_owned(), |t, name| {
+        t.replace(
+            &format!("name = \"{name}\"\n"),
+            &format!("name = \"{name}\"\ngroup = \"{group}\"\n"),
+        )
+    })
+}
+
+fn a_group_is_one_process_and_its_stop_loses_nothing() {
+    let name = ws_name("pgroup");
+    let text = grouped(&topology(&name), "mid", &["fwd", "batch"]);
+    let p = Pipeline::create(registry().parse(&text).unwrap()).unwrap();
+    let opts = RunOptions::new().duration(Duration::from_millis(700));
+    let mut running = p.start(&opts).unwrap();
+    let pids = running.pids();
+    let pid = |t: &str| pids.iter().find(|(n, _)| n == t).map(|(_, p)| *p).unwrap();
+    assert_eq!(
+        pid("fwd"),
+        pid("batch"),
+        "one process for the group: {pids:?}"
+    );
+    assert_ne!(pid("gen"), pid("fwd"), "{pids:?}");
+    assert_ne!(pid("sink"), pid("fwd"), "{pids:?}");
+    running.wait(&opts, |_| {});
+    running.stop().unwrap();
+    let sent = counter(&p, "gen", "sent");
+    assert!(sent > 1000, "gen ran: {sent}");
+    assert_eq!(counter(&p, "fwd", "forwarded"), sent);
+    assert_eq!(counter(&p, "batch", "passed"), sent);
+    assert_eq!(
+        counter(&p, "sink", "frags"),
+        sent,
+        "the sink got all gen sent"
+    );
+    assert_drained(&p);
+    eprintln!("processes mode, fwd and batch in one process: gen sent {sent}, the sink got {sent}");
+    drop(p);
+    assert!(!exists(&name), "the workspace is removed");
+}
+
+fn a_group_process_whose_tile_panics_stops_the_others_and_fails() {
+    // boom reads the unreliable link a beside fwd, in fwd's group: its
+    // panic stops fwd and the sink, which drain; gen goes on alone.
+    let name = ws_name("pgboom");
+    let text = format!(
+        "[workspace]\nname = \"{name}\"\nmode = \"processes\"\n\n\
+         [[link]]\nname = \"a\"\ndepth = 1024\nreliable = false\n\n\
+         [[link]]\nname = \"b\"\ndepth = 64\n\n\
+         [[tile]]\nname = \"gen\"\nkind = \"gen\"\noutputs = [\"a\"]\nparams = {{ rate = 20000, burst = 4 }}\n\n\
+         [[tile]]\nname = \"fwd\"\nkind = \"forward\"\ninputs = [\"a\"]\noutputs = [\"b\"]\n\n\
+         [[tile]]\nname = \"boom\"\nkind = \"boom\"\ninputs = [\"a\"]\nparams = {{ after = 500 }}\n\n\
+         [[tile]]\nname = \"sink\"\nkind = \"sink\"\ninputs = [\"b\"]\n"
+    );
+    let text = grouped(&text, "g", &["fwd", "boom", "sink"]);
+    let p = Pipeline::create(registry().parse(&text).unwrap()).unwrap();
+    let e = p
+        .run(&RunOptions::new().duration(Duration::from_millis(1500)))
+        .unwrap_err();
+    let [TileFailure::GroupExited { group, tiles, .. }] = e.failures() else {
+        panic!("one failure, the group's process: {e}");
+    };
+    assert_eq!(group, "g");
+    assert_eq!(tiles, &["fwd", "boom", "sink"]);
+    assert!(
+        e.to_string()
+            .starts_with("group \"g\" (its process, with tiles fwd, boom, sink) exited"),
+        "{e}"
+    );
+    let ws = p.workspace();
+    for t in ["fwd", "sink"] {
+        let m = tilewire_pipeline::tile_metrics(ws, t).unwrap();
+        assert_eq!(m.state(), Some(TileState::Halted), "{t} halted");
+    }
+    let fwd = counter(&p, "fwd", "forwarded");
+    assert!(fwd >= 500, "fwd ran to the panic: {fwd}");
+    assert_eq!(
+        counter(&p, "sink", "frags"),
+        fwd,
+        "the sink drained all fwd passed on"
+    );
+    assert!(counter(&p, "gen", "sent") > fwd, "gen went on alone");
     drop(p);
     assert!(!exists(&name), "the workspace is removed");
 }

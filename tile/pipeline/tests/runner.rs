@@ -426,6 +426,95 @@ fn a_tile_that_panics_is_named_and_the_others_stop_and_drain() {
     assert!(!exists(&name));
 }
 
+/// `text` with `group = "g"` for each tile of `tiles`.
+fn grouped(text: &str, tiles: &[&str]) -> String {
+    tiles.iter().fold(text.to_owned(), |t, name| {
+        t.replace(
+            &format!("name = \"{name}\"\n"),
+            &format!("name = \"{name}\"\ngroup = \"g\"\n"),
+        )
+    })
+}
+
+#[test]
+fn a_group_runs_its_tiles_on_one_thread_and_a_stop_delivers_every_frag() {
+    for middle in ["forward", "batch"] {
+        let params = if middle == "batch" {
+            "params = { size = 32 }"
+        } else {
+            ""
+        };
+        let text = grouped(
+            &chain(&ws_name("group"), middle, params),
+            &["gen", "mid", "sink"],
+        );
+        let topo = registry().parse(&text).unwrap();
+        let layout = topo.layout();
+        assert_eq!(layout.len(), 1, "one thread: {layout:?}");
+        assert_eq!(layout[0].tiles, [0, 1, 2]);
+        let (p, r) = run(
+            topo,
+            &RunOptions::new().duration(Duration::from_millis(200)),
+        );
+        r.unwrap();
+        let sent = counter(&p, "gen", "sent");
+        assert!(sent > 1000, "gen ran: {sent}");
+        assert_eq!(
+            counter(&p, "sink", "frags"),
+            sent,
+            "the sink got all gen sent"
+        );
+        for t in ["gen", "mid", "sink"] {
+            let m = tilewire_pipeline::tile_metrics(p.workspace(), t).unwrap();
+            let snap = m.snapshot();
+            assert_eq!(snap.state, Some(TileState::Halted), "{t} halted on its own");
+            assert!(snap.housekeeping > 0, "{t} kept its own heartbeat");
+        }
+        assert_drained(&p);
+        eprintln!(
+            "threads, one group gen -> {middle} -> sink: gen sent {sent}, the sink got {sent}"
+        );
+    }
+}
+
+#[test]
+fn a_tile_of_a_group_that_panics_is_named_and_the_others_stop_and_drain() {
+    // As the test of a panicking tile above, with every tile but gen on
+    // one thread: boom's panic ends boom alone.
+    let name = ws_name("gboom");
+    let text = format!(
+        "[workspace]\nname = \"{name}\"\n\n[[link]]\nname = \"a\"\ndepth = 1024\nreliable = false\n\n\
+         [[link]]\nname = \"b\"\ndepth = 64\n\n\
+         [[tile]]\nname = \"gen\"\nkind = \"gen\"\noutputs = [\"a\"]\nparams = {{ rate = 20000, burst = 4 }}\n\n\
+         [[tile]]\nname = \"fwd\"\nkind = \"forward\"\ninputs = [\"a\"]\noutputs = [\"b\"]\n\n\
+         [[tile]]\nname = \"boom\"\nkind = \"boom\"\ninputs = [\"a\"]\nparams = {{ after = 500 }}\n\n\
+         [[tile]]\nname = \"sink\"\nkind = \"sink\"\ninputs = [\"b\"]\n"
+    );
+    let topo = registry()
+        .parse(&grouped(&text, &["fwd", "boom", "sink"]))
+        .unwrap();
+    let p = Pipeline::create(topo).unwrap();
+    let e = p.run(&RunOptions::new()).unwrap_err();
+    let [TileFailure::Panicked { tile, message }] = e.failures() else {
+        panic!("one failure, the panic: {e}");
+    };
+    assert_eq!(
+        (tile.as_str(), message.as_str()),
+        ("boom", "boom at frag 500")
+    );
+    let ws = p.workspace();
+    for t in ["gen", "fwd", "sink"] {
+        let m = tilewire_pipeline::tile_metrics(ws, t).unwrap();
+        assert_eq!(m.state(), Some(TileState::Halted), "{t} halted");
+    }
+    let sent = counter(&p, "gen", "sent");
+    assert!(sent >= 500);
+    assert_eq!(counter(&p, "fwd", "forwarded"), sent);
+    assert_eq!(counter(&p, "sink", "frags"), sent);
+    drop(p);
+    assert!(!exists(&name));
+}
+
 #[test]
 fn idle_policy_spins_only_a_tile_with_a_core_of_its_own_unless_told() {
     use tilewire_tile::stem::IdlePolicy::{Backoff, Spin};

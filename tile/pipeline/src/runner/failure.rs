@@ -37,6 +37,17 @@ pub enum TileFailure {
         /// How it ended.
         status: ExitStatus,
     },
+    /// The process of a group of tiles exited with a failure (or was
+    /// killed): one of them failed or panicked (its own message is on the
+    /// process's stderr), or the process died.
+    GroupExited {
+        /// The group.
+        group: String,
+        /// Its tiles.
+        tiles: Vec<String>,
+        /// How it ended.
+        status: ExitStatus,
+    },
     /// The tile halted with frags left unread on an input it was to drain.
     Undrained {
         /// The tile.
@@ -62,7 +73,7 @@ pub enum TileFailure {
 }
 
 impl TileFailure {
-    /// The tile it concerns.
+    /// The tile it concerns (the group, for [`TileFailure::GroupExited`]).
     pub fn tile(&self) -> &str {
         match self {
             TileFailure::Start { tile, .. }
@@ -72,6 +83,7 @@ impl TileFailure {
             | TileFailure::Undrained { tile, .. }
             | TileFailure::Held { tile, .. }
             | TileFailure::DidNotStop { tile } => tile,
+            TileFailure::GroupExited { group, .. } => group,
         }
     }
 }
@@ -87,6 +99,15 @@ impl fmt::Display for TileFailure {
             TileFailure::Exited { tile, status } => {
                 write!(f, "tile {tile:?} (its process) exited: {status}")
             }
+            TileFailure::GroupExited {
+                group,
+                tiles,
+                status,
+            } => write!(
+                f,
+                "group {group:?} (its process, with tiles {}) exited: {status}",
+                tiles.join(", ")
+            ),
             TileFailure::Undrained { tile, link, frags } => write!(
                 f,
                 "tile {tile:?} could not drain within its grace time: it left {frags} frags \

@@ -48,23 +48,23 @@ use std::ffi::OsString;
 use std::fmt;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStderr, Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tilewire_shmem::{pid_alive, Workspace};
 use tilewire_tile::link::Link;
 use tilewire_tile::stem::metrics::TileState;
-use tilewire_tile::stem::{RunEnd, StemConfig};
+use tilewire_tile::stem::{MemberEnd, RunEnd, StemConfig};
 
 pub use failure::{RunError, TileFailure};
 use tile_process::refuse_in_tile_process;
 pub use tile_process::{run_tile_process, tile_main, StopFlag, PARENT_ENV, STEM_ENV, TILE_ENV};
 
 use crate::error::PipelineError;
-use crate::run::{run_tile, tile_metrics};
+use crate::run::{run_group, run_tile, tile_metrics};
 use crate::stop::StopPlan;
-use crate::topo::{Machine, Mode, Topology};
+use crate::topo::{Machine, Mode, TileGroup, Topology};
 use crate::workspace;
 
 /// How [`Pipeline::run`] runs: [`RunOptions::new`] and the setters, or
@@ -225,17 +225,27 @@ impl Pipeline {
     /// A tile that could not be started or did not run within
     /// [`RunOptions::start_timeout`]; the others are stopped then.
     pub fn start(&self, opts: &RunOptions) -> Result<Running<'_>, RunError> {
+        let layout = self.topo.layout();
+        let mut unit_of = vec![0; self.topo.tiles.len()];
+        for (u, g) in layout.iter().enumerate() {
+            for &t in &g.tiles {
+                unit_of[t] = u;
+            }
+        }
         let mut running = Running {
             pipeline: self,
-            tiles: Vec::new(),
+            units: Vec::new(),
+            unit_of,
+            done: vec![false; self.topo.tiles.len()],
+            outcomes: Arc::new(Mutex::new(vec![None; self.topo.tiles.len()])),
             plan: StopPlan::new(&self.topo),
             stem: opts.stem,
             failures: Vec::new(),
             stopped: false,
         };
         match self.topo.workspace.mode {
-            Mode::Threads => running.spawn_threads(),
-            Mode::Processes => running.spawn_processes(),
+            Mode::Threads => running.spawn_threads(layout),
+            Mode::Processes => running.spawn_processes(layout),
         }
         if running.failures.is_empty() {
             running.wait_started(opts.start_timeout);
@@ -258,20 +268,44 @@ impl Drop for Pipeline {
     }
 }
 
-/// How one tile of a running pipeline runs.
+/// How one group of tiles (one tile, mostly) of a running pipeline runs.
 enum Handle {
-    Thread(JoinHandle<Result<RunEnd, PipelineError>>),
+    /// Its thread; it says how each tile ended in the outcomes as it
+    /// ends, and returns an error only if the group could not be set up.
+    Thread(JoinHandle<Result<(), PipelineError>>),
     /// The process, and the thread passing its stderr on, tagged.
     Process(Child, Option<JoinHandle<()>>),
     /// It ended (and was reaped), or never started.
     Ended,
 }
 
+/// A thread or process of a running pipeline and the tiles it runs.
+struct Unit {
+    group: TileGroup,
+    handle: Handle,
+}
+
+/// How a tile running on a thread of the runner ended, as its thread
+/// says the moment it does (the other tiles of its group may run on).
+#[derive(Debug, Clone)]
+enum Outcome {
+    Ended(RunEnd),
+    Panicked(String),
+}
+
+type Outcomes = Arc<Mutex<Vec<Option<Outcome>>>>;
+
 /// The tiles of a started pipeline. [`Running::stop`] stops them in order;
 /// dropping it does too, discarding the failures.
 pub struct Running<'p> {
     pipeline: &'p Pipeline,
-    tiles: Vec<Handle>,
+    units: Vec<Unit>,
+    /// The unit each tile runs in.
+    unit_of: Vec<usize>,
+    /// The tiles known to have ended.
+    done: Vec<bool>,
+    /// What the threads said of each tile's end, not yet taken.
+    outcomes: Outcomes,
     plan: StopPlan,
     stem: StemConfig,
     failures: Vec<TileFailure>,
@@ -282,7 +316,8 @@ impl fmt::Debug for Running<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Running")
             .field("workspace", &self.pipeline.ws.name())
-            .field("tiles", &self.tiles.len())
+            .field("tiles", &self.done.len())
+            .field("threads", &self.units.len())
             .field("failures", &self.failures)
             .finish()
     }
@@ -298,41 +333,75 @@ impl Running<'_> {
         &self.pipeline.topo.tiles[i].name
     }
 
-    fn spawn_threads(&mut self) {
-        let topo = &self.pipeline.topo;
-        for t in &topo.tiles {
-            let (ws_name, topo, name, stem) = (
+    fn spawn_threads(&mut self, layout: Vec<TileGroup>) {
+        for group in layout {
+            let (ws_name, topo, stem, outcomes, g) = (
                 self.pipeline.ws.name().to_owned(),
-                Arc::clone(topo),
-                t.name.clone(),
+                Arc::clone(&self.pipeline.topo),
                 self.stem,
+                Arc::clone(&self.outcomes),
+                group.clone(),
             );
             // Each thread maps the workspace itself, so it needs nothing
             // of the runner's stack and may outlive a runner that gave up
             // waiting for it.
             let spawned = std::thread::Builder::new()
-                .name(t.name.clone())
+                .name(group.name.clone())
                 .spawn(move || {
                     let ws = workspace::join(&ws_name)?;
-                    run_tile(&ws, &topo, &name, stem)
+                    let say = |tile: usize, o: Outcome| {
+                        if let Ok(mut all) = outcomes.lock() {
+                            all[tile] = Some(o);
+                        }
+                    };
+                    if let [tile] = g.tiles[..] {
+                        let end = run_tile(&ws, &topo, &topo.tiles[tile].name, stem)?;
+                        say(tile, Outcome::Ended(end));
+                        return Ok(());
+                    }
+                    run_group(&ws, &topo, &g, stem, false, |name, end| {
+                        let tile = g
+                            .tiles
+                            .iter()
+                            .copied()
+                            .find(|&t| topo.tiles[t].name == name);
+                        if let Some(t) = tile {
+                            say(
+                                t,
+                                match end {
+                                    MemberEnd::Halted(e) => Outcome::Ended(*e),
+                                    MemberEnd::Panicked(m) => Outcome::Panicked(m.clone()),
+                                },
+                            );
+                        }
+                    })
+                    .map(drop)
                 });
-            match spawned {
+            let handle = match spawned {
                 Ok(h) => {
-                    tracing::info!(tile = %t.name, "tile thread started");
-                    self.tiles.push(Handle::Thread(h));
+                    if group.is_shared() {
+                        let tiles: Vec<&str> = group.tiles.iter().map(|&t| self.name(t)).collect();
+                        tracing::info!(group = %group.name, tiles = ?tiles, "group thread started");
+                    } else {
+                        tracing::info!(tile = %group.name, "tile thread started");
+                    }
+                    Handle::Thread(h)
                 }
                 Err(e) => {
-                    self.failures.push(TileFailure::Start {
-                        tile: t.name.clone(),
-                        why: format!("cannot start a thread: {e}"),
-                    });
-                    self.tiles.push(Handle::Ended);
+                    for &t in &group.tiles {
+                        self.failures.push(TileFailure::Start {
+                            tile: self.name(t).to_owned(),
+                            why: format!("cannot start a thread: {e}"),
+                        });
+                    }
+                    Handle::Ended
                 }
-            }
+            };
+            self.units.push(Unit { group, handle });
         }
     }
 
-    fn spawn_processes(&mut self) {
+    fn spawn_processes(&mut self, layout: Vec<TileGroup>) {
         let exe = match std::env::current_exe() {
             Ok(exe) => exe,
             Err(e) => {
@@ -341,37 +410,51 @@ impl Running<'_> {
                         tile: t.name.clone(),
                         why: format!("finding this program to start it again: {e}"),
                     });
-                    self.tiles.push(Handle::Ended);
                 }
+                self.units = layout
+                    .into_iter()
+                    .map(|group| Unit {
+                        group,
+                        handle: Handle::Ended,
+                    })
+                    .collect();
                 return;
             }
         };
         let args: Vec<OsString> = std::env::args_os().skip(1).collect();
         let stem = format!("{},{}", self.stem.lazy, self.stem.stop_grace.as_millis());
-        for t in &self.pipeline.topo.tiles {
+        for group in layout {
+            // A tile alone goes by its own name, a group by the group's.
+            let name = match group.tiles[..] {
+                [t] => self.name(t).to_owned(),
+                _ => group.name.clone(),
+            };
             let mut cmd = Command::new(&exe);
             cmd.args(&args)
-                .env(TILE_ENV, format!("{}/{}", self.pipeline.ws.name(), t.name))
+                .env(TILE_ENV, format!("{}/{name}", self.pipeline.ws.name()))
                 .env(PARENT_ENV, std::process::id().to_string())
                 .env(STEM_ENV, &stem);
             // Its own process group: a Ctrl-C at the terminal reaches the
             // runner alone, which then stops the tiles in order.
             std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
             cmd.stderr(Stdio::piped());
-            match cmd.spawn() {
+            let handle = match cmd.spawn() {
                 Ok(mut c) => {
-                    tracing::info!(tile = %t.name, pid = c.id(), "tile process started");
-                    let relay = c.stderr.take().and_then(|err| relay_stderr(&t.name, err));
-                    self.tiles.push(Handle::Process(c, relay));
+                    tracing::info!(tile = %name, pid = c.id(), "tile process started");
+                    let relay = c.stderr.take().and_then(|err| relay_stderr(&name, err));
+                    Handle::Process(c, relay)
                 }
                 Err(e) => {
-                    self.failures.push(TileFailure::Start {
-                        tile: t.name.clone(),
-                        why: format!("cannot start {}: {e}", exe.display()),
-                    });
-                    self.tiles.push(Handle::Ended);
+                    for &t in &group.tiles {
+                        self.failures.push(TileFailure::Start {
+                            tile: self.name(t).to_owned(),
+                            why: format!("cannot start {}: {e}", exe.display()),
+                        });
+                    }
+                    Handle::Ended
                 }
-            }
+            };
+            self.units.push(Unit { group, handle });
         }
     }
 
@@ -379,9 +462,10 @@ impl Running<'_> {
     /// time is a failure.
     fn wait_started(&mut self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
+        let n = self.done.len();
         loop {
             let mut all = true;
-            for i in 0..self.tiles.len() {
+            for i in 0..n {
                 if self.reap(i) {
                     // A thread's reap said why it ended; a process said it
                     // on its own stderr.
@@ -403,7 +487,7 @@ impl Running<'_> {
                 return;
             }
             if Instant::now() >= deadline {
-                for i in 0..self.tiles.len() {
+                for i in 0..n {
                     let state =
                         tile_metrics(&self.pipeline.ws, self.name(i)).and_then(|m| m.state());
                     if state != Some(TileState::Running) {
@@ -427,7 +511,7 @@ impl Running<'_> {
     /// tile`), and it rejoins its links; the run ends by itself only once
     /// no tile runs.
     pub fn poll(&mut self) -> bool {
-        let n = self.tiles.len();
+        let n = self.done.len();
         let ended: Vec<bool> = (0..n).map(|i| self.reap(i)).collect();
         match self.pipeline.topo.workspace.mode {
             Mode::Threads => ended.iter().any(|&e| e),
@@ -457,10 +541,8 @@ impl Running<'_> {
     /// The pid of each tile process this runner started, by tile (none in
     /// threads mode).
     pub fn pids(&self) -> Vec<(String, u32)> {
-        self.tiles
-            .iter()
-            .enumerate()
-            .filter_map(|(i, h)| match h {
+        (0..self.done.len())
+            .filter_map(|i| match &self.units[self.unit_of[i]].handle {
                 Handle::Process(c, _) => Some((self.name(i).to_owned(), c.id())),
                 _ => None,
             })
@@ -480,10 +562,59 @@ impl Running<'_> {
     }
 
     /// Reaps tile `i` if it ended, recording how; true if it has ended
-    /// (now or before).
+    /// (now or before). A tile ends with its thread or process, or, in a
+    /// group on a thread of the runner, when the group says so.
     fn reap(&mut self, i: usize) -> bool {
+        if self.done[i] {
+            return true;
+        }
+        self.take_outcome(i);
+        if !self.done[i] && self.reap_unit(self.unit_of[i]) {
+            for t in self.units[self.unit_of[i]].group.tiles.clone() {
+                self.take_outcome(t);
+                self.done[t] = true;
+            }
+        }
+        self.done[i]
+    }
+
+    /// Records how tile `i` ended if its thread said so.
+    fn take_outcome(&mut self, i: usize) {
+        let outcome = self.outcomes.lock().ok().and_then(|mut all| all[i].take());
+        let Some(outcome) = outcome else {
+            return;
+        };
         let tile = self.name(i).to_owned();
-        match &mut self.tiles[i] {
+        self.done[i] = true;
+        let failure = match outcome {
+            Outcome::Ended(end) if end.pending > 0 => TileFailure::Held {
+                tile,
+                packets: end.pending,
+            },
+            Outcome::Ended(_) => {
+                tracing::info!(tile = %tile, "tile halted");
+                return;
+            }
+            Outcome::Panicked(message) => TileFailure::Panicked { tile, message },
+        };
+        tracing::error!(tile = %failure.tile(), "{failure}");
+        self.failures.push(failure);
+    }
+
+    /// Reaps unit `u` if its thread or process ended, recording how; true
+    /// if it has ended (now or before).
+    fn reap_unit(&mut self, u: usize) -> bool {
+        let tiles: Vec<String> = self.units[u]
+            .group
+            .tiles
+            .iter()
+            .map(|&t| self.name(t).to_owned())
+            .collect();
+        let label = match &tiles[..] {
+            [one] => one.clone(),
+            _ => self.units[u].group.name.clone(),
+        };
+        match &mut self.units[u].handle {
             Handle::Ended => return true,
             Handle::Thread(h) if !h.is_finished() => return false,
             Handle::Process(c, relay) => match c.try_wait() {
@@ -495,44 +626,74 @@ impl Running<'_> {
                         let _ = r.join();
                     }
                     if status.success() {
-                        tracing::info!(tile = %tile, "tile process ended");
+                        tracing::info!(tile = %label, "tile process ended");
+                    } else if tiles.len() == 1 {
+                        tracing::warn!(tile = %label, %status, "tile process failed");
+                        self.failures.push(TileFailure::Exited {
+                            tile: label,
+                            status,
+                        });
                     } else {
-                        tracing::warn!(tile = %tile, %status, "tile process failed");
-                        self.failures.push(TileFailure::Exited { tile, status });
+                        tracing::warn!(group = %label, %status, "group process failed");
+                        self.failures.push(TileFailure::GroupExited {
+                            group: label,
+                            tiles,
+                            status,
+                        });
                     }
                 }
                 Err(e) => self.failures.push(TileFailure::Start {
-                    tile,
+                    tile: label,
                     why: format!("waiting for its process: {e}"),
                 }),
             },
             Handle::Thread(_) => {
-                let Handle::Thread(h) = std::mem::replace(&mut self.tiles[i], Handle::Ended) else {
+                let Handle::Thread(h) = std::mem::replace(&mut self.units[u].handle, Handle::Ended)
+                else {
                     unreachable!("matched a thread")
                 };
-                let failure = match h.join() {
-                    Ok(Ok(end)) if end.pending > 0 => Some(TileFailure::Held {
-                        tile,
-                        packets: end.pending,
-                    }),
-                    Ok(Ok(_)) => {
-                        tracing::info!(tile = %tile, "tile halted");
-                        None
+                let joined = h.join();
+                // Whatever its tiles said before the thread ended counts
+                // first; the thread's own end speaks for the others.
+                let group_tiles = self.units[u].group.tiles.clone();
+                for &t in &group_tiles {
+                    self.take_outcome(t);
+                }
+                let silent: Vec<usize> =
+                    group_tiles.into_iter().filter(|&t| !self.done[t]).collect();
+                match joined {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => {
+                        let mut error = Some(error);
+                        for &t in &silent {
+                            let tile = self.name(t).to_owned();
+                            let f = match error.take() {
+                                Some(error) => TileFailure::Failed { tile, error },
+                                None => TileFailure::Start {
+                                    tile,
+                                    why: format!("its group {label:?} could not be set up"),
+                                },
+                            };
+                            tracing::error!(tile = %f.tile(), "{f}");
+                            self.failures.push(f);
+                        }
                     }
-                    Ok(Err(error)) => Some(TileFailure::Failed { tile, error }),
-                    Err(panic) => Some(TileFailure::Panicked {
-                        tile,
-                        message: panic_message(&*panic),
-                    }),
-                };
-                if let Some(f) = failure {
-                    tracing::error!(tile = %f.tile(), "{f}");
-                    self.failures.push(f);
+                    Err(panic) => {
+                        let message = panic_message(&*panic);
+                        for &t in &silent {
+                            let f = TileFailure::Panicked {
+                                tile: self.name(t).to_owned(),
+                                message: message.clone(),
+                            };
+                            tracing::error!(tile = %f.tile(), "{f}");
+                            self.failures.push(f);
+                        }
+                    }
                 }
                 return true;
             }
         }
-        self.tiles[i] = Handle::Ended;
+        self.units[u].handle = Handle::Ended;
         true
     }
 
@@ -558,7 +719,7 @@ impl Running<'_> {
             return;
         }
         self.stopped = true;
-        let n = self.tiles.len();
+        let n = self.done.len();
         // Each tile gets its grace to drain, one after another along the
         // longest chain, and some time to start and end.
         let deadline =
@@ -601,11 +762,13 @@ impl Running<'_> {
             if Instant::now() >= deadline {
                 for i in (0..n).filter(|&i| !ended[i]) {
                     let tile = self.name(i).to_owned();
-                    if let Handle::Process(c, _) = &mut self.tiles[i] {
+                    let unit = &mut self.units[self.unit_of[i]];
+                    if let Handle::Process(c, _) = &mut unit.handle {
                         let _ = c.kill();
                         let _ = c.wait();
                     }
-                    self.tiles[i] = Handle::Ended;
+                    unit.handle = Handle::Ended;
+                    self.done[i] = true;
                     tracing::error!(tile = %tile, "tile did not stop in time");
                     self.failures.push(TileFailure::DidNotStop { tile });
                 }
@@ -623,7 +786,11 @@ impl Running<'_> {
         let topo = &self.pipeline.topo;
         let mut found = Vec::new();
         for (i, t) in topo.tiles.iter().enumerate() {
-            if self.failures.iter().any(|f| f.tile() == t.name) {
+            let failed = |f: &TileFailure| match f {
+                TileFailure::GroupExited { tiles, .. } => tiles.contains(&t.name),
+                f => f.tile() == t.name,
+            };
+            if self.failures.iter().any(failed) {
                 continue;
             }
             for (j, link_name) in t.inputs.iter().enumerate() {

@@ -7,14 +7,16 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tilewire_shmem::pid_alive;
-use tilewire_tile::stem::{RunEnd, StemConfig};
+use tilewire_shmem::Workspace;
+use tilewire_tile::stem::{MemberEnd, StemConfig};
 
 use crate::error::PipelineError;
-use crate::run::{run_tile, tile_metrics};
+use crate::run::{run_group, run_tile, tile_metrics};
 use crate::{workspace, Registry};
 
 /// The environment variable that makes a process a tile process:
-/// `WORKSPACE/TILE`. Set by the runner for the processes it starts; read by
+/// `WORKSPACE/TILE`, or `WORKSPACE/GROUP` for a process that runs a group
+/// of tiles ([`Topology::layout`](crate::Topology::layout)). Set by the runner for the processes it starts; read by
 /// [`tile_main`].
 pub const TILE_ENV: &str = "TILEWIRE_TILE";
 /// The runner's pid, which a tile process watches.
@@ -85,13 +87,25 @@ pub fn tile_main(registry: &Registry) {
         return;
     };
     let code = match tile_process(&spec, registry) {
-        Ok(end) if end.pending == 0 => 0,
-        Ok(end) => {
-            eprintln!(
-                "tile {spec}: stopped holding {} packets it could not pass on",
-                end.pending
-            );
-            1
+        Ok(ends) => {
+            let mut code = 0;
+            for (tile, end) in ends {
+                match end {
+                    MemberEnd::Halted(end) if end.pending == 0 => {}
+                    MemberEnd::Halted(end) => {
+                        eprintln!(
+                            "tile {tile}: stopped holding {} packets it could not pass on",
+                            end.pending
+                        );
+                        code = 1;
+                    }
+                    MemberEnd::Panicked(message) => {
+                        eprintln!("tile {tile} panicked: {message}");
+                        code = 1;
+                    }
+                }
+            }
+            code
         }
         Err(e) => {
             eprintln!("tile {spec}: {e}");
@@ -101,14 +115,17 @@ pub fn tile_main(registry: &Registry) {
     std::process::exit(code);
 }
 
-fn tile_process(spec: &str, registry: &Registry) -> Result<RunEnd, PipelineError> {
+fn tile_process(
+    spec: &str,
+    registry: &Registry,
+) -> Result<Vec<(String, MemberEnd)>, PipelineError> {
     let bad = |why: &str| PipelineError::Stored {
         name: spec.to_owned(),
         why: why.to_owned(),
     };
-    let (ws, tile) = spec
+    let (ws, name) = spec
         .split_once('/')
-        .ok_or_else(|| bad("TILEWIRE_TILE must be WORKSPACE/TILE"))?;
+        .ok_or_else(|| bad("TILEWIRE_TILE must be WORKSPACE/TILE or WORKSPACE/GROUP"))?;
     let parent = std::env::var(PARENT_ENV).ok().and_then(|p| p.parse().ok());
     let mut stem = StemConfig::default();
     if let Some((lazy, grace)) = std::env::var(STEM_ENV)
@@ -122,43 +139,78 @@ fn tile_process(spec: &str, registry: &Registry) -> Result<RunEnd, PipelineError
             .map(Duration::from_millis)
             .unwrap_or(stem.stop_grace);
     }
-    run_tile_process(ws, tile, parent, registry, stem)
+    run_tile_process(ws, name, parent, registry, stem)
 }
 
-/// Runs tile `tile` of the running pipeline in workspace `ws` in this
-/// process until it is asked to stop, Ctrl-C or SIGTERM arrive, or (with
-/// `parent`) that process is gone; `tilewire tile` is this. A tile started
-/// again after a crash rejoins its links where its predecessor left them.
+/// Runs tile `name` of the running pipeline in workspace `ws` in this
+/// process, or, if no tile has that name, the tiles of the group
+/// ([`Topology::layout`](crate::Topology::layout)) of that name on this
+/// process's one thread, until they are asked to stop, Ctrl-C or SIGTERM
+/// arrive, or (with `parent`) that process is gone; `tilewire tile` is
+/// this. A tile started again after a crash rejoins its links where its
+/// predecessor left them. A tile of a group that panics ends alone, and
+/// the others drain their inputs and stop. Returns how each tile ended.
 ///
 /// # Errors
 /// The workspace or its stored topology cannot be read (against
-/// `registry`), or the tile cannot be built.
+/// `registry`), no tile or group has that name, or a tile cannot be
+/// built.
 pub fn run_tile_process(
     ws: &str,
-    tile: &str,
+    name: &str,
     parent: Option<u32>,
     registry: &Registry,
     stem: StemConfig,
-) -> Result<RunEnd, PipelineError> {
+) -> Result<Vec<(String, MemberEnd)>, PipelineError> {
     let ws = workspace::join(ws)?;
     let topo = workspace::stored_topology(&ws, registry)?;
+    if topo.tile(name).is_some() {
+        let tiles = [name.to_owned()];
+        let end = watched(&ws, &tiles, parent, || run_tile(&ws, &topo, name, stem))?;
+        return Ok(vec![(name.to_owned(), MemberEnd::Halted(end))]);
+    }
+    let group = topo
+        .layout()
+        .into_iter()
+        .find(|g| g.name == name)
+        .ok_or_else(|| PipelineError::NoSuchTile(name.into()))?;
+    let tiles: Vec<String> = group
+        .tiles
+        .iter()
+        .map(|&t| topo.tiles[t].name.clone())
+        .collect();
+    watched(&ws, &tiles, parent, || {
+        run_group(&ws, &topo, &group, stem, true, |_, _| {})
+    })
+}
+
+/// Runs `run` while a watcher thread asks `tiles` to stop once Ctrl-C or
+/// SIGTERM arrive or `parent` is gone.
+fn watched<T>(
+    ws: &Workspace,
+    tiles: &[String],
+    parent: Option<u32>,
+    run: impl FnOnce() -> Result<T, PipelineError>,
+) -> Result<T, PipelineError> {
     let signals = StopFlag::on_signals()?;
     let done = AtomicBool::new(false);
     std::thread::scope(|s| {
         let watcher = s.spawn(|| {
             while !done.load(Ordering::Relaxed) {
                 let parent_gone = parent.is_some_and(|p| !pid_alive(p));
-                // Asked again every turn until the tile ended: a request
-                // made while it was still starting would be lost.
+                // Asked again every turn until the tiles ended: a request
+                // made while one was still starting would be lost.
                 if signals.is_stopped() || parent_gone {
-                    if let Some(m) = tile_metrics(&ws, tile) {
-                        m.request_stop();
+                    for tile in tiles {
+                        if let Some(m) = tile_metrics(ws, tile) {
+                            m.request_stop();
+                        }
                     }
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
         });
-        let r = run_tile(&ws, &topo, tile, stem);
+        let r = run();
         done.store(true, Ordering::Relaxed);
         let _ = watcher.join();
         r
