@@ -84,7 +84,7 @@
 
 mod copy;
 pub mod drain;
-mod group;
+pub mod group;
 pub mod metrics;
 
 pub use copy::FragCopy;
