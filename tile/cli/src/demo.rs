@@ -186,29 +186,65 @@ fn run_udp(opts: &Args, frames: Vec<(FrameClass, Vec<u8>)>, stop: &StopFlag) -> 
     run_pipeline(opts, &text, frames, stop, Target::Udp { port })
 }
 
+/// Lays the tiles of `text` out for this machine: with a core for each
+/// tile and one more for the peer, each tile pinned to a core of its own
+/// (they spin); with fewer, the net tile on a thread of its own (it waits
+/// in system calls and takes in whole batches, which would stall the tiles
+/// it shared a thread with) and the others on one thread, taking turns,
+/// both backing off while idle, so the pipeline leaves the peer room
+/// instead of fighting it for every core.
+fn fit_to_machine(text: &str, registry: &Registry) -> Result<String, String> {
+    let topo = registry
+        .parse(text)
+        .map_err(|e| format!("the embedded topology: {e}"))?;
+    let cpus = tilewire_pipeline::topo::Machine::this().cpus;
+    let mut text = text.to_owned();
+    for (i, t) in topo.tiles.iter().enumerate() {
+        let key = if cpus.len() > topo.tiles.len() {
+            format!("cpu = {}", cpus[cpus.len() - topo.tiles.len() + i])
+        } else if t.kind().starts_with("net-") {
+            continue;
+        } else {
+            "group = \"work\"".to_owned()
+        };
+        let line = format!("name = \"{}\"\n", t.name);
+        text = text.replacen(&line, &format!("{line}{key}\n"), 1);
+    }
+    Ok(text)
+}
+
 /// How the tiles run on this machine: threads, where, and what each does
-/// while idle (a tile pinned to a cpu of its own spins; the rest back off,
-/// so a pipeline of more tiles than cores still moves).
+/// while idle.
 fn layout(topo: &tilewire_pipeline::Topology) -> String {
     let cpus = tilewire_pipeline::topo::Machine::this().cpus.len();
-    let tiles: Vec<String> = topo
-        .tiles
+    let groups = topo.layout();
+    let threads: Vec<String> = groups
         .iter()
-        .map(|t| {
-            let idle = match topo.idle_policy(t) {
+        .map(|g| {
+            let idle = match g.idle {
                 tilewire_tile::stem::IdlePolicy::Spin => "spin",
                 tilewire_tile::stem::IdlePolicy::Backoff => "backoff",
             };
-            let cpu = t
+            let cpu = g
                 .cpu
                 .map_or_else(|| "unpinned".to_owned(), |c| format!("cpu {c}"));
-            format!("{} ({cpu}, {idle})", t.name)
+            let tiles: Vec<&str> = g
+                .tiles
+                .iter()
+                .map(|&i| topo.tiles[i].name.as_str())
+                .collect();
+            if g.is_shared() {
+                format!("[{}] taking turns ({cpu}, {idle})", tiles.join(", "))
+            } else {
+                format!("{} ({cpu}, {idle})", tiles[0])
+            }
         })
         .collect();
     format!(
-        "{} tiles as threads on {cpus} cpus: {}",
+        "{} tiles on {} threads on {cpus} cpus: {}",
         topo.tiles.len(),
-        tiles.join(", ")
+        groups.len(),
+        threads.join("; ")
     )
 }
 
@@ -219,8 +255,10 @@ fn run_pipeline(
     stop: &StopFlag,
     target: Target,
 ) -> Result<(), String> {
-    let topo = Registry::with_builtins()
-        .parse(text)
+    let registry = Registry::with_builtins();
+    let text = fit_to_machine(text, &registry)?;
+    let topo = registry
+        .parse(&text)
         .map_err(|e| format!("the embedded topology: {e}"))?;
     println!("tilewire demo: layout: {}", layout(&topo));
     let pipeline = Pipeline::create(topo).map_err(|e| format!("the embedded topology: {e}"))?;

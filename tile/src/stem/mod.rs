@@ -666,7 +666,9 @@ pub enum Turn {
 }
 
 /// Most iterations one [`Stem::turn`] runs.
-const TURN_STEPS: u32 = 64;
+const TURN_STEPS: u32 = 1024;
+/// A [`Stem::turn`] ends once the tile published this many frags.
+const TURN_FRAGS: u64 = 1024;
 
 impl<'w, T: Tile> Stem<'w, T> {
     /// Sets up tile `name` of workspace `ws`, reading each `(link, consumer
@@ -1008,13 +1010,20 @@ impl<'w, T: Tile> Stem<'w, T> {
     /// published one from `after_credit`).
     #[inline]
     fn step_worked(&mut self, read: Read) -> (Polled, bool) {
-        let published: u64 = self.outputs.iter().map(|p| p.seq()).sum();
+        let published = self.published();
         let polled = self.step(read);
-        let now: u64 = self.outputs.iter().map(|p| p.seq()).sum();
         (
             polled,
-            matches!(polled, Polled::Busy(_)) || now != published,
+            matches!(polled, Polled::Busy(_)) || self.published() != published,
         )
+    }
+
+    /// The sum of the outputs' next seqs: it moves with every publish.
+    #[inline]
+    fn published(&self) -> u64 {
+        self.outputs
+            .iter()
+            .fold(0u64, |sum, p| sum.wrapping_add(p.seq()))
     }
 
     /// Iterations in a row that may find nothing before a turn ends idle:
@@ -1024,9 +1033,11 @@ impl<'w, T: Tile> Stem<'w, T> {
     }
 
     /// A turn while running: ends at housekeeping, after a poll of every
-    /// input found nothing, or after [`TURN_STEPS`].
+    /// input found nothing, after [`TURN_STEPS`] or once it published
+    /// [`TURN_FRAGS`].
     fn turn_running(&mut self) -> Turn {
         let (mut worked, mut idle) = (false, 0);
+        let start = self.published();
         for _ in 0..TURN_STEPS {
             self.loops += 1;
             let (_, w) = self.step_worked(Read::All);
@@ -1034,6 +1045,11 @@ impl<'w, T: Tile> Stem<'w, T> {
                 (worked, idle) = (true, 0);
             } else {
                 idle += 1;
+            }
+            if self.published().wrapping_sub(start) >= TURN_FRAGS {
+                // Enough for the tiles after it to read before it laps
+                // them (a net tile publishes a whole batch a step).
+                idle = u32::MAX;
             }
             if self.loops >= self.next_housekeeping {
                 self.housekeeping();
@@ -1085,6 +1101,7 @@ impl<'w, T: Tile> Stem<'w, T> {
     /// passed `deadline` or a plain stop was asked.
     fn turn_draining(&mut self, mask: u64, mut caught: u64, deadline: u64) -> Turn {
         let (mut worked, mut idle) = (false, 0);
+        let start = self.published();
         for _ in 0..TURN_STEPS {
             self.loops += 1;
             let (polled, w) = self.step_worked(Read::Only(mask));
@@ -1102,6 +1119,9 @@ impl<'w, T: Tile> Stem<'w, T> {
                 (worked, idle) = (true, 0);
             } else {
                 idle += 1;
+            }
+            if self.published().wrapping_sub(start) >= TURN_FRAGS {
+                idle = u32::MAX;
             }
             if self.loops >= self.next_housekeeping {
                 self.housekeeping();

@@ -91,8 +91,12 @@ pub(super) struct PeerCounts {
     pub expected_sum: u64,
     /// Wrapping sum of the checksums of the payloads echoed.
     pub received_sum: u64,
-    /// The peer's namespace's UDP receive-buffer drops over the run.
+    /// Datagrams the kernel dropped at the peer's echo socket (its receive
+    /// buffer was full) over the run.
     pub rcvbuf_drops: u64,
+    /// Over loopback, datagrams the kernel dropped at the pipeline's net
+    /// socket over the run (read while it is open, before the stop).
+    pub net_socket_drops: u64,
     /// Times the send socket was full and the peer waited.
     pub send_waits: u64,
 }
@@ -216,7 +220,13 @@ impl<'w> Peer<'w> {
         live: &PeerLive,
         mut tx: impl Sender,
     ) -> Result<PeerCounts, String> {
-        let drops0 = rcvbuf_errors();
+        let own_port = tx.rx().local_addr().port();
+        let net_port = match &self.target {
+            Target::Udp { port } => Some(*port),
+            Target::Xdp { .. } => None,
+        };
+        let drops = |port: Option<u16>| port.and_then(socket_drops).unwrap_or(0);
+        let (own0, net0) = (drops(Some(own_port)), drops(net_port));
         let mut c = PeerCounts {
             unsendable: self.unsendable,
             ..PeerCounts::default()
@@ -299,7 +309,8 @@ impl<'w> Peer<'w> {
             }
             drain_rx(&mut tx, &mut c, live, &mut last_echo);
         }
-        c.rcvbuf_drops = rcvbuf_errors().saturating_sub(drops0);
+        c.rcvbuf_drops = drops(Some(own_port)).saturating_sub(own0);
+        c.net_socket_drops = drops(net_port).saturating_sub(net0);
         c.by_class = by_class;
         Ok(c)
     }
@@ -344,21 +355,20 @@ impl Aio for Echoes {
     }
 }
 
-/// `UdpRcvbufErrors` of the calling thread's network namespace.
-fn rcvbuf_errors() -> u64 {
-    let Ok(snmp) = std::fs::read_to_string("/proc/thread-self/net/snmp") else {
-        return 0;
-    };
-    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp: "));
-    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
-        return 0;
-    };
-    names
-        .split_whitespace()
-        .zip(values.split_whitespace())
-        .find(|(n, _)| *n == "RcvbufErrors")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0)
+/// Datagrams the kernel dropped at the IPv4 UDP socket bound to local
+/// `port` in the calling thread's network namespace (the `drops` column of
+/// its `/proc/net/udp` line); `None` if no such socket is open.
+fn socket_drops(port: u16) -> Option<u64> {
+    let table = std::fs::read_to_string("/proc/thread-self/net/udp").ok()?;
+    let want = format!(":{port:04X}");
+    table.lines().skip(1).find_map(|l| {
+        let mut cols = l.split_whitespace();
+        let local = cols.nth(1)?;
+        if !local.ends_with(&want) {
+            return None;
+        }
+        l.split_whitespace().last()?.parse().ok()
+    })
 }
 
 /// How the peer sends a batch: returns how many went.

@@ -145,7 +145,8 @@ impl Summary {
         let kernel_drops = c("net", "k_rx_dropped")
             + c("net", "k_rx_ring_full")
             + c("net", "rx_too_big")
-            + c("net", "rx_dropped_v6");
+            + c("net", "rx_dropped_v6")
+            + peer.net_socket_drops;
         let net_tx_refused =
             c("net", "tx_refused") + c("net", "tx_not_udp") + c("net", "tx_errors");
         let mut s = Summary {
@@ -257,7 +258,7 @@ impl fmt::Display for Summary {
         writeln!(f, "  payloads          {payloads}")?;
         let drops = [
             (
-                "kernel, at the socket (rx ring full / no fill frame / too big)",
+                "kernel, at the net socket (buffer or rx ring full / no fill frame / too big)",
                 self.kernel_drops,
             ),
             (
