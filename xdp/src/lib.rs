@@ -40,7 +40,7 @@
 //!
 //! xsk-rs is not used for the data path because it allocates its UMEM as
 //! an anonymous mapping no other process can join; it serves as the
-//! interop peer and benchmark baseline ([`xskrs_peer`], feature
+//! interop peer and benchmark baseline (`xskrs_peer`, feature
 //! `xsk-rs-peer`).
 //!
 //! The crate denies `unsafe` but in the modules that talk to the kernel or

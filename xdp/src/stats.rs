@@ -51,10 +51,34 @@ pub struct XskStats {
     pub tx_bad_completion: u64,
 }
 
-/// The kernel's drop counters for the socket (`XDP_STATISTICS`).
+/// The kernel's drop counters for the socket (`XDP_STATISTICS`, read with
+/// the full six-field struct, so `rx_ring_full` is reported on its own
+/// rather than folded into `rx_dropped` as the kernel does for callers of
+/// the older three-field one).
+///
+/// # Which counter a lost packet lands in
+///
+/// On receive the kernel first takes a frame from the fill ring, then a
+/// slot on the rx ring (copy mode: it copies the packet in between):
+///
+/// - **no frame on the fill ring**: the packet is dropped and counted in
+///   `rx_dropped` *and* in `rx_fill_ring_empty_descs` (the latter counts
+///   every time the kernel found the fill ring empty, which in zero-copy
+///   mode also happens when a driver refills its own ring, without a
+///   drop);
+/// - **a frame but no rx slot**: dropped and counted in `rx_ring_full`
+///   only (the frame goes back to the kernel's free list, not to us);
+/// - a packet longer than a frame: `rx_dropped`.
+///
+/// So the packets lost at the socket are [`KernelStats::rx_lost`] =
+/// `rx_dropped + rx_ring_full`. A socket whose fill ring holds as many
+/// frames as its rx ring has slots (what [`crate::XskConfig`] does by
+/// default) never fills the rx ring first: every drop of a receiver that
+/// falls behind shows as an empty fill ring.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct KernelStats {
-    /// Packets dropped for reasons other than the two below.
+    /// Packets dropped because the fill ring was empty (or longer than a
+    /// frame).
     pub rx_dropped: u64,
     /// Fill-ring entries the kernel found invalid.
     pub rx_invalid_descs: u64,
@@ -62,10 +86,35 @@ pub struct KernelStats {
     pub tx_invalid_descs: u64,
     /// Packets dropped because the rx ring was full.
     pub rx_ring_full: u64,
-    /// Packets dropped because the fill ring was empty.
+    /// Times the kernel found the fill ring empty (each such drop is also
+    /// in `rx_dropped`).
     pub rx_fill_ring_empty_descs: u64,
     /// Times the kernel found the tx ring empty when woken.
     pub tx_ring_empty_descs: u64,
+}
+
+impl KernelStats {
+    /// Received packets the kernel dropped at the socket, whatever the
+    /// cause: `rx_dropped + rx_ring_full` (see the type's docs).
+    pub fn rx_lost(&self) -> u64 {
+        self.rx_dropped + self.rx_ring_full
+    }
+
+    /// What was counted between `self` (earlier) and `later`.
+    pub fn since(&self, later: &KernelStats) -> KernelStats {
+        KernelStats {
+            rx_dropped: later.rx_dropped.saturating_sub(self.rx_dropped),
+            rx_invalid_descs: later.rx_invalid_descs.saturating_sub(self.rx_invalid_descs),
+            tx_invalid_descs: later.tx_invalid_descs.saturating_sub(self.tx_invalid_descs),
+            rx_ring_full: later.rx_ring_full.saturating_sub(self.rx_ring_full),
+            rx_fill_ring_empty_descs: later
+                .rx_fill_ring_empty_descs
+                .saturating_sub(self.rx_fill_ring_empty_descs),
+            tx_ring_empty_descs: later
+                .tx_ring_empty_descs
+                .saturating_sub(self.tx_ring_empty_descs),
+        }
+    }
 }
 
 impl From<libc::xdp_statistics> for KernelStats {
@@ -78,5 +127,31 @@ impl From<libc::xdp_statistics> for KernelStats {
             rx_fill_ring_empty_descs: s.rx_fill_ring_empty_descs,
             tx_ring_empty_descs: s.tx_ring_empty_descs,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KernelStats;
+
+    #[test]
+    fn since_subtracts_field_by_field_and_rx_lost_adds_the_two_causes() {
+        let a = KernelStats {
+            rx_dropped: 5,
+            rx_ring_full: 2,
+            rx_fill_ring_empty_descs: 5,
+            ..KernelStats::default()
+        };
+        let b = KernelStats {
+            rx_dropped: 9,
+            rx_ring_full: 3,
+            rx_fill_ring_empty_descs: 9,
+            tx_ring_empty_descs: 4,
+            ..KernelStats::default()
+        };
+        let d = a.since(&b);
+        assert_eq!((d.rx_dropped, d.rx_ring_full, d.rx_lost()), (4, 1, 5));
+        assert_eq!(d.tx_ring_empty_descs, 4);
+        assert_eq!(b.since(&a), KernelStats::default(), "never below zero");
     }
 }
