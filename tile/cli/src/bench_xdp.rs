@@ -71,8 +71,8 @@ struct Row {
     /// Packets that arrived, whole cell (received for RX, counted by the
     /// far veth for TX).
     got: Option<u64>,
-    /// RX on AF_XDP: packets the kernel dropped at the socket.
-    socket_drops: Option<u64>,
+    /// RX: what the cell measured about its losses (`None` for TX).
+    rx: Option<RxCell>,
 }
 
 /// A workspace for the UMEMs, unlinked when dropped (also on error).
@@ -224,7 +224,7 @@ fn rx_row(imp: Impl, sz: usize, c: &RxCell) -> Row {
         cpu_ns_per_pkt: c.cpu_ns_per_pkt,
         sent: c.sent,
         got: Some(c.received),
-        socket_drops: c.socket_drops,
+        rx: Some(*c),
     }
 }
 
@@ -237,7 +237,7 @@ fn tx_row(imp: Impl, sz: usize, c: &TxCell) -> Row {
         cpu_ns_per_pkt: c.cpu_ns_per_pkt,
         sent: c.sent,
         got: c.delivered,
-        socket_drops: None,
+        rx: None,
     }
 }
 
@@ -302,22 +302,36 @@ fn add_notes(
             .map(|r| r.imp.name())
             .collect();
         for r in rows.iter().filter(|r| r.dir == Dir::Rx && r.sz == sz) {
-            let Some(lost) = r.got.map(|g| r.sent.saturating_sub(g)).filter(|&l| l > 0) else {
+            let Some(c) = r.rx.as_ref() else { continue };
+            let lost = c.sent.saturating_sub(c.received);
+            if lost == 0 {
                 continue;
+            }
+            let at_socket = match c.socket {
+                Some(k) => format!(
+                    "{} at the AF_XDP socket ({} with the fill ring empty, {} with the rx ring \
+                     full), {} before it",
+                    k.rx_lost(),
+                    k.rx_dropped,
+                    k.rx_ring_full,
+                    c.lost_elsewhere()
+                ),
+                None => "all before the program-less socket (its buffer or the veth \
+                         backlog)"
+                    .to_string(),
             };
-            let at_socket = r.socket_drops.map_or_else(
-                || "the socket buffer or the veth backlog (recvmmsg)".to_string(),
-                |d| {
-                    format!(
-                        "{d} dropped by the kernel at the AF_XDP socket (rx ring full or \
-                         fill ring empty: the receiver was off its core, e.g. waking from \
-                         its idle sleep on this VM), the rest before it (veth ring or backlog)"
-                    )
-                },
-            );
+            let veth_b = c.veth_b.map_or(0, |v| v.tx_dropped);
             notes.push(format!(
-                "rx {sz} B {}: {lost} packets blasted but not received: {at_socket}",
-                r.imp.name()
+                "rx {sz} B {}: {lost} of {} blasted packets not received: {at_socket}; veth \
+                 itself dropped {veth_b} on b's side; the receiver waited {:.1} ms runnable \
+                 for its cpu{}",
+                r.imp.name(),
+                c.sent,
+                c.sched.run_delay_ns as f64 / 1e6,
+                c.max_gap_ns.map_or_else(String::new, |g| format!(
+                    ", {:.1} ms at most between two polls",
+                    g as f64 / 1e6
+                )),
             ));
         }
         if !kept.is_empty() {
@@ -328,6 +342,30 @@ fn add_notes(
                 kept.join(", ")
             ));
         }
+    }
+    let gaps: Vec<u64> = rows.iter().filter_map(|r| r.rx?.max_gap_ns).collect();
+    let delays: Vec<u64> = rows
+        .iter()
+        .filter(|r| matches!(r.imp, Impl::Tilewire(_)))
+        .filter_map(|r| Some(r.rx?.sched.run_delay_ns))
+        .collect();
+    if let (Some(gmin), Some(gmax)) = (gaps.iter().min(), gaps.iter().max()) {
+        notes.push(format!(
+            "rx drops at the socket: every AF_XDP receiver here (tilewire's and xsk-rs's) \
+             has {} rx-ring slots and as many frames on its fill ring; the kernel takes a \
+             fill frame for every packet while the receiver is off its cpu, and this run's \
+             tilewire receivers went {:.1} to {:.1} ms between two polls at worst (waiting \
+             runnable {:.1} to {:.1} ms per cell: other threads on the shared cpu), which \
+             {} frames cover up to {:.1} M pkt/s; with 2048 (1 ms of packets at the \
+             blaster's pace) each RX cell lost 0.1 to 3% to an empty fill ring",
+            roles::RX_RING,
+            *gmin as f64 / 1e6,
+            *gmax as f64 / 1e6,
+            delays.iter().min().copied().unwrap_or(0) as f64 / 1e6,
+            delays.iter().max().copied().unwrap_or(0) as f64 / 1e6,
+            roles::RX_RING,
+            f64::from(roles::RX_RING) / (*gmax as f64 / 1e9) / 1e6,
+        ));
     }
     notes.push(format!(
         "rx CPU: the receiver thread's CPU time in the window per packet; tilewire's and \
@@ -390,7 +428,29 @@ struct JsonRow<'a> {
     vs_sendmmsg: Option<f64>,
     sent: u64,
     arrived: Option<u64>,
+    /// RX on AF_XDP: packets lost at the socket (both causes).
     socket_drops: Option<u64>,
+    /// ... of them with the fill ring empty (`rx_dropped`).
+    drop_fill_empty: Option<u64>,
+    /// ... of them with the rx ring full (`rx_ring_full`).
+    drop_rx_ring_full: Option<u64>,
+    /// The kernel's `rx_fill_ring_empty_descs`.
+    fill_ring_empty_descs: Option<u64>,
+    /// RX: sent, not received, not dropped at the socket.
+    lost_elsewhere: Option<u64>,
+    /// RX: veth's own drops on b (tx) and a (rx) over the cell.
+    veth_b_tx_dropped: Option<u64>,
+    veth_a_rx_dropped: Option<u64>,
+    /// RX: the receiver's rx and fill ring entries.
+    rx_ring: Option<u32>,
+    /// RX: time the receiver thread waited runnable for its cpu, us.
+    recv_run_delay_us: Option<u64>,
+    /// RX: times it was preempted.
+    recv_preempted: Option<u64>,
+    /// RX, tilewire: longest time between two polls, us.
+    recv_max_gap_us: Option<u64>,
+    /// RX, tilewire: receive wakeups (`recvfrom`) it made.
+    rx_wakeups: Option<u64>,
     pinned: &'a str,
     quick: bool,
 }
@@ -408,7 +468,20 @@ fn print(rows: &[Row], pinned: &str, notes: &[String], opts: &BenchArgs) {
                 vs_sendmmsg: vs_mmsg(rows, r).map(|v| round(v, 3)),
                 sent: r.sent,
                 arrived: r.got,
-                socket_drops: r.socket_drops,
+                socket_drops: r.rx.and_then(|c| c.socket_lost()),
+                drop_fill_empty: r.rx.and_then(|c| Some(c.socket?.rx_dropped)),
+                drop_rx_ring_full: r.rx.and_then(|c| Some(c.socket?.rx_ring_full)),
+                fill_ring_empty_descs: r.rx.and_then(|c| Some(c.socket?.rx_fill_ring_empty_descs)),
+                lost_elsewhere: r.rx.map(|c| c.lost_elsewhere()),
+                veth_b_tx_dropped: r.rx.and_then(|c| Some(c.veth_b?.tx_dropped)),
+                veth_a_rx_dropped: r.rx.and_then(|c| Some(c.veth_a?.rx_dropped)),
+                rx_ring: r
+                    .rx
+                    .and_then(|_| (r.imp != Impl::Mmsg).then_some(roles::RX_RING)),
+                recv_run_delay_us: r.rx.map(|c| c.sched.run_delay_ns / 1000),
+                recv_preempted: r.rx.map(|c| c.sched.preempted),
+                recv_max_gap_us: r.rx.and_then(|c| c.max_gap_ns).map(|g| g / 1000),
+                rx_wakeups: r.rx.and_then(|c| c.rx_wakeups),
                 pinned,
                 quick: opts.quick,
             });
@@ -423,23 +496,45 @@ fn print(rows: &[Row], pinned: &str, notes: &[String], opts: &BenchArgs) {
     println!("pinned: {pinned}");
     println!();
     println!(
-        "{:<5} {:>7}  {:<17} {:>9} {:>10} {:>11} {:>7}  {:>9} {:>8}",
-        "bench", "size", "impl", "M pkt/s", "CPU ns/pkt", "sent", "got %", "vs xsk-rs", "vs mmsg"
+        "{:<5} {:>7}  {:<17} {:>9} {:>10} {:>9} {:>9} {:>7} {:>10} {:>8} {:>9}  {:>9} {:>8}",
+        "bench",
+        "size",
+        "impl",
+        "M pkt/s",
+        "CPU ns/pkt",
+        "sent",
+        "got",
+        "got %",
+        "fill-empty",
+        "rx-full",
+        "elsewhere",
+        "vs xsk-rs",
+        "vs mmsg"
     );
     for r in rows {
+        let k = r.rx.and_then(|c| c.socket);
         println!(
-            "{:<5} {:>5} B  {:<17} {:>9.3} {:>10.0} {:>11} {:>7}  {:>9} {:>8}",
+            "{:<5} {:>5} B  {:<17} {:>9.3} {:>10.0} {:>9} {:>9} {:>7} {:>10} {:>8} {:>9}  {:>9} {:>8}",
             r.dir.name(),
             r.sz,
             r.imp.name(),
             r.rate / 1e6,
             r.cpu_ns_per_pkt,
             r.sent,
-            dash(got_pct(r).map(|p| format!("{p:.1}"))),
+            dash(r.got.map(|g| g.to_string())),
+            dash(got_pct(r).map(|p| format!("{p:.2}"))),
+            dash(k.map(|k| k.rx_dropped.to_string())),
+            dash(k.map(|k| k.rx_ring_full.to_string())),
+            dash(r.rx.map(|c| c.lost_elsewhere().to_string())),
             dash(vs_xskrs(rows, r).map(|v| format!("{v:.2}x"))),
             dash(vs_mmsg(rows, r).map(|v| format!("{v:.2}x"))),
         );
     }
+    println!();
+    println!(
+        "rx: fill-empty and rx-full are the packets the kernel dropped at the AF_XDP socket \
+         (XDP_STATISTICS rx_dropped and rx_ring_full), elsewhere the rest of sent - got"
+    );
     println!();
     for n in notes {
         println!("- {n}");

@@ -33,9 +33,9 @@ use tilewire_aio::{Aio, PktInfo, SendError, SendErrorKind};
 use tilewire_shmem::clock::mono_ns;
 use tilewire_xdp::bpf::AttachMode;
 use tilewire_xdp::xskrs_peer::{PeerMode, XskRsPeer};
-use tilewire_xdp::{RxPacket, RxRefused, RxSink};
+use tilewire_xdp::{KernelStats, RxPacket, RxRefused, RxSink};
 
-use super::roles::{self, Check, Cores, Role, Umems, XskSock, BATCH};
+use super::roles::{self, Check, Cores, Role, SchedCounters, Umems, VethCounters, XskSock, BATCH};
 
 /// How long an idle receiver sleeps before it polls again.
 pub(super) const IDLE_SLEEP: Duration = Duration::from_micros(20);
@@ -112,9 +112,40 @@ pub(super) struct RxCell {
     pub disorder: u64,
     /// The blaster's own rate over its run.
     pub blaster_rate: f64,
-    /// Packets the kernel dropped at the AF_XDP socket (rx ring full,
-    /// fill ring empty, other), whole cell; `None` for mmsg.
-    pub socket_drops: Option<u64>,
+    /// The kernel's drop counters of the AF_XDP socket over the whole
+    /// cell (`XDP_STATISTICS`: which counter says what is in
+    /// [`KernelStats`]); `None` for mmsg.
+    pub socket: Option<KernelStats>,
+    /// `a`'s veth counters over the cell (in DRV mode its `rx_dropped`
+    /// also counts the redirects the socket refused, the same packets as
+    /// the socket's drops).
+    pub veth_a: Option<VethCounters>,
+    /// `b`'s veth counters over the cell (`tx_dropped`: packets veth
+    /// itself had no room for on the way to `a`).
+    pub veth_b: Option<VethCounters>,
+    /// How the scheduler treated the receiver thread over the cell.
+    pub sched: SchedCounters,
+    /// Longest time between two polls of a tilewire receiver, ns: how long
+    /// the fill ring had to last on its own.
+    pub max_gap_ns: Option<u64>,
+    /// Receive wakeups (`recvfrom`) a tilewire receiver made: in copy mode
+    /// the kernel never asks for one on the fill ring.
+    pub rx_wakeups: Option<u64>,
+}
+
+impl RxCell {
+    /// Packets lost at the socket (either cause).
+    pub(super) fn socket_lost(&self) -> Option<u64> {
+        self.socket.map(|k| k.rx_lost())
+    }
+
+    /// Packets sent and never received that the socket did not drop:
+    /// lost before it (veth, the UDP stack's buffers for mmsg).
+    pub(super) fn lost_elsewhere(&self) -> u64 {
+        self.sent
+            .saturating_sub(self.received)
+            .saturating_sub(self.socket_lost().unwrap_or(0))
+    }
 }
 
 /// What one TX cell measured.
@@ -161,32 +192,27 @@ enum Receiver<'w> {
 }
 
 impl Receiver<'_> {
-    /// What the kernel dropped at an AF_XDP socket (`XDP_STATISTICS`).
-    /// A drop for a full rx ring is counted both as `rx_dropped` and as
-    /// `rx_ring_full` (and one for an empty fill ring in `rx_dropped`),
-    /// so the larger of the two sums, not their total.
-    fn socket_drops(&mut self) -> Option<u64> {
+    /// The kernel's drop counters of an AF_XDP socket (`XDP_STATISTICS`).
+    fn socket_drops(&mut self) -> Option<KernelStats> {
         match self {
-            Receiver::Tilewire(sock) => {
-                let k = sock.xsk().kernel_stats().ok()?;
-                Some(
-                    k.rx_dropped
-                        .max(k.rx_ring_full + k.rx_fill_ring_empty_descs),
-                )
-            }
+            Receiver::Tilewire(sock) => sock.xsk().kernel_stats().ok(),
             Receiver::XskRs(peer) => {
                 let k = peer.xdp_statistics().ok()?;
-                Some(
-                    k.rx_dropped()
-                        .max(k.rx_ring_full() + k.rx_fill_ring_empty_descs()),
-                )
+                Some(KernelStats {
+                    rx_dropped: k.rx_dropped(),
+                    rx_invalid_descs: k.rx_invalid_descs(),
+                    tx_invalid_descs: k.tx_invalid_descs(),
+                    rx_ring_full: k.rx_ring_full(),
+                    rx_fill_ring_empty_descs: k.rx_fill_ring_empty_descs(),
+                    tx_ring_empty_descs: k.tx_ring_empty_descs(),
+                })
             }
             Receiver::Mmsg(_) => None,
         }
     }
 
     /// Receives and checks until `until`.
-    fn run_until(&mut self, check: &mut Check, until: Instant) {
+    fn run_until(&mut self, check: &mut Check, until: Instant, gap: &mut Gap) {
         match self {
             Receiver::XskRs(peer) => {
                 let never = AtomicBool::new(false);
@@ -195,6 +221,7 @@ impl Receiver<'_> {
             Receiver::Tilewire(sock) => {
                 let xsk = sock.xsk();
                 while Instant::now() < until {
+                    gap.poll();
                     if xsk.poll_rx(&mut CountingSink(check), BATCH as u32) == 0 {
                         xsk.service(mono_ns());
                         std::thread::sleep(IDLE_SLEEP);
@@ -209,6 +236,25 @@ impl Receiver<'_> {
                 }
             }
         }
+    }
+}
+
+/// The longest time between two polls of a receiver (one clock read a
+/// poll, a poll takes up to [`BATCH`] packets).
+#[derive(Default)]
+struct Gap {
+    last: u64,
+    max: u64,
+}
+
+impl Gap {
+    #[inline]
+    fn poll(&mut self) {
+        let now = mono_ns();
+        if self.last != 0 {
+            self.max = self.max.max(now - self.last);
+        }
+        self.last = now;
     }
 }
 
@@ -283,7 +329,7 @@ pub(super) fn rx(
             _program = Some(program);
             Receiver::Tilewire(Box::new(sock))
         }
-        Impl::XskRs(mode) => Receiver::XskRs(Box::new(roles::bind_xskrs(a, mode)?)),
+        Impl::XskRs(mode) => Receiver::XskRs(Box::new(roles::bind_xskrs(a, mode, Role::Receive)?)),
         Impl::Mmsg => {
             let addr = SocketAddr::from((a.addr(), roles::PORT_A));
             Receiver::Mmsg(Box::new(roles::bind_mmsg(a, addr)?))
@@ -294,44 +340,56 @@ pub(super) fn rx(
     let stop = AtomicBool::new(false);
     let start = Barrier::new(2);
     let cap = Instant::now() + t.warm + t.window + OVERRUN_MAX;
-    let (blasted, (check, window, socket_drops)) = std::thread::scope(|s| {
-        let (stop, start, frame) = (&stop, &start, &frame);
-        let tb = s.spawn(move || {
-            roles::pin(cores.send);
-            start.wait();
-            blast(&mut blaster, frame, stop, cap)
-        });
-        let tr = s.spawn(move || {
-            roles::pin(cores.recv);
-            let mut check = Check::new(sz);
-            start.wait();
-            receiver.run_until(&mut check, Instant::now() + t.warm);
-            let (cpu0, n0, w0) = (thread_cpu_ns(), check.pkts, Instant::now());
-            receiver.run_until(&mut check, w0 + t.window);
-            let window = (
-                check.pkts - n0,
-                thread_cpu_ns().saturating_sub(cpu0),
-                w0.elapsed().as_secs_f64(),
-            );
-            // SYNC: Release; pairs with the blaster's Acquire load.
-            stop.store(true, Ordering::Release);
-            let end = Instant::now() + OVERRUN_MAX;
-            loop {
-                let before = check.pkts + check.foreign + check.bad;
-                receiver.run_until(&mut check, Instant::now() + QUIET);
-                if check.pkts + check.foreign + check.bad == before || Instant::now() > end {
-                    break;
+    let veth0 = (roles::veth_counters(a), roles::veth_counters(pair.b()));
+    let (blasted, (check, window, socket, sched, (max_gap_ns, rx_wakeups))) =
+        std::thread::scope(|s| {
+            let (stop, start, frame) = (&stop, &start, &frame);
+            let tb = s.spawn(move || {
+                roles::pin(cores.send);
+                start.wait();
+                blast(&mut blaster, frame, stop, cap)
+            });
+            let tr = s.spawn(move || {
+                roles::pin(cores.recv);
+                let mut check = Check::new(sz);
+                let mut gap = Gap::default();
+                start.wait();
+                let sched0 = SchedCounters::now();
+                receiver.run_until(&mut check, Instant::now() + t.warm, &mut gap);
+                let (cpu0, n0, w0) = (thread_cpu_ns(), check.pkts, Instant::now());
+                receiver.run_until(&mut check, w0 + t.window, &mut gap);
+                let window = (
+                    check.pkts - n0,
+                    thread_cpu_ns().saturating_sub(cpu0),
+                    w0.elapsed().as_secs_f64(),
+                );
+                // SYNC: Release; pairs with the blaster's Acquire load.
+                stop.store(true, Ordering::Release);
+                let end = Instant::now() + OVERRUN_MAX;
+                loop {
+                    let before = check.pkts + check.foreign + check.bad;
+                    gap.last = 0;
+                    receiver.run_until(&mut check, Instant::now() + QUIET, &mut gap);
+                    if check.pkts + check.foreign + check.bad == before || Instant::now() > end {
+                        break;
+                    }
                 }
-            }
-            let drops = receiver.socket_drops();
-            drop(receiver);
-            (check, window, drops)
+                let sched = sched0.delta(SchedCounters::now());
+                let drops = receiver.socket_drops();
+                let (max_gap, wakeups) = match &mut receiver {
+                    Receiver::Tilewire(sock) => {
+                        (Some(gap.max), Some(sock.xsk().stats().rx_wakeups))
+                    }
+                    _ => (None, None),
+                };
+                drop(receiver);
+                (check, window, drops, sched, (max_gap, wakeups))
+            });
+            (
+                tb.join().expect("blaster thread"),
+                tr.join().expect("receiver thread"),
+            )
         });
-        (
-            tb.join().expect("blaster thread"),
-            tr.join().expect("receiver thread"),
-        )
-    });
     if matches!(imp, Impl::XskRs(_)) {
         roles::xdp_off(a);
     }
@@ -345,7 +403,18 @@ pub(super) fn rx(
         bad: check.bad + u64::from(past_end),
         disorder: check.disorder,
         blaster_rate: blasted.completed as f64 / blasted.secs.max(1e-9),
-        socket_drops,
+        socket,
+        veth_a: veth0
+            .0
+            .zip(roles::veth_counters(a))
+            .map(|(x, y)| x.delta(y)),
+        veth_b: veth0
+            .1
+            .zip(roles::veth_counters(pair.b()))
+            .map(|(x, y)| x.delta(y)),
+        sched,
+        max_gap_ns,
+        rx_wakeups,
     })
 }
 
@@ -441,7 +510,7 @@ pub(super) fn tx(
             _program = Some(program);
             Sender::Tilewire(Box::new(sock))
         }
-        Impl::XskRs(mode) => Sender::XskRs(Box::new(roles::bind_xskrs(a, mode)?)),
+        Impl::XskRs(mode) => Sender::XskRs(Box::new(roles::bind_xskrs(a, mode, Role::Send)?)),
         Impl::Mmsg => {
             let src = SocketAddr::from((a.addr(), 0));
             let dest = SocketAddr::from((pair.b().addr(), roles::PORT_B));

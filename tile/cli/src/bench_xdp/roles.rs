@@ -25,16 +25,26 @@ pub(super) const PORT_SRC: u16 = 9302;
 /// Packets per send call and per receive ring operation, for every
 /// implementation (xsk-rs's loops use the same 64).
 pub(super) const BATCH: usize = 64;
-/// Ring entries of every AF_XDP socket's busy rings (rx and fill for a
-/// receiver, tx and completion for a sender): tilewire's and xsk-rs's
-/// alike.
-pub(super) const RING: u32 = 2048;
+/// Ring entries of a receiving AF_XDP socket's rx and fill rings (and
+/// frames on its fill ring), tilewire's and xsk-rs's alike: at the
+/// blaster's 1.5 to 2.7 M pkt/s, 12 to 22 ms of packets. The receiver,
+/// pinned to a core of this shared 2-vCPU machine, is off it for 2 to 4
+/// ms at a time in every cell (longer while other work runs there), and
+/// every packet that arrives meanwhile needs a frame from the fill ring:
+/// with 2048 (1 ms of packets) each RX cell lost 0.1 to 3% at the socket
+/// to an empty fill ring, the receiver idle the rest of the time (the
+/// bench's `max gap` and `run delay` figures show it).
+pub(super) const RX_RING: u32 = 32768;
+/// Ring entries of a sending socket's tx and completion rings (and its
+/// transmit frames), tilewire's and xsk-rs's alike.
+pub(super) const TX_RING: u32 = 2048;
 /// Entries of the rings a socket does not use (tilewire needs them all).
 const RING_IDLE: u32 = 64;
 /// `SO_RCVBUF` / `SO_SNDBUF` asked for on the mmsg sockets.
 const SOCK_BUF: usize = 4 << 20;
-/// Bytes of the workspace the UMEMs come from: enough for a few sockets
-/// at a time (each is freed when its cell ends).
+/// Bytes of the workspace the UMEMs come from: enough for a receiver
+/// (64 MiB of frames) and a blaster at a time (each is freed when its cell
+/// ends).
 pub(super) const WS_BYTES: usize = 128 << 20;
 
 /// The two cores the roles are pinned to: senders and blasters on the
@@ -141,10 +151,9 @@ pub(super) fn bind_xsk<'w>(
     umems: &Umems<'w>,
     role: Role,
 ) -> Result<XskSock<'w>, String> {
-    let (big, small) = (RING, RING_IDLE);
     let (rx, tx) = match role {
-        Role::Receive => (big, small),
-        Role::Send => (small, big),
+        Role::Receive => (RX_RING, RING_IDLE),
+        Role::Send => (RING_IDLE, TX_RING),
     };
     let cfg = XskConfig {
         ifname: side.ifname().to_string(),
@@ -224,10 +233,15 @@ pub(super) fn drop_spec() -> FilterSpec {
 }
 
 /// An xsk-rs socket on queue 0 of `side`'s veth end (libxdp attaches its
-/// own program in `mode`); each ring holds [`RING`] entries. A queue
+/// own program in `mode`) for `role`: each ring holds [`RX_RING`] entries
+/// for a receiver, [`TX_RING`] for a sender. A queue
 /// whose last socket is still being torn down may refuse for a moment:
 /// retried for up to a second.
-pub(super) fn bind_xskrs(side: &VethSide, mode: PeerMode) -> Result<XskRsPeer, String> {
+pub(super) fn bind_xskrs(side: &VethSide, mode: PeerMode, role: Role) -> Result<XskRsPeer, String> {
+    let ring = match role {
+        Role::Receive => RX_RING,
+        Role::Send => TX_RING,
+    };
     let mut last = String::new();
     for attempt in 0..20 {
         if attempt > 0 {
@@ -235,7 +249,7 @@ pub(super) fn bind_xskrs(side: &VethSide, mode: PeerMode) -> Result<XskRsPeer, S
             // libxdp then refuses to replace it.
             xdp_off(side);
         }
-        match side.run(|| XskRsPeer::bind(side.ifname(), 0, mode, 2 * RING)) {
+        match side.run(|| XskRsPeer::bind(side.ifname(), 0, mode, 2 * ring)) {
             Ok(Ok(peer)) => return Ok(peer),
             Ok(Err(e)) => last = e.to_string(),
             Err(e) => return Err(e.to_string()),
@@ -405,19 +419,91 @@ impl Check {
     }
 }
 
-/// Packets the kernel counts as received on `side`'s veth end (`ip -s -j
-/// link show`, `stats64.rx.packets`), or `None` if it cannot be read.
-pub(super) fn veth_rx_packets(side: &VethSide) -> Option<u64> {
+/// What the kernel counts on one veth end (`ip -s -j link show`,
+/// `stats64`): packets each way and the drops veth itself counts (on
+/// `rx`: packets its XDP run or its NAPI ring refused, redirects that
+/// failed included; on `tx`: packets the peer's ring had no room for).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct VethCounters {
+    pub rx_packets: u64,
+    pub rx_dropped: u64,
+    pub tx_packets: u64,
+    pub tx_dropped: u64,
+}
+
+impl VethCounters {
+    /// What was counted between `self` (before) and `later`.
+    pub(super) fn delta(self, later: VethCounters) -> VethCounters {
+        VethCounters {
+            rx_packets: later.rx_packets.saturating_sub(self.rx_packets),
+            rx_dropped: later.rx_dropped.saturating_sub(self.rx_dropped),
+            tx_packets: later.tx_packets.saturating_sub(self.tx_packets),
+            tx_dropped: later.tx_dropped.saturating_sub(self.tx_dropped),
+        }
+    }
+}
+
+/// `side`'s veth counters, or `None` if they cannot be read.
+pub(super) fn veth_counters(side: &VethSide) -> Option<VethCounters> {
     let out = Command::new("ip")
         .args(["-n", side.netns(), "-s", "-j", "link", "show", "dev"])
         .arg(side.ifname())
         .output()
         .ok()?;
     let links: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    links
-        .get(0)?
-        .get("stats64")?
-        .get("rx")?
-        .get("packets")?
-        .as_u64()
+    let stats = links.get(0)?.get("stats64")?;
+    let get = |dir: &str, key: &str| stats.get(dir)?.get(key)?.as_u64();
+    Some(VethCounters {
+        rx_packets: get("rx", "packets")?,
+        rx_dropped: get("rx", "dropped")?,
+        tx_packets: get("tx", "packets")?,
+        tx_dropped: get("tx", "dropped")?,
+    })
+}
+
+/// Packets the kernel counts as received on `side`'s veth end, or `None`
+/// if it cannot be read.
+pub(super) fn veth_rx_packets(side: &VethSide) -> Option<u64> {
+    veth_counters(side).map(|c| c.rx_packets)
+}
+
+/// How the scheduler treated the calling thread so far: time it waited
+/// runnable for a cpu (`/proc/thread-self/schedstat`, second field) and
+/// how often it was preempted (`nonvoluntary_ctxt_switches`). Zero where
+/// the kernel does not say.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct SchedCounters {
+    pub run_delay_ns: u64,
+    pub preempted: u64,
+}
+
+impl SchedCounters {
+    pub(super) fn now() -> SchedCounters {
+        let run_delay_ns = std::fs::read_to_string("/proc/thread-self/schedstat")
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0);
+        let preempted = std::fs::read_to_string("/proc/thread-self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("nonvoluntary_ctxt_switches:"))?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0);
+        SchedCounters {
+            run_delay_ns,
+            preempted,
+        }
+    }
+
+    /// What happened between `self` (before) and `later`.
+    pub(super) fn delta(self, later: SchedCounters) -> SchedCounters {
+        SchedCounters {
+            run_delay_ns: later.run_delay_ns.saturating_sub(self.run_delay_ns),
+            preempted: later.preempted.saturating_sub(self.preempted),
+        }
+    }
 }
