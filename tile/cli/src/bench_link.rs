@@ -490,7 +490,8 @@ pub(crate) fn run(opts: &BenchArgs) -> Result<(), String> {
     let n = if opts.quick { 200 } else { 1000 };
     let spin = wake_latency(&ws, false, n, &cores)?;
     let parked = wake_latency(&ws, true, n, &cores)?;
-    print_wake(&spin, &parked, &pinned, opts.json);
+    let floor = thread_wake_latency(n, &cores);
+    print_wake(&spin, &parked, &floor, &pinned, opts.json);
     Ok(())
 }
 
@@ -552,7 +553,52 @@ fn wake_latency(
     Ok(lat)
 }
 
-fn print_wake(spin: &[u64], parked: &[u64], pinned: &str, json: bool) {
+/// The floor under a parked consumer's wake: nanoseconds from a stamp to
+/// the moment a thread parked with `std::thread::park` runs again after
+/// `unpark` (the futex wake every Rust program has), `n` times 2 ms apart,
+/// pinned as the link cells are.
+fn thread_wake_latency(n: usize, cores: &[core_affinity::CoreId]) -> Vec<u64> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let stamp = AtomicU64::new(0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let lat = std::thread::scope(|s| {
+        let sleeper = s.spawn(|| {
+            if let Some(c) = cores.get(1) {
+                core_affinity::set_for_current(*c);
+            }
+            tx.send(std::thread::current())
+                .expect("the waker waits for this");
+            let mut lat = Vec::with_capacity(n);
+            let mut seen = 0;
+            while lat.len() < n {
+                std::thread::park();
+                // SYNC: Acquire; pairs with the waker's Release store.
+                let t = stamp.load(Ordering::Acquire);
+                if t != seen {
+                    seen = t;
+                    lat.push(mono_ns().saturating_sub(t));
+                }
+            }
+            lat
+        });
+        if let Some(c) = cores.first() {
+            core_affinity::set_for_current(*c);
+        }
+        let thread = rx.recv().expect("the sleeper's handle");
+        for _ in 0..n {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            // SYNC: Release; the sleeper reads the stamp after it wakes.
+            stamp.store(mono_ns(), Ordering::Release);
+            thread.unpark();
+        }
+        sleeper.join().expect("the sleeper thread")
+    });
+    let mut lat = lat;
+    lat.sort_unstable();
+    lat
+}
+
+fn print_wake(spin: &[u64], parked: &[u64], floor: &[u64], pinned: &str, json: bool) {
     #[derive(serde::Serialize)]
     struct WakeRow<'a> {
         bench: &'static str,
@@ -563,7 +609,11 @@ fn print_wake(spin: &[u64], parked: &[u64], pinned: &str, json: bool) {
         p99_ns: u64,
         pinned: &'a str,
     }
-    let rows = [("consumer spins", spin), ("consumer parks", parked)];
+    let rows = [
+        ("consumer spins", spin),
+        ("consumer parks", parked),
+        ("std park/unpark", floor),
+    ];
     if json {
         for (imp, lat) in rows {
             print_json(&WakeRow {
@@ -583,6 +633,7 @@ fn print_wake(spin: &[u64], parked: &[u64], pinned: &str, json: bool) {
         "{:<16} {:>8} {:>10} {:>10}",
         "consumer", "frags", "p50 ns", "p99 ns"
     );
+    // The last row is no link: a bare thread wake, the floor under parking.
     for (imp, lat) in rows {
         println!(
             "{imp:<16} {:>8} {:>10} {:>10}",
