@@ -33,6 +33,8 @@ struct Scene {
     dir: PathBuf,
     children: Vec<Child>,
     ws: String,
+    /// gen's packets per second.
+    rate: u32,
 }
 
 impl Scene {
@@ -46,6 +48,7 @@ impl Scene {
             ws: format!("tw-faults-{}-{n}", std::process::id()),
             dir,
             children: Vec::new(),
+            rate: 20000,
         }
     }
 
@@ -89,7 +92,7 @@ mtu = 256
 name = "gen"
 kind = "gen"
 outputs = ["to_mid"]
-params = {{ size = 64, rate = 20000, burst = 16, src = "198.18.0.1:4000", dst = "198.18.0.2:9000" }}
+params = {{ size = 64, rate = {rate}, burst = 16, src = "198.18.0.1:4000", dst = "198.18.0.2:9000" }}
 
 [[tile]]
 name = "mid"
@@ -102,7 +105,8 @@ name = "sink"
 kind = "sink"
 inputs = ["to_sink"]
 "#,
-            ws = self.ws
+            ws = self.ws,
+            rate = self.rate
         );
         let path = self.dir.join("topo.toml");
         std::fs::write(&path, topo).unwrap();
@@ -321,6 +325,45 @@ fn killed_middle_tile_over_an_unreliable_link() {
 #[test]
 fn killed_middle_tile_over_a_reliable_link() {
     kill_and_restart_mid(true);
+}
+
+#[test]
+fn a_tile_killed_while_parked_is_dead_and_costs_its_producer_one_wake() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let mut scene = Scene::new("parked");
+    // 20 bursts a second: mid runs dry and sleeps on its link between.
+    scene.rate = 320;
+    let pids = scene.start(false, &[]);
+    let pid = |n: &str| pids.iter().find(|(k, _)| k == n).unwrap().1;
+    let ws = scene.join();
+    let link = tilewire_tile::link::Link::join(&ws, "to_mid").unwrap();
+    let mc = *link.mcache();
+    wait(DEADLINE, "mid parks and is woken", || mc.wakes() > 5);
+    wait(DEADLINE, "mid asleep on its link", || mc.sleepers() > 0);
+    kill("-KILL", pid("mid"));
+    wait(Duration::from_secs(1), "the monitor marks mid dead", || {
+        health(&ws, "mid") == "dead"
+    });
+    // gen's next commit wakes the dead sleeper once and clears it.
+    wait(Duration::from_secs(2), "the dead sleeper uncounted", || {
+        mc.sleepers() == 0
+    });
+    let (sent0, wakes0) = (counter(&ws, "gen", "sent"), mc.wakes());
+    std::thread::sleep(Duration::from_millis(500));
+    let (sent1, wakes1) = (counter(&ws, "gen", "sent"), mc.wakes());
+    assert!(
+        sent1 > sent0 + 50,
+        "gen goes on at its rate: {sent0} then {sent1}"
+    );
+    assert_eq!(wakes1, wakes0, "no wake for a consumer that is gone");
+    assert_eq!(health(&ws, "gen"), "running");
+    drop(ws);
+    kill("-TERM", scene.runner_pid());
+    let status = scene.children[0].wait().unwrap();
+    assert!(
+        !status.success(),
+        "the run reports the killed tile: {status}"
+    );
 }
 
 #[test]
