@@ -145,9 +145,11 @@ fn a_group_runs_a_chain_on_one_thread_and_its_ordered_stop_loses_nothing() {
         ),
     ];
     let m: Vec<_> = stems.iter().map(|s| s.metrics()).collect();
-    let _stop = StopOnDrop(m.clone());
     let mut group = Group::new(stems);
     let ends = std::thread::scope(|s| {
+        // Inside the scope: a failing assertion stops the tiles before
+        // the scope waits for their thread.
+        let _stop = StopOnDrop(m.clone());
         let runner = s.spawn(|| group.run(|_, _| {}));
         wait_until("20 000 frags through", || {
             got.lock().unwrap().len() >= 20_000
@@ -202,9 +204,11 @@ fn an_idle_group_sleeps_on_its_one_outside_link_and_wakes_for_every_frag() {
         ),
     ];
     let m: Vec<_> = stems.iter().map(|s| s.metrics()).collect();
-    let _stop = StopOnDrop(m.clone());
     let mut group = Group::new(stems);
     let (cpu, elapsed, max_age) = std::thread::scope(|s| {
+        // Inside the scope: a failing assertion stops the tiles before
+        // the scope waits for their thread.
+        let _stop = StopOnDrop(m.clone());
         let runner = s.spawn(|| {
             let (c0, w0) = (thread_cpu_ns(), Instant::now());
             let ends = group.run(|_, _| {});
@@ -276,11 +280,13 @@ fn a_tile_of_a_group_that_panics_ends_alone_and_the_others_drain_and_stop() {
         ),
     ];
     let m: Vec<_> = stems.iter().map(|s| s.metrics()).collect();
-    let _stop = StopOnDrop(m.clone());
     let mut group = Group::new(stems);
     group.stop_on_panic(true);
     let mut seen = Vec::new();
     std::thread::scope(|s| {
+        // Inside the scope: a failing assertion stops the tiles before
+        // the scope waits for their thread.
+        let _stop = StopOnDrop(m.clone());
         let runner = s.spawn(|| group.run(|i, e| seen.push((i, e.clone()))));
         send_all(&mut LinkTx::new(&a), 0, 20, MTU);
         let ends = runner.join().unwrap();
@@ -310,4 +316,93 @@ fn ends_halted(e: &MemberEnd) -> tilewire_tile::stem::RunEnd {
         MemberEnd::Halted(r) if r.left() == 0 => *r,
         other => panic!("not a clean halt: {other:?}"),
     }
+}
+
+/// Takes in a batch of 256 frags from "outside" at every `after_credit`
+/// (as a net tile does) until it took `total`, and reads back what comes
+/// round to it on its input.
+#[derive(Debug)]
+struct Flood {
+    next: u64,
+    total: u64,
+    back: Arc<Mutex<u64>>,
+    buf: Vec<u8>,
+}
+
+impl Tile for Flood {
+    fn kind(&self) -> &str {
+        "flood"
+    }
+    fn external_input(&self) -> bool {
+        true
+    }
+    fn burst(&self) -> u64 {
+        256
+    }
+    fn after_credit(&mut self, out: &mut Outputs<'_, '_>) {
+        for _ in 0..256 {
+            if self.next == self.total {
+                return;
+            }
+            payload(self.next, MTU, &mut self.buf);
+            out.publish(0, &self.buf, self.next, CTL_PKT, mono_ts())
+                .expect("an unreliable output always has credits");
+            self.next += 1;
+        }
+    }
+    fn after_frag(&mut self, _: usize, _: &FragMeta, _: &mut Outputs<'_, '_>) {
+        *self.back.lock().unwrap() += 1;
+    }
+}
+
+#[test]
+fn a_tile_taking_in_whole_batches_does_not_starve_what_comes_back_to_it() {
+    // flood -> a (unreliable) -> fwd -> b (reliable) -> flood, on one
+    // thread. Were flood's turn to read one frag of b per batch it takes
+    // in, b would fill, fwd would stop reading a and a would overrun.
+    const TOTAL: u64 = 200_000;
+    let t = TestWs::new("groupflood", 32 << 20);
+    let a = t.link("a", 4096, MTU, &[Unreliable]);
+    let b = t.link("b", 4096, MTU, &[Reliable]);
+    let back = Arc::new(Mutex::new(0));
+    let flood = Flood {
+        next: 0,
+        total: TOTAL,
+        back: Arc::clone(&back),
+        buf: Vec::new(),
+    };
+    let stems = vec![
+        stem(&t, "flood", flood, &[(&b, 0)], &[&a]),
+        stem(&t, "fwd", Forward::default(), &[(&a, 0)], &[&b]),
+    ];
+    let m: Vec<_> = stems.iter().map(|s| s.metrics()).collect();
+    let mut group = Group::new(stems);
+    std::thread::scope(|s| {
+        // Inside the scope: a failing assertion stops the tiles before
+        // the scope waits for their thread.
+        let _stop = StopOnDrop(m.clone());
+        let runner = s.spawn(|| group.run(|_, _| {}));
+        // Until every frag came back, or nothing came back for a while.
+        let (mut last, mut still) = (0, 0);
+        while *back.lock().unwrap() < TOTAL && still < 200 {
+            std::thread::sleep(Duration::from_millis(1));
+            let now = *back.lock().unwrap();
+            (last, still) = if now == last {
+                (now, still + 1)
+            } else {
+                (now, 0)
+            };
+        }
+        for m in &m {
+            m.request_stop();
+        }
+        runner.join().unwrap();
+    });
+    let lost = a.fseqs()[0].diag(tilewire_tile::link::fseq::DIAG_OVRNP_FRAGS);
+    eprintln!(
+        "{} of {TOTAL} came back, {lost} lost",
+        *back.lock().unwrap()
+    );
+    assert_eq!(lost, 0, "fwd kept up with every batch");
+    assert_eq!(*back.lock().unwrap(), TOTAL, "all came back");
 }

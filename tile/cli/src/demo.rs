@@ -188,11 +188,9 @@ fn run_udp(opts: &Args, frames: Vec<(FrameClass, Vec<u8>)>, stop: &StopFlag) -> 
 
 /// Lays the tiles of `text` out for this machine: with a core for each
 /// tile and one more for the peer, each tile pinned to a core of its own
-/// (they spin); with fewer, the net tile on a thread of its own (it waits
-/// in system calls and takes in whole batches, which would stall the tiles
-/// it shared a thread with) and the others on one thread, taking turns,
-/// both backing off while idle, so the pipeline leaves the peer room
-/// instead of fighting it for every core.
+/// (they spin); with fewer, the tiles of each network namespace on one
+/// thread, taking turns and backing off while idle, so the pipeline leaves
+/// the peer a core instead of fighting it for both.
 fn fit_to_machine(text: &str, registry: &Registry) -> Result<String, String> {
     let topo = registry
         .parse(text)
@@ -202,10 +200,8 @@ fn fit_to_machine(text: &str, registry: &Registry) -> Result<String, String> {
     for (i, t) in topo.tiles.iter().enumerate() {
         let key = if cpus.len() > topo.tiles.len() {
             format!("cpu = {}", cpus[cpus.len() - topo.tiles.len() + i])
-        } else if t.kind().starts_with("net-") {
-            continue;
         } else {
-            "group = \"work\"".to_owned()
+            format!("group = \"{}\"", t.netns().unwrap_or("pipeline"))
         };
         let line = format!("name = \"{}\"\n", t.name);
         text = text.replacen(&line, &format!("{line}{key}\n"), 1);

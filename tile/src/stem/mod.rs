@@ -551,6 +551,9 @@ impl RunEnd {
 enum Read {
     /// Every input in turn (running).
     All,
+    /// Every input in turn, without `before_credit` and `after_credit`
+    /// (the rest of a turn that published its share).
+    Quiet,
     /// The inputs whose bit is set, in turn (draining; never 0).
     Only(u64),
     /// None (stopping).
@@ -886,20 +889,25 @@ impl<'w, T: Tile> Stem<'w, T> {
     /// over a loop that had no choice.
     #[inline(always)]
     fn step(&mut self, read: Read) -> Polled {
-        self.tile.before_credit(&mut Outputs {
-            producers: &mut self.outputs,
-        });
+        let quiet = matches!(read, Read::Quiet);
+        if !quiet {
+            self.tile.before_credit(&mut Outputs {
+                producers: &mut self.outputs,
+            });
+        }
         if !self.credits_ok() {
             return Polled::Nothing;
         }
         let mut out = Outputs {
             producers: &mut self.outputs,
         };
-        self.tile.after_credit(&mut out);
+        if !quiet {
+            self.tile.after_credit(&mut out);
+        }
         let i = match read {
-            Read::All if !self.inputs.is_empty() => self.next_input,
+            Read::All | Read::Quiet if !self.inputs.is_empty() => self.next_input,
             Read::Only(mask) => next_of(mask, self.next_input),
-            Read::All | Read::Nothing => return Polled::Nothing,
+            Read::All | Read::Quiet | Read::Nothing => return Polled::Nothing,
         };
         self.next_input = if i + 1 == self.inputs.len() { 0 } else { i + 1 };
         let input = &mut self.inputs[i];
@@ -966,9 +974,14 @@ impl<'w, T: Tile> Stem<'w, T> {
     }
 
     /// One turn of the loop, for a caller that runs several tiles on one
-    /// thread (a [`Group`]): up to a few dozen iterations, fewer when the
-    /// tile runs out of work, with housekeeping when it is due and every
-    /// step of a stop as [`Stem::run`] takes it. The first turn starts the
+    /// thread (a [`Group`]): up to 1024 iterations, fewer when the tile
+    /// runs out of work, with housekeeping when it is due and every step
+    /// of a stop as [`Stem::run`] takes it. Once a turn published 1024
+    /// frags, its remaining iterations only read the tile's inputs
+    /// ([`Tile::before_credit`] and [`Tile::after_credit`] are not called
+    /// in them), so a tile that takes in whole batches from outside (a net
+    /// tile) cannot flood the tiles after it, nor starve what comes back to
+    /// it, within one turn. The first turn starts the
     /// run; the turn that halts the tile returns [`Turn::Halted`]. A turn
     /// never sleeps: the caller decides what to do when every tile it runs
     /// is [`Turn::Idle`].
@@ -1032,24 +1045,32 @@ impl<'w, T: Tile> Stem<'w, T> {
         self.inputs.len().max(1) as u32
     }
 
-    /// A turn while running: ends at housekeeping, after a poll of every
-    /// input found nothing, after [`TURN_STEPS`] or once it published
-    /// [`TURN_FRAGS`].
+    /// A turn while running (with housekeeping when due, and at a stop
+    /// request): ends after a poll of every input found nothing, or after
+    /// [`TURN_STEPS`]; once it published
+    /// [`TURN_FRAGS`] it only reads its inputs (no `before_credit` or
+    /// `after_credit`), and ends then if it has none.
     fn turn_running(&mut self) -> Turn {
-        let (mut worked, mut idle) = (false, 0);
+        let (mut worked, mut idle, mut quiet) = (false, 0, false);
         let start = self.published();
         for _ in 0..TURN_STEPS {
             self.loops += 1;
-            let (_, w) = self.step_worked(Read::All);
+            let read = if quiet { Read::Quiet } else { Read::All };
+            let (_, w) = self.step_worked(read);
             if w {
                 (worked, idle) = (true, 0);
             } else {
                 idle += 1;
             }
-            if self.published().wrapping_sub(start) >= TURN_FRAGS {
+            if !quiet && self.published().wrapping_sub(start) >= TURN_FRAGS {
                 // Enough for the tiles after it to read before it laps
-                // them (a net tile publishes a whole batch a step).
-                idle = u32::MAX;
+                // them (a net tile takes in a whole batch a step): the
+                // rest of the turn only reads its inputs, so what comes
+                // back to it is not starved by what it takes in.
+                if self.inputs.is_empty() {
+                    break;
+                }
+                (quiet, idle) = (true, 0);
             }
             if self.loops >= self.next_housekeeping {
                 self.housekeeping();
@@ -1058,7 +1079,6 @@ impl<'w, T: Tile> Stem<'w, T> {
                     self.begin_stop(request);
                     return Turn::Busy;
                 }
-                break;
             }
             if idle >= self.idle_steps() {
                 break;
@@ -1132,7 +1152,6 @@ impl<'w, T: Tile> Stem<'w, T> {
                     };
                     return Turn::Busy;
                 }
-                break;
             }
             if idle >= self.idle_steps() {
                 break;
