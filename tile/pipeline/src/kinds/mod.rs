@@ -8,6 +8,7 @@
 //! | `net-udp` ([`net_udp`]) | 0..=1 | 0..=1 | a UDP socket (io_uring or sendmmsg/recvmmsg) |
 //! | `dedup` ([`dedup`]) | 1 | 1 | drops packets whose payload it saw recently |
 //! | `echo` ([`echo`]) | 1 | 1 | swaps each frame's endpoints |
+//! | `verify` ([`verify`]) | 1 | 1 | hashes every payload (a verifier's work), passes the packet on |
 //! | `forward` ([`forward`]) | 1..=16 | 1 | merges its inputs |
 //! | `sink` ([`sink`]) | 1..=16 | 0 | consumes and counts |
 //! | `pcap` ([`pcap`]) | 1 | 0 | writes a capture file |
@@ -22,6 +23,7 @@ pub mod net_udp;
 pub mod net_xdp;
 pub mod pcap;
 pub mod sink;
+pub mod verify;
 
 use crate::Registry;
 
@@ -33,6 +35,7 @@ pub(crate) fn register_builtins(r: &mut Registry) {
     r.register(net_udp::NetUdpKind).expect(fresh);
     r.register(dedup::DedupKind).expect(fresh);
     r.register(echo::EchoKind).expect(fresh);
+    r.register(verify::VerifyKind).expect(fresh);
     r.register(forward::ForwardKind).expect(fresh);
     r.register(sink::SinkKind).expect(fresh);
     r.register(pcap::PcapKind).expect(fresh);

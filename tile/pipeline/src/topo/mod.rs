@@ -121,6 +121,9 @@
 //!   Params: `depth` = 65536 (tags remembered, a power of two up to 2^26).
 //! - `echo`: exactly 1 input and 1 output; swaps each frame's endpoints.
 //!   No params.
+//! - `verify`: exactly 1 input and 1 output; hashes every payload (xxh3-64
+//!   over all its bytes) and passes the packet on. Params: `dst`
+//!   (`"ip:port"`: readdress every UDP frame to it; default unchanged).
 //! - `forward`: 1 to 16 inputs, exactly 1 output. No params.
 //! - `sink`: 1 to 16 inputs, no outputs. No params.
 //! - `pcap`: exactly 1 input, no outputs. Params: `path` (required; a
