@@ -211,7 +211,7 @@ fn fit_to_machine(text: &str, registry: &Registry) -> Result<String, String> {
 
 /// How the tiles run on this machine: threads, where, and what each does
 /// while idle.
-fn layout(topo: &tilewire_pipeline::Topology) -> String {
+pub(crate) fn layout(topo: &tilewire_pipeline::Topology) -> String {
     let cpus = tilewire_pipeline::topo::Machine::this().cpus.len();
     let groups = topo.layout();
     let threads: Vec<String> = groups

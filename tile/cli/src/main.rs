@@ -3,9 +3,12 @@
 //! `tilewire`: the command line of the project, one user of the library.
 //! `tilewire --help` and `tilewire <command> --help` print the usage; the
 //! text below is the same, from the same definitions.
-#![forbid(unsafe_code)]
+// The Agave-style peer of `bench pipeline` calls recvmmsg/sendmmsg
+// through libc as Agave does: that one module allows unsafe code.
+#![deny(unsafe_code)]
 
 mod bench_link;
+mod bench_pipeline;
 mod bench_udp;
 mod bench_xdp;
 mod demo;
@@ -61,6 +64,9 @@ enum Bench {
     Udp(BenchArgs),
     /// AF_XDP RX/TX rate over veth against xsk-rs and sendmmsg
     Xdp(BenchArgs),
+    /// The whole path (receive, dedup, verify, send) against an
+    /// Agave-style pipeline, in memory, on loopback and over veth
+    Pipeline(bench_pipeline::Args),
 }
 
 /// What every benchmark takes.
@@ -126,6 +132,7 @@ fn main() -> ExitCode {
             Bench::Link(a) => ("bench link", bench_link::run(&a)),
             Bench::Udp(a) => ("bench udp", bench_udp::run(&a)),
             Bench::Xdp(a) => ("bench xdp", bench_xdp::run(&a)),
+            Bench::Pipeline(a) => ("bench pipeline", bench_pipeline::run(&a)),
         },
     };
     match result {

@@ -1,0 +1,479 @@
+//! `tilewire bench pipeline`: the path a validator runs (receive, dedup,
+//! a verify-like stage that reads every payload, then send or sink),
+//! tilewire's pipeline against the way Agave does it today, on the same
+//! traffic in the same run.
+//!
+//! - **tilewire** ([`tilewire`]): a topology run by the library's
+//!   runner, threads mode, in the layout that suits this machine.
+//! - **agave-style** ([`agave`]): recvmmsg thread, crossbeam channels of
+//!   packet batches, dedup thread, verify thread, sendmmsg thread.
+//!
+//! Both verify with the same function (the verify tile's
+//! [`payload_digest`](tilewire_pipeline::kinds::verify::payload_digest),
+//! xxh3-64 over every byte) and dedup with the same hash and depth. The
+//! traffic is the fixture mix with its duplicates ([`traffic`]), on three
+//! paths: in memory (a generator inside the pipeline, a collector at its
+//! end), UDP on loopback, and UDP over a veth pair between two network
+//! namespaces the bench makes as root (the source and the collector in
+//! one, the pipeline in the other). Each path runs at saturation (a
+//! source that outruns both pipelines: AF_XDP TX on veth; on loopback a
+//! sendmmsg source, which may not) and at a rate both sustain.
+//!
+//! What a cell measures and how every packet is accounted for: see
+//! [`cells`]. The figures: packets per second delivered in the window;
+//! the process's CPU time in the window, less the source's and the
+//! collector's threads over UDP, per delivered packet; latency from the
+//! send stamp in the payload (in memory: from the frag's `tsorig` for
+//! tilewire, the batch's creation for the peer) to the collector, p50
+//! and p99; and where the limit was.
+
+mod agave;
+mod cells;
+mod collect;
+mod source;
+mod sys;
+mod tilewire;
+mod traffic;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tilewire_aio::netns::VethPair;
+use tilewire_shmem::TempWorkspace;
+
+use crate::{print_json, round, BenchArgs};
+use cells::{Env, Impl, Measured, Path, Timing};
+use traffic::Traffic;
+
+/// What `bench pipeline` takes.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct Args {
+    #[command(flatten)]
+    pub common: BenchArgs,
+    /// Seconds each cell measures, after its warm-up (default 3; 1 with --quick)
+    #[arg(long, value_name = "SECS", value_parser = secs)]
+    pub duration: Option<f64>,
+    /// Packets per second of the cells at a load both pipelines sustain
+    #[arg(long, value_name = "PPS", default_value_t = 50_000,
+          value_parser = clap::value_parser!(u64).range(1_000..=10_000_000))]
+    pub rate: u64,
+    /// The net-udp tile's engine: auto (io_uring where allowed), uring or mmsg
+    #[arg(long, value_name = "ENGINE", default_value = "auto",
+          value_parser = ["auto", "uring", "mmsg"])]
+    pub engine: String,
+}
+
+fn secs(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(0.1..=60.0).contains(&v) {
+        return Err(format!("{v} is not in 0.1..=60 seconds"));
+    }
+    Ok(v)
+}
+
+/// One cell of the table: a path and a load, both pipelines.
+struct Row {
+    path: Path,
+    /// 0: saturation.
+    rate: u64,
+    imp: Impl,
+    m: Measured,
+}
+
+/// Runs the benchmark and prints it.
+///
+/// # Errors
+/// A cell that could not run, or delivered packets that failed their
+/// check.
+pub(crate) fn run(args: &Args) -> Result<(), String> {
+    let opts = args.common;
+    let window = args.duration.unwrap_or(if opts.quick { 1.0 } else { 3.0 });
+    let t = Timing {
+        warm: Duration::from_millis(if opts.quick { 300 } else { 700 }),
+        window: Duration::from_secs_f64(window),
+    };
+    let engine: &'static str = match args.engine.as_str() {
+        "uring" => "uring",
+        "mmsg" => "mmsg",
+        _ => "auto",
+    };
+    let traffic = Arc::new(Traffic::mix()?);
+    let gen_file = traffic.gen_file()?;
+    let fixture = gen_file.0.to_string_lossy().into_owned();
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let source_cpu = (cores.len() >= 2).then(|| cores[0]);
+    let mut notes = Vec::new();
+    let pair = match VethPair::new("bpipe") {
+        Ok(p) => {
+            notes.push(format!(
+                "veth: {} ({}, {}) <-> {} ({}, {}): the pipeline in the first namespace, \
+                 source and collector in the second",
+                p.a().ifname(),
+                p.a().netns(),
+                p.a().addr(),
+                p.b().ifname(),
+                p.b().netns(),
+                p.b().addr()
+            ));
+            Some(p)
+        }
+        Err(e) => {
+            notes.push(format!(
+                "veth: skipped, memory and loopback only: cannot make a veth pair between \
+                 namespaces (needs root): {e}"
+            ));
+            None
+        }
+    };
+    let umem_ws = match &pair {
+        Some(_) => Some(
+            TempWorkspace::new("bpipe", 64 << 20)
+                .map_err(|e| format!("the workspace of the source's UMEM: {e}"))?,
+        ),
+        None => None,
+    };
+    let veth_env = Env {
+        pair,
+        umem_ws,
+        source_cpu,
+        engine,
+    };
+    let lo_env = Env {
+        pair: None,
+        umem_ws: None,
+        source_cpu,
+        engine,
+    };
+    let mut plan = vec![(Path::Memory, 0), (Path::Memory, args.rate)];
+    plan.push((Path::Loopback, 0));
+    plan.push((Path::Loopback, args.rate));
+    if veth_env.pair.is_some() {
+        plan.push((Path::Veth, 0));
+        plan.push((Path::Veth, args.rate));
+    }
+    let mut rows = Vec::new();
+    let mut cell = 0;
+    for (path, rate) in plan {
+        for imp in [Impl::Tilewire, Impl::Agave] {
+            cell += 1;
+            let r = match path {
+                Path::Memory => cells::memory(imp, rate, t, &traffic, &fixture, cell),
+                Path::Loopback => cells::udp(&lo_env, imp, rate, t, &traffic, cell),
+                Path::Veth => cells::udp(&veth_env, imp, rate, t, &traffic, cell),
+            };
+            match r {
+                Ok(m) => rows.push(Row { path, rate, imp, m }),
+                Err(e) => notes.push(format!(
+                    "{} {} {}: no row: {e}",
+                    path.name(),
+                    load(rate),
+                    imp.name()
+                )),
+            }
+        }
+    }
+    drop(veth_env);
+    drop(gen_file);
+    let failures = checks(&rows, &mut notes);
+    add_notes(&rows, source_cpu, &traffic, t, &mut notes);
+    print(&rows, &notes, &opts);
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        for f in &failures {
+            eprintln!("check failed: {f}");
+        }
+        Err(format!("{} cells failed their checks", failures.len()))
+    }
+}
+
+fn load(rate: u64) -> String {
+    if rate == 0 {
+        "saturation".into()
+    } else {
+        format!("{}k/s", rate / 1000)
+    }
+}
+
+/// Where a cell's figure was limited.
+fn limit(r: &Row) -> &'static str {
+    let m = &r.m;
+    if r.path == Path::Memory {
+        return "pipeline";
+    }
+    let lost = m.lost();
+    if (lost as f64) < 0.001 * m.offered.max(1) as f64 {
+        return "source";
+    }
+    let pipeline = m.sock_drops.unwrap_or(0) + m.inner_lost;
+    let kernel = m.lost_before_socket();
+    let collector = m.collector_drops.unwrap_or(0);
+    if collector > pipeline.max(kernel) {
+        "collector"
+    } else if kernel > pipeline {
+        "kernel"
+    } else {
+        "pipeline"
+    }
+}
+
+/// Every row's checks: packets wrong or twice, packets no counter
+/// explains, duplicates dropped other than expected in a lossless cell.
+fn checks(rows: &[Row], notes: &mut Vec<String>) -> Vec<String> {
+    let mut failures = Vec::new();
+    for r in rows {
+        let m = &r.m;
+        let what = format!("{} {} {}", r.path.name(), load(r.rate), r.imp.name());
+        if m.bad > 0 {
+            failures.push(format!(
+                "{what}: {} delivered packets wrong, twice ({}) or never sent",
+                m.bad, m.twice
+            ));
+        }
+        if m.unexplained != 0 {
+            notes.push(format!(
+                "{what}: {} packets no counter explains",
+                m.unexplained
+            ));
+        }
+        let lossless = m.lost() == 0 && m.offered > 0;
+        if lossless && m.dups_dropped != m.dups_expected {
+            failures.push(format!(
+                "{what}: dedup dropped {} duplicates, the traffic held {}",
+                m.dups_dropped, m.dups_expected
+            ));
+        }
+    }
+    failures
+}
+
+fn peer_of<'a>(rows: &'a [Row], r: &Row) -> Option<&'a Row> {
+    rows.iter()
+        .find(|x| x.path == r.path && x.rate == r.rate && x.imp == Impl::Agave)
+}
+
+/// tilewire's rate and CPU per packet against the peer's, same cell.
+fn ratios(rows: &[Row], r: &Row) -> Option<(f64, f64)> {
+    if r.imp != Impl::Tilewire {
+        return None;
+    }
+    let p = peer_of(rows, r)?;
+    Some((
+        r.m.rate() / p.m.rate().max(1e-9),
+        r.m.cpu_per_pkt() / p.m.cpu_per_pkt().max(1e-9),
+    ))
+}
+
+fn add_notes(
+    rows: &[Row],
+    source_cpu: Option<core_affinity::CoreId>,
+    traffic: &Traffic,
+    t: Timing,
+    notes: &mut Vec<String>,
+) {
+    notes.insert(
+        0,
+        format!(
+            "traffic: the fixture mix, {} datagrams a pass ({} duplicates), each pass new \
+             to a dedup; window {:.1} s after {} ms of warm-up, one run per cell, tilewire \
+             first",
+            traffic.len(),
+            traffic.dups_per_pass,
+            t.window.as_secs_f64(),
+            t.warm.as_millis()
+        ),
+    );
+    let mut layouts: Vec<String> = Vec::new();
+    for r in rows {
+        let l = format!("{} {}: {}", r.imp.name(), r.path.name(), r.m.layout);
+        let key = format!("{} {}", r.imp.name(), r.m.layout);
+        if !layouts
+            .iter()
+            .any(|x| x.ends_with(&r.m.layout) && x.starts_with(r.imp.name()))
+        {
+            let _ = key;
+            layouts.push(l);
+        }
+    }
+    notes.extend(layouts.into_iter().map(|l| format!("layout: {l}")));
+    let mut sources: Vec<String> = Vec::new();
+    for r in rows {
+        let s = format!("{} {}: {}", r.path.name(), load(r.rate), r.m.source);
+        if r.imp == Impl::Tilewire && !sources.contains(&s) {
+            sources.push(s);
+        }
+    }
+    notes.extend(sources.into_iter().map(|s| format!("source: {s}")));
+    notes.push(match source_cpu {
+        Some(c) => format!(
+            "pinned: the UDP source on cpu {}; nothing else (the pipelines' threads and the \
+             collector go where the kernel puts them)",
+            c.id
+        ),
+        None => "pinned: nothing (fewer than 2 cores)".into(),
+    });
+    notes.push(
+        "columns: offered = what the source got the kernel to take (in memory, what the \
+         generator made); sock rx = what the pipeline took from its socket; delivered = \
+         unique packets that reached the collector; sock drop = the pipeline socket's kernel \
+         drops (buffer full) over the cell; other = lost elsewhere over the cell (tilewire: \
+         its unreliable receive link overrun; before the socket: veth backlog); ns/pkt = \
+         process CPU in the window (less source and collector threads) per delivered packet; \
+         limit: source = the pipeline kept up, so the rate is the source's; pipeline = it \
+         dropped at its socket or inside; kernel = lost before the socket"
+            .into(),
+    );
+    for r in rows {
+        let Some((x, c)) = ratios(rows, r) else {
+            continue;
+        };
+        let goal = if r.rate == 0 {
+            format!("rate {x:.2}x (goal at saturation: 2x, {})", met(x >= 2.0))
+        } else {
+            format!(
+                "CPU/pkt {c:.2}x (goal at a sustained load: 0.5x, {})",
+                met(c <= 0.5)
+            )
+        };
+        notes.push(format!(
+            "goal {} {}: tilewire against agave-style: {goal}",
+            r.path.name(),
+            load(r.rate)
+        ));
+    }
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "not met"
+    }
+}
+
+/// One line of `--json`.
+#[derive(serde::Serialize)]
+struct JsonRow {
+    bench: &'static str,
+    path: &'static str,
+    load: String,
+    rate_limit_pps: u64,
+    #[serde(rename = "impl")]
+    imp: &'static str,
+    delivered_pps: u64,
+    offered_pps: u64,
+    socket_rx_pps: u64,
+    cpu_ns_per_pkt: f64,
+    p50_ns: Option<u64>,
+    p99_ns: Option<u64>,
+    offered: u64,
+    received: u64,
+    socket_drops: Option<u64>,
+    lost_inside: u64,
+    lost_before_socket: u64,
+    collector_drops: Option<u64>,
+    dups_dropped: u64,
+    dups_sent: u64,
+    delivered: u64,
+    bad: u64,
+    unexplained: i64,
+    limit: &'static str,
+    rate_vs_agave: Option<f64>,
+    cpu_vs_agave: Option<f64>,
+    source: String,
+    layout: String,
+    quick: bool,
+}
+
+fn print(rows: &[Row], notes: &[String], opts: &BenchArgs) {
+    if opts.json {
+        for r in rows {
+            let m = &r.m;
+            let x = ratios(rows, r);
+            print_json(&JsonRow {
+                bench: "pipeline",
+                path: r.path.name(),
+                load: load(r.rate),
+                rate_limit_pps: r.rate,
+                imp: r.imp.name(),
+                delivered_pps: m.rate().round() as u64,
+                offered_pps: m.offered_rate().round() as u64,
+                socket_rx_pps: m.rx_rate().round() as u64,
+                cpu_ns_per_pkt: round(m.cpu_per_pkt(), 1),
+                p50_ns: m.latency.map(|l| l.0),
+                p99_ns: m.latency.map(|l| l.1),
+                offered: m.offered,
+                received: m.rx,
+                socket_drops: m.sock_drops,
+                lost_inside: m.inner_lost,
+                lost_before_socket: if r.path == Path::Memory {
+                    0
+                } else {
+                    m.lost_before_socket()
+                },
+                collector_drops: m.collector_drops,
+                dups_dropped: m.dups_dropped,
+                dups_sent: m.dups_expected,
+                delivered: m.delivered,
+                bad: m.bad,
+                unexplained: m.unexplained,
+                limit: limit(r),
+                rate_vs_agave: x.map(|x| round(x.0, 3)),
+                cpu_vs_agave: x.map(|x| round(x.1, 3)),
+                source: m.source.clone(),
+                layout: m.layout.clone(),
+                quick: opts.quick,
+            });
+        }
+        for n in notes {
+            eprintln!("note: {n}");
+        }
+        return;
+    }
+    println!(
+        "tilewire bench pipeline ({}): receive -> dedup -> verify (xxh3 over every payload) \
+         -> send or sink; tilewire against an Agave-style pipeline; every packet checked",
+        if opts.quick { "quick" } else { "full" }
+    );
+    for n in notes {
+        println!("note: {n}");
+    }
+    println!();
+    println!(
+        "{:<9} {:<10} {:<12} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9} {:>7} {:>7} {:>8} {:<9} {:>6} {:>6}",
+        "path", "load", "impl", "offered/s", "sock rx/s", "deliver/s", "sock drop", "other",
+        "dups", "ns/pkt", "p50 us", "p99 us", "limit", "x rate", "x cpu"
+    );
+    let k = |v: f64| format!("{:.1}k", v / 1e3);
+    let us = |ns: u64| format!("{:.0}", ns as f64 / 1e3);
+    for r in rows {
+        let m = &r.m;
+        let x = ratios(rows, r);
+        let other = m.inner_lost
+            + if r.path == Path::Memory {
+                0
+            } else {
+                m.lost_before_socket()
+            };
+        println!(
+            "{:<9} {:<10} {:<12} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9} {:>7.0} {:>7} {:>8} {:<9} {:>6} {:>6}",
+            r.path.name(),
+            load(r.rate),
+            r.imp.name(),
+            k(m.offered_rate()),
+            k(m.rx_rate()),
+            k(m.rate()),
+            m.sock_drops.map_or("-".into(), |d| d.to_string()),
+            other,
+            format!("{}/{}", m.dups_dropped, m.dups_expected),
+            m.cpu_per_pkt(),
+            m.latency.map_or("-".into(), |l| us(l.0)),
+            m.latency.map_or("-".into(), |l| us(l.1)),
+            limit(r),
+            x.map_or(String::new(), |x| format!("{:.2}", x.0)),
+            x.map_or(String::new(), |x| format!("{:.2}", x.1)),
+        );
+    }
+}

@@ -1,0 +1,591 @@
+//! One cell: one pipeline on one path at one load, from start to the
+//! last packet, and what it measured.
+//!
+//! Each cell starts the pipeline under test (and, over UDP, the
+//! collector and the source), lets it warm up, then measures a window:
+//! packets offered, taken from the socket and delivered, the process's
+//! CPU time (less the source's and the collector's threads, over UDP)
+//! and the latency of what was delivered. Then it stops the source,
+//! waits until the collector has had nothing for a while, stops the
+//! pipeline (tilewire's runner drains every link) and adds up the whole
+//! cell: every packet offered is delivered, dropped as a duplicate, or
+//! lost at a counted place.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tilewire_aio::frame::UdpEndpoints;
+use tilewire_aio::netns::VethPair;
+use tilewire_pipeline::{Pipeline, Registry, RunOptions};
+use tilewire_shmem::{TempWorkspace, Workspace};
+use tilewire_tile::link::fseq::{DIAG_OVRNP_FRAGS, DIAG_OVRNR_CNT};
+use tilewire_tile::link::Link;
+use tilewire_xdp::{BindMode, Umem, Xsk, XskConfig};
+
+use super::agave::{self, Ends, Peer};
+use super::collect::{percentiles, CollectKind, CollectShared, Collector, Live};
+use super::source::{self, Blaster, RateLimit, SourceLive, RATE_BURST};
+use super::sys::process_cpu_ns;
+use super::tilewire;
+use super::traffic::{any_port, Traffic, LOOPBACK};
+
+/// Source port of the AF_XDP blaster's frames.
+const BLAST_PORT: u16 = 9101;
+/// The collector stops once nothing came for this long after the source
+/// stopped.
+const QUIET: Duration = Duration::from_millis(300);
+/// Longest the collector waits after the source stopped.
+const TAIL_MAX: Duration = Duration::from_secs(3);
+
+/// Where the packets travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Path {
+    /// No socket: a generator in the pipeline.
+    Memory,
+    /// UDP on 127.0.0.1.
+    Loopback,
+    /// UDP over a veth pair between two namespaces.
+    Veth,
+}
+
+impl Path {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Path::Memory => "memory",
+            Path::Loopback => "loopback",
+            Path::Veth => "veth",
+        }
+    }
+}
+
+/// The pipeline under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Impl {
+    Tilewire,
+    Agave,
+}
+
+impl Impl {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Impl::Tilewire => "tilewire",
+            Impl::Agave => "agave-style",
+        }
+    }
+}
+
+/// How long the parts of a cell last.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Timing {
+    pub warm: Duration,
+    pub window: Duration,
+}
+
+/// The machine a cell runs on: the veth pair (if any), the workspace
+/// for the AF_XDP source's UMEM, the cpu the source is pinned to.
+pub(super) struct Env {
+    pub pair: Option<VethPair>,
+    pub umem_ws: Option<TempWorkspace>,
+    pub source_cpu: Option<core_affinity::CoreId>,
+    pub engine: &'static str,
+}
+
+/// What one cell measured.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Measured {
+    // The window.
+    pub secs: f64,
+    pub offered_w: u64,
+    pub rx_w: u64,
+    pub delivered_w: u64,
+    pub cpu_ns_w: u64,
+    pub latency: Option<(u64, u64)>,
+    // The whole cell.
+    pub offered: u64,
+    pub rx: u64,
+    /// The pipeline socket's kernel drops (UDP).
+    pub sock_drops: Option<u64>,
+    pub dups_dropped: u64,
+    pub dups_expected: u64,
+    /// Lost inside the pipeline at a counted place (link overruns, send
+    /// errors).
+    pub inner_lost: u64,
+    pub out: u64,
+    pub delivered: u64,
+    pub collector_drops: Option<u64>,
+    /// Failed checks (wrong, twice, never sent).
+    pub bad: u64,
+    pub twice: u64,
+    /// Packets no counter explains.
+    pub unexplained: i64,
+    /// What the source was.
+    pub source: String,
+    /// The tilewire layout, or the peer's threads.
+    pub layout: String,
+}
+
+impl Measured {
+    pub(super) fn rate(&self) -> f64 {
+        self.delivered_w as f64 / self.secs.max(1e-9)
+    }
+    pub(super) fn offered_rate(&self) -> f64 {
+        self.offered_w as f64 / self.secs.max(1e-9)
+    }
+    pub(super) fn rx_rate(&self) -> f64 {
+        self.rx_w as f64 / self.secs.max(1e-9)
+    }
+    pub(super) fn cpu_per_pkt(&self) -> f64 {
+        self.cpu_ns_w as f64 / self.delivered_w.max(1) as f64
+    }
+    /// Lost before the pipeline's socket (veth, backlog): what the
+    /// source sent that the socket neither took nor counted dropped.
+    pub(super) fn lost_before_socket(&self) -> u64 {
+        self.offered
+            .saturating_sub(self.rx)
+            .saturating_sub(self.sock_drops.unwrap_or(0))
+    }
+    /// Every loss of the cell.
+    pub(super) fn lost(&self) -> u64 {
+        (self.offered - self.dups_dropped.min(self.offered)).saturating_sub(self.delivered)
+    }
+}
+
+/// One reading of the running counters.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    at: Instant,
+    cpu: u64,
+    helpers_cpu: u64,
+    offered: u64,
+    rx: u64,
+    delivered: u64,
+}
+
+/// Warms up, then measures the window with `sample`; `window` is the
+/// collector's flag for latencies.
+fn window(t: Timing, live: &Live, mut sample: impl FnMut() -> Sample, m: &mut Measured) {
+    std::thread::sleep(t.warm);
+    let a = sample();
+    // SYNC: Relaxed; a flag the collector samples.
+    live.window.store(true, Ordering::Relaxed);
+    std::thread::sleep(t.window);
+    live.window.store(false, Ordering::Relaxed);
+    let b = sample();
+    m.secs = b.at.duration_since(a.at).as_secs_f64();
+    m.offered_w = b.offered - a.offered;
+    m.rx_w = b.rx - a.rx;
+    m.delivered_w = b.delivered - a.delivered;
+    let helpers = b.helpers_cpu.saturating_sub(a.helpers_cpu);
+    m.cpu_ns_w = b.cpu.saturating_sub(a.cpu).saturating_sub(helpers);
+}
+
+/// Frags consumer `index` of `link` lost to overruns.
+fn link_lost(ws: &Workspace, link: &str, index: usize) -> u64 {
+    Link::join(ws, link)
+        .ok()
+        .and_then(|l| {
+            l.fseqs()
+                .get(index)
+                .map(|f| f.diag(DIAG_OVRNP_FRAGS) + f.diag(DIAG_OVRNR_CNT))
+        })
+        .unwrap_or(0)
+}
+
+fn finish_check(m: &mut Measured, col: &mut Collector, traffic: &Traffic) {
+    m.delivered = col.check.good + col.check.bad();
+    m.twice = col.check.twice;
+    m.bad = col.check.bad() + col.check.never_sent(m.offered);
+    m.dups_expected = traffic.dups_in(m.offered);
+    m.latency = percentiles(&mut col.latency);
+}
+
+/// An in-memory cell.
+pub(super) fn memory(
+    imp: Impl,
+    rate: u64,
+    t: Timing,
+    traffic: &Arc<Traffic>,
+    fixture: &str,
+    cell: usize,
+) -> Result<Measured, String> {
+    let live = Arc::new(Live::default());
+    let burst = if rate == 0 { 64 } else { RATE_BURST };
+    let mut m = Measured::default();
+    match imp {
+        Impl::Tilewire => {
+            let shared = Arc::new(CollectShared {
+                traffic: traffic.clone(),
+                live: live.clone(),
+                result: Mutex::new(None),
+            });
+            let registry = Registry::with_builtins()
+                .with(CollectKind(shared.clone()))
+                .map_err(|e| e.to_string())?;
+            let text = tilewire::memory_text(&tilewire::ws_name(cell), fixture, rate, burst);
+            let topo = registry.parse(&text).map_err(|e| e.to_string())?;
+            m.layout = tilewire::layout(&topo);
+            m.source = format!("gen tile (burst {burst})");
+            let pipeline = Pipeline::create(topo).map_err(|e| e.to_string())?;
+            let running = pipeline
+                .start(&RunOptions::new())
+                .map_err(|e| e.to_string())?;
+            let count = |tile: &str, c: &str| pipeline.counter(tile, c).unwrap_or(0);
+            window(
+                t,
+                &live,
+                || {
+                    let sent = count("gen", "sent");
+                    Sample {
+                        at: Instant::now(),
+                        cpu: process_cpu_ns(),
+                        helpers_cpu: 0,
+                        offered: sent,
+                        rx: sent,
+                        // SYNC: Relaxed; a progress count.
+                        delivered: live.delivered.load(Ordering::Relaxed),
+                    }
+                },
+                &mut m,
+            );
+            running.stop().map_err(|e| e.to_string())?;
+            m.offered = count("gen", "sent");
+            m.rx = m.offered;
+            m.dups_dropped = count("dedup", "dups");
+            m.out = count("verify", "verified");
+            let mut col = shared
+                .result
+                .lock()
+                .map_err(|_| "the collect tile panicked")?
+                .take()
+                .ok_or("the collect tile left no result")?;
+            finish_check(&mut m, &mut col, traffic);
+        }
+        Impl::Agave => {
+            let col = Collector::new(traffic.clone(), live.clone());
+            let peer = Peer::start(
+                Ends::Memory {
+                    traffic: traffic.clone(),
+                    rate: RateLimit::new(rate, burst),
+                    collector: col,
+                },
+                None,
+            );
+            m.layout = "4 threads, not pinned: generator, dedup, verify, collector".into();
+            m.source = format!("generator thread (batches of {burst})");
+            let c = peer.counts.clone();
+            window(
+                t,
+                &live,
+                || {
+                    // SYNC: Relaxed; progress counts.
+                    let sent = c.generated.load(Ordering::Relaxed);
+                    Sample {
+                        at: Instant::now(),
+                        cpu: process_cpu_ns(),
+                        helpers_cpu: 0,
+                        offered: sent,
+                        rx: sent,
+                        delivered: live.delivered.load(Ordering::Relaxed),
+                    }
+                },
+                &mut m,
+            );
+            let mut col = peer.stop().ok_or("the peer's collector thread failed")?;
+            // SYNC: Relaxed; the threads were joined.
+            m.offered = c.received.load(Ordering::Relaxed);
+            m.rx = m.offered;
+            m.dups_dropped = c.dups.load(Ordering::Relaxed);
+            m.out = c.verified.load(Ordering::Relaxed);
+            finish_check(&mut m, &mut col, traffic);
+        }
+    }
+    m.sock_drops = None;
+    m.unexplained = m.offered as i64 - (m.dups_dropped + m.delivered) as i64;
+    Ok(m)
+}
+
+/// The addresses of a UDP cell.
+struct Addrs {
+    /// The pipeline's socket.
+    pipe: SocketAddrV4,
+    /// The collector's bind address (port 0: any).
+    collector_ip: Ipv4Addr,
+    /// Namespaces of the pipeline and of the source and collector.
+    pipe_ns: Option<String>,
+}
+
+/// A UDP port free now on `ip` in the calling thread's namespace (the
+/// pipeline binds it a moment later).
+fn free_port(ip: Ipv4Addr) -> Result<u16, String> {
+    std::net::UdpSocket::bind(SocketAddrV4::new(ip, 0))
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("finding a free UDP port: {e}"))
+}
+
+fn addrs(env: &Env) -> Result<Addrs, String> {
+    Ok(match &env.pair {
+        None => Addrs {
+            pipe: SocketAddrV4::new(LOOPBACK, free_port(LOOPBACK)?),
+            collector_ip: LOOPBACK,
+            pipe_ns: None,
+        },
+        Some(p) => Addrs {
+            pipe: SocketAddrV4::new(p.a().addr(), in_a(env, || free_port(p.a().addr()))??),
+            collector_ip: p.b().addr(),
+            pipe_ns: Some(p.a().netns().to_owned()),
+        },
+    })
+}
+
+/// Runs `f` in the source's namespace (b), or here on loopback.
+fn in_b<R: Send>(env: &Env, f: impl FnOnce() -> R + Send) -> Result<R, String> {
+    match &env.pair {
+        None => Ok(f()),
+        Some(p) => p.b().run(f).map_err(|e| e.to_string()),
+    }
+}
+
+/// Runs `f` in the pipeline's namespace (a), or here on loopback.
+fn in_a<R: Send>(env: &Env, f: impl FnOnce() -> R + Send) -> Result<R, String> {
+    match &env.pair {
+        None => Ok(f()),
+        Some(p) => p.a().run(f).map_err(|e| e.to_string()),
+    }
+}
+
+/// The source of a UDP cell: AF_XDP on veth, else sendmmsg.
+fn blaster<'w>(
+    env: &'w Env,
+    traffic: &Traffic,
+    to: SocketAddrV4,
+) -> Result<(Blaster<'w>, String), String> {
+    if let (Some(pair), Some(ws)) = (&env.pair, &env.umem_ws) {
+        let (a, b) = (pair.a(), pair.b());
+        let cfg = XskConfig {
+            ifname: b.ifname().to_string(),
+            bind: BindMode::Copy,
+            rx_size: 64,
+            fill_size: 64,
+            tx_size: 2048,
+            tx_high_water: 64,
+            ..XskConfig::default()
+        };
+        let name = format!("umem-{}", std::process::id());
+        let _ = ws.workspace().free_named(&name);
+        let frames = u32::try_from(cfg.frames_needed()).unwrap_or(u32::MAX);
+        let umem = Umem::alloc_named(ws.workspace(), &name, frames)
+            .map_err(|e| format!("the source's UMEM: {e}"))?;
+        let (xsk, _) = b
+            .run(|| Xsk::bind(umem, &cfg))
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("the source's AF_XDP socket on {}: {e}", b.ifname()))?;
+        let ends = UdpEndpoints {
+            src_mac: b.mac(),
+            dst_mac: a.mac(),
+            src: SocketAddrV4::new(b.addr(), BLAST_PORT),
+            dst: to,
+        };
+        let frames = source::xdp_frames(traffic, &ends)?;
+        return Ok((
+            Blaster::Xdp {
+                xsk: Box::new(xsk),
+                frames,
+            },
+            "AF_XDP TX (copy mode) from the peer namespace".into(),
+        ));
+    }
+    let ip = match &env.pair {
+        Some(p) => p.b().addr(),
+        None => LOOPBACK,
+    };
+    let aio = in_b(env, || source::udp_socket(any_port(ip)))??;
+    Ok((
+        Blaster::Udp {
+            aio: Box::new(aio),
+            dest: to,
+        },
+        "sendmmsg, batches of 64".into(),
+    ))
+}
+
+/// The helpers of a UDP cell, ready to run.
+struct Helpers<'w> {
+    blast: Blaster<'w>,
+    collector_sock: tilewire_aio::udp::UdpAio,
+    collector_port: u16,
+    source_cpu: Option<core_affinity::CoreId>,
+    rate: u64,
+}
+
+/// Runs the source and the collector around a started pipeline whose
+/// socket-received count `rx` reads: warm-up, window, then the source
+/// stops and the collector drains. Returns what the source sent and the
+/// collector, with the collector socket's drops.
+fn drive(
+    env: &Env,
+    h: &mut Helpers<'_>,
+    t: Timing,
+    traffic: &Arc<Traffic>,
+    live: &Arc<Live>,
+    rx: &dyn Fn() -> u64,
+    m: &mut Measured,
+) -> Result<(u64, Collector), String> {
+    let stop_source = AtomicBool::new(false);
+    let stop_collector = AtomicBool::new(false);
+    let source_live = SourceLive::default();
+    let mut col = Collector::new(traffic.clone(), live.clone());
+    let rate = RateLimit::new(h.rate, RATE_BURST);
+    let (blast, sock, cpu) = (&mut h.blast, &mut h.collector_sock, h.source_cpu);
+    let sent = std::thread::scope(|s| {
+        let (ss, sc, sl, colr) = (&stop_source, &stop_collector, &source_live, &mut col);
+        let tb = s.spawn(move || {
+            if let Some(c) = cpu {
+                core_affinity::set_for_current(c);
+            }
+            blast.run(traffic, rate, ss, sl)
+        });
+        let tc = s.spawn(move || source::collect(sock, colr, sc, QUIET, TAIL_MAX));
+        window(
+            t,
+            live,
+            || Sample {
+                at: Instant::now(),
+                cpu: process_cpu_ns(),
+                // SYNC: Relaxed throughout: progress counts.
+                helpers_cpu: sl.cpu_ns.load(Ordering::Relaxed)
+                    + live.cpu_ns.load(Ordering::Relaxed),
+                offered: sl.sent.load(Ordering::Relaxed),
+                rx: rx(),
+                delivered: live.delivered.load(Ordering::Relaxed),
+            },
+            m,
+        );
+        // SYNC: Relaxed; flags, no data rides on them (the joins order
+        // everything after).
+        ss.store(true, Ordering::Relaxed);
+        let sent = tb.join().map_err(|_| "the source panicked".to_string());
+        sc.store(true, Ordering::Relaxed);
+        tc.join()
+            .map_err(|_| "the collector panicked".to_string())?;
+        sent
+    })?;
+    m.collector_drops = in_b(env, || source::socket_drops(h.collector_port))?;
+    Ok((sent, col))
+}
+
+/// A UDP cell (loopback or veth).
+pub(super) fn udp(
+    env: &Env,
+    imp: Impl,
+    rate: u64,
+    t: Timing,
+    traffic: &Arc<Traffic>,
+    cell: usize,
+) -> Result<Measured, String> {
+    let ad = addrs(env)?;
+    let live = Arc::new(Live::default());
+    let collector_sock = in_b(env, || source::udp_socket(any_port(ad.collector_ip)))??;
+    let collector_addr = match collector_sock.local_addr() {
+        std::net::SocketAddr::V4(a) => a,
+        a => return Err(format!("collector bound to {a}")),
+    };
+    let mut m = Measured::default();
+    let (blast, source_name) = blaster(env, traffic, ad.pipe)?;
+    m.source = if rate == 0 {
+        format!("{source_name}, as fast as it goes")
+    } else {
+        format!("{source_name}, {rate} pkt/s in bursts of {RATE_BURST}")
+    };
+    let mut h = Helpers {
+        blast,
+        collector_sock,
+        collector_port: collector_addr.port(),
+        source_cpu: env.source_cpu,
+        rate,
+    };
+    let port = ad.pipe.port();
+    let drops_here = || in_a(env, || source::socket_drops(port));
+    match imp {
+        Impl::Tilewire => {
+            let text = tilewire::udp_text(
+                &tilewire::ws_name(cell),
+                &ad.pipe.to_string(),
+                env.engine,
+                ad.pipe_ns.as_deref(),
+                &collector_addr.to_string(),
+            );
+            let topo = Registry::with_builtins()
+                .parse(&text)
+                .map_err(|e| e.to_string())?;
+            m.layout = tilewire::layout(&topo);
+            let pipeline = Pipeline::create(topo).map_err(|e| e.to_string())?;
+            let running = pipeline
+                .start(&RunOptions::new())
+                .map_err(|e| e.to_string())?;
+            let count = |tile: &str, c: &str| pipeline.counter(tile, c).unwrap_or(0);
+            let (sent, mut col) = drive(
+                env,
+                &mut h,
+                t,
+                traffic,
+                &live,
+                &|| count("net", "rx_pkts"),
+                &mut m,
+            )?;
+            m.sock_drops = drops_here()?;
+            running.stop().map_err(|e| e.to_string())?;
+            m.offered = sent;
+            m.rx = count("net", "rx_pkts");
+            m.dups_dropped = count("dedup", "dups");
+            m.out = count("net", "tx_pkts");
+            m.inner_lost = link_lost(pipeline.workspace(), "rx", 0)
+                + count("net", "tx_errors")
+                + count("net", "tx_not_udp");
+            finish_check(&mut m, &mut col, traffic);
+        }
+        Impl::Agave => {
+            let (sock, tx_sock) = in_a(env, || {
+                Ok::<_, String>((
+                    agave::socket(ad.pipe)?,
+                    agave::socket(any_port(*ad.pipe.ip()))?,
+                ))
+            })??;
+            m.layout = "4 threads, not pinned: recvmmsg, dedup, verify, sendmmsg".into();
+            let peer = Peer::start(
+                Ends::Udp {
+                    sock,
+                    tx_sock,
+                    dest: collector_addr,
+                },
+                ad.pipe_ns.clone(),
+            );
+            let c = peer.counts.clone();
+            // SYNC: Relaxed; progress counts.
+            let rx = || c.received.load(Ordering::Relaxed);
+            let (sent, mut col) = drive(env, &mut h, t, traffic, &live, &rx, &mut m)?;
+            m.sock_drops = drops_here()?;
+            let _ = peer.stop();
+            m.offered = sent;
+            m.rx = c.received.load(Ordering::Relaxed);
+            m.dups_dropped = c.dups.load(Ordering::Relaxed);
+            m.out = c.sent.load(Ordering::Relaxed);
+            m.inner_lost = c.send_errors.load(Ordering::Relaxed);
+            finish_check(&mut m, &mut col, traffic);
+        }
+    }
+    // Inside: rx = dups + inner losses + out; after: out = delivered +
+    // collector drops. Before the socket, only on loopback must nothing
+    // go missing (veth and its backlog drop uncounted by the socket).
+    let inside = m.rx as i64 - (m.dups_dropped + m.inner_lost + m.out) as i64;
+    let after = m.out as i64 - (m.delivered + m.collector_drops.unwrap_or(0)) as i64;
+    let before = if env.pair.is_none() {
+        m.lost_before_socket() as i64
+    } else {
+        0
+    };
+    m.unexplained = inside + after + before;
+    Ok(m)
+}
