@@ -318,13 +318,27 @@ fn add_notes(
         "columns: offered = what the source got the kernel to take (in memory, what the \
          generator made); sock rx = what the pipeline took from its socket; delivered = \
          unique packets that reached the collector; sock drop = the pipeline socket's kernel \
-         drops (buffer full) over the cell; other = lost elsewhere over the cell (tilewire: \
-         its unreliable receive link overrun; before the socket: veth backlog); ns/pkt = \
+         drops (buffer full) over the cell; other = lost elsewhere over the cell (before the \
+         socket: the veth's backlog; inside: send errors); dups = duplicates dropped / \
+         duplicates sent; ns/pkt = \
          process CPU in the window (less source and collector threads) per delivered packet; \
          limit: source = the pipeline kept up, so the rate is the source's; pipeline = it \
          dropped at its socket or inside; kernel = lost before the socket"
             .into(),
     );
+    for r in rows {
+        if r.rate > 0 && r.m.offered_rate() < 0.9 * r.rate as f64 {
+            notes.push(format!(
+                "{} {} {}: the source offered {:.1}k/s of the {}k/s asked: its core was \
+                 taken by the pipeline's threads",
+                r.path.name(),
+                load(r.rate),
+                r.imp.name(),
+                r.m.offered_rate() / 1e3,
+                r.rate / 1000
+            ));
+        }
+    }
     for r in rows {
         let Some((x, c)) = ratios(rows, r) else {
             continue;

@@ -16,10 +16,8 @@
 //!   tile's depth: Agave's `Deduper` is a probabilistic bit filter that
 //!   also drops a few first sights; an exact one drops exactly what the
 //!   dedup tile drops, so the two pipelines' counts can be checked.
-//! - **Verify**: a thread that computes
-//!   [`payload_digest`](tilewire_pipeline::kinds::verify::payload_digest)
-//!   over every kept packet (the verify tile's work) and passes the batch
-//!   on.
+//! - **Verify**: a thread that computes [`payload_digest`] over every
+//!   kept packet (the verify tile's work) and passes the batch on.
 //! - **Send**: a thread that sends the kept packets of each batch to the
 //!   collector with `sendmmsg` (Agave's `batch_send`) from a socket of
 //!   its own, then gives the batch back to the recycler. In memory, the

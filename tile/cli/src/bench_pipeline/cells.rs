@@ -540,10 +540,11 @@ pub(super) fn udp(
             m.offered = sent;
             m.rx = count("net", "rx_pkts");
             m.dups_dropped = count("dedup", "dups");
-            m.out = count("net", "tx_pkts");
-            m.inner_lost = link_lost(pipeline.workspace(), "rx", 0)
-                + count("net", "tx_errors")
-                + count("net", "tx_not_udp");
+            // One net tile sends, or a tx tile of its own.
+            let both = |c: &str| count("net", c) + count("tx", c);
+            m.out = both("tx_pkts");
+            m.inner_lost =
+                link_lost(pipeline.workspace(), "rx", 0) + both("tx_errors") + both("tx_not_udp");
             finish_check(&mut m, &mut col, traffic);
         }
         Impl::Agave => {

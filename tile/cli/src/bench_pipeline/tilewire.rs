@@ -9,15 +9,25 @@
 //! then sleep on its input link; a net tile, which has a socket to
 //! watch, naps), so the kernel puts the busy tiles where the cores are
 //! free. Pinning each tile to a core of its own is not possible with
-//! three or four tiles, a source and a collector on two cores.
+//! four tiles, a source and a collector on two cores.
 //!
-//! Over UDP one `net-udp` tile receives and sends on one socket, as a
-//! net tile does: `net -> dedup -> verify -> net`, verify readdressing
-//! each packet to the collector. The receive link is unreliable (the
-//! cycle needs one, and the net tile must never wait for dedup): frags
-//! dedup could not keep up with are overrun and counted. In memory:
-//! `gen -> dedup -> verify -> bench-collect`, every link reliable, so
+//! Over UDP: `net -> dedup -> verify -> tx`, a `net-udp` tile receiving
+//! on the pipeline's socket and another sending from a socket of its
+//! own, verify readdressing each packet to the collector; every link
+//! reliable, so a pipeline that falls behind stops reading and the
+//! kernel drops at the socket (counted there) before any work is spent
+//! on the packet. The demo's layout, one net tile receiving and sending
+//! on one socket, makes a cycle that needs an unreliable receive link:
+//! at saturation its net tile kept reading at the source's pace and
+//! dedup, on the same two cores, was overrun for 60-80% of what it read
+//! (this bench, on this machine), losing the work done on them. In
+//! memory: `gen -> dedup -> verify -> collect`, every link reliable, so
 //! the slowest tile sets the pace and nothing is lost.
+//!
+//! Pinning was tried (all four UDP tiles on the second cpu; net and
+//! dedup on one, verify and tx on the other; in memory gen and dedup on
+//! one, verify and collect on the other): none beat the unpinned layout
+//! beyond this shared machine's run-to-run noise.
 
 use tilewire_pipeline::Topology;
 
@@ -25,29 +35,27 @@ use tilewire_pipeline::Topology;
 const DEPTH: u32 = 4096;
 
 const UDP_TOPOLOGY: &str = r#"
-# tilewire bench pipeline, over UDP: {bind} --> net --rx--> dedup --uniq--> verify --tx--> net --> {collector}
+# tilewire bench pipeline, over UDP: {bind} --> net --raw--> dedup --uniq--> verify --ok--> tx --> {collector}
 [workspace]
 name = "{ws}"
 mode = "threads"
 
 [[link]]
-name = "rx"
+name = "raw"
 depth = {depth}
-reliable = false
 
 [[link]]
 name = "uniq"
 depth = {depth}
 
 [[link]]
-name = "tx"
+name = "ok"
 depth = {depth}
 
 [[tile]]
 name = "net"
 kind = "net-udp"
-inputs = ["tx"]
-outputs = ["rx"]
+outputs = ["raw"]
 [tile.params]
 bind = "{bind}"
 engine = "{engine}"
@@ -56,15 +64,24 @@ engine = "{engine}"
 [[tile]]
 name = "dedup"
 kind = "dedup"
-inputs = ["rx"]
+inputs = ["raw"]
 outputs = ["uniq"]
 
 [[tile]]
 name = "verify"
 kind = "verify"
 inputs = ["uniq"]
-outputs = ["tx"]
+outputs = ["ok"]
 params = { dst = "{collector}" }
+
+[[tile]]
+name = "tx"
+kind = "net-udp"
+inputs = ["ok"]
+[tile.params]
+bind = "{txbind}"
+engine = "{engine}"
+{netns}
 "#;
 
 const MEMORY_TOPOLOGY: &str = r#"
@@ -114,7 +131,8 @@ pub(super) fn ws_name(cell: usize) -> String {
     format!("bench-pipe-{}-{cell}", std::process::id())
 }
 
-/// The UDP pipeline's topology text.
+/// The UDP pipeline's topology text: the receiving tile bound to
+/// `bind`, the sending one to the same address, any port.
 pub(super) fn udp_text(
     ws: &str,
     bind: &str,
@@ -123,7 +141,9 @@ pub(super) fn udp_text(
     collector: &str,
 ) -> String {
     let netns = netns.map_or(String::new(), |n| format!("netns = \"{n}\""));
+    let txbind = format!("{}:0", bind.split(':').next().unwrap_or("127.0.0.1"));
     UDP_TOPOLOGY
+        .replace("{txbind}", &txbind)
         .replace("{ws}", ws)
         .replace("{depth}", &DEPTH.to_string())
         .replace("{bind}", bind)
