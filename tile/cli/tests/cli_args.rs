@@ -29,6 +29,7 @@ const COMMANDS: &[&[&str]] = &[
     &["bench", "link"],
     &["bench", "udp"],
     &["bench", "xdp"],
+    &["bench", "pipeline"],
 ];
 
 #[test]
@@ -70,6 +71,9 @@ fn unknown_flags_and_bad_values_exit_2_naming_the_flag() {
         // A bench never runs on a mistyped flag.
         (&["bench", "link", "--jsno"], "--jsno"),
         (&["bench", "nope"], "nope"),
+        (&["bench", "pipeline", "--duration", "0"], "--duration"),
+        (&["bench", "pipeline", "--engine", "dpdk"], "--engine"),
+        (&["bench", "pipeline", "--rate", "5"], "--rate"),
         (&["demo", "--rate", "0"], "--rate"),
         (&["demo", "--rate", "lots"], "--rate"),
         (&["demo", "--duration", "0"], "--duration"),
