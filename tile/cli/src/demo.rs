@@ -188,9 +188,9 @@ fn run_udp(opts: &Args, frames: Vec<(FrameClass, Vec<u8>)>, stop: &StopFlag) -> 
 
 /// Lays the tiles of `text` out for this machine: with a core for each
 /// tile and one more for the peer, each tile pinned to a core of its own
-/// (they spin); with fewer, the tiles of each network namespace on one
-/// thread, taking turns and backing off while idle, so the pipeline leaves
-/// the peer a core instead of fighting it for both.
+/// (they spin); with fewer, every tile on one thread, taking turns and
+/// backing off while idle, so the pipeline leaves the peer a core instead
+/// of fighting it for both.
 fn fit_to_machine(text: &str, registry: &Registry) -> Result<String, String> {
     let topo = registry
         .parse(text)
@@ -201,7 +201,7 @@ fn fit_to_machine(text: &str, registry: &Registry) -> Result<String, String> {
         let key = if cpus.len() > topo.tiles.len() {
             format!("cpu = {}", cpus[cpus.len() - topo.tiles.len() + i])
         } else {
-            format!("group = \"{}\"", t.netns().unwrap_or("pipeline"))
+            "group = \"pipeline\"".to_owned()
         };
         let line = format!("name = \"{}\"\n", t.name);
         text = text.replacen(&line, &format!("{line}{key}\n"), 1);

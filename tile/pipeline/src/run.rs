@@ -69,7 +69,7 @@ pub fn run_group(
 ) -> Result<Vec<(String, MemberEnd)>, PipelineError> {
     let specs: Vec<&TileSpec> = group.tiles.iter().map(|&i| &topo.tiles[i]).collect();
     let first = specs.first().map_or("", |s| s.name.as_str());
-    enter(specs.first().and_then(|s| s.netns()), group.cpu, first)?;
+    enter(specs.iter().find_map(|s| s.netns()), group.cpu, first)?;
     let (mut stems, mut kept) = (Vec::new(), Vec::new());
     for s in &specs {
         let (stem, keep) = build(ws, topo, s, config)?;

@@ -125,7 +125,9 @@ fn a_kind_name_must_be_usable() {
 
 #[test]
 fn a_topology_naming_an_unregistered_kind_lists_the_registered_ones() {
-    let e = registry().parse(&chain("unreg", "sigverify", "")).unwrap_err();
+    let e = registry()
+        .parse(&chain("unreg", "sigverify", ""))
+        .unwrap_err();
     let msg = e.to_string();
     assert!(
         msg.starts_with("line 20: tile \"mid\": `kind` names the unknown tile kind \"sigverify\""),

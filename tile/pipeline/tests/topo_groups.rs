@@ -119,8 +119,10 @@ fn two_groups_on_one_cpu_are_refused_at_the_group() {
 }
 
 #[test]
-fn a_group_across_network_namespaces_is_refused() {
-    let net = "[tile.params]\nbind = \"127.0.0.1:0\"\nnetns = \"tw-x\"\n";
+fn a_group_across_two_network_namespaces_is_refused() {
+    let net = |ns: &str, port: u16| {
+        format!("[tile.params]\nbind = \"127.0.0.1:{port}\"\nnetns = \"{ns}\"\n")
+    };
     let text = format!(
         "{WS}
 [[link]]
@@ -128,24 +130,42 @@ name = \"a\"
 depth = 64
 
 [[tile]]
-name = \"net\"
+name = \"rx\"
 kind = \"net-udp\"
 group = \"g\"
 outputs = [\"a\"]
-{net}
+{}
 [[tile]]
 name = \"sink\"
 kind = \"sink\"
 group = \"g\"
 inputs = [\"a\"]
-"
+
+[[tile]]
+name = \"tx\"
+kind = \"net-udp\"
+group = \"g\"
+outputs = [\"b\"]
+{}
+[[link]]
+name = \"b\"
+depth = 64
+
+[[tile]]
+name = \"sink2\"
+kind = \"sink\"
+inputs = [\"b\"]
+",
+        net("tw-x", 9000),
+        net("tw-y", 9001)
     );
+    // The sink names no namespace: it runs in its thread's, any.
     assert_problem(
         &text,
-        18,
+        24,
         &[
-            "tile \"sink\" runs in the runner's network namespace",
-            "tile \"net\" (line 9), which runs in network namespace \"tw-x\"",
+            "tile \"tx\" runs in network namespace \"tw-y\"",
+            "tile \"rx\" (line 9), which runs in \"tw-x\"",
         ],
     );
 }

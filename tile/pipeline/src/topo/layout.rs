@@ -34,7 +34,9 @@ impl Topology {
     /// The threads the tiles run on. Tiles that name the same `group`, or
     /// the same `cpu`, share one thread (one process in processes mode);
     /// every other tile has a thread of its own. A group runs on the cpu
-    /// one of its tiles names (the check refuses two), and spins while idle
+    /// one of its tiles names (the check refuses two), in the network
+    /// namespace one of them names (likewise; the others have no socket and
+    /// run in any), and spins while idle
     /// only if every tile in it would ([`Topology::idle_policy`]).
     pub fn layout(&self) -> Vec<TileGroup> {
         let roots = self.components();
@@ -114,7 +116,7 @@ impl Topology {
     }
 
     /// The layout's own checks: one cpu, one `group` name and one network
-    /// namespace per thread.
+    /// namespace per thread (tiles that name none run in their thread's).
     pub(super) fn check_layout(&self, errors: &mut Vec<TopoError>) {
         let roots = self.components();
         for (i, t) in self.tiles.iter().enumerate() {
@@ -154,21 +156,19 @@ impl Topology {
                     )));
                 }
             }
-            if let Some(o) = earlier().find(|o| o.netns() != t.netns()) {
-                let ns = |x: Option<&str>| {
-                    x.map_or("the runner's network namespace".to_owned(), |n| {
-                        format!("network namespace {n:?}")
-                    })
-                };
+            let named = t.netns();
+            if let Some(o) =
+                earlier().find(|o| named.is_some() && o.netns().is_some_and(|n| Some(n) != named))
+            {
                 errors.push(t.at.header.err(format!(
-                    "tile {:?} runs in {}, but it shares a thread with tile {:?} (line {}), \
-                     which runs in {}: a thread is in one namespace; give them different \
-                     groups or cpus",
+                    "tile {:?} runs in network namespace {:?}, but it shares a thread with \
+                     tile {:?} (line {}), which runs in {:?}: a thread is in one namespace; \
+                     give them different groups or cpus",
                     t.name,
-                    ns(t.netns()),
+                    named.unwrap_or_default(),
                     o.name,
                     o.at.header.line,
-                    ns(o.netns())
+                    o.netns().unwrap_or_default()
                 )));
             }
         }
