@@ -1,11 +1,11 @@
 //! tilewire's side: the pipeline as a topology, run by the library's
 //! runner in threads mode.
 //!
-//! The topologies are small TOML texts kept here, filled in per cell,
-//! so that a layout key (a tile's `cpu`, `idle`, or the `group` of tiles
-//! sharing one thread once the runner has groups) is one line to add.
-//! Their layout is this 2-core machine's best that the runner offers
-//! today: no tile pinned, every tile backing off when idle (spin, yield,
+//! The topologies are small TOML texts kept here, filled in per cell.
+//! Their layout (see `fit`): on a machine with fewer cpus than the tiles,
+//! the source and the collector need, every tile in one group, taking
+//! turns on one thread. Before groups, the best the runner offered was:
+//! no tile pinned, every tile backing off when idle (spin, yield,
 //! then sleep on its input link; a net tile, which has a socket to
 //! watch, naps), so the kernel puts the busy tiles where the cores are
 //! free. Pinning each tile to a core of its own is not possible with
@@ -142,24 +142,50 @@ pub(super) fn udp_text(
 ) -> String {
     let netns = netns.map_or(String::new(), |n| format!("netns = \"{n}\""));
     let txbind = format!("{}:0", bind.split(':').next().unwrap_or("127.0.0.1"));
-    UDP_TOPOLOGY
+    let text = UDP_TOPOLOGY
         .replace("{txbind}", &txbind)
         .replace("{ws}", ws)
         .replace("{depth}", &DEPTH.to_string())
         .replace("{bind}", bind)
         .replace("{engine}", engine)
         .replace("{netns}", &netns)
-        .replace("{collector}", collector)
+        .replace("{collector}", collector);
+    fit(text)
 }
 
 /// The in-memory pipeline's topology text.
 pub(super) fn memory_text(ws: &str, fixture: &str, rate: u64, burst: usize) -> String {
-    MEMORY_TOPOLOGY
+    fit(MEMORY_TOPOLOGY
         .replace("{ws}", ws)
         .replace("{depth}", &DEPTH.to_string())
         .replace("{fixture}", fixture)
         .replace("{rate}", &rate.to_string())
-        .replace("{burst}", &burst.to_string())
+        .replace("{burst}", &burst.to_string()))
+}
+
+/// The layout for this machine: with fewer cpus than the four tiles, the
+/// source and the collector need, every tile on one thread, taking turns
+/// (a group), leaving a core to the source and the collector; else a
+/// thread each. `TILEWIRE_BENCH_LAYOUT=threads` or `=group` chooses.
+fn fit(text: String) -> String {
+    let cpus = tilewire_pipeline::topo::Machine::this().cpus.len();
+    let group = match std::env::var("TILEWIRE_BENCH_LAYOUT").as_deref() {
+        Ok("threads") => false,
+        Ok("group") => true,
+        _ => cpus < 6,
+    };
+    if !group {
+        return text;
+    }
+    ["net", "gen", "dedup", "verify", "tx", "collect"]
+        .iter()
+        .fold(text, |t, name| {
+            t.replacen(
+                &format!("name = \"{name}\"\n"),
+                &format!("name = \"{name}\"\ngroup = \"pipeline\"\n"),
+                1,
+            )
+        })
 }
 
 /// How the tiles of `topo` run, for the output.
