@@ -380,9 +380,9 @@ pub enum IdlePolicy {
 }
 
 /// Idle turns a backing-off tile spins before it yields.
-const SPIN_TURNS: u32 = 128;
+const SPIN_TURNS: u32 = 32;
 /// Idle turns, after the spinning, it yields before it sleeps.
-const YIELD_TURNS: u32 = 64;
+const YIELD_TURNS: u32 = 8;
 /// Longest sleep on an input link before housekeeping (a wake ends it
 /// sooner).
 const PARK_MAX: Duration = Duration::from_millis(5);
