@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicU8;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{payload, send_all, wait_until, TestWs};
+use common::{payload, send_all, wait_until, TestWs, TrySend};
 use tilewire_shmem::clock::{mono_ns, mono_ts, thread_cpu_ns};
 use tilewire_shmem::load_bytes;
 use tilewire_tile::link::frag::{FragMeta, CTL_PKT};
@@ -405,4 +405,73 @@ fn a_tile_taking_in_whole_batches_does_not_starve_what_comes_back_to_it() {
     );
     assert_eq!(lost, 0, "fwd kept up with every batch");
     assert_eq!(*back.lock().unwrap(), TOTAL, "all came back");
+}
+
+/// Reads its input and panics at the frag whose signature is `at`.
+#[derive(Debug)]
+struct Boom {
+    at: u64,
+}
+
+impl Tile for Boom {
+    fn kind(&self) -> &str {
+        "boom"
+    }
+    fn after_frag(&mut self, _: usize, meta: &FragMeta, _: &mut Outputs<'_, '_>) {
+        assert_ne!(meta.sig, self.at, "boom at frag {}", self.at);
+    }
+}
+
+#[test]
+fn after_a_panic_the_others_drain_upstream_first_and_lose_nothing() {
+    // boom and fwd both read a; fwd -> b -> sink. boom panics: fwd drains
+    // a and halts, and only then is the sink asked, so it gets all fwd
+    // passed on.
+    let t = TestWs::new("grouppanic2", 16 << 20);
+    let a = t.link("a", 1024, MTU, &[Unreliable, Reliable]);
+    let b = t.link("b", 64, MTU, &[Reliable]);
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let boom = Boom { at: 3000 };
+    let stems = vec![
+        stem(&t, "boom", boom, &[(&a, 0)], &[]),
+        stem(&t, "fwd", Forward::default(), &[(&a, 1)], &[&b]),
+        stem(
+            &t,
+            "sink",
+            Sink {
+                got: Arc::clone(&got),
+                ..Sink::default()
+            },
+            &[(&b, 0)],
+            &[],
+        ),
+    ];
+    let m: Vec<_> = stems.iter().map(|s| s.metrics()).collect();
+    let mut group = Group::new(stems);
+    group.stop_on_panic(true);
+    let ends = std::thread::scope(|s| {
+        let _stop = StopOnDrop(m.clone());
+        let runner = s.spawn(|| group.run(|_, _| {}));
+        // Published as fast as credits allow, so fwd and the sink are
+        // busy when boom panics; until the group ended (fwd's credits
+        // stop with it).
+        let mut tx = LinkTx::new(&a);
+        let mut seq = 0;
+        while seq < 5000 && !runner.is_finished() {
+            if tx.try_send(seq, MTU) {
+                seq += 1;
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        runner.join().unwrap()
+    });
+    assert!(matches!(ends[0], MemberEnd::Panicked(_)), "{ends:?}");
+    let forwarded = group.stems()[1].outputs()[0].seq();
+    assert!(forwarded >= 3000, "fwd ran past the panic: {forwarded}");
+    assert_eq!(
+        got.lock().unwrap().len() as u64,
+        forwarded,
+        "the sink got all fwd passed on"
+    );
 }

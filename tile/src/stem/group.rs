@@ -22,7 +22,8 @@
 //! A tile that panics ends alone: the panic is caught at its turn and
 //! reported ([`MemberEnd::Panicked`]), the tile is not called again, and
 //! the others go on, or, with [`Group::stop_on_panic`], are asked to drain
-//! their inputs and stop.
+//! their inputs and stop, each once the tiles of the group upstream of it
+//! ended.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -65,7 +66,8 @@ impl<'w, T: Tile> Group<'w, T> {
     }
 
     /// Whether a panic of one tile asks the others to drain every input
-    /// and stop (default: they go on, and whoever runs the group decides).
+    /// and stop, upstream first (default: they go on, and whoever runs the
+    /// group decides).
     pub fn stop_on_panic(&mut self, stop: bool) {
         self.stop_on_panic = stop;
     }
@@ -88,7 +90,13 @@ impl<'w, T: Tile> Group<'w, T> {
         let mut ends: Vec<Option<MemberEnd>> = vec![None; n];
         let mut live = n;
         let mut idle_turns = 0u32;
+        // After a panic with stop_on_panic: the tiles asked to drain.
+        let mut stopping = false;
+        let mut asked = vec![false; n];
         while live > 0 {
+            if stopping {
+                self.ask_to_drain(&ends, &mut asked);
+            }
             let mut busy = false;
             for i in 0..n {
                 if ends[i].is_some() {
@@ -107,11 +115,7 @@ impl<'w, T: Tile> Group<'w, T> {
                 busy = true;
                 live -= 1;
                 if self.stop_on_panic && matches!(end, MemberEnd::Panicked(_)) {
-                    for (s, e) in self.stems.iter().zip(&ends) {
-                        if e.is_none() {
-                            s.metrics().request_drain(u64::MAX);
-                        }
-                    }
+                    stopping = true;
                 }
                 ended(i, &end);
                 ends[i] = Some(end);
@@ -139,6 +143,30 @@ impl<'w, T: Tile> Group<'w, T> {
             }
         }
         ends.into_iter().flatten().collect()
+    }
+
+    /// The stop after a panic: asks each live tile to drain every input
+    /// once every tile of the group that feeds it ended, upstream first,
+    /// so a tile's drain finds what its upstream passed on before it
+    /// halted.
+    fn ask_to_drain(&self, ends: &[Option<MemberEnd>], asked: &mut [bool]) {
+        for (i, s) in self.stems.iter().enumerate() {
+            if asked[i] || ends[i].is_some() {
+                continue;
+            }
+            let fed_by_live = self.stems.iter().enumerate().any(|(j, up)| {
+                j != i
+                    && ends[j].is_none()
+                    && up
+                        .outputs
+                        .iter()
+                        .any(|p| s.input_mcaches.iter().any(|mc| p.mcache().same(mc)))
+            });
+            if !fed_by_live {
+                s.metrics().request_drain(u64::MAX);
+                asked[i] = true;
+            }
+        }
     }
 
     /// Sleeps while every live tile is idle: parked on the one link from

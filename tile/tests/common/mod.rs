@@ -65,6 +65,24 @@ pub(crate) fn send_all(tx: &mut LinkTx<'_>, first: u64, n: u64, mtu: usize) {
     }
 }
 
+/// Extension for tests: one packet `payload(seq, mtu)` with `user = seq`.
+pub(crate) trait TrySend {
+    /// Sends it if the link has room; false if not.
+    fn try_send(&mut self, seq: u64, mtu: usize) -> bool;
+}
+
+impl TrySend for LinkTx<'_> {
+    fn try_send(&mut self, seq: u64, mtu: usize) -> bool {
+        let mut buf = Vec::new();
+        payload(seq, mtu, &mut buf);
+        let pkt = PktInfo::new(&buf).with_meta(PktMeta {
+            addr: None,
+            user: seq,
+        });
+        self.send(&[pkt], true).is_ok()
+    }
+}
+
 /// Waits until `done`, failing the test after the [`DEADLINE`].
 pub(crate) fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + DEADLINE;
