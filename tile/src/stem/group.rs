@@ -98,11 +98,10 @@ impl<'w, T: Tile> Group<'w, T> {
                 self.ask_to_drain(&ends, &mut asked);
             }
             let mut busy = false;
-            for i in 0..n {
-                if ends[i].is_some() {
+            for (i, (stem, slot)) in self.stems.iter_mut().zip(ends.iter_mut()).enumerate() {
+                if slot.is_some() {
                     continue;
                 }
-                let stem = &mut self.stems[i];
                 let end = match catch_unwind(AssertUnwindSafe(|| stem.turn())) {
                     Ok(Turn::Busy) => {
                         busy = true;
@@ -118,7 +117,7 @@ impl<'w, T: Tile> Group<'w, T> {
                     stopping = true;
                 }
                 ended(i, &end);
-                ends[i] = Some(end);
+                *slot = Some(end);
             }
             if busy {
                 idle_turns = 0;
