@@ -545,3 +545,90 @@ fn idle_policy_spins_only_a_tile_with_a_core_of_its_own_unless_told() {
         "{bad}"
     );
 }
+
+// ---- net-udp tiles sharing a port -------------------------------------
+
+/// Two net-udp tiles on one port, each into a sink of its own.
+fn shared_port(ws: &str, port: u16, second_output: bool) -> String {
+    let out2 = if second_output {
+        "outputs = [\"b\"]\n"
+    } else {
+        "inputs = [\"back\"]\n"
+    };
+    format!(
+        "[workspace]\nname = \"{ws}\"\n\n\
+         [[link]]\nname = \"a\"\ndepth = 1024\n\n[[link]]\nname = \"{}\"\ndepth = 1024\n\n\
+         [[tile]]\nname = \"net0\"\nkind = \"net-udp\"\noutputs = [\"a\"]\n\
+         params = {{ bind = \"127.0.0.1:{port}\" }}\n\n\
+         [[tile]]\nname = \"net1\"\nkind = \"net-udp\"\n{out2}\
+         params = {{ bind = \"127.0.0.1:{port}\" }}\n\n\
+         [[tile]]\nname = \"sink0\"\nkind = \"sink\"\ninputs = [\"a\"]\n\n\
+         [[tile]]\nname = \"sink1\"\nkind = \"{}\"\n{}",
+        if second_output { "b" } else { "back" },
+        if second_output { "sink" } else { "gen" },
+        if second_output {
+            "inputs = [\"b\"]\n"
+        } else {
+            "outputs = [\"back\"]\nparams = { count = 1 }\n"
+        },
+    )
+}
+
+#[test]
+fn net_udp_tiles_naming_one_address_share_it_and_both_receive() {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .unwrap()
+        .port();
+    let topo = registry()
+        .parse(&shared_port(&ws_name("reuse"), port, true))
+        .unwrap();
+    let p = Pipeline::create(topo).unwrap();
+    let opts = RunOptions::new();
+    let running = p.start(&opts).unwrap();
+    // 64 flows (source ports), 50 datagrams each, paced: loopback drops
+    // nothing and the kernel spreads the flows over both sockets.
+    let dst: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let socks: Vec<_> = (0..64)
+        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    for round in 0..50u32 {
+        for s in &socks {
+            s.send_to(&round.to_le_bytes(), dst).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let sent = 64 * 50;
+    let got = |p: &Pipeline| counter(p, "sink0", "frags") + counter(p, "sink1", "frags");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while got(&p) < sent && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    running.stop().unwrap();
+    let (a, b) = (
+        counter(&p, "net0", "rx_pkts"),
+        counter(&p, "net1", "rx_pkts"),
+    );
+    eprintln!("one port, two net-udp tiles: {a} + {b} of {sent}");
+    assert_eq!(a + b, sent, "every datagram reached one of them");
+    assert!(a > 0 && b > 0, "both received: {a} and {b}");
+    assert_eq!(got(&p), sent, "and its sink");
+}
+
+#[test]
+fn a_net_udp_tile_sharing_a_port_without_an_output_is_refused() {
+    let text = shared_port(&ws_name("reuse2"), 9100, false);
+    let e = registry()
+        .parse(&text)
+        .and_then(|t| {
+            t.check(&tilewire_pipeline::topo::Machine::with_cpus(2))
+                .map(|()| t)
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("net1 shares 127.0.0.1:9100 with tile \"net0\"")
+            && e.contains("this tile has no output"),
+        "{e}"
+    );
+}

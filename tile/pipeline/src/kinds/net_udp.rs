@@ -97,6 +97,7 @@ use tilewire_tile::link::producer::Producer;
 use tilewire_tile::stem::{Filter, Outputs, Tile};
 
 use crate::kind::{BuildCtx, BuildError, CheckCtx, IoCounts, TileKind};
+use crate::topo::{TileSpec, Topology};
 
 /// The MAC address [`datagram_frame`] gives the socket's side (the
 /// destination of a received frame): locally administered, unicast.
@@ -485,6 +486,22 @@ mod tests {
     }
 }
 
+/// The other net-udp tiles of `topo` that bind the address `tile` binds
+/// (a port other than 0) in the same network namespace: they share it.
+fn sharing<'t>(topo: &'t Topology, tile: &TileSpec, p: &NetUdpParams) -> Vec<&'t TileSpec> {
+    if p.bind.port() == 0 {
+        return Vec::new();
+    }
+    topo.tiles
+        .iter()
+        .filter(|t| t.name != tile.name)
+        .filter(|t| {
+            t.params::<NetUdpParams>()
+                .is_some_and(|o| o.bind == p.bind && o.netns == p.netns)
+        })
+        .collect()
+}
+
 /// The `net-udp` kind: a UDP socket (io_uring, or sendmmsg/recvmmsg).
 /// Inputs 0..=1 (frames, sent to the address in their headers), outputs
 /// 0..=1 (received datagrams as Ethernet/IPv4/UDP frames), at least one
@@ -534,10 +551,22 @@ impl TileKind for NetUdpKind {
         IoCounts::new(0..=1, 0..=1)
     }
 
-    fn check(&self, _: &NetUdpParams, ctx: &mut CheckCtx<'_>) {
+    fn check(&self, p: &NetUdpParams, ctx: &mut CheckCtx<'_>) {
         let t = ctx.tile();
         if t.inputs.is_empty() && t.outputs.is_empty() {
             ctx.error("a net-udp tile needs an input, an output or both");
+        }
+        let sharers = sharing(ctx.topology(), t, p);
+        if !sharers.is_empty() && t.outputs.is_empty() {
+            ctx.field_error(
+                "bind",
+                format!(
+                    "{} shares {} with tile {:?}, so the kernel spreads the datagrams \
+                     that come to it over their sockets, and this tile has no output \
+                     to pass its share on: give it one, or bind it elsewhere",
+                    t.name, p.bind, sharers[0].name
+                ),
+            );
         }
     }
 
@@ -552,6 +581,9 @@ impl TileKind for NetUdpKind {
     ) -> Result<Box<dyn Tile + 'w>, BuildError> {
         let config = UdpConfig {
             engine: p.engine,
+            // Several tiles naming one address share it: the kernel
+            // spreads flows over their sockets.
+            reuse_port: !sharing(ctx.topology(), ctx.tile(), p).is_empty(),
             // Room for bursts while the loop is busy elsewhere.
             recv_buf: Some(4 << 20),
             send_buf: Some(4 << 20),

@@ -116,7 +116,10 @@
 //!   0..=1 (frames, sent to the address in their headers), outputs 0..=1
 //!   (received datagrams as Ethernet/IPv4/UDP frames), at least one of
 //!   the two. Params: `bind` (required, `"ip:port"`, IPv4), `engine` =
-//!   `"auto"` | `"uring"` | `"mmsg"` (default auto), `netns`.
+//!   `"auto"` | `"uring"` | `"mmsg"` (default auto), `netns`. Several
+//!   net-udp tiles binding one address (a port other than 0, in one
+//!   namespace) share it with `SO_REUSEPORT`, the kernel spreading flows
+//!   over their sockets; each of them must have an output.
 //! - `dedup`: exactly 1 input and 1 output; drops frames seen recently.
 //!   Params: `depth` = 65536 (tags remembered, a power of two up to 2^26).
 //! - `echo`: exactly 1 input and 1 output; swaps each frame's endpoints.
