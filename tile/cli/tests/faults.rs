@@ -35,6 +35,8 @@ struct Scene {
     ws: String,
     /// gen's packets per second.
     rate: u32,
+    /// Extra lines for mid's `[[tile]]`.
+    mid_extra: &'static str,
 }
 
 impl Scene {
@@ -49,6 +51,7 @@ impl Scene {
             dir,
             children: Vec::new(),
             rate: 20000,
+            mid_extra: "",
         }
     }
 
@@ -97,6 +100,7 @@ params = {{ size = 64, rate = {rate}, burst = 16, src = "198.18.0.1:4000", dst =
 [[tile]]
 name = "mid"
 kind = "forward"
+{mid_extra}
 inputs = ["to_mid"]
 outputs = ["to_sink"]
 
@@ -106,7 +110,8 @@ kind = "sink"
 inputs = ["to_sink"]
 "#,
             ws = self.ws,
-            rate = self.rate
+            rate = self.rate,
+            mid_extra = self.mid_extra
         );
         let path = self.dir.join("topo.toml");
         std::fs::write(&path, topo).unwrap();
@@ -364,6 +369,83 @@ fn a_tile_killed_while_parked_is_dead_and_costs_its_producer_one_wake() {
         !status.success(),
         "the run reports the killed tile: {status}"
     );
+}
+
+/// Waits until mid runs in a process other than `old`; its pid.
+fn wait_restarted(ws: &Workspace, old: u32) -> u32 {
+    let mut pid = 0;
+    wait(Duration::from_secs(10), "mid running again", || {
+        let r = report(ws);
+        let m = r.tile("mid").unwrap();
+        pid = m.pid;
+        m.pid != old && health(ws, "mid") == "running"
+    });
+    pid
+}
+
+#[test]
+fn a_tile_killed_with_restart_on_failure_comes_back_by_itself() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let mut scene = Scene::new("restart");
+    scene.mid_extra = "restart = \"on-failure\"";
+    let pids = scene.start(false, &[]);
+    let first = pids.iter().find(|(k, _)| k == "mid").unwrap().1;
+    let ws = scene.join();
+    wait(DEADLINE, "the sink counts traffic", || {
+        counter(&ws, "sink", "frags") > 2000
+    });
+    assert_eq!(report(&ws).tile("mid").unwrap().boots, 1);
+    kill("-KILL", first);
+    let second = wait_restarted(&ws, first);
+    assert_eq!(
+        report(&ws).tile("mid").unwrap().boots,
+        2,
+        "the restart is counted"
+    );
+    let sink = counter(&ws, "sink", "frags");
+    wait(
+        Duration::from_secs(5),
+        "traffic through the restarted mid",
+        || counter(&ws, "sink", "frags") > sink + 2000,
+    );
+    let missed = lost(&ws, "to_mid");
+    assert!(
+        missed > 0,
+        "what gen sent while mid was down is counted lost: {missed}"
+    );
+    assert_eq!(lost(&ws, "to_sink"), 0);
+    eprintln!("mid restarted as {second}, {missed} frags lost on to_mid meanwhile");
+    drop(ws);
+    kill("-TERM", scene.runner_pid());
+    let status = scene.children[0].wait().unwrap();
+    assert!(
+        status.success(),
+        "a restarted crash is not a failure of the run: {status}"
+    );
+}
+
+#[test]
+fn a_restart_loop_is_stopped_by_the_limit_and_reported() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let mut scene = Scene::new("restartloop");
+    scene.mid_extra = "restart = \"on-failure\"";
+    let pids = scene.start(false, &[]);
+    let mut pid = pids.iter().find(|(k, _)| k == "mid").unwrap().1;
+    let ws = scene.join();
+    wait(DEADLINE, "mid runs", || health(&ws, "mid") == "running");
+    // Killed as soon as it runs, again and again: 5 restarts, then none.
+    for _ in 0..5 {
+        kill("-KILL", pid);
+        pid = wait_restarted(&ws, pid);
+    }
+    kill("-KILL", pid);
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(health(&ws, "mid"), "dead", "not restarted a sixth time");
+    assert_eq!(report(&ws).tile("mid").unwrap().boots, 6);
+    drop(ws);
+    kill("-TERM", scene.runner_pid());
+    let status = scene.children[0].wait().unwrap();
+    assert!(!status.success(), "the run fails: {status}");
 }
 
 #[test]

@@ -215,6 +215,7 @@ mod tests {
             backpressure_ns: 0,
             out_backpressure: vec![],
             counters: vec![],
+            boots: 1,
         }
     }
 

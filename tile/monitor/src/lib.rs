@@ -59,7 +59,7 @@
 //! workspace, taken_ns, interval_ns (null without rates)
 //! tiles[]: name, kind, pid, state ("booting"|"running"|"halted"|"unknown"),
 //!   health ("booting"|"running"|"halted"|"dead"), dead_reason,
-//!   heartbeat_ns, heartbeat_age_ns (null: never), loops, housekeeping,
+//!   heartbeat_ns, heartbeat_age_ns (null: never), loops, housekeeping, boots,
 //!   backpressure_episodes, backpressure_ns, out_backpressure[],
 //!   frags_in_per_s, bytes_in_per_s, frags_out_per_s,
 //!   backpressure_fraction (null without rates),

@@ -246,6 +246,7 @@ mod tests {
                     backpressure_ns: taken_ns / 4,
                     out_backpressure: vec![],
                     counters: vec![("sent".into(), sent)],
+                    boots: 1,
                 },
                 latency: vec![None],
             }],

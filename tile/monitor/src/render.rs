@@ -304,6 +304,12 @@ pub fn prometheus(r: &Report) -> String {
         each_tile(&|t| Some(t.loops as f64)),
     );
     e.family(
+        "tilewire_tile_boots_total",
+        "counter",
+        "Times the tile's loop started: 1, plus one for each restart.",
+        each_tile(&|t| Some(t.boots as f64)),
+    );
+    e.family(
         "tilewire_tile_backpressure_episodes_total",
         "counter",
         "Times the tile found an output without credits.",

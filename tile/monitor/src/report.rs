@@ -56,6 +56,8 @@ pub struct TileReport {
     pub loops: u64,
     /// Housekeeping runs.
     pub housekeeping: u64,
+    /// Times its loop started: 1, plus one for each restart.
+    pub boots: u64,
     /// Back-pressure episodes.
     pub backpressure_episodes: u64,
     /// Nanoseconds back-pressured (closed episodes).
@@ -284,6 +286,7 @@ fn tile_report(
             .then(|| cur.taken_ns.saturating_sub(m.heartbeat_ns)),
         loops: m.loops,
         housekeeping: m.housekeeping,
+        boots: m.boots,
         backpressure_episodes: m.backpressure,
         backpressure_ns: m.backpressure_ns,
         out_backpressure: m.out_backpressure.clone(),

@@ -632,3 +632,37 @@ fn a_net_udp_tile_sharing_a_port_without_an_output_is_refused() {
         "{e}"
     );
 }
+
+#[test]
+fn restart_is_refused_in_threads_mode_and_read_in_processes_mode() {
+    let text = chain(&ws_name("restart"), "forward", "restart = \"on-failure\"");
+    let e = registry()
+        .parse(&text)
+        .and_then(|t| {
+            t.check(&tilewire_pipeline::topo::Machine::with_cpus(2))
+                .map(|()| t)
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("line 23: tile \"mid\": `restart` restarts a tile's process")
+            && e.contains("set `mode = \"processes\"`"),
+        "{e}"
+    );
+    let procs = text.replace("[workspace]\n", "[workspace]\nmode = \"processes\"\n");
+    let t = registry().parse(&procs).unwrap();
+    t.check(&tilewire_pipeline::topo::Machine::with_cpus(2))
+        .unwrap();
+    use tilewire_pipeline::topo::Restart;
+    assert_eq!(t.tile("mid").unwrap().restart, Restart::OnFailure);
+    assert_eq!(t.tile("gen").unwrap().restart, Restart::Never);
+    assert_eq!(t.group_of("mid").unwrap().restart, Restart::OnFailure);
+    let bad = registry()
+        .parse(&procs.replace("on-failure", "always"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        bad.contains("`restart` must be one of \"never\", \"on-failure\""),
+        "{bad}"
+    );
+}

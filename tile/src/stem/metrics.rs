@@ -19,7 +19,7 @@
 //! 1088  16 output slots of 64 B: link name (48 B)
 //! 2112  16 counter names of 32 B
 //! 2688  pid, state, heartbeat, housekeeping runs, loop iterations,
-//!       back-pressure episodes and nanoseconds     (written by the tile)
+//!       back-pressure episodes and nanoseconds, boots (written by the tile)
 //! 2752  stop request                              (written by anyone)
 //!       0: none; 1: stop now; 2^63 | mask: drain the inputs of mask
 //!       (bit i: input i, bits 0..16), then stop; any other value: stop now
@@ -75,6 +75,7 @@ const HK_CNT: usize = 3;
 const LOOP_CNT: usize = 4;
 const BP_CNT: usize = 5;
 const BP_NS: usize = 6;
+const BOOTS: usize = 7;
 
 // Values of the stop request word (see the layout table).
 const STOP_NONE: u64 = 0;
@@ -333,6 +334,10 @@ pub struct TileSnapshot {
     pub out_backpressure: Vec<u64>,
     /// The tile's own counters, by name.
     pub counters: Vec<(String, u64)>,
+    /// Times a loop started on these metrics: 1 for a tile that ran once,
+    /// and one more for each restart (by a runner's restart policy, or by
+    /// hand after a crash).
+    pub boots: u64,
 }
 
 fn read_str(bytes: &[AtomicU8]) -> String {
@@ -415,6 +420,7 @@ impl<'a> TileMetricsHandle<'a> {
             loops: l(LOOP_CNT),
             backpressure: l(BP_CNT),
             backpressure_ns: l(BP_NS),
+            boots: l(BOOTS),
             out_backpressure: (0..self.outputs)
                 .map(|i| self.words[OUT_BP_OFF / 8 + i].load(Ordering::Relaxed))
                 .collect(),
@@ -494,6 +500,8 @@ impl<'a> TileMetricsHandle<'a> {
 
     pub(crate) fn boot(&self, pid: u32) {
         self.live(PID).store(pid as u64, Ordering::Relaxed);
+        let boots = self.live(BOOTS);
+        boots.store(boots.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         self.live(STATE)
             .store(TileState::Booting.word(), Ordering::Relaxed);
         // SYNC: Release; a stop or drain asked of the previous run is

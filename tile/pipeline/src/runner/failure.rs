@@ -48,6 +48,16 @@ pub enum TileFailure {
         /// How it ended.
         status: ExitStatus,
     },
+    /// The tile's process failed again and again: its restart policy
+    /// gave up.
+    RestartLimit {
+        /// The tile (or group).
+        tile: String,
+        /// Restarts made.
+        restarts: usize,
+        /// In this window.
+        window: std::time::Duration,
+    },
     /// The tile halted with frags left unread on an input it was to drain.
     Undrained {
         /// The tile.
@@ -82,6 +92,7 @@ impl TileFailure {
             | TileFailure::Exited { tile, .. }
             | TileFailure::Undrained { tile, .. }
             | TileFailure::Held { tile, .. }
+            | TileFailure::RestartLimit { tile, .. }
             | TileFailure::DidNotStop { tile } => tile,
             TileFailure::GroupExited { group, .. } => group,
         }
@@ -107,6 +118,16 @@ impl fmt::Display for TileFailure {
                 f,
                 "group {group:?} (its process, with tiles {}) exited: {status}",
                 tiles.join(", ")
+            ),
+            TileFailure::RestartLimit {
+                tile,
+                restarts,
+                window,
+            } => write!(
+                f,
+                "tile {tile:?} kept failing: its process was restarted {restarts} times within \
+                 {}s, and is not restarted again",
+                window.as_secs()
             ),
             TileFailure::Undrained { tile, link, frags } => write!(
                 f,

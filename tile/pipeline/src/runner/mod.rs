@@ -64,7 +64,7 @@ pub use tile_process::{run_tile_process, tile_main, StopFlag, PARENT_ENV, STEM_E
 use crate::error::PipelineError;
 use crate::run::{run_group, run_tile, tile_metrics};
 use crate::stop::StopPlan;
-use crate::topo::{Machine, Mode, TileGroup, Topology};
+use crate::topo::{Machine, Mode, Restart, TileGroup, Topology, RESTART_LIMIT, RESTART_WINDOW};
 use crate::workspace;
 
 /// How [`Pipeline::run`] runs: [`RunOptions::new`] and the setters, or
@@ -275,6 +275,8 @@ enum Handle {
     Thread(JoinHandle<Result<(), PipelineError>>),
     /// The process, and the thread passing its stderr on, tagged.
     Process(Child, Option<JoinHandle<()>>),
+    /// Its process failed and is started again at this time.
+    Restarting(Instant),
     /// It ended (and was reaped), or never started.
     Ended,
 }
@@ -283,6 +285,8 @@ enum Handle {
 struct Unit {
     group: TileGroup,
     handle: Handle,
+    /// When its process was restarted, within the restart window.
+    restarts: Vec<Instant>,
 }
 
 /// How a tile running on a thread of the runner ended, as its thread
@@ -397,65 +401,100 @@ impl Running<'_> {
                     Handle::Ended
                 }
             };
-            self.units.push(Unit { group, handle });
+            self.units.push(Unit {
+                group,
+                handle,
+                restarts: Vec::new(),
+            });
         }
     }
 
     fn spawn_processes(&mut self, layout: Vec<TileGroup>) {
+        for group in layout {
+            self.units.push(Unit {
+                group,
+                handle: Handle::Ended,
+                restarts: Vec::new(),
+            });
+            let u = self.units.len() - 1;
+            self.units[u].handle = self.spawn_process(u);
+        }
+    }
+
+    /// Starts the process of unit `u` (this program again, told which
+    /// tile or group it is), or records why it could not.
+    fn spawn_process(&mut self, u: usize) -> Handle {
+        let group = &self.units[u].group;
         let exe = match std::env::current_exe() {
             Ok(exe) => exe,
             Err(e) => {
-                for t in &self.pipeline.topo.tiles {
+                for &t in &group.tiles.clone() {
                     self.failures.push(TileFailure::Start {
-                        tile: t.name.clone(),
+                        tile: self.name(t).to_owned(),
                         why: format!("finding this program to start it again: {e}"),
                     });
                 }
-                self.units = layout
-                    .into_iter()
-                    .map(|group| Unit {
-                        group,
-                        handle: Handle::Ended,
-                    })
-                    .collect();
-                return;
+                return Handle::Ended;
             }
         };
         let args: Vec<OsString> = std::env::args_os().skip(1).collect();
         let stem = format!("{},{}", self.stem.lazy, self.stem.stop_grace.as_millis());
-        for group in layout {
-            // A tile alone goes by its own name, a group by the group's.
-            let name = match group.tiles[..] {
-                [t] => self.name(t).to_owned(),
-                _ => group.name.clone(),
-            };
-            let mut cmd = Command::new(&exe);
-            cmd.args(&args)
-                .env(TILE_ENV, format!("{}/{name}", self.pipeline.ws.name()))
-                .env(PARENT_ENV, std::process::id().to_string())
-                .env(STEM_ENV, &stem);
-            // Its own process group: a Ctrl-C at the terminal reaches the
-            // runner alone, which then stops the tiles in order.
-            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-            cmd.stderr(Stdio::piped());
-            let handle = match cmd.spawn() {
-                Ok(mut c) => {
-                    tracing::info!(tile = %name, pid = c.id(), "tile process started");
-                    let relay = c.stderr.take().and_then(|err| relay_stderr(&name, err));
-                    Handle::Process(c, relay)
+        // A tile alone goes by its own name, a group by the group's.
+        let name = match group.tiles[..] {
+            [t] => self.name(t).to_owned(),
+            _ => group.name.clone(),
+        };
+        let mut cmd = Command::new(&exe);
+        cmd.args(&args)
+            .env(TILE_ENV, format!("{}/{name}", self.pipeline.ws.name()))
+            .env(PARENT_ENV, std::process::id().to_string())
+            .env(STEM_ENV, &stem);
+        // Its own process group: a Ctrl-C at the terminal reaches the
+        // runner alone, which then stops the tiles in order.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        cmd.stderr(Stdio::piped());
+        match cmd.spawn() {
+            Ok(mut c) => {
+                tracing::info!(tile = %name, pid = c.id(), "tile process started");
+                let relay = c.stderr.take().and_then(|err| relay_stderr(&name, err));
+                Handle::Process(c, relay)
+            }
+            Err(e) => {
+                for t in group.tiles.clone() {
+                    self.failures.push(TileFailure::Start {
+                        tile: self.name(t).to_owned(),
+                        why: format!("cannot start {}: {e}", exe.display()),
+                    });
                 }
-                Err(e) => {
-                    for &t in &group.tiles {
-                        self.failures.push(TileFailure::Start {
-                            tile: self.name(t).to_owned(),
-                            why: format!("cannot start {}: {e}", exe.display()),
-                        });
-                    }
-                    Handle::Ended
-                }
-            };
-            self.units.push(Unit { group, handle });
+                Handle::Ended
+            }
         }
+    }
+
+    /// Whether unit `u`, whose process just failed, is started again (its
+    /// policy says so, the run is not stopping, and it is within
+    /// [`RESTART_LIMIT`] in [`RESTART_WINDOW`]), and when.
+    fn restart_at(&mut self, u: usize, label: &str) -> Option<Instant> {
+        if self.units[u].group.restart != Restart::OnFailure || self.stopped {
+            return None;
+        }
+        let now = Instant::now();
+        let unit = &mut self.units[u];
+        unit.restarts
+            .retain(|t| now.duration_since(*t) < RESTART_WINDOW);
+        if unit.restarts.len() >= RESTART_LIMIT {
+            tracing::error!(tile = %label, restarts = unit.restarts.len(), "restart limit reached");
+            self.failures.push(TileFailure::RestartLimit {
+                tile: label.to_owned(),
+                restarts: RESTART_LIMIT,
+                window: RESTART_WINDOW,
+            });
+            return None;
+        }
+        let backoff = (Duration::from_millis(100) * (1 << unit.restarts.len().min(6)))
+            .min(Duration::from_secs(5));
+        unit.restarts.push(now);
+        Some(now + backoff)
     }
 
     /// Waits until every tile runs; a tile that ends or does not run in
@@ -616,6 +655,14 @@ impl Running<'_> {
         };
         match &mut self.units[u].handle {
             Handle::Ended => return true,
+            Handle::Restarting(_) if self.stopped => {}
+            Handle::Restarting(at) => {
+                if Instant::now() >= *at {
+                    self.units[u].handle = self.spawn_process(u);
+                    return matches!(self.units[u].handle, Handle::Ended);
+                }
+                return false;
+            }
             Handle::Thread(h) if !h.is_finished() => return false,
             Handle::Process(c, relay) => match c.try_wait() {
                 Ok(None) => return false,
@@ -627,6 +674,11 @@ impl Running<'_> {
                     }
                     if status.success() {
                         tracing::info!(tile = %label, "tile process ended");
+                    } else if let Some(at) = self.restart_at(u, &label) {
+                        let attempt = self.units[u].restarts.len();
+                        tracing::warn!(tile = %label, %status, attempt, "tile process failed; restarting it");
+                        self.units[u].handle = Handle::Restarting(at);
+                        return false;
                     } else if tiles.len() == 1 {
                         tracing::warn!(tile = %label, %status, "tile process failed");
                         self.failures.push(TileFailure::Exited {

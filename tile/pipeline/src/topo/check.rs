@@ -7,7 +7,9 @@ use tilewire_shmem::hist::Hist;
 use tilewire_shmem::workspace::{DEFAULT_TABLE_CAP, HEADER_SZ};
 
 use super::value::Loc;
-use super::{LinkSpec, TileSpec, TopoError, TopoErrors, Topology, TOPOLOGY_TEXT_MAX};
+use super::{
+    LinkSpec, Mode, Restart, TileSpec, TopoError, TopoErrors, Topology, TOPOLOGY_TEXT_MAX,
+};
 use crate::kind::CheckCtx;
 use crate::stop::strongly_connected;
 use tilewire_tile::link::dcache::DCache;
@@ -160,6 +162,12 @@ impl Topology {
         }
         let (kind, params) = tile.erased();
         kind.check(params, &mut CheckCtx::new(self, tile, errors));
+        if tile.restart == Restart::OnFailure && self.workspace.mode == Mode::Threads {
+            errors.push(tile.at.restart.err(format!(
+                "tile {name:?}: `restart` restarts a tile's process, and this topology runs \
+                 its tiles as threads; set `mode = \"processes\"` in [workspace]"
+            )));
+        }
         if let Some(cpu) = tile.cpu {
             if !machine.cpus.contains(&cpu) {
                 errors.push(tile.at.cpu.err(format!(

@@ -2,7 +2,7 @@
 
 use tilewire_tile::stem::IdlePolicy;
 
-use super::{TileSpec, TopoError, Topology};
+use super::{Restart, TileSpec, TopoError, Topology};
 
 /// Longest `group` name.
 pub const GROUP_NAME_MAX: usize = 32;
@@ -21,6 +21,9 @@ pub struct TileGroup {
     pub cpu: Option<usize>,
     /// What its thread does while every tile in it is idle.
     pub idle: IdlePolicy,
+    /// Whether its process is started again when it fails: if one of its
+    /// tiles says so.
+    pub restart: Restart,
 }
 
 impl TileGroup {
@@ -49,12 +52,16 @@ impl Topology {
                     tiles: vec![i],
                     cpu: None,
                     idle: IdlePolicy::Spin,
+                    restart: Restart::Never,
                 }),
             }
         }
         for g in &mut groups {
             let tiles: Vec<&TileSpec> = g.tiles.iter().map(|&i| &self.tiles[i]).collect();
             g.cpu = tiles.iter().find_map(|t| t.cpu);
+            if tiles.iter().any(|t| t.restart == Restart::OnFailure) {
+                g.restart = Restart::OnFailure;
+            }
             g.name = match (tiles.iter().find_map(|t| t.group.as_deref()), g.cpu) {
                 (Some(name), _) => name.to_owned(),
                 (None, Some(cpu)) if tiles.len() > 1 => format!("cpu{cpu}"),

@@ -83,6 +83,7 @@
 //! | `kind`    | a kind of the [registry](crate::Registry) the topology is read against: the built-ins below, and any a pipeline binary registers | required |
 //! | `cpu`     | pin the tile to this cpu; it must be one this machine lets the runner use. Tiles naming one cpu run on one thread, taking turns | not pinned |
 //! | `group`   | a name (at most 32 bytes): the tiles naming one group run on one thread (one process in processes mode), taking turns; see [`Topology::layout`]. Tiles naming the same `cpu` share a thread too | a thread of its own |
+//! | `restart` | `"never"` or `"on-failure"`: in processes mode, start the tile's process again when it fails (after 100 ms, doubling to 5 s; at most 5 times a minute), logged and counted in its metrics (`boots`); a group restarts if one of its tiles says so | `"never"` |
 //! | `idle`    | `"spin"` (keep polling: for a tile with a core of its own) or `"backoff"` (spin, yield, then sleep until woken: for tiles that share cores) | `"spin"` for a tile pinned to a cpu no other tile names, `"backoff"` otherwise |
 //! | `inputs`  | links the tile consumes, in input order | `[]` |
 //! | `outputs` | links the tile produces, in output order | `[]` |
@@ -184,6 +185,7 @@ use tilewire_shmem::PageKind;
 
 pub use check::Machine;
 pub use layout::{TileGroup, GROUP_NAME_MAX};
+
 use value::Loc;
 
 use crate::kind::IoCounts;
@@ -275,6 +277,23 @@ pub enum Mode {
     Processes,
 }
 
+/// What the runner does when a tile's process fails (processes mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Restart {
+    /// Report it when the run ends; the others go on.
+    #[default]
+    Never,
+    /// Start it again, after a back-off (100 ms, doubling to 5 s), at most
+    /// [`RESTART_LIMIT`] times in [`RESTART_WINDOW`]; past that it is
+    /// reported as [`TileFailure::RestartLimit`](crate::TileFailure::RestartLimit).
+    OnFailure,
+}
+
+/// Most restarts of one tile process in [`RESTART_WINDOW`].
+pub const RESTART_LIMIT: usize = 5;
+/// The window [`RESTART_LIMIT`] counts restarts in.
+pub const RESTART_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The `[workspace]` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkspaceSpec {
@@ -330,6 +349,8 @@ pub struct TileSpec {
     /// The group of tiles it shares a thread with, if the topology names
     /// one (see [`Topology::layout`]).
     pub group: Option<String>,
+    /// What the runner does when its process fails.
+    pub restart: Restart,
     /// What its loop does while idle, if the topology says (see
     /// [`Topology::idle_policy`] for the default).
     pub idle: Option<IdlePolicy>,
@@ -389,6 +410,7 @@ impl PartialEq for TileSpec {
             && format!("{:?}", self.params) == format!("{:?}", other.params)
             && self.cpu == other.cpu
             && self.group == other.group
+            && self.restart == other.restart
             && self.idle == other.idle
             && self.inputs == other.inputs
             && self.outputs == other.outputs
@@ -405,6 +427,7 @@ pub(crate) struct TileLocs {
     pub(crate) header: Loc,
     pub(crate) cpu: Loc,
     pub(crate) group: Loc,
+    pub(crate) restart: Loc,
     inputs: Vec<Loc>,
     outputs: Vec<Loc>,
     /// `inputs` / `outputs` keys (the header when absent).

@@ -11,8 +11,8 @@ use super::value::{
     array_of, boolean, int_in, one_of, pow2_in, string, Fields, Key, Lines, Loc, Node, Value,
 };
 use super::{
-    LinkSpec, Machine, Mode, TileLocs, TileSpec, TopoError, TopoErrors, Topology, WorkspaceSpec,
-    TOPOLOGY_TEXT_MAX,
+    LinkSpec, Machine, Mode, Restart, TileLocs, TileSpec, TopoError, TopoErrors, Topology,
+    WorkspaceSpec, TOPOLOGY_TEXT_MAX,
 };
 use crate::Registry;
 use tilewire_tile::link::LINK_NAME_MAX;
@@ -321,6 +321,14 @@ fn parse_tile(
     });
     let cpu = f.opt("cpu", errors, int_in(0, 1 << 20));
     let group = f.opt("group", errors, name_rule(GROUP_NAME_MAX));
+    let restart = f.opt(
+        "restart",
+        errors,
+        one_of(&[
+            ("never", Restart::Never),
+            ("on-failure", Restart::OnFailure),
+        ]),
+    );
     let idle = f
         .opt(
             "idle",
@@ -348,7 +356,7 @@ fn parse_tile(
     let header = f.at;
     f.finish(
         &[
-            "name", "kind", "cpu", "group", "idle", "inputs", "outputs", "params",
+            "name", "kind", "cpu", "group", "restart", "idle", "inputs", "outputs", "params",
         ],
         errors,
     );
@@ -389,6 +397,7 @@ fn parse_tile(
         params,
         cpu: cpu.as_ref().map(|(c, _)| *c as usize),
         group: group.as_ref().map(|(g, _)| g.clone()),
+        restart: restart.map_or(Restart::Never, |(r, _)| r),
         idle,
         inputs: inputs.iter().map(|(l, _)| l.clone()).collect(),
         outputs: outputs.iter().map(|(l, _)| l.clone()).collect(),
@@ -397,6 +406,7 @@ fn parse_tile(
             header,
             cpu: cpu.map_or(header, |(_, at)| at),
             group: group.map_or(header, |(_, at)| at),
+            restart: restart.map_or(header, |(_, at)| at),
             inputs: inputs.iter().map(|(_, at)| *at).collect(),
             outputs: outputs.iter().map(|(_, at)| *at).collect(),
             inputs_key,
