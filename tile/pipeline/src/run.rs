@@ -134,11 +134,14 @@ fn build<'w>(
         .map(|(i, l)| (l, topo.consumer_index(name, i).unwrap_or(usize::MAX)))
         .collect();
     let outs: Vec<&Link<'_>> = outputs.iter().collect();
-    let stem =
+    let mut stem =
         Stem::new(ws, name, tile, &ins, &outs, config).map_err(|source| PipelineError::Tile {
             tile: name.into(),
             source,
         })?;
+    if let Some(share) = spec.share {
+        stem.set_share(share.index, share.of, share.by);
+    }
     Ok((stem, keep))
 }
 

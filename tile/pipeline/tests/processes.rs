@@ -77,10 +77,14 @@ fn main() -> ExitCode {
         return panicking_main();
     }
     tile_main(&registry());
-    let tests: [(&str, fn()); 5] = [
+    let tests: [(&str, fn()); 6] = [
         (
             "a_stop_in_processes_mode_delivers_every_frag_gen_sent",
             a_stop_in_processes_mode_delivers_every_frag_gen_sent,
+        ),
+        (
+            "count_splits_a_links_frags_exactly_across_processes",
+            count_splits_a_links_frags_exactly_across_processes,
         ),
         (
             "a_group_is_one_process_and_its_stop_loses_nothing",
@@ -157,6 +161,39 @@ fn grouped(text: &str, group: &str, tiles: &[&str]) -> String {
             &format!("name = \"{name}\"\ngroup = \"{group}\"\n"),
         )
     })
+}
+
+fn count_splits_a_links_frags_exactly_across_processes() {
+    let name = ws_name("pcount");
+    let text = topology(&name).replace(
+        "name = \"batch\"\nkind = \"batch\"\n",
+        "name = \"batch\"\nkind = \"batch\"\ncount = 2\n",
+    );
+    let p = Pipeline::create(registry().parse(&text).unwrap()).unwrap();
+    let opts = RunOptions::new().duration(Duration::from_millis(700));
+    let mut running = p.start(&opts).unwrap();
+    let pids = running.pids();
+    let pid = |t: &str| pids.iter().find(|(n, _)| n == t).map(|(_, p)| *p).unwrap();
+    assert_ne!(pid("batch.0"), pid("batch.1"), "a process each: {pids:?}");
+    running.wait(&opts, |_| {});
+    running.stop().unwrap();
+    let sent = counter(&p, "gen", "sent");
+    let (a, b) = (
+        counter(&p, "batch.0", "passed"),
+        counter(&p, "batch.1", "passed"),
+    );
+    assert!(sent > 1000, "gen ran: {sent}");
+    assert_eq!(a + b, sent, "each frag passed on once: {a} + {b}");
+    assert!(a.abs_diff(b) <= 1, "round robin: {a} and {b}");
+    assert_eq!(
+        counter(&p, "sink", "frags"),
+        sent,
+        "the sink got all gen sent"
+    );
+    assert_drained(&p);
+    eprintln!("processes mode, count = 2: gen sent {sent}, batch.0 {a}, batch.1 {b}");
+    drop(p);
+    assert!(!exists(&name), "the workspace is removed");
 }
 
 fn a_group_is_one_process_and_its_stop_loses_nothing() {

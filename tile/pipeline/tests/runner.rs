@@ -666,3 +666,100 @@ fn restart_is_refused_in_threads_mode_and_read_in_processes_mode() {
         "{bad}"
     );
 }
+
+// ---- count = N ------------------------------------------------------------
+
+#[test]
+fn count_makes_tiles_that_split_a_links_frags_exactly() {
+    for share in ["", "share = \"sig\""] {
+        let text = chain(&ws_name("count"), "forward", &format!("count = 3\n{share}"))
+            .replace("{ burst = 8 }", "{ burst = 8, fixture = \"builtin:mix\" }");
+        let topo = registry().parse(&text).unwrap();
+        let names: Vec<&str> = topo.tiles.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["gen", "mid.0", "mid.1", "mid.2", "sink"]);
+        assert_eq!(topo.tile("sink").unwrap().inputs, ["b.0", "b.1", "b.2"]);
+        assert_eq!(topo.tile("mid.1").unwrap().outputs, ["b.1"]);
+        assert!(topo.link("b").is_none() && topo.link("b.2").is_some());
+        let (p, r) = run(
+            topo,
+            &RunOptions::new().duration(Duration::from_millis(300)),
+        );
+        r.unwrap();
+        let sent = counter(&p, "gen", "sent");
+        let each: Vec<u64> = (0..3)
+            .map(|i| counter(&p, &format!("mid.{i}"), "forwarded"))
+            .collect();
+        eprintln!("count = 3 {share}: gen sent {sent}, the three forwarded {each:?}");
+        assert!(sent > 1000, "gen ran: {sent}");
+        assert_eq!(
+            each.iter().sum::<u64>(),
+            sent,
+            "each frag forwarded by exactly one"
+        );
+        assert_eq!(counter(&p, "sink", "frags"), sent, "the sink got every one");
+        // Each skipped the others' frags, counted as filtered on link a.
+        let a = tilewire_tile::link::Link::join(p.workspace(), "a").unwrap();
+        for (i, n) in each.iter().enumerate() {
+            let filtered = a.fseqs()[i].diag(tilewire_tile::link::fseq::DIAG_FILT_CNT);
+            assert_eq!(filtered, sent - n, "mid.{i} skipped the rest");
+        }
+        if share.is_empty() {
+            assert!(
+                each.iter().all(|n| n.abs_diff(sent / 3) <= 1),
+                "round robin: {each:?}"
+            );
+            assert_drained(&p);
+        } else {
+            // The signature is the UDP destination port: the mix's few
+            // ports land on some of the three, each port on one.
+            assert!(
+                each.iter().filter(|n| **n > 0).count() >= 2,
+                "by port: {each:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_bad_count_is_refused_at_its_line() {
+    for (count, want) in [("0", "`count` must be"), ("65", "`count` must be")] {
+        let text = chain(&ws_name("count0"), "forward", &format!("count = {count}"));
+        let e = registry().parse(&text).unwrap_err().to_string();
+        assert!(e.contains("line 23") && e.contains(want), "{e}");
+    }
+    // dedup takes one input: a counted tile before it is refused, saying why.
+    let text = chain(&ws_name("countio"), "forward", "count = 2").replace(
+        "name = \"sink\"\nkind = \"sink\"",
+        "name = \"sink\"\nkind = \"dedup\"\noutputs = [\"c\"]",
+    ) + "\n[[link]]\nname = \"c\"\ndepth = 64\n\n[[tile]]\nname = \"end\"\nkind = \"sink\"\ninputs = [\"c\"]\n";
+    let e = registry()
+        .parse(&text)
+        .and_then(|t| {
+            t.check(&tilewire_pipeline::topo::Machine::with_cpus(2))
+                .map(|()| t)
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("a dedup tile takes exactly 1 inputs, found 2 (the 2 tiles `count` made of \"mid\" each feed it a link)"),
+        "{e}"
+    );
+    // The size check counts every tile and link a count makes.
+    let small = chain(&ws_name("countsize"), "forward", "count = 64")
+        .replace("[workspace]\n", "[workspace]\nsize = \"4MiB\"\n");
+    let e = Pipeline::create(registry().parse(&small).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("the topology needs") && e.contains("raise `size`"),
+        "{e}"
+    );
+    let long = "m".repeat(33);
+    let text = chain(&ws_name("countlong"), "forward", "count = 2")
+        .replace("\"mid\"", &format!("\"{long}\""));
+    let e = registry().parse(&text).unwrap_err().to_string();
+    assert!(
+        e.contains("is longer than 34 bytes; give the tile a shorter name"),
+        "{e}"
+    );
+}

@@ -379,6 +379,39 @@ pub enum IdlePolicy {
     Backoff,
 }
 
+/// How the tiles that share a link's work deal its frags
+/// ([`Stem::set_share`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ShareBy {
+    /// Frag `seq` goes to tile `seq % n`: an even split.
+    #[default]
+    RoundRobin,
+    /// By a hash of the frag's signature: every frag of one signature (a
+    /// flow, a sender) goes to the same tile.
+    Sig,
+}
+
+/// A tile's share of its inputs' frags: `index` of `of`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Share {
+    index: u64,
+    of: u64,
+    by: ShareBy,
+}
+
+impl Share {
+    #[inline]
+    fn mine(&self, seq: u64, sig: u64) -> bool {
+        let key = match self.by {
+            ShareBy::RoundRobin => seq,
+            // Fibonacci hashing: the high bits of the product mix all of
+            // the signature's.
+            ShareBy::Sig => sig.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32,
+        };
+        key % self.of == self.index
+    }
+}
+
 /// Idle turns a backing-off tile spins before it yields.
 const SPIN_TURNS: u32 = 32;
 /// Idle turns, after the spinning, it yields before it sleeps.
@@ -632,6 +665,8 @@ pub struct Stem<'w, T: Tile> {
     idle_turns: u32,
     /// Where the run is (see [`Stem::turn`]).
     phase: Phase,
+    /// Its share of its inputs' frags, if it shares them.
+    share: Option<Share>,
     /// `loops` when the current run began.
     first: u64,
 }
@@ -769,6 +804,7 @@ impl<'w, T: Tile> Stem<'w, T> {
             idle_turns: 0,
             phase: Phase::Ready,
             first: 0,
+            share: None,
         };
         stem.schedule_housekeeping();
         Ok(stem)
@@ -778,6 +814,23 @@ impl<'w, T: Tile> Stem<'w, T> {
     /// [`IdlePolicy::Spin`]).
     pub fn set_idle(&mut self, idle: IdlePolicy) {
         self.idle = idle;
+    }
+
+    /// Makes the tile one of `of` that share the work of its inputs: it
+    /// takes frag `seq` of an input only when `by` deals it to `index`
+    /// (see [`ShareBy`]) and passes over the others without reading them
+    /// (counted as filtered, as [`Filter::Skip`] is), so over a reliable
+    /// link each frag is processed by exactly one of the `of` tiles.
+    ///
+    /// # Panics
+    /// If `index >= of`.
+    pub fn set_share(&mut self, index: u32, of: u32, by: ShareBy) {
+        assert!(index < of, "share {index} of {of}");
+        self.share = (of > 1).then_some(Share {
+            index: u64::from(index),
+            of: u64::from(of),
+            by,
+        });
     }
 
     /// The tile's name.
@@ -920,6 +973,12 @@ impl<'w, T: Tile> Stem<'w, T> {
             Next::Overrun { .. } => return Polled::Busy(i),
             Next::Ready(meta) => meta,
         };
+        if let Some(share) = self.share {
+            if !share.mine(meta.seq, meta.sig) {
+                input.skip(meta.sz);
+                return Polled::Busy(i);
+            }
+        }
         match self.tile.before_frag(i, meta.seq, meta.sig) {
             Filter::Process => {}
             Filter::Skip => {

@@ -153,8 +153,22 @@ impl Topology {
         let io = tile.io();
         for ((side, list, _, key_at), allowed) in sides.into_iter().zip([&io.inputs, &io.outputs]) {
             if !allowed.contains(&list.len()) {
+                // Inputs a count made: say where they came from.
+                let made = list.iter().find_map(|l| {
+                    self.tiles
+                        .iter()
+                        .find(|t| t.share.is_some() && t.outputs.contains(l))
+                });
+                let hint = match (side, made) {
+                    ("input", Some(t)) => format!(
+                        " (the {} tiles `count` made of {:?} each feed it a link)",
+                        t.share.map_or(1, |s| s.of),
+                        t.name.rsplit_once('.').map_or(t.name.as_str(), |(n, _)| n)
+                    ),
+                    _ => String::new(),
+                };
                 errors.push(key_at.err(format!(
-                    "tile {name:?}: a {kind} tile takes {} {side}s, found {}",
+                    "tile {name:?}: a {kind} tile takes {} {side}s, found {}{hint}",
                     count_words(allowed),
                     list.len()
                 )));

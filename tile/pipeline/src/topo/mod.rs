@@ -84,6 +84,8 @@
 //! | `cpu`     | pin the tile to this cpu; it must be one this machine lets the runner use. Tiles naming one cpu run on one thread, taking turns | not pinned |
 //! | `group`   | a name (at most 32 bytes): the tiles naming one group run on one thread (one process in processes mode), taking turns; see [`Topology::layout`]. Tiles naming the same `cpu` share a thread too | a thread of its own |
 //! | `restart` | `"never"` or `"on-failure"`: in processes mode, start the tile's process again when it fails (after 100 ms, doubling to 5 s; at most 5 times a minute), logged and counted in its metrics (`boots`); a group restarts if one of its tiles says so | `"never"` |
+//! | `count`   | 1 to 64: makes that many tiles of this one, named `NAME.0`, `NAME.1`, ..., each taking its share of every input's frags (the others it skips, counted as filtered) and publishing on an output link of its own (`LINK.0`, ...), which every consumer of the output reads in turn | 1 |
+//! | `share`   | with `count`: `"round-robin"` (frag `seq % count`) or `"sig"` (a hash of the frag's signature, which the net tiles and gen set to the UDP destination port: the frags of one port go to one tile) | `"round-robin"` |
 //! | `idle`    | `"spin"` (keep polling: for a tile with a core of its own) or `"backoff"` (spin, yield, then sleep until woken: for tiles that share cores) | `"spin"` for a tile pinned to a cpu no other tile names, `"backoff"` otherwise |
 //! | `inputs`  | links the tile consumes, in input order | `[]` |
 //! | `outputs` | links the tile produces, in output order | `[]` |
@@ -174,6 +176,7 @@
 //! prints one per line, after the file name when there is one.
 
 mod check;
+mod count;
 pub(crate) mod de;
 mod layout;
 mod parse;
@@ -185,6 +188,7 @@ use tilewire_shmem::PageKind;
 
 pub use check::Machine;
 pub use layout::{TileGroup, GROUP_NAME_MAX};
+pub use tilewire_tile::stem::ShareBy;
 
 use value::Loc;
 
@@ -277,6 +281,18 @@ pub enum Mode {
     Processes,
 }
 
+/// Which share of its inputs' frags one of the `count = N` tiles of a
+/// `[[tile]]` takes: frag by frag in turn, or by signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShareSpec {
+    /// This tile's index, `0..of`.
+    pub index: u32,
+    /// How many tiles share.
+    pub of: u32,
+    /// How frags are dealt.
+    pub by: tilewire_tile::stem::ShareBy,
+}
+
 /// What the runner does when a tile's process fails (processes mode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Restart {
@@ -351,6 +367,9 @@ pub struct TileSpec {
     pub group: Option<String>,
     /// What the runner does when its process fails.
     pub restart: Restart,
+    /// For one of the tiles a `count = N` made: which share of its
+    /// inputs' frags it takes (see [`Topology::parse`]).
+    pub share: Option<ShareSpec>,
     /// What its loop does while idle, if the topology says (see
     /// [`Topology::idle_policy`] for the default).
     pub idle: Option<IdlePolicy>,
@@ -411,6 +430,7 @@ impl PartialEq for TileSpec {
             && self.cpu == other.cpu
             && self.group == other.group
             && self.restart == other.restart
+            && self.share == other.share
             && self.idle == other.idle
             && self.inputs == other.inputs
             && self.outputs == other.outputs
@@ -428,6 +448,7 @@ pub(crate) struct TileLocs {
     pub(crate) cpu: Loc,
     pub(crate) group: Loc,
     pub(crate) restart: Loc,
+    pub(crate) count: Loc,
     inputs: Vec<Loc>,
     outputs: Vec<Loc>,
     /// `inputs` / `outputs` keys (the header when absent).

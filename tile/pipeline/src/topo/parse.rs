@@ -11,13 +11,13 @@ use super::value::{
     array_of, boolean, int_in, one_of, pow2_in, string, Fields, Key, Lines, Loc, Node, Value,
 };
 use super::{
-    LinkSpec, Machine, Mode, Restart, TileLocs, TileSpec, TopoError, TopoErrors, Topology,
-    WorkspaceSpec, TOPOLOGY_TEXT_MAX,
+    LinkSpec, Machine, Mode, Restart, ShareSpec, TileLocs, TileSpec, TopoError, TopoErrors,
+    Topology, WorkspaceSpec, TOPOLOGY_TEXT_MAX,
 };
 use crate::Registry;
 use tilewire_tile::link::LINK_NAME_MAX;
-use tilewire_tile::stem::IdlePolicy;
 use tilewire_tile::stem::TILE_NAME_MAX;
+use tilewire_tile::stem::{IdlePolicy, ShareBy};
 
 impl Topology {
     /// Reads a topology from its text against `registry`: TOML syntax,
@@ -73,6 +73,11 @@ impl Topology {
             tiles.iter().map(|t| (&t.name, t.at.header)),
             &mut errors,
         );
+        let (links, tiles) = if errors.is_empty() {
+            super::count::expand(links, tiles, &mut errors)
+        } else {
+            (links, tiles)
+        };
         match workspace {
             Some(workspace) if errors.is_empty() => {
                 let mut topo = Topology {
@@ -321,6 +326,12 @@ fn parse_tile(
     });
     let cpu = f.opt("cpu", errors, int_in(0, 1 << 20));
     let group = f.opt("group", errors, name_rule(GROUP_NAME_MAX));
+    let count = f.opt("count", errors, int_in(1, 64));
+    let share_by = f.opt(
+        "share",
+        errors,
+        one_of(&[("round-robin", ShareBy::RoundRobin), ("sig", ShareBy::Sig)]),
+    );
     let restart = f.opt(
         "restart",
         errors,
@@ -356,7 +367,8 @@ fn parse_tile(
     let header = f.at;
     f.finish(
         &[
-            "name", "kind", "cpu", "group", "restart", "idle", "inputs", "outputs", "params",
+            "name", "kind", "cpu", "group", "count", "share", "restart", "idle", "inputs",
+            "outputs", "params",
         ],
         errors,
     );
@@ -398,6 +410,11 @@ fn parse_tile(
         cpu: cpu.as_ref().map(|(c, _)| *c as usize),
         group: group.as_ref().map(|(g, _)| g.clone()),
         restart: restart.map_or(Restart::Never, |(r, _)| r),
+        share: count.as_ref().map(|(n, _)| ShareSpec {
+            index: 0,
+            of: *n as u32,
+            by: share_by.map_or(ShareBy::RoundRobin, |(b, _)| b),
+        }),
         idle,
         inputs: inputs.iter().map(|(l, _)| l.clone()).collect(),
         outputs: outputs.iter().map(|(l, _)| l.clone()).collect(),
@@ -407,6 +424,7 @@ fn parse_tile(
             cpu: cpu.map_or(header, |(_, at)| at),
             group: group.map_or(header, |(_, at)| at),
             restart: restart.map_or(header, |(_, at)| at),
+            count: count.map_or(header, |(_, at)| at),
             inputs: inputs.iter().map(|(_, at)| *at).collect(),
             outputs: outputs.iter().map(|(_, at)| *at).collect(),
             inputs_key,
