@@ -763,3 +763,74 @@ fn a_bad_count_is_refused_at_its_line() {
         "{e}"
     );
 }
+
+#[test]
+fn two_net_udp_tiles_from_one_count_share_the_port_and_the_sending() {
+    // net (count = 2, one port) -> forward -> echo -> net: the kernel
+    // spreads the flows over the two sockets, and each echo is sent by
+    // exactly one of the two (round robin over the tx link).
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .unwrap()
+        .port();
+    let text = format!(
+        "[workspace]\nname = \"{}\"\n\n\
+         [[link]]\nname = \"rx\"\ndepth = 1024\nreliable = false\n\n\
+         [[link]]\nname = \"all\"\ndepth = 1024\n\n[[link]]\nname = \"tx\"\ndepth = 1024\n\n\
+         [[tile]]\nname = \"net\"\nkind = \"net-udp\"\ncount = 2\ninputs = [\"tx\"]\noutputs = [\"rx\"]\n\
+         params = {{ bind = \"127.0.0.1:{port}\" }}\n\n\
+         [[tile]]\nname = \"merge\"\nkind = \"forward\"\ninputs = [\"rx\"]\noutputs = [\"all\"]\n\n\
+         [[tile]]\nname = \"echo\"\nkind = \"echo\"\ninputs = [\"all\"]\noutputs = [\"tx\"]\n",
+        ws_name("udpcount")
+    );
+    let p = Pipeline::create(registry().parse(&text).unwrap()).unwrap();
+    let running = p.start(&RunOptions::new()).unwrap();
+    let dst: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let socks: Vec<_> = (0..32)
+        .map(|_| {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+            s
+        })
+        .collect();
+    let rounds = 40u32;
+    for round in 0..rounds {
+        for s in &socks {
+            s.send_to(&round.to_le_bytes(), dst).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Every flow gets each of its datagrams back once.
+    let mut buf = [0u8; 64];
+    for s in &socks {
+        let mut got = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while got.len() < rounds as usize && std::time::Instant::now() < deadline {
+            if let Ok((n, _)) = s.recv_from(&mut buf) {
+                got.push(u32::from_le_bytes(buf[..n].try_into().unwrap()));
+            }
+        }
+        got.sort_unstable();
+        assert_eq!(got, (0..rounds).collect::<Vec<_>>(), "each echo once");
+    }
+    running.stop().unwrap();
+    let sent = u64::from(rounds) * socks.len() as u64;
+    let rx: Vec<u64> = (0..2)
+        .map(|i| counter(&p, &format!("net.{i}"), "rx_pkts"))
+        .collect();
+    let tx: Vec<u64> = (0..2)
+        .map(|i| counter(&p, &format!("net.{i}"), "tx_pkts"))
+        .collect();
+    eprintln!("two net-udp tiles on one port: received {rx:?}, sent {tx:?} of {sent}");
+    assert_eq!(rx.iter().sum::<u64>(), sent);
+    assert_eq!(
+        tx.iter().sum::<u64>(),
+        sent,
+        "nothing sent twice, nothing skipped"
+    );
+    assert!(rx.iter().all(|n| *n > 0), "both received: {rx:?}");
+    assert!(
+        tx[0].abs_diff(tx[1]) <= 1,
+        "round robin over the tx link: {tx:?}"
+    );
+}
