@@ -251,6 +251,70 @@ inputs = ["b"]
     assert!(rm.status.success(), "{:?}", text(&rm));
 }
 
+#[test]
+fn a_counted_tile_shows_each_of_its_tiles_and_their_sum() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = TempDir::new("count");
+    let path = dir.0.join("topo.toml");
+    std::fs::write(
+        &path,
+        r#"[workspace]
+name = "tw-run-count"
+size = "8MiB"
+
+[[link]]
+name = "a"
+depth = 512
+mtu = 256
+
+[[link]]
+name = "b"
+depth = 512
+mtu = 256
+
+[[tile]]
+name = "gen"
+kind = "gen"
+outputs = ["a"]
+params = { size = 64, count = 5000, src = "198.18.0.1:4000", dst = "198.18.0.2:9000" }
+
+[[tile]]
+name = "forward"
+kind = "forward"
+count = 2
+inputs = ["a"]
+outputs = ["b"]
+
+[[tile]]
+name = "sink"
+kind = "sink"
+inputs = ["b"]
+"#,
+    )
+    .unwrap();
+    let out = dir
+        .tilewire()
+        .args(["run", path.to_str().unwrap(), "--duration", "1", "--quiet"])
+        .output()
+        .unwrap();
+    let (table, err) = text(&out);
+    assert!(out.status.success(), "{err}\n{table}");
+    let row = |start: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no row {start:?}: {table}"))
+            .to_owned()
+    };
+    assert!(row("forward.0 ").contains("forwarded=2.5k"), "{table}");
+    assert!(row("forward.1 ").contains("forwarded=2.5k"), "{table}");
+    assert!(
+        row("forward (sum of 2)").contains("forwarded=5.0k"),
+        "{table}"
+    );
+    assert!(row("sink ").contains("frags=5.0k"), "{table}");
+}
+
 /// Namespaces whose names a process with `pid` made (`tw-<pid>-...`).
 fn namespaces_of(pid: u32) -> Vec<String> {
     let out = Command::new("ip").args(["netns", "list"]).output().unwrap();

@@ -86,7 +86,63 @@ fn columns(rows: &[Vec<String>]) -> String {
     out
 }
 
-/// The report as a text table (see the module docs).
+/// `NAME.i` as (`NAME`, i).
+fn counted(name: &str) -> Option<(&str, usize)> {
+    let (base, i) = name.rsplit_once('.')?;
+    Some((base, i.parse().ok()?))
+}
+
+/// After the last of the tiles a `count = N` made (`NAME.0` .. `NAME.N-1`
+/// of one kind, in a row, ending at `i`), a row of their sums.
+fn count_sum(tiles: &[crate::TileReport], i: usize) -> Option<Vec<String>> {
+    let (base, last) = counted(&tiles[i].name)?;
+    if last == 0
+        || tiles
+            .get(i + 1)
+            .and_then(|t| counted(&t.name))
+            .is_some_and(|(b, _)| b == base)
+    {
+        return None;
+    }
+    let first = i.checked_sub(last)?;
+    let all = &tiles[first..=i];
+    let same = all
+        .iter()
+        .enumerate()
+        .all(|(k, t)| t.kind == tiles[i].kind && counted(&t.name) == Some((base, k)));
+    if !same {
+        return None;
+    }
+    let sum =
+        |f: &dyn Fn(&crate::TileReport) -> Option<f64>| -> Option<f64> { all.iter().map(f).sum() };
+    let counters: Vec<String> = tiles[i]
+        .counters
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !c.name.contains("checksum") && !c.name.contains("digest"))
+        .map(|(k, c)| {
+            let v: u64 = all
+                .iter()
+                .filter_map(|t| t.counters.get(k))
+                .map(|c| c.value)
+                .sum();
+            format!("{}={}", c.name, si(v as f64))
+        })
+        .collect();
+    Some(vec![
+        format!("{base} (sum of {})", all.len()),
+        tiles[i].kind.clone(),
+        "-".into(),
+        "-".into(),
+        opt_si(sum(&|t| t.frags_in_per_s)),
+        opt_si(sum(&|t| t.frags_out_per_s)),
+        "-".into(),
+        counters.join(" "),
+    ])
+}
+
+/// The report as a text table (see the module docs). The tiles a
+/// `count = N` made are followed by a row of their sums.
 pub fn table(r: &Report) -> String {
     let mut out = String::new();
     let over = match r.interval_ns {
@@ -106,7 +162,7 @@ pub fn table(r: &Report) -> String {
     ]
     .map(String::from)
     .to_vec()];
-    for t in &r.tiles {
+    for (i, t) in r.tiles.iter().enumerate() {
         let counters: Vec<String> = t
             .counters
             .iter()
@@ -130,6 +186,9 @@ pub fn table(r: &Report) -> String {
                 .map_or_else(|| "-".into(), |f| format!("{:.1}", f * 100.0)),
             counters.join(" "),
         ]);
+        if let Some(row) = count_sum(&r.tiles, i) {
+            rows.push(row);
+        }
     }
     out.push_str(&columns(&rows));
 
