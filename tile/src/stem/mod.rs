@@ -69,6 +69,16 @@
 //! [`RunEnd::unread`] on drained inputs). A tile started again on the same
 //! links continues where this one stopped.
 //!
+//! # Idling, turns and groups
+//!
+//! What the loop does with nothing to do is the tile's [`IdlePolicy`]:
+//! spin, or back off (spin, yield, then sleep on the input link until its
+//! producer publishes, or nap). [`Stem::run`] owns its thread;
+//! [`Stem::turn`] runs the same loop a bounded turn at a time, so a
+//! [`Group`] can run several tiles on one thread, taking turns, each with
+//! its own metrics, heartbeat and stop. [`Stem::set_share`] makes a tile
+//! one of N that share its inputs' frags (a topology's `count`).
+//!
 //! # Crashes
 //!
 //! A tile process can die at any instruction (SIGKILL, a panic). What it
