@@ -381,3 +381,36 @@ fn this_machine_has_cpus() {
     assert!(!m.cpus.is_empty());
     assert!(m.cpus.windows(2).all(|w| w[0] < w[1]), "{:?}", m.cpus);
 }
+
+#[test]
+fn two_net_xdp_tiles_on_one_queue_are_refused_at_the_second_queue() {
+    let net = |name: &str, out: &str, queue: u32| {
+        format!(
+            "[[tile]]\nname = \"{name}\"\nkind = \"net-xdp\"\noutputs = [\"{out}\"]\n\
+             params = {{ ifname = \"eth1\", queue = {queue}, ports = [9001] }}\n\n\
+             [[tile]]\nname = \"sink_{name}\"\nkind = \"sink\"\ninputs = [\"{out}\"]\n\n"
+        )
+    };
+    let links = "[[link]]\nname = \"a\"\ndepth = 64\n\n[[link]]\nname = \"b\"\ndepth = 64\n\n";
+    // Line 13 is net0's header, 28 net1's params.
+    let text = format!(
+        "{WS}\n{links}{}{}",
+        net("net0", "a", 1),
+        net("net1", "b", 1)
+    );
+    assert_problem(
+        &text,
+        28,
+        &["`queue` 1 of eth1 is taken by tile \"net0\" (line 13): one AF_XDP socket per queue"],
+    );
+    let text = format!(
+        "{WS}\n{links}{}{}",
+        net("net0", "a", 0),
+        net("net1", "b", 1)
+    );
+    let found = topo_support::problems(&text);
+    assert!(
+        found.iter().all(|(_, r)| !r.contains("is taken by")),
+        "queues 0 and 1 are fine: {found:?}"
+    );
+}

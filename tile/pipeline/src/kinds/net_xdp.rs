@@ -480,8 +480,29 @@ impl TileKind for NetXdpKind {
         IoCounts::new(0..=1, 1..=1)
     }
 
-    fn check(&self, _: &NetXdpParams, ctx: &mut CheckCtx<'_>) {
+    fn check(&self, p: &NetXdpParams, ctx: &mut CheckCtx<'_>) {
         let (topo, tile) = (ctx.topology(), ctx.tile());
+        // One AF_XDP socket per queue: an earlier tile on the same queue
+        // of the same interface takes it.
+        let same_queue = topo
+            .tiles
+            .iter()
+            .take_while(|t| t.name != tile.name)
+            .find(|t| {
+                t.params::<NetXdpParams>().is_some_and(|o| {
+                    o.ifname == p.ifname && o.queue == p.queue && o.netns == p.netns
+                })
+            });
+        if let Some(first) = same_queue {
+            ctx.field_error(
+                "queue",
+                format!(
+                    "{} of {} is taken by tile {:?} (line {}): one AF_XDP socket per \
+                     queue; give each net-xdp tile a queue of its own",
+                    p.queue, p.ifname, first.name, first.line
+                ),
+            );
+        }
         for link in tile.outputs.iter().filter_map(|l| topo.link(l)) {
             if link.mtu != XDP_MTU {
                 ctx.link_error(
