@@ -727,10 +727,10 @@ fn a_bad_count_is_refused_at_its_line() {
         let e = registry().parse(&text).unwrap_err().to_string();
         assert!(e.contains("line 23") && e.contains(want), "{e}");
     }
-    // dedup takes one input: a counted tile before it is refused, saying why.
+    // echo takes one input: a counted tile before it is refused, saying why.
     let text = chain(&ws_name("countio"), "forward", "count = 2").replace(
         "name = \"sink\"\nkind = \"sink\"",
-        "name = \"sink\"\nkind = \"dedup\"\noutputs = [\"c\"]",
+        "name = \"sink\"\nkind = \"echo\"\noutputs = [\"c\"]",
     ) + "\n[[link]]\nname = \"c\"\ndepth = 64\n\n[[tile]]\nname = \"end\"\nkind = \"sink\"\ninputs = [\"c\"]\n";
     let e = registry()
         .parse(&text)
@@ -741,7 +741,7 @@ fn a_bad_count_is_refused_at_its_line() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("a dedup tile takes exactly 1 inputs, found 2 (the 2 tiles `count` made of \"mid\" each feed it a link)"),
+        e.contains("an echo tile takes exactly 1 inputs, found 2 (the 2 tiles `count` made of \"mid\" each feed it a link)"),
         "{e}"
     );
     // The size check counts every tile and link a count makes.

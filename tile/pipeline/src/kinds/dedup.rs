@@ -2,7 +2,9 @@
 //!
 //! # What it does
 //!
-//! [`Dedup`] reads input 0 and gives every packet a 64-bit *tag*: the
+//! [`Dedup`] reads its inputs in turn (one, or the links of the tiles a
+//! `count` made upstream: several net tiles, one per queue) and gives
+//! every packet a 64-bit *tag*: the
 //! xxh3-64 hash of its UDP payload when the frame parses as IPv4 UDP
 //! ([`UdpFrame::check_len`]), otherwise the hash of the whole frame (tag 0,
 //! the tcache's empty marker, becomes 1 through
@@ -248,7 +250,7 @@ impl TileKind for DedupKind {
     }
 
     fn io(&self) -> IoCounts {
-        IoCounts::new(1..=1, 1..=1)
+        IoCounts::new(1..=16, 1..=1)
     }
 
     fn check(&self, p: &DedupParams, ctx: &mut CheckCtx<'_>) {

@@ -167,8 +167,13 @@ impl Topology {
                     ),
                     _ => String::new(),
                 };
+                let a = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                    "an"
+                } else {
+                    "a"
+                };
                 errors.push(key_at.err(format!(
-                    "tile {name:?}: a {kind} tile takes {} {side}s, found {}{hint}",
+                    "tile {name:?}: {a} {kind} tile takes {} {side}s, found {}{hint}",
                     count_words(allowed),
                     list.len()
                 )));

@@ -123,7 +123,8 @@
 //!   net-udp tiles binding one address (a port other than 0, in one
 //!   namespace) share it with `SO_REUSEPORT`, the kernel spreading flows
 //!   over their sockets; each of them must have an output.
-//! - `dedup`: exactly 1 input and 1 output; drops frames seen recently.
+//! - `dedup`: 1 to 16 inputs and exactly 1 output; drops frames seen
+//!   recently, across all its inputs.
 //!   Params: `depth` = 65536 (tags remembered, a power of two up to 2^26).
 //! - `echo`: exactly 1 input and 1 output; swaps each frame's endpoints.
 //!   No params.
