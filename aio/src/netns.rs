@@ -290,6 +290,16 @@ impl VethPair {
     ///
     /// On every error, the namespaces made so far are deleted again.
     pub fn new(tag: &str) -> Result<VethPair, NetnsError> {
+        VethPair::with_queues(tag, 1)
+    }
+
+    /// [`VethPair::new`], with `queues` receive and transmit queues on
+    /// each end (flows spread over them; with an XDP program attached in
+    /// DRV mode each packet carries the queue it came in on).
+    ///
+    /// # Errors
+    /// As [`VethPair::new`].
+    pub fn with_queues(tag: &str, queues: u32) -> Result<VethPair, NetnsError> {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let ok_tag = !tag.is_empty()
             && tag.len() <= TAG_MAX
@@ -326,8 +336,27 @@ impl VethPair {
         made.0.push(ns_a.clone());
         ip(&["netns", "add", &ns_b])?;
         made.0.push(ns_b.clone());
+        let q = queues.max(1).to_string();
         ip(&[
-            "link", "add", &if_a, "netns", &ns_a, "type", "veth", "peer", "name", &if_b, "netns",
+            "link",
+            "add",
+            &if_a,
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
+            "netns",
+            &ns_a,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &if_b,
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
+            "netns",
             &ns_b,
         ])?;
         for (ns, ifname, addr) in [(&ns_a, &if_a, addr_a), (&ns_b, &if_b, addr_b)] {

@@ -96,6 +96,21 @@ pub trait TileKind: Send + Sync + 'static {
         params: &Self::Params,
         ctx: &mut BuildCtx<'w, '_>,
     ) -> Result<Box<dyn Tile + 'w>, BuildError>;
+
+    /// What the tiles of this kind share, made once by the runner before
+    /// any of them starts and held until the run ends, whichever tile
+    /// dies meanwhile: the XDP program every net-xdp tile of an interface
+    /// puts its socket in. Called with every tile of this kind in the
+    /// topology and its parameters; the default makes nothing.
+    ///
+    /// # Errors
+    /// What could not be made; the run does not start then.
+    fn setup(
+        &self,
+        _tiles: &[(&TileSpec, &Self::Params)],
+    ) -> Result<Option<Box<dyn Any + Send>>, BuildError> {
+        Ok(None)
+    }
 }
 
 /// The parameters of a kind that takes none: any key in its `params` is

@@ -219,6 +219,7 @@ pub(crate) trait ErasedKind: Send + Sync {
         params: &TileParams,
         ctx: &mut BuildCtx<'w, '_>,
     ) -> Result<Box<dyn Tile + 'w>, BuildError>;
+    fn setup(&self, tiles: &[&TileSpec]) -> Result<Option<Box<dyn Any + Send>>, BuildError>;
 }
 
 struct Erased<K>(K);
@@ -265,5 +266,12 @@ impl<K: TileKind> ErasedKind for Erased<K> {
         ctx: &mut BuildCtx<'w, '_>,
     ) -> Result<Box<dyn Tile + 'w>, BuildError> {
         self.0.build(self.typed(params), ctx)
+    }
+    fn setup(&self, tiles: &[&TileSpec]) -> Result<Option<Box<dyn Any + Send>>, BuildError> {
+        let typed: Vec<(&TileSpec, &K::Params)> = tiles
+            .iter()
+            .map(|t| (*t, self.typed(t.erased().1)))
+            .collect();
+        self.0.setup(&typed)
     }
 }

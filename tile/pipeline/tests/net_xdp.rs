@@ -296,3 +296,82 @@ fn the_net_tile_echoes_through_a_link_pipeline() {
     let s = stem.tile().xsk().stats();
     assert_eq!(s.tx_completed, N as u64, "every sent frame came back");
 }
+
+/// Two net-xdp tiles on queues 0 and 1 of one interface (a veth pair with
+/// two queues, DRV mode, so each packet carries its queue): the pipeline
+/// attaches one XDP program for both, each tile puts its socket at its
+/// queue, flows from 64 source ports spread over the two, and every
+/// datagram reaches exactly one of them.
+#[test]
+fn two_net_tiles_share_one_program_one_queue_each() {
+    let pair = match VethPair::with_queues("nx-2q", 2) {
+        Ok(p) => p,
+        Err(tilewire_aio::netns::NetnsError::NotPermitted { .. }) => {
+            eprintln!("\nskipped: needs CAP_NET_ADMIN");
+            return;
+        }
+        Err(e) => panic!("making a veth pair: {e}"),
+    };
+    const PORT2: u16 = 9310;
+    let a = pair.a();
+    let net = |i: u32| {
+        format!(
+            "[[tile]]\nname = \"net{i}\"\nkind = \"net-xdp\"\noutputs = [\"rx{i}\"]\n\
+             params = {{ ifname = \"{}\", queue = {i}, ports = [{PORT2}], netns = \"{}\", \
+             attach = \"drv\", bind = \"copy\" }}\n\n\
+             [[tile]]\nname = \"sink{i}\"\nkind = \"sink\"\ninputs = [\"rx{i}\"]\n\n\
+             [[link]]\nname = \"rx{i}\"\ndepth = 1024\nmtu = 2048\n\n",
+            a.ifname(),
+            a.netns()
+        )
+    };
+    let text = format!(
+        "[workspace]\nname = \"tw-xdp2q-{}\"\n\n{}{}",
+        std::process::id(),
+        net(0),
+        net(1)
+    );
+    let registry = tilewire_pipeline::Registry::with_builtins();
+    let pipeline = tilewire_pipeline::Pipeline::create(registry.parse(&text).unwrap()).unwrap();
+    let running = pipeline
+        .start(&tilewire_pipeline::RunOptions::new())
+        .unwrap();
+    let dst = SocketAddr::from((a.addr(), PORT2));
+    let (flows, rounds) = (64u64, 50u64);
+    pair.b()
+        .run(|| {
+            let socks: Vec<UdpSocket> = (0..flows)
+                .map(|_| UdpSocket::bind("0.0.0.0:0").unwrap())
+                .collect();
+            for round in 0..rounds {
+                for s in &socks {
+                    s.send_to(&round.to_le_bytes(), dst).unwrap();
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+        .unwrap();
+    let got = |i: u32| pipeline.counter(&format!("net{i}"), "rx_pkts").unwrap_or(0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while got(0) + got(1) < flows * rounds && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    running.stop().unwrap();
+    let (q0, q1) = (got(0), got(1));
+    eprintln!(
+        "two queues: {q0} on queue 0, {q1} on queue 1, of {}",
+        flows * rounds
+    );
+    assert_eq!(
+        q0 + q1,
+        flows * rounds,
+        "every datagram reached one net tile"
+    );
+    assert!(
+        q0 > 0 && q1 > 0,
+        "the flows spread over both queues: {q0} and {q1}"
+    );
+    let sinks =
+        pipeline.counter("sink0", "frags").unwrap() + pipeline.counter("sink1", "frags").unwrap();
+    assert_eq!(sinks, flows * rounds, "and reached the sinks");
+}

@@ -113,6 +113,15 @@ pub enum BpfError {
         /// What the kernel said.
         source: io::Error,
     },
+    /// The program attached to a device could not be opened, or is not
+    /// tilewire's.
+    #[error("cannot open the XSKMAP of the XDP program on ifindex {ifindex}: {why}")]
+    Join {
+        /// The device.
+        ifindex: u32,
+        /// Why.
+        why: String,
+    },
     /// A queue index beyond the XSKMAP.
     #[error(
         "queue {queue} is beyond the XSKMAP's {queues} entries: load the program with more queues"

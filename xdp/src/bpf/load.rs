@@ -192,31 +192,7 @@ impl XdpProgram {
     /// - [`BpfError::NotPermitted`], [`BpfError::MapUpdate`].
     pub fn register_socket(&self, queue: u32, xsk_fd: RawFd) -> Result<(), BpfError> {
         self.check_queue(queue)?;
-        let value: u32 = xsk_fd as u32;
-        sys(|| {
-            // SAFETY: key and value point to live u32s, the sizes the map
-            // was made with; libbpf copies them during the call.
-            unsafe {
-                sys_bpf::bpf_map_update_elem(
-                    self.map.as_raw_fd(),
-                    (&queue as *const u32).cast(),
-                    (&value as *const u32).cast(),
-                    u64::from(sys_bpf::BPF_ANY),
-                )
-            }
-        })
-        .map(drop)
-        .map_err(|source| match source.raw_os_error() {
-            Some(libc::EPERM) => BpfError::NotPermitted {
-                op: "updating the XSKMAP",
-            },
-            Some(libc::EOPNOTSUPP | libc::ENOTSOCK | libc::EBADF) => BpfError::NotAnXskSocket {
-                queue,
-                fd: xsk_fd,
-                source,
-            },
-            _ => BpfError::MapUpdate { queue, source },
-        })
+        map_register(self.map.as_raw_fd(), queue, xsk_fd)
     }
 
     /// Empties the XSKMAP slot of `queue`: frames steered on it get the
@@ -227,20 +203,7 @@ impl XdpProgram {
     /// [`BpfError::MapUpdate`].
     pub fn unregister_socket(&self, queue: u32) -> Result<(), BpfError> {
         self.check_queue(queue)?;
-        let ret = sys(|| {
-            // SAFETY: the key points to a live u32, the map's key size.
-            unsafe {
-                sys_bpf::bpf_map_delete_elem(self.map.as_raw_fd(), (&queue as *const u32).cast())
-            }
-        });
-        match ret {
-            Ok(_) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) => Err(BpfError::NotPermitted {
-                op: "updating the XSKMAP",
-            }),
-            Err(source) => Err(BpfError::MapUpdate { queue, source }),
-        }
+        map_unregister(self.map.as_raw_fd(), queue)
     }
 
     /// Runs the program once over `frame` with `BPF_PROG_TEST_RUN`, as if
@@ -511,6 +474,163 @@ fn prog_name(id: u32) -> Option<String> {
         .map(|&c| c as u8)
         .collect();
     Some(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Puts socket `xsk_fd` into XSKMAP `map` at `queue`.
+fn map_register(map: RawFd, queue: u32, xsk_fd: RawFd) -> Result<(), BpfError> {
+    let value: u32 = xsk_fd as u32;
+    sys(|| {
+        // SAFETY: key and value point to live u32s, the sizes the map
+        // was made with; libbpf copies them during the call.
+        unsafe {
+            sys_bpf::bpf_map_update_elem(
+                map,
+                (&queue as *const u32).cast(),
+                (&value as *const u32).cast(),
+                u64::from(sys_bpf::BPF_ANY),
+            )
+        }
+    })
+    .map(drop)
+    .map_err(|source| match source.raw_os_error() {
+        Some(libc::EPERM) => BpfError::NotPermitted {
+            op: "updating the XSKMAP",
+        },
+        Some(libc::EOPNOTSUPP | libc::ENOTSOCK | libc::EBADF) => BpfError::NotAnXskSocket {
+            queue,
+            fd: xsk_fd,
+            source,
+        },
+        _ => BpfError::MapUpdate { queue, source },
+    })
+}
+
+/// Empties the slot of `queue` in XSKMAP `map` (an empty one is fine).
+fn map_unregister(map: RawFd, queue: u32) -> Result<(), BpfError> {
+    let ret = sys(|| {
+        // SAFETY: the key points to a live u32, the map's key size.
+        unsafe { sys_bpf::bpf_map_delete_elem(map, (&queue as *const u32).cast()) }
+    });
+    match ret {
+        Ok(_) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => Err(BpfError::NotPermitted {
+            op: "updating the XSKMAP",
+        }),
+        Err(source) => Err(BpfError::MapUpdate { queue, source }),
+    }
+}
+
+/// The XSKMAP of the tilewire XDP program attached to a device, opened by
+/// the program's id from any thread or process (in the device's network
+/// namespace): what a net tile needs to put its socket on its queue when
+/// one program, loaded and attached by the pipeline, serves every net tile
+/// of an interface. Dropping it closes only this descriptor of the map.
+#[derive(Debug)]
+pub struct XskMap {
+    map: OwnedFd,
+    queues: u32,
+    prog_id: u32,
+}
+
+impl XskMap {
+    /// The XSKMAP of the program attached to device `ifindex`, if that
+    /// program is tilewire's; `None` if no program is attached.
+    ///
+    /// # Errors
+    /// Those of [`attached_program`]; [`BpfError::Join`] if the attached
+    /// program is another's, or it or its map cannot be opened.
+    pub fn of_attached(ifindex: u32) -> Result<Option<XskMap>, BpfError> {
+        let Some(prog) = attached_program(ifindex)? else {
+            return Ok(None);
+        };
+        let join = |why: String| BpfError::Join { ifindex, why };
+        if prog.name != PROG_NAME.to_string_lossy() {
+            return Err(join(format!(
+                "the attached program is {:?} (id {}), not tilewire's",
+                prog.name, prog.id
+            )));
+        }
+        // SAFETY: takes a plain id; returns a new descriptor or an error.
+        let fd = sys(|| unsafe { sys_bpf::bpf_prog_get_fd_by_id(prog.id) })
+            .map_err(|e| join(format!("opening program {}: {e}", prog.id)))?;
+        let fd = own(fd);
+        let mut map_id = 0u32;
+        let mut info = sys_bpf::bpf_prog_info {
+            nr_map_ids: 1,
+            map_ids: (&mut map_id as *mut u32) as u64,
+            ..Default::default()
+        };
+        let mut len = size_of::<sys_bpf::bpf_prog_info>() as u32;
+        sys(|| {
+            // SAFETY: `info` is a writable bpf_prog_info of `len` bytes whose
+            // one pointer field points to a live u32 with room for the one
+            // map id it says.
+            unsafe { sys_bpf::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) }
+        })
+        .map_err(|e| join(format!("describing program {}: {e}", prog.id)))?;
+        if map_id == 0 {
+            return Err(join(format!("program {} has no map", prog.id)));
+        }
+        // SAFETY: takes a plain id; returns a new descriptor or an error.
+        let map = sys(|| unsafe { sys_bpf::bpf_map_get_fd_by_id(map_id) })
+            .map_err(|e| join(format!("opening map {map_id}: {e}")))?;
+        let map = own(map);
+        let mut minfo = sys_bpf::bpf_map_info::default();
+        let mut mlen = size_of::<sys_bpf::bpf_map_info>() as u32;
+        sys(|| {
+            // SAFETY: `minfo` is a writable bpf_map_info of `mlen` bytes with
+            // no pointer fields set.
+            unsafe { sys_bpf::bpf_map_get_info_by_fd(map.as_raw_fd(), &mut minfo, &mut mlen) }
+        })
+        .map_err(|e| join(format!("describing map {map_id}: {e}")))?;
+        if minfo.type_ != sys_bpf::BPF_MAP_TYPE_XSKMAP {
+            return Err(join(format!("map {map_id} is not an XSKMAP")));
+        }
+        Ok(Some(XskMap {
+            map,
+            queues: minfo.max_entries,
+            prog_id: prog.id,
+        }))
+    }
+
+    /// Entries of the map: one per receive queue the program serves.
+    pub fn queues(&self) -> u32 {
+        self.queues
+    }
+
+    /// Kernel id of the program the map belongs to.
+    pub fn prog_id(&self) -> u32 {
+        self.prog_id
+    }
+
+    /// As [`XdpProgram::register_socket`].
+    ///
+    /// # Errors
+    /// As [`XdpProgram::register_socket`].
+    pub fn register_socket(&self, queue: u32, xsk_fd: RawFd) -> Result<(), BpfError> {
+        self.check_queue(queue)?;
+        map_register(self.map.as_raw_fd(), queue, xsk_fd)
+    }
+
+    /// As [`XdpProgram::unregister_socket`].
+    ///
+    /// # Errors
+    /// As [`XdpProgram::unregister_socket`].
+    pub fn unregister_socket(&self, queue: u32) -> Result<(), BpfError> {
+        self.check_queue(queue)?;
+        map_unregister(self.map.as_raw_fd(), queue)
+    }
+
+    fn check_queue(&self, queue: u32) -> Result<(), BpfError> {
+        if queue >= self.queues {
+            return Err(BpfError::QueueOutOfRange {
+                queue,
+                queues: self.queues,
+            });
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

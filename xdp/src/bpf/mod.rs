@@ -86,7 +86,7 @@ mod prog;
 pub use error::BpfError;
 pub use insn::{to_bytes, AluOp, Insn, JmpOp, Reg, Size, PSEUDO_MAP_FD};
 pub use link::{AttachedProgram, XdpLink};
-pub use load::{attached_program, XdpProgram, TEST_RUN_FRAME_MAX, TEST_RUN_FRAME_MIN};
+pub use load::{attached_program, XdpProgram, XskMap, TEST_RUN_FRAME_MAX, TEST_RUN_FRAME_MIN};
 pub use prog::{generate, patch_map_fd, PROG_INSNS_MAX};
 
 /// Most destination ports one program steers.

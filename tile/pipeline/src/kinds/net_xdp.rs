@@ -57,7 +57,7 @@ use core::sync::atomic::AtomicU8;
 
 use tilewire_aio::{Aio, PktInfo, SendErrorKind};
 use tilewire_shmem::{clock::mono_ns, load_bytes};
-use tilewire_xdp::bpf::{AttachMode, FilterSpec, XdpProgram};
+use tilewire_xdp::bpf::{AttachMode, FilterSpec, XdpLink, XdpProgram, XskMap};
 use tilewire_xdp::socket::RING_MAX;
 use tilewire_xdp::{if_index, BindMode, BusyPoll, KernelStats};
 
@@ -67,7 +67,8 @@ use tilewire_tile::link::{Link, LinkParams, Reliability};
 use tilewire_tile::stem::{Filter, Outputs, Tile};
 
 use crate::kind::{BuildCtx, BuildError, CheckCtx, IoCounts, TileKind};
-use crate::topo::LinkSpec;
+use crate::topo::{LinkSpec, TileSpec};
+use std::any::Any;
 
 /// The mtu of a link that receives from AF_XDP: one frame.
 pub const XDP_MTU: usize = FRAME_SIZE as usize;
@@ -543,29 +544,140 @@ impl TileKind for NetXdpKind {
                     .unwrap_or_default()
             ))
         })?;
-        let mut filter = FilterSpec::new(p.ports.iter().copied())
-            .map_err(|e| BuildError::new(format!("XDP program: {e}")))?;
-        if let Some(a) = p.dst_addr {
-            filter = filter.with_dst_addr(a);
-        }
-        let prog = XdpProgram::load(&filter, p.queue + 1)
-            .map_err(|e| BuildError::new(format!("loading the XDP program: {e}")))?;
-        let attached = prog.attach(ifindex, p.attach).map_err(|e| {
-            BuildError::new(format!("attaching the XDP program to {}: {e}", p.ifname))
-        })?;
+        // The pipeline's runner attached one program for every net-xdp
+        // tile of this interface (see `setup`); a tile run without one
+        // attaches its own.
+        let shared = XskMap::of_attached(ifindex).map_err(|e| BuildError::new(e.to_string()))?;
+        let own = match shared {
+            Some(_) => None,
+            None => Some(attach(&[p], ifindex)?),
+        };
         let umem = umem(&link).map_err(|e| BuildError::new(format!("UMEM: {e}")))?;
         let (xsk, lines): (Xsk<'w>, Vec<u64>) =
             Xsk::bind(umem, &cfg).map_err(|e| BuildError::new(format!("AF_XDP socket: {e}")))?;
         let fd = xsk
             .raw_fd()
             .ok_or_else(|| BuildError::new("a socket without a descriptor"))?;
-        prog.register_socket(p.queue, fd)
-            .map_err(|e| BuildError::new(format!("registering the socket: {e}")))?;
+        let registered = |e: tilewire_xdp::bpf::BpfError| {
+            BuildError::new(format!(
+                "registering the socket of queue {} of {}: {e}",
+                p.queue, p.ifname
+            ))
+        };
+        match (shared, own) {
+            (Some(map), _) => {
+                map.register_socket(p.queue, fd).map_err(registered)?;
+                // Its queue goes back to the kernel when the tile ends.
+                ctx.keep(Registered {
+                    map,
+                    queue: p.queue,
+                });
+            }
+            (None, Some((prog, attached))) => {
+                prog.register_socket(p.queue, fd).map_err(registered)?;
+                // Dropping the attachment detaches the program; both live
+                // until the tile's loop returns.
+                ctx.keep(attached);
+                ctx.keep(prog);
+            }
+            (None, None) => unreachable!("a tile without a shared program attaches its own"),
+        }
         let rx = XdpRxLink::new(&link, lines);
-        // Dropping the attachment detaches the program; both live until the
-        // tile's loop returns.
-        ctx.keep(attached);
-        ctx.keep(prog);
         Ok(Box::new(NetXdp::new(xsk, rx, p.budget)))
+    }
+
+    fn setup(
+        &self,
+        tiles: &[(&TileSpec, &NetXdpParams)],
+    ) -> Result<Option<Box<dyn Any + Send>>, BuildError> {
+        // One program per interface (in its namespace), for all its tiles.
+        let mut interfaces: Vec<Vec<&NetXdpParams>> = Vec::new();
+        for (_, p) in tiles {
+            match interfaces
+                .iter_mut()
+                .find(|g| g[0].ifname == p.ifname && g[0].netns == p.netns)
+            {
+                Some(g) => g.push(p),
+                None => interfaces.push(vec![p]),
+            }
+        }
+        let mut held = Vec::new();
+        for group in interfaces {
+            let first = group[0];
+            let attach_here = || -> Result<(XdpProgram, XdpLink), BuildError> {
+                if let Some(ns) = &first.netns {
+                    tilewire_aio::netns::enter_thread(ns)
+                        .map_err(|e| BuildError::new(e.to_string()))?;
+                }
+                let ifindex = if_index(&first.ifname).ok_or_else(|| {
+                    BuildError::new(format!(
+                        "no interface {:?} in {}",
+                        first.ifname,
+                        first
+                            .netns
+                            .as_deref()
+                            .unwrap_or("the runner's network namespace")
+                    ))
+                })?;
+                attach(&group, ifindex)
+            };
+            // On a thread of its own: entering a namespace is for that
+            // thread only.
+            let made = std::thread::scope(|s| s.spawn(attach_here).join())
+                .map_err(|_| BuildError::new("attaching the XDP program panicked"))??;
+            held.push(made);
+        }
+        Ok((!held.is_empty()).then(|| Box::new(held) as Box<dyn Any + Send>))
+    }
+}
+
+/// Loads the XDP program for the net-xdp tiles `tiles` of one interface
+/// (`ifindex`): their ports together, a queue slot for each, and attaches
+/// it as they ask.
+fn attach(tiles: &[&NetXdpParams], ifindex: u32) -> Result<(XdpProgram, XdpLink), BuildError> {
+    let first = tiles[0];
+    let mut ports: Vec<u16> = tiles.iter().flat_map(|p| p.ports.iter().copied()).collect();
+    ports.sort_unstable();
+    ports.dedup();
+    let differ = |what: &str| {
+        BuildError::new(format!(
+            "the net-xdp tiles of {} ask for different {what}: one XDP program serves them all",
+            first.ifname
+        ))
+    };
+    if tiles.iter().any(|p| p.attach != first.attach) {
+        return Err(differ("`attach` modes"));
+    }
+    if tiles.iter().any(|p| p.dst_addr != first.dst_addr) {
+        return Err(differ("`dst_addr`s"));
+    }
+    let mut filter = FilterSpec::new(ports)
+        .map_err(|e| BuildError::new(format!("the XDP program of {}: {e}", first.ifname)))?;
+    if let Some(a) = first.dst_addr {
+        filter = filter.with_dst_addr(a);
+    }
+    let queues = tiles.iter().map(|p| p.queue).max().unwrap_or(0) + 1;
+    let prog = XdpProgram::load(&filter, queues)
+        .map_err(|e| BuildError::new(format!("loading the XDP program: {e}")))?;
+    let attached = prog.attach(ifindex, first.attach).map_err(|e| {
+        BuildError::new(format!(
+            "attaching the XDP program to {}: {e}",
+            first.ifname
+        ))
+    })?;
+    Ok((prog, attached))
+}
+
+/// A socket in the shared XSKMAP at `queue`, taken out when the tile ends:
+/// that queue's traffic goes to the kernel again.
+#[derive(Debug)]
+struct Registered {
+    map: XskMap,
+    queue: u32,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let _ = self.map.unregister_socket(self.queue);
     }
 }

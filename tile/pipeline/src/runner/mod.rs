@@ -225,6 +225,7 @@ impl Pipeline {
     /// A tile that could not be started or did not run within
     /// [`RunOptions::start_timeout`]; the others are stopped then.
     pub fn start(&self, opts: &RunOptions) -> Result<Running<'_>, RunError> {
+        let shared = self.setup()?;
         let layout = self.topo.layout();
         let mut unit_of = vec![0; self.topo.tiles.len()];
         for (u, g) in layout.iter().enumerate() {
@@ -242,6 +243,7 @@ impl Pipeline {
             stem: opts.stem,
             failures: Vec::new(),
             stopped: false,
+            _shared: shared,
         };
         match self.topo.workspace.mode {
             Mode::Threads => running.spawn_threads(layout),
@@ -257,6 +259,41 @@ impl Pipeline {
                 .stop()
                 .expect_err("a run with failures ends in an error"))
         }
+    }
+}
+
+impl Pipeline {
+    /// What each kind's tiles share ([`TileKind::setup`](crate::TileKind::setup)),
+    /// made before any tile starts.
+    fn setup(&self) -> Result<Vec<Box<dyn std::any::Any + Send>>, RunError> {
+        let mut kinds: Vec<&str> = self.topo.tiles.iter().map(|t| t.kind()).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        let mut held = Vec::new();
+        for kind in kinds {
+            let tiles: Vec<&crate::topo::TileSpec> = self
+                .topo
+                .tiles
+                .iter()
+                .filter(|t| t.kind() == kind)
+                .collect();
+            match tiles[0].erased().0.setup(&tiles) {
+                Ok(Some(h)) => held.push(h),
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(RunError {
+                        failures: vec![TileFailure::Failed {
+                            tile: tiles[0].name.clone(),
+                            error: PipelineError::Setup {
+                                tile: tiles[0].name.clone(),
+                                why: format!("setting up what the {kind} tiles share: {e}"),
+                            },
+                        }],
+                    })
+                }
+            }
+        }
+        Ok(held)
     }
 }
 
@@ -314,6 +351,9 @@ pub struct Running<'p> {
     stem: StemConfig,
     failures: Vec<TileFailure>,
     stopped: bool,
+    /// What the kinds' tiles share (an attached XDP program), held until
+    /// the tiles stopped: dropped after them, as the last field.
+    _shared: Vec<Box<dyn std::any::Any + Send>>,
 }
 
 impl fmt::Debug for Running<'_> {
