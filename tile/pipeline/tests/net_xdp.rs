@@ -375,3 +375,141 @@ fn two_net_tiles_share_one_program_one_queue_each() {
         pipeline.counter("sink0", "frags").unwrap() + pipeline.counter("sink1", "frags").unwrap();
     assert_eq!(sinks, flows * rounds, "and reached the sinks");
 }
+
+/// Sends without a UDP checksum (0: none, valid over IPv4). Over veth the
+/// kernel leaves a socket's checksum to an offload that never comes, and
+/// the echo tile passes it back as it found it; the peer's stack would
+/// drop every echo.
+fn no_udp_checksum(s: &UdpSocket) {
+    use std::os::fd::AsRawFd;
+    let one: libc::c_int = 1;
+    // SAFETY: a valid socket descriptor and a c_int option of its size,
+    // read during the call only.
+    let ret = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_NO_CHECK,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(ret, 0, "SO_NO_CHECK: {}", std::io::Error::last_os_error());
+}
+
+fn two_queue_pair(tag: &str, queues: u32) -> Option<VethPair> {
+    match VethPair::with_queues(tag, queues) {
+        Ok(p) => Some(p),
+        Err(tilewire_aio::netns::NetnsError::NotPermitted { .. }) => {
+            eprintln!("\nskipped: needs CAP_NET_ADMIN");
+            None
+        }
+        Err(e) => panic!("making a veth pair: {e}"),
+    }
+}
+
+/// net-xdp with `count = 2`: one tile per queue (0 and 1), receiving into
+/// a link each, merged, echoed, and sent back by the two in turn (round
+/// robin over the tx link). Every echo comes back once; both tiles sent.
+fn echo_topology(pair: &VethPair, port: u16) -> String {
+    let a = pair.a();
+    format!(
+        "[workspace]\nname = \"tw-xdpcount-{}-{port}\"\n\n\
+         [[link]]\nname = \"rx\"\ndepth = 1024\nmtu = 2048\nreliable = false\n\n\
+         [[link]]\nname = \"all\"\ndepth = 1024\nmtu = 2048\n\n\
+         [[link]]\nname = \"tx\"\ndepth = 1024\nmtu = 2048\n\n\
+         [[tile]]\nname = \"net\"\nkind = \"net-xdp\"\ncount = 2\ninputs = [\"tx\"]\noutputs = [\"rx\"]\n\
+         params = {{ ifname = \"{}\", ports = [{port}], netns = \"{}\", attach = \"drv\", bind = \"copy\" }}\n\n\
+         [[tile]]\nname = \"merge\"\nkind = \"forward\"\ninputs = [\"rx\"]\noutputs = [\"all\"]\n\n\
+         [[tile]]\nname = \"echo\"\nkind = \"echo\"\ninputs = [\"all\"]\noutputs = [\"tx\"]\n",
+        std::process::id(),
+        a.ifname(),
+        a.netns()
+    )
+}
+
+#[test]
+fn a_counted_net_tile_is_a_tile_per_queue_and_they_share_the_sending() {
+    let Some(pair) = two_queue_pair("nx-count", 2) else {
+        return;
+    };
+    const PORT3: u16 = 9320;
+    let registry = tilewire_pipeline::Registry::with_builtins();
+    let topo = registry.parse(&echo_topology(&pair, PORT3)).unwrap();
+    let pipeline = tilewire_pipeline::Pipeline::create(topo).unwrap();
+    let running = pipeline
+        .start(&tilewire_pipeline::RunOptions::new())
+        .unwrap();
+    let dst = SocketAddr::from((pair.a().addr(), PORT3));
+    let (flows, rounds) = (32usize, 20u32);
+    let echoed = pair
+        .b()
+        .run(|| {
+            let socks: Vec<UdpSocket> = (0..flows)
+                .map(|_| {
+                    let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+                    no_udp_checksum(&s);
+                    s
+                })
+                .collect();
+            for round in 0..rounds {
+                for s in &socks {
+                    s.send_to(&round.to_le_bytes(), dst).unwrap();
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let mut buf = [0u8; 64];
+            let mut all = vec![Vec::new(); socks.len()];
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while all.iter().any(|g: &Vec<u32>| g.len() < rounds as usize)
+                && Instant::now() < deadline
+            {
+                for (s, got) in socks.iter().zip(&mut all) {
+                    s.set_nonblocking(true).unwrap();
+                    while let Ok((n, _)) = s.recv_from(&mut buf) {
+                        got.push(u32::from_le_bytes(buf[..n].try_into().unwrap()));
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            for got in &mut all {
+                got.sort_unstable();
+            }
+            all
+        })
+        .unwrap();
+    running.stop().unwrap();
+    let c = |t: &str, n: &str| pipeline.counter(t, n).unwrap();
+    for got in &echoed {
+        assert_eq!(*got, (0..rounds).collect::<Vec<_>>(), "each echo once");
+    }
+    let (rx0, rx1) = (c("net.0", "rx_pkts"), c("net.1", "rx_pkts"));
+    let (tx0, tx1) = (c("net.0", "tx_pkts"), c("net.1", "tx_pkts"));
+    let sent = (flows as u64) * u64::from(rounds);
+    eprintln!("count = 2 over 2 queues: received {rx0} + {rx1}, sent {tx0} + {tx1} of {sent}");
+    assert_eq!(rx0 + rx1, sent);
+    assert!(rx0 > 0 && rx1 > 0, "both queues received");
+    assert_eq!(tx0 + tx1, sent, "nothing sent twice, nothing skipped");
+    assert!(tx0.abs_diff(tx1) <= 1, "round robin: {tx0} and {tx1}");
+}
+
+#[test]
+fn an_interface_with_fewer_queues_than_asked_is_refused_with_the_fix() {
+    let Some(pair) = two_queue_pair("nx-fewq", 1) else {
+        return;
+    };
+    let registry = tilewire_pipeline::Registry::with_builtins();
+    let topo = registry.parse(&echo_topology(&pair, 9330)).unwrap();
+    let pipeline = tilewire_pipeline::Pipeline::create(topo).unwrap();
+    let e = pipeline
+        .start(&tilewire_pipeline::RunOptions::new())
+        .unwrap_err()
+        .to_string();
+    let ifname = pair.a().ifname();
+    assert!(
+        e.contains(&format!(
+            "{ifname} has 1 receive queue, and a net-xdp tile asks for queue 1"
+        )) && e.contains(&format!("ethtool -L {ifname} combined 2")),
+        "{e}"
+    );
+}

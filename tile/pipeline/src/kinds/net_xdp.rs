@@ -485,22 +485,23 @@ impl TileKind for NetXdpKind {
         let (topo, tile) = (ctx.topology(), ctx.tile());
         // One AF_XDP socket per queue: an earlier tile on the same queue
         // of the same interface takes it.
+        let queue = queue_of(tile, p);
         let same_queue = topo
             .tiles
             .iter()
             .take_while(|t| t.name != tile.name)
             .find(|t| {
                 t.params::<NetXdpParams>().is_some_and(|o| {
-                    o.ifname == p.ifname && o.queue == p.queue && o.netns == p.netns
+                    o.ifname == p.ifname && queue_of(t, o) == queue && o.netns == p.netns
                 })
             });
         if let Some(first) = same_queue {
             ctx.field_error(
                 "queue",
                 format!(
-                    "{} of {} is taken by tile {:?} (line {}): one AF_XDP socket per \
+                    "{queue} of {} is taken by tile {:?} (line {}): one AF_XDP socket per \
                      queue; give each net-xdp tile a queue of its own",
-                    p.queue, p.ifname, first.name, first.line
+                    p.ifname, first.name, first.line
                 ),
             );
         }
@@ -532,6 +533,11 @@ impl TileKind for NetXdpKind {
         p: &NetXdpParams,
         ctx: &mut BuildCtx<'w, '_>,
     ) -> Result<Box<dyn Tile + 'w>, BuildError> {
+        // A tile a `count` made takes the queue after its predecessor's.
+        let p = &NetXdpParams {
+            queue: queue_of(ctx.tile(), p),
+            ..p.clone()
+        };
         let link = ctx.output(0)?;
         let cfg = p.xsk_config(link.depth());
         let ifindex = if_index(&p.ifname).ok_or_else(|| {
@@ -591,8 +597,15 @@ impl TileKind for NetXdpKind {
         tiles: &[(&TileSpec, &NetXdpParams)],
     ) -> Result<Option<Box<dyn Any + Send>>, BuildError> {
         // One program per interface (in its namespace), for all its tiles.
+        let tiles: Vec<NetXdpParams> = tiles
+            .iter()
+            .map(|(t, p)| NetXdpParams {
+                queue: queue_of(t, p),
+                ..(*p).clone()
+            })
+            .collect();
         let mut interfaces: Vec<Vec<&NetXdpParams>> = Vec::new();
-        for (_, p) in tiles {
+        for p in &tiles {
             match interfaces
                 .iter_mut()
                 .find(|g| g[0].ifname == p.ifname && g[0].netns == p.netns)
@@ -631,6 +644,12 @@ impl TileKind for NetXdpKind {
     }
 }
 
+/// The receive queue of net-xdp tile `tile`: its `queue`, plus its index
+/// among the tiles a `count` made of it (one tile per queue).
+fn queue_of(tile: &TileSpec, p: &NetXdpParams) -> u32 {
+    p.queue + tile.share.map_or(0, |s| s.index)
+}
+
 /// Loads the XDP program for the net-xdp tiles `tiles` of one interface
 /// (`ifindex`): their ports together, a queue slot for each, and attaches
 /// it as they ask.
@@ -657,6 +676,20 @@ fn attach(tiles: &[&NetXdpParams], ifindex: u32) -> Result<(XdpProgram, XdpLink)
         filter = filter.with_dst_addr(a);
     }
     let queues = tiles.iter().map(|p| p.queue).max().unwrap_or(0) + 1;
+    if let Some(has) = rx_queues(&first.ifname, first.netns.as_deref()) {
+        if queues > has {
+            return Err(BuildError::new(format!(
+                "{} has {has} receive queue{}, and a net-xdp tile asks for queue {}: \
+                 ask for queues below {has}, or give the interface more (`ethtool -L {} \
+                 combined {queues}`; `ethtool -l {}` shows what it can have)",
+                first.ifname,
+                if has == 1 { "" } else { "s" },
+                queues - 1,
+                first.ifname,
+                first.ifname
+            )));
+        }
+    }
     let prog = XdpProgram::load(&filter, queues)
         .map_err(|e| BuildError::new(format!("loading the XDP program: {e}")))?;
     let attached = prog.attach(ifindex, first.attach).map_err(|e| {
@@ -680,4 +713,21 @@ impl Drop for Registered {
     fn drop(&mut self) {
         let _ = self.map.unregister_socket(self.queue);
     }
+}
+
+/// The receive queues of interface `ifname` (in namespace `netns`), as
+/// `ip -d link` reports them; `None` if that cannot be told.
+fn rx_queues(ifname: &str, netns: Option<&str>) -> Option<u32> {
+    let mut cmd = std::process::Command::new("ip");
+    if let Some(ns) = netns {
+        cmd.args(["-n", ns]);
+    }
+    let out = cmd
+        .args(["-d", "link", "show", "dev", ifname])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut words = text.split_whitespace();
+    words.find(|w| *w == "numrxqueues")?;
+    words.next()?.parse().ok()
 }

@@ -114,7 +114,11 @@
 //!   `"skb"` | `"drv"` (default skb), `netns` (a network namespace name;
 //!   default the runner's), `budget` = 64 (packets per poll, 1..=65536),
 //!   `rx_size`, `fill_size`, `tx_size` = 2048 each (ring entries, powers of
-//!   two up to 65536), `busy_poll` = false.
+//!   two up to 65536), `busy_poll` = false. The runner attaches one XDP
+//!   program per interface for all its net-xdp tiles (their ports
+//!   together; `attach` and `dst_addr` must agree), each tile's socket on
+//!   its own queue (two on one queue are refused); `count = N` makes one
+//!   tile per queue, `queue` to `queue + N - 1`, sharing the sending.
 //! - `net-udp`: a UDP socket (io_uring, or sendmmsg/recvmmsg). Inputs
 //!   0..=1 (frames, sent to the address in their headers), outputs 0..=1
 //!   (received datagrams as Ethernet/IPv4/UDP frames), at least one of
