@@ -6,6 +6,8 @@
 //! - a stop loses nothing: gen -> forward -> batch (holding frags) -> sink;
 //! - a group is one process, and its stop loses nothing either; a group
 //!   whose tile panics stops its other tiles, which drain, and fails;
+//! - a net-xdp tile of two on one interface killed: the XDP program stays
+//!   for the other, the monitor says the killed one is dead (as root);
 //! - a binary that forgot `tile_main`: a clear error, no fork loop, no hang.
 
 mod runner_support;
@@ -77,10 +79,14 @@ fn main() -> ExitCode {
         return panicking_main();
     }
     tile_main(&registry());
-    let tests: [(&str, fn()); 6] = [
+    let tests: [(&str, fn()); 7] = [
         (
             "a_stop_in_processes_mode_delivers_every_frag_gen_sent",
             a_stop_in_processes_mode_delivers_every_frag_gen_sent,
+        ),
+        (
+            "a_dying_net_tile_leaves_the_program_to_the_others",
+            a_dying_net_tile_leaves_the_program_to_the_others,
         ),
         (
             "count_splits_a_links_frags_exactly_across_processes",
@@ -161,6 +167,101 @@ fn grouped(text: &str, group: &str, tiles: &[&str]) -> String {
             &format!("name = \"{name}\"\ngroup = \"{group}\"\n"),
         )
     })
+}
+
+fn a_dying_net_tile_leaves_the_program_to_the_others() {
+    let pair = match tilewire_aio::netns::VethPair::with_queues("pr-xdp", 2) {
+        Ok(p) => p,
+        Err(tilewire_aio::netns::NetnsError::NotPermitted { .. }) => {
+            eprintln!("\nskipped: needs CAP_NET_ADMIN");
+            return;
+        }
+        Err(e) => panic!("making a veth pair: {e}"),
+    };
+    const PORT: u16 = 9340;
+    let a = pair.a();
+    let name = ws_name("pxdp");
+    let text = format!(
+        "[workspace]\nname = \"{name}\"\nmode = \"processes\"\n\n\
+         [[link]]\nname = \"rx\"\ndepth = 1024\nmtu = 2048\n\n\
+         [[tile]]\nname = \"net\"\nkind = \"net-xdp\"\ncount = 2\noutputs = [\"rx\"]\n\
+         params = {{ ifname = \"{}\", ports = [{PORT}], netns = \"{}\", attach = \"drv\", bind = \"copy\" }}\n\n\
+         [[tile]]\nname = \"sink\"\nkind = \"sink\"\ninputs = [\"rx\"]\n",
+        a.ifname(),
+        a.netns()
+    );
+    let p = Pipeline::create(registry().parse(&text).unwrap()).unwrap();
+    let running = p.start(&RunOptions::new()).unwrap();
+    let pids = running.pids();
+    let pid = |t: &str| pids.iter().find(|(n, _)| n == t).map(|(_, p)| *p).unwrap();
+    let dst = std::net::SocketAddr::from((a.addr(), PORT));
+    let blast = || {
+        pair.b()
+            .run(|| {
+                let socks: Vec<std::net::UdpSocket> = (0..64)
+                    .map(|_| std::net::UdpSocket::bind("0.0.0.0:0").unwrap())
+                    .collect();
+                for round in 0..20u32 {
+                    for s in &socks {
+                        s.send_to(&round.to_le_bytes(), dst).unwrap();
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            })
+            .unwrap();
+    };
+    let got = |t: &str| p.counter(t, "rx_pkts").unwrap_or(0);
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    blast();
+    wait_for("both queues", &|| got("net.0") + got("net.1") == 1280);
+    assert!(got("net.0") > 0 && got("net.1") > 0);
+    let attached = || {
+        let out = Command::new("ip")
+            .args(["-n", a.netns(), "link", "show", "dev", a.ifname()])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
+    };
+    assert!(attached(), "the program is attached");
+    let ok = Command::new("kill")
+        .args(["-KILL", &pid("net.1").to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "killing net.1");
+    let m = tilewire_pipeline::tile_metrics(p.workspace(), "net.1").unwrap();
+    wait_for("net.1 dead", &|| {
+        !tilewire_shmem::pid_alive(m.snapshot().pid)
+    });
+    assert_eq!(
+        m.state(),
+        Some(TileState::Running),
+        "it did not halt: it died"
+    );
+    assert!(attached(), "the program stays for the others");
+    let before = got("net.0");
+    blast();
+    wait_for("net.0 going on", &|| got("net.0") > before);
+    std::thread::sleep(Duration::from_millis(200));
+    let more = got("net.0") - before;
+    eprintln!("net.1 killed: net.0 received {more} of 1280 more (queue 1 reaches no tile now)");
+    assert!(more < 1280, "queue 1's flows no longer reach a net tile");
+    let e = running.stop().unwrap_err();
+    assert!(
+        e.failures()
+            .iter()
+            .any(|f| matches!(f, TileFailure::Exited { tile, .. } if tile == "net.1")),
+        "the run reports the killed tile: {e}"
+    );
+    drop(p);
+    assert!(!attached(), "detached when the run ended");
+    assert!(!exists(&name), "the workspace is removed");
 }
 
 fn count_splits_a_links_frags_exactly_across_processes() {
