@@ -680,6 +680,11 @@ fn count_makes_tiles_that_split_a_links_frags_exactly() {
         assert_eq!(topo.tile("sink").unwrap().inputs, ["b.0", "b.1", "b.2"]);
         assert_eq!(topo.tile("mid.1").unwrap().outputs, ["b.1"]);
         assert!(topo.link("b").is_none() && topo.link("b.2").is_some());
+        let pinned = registry()
+            .parse(&text.replace("count = 3", "count = 3\ncpu = 1"))
+            .unwrap();
+        let cpus: Vec<_> = pinned.tiles.iter().map(|t| t.cpu).collect();
+        assert_eq!(cpus, [None, Some(1), Some(2), Some(3), None], "a core each");
         let (p, r) = run(
             topo,
             &RunOptions::new().duration(Duration::from_millis(300)),

@@ -79,6 +79,8 @@ pub(super) fn expand(
             one.name = name;
             one.outputs = t.outputs.iter().map(|o| format!("{o}.{i}")).collect();
             one.share = Some(ShareSpec { index: i, ..share });
+            // A core each: `cpu`, `cpu + 1`, ...
+            one.cpu = t.cpu.map(|c| c + i as usize);
             new_tiles.push(one);
         }
     }
