@@ -9,6 +9,7 @@ use std::sync::atomic::AtomicU8;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::tiles::{Forward, Gen};
 use common::{payload, send_all, wait_until, TestWs, TrySend};
 use tilewire_shmem::clock::{mono_ns, mono_ts, thread_cpu_ns};
 use tilewire_shmem::load_bytes;
@@ -26,49 +27,6 @@ fn config() -> StemConfig {
     StemConfig {
         lazy: 64,
         stop_grace: Duration::from_secs(5),
-    }
-}
-
-/// Publishes frag after frag (signature = seq) as credits allow.
-#[derive(Debug, Default)]
-struct Gen {
-    next: u64,
-    buf: Vec<u8>,
-}
-
-impl Tile for Gen {
-    fn kind(&self) -> &str {
-        "gen"
-    }
-    fn after_credit(&mut self, out: &mut Outputs<'_, '_>) {
-        payload(self.next, MTU, &mut self.buf);
-        out.publish(0, &self.buf, self.next, CTL_PKT, mono_ts())
-            .expect("after_credit runs with a burst of credits");
-        self.next += 1;
-    }
-}
-
-/// Copies each frag on; panics at the frag whose signature is `panic_at`.
-#[derive(Debug, Default)]
-struct Forward {
-    buf: Vec<u8>,
-    panic_at: Option<u64>,
-}
-
-impl Tile for Forward {
-    fn kind(&self) -> &str {
-        "forward"
-    }
-    fn during_frag(&mut self, _: usize, meta: &FragMeta, payload: &[AtomicU8]) {
-        self.buf.resize(meta.sz as usize, 0);
-        load_bytes(&mut self.buf, payload);
-    }
-    fn after_frag(&mut self, _: usize, meta: &FragMeta, out: &mut Outputs<'_, '_>) {
-        if self.panic_at == Some(meta.sig) {
-            panic!("forward meets frag {}", meta.sig);
-        }
-        out.publish(0, &self.buf, meta.sig, CTL_PKT, meta.tsorig)
-            .expect("the loop only reads input with a burst of credits");
     }
 }
 
@@ -131,7 +89,7 @@ fn a_group_runs_a_chain_on_one_thread_and_its_ordered_stop_loses_nothing() {
     let b = t.link("b", 64, MTU, &[Reliable]);
     let got = Arc::new(Mutex::new(Vec::new()));
     let stems: Vec<Stem<'_, Boxed>> = vec![
-        stem(&t, "gen", Gen::default(), &[], &[&a]),
+        stem(&t, "gen", Gen::new(MTU), &[], &[&a]),
         stem(&t, "fwd", Forward::default(), &[(&a, 0)], &[&b]),
         stem(
             &t,
@@ -257,16 +215,7 @@ fn a_tile_of_a_group_that_panics_ends_alone_and_the_others_drain_and_stop() {
     let b = t.link("b", 1024, MTU, &[Reliable]);
     let got = Arc::new(Mutex::new(Vec::new()));
     let stems: Vec<Stem<'_, Boxed>> = vec![
-        stem(
-            &t,
-            "fwd",
-            Forward {
-                panic_at: Some(10),
-                ..Forward::default()
-            },
-            &[(&a, 0)],
-            &[&b],
-        ),
+        stem(&t, "fwd", Forward::panicking_at(10), &[(&a, 0)], &[&b]),
         stem(
             &t,
             "sink",

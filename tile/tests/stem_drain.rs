@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::tiles::{Forward, Gen};
 use common::{payload, send_all, wait_until, TestWs};
 use tilewire_aio::{Aio, PktInfo, SendError};
-use tilewire_shmem::clock::mono_ts;
 use tilewire_shmem::load_bytes;
 use tilewire_tile::link::frag::{FragMeta, CTL_PKT};
 use tilewire_tile::link::fseq::DIAG_PUB_CNT;
@@ -30,46 +30,6 @@ fn config(stop_grace: Duration) -> StemConfig {
     StemConfig {
         lazy: 16,
         stop_grace,
-    }
-}
-
-/// Publishes frag after frag on output 0, as fast as credits allow, until
-/// it is stopped: frag `seq` carries `payload(seq)` with signature `seq`.
-#[derive(Debug, Default)]
-struct Gen {
-    next: u64,
-    buf: Vec<u8>,
-}
-
-impl Tile for Gen {
-    fn kind(&self) -> &str {
-        "gen"
-    }
-    fn after_credit(&mut self, out: &mut Outputs<'_, '_>) {
-        payload(self.next, MTU, &mut self.buf);
-        out.publish(0, &self.buf, self.next, CTL_PKT, mono_ts())
-            .expect("after_credit runs with a burst of credits");
-        self.next += 1;
-    }
-}
-
-/// Copies each frag to output 0, with the same signature and origin time.
-#[derive(Debug, Default)]
-struct Forward {
-    buf: Vec<u8>,
-}
-
-impl Tile for Forward {
-    fn kind(&self) -> &str {
-        "forward"
-    }
-    fn during_frag(&mut self, _: usize, meta: &FragMeta, payload: &[AtomicU8]) {
-        self.buf.resize(meta.sz as usize, 0);
-        load_bytes(&mut self.buf, payload);
-    }
-    fn after_frag(&mut self, _: usize, meta: &FragMeta, out: &mut Outputs<'_, '_>) {
-        out.publish(0, &self.buf, meta.sig, CTL_PKT, meta.tsorig)
-            .expect("the loop only reads input with a burst of credits");
     }
 }
 
@@ -249,15 +209,7 @@ fn stop_in_topological_order<T: Tile + Send>(tag: &str, middle: T) {
     let rec = Recorder::default();
     let grace = Duration::from_secs(5);
     let no_inputs: &[(&Link<'_>, usize)] = &[];
-    let mut gen = Stem::new(
-        &t.ws,
-        "gen",
-        Gen::default(),
-        no_inputs,
-        &[&a],
-        config(grace),
-    )
-    .unwrap();
+    let mut gen = Stem::new(&t.ws, "gen", Gen::new(MTU), no_inputs, &[&a], config(grace)).unwrap();
     let mut mid = Stem::new(&t.ws, "mid", middle, &[(&a, 0)], &[&b], config(grace)).unwrap();
     let mut sink = Stem::new(
         &t.ws,
@@ -359,15 +311,7 @@ fn a_drain_whose_upstream_never_stops_gives_up_after_the_grace() {
     let a = t.link("a", depth, MTU, &[Reliable]);
     let grace = Duration::from_millis(300);
     let no_inputs: &[(&Link<'_>, usize)] = &[];
-    let mut gen = Stem::new(
-        &t.ws,
-        "gen",
-        Gen::default(),
-        no_inputs,
-        &[&a],
-        config(grace),
-    )
-    .unwrap();
+    let mut gen = Stem::new(&t.ws, "gen", Gen::new(MTU), no_inputs, &[&a], config(grace)).unwrap();
     let mut slow = Stem::new(
         &t.ws,
         "slow",
@@ -570,15 +514,7 @@ fn a_stop_after_a_drain_stops_at_once() {
     // than the test: the tile stops reading and halts at once.
     let b = t.link("b", 1024, MTU, &[Reliable]);
     let no_inputs: &[(&Link<'_>, usize)] = &[];
-    let mut gen = Stem::new(
-        &t.ws,
-        "gen",
-        Gen::default(),
-        no_inputs,
-        &[&b],
-        config(grace),
-    )
-    .unwrap();
+    let mut gen = Stem::new(&t.ws, "gen", Gen::new(MTU), no_inputs, &[&b], config(grace)).unwrap();
     let mut slow = Stem::new(
         &t.ws,
         "slow",

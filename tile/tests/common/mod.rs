@@ -1,6 +1,8 @@
 //! A workspace per test, unlinked at the end even when the test fails.
 #![allow(dead_code)]
 
+pub(crate) mod tiles;
+
 use std::time::{Duration, Instant};
 
 use tilewire_aio::{Aio, PktInfo, PktMeta};
