@@ -15,7 +15,7 @@ mod runner_support;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
-use runner_support::{assert_drained, counter, exists, registry, ws_name};
+use runner_support::{assert_drained, counter, exists, grouped, registry, ws_name};
 use tilewire_pipeline::{tile_main, Pipeline, RunOptions, TileFailure, TILE_ENV};
 use tilewire_tile::stem::metrics::TileState;
 
@@ -157,16 +157,6 @@ fn a_stop_in_processes_mode_delivers_every_frag_gen_sent() {
     eprintln!("processes mode: gen sent {sent}, the sink got {sent}");
     drop(p);
     assert!(!exists(&name), "the workspace is removed");
-}
-
-/// `text` with `group = "GROUP"` for each tile of `tiles`.
-fn grouped(text: &str, group: &str, tiles: &[&str]) -> String {
-    tiles.iter().fold(text.to_owned(), |t, name| {
-        t.replace(
-            &format!("name = \"{name}\"\n"),
-            &format!("name = \"{name}\"\ngroup = \"{group}\"\n"),
-        )
-    })
 }
 
 fn a_dying_net_tile_leaves_the_program_to_the_others() {

@@ -9,7 +9,7 @@ mod runner_support;
 
 use std::time::Duration;
 
-use runner_support::{assert_drained, counter, exists, registry, ws_name, BatchKind};
+use runner_support::{assert_drained, counter, exists, grouped, registry, ws_name, BatchKind};
 use tilewire_pipeline::{Pipeline, Registry, RegistryError, RunOptions, TileFailure, Topology};
 use tilewire_tile::stem::metrics::TileState;
 use tilewire_tile::stem::StemConfig;
@@ -428,16 +428,6 @@ fn a_tile_that_panics_is_named_and_the_others_stop_and_drain() {
     assert!(!exists(&name));
 }
 
-/// `text` with `group = "g"` for each tile of `tiles`.
-fn grouped(text: &str, tiles: &[&str]) -> String {
-    tiles.iter().fold(text.to_owned(), |t, name| {
-        t.replace(
-            &format!("name = \"{name}\"\n"),
-            &format!("name = \"{name}\"\ngroup = \"g\"\n"),
-        )
-    })
-}
-
 #[test]
 fn a_group_runs_its_tiles_on_one_thread_and_a_stop_delivers_every_frag() {
     for middle in ["forward", "batch"] {
@@ -448,6 +438,7 @@ fn a_group_runs_its_tiles_on_one_thread_and_a_stop_delivers_every_frag() {
         };
         let text = grouped(
             &chain(&ws_name("group"), middle, params),
+            "g",
             &["gen", "mid", "sink"],
         );
         let topo = registry().parse(&text).unwrap();
@@ -493,7 +484,7 @@ fn a_tile_of_a_group_that_panics_is_named_and_the_others_stop_and_drain() {
          [[tile]]\nname = \"sink\"\nkind = \"sink\"\ninputs = [\"b\"]\n"
     );
     let topo = registry()
-        .parse(&grouped(&text, &["fwd", "boom", "sink"]))
+        .parse(&grouped(&text, "g", &["fwd", "boom", "sink"]))
         .unwrap();
     let p = Pipeline::create(topo).unwrap();
     let e = p.run(&RunOptions::new()).unwrap_err();

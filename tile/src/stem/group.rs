@@ -208,8 +208,9 @@ impl<'w, T: Tile> Group<'w, T> {
     }
 }
 
-/// The message a panic was raised with.
-fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+/// The message a panic was raised with (`panic!`'s formatted text or
+/// string literal), for a report of a caught panic.
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     p.downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
         .or_else(|| p.downcast_ref::<String>().cloned())

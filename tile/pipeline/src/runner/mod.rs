@@ -54,6 +54,7 @@ use std::time::{Duration, Instant};
 
 use tilewire_shmem::{pid_alive, Workspace};
 use tilewire_tile::link::Link;
+use tilewire_tile::stem::group::panic_message;
 use tilewire_tile::stem::metrics::TileState;
 use tilewire_tile::stem::{MemberEnd, RunEnd, StemConfig};
 
@@ -932,11 +933,4 @@ fn relay_stderr(tile: &str, err: ChildStderr) -> Option<JoinHandle<()>> {
             }
         })
         .ok()
-}
-
-fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "(a panic without a message)".into())
 }

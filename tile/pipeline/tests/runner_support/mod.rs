@@ -363,3 +363,13 @@ impl TileKind for TableSinkKind {
         Ok(Box::new(TableSink))
     }
 }
+
+/// Topology `text` with `group = "GROUP"` added to each tile of `tiles`.
+pub(crate) fn grouped(text: &str, group: &str, tiles: &[&str]) -> String {
+    tiles.iter().fold(text.to_owned(), |t, name| {
+        t.replace(
+            &format!("name = \"{name}\"\n"),
+            &format!("name = \"{name}\"\ngroup = \"{group}\"\n"),
+        )
+    })
+}
