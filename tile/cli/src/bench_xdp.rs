@@ -14,6 +14,11 @@
 //! - `mmsg`: no program, the kernel's UDP stack and a socket read with
 //!   `recvmmsg` / written with `sendmmsg`, 64 packets per call.
 //!
+//! The queues section ([`queues`]) runs `tilewire-xdp-drv` on one queue
+//! and on two of a veth pair with two queues each side, a socket per
+//! queue in one program (a net tile per queue): the rate and CPU per
+//! packet of each queue and of all together, against one queue.
+//!
 //! What a cell measures is in [`cells`]: RX is a fixed blaster (a tilewire
 //! socket in the other namespace, the same for every receiver) on the
 //! first core and the receiver under test on the second; TX is the
@@ -28,6 +33,7 @@
 //! rising sequence number); a failed check makes the command fail.
 
 mod cells;
+mod queues;
 mod roles;
 
 use crate::{print_json, round, BenchArgs};
@@ -38,6 +44,7 @@ use tilewire_shmem::{PageKind, Workspace};
 use tilewire_xdp::bpf::AttachMode;
 
 use cells::{Impl, RxCell, Timing, TxCell, IDLE_SLEEP};
+use queues::QueuesCell;
 use roles::{Cores, Umems};
 
 /// UDP payload sizes.
@@ -136,7 +143,7 @@ pub(crate) fn run(opts: &BenchArgs) -> Result<(), String> {
         // TX: b drops the port at XDP (DRV) for every sender alike.
         let _b_drop = match dir {
             Dir::Rx => None,
-            Dir::Tx => match roles::attach(pair.b(), &roles::drop_spec(), AttachMode::Drv) {
+            Dir::Tx => match roles::attach(pair.b(), &roles::drop_spec(), AttachMode::Drv, 1) {
                 Ok(p) => Some(p),
                 Err(e) => {
                     notes.push(format!("tx: no rows: the drop program on b: {e}"));
@@ -181,10 +188,12 @@ pub(crate) fn run(opts: &BenchArgs) -> Result<(), String> {
             rows.extend(best.into_iter().flatten());
         }
     }
-    drop(ws);
     drop(pair);
+    let queue_rows = run_queues(&umems, t, rounds, cores, &mut notes, &mut failures);
+    drop(ws);
     add_notes(&rows, &blaster_rates, &mut notes, t, rounds);
-    print(&rows, &cores.describe(), &notes, opts);
+    add_queue_notes(&queue_rows, &mut notes);
+    print(&rows, &queue_rows, &cores.describe(), &notes, opts);
     if failures.is_empty() {
         Ok(())
     } else {
@@ -196,6 +205,115 @@ pub(crate) fn run(opts: &BenchArgs) -> Result<(), String> {
             failures.len()
         ))
     }
+}
+
+/// The queues section: one queue against two on a veth pair with two
+/// queues each side, both directions and sizes, the best round of each.
+fn run_queues(
+    umems: &Umems<'_>,
+    t: Timing,
+    rounds: usize,
+    cores: Cores,
+    notes: &mut Vec<String>,
+    failures: &mut Vec<String>,
+) -> Vec<QueuesCell> {
+    let n = *queues::QUEUES.iter().max().unwrap_or(&1);
+    let pair = match VethPair::with_queues("bxdq", n) {
+        Ok(p) => p,
+        Err(e) => {
+            notes.push(format!("queues: no rows: a veth pair with {n} queues: {e}"));
+            return Vec::new();
+        }
+    };
+    notes.push(format!(
+        "queues: veth with {n} queues each side: {} <-> {}; RX: one blaster thread takes \
+         turns on b's queues, a batch each (so the queues' shares are even by \
+         construction), and a receiver thread per queue; TX: a sender thread per queue; \
+         pinned as the rest ({})",
+        pair.a(),
+        pair.b(),
+        cores.describe()
+    ));
+    let mut out = Vec::new();
+    for dir in [Dir::Rx, Dir::Tx] {
+        let _b_drop = match dir {
+            Dir::Rx => None,
+            Dir::Tx => match roles::attach(pair.b(), &roles::drop_spec(), AttachMode::Drv, 1) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    notes.push(format!("queues tx: no rows: the drop program on b: {e}"));
+                    continue;
+                }
+            },
+        };
+        for sz in SIZES {
+            let mut best: Vec<Option<QueuesCell>> = queues::QUEUES.iter().map(|_| None).collect();
+            let mut out_of = [false; queues::QUEUES.len()];
+            for _ in 0..rounds {
+                for (k, &q) in queues::QUEUES.iter().enumerate() {
+                    if out_of[k] {
+                        continue;
+                    }
+                    let cell = match dir {
+                        Dir::Rx => queues::rx(&pair, umems, q, sz, t, cores, failures),
+                        Dir::Tx => queues::tx(&pair, umems, q, sz, t, cores),
+                    };
+                    match cell {
+                        Ok(c) if best[k].as_ref().map_or(true, |b| c.rate() > b.rate()) => {
+                            best[k] = Some(c)
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            notes.push(format!(
+                                "queues {} {sz} B, {q} queue(s): left out: {e}",
+                                dir.name()
+                            ));
+                            out_of[k] = true;
+                        }
+                    }
+                }
+            }
+            out.extend(best.into_iter().flatten());
+        }
+    }
+    out
+}
+
+/// A many-queue cell's rate against the one-queue cell of its direction
+/// and size.
+fn vs_one_queue(cells: &[QueuesCell], c: &QueuesCell) -> Option<f64> {
+    if c.queues() == 1 {
+        return None;
+    }
+    let one = cells
+        .iter()
+        .find(|o| o.dir == c.dir && o.sz == c.sz && o.queues() == 1)?;
+    (one.rate() > 0.0).then(|| c.rate() / one.rate())
+}
+
+fn add_queue_notes(cells: &[QueuesCell], notes: &mut Vec<String>) {
+    let ratios: Vec<String> = cells
+        .iter()
+        .filter_map(|c| {
+            vs_one_queue(cells, c).map(|v| format!("{} {} B {v:.2}x", c.dir.name(), c.sz))
+        })
+        .collect();
+    if ratios.is_empty() {
+        return;
+    }
+    notes.push(format!(
+        "queues: {} queues against one, all queues together: {}. Bounded on this machine: \
+         on veth the kernel's receive work for every queue (veth's NAPI, the XDP run, the \
+         copy into the UMEM) runs in the softirq of the cpu that sent the frame, so both \
+         queues' kernel work lands on the blaster's cpu, and both receivers share the \
+         other; on TX the kernel builds and sends each frame in the sender's own syscall, \
+         both senders on one cpu. A second queue adds no cpu to either side here, only \
+         the split. On a NIC each queue's interrupt and NAPI run on the core it is \
+         affined to and each net tile has a core of its own, so the rate grows with the \
+         queues until the wire or the tiles after the net tiles bound it",
+        queues::QUEUES.iter().max().unwrap_or(&1),
+        ratios.join(", ")
+    ));
 }
 
 fn check_rx(imp: Impl, sz: usize, c: &RxCell, failures: &mut Vec<String>) {
@@ -455,7 +573,153 @@ struct JsonRow<'a> {
     quick: bool,
 }
 
-fn print(rows: &[Row], pinned: &str, notes: &[String], opts: &BenchArgs) {
+/// One `--json` line of the queues section: a queue of a cell, or (queue
+/// `null`) all its queues together.
+#[derive(serde::Serialize)]
+struct JsonQueueRow<'a> {
+    bench: String,
+    #[serde(rename = "impl")]
+    imp: &'static str,
+    size: usize,
+    queues: u32,
+    queue: Option<u32>,
+    rate_pps: u64,
+    cpu_ns_per_pkt: f64,
+    sent: u64,
+    arrived: Option<u64>,
+    /// RX: packets the sockets dropped (both causes).
+    socket_drops: Option<u64>,
+    /// All queues of a many-queue cell: its rate against one queue's.
+    vs_one_queue: Option<f64>,
+    pinned: &'a str,
+    quick: bool,
+}
+
+/// The lines of the queues section: per cell, each queue, then (for more
+/// than one) all of them.
+fn queue_lines(cells: &[QueuesCell]) -> Vec<(&QueuesCell, Option<u32>)> {
+    cells
+        .iter()
+        .flat_map(|c| {
+            let each = (0..c.queues()).map(move |q| (c, Some(q)));
+            let all = (c.queues() > 1).then_some((c, None));
+            each.chain(all)
+        })
+        .collect()
+}
+
+fn print_queues(cells: &[QueuesCell], pinned: &str, opts: &BenchArgs) {
+    let lines = queue_lines(cells);
+    let figures = |c: &QueuesCell, q: Option<u32>| match q {
+        Some(q) => {
+            let e = &c.each[q as usize];
+            let got = match c.dir {
+                Dir::Rx => e.got,
+                Dir::Tx => None,
+            };
+            (
+                e.rate,
+                e.cpu_ns_per_pkt(),
+                e.sent,
+                got,
+                e.socket.map(|k| k.rx_lost()),
+            )
+        }
+        None => (
+            c.rate(),
+            c.cpu_ns_per_pkt(),
+            c.sent(),
+            c.got(),
+            c.each.iter().map(|e| e.socket.map(|k| k.rx_lost())).sum(),
+        ),
+    };
+    if opts.json {
+        for (c, q) in lines {
+            let (rate, cpu, sent, got, drops) = figures(c, q);
+            let one = c.queues() == 1;
+            let got = if one { c.got() } else { got };
+            print_json(&JsonQueueRow {
+                bench: format!("xdp_{}_queues", c.dir.name()),
+                imp: Impl::Tilewire(AttachMode::Drv).name(),
+                size: c.sz,
+                queues: c.queues(),
+                queue: q,
+                rate_pps: rate.round() as u64,
+                cpu_ns_per_pkt: round(cpu, 1),
+                sent,
+                arrived: got,
+                socket_drops: drops,
+                vs_one_queue: q
+                    .is_none()
+                    .then(|| vs_one_queue(cells, c))
+                    .flatten()
+                    .map(|v| round(v, 3)),
+                pinned,
+                quick: opts.quick,
+            });
+        }
+        return;
+    }
+    if lines.is_empty() {
+        return;
+    }
+    let dash = |s: Option<String>| s.unwrap_or_else(|| "-".to_string());
+    println!();
+    println!(
+        "queues: {} with a socket per queue, registered in one program (a net tile per \
+         queue), veth with 2 queues each side",
+        Impl::Tilewire(AttachMode::Drv).name()
+    );
+    println!(
+        "{:<5} {:>7}  {:>6} {:>5} {:>9} {:>10} {:>9} {:>9} {:>7} {:>8}  {:>10}",
+        "bench",
+        "size",
+        "queues",
+        "queue",
+        "M pkt/s",
+        "CPU ns/pkt",
+        "sent",
+        "got",
+        "got %",
+        "drops",
+        "vs 1 queue"
+    );
+    for (c, q) in lines {
+        let (rate, cpu, sent, got, drops) = figures(c, q);
+        let got = if c.queues() == 1 { c.got() } else { got };
+        println!(
+            "{:<5} {:>5} B  {:>6} {:>5} {:>9.3} {:>10.0} {:>9} {:>9} {:>7} {:>8}  {:>10}",
+            c.dir.name(),
+            c.sz,
+            c.queues(),
+            q.map_or("all".to_string(), |q| q.to_string()),
+            rate / 1e6,
+            cpu,
+            sent,
+            dash(got.map(|g| g.to_string())),
+            dash(got.map(|g| format!("{:.2}", 100.0 * g as f64 / sent.max(1) as f64))),
+            dash(drops.map(|d| d.to_string())),
+            dash(
+                q.is_none()
+                    .then(|| vs_one_queue(cells, c))
+                    .flatten()
+                    .map(|v| format!("{v:.2}x"))
+            ),
+        );
+    }
+    println!(
+        "tx: got is what b's veth counted received for the whole cell (all queues); rx: drops \
+         are the sockets' (fill ring empty or rx ring full)"
+    );
+}
+
+fn print(
+    rows: &[Row],
+    queue_rows: &[QueuesCell],
+    pinned: &str,
+    notes: &[String],
+    opts: &BenchArgs,
+) {
     if opts.json {
         for r in rows {
             print_json(&JsonRow {
@@ -486,6 +750,7 @@ fn print(rows: &[Row], pinned: &str, notes: &[String], opts: &BenchArgs) {
                 quick: opts.quick,
             });
         }
+        print_queues(queue_rows, pinned, opts);
         return;
     }
     let dash = |s: Option<String>| s.unwrap_or_else(|| "-".to_string());
@@ -535,6 +800,7 @@ fn print(rows: &[Row], pinned: &str, notes: &[String], opts: &BenchArgs) {
         "rx: fill-empty and rx-full are the packets the kernel dropped at the AF_XDP socket \
          (XDP_STATISTICS rx_dropped and rx_ring_full), elsewhere the rest of sent - got"
     );
+    print_queues(queue_rows, pinned, opts);
     println!();
     for n in notes {
         println!("- {n}");

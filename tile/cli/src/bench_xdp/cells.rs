@@ -41,11 +41,11 @@ use super::roles::{self, Check, Cores, Role, SchedCounters, Umems, VethCounters,
 pub(super) const IDLE_SLEEP: Duration = Duration::from_micros(20);
 /// How long a receiver keeps draining after the blaster stopped and
 /// nothing came.
-const QUIET: Duration = Duration::from_millis(20);
+pub(super) const QUIET: Duration = Duration::from_millis(20);
 /// Longest a blaster runs past its cell's planned end: every loop ends.
-const OVERRUN_MAX: Duration = Duration::from_secs(3);
+pub(super) const OVERRUN_MAX: Duration = Duration::from_secs(3);
 /// Longest a sender waits for its last completions.
-const FLUSH_MAX: Duration = Duration::from_millis(200);
+pub(super) const FLUSH_MAX: Duration = Duration::from_millis(200);
 
 /// An implementation under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,16 +218,7 @@ impl Receiver<'_> {
                 let never = AtomicBool::new(false);
                 peer.rx_loop(&never, until, |f| check.frame(f));
             }
-            Receiver::Tilewire(sock) => {
-                let xsk = sock.xsk();
-                while Instant::now() < until {
-                    gap.poll();
-                    if xsk.poll_rx(&mut CountingSink(check), BATCH as u32) == 0 {
-                        xsk.service(mono_ns());
-                        std::thread::sleep(IDLE_SLEEP);
-                    }
-                }
-            }
+            Receiver::Tilewire(sock) => receive(sock, check, until, gap),
             Receiver::Mmsg(aio) => {
                 while Instant::now() < until {
                     if aio.poll(&mut CountingAio(check)) == 0 {
@@ -239,12 +230,25 @@ impl Receiver<'_> {
     }
 }
 
+/// A tilewire receiver's loop: receives and checks until `until`, sleeping
+/// [`IDLE_SLEEP`] when a poll finds nothing.
+pub(super) fn receive(sock: &mut XskSock<'_>, check: &mut Check, until: Instant, gap: &mut Gap) {
+    let xsk = sock.xsk();
+    while Instant::now() < until {
+        gap.poll();
+        if xsk.poll_rx(&mut CountingSink(check), BATCH as u32) == 0 {
+            xsk.service(mono_ns());
+            std::thread::sleep(IDLE_SLEEP);
+        }
+    }
+}
+
 /// The longest time between two polls of a receiver (one clock read a
 /// poll, a poll takes up to [`BATCH`] packets).
 #[derive(Default)]
-struct Gap {
-    last: u64,
-    max: u64,
+pub(super) struct Gap {
+    pub last: u64,
+    pub max: u64,
 }
 
 impl Gap {
@@ -258,53 +262,72 @@ impl Gap {
     }
 }
 
-/// What the blaster did.
-struct Blasted {
-    completed: u64,
-    stamped: u64,
-    secs: f64,
+/// What one blaster socket did.
+pub(super) struct Blasted {
+    pub completed: u64,
+    pub stamped: u64,
+    pub secs: f64,
 }
 
-/// Sends stamped copies of `frame` in batches of [`BATCH`] until `stop`,
-/// then waits for the last completions.
-fn blast(sock: &mut XskSock<'_>, frame: &[u8], stop: &AtomicBool, cap: Instant) -> Blasted {
-    let xsk = sock.xsk();
-    let before = xsk.stats().tx_completed;
-    let mut frames: Vec<Vec<u8>> = vec![frame.to_vec(); BATCH];
-    let mut seq = 0u64;
+/// Sends stamped copies of `frames[i]` on `socks[i]`, a batch of [`BATCH`]
+/// on each in turn, until `stop`, then waits for the last completions.
+/// Each socket has its own sequence numbers.
+pub(super) fn blast(
+    socks: &mut [&mut XskSock<'_>],
+    frames: &[&[u8]],
+    stop: &AtomicBool,
+    cap: Instant,
+) -> Vec<Blasted> {
+    let before: Vec<u64> = socks
+        .iter_mut()
+        .map(|s| s.xsk().stats().tx_completed)
+        .collect();
+    let mut stamped: Vec<Vec<Vec<u8>>> = frames.iter().map(|f| vec![f.to_vec(); BATCH]).collect();
+    let mut seq = vec![0u64; socks.len()];
     let t0 = Instant::now();
     // SYNC: Acquire; pairs with the receiver's Release store once its
     // window closed (no data rides on it, only "stop").
     while !stop.load(Ordering::Acquire) && Instant::now() < cap {
-        for f in frames.iter_mut() {
-            roles::stamp(f, seq);
-            seq += 1;
-        }
-        let batch: [PktInfo<'_>; BATCH] = std::array::from_fn(|i| PktInfo::new(&frames[i]));
-        let mut at = 0;
-        while at < BATCH {
-            match xsk.send(&batch[at..], true) {
-                Ok(()) => at = BATCH,
-                Err(e) => {
-                    at += e.batch_idx;
-                    if e.kind != SendErrorKind::Again {
-                        at += 1;
+        for (i, sock) in socks.iter_mut().enumerate() {
+            let xsk = sock.xsk();
+            for f in stamped[i].iter_mut() {
+                roles::stamp(f, seq[i]);
+                seq[i] += 1;
+            }
+            let batch: [PktInfo<'_>; BATCH] = std::array::from_fn(|j| PktInfo::new(&stamped[i][j]));
+            let mut at = 0;
+            while at < BATCH {
+                match xsk.send(&batch[at..], true) {
+                    Ok(()) => at = BATCH,
+                    Err(e) => {
+                        at += e.batch_idx;
+                        if e.kind != SendErrorKind::Again {
+                            at += 1;
+                        }
+                        xsk.service(mono_ns());
                     }
-                    xsk.service(mono_ns());
                 }
             }
         }
     }
+    let secs = t0.elapsed().as_secs_f64();
     let end = Instant::now() + FLUSH_MAX;
-    while xsk.stats().tx_completed - before < seq && Instant::now() < end {
-        xsk.service(mono_ns());
-        let _ = xsk.send(&[], true);
-    }
-    Blasted {
-        completed: xsk.stats().tx_completed - before,
-        stamped: seq,
-        secs: t0.elapsed().as_secs_f64(),
-    }
+    socks
+        .iter_mut()
+        .zip(before.iter().zip(&seq))
+        .map(|(sock, (&before, &stamped))| {
+            let xsk = sock.xsk();
+            while xsk.stats().tx_completed - before < stamped && Instant::now() < end {
+                xsk.service(mono_ns());
+                let _ = xsk.send(&[], true);
+            }
+            Blasted {
+                completed: xsk.stats().tx_completed - before,
+                stamped,
+                secs,
+            }
+        })
+        .collect()
 }
 
 /// One RX cell of `imp` at `sz` payload bytes.
@@ -335,7 +358,7 @@ pub(super) fn rx(
             Receiver::Mmsg(Box::new(roles::bind_mmsg(a, addr)?))
         }
     };
-    let mut blaster = roles::bind_xsk(pair.b(), umems, Role::Send)?;
+    let mut blaster = roles::bind_xsk(pair.b(), umems, Role::Send, 0)?;
     let frame = roles::frame_of(&roles::rx_flow(pair), sz);
     let stop = AtomicBool::new(false);
     let start = Barrier::new(2);
@@ -347,7 +370,8 @@ pub(super) fn rx(
             let tb = s.spawn(move || {
                 roles::pin(cores.send);
                 start.wait();
-                blast(&mut blaster, frame, stop, cap)
+                let mut b = blast(&mut [&mut blaster], &[frame.as_slice()], stop, cap);
+                b.remove(0)
             });
             let tr = s.spawn(move || {
                 roles::pin(cores.recv);
@@ -438,30 +462,7 @@ impl Sender<'_> {
                     .map_err(|e| e.to_string())?;
                 Ok(counts.packets)
             }
-            Sender::Tilewire(sock) => {
-                let xsk = sock.xsk();
-                let before = xsk.stats().tx_completed;
-                let batch = [PktInfo::new(frame); BATCH];
-                while Instant::now() < until {
-                    let mut at = 0;
-                    while at < BATCH {
-                        match xsk.send(&batch[at..], true) {
-                            Ok(()) => at = BATCH,
-                            Err(e) if e.kind == SendErrorKind::Again => {
-                                at += e.batch_idx;
-                                xsk.service(mono_ns());
-                            }
-                            Err(e) => return Err(format!("tilewire send: {e}")),
-                        }
-                    }
-                }
-                let end = Instant::now() + FLUSH_MAX;
-                while xsk.stats().tx_completed < xsk.stats().tx_packets && Instant::now() < end {
-                    xsk.service(mono_ns());
-                    let _ = xsk.send(&[], true);
-                }
-                Ok(xsk.stats().tx_completed - before)
-            }
+            Sender::Tilewire(sock) => send(sock, frame, until),
             Sender::Mmsg(aio, dest) => {
                 let payload = &frame[tilewire_xdp::frame::HEADERS_LEN..];
                 let before = aio.stats().tx_pkts;
@@ -487,6 +488,37 @@ impl Sender<'_> {
             }
         }
     }
+}
+
+/// A tilewire sender's loop: sends copies of `frame` (a whole Ethernet
+/// frame) in batches of [`BATCH`] until `until`, then waits for the
+/// completions; returns the packets the kernel completed meanwhile.
+///
+/// # Errors
+/// A send the socket refused for another reason than a full ring.
+pub(super) fn send(sock: &mut XskSock<'_>, frame: &[u8], until: Instant) -> Result<u64, String> {
+    let xsk = sock.xsk();
+    let before = xsk.stats().tx_completed;
+    let batch = [PktInfo::new(frame); BATCH];
+    while Instant::now() < until {
+        let mut at = 0;
+        while at < BATCH {
+            match xsk.send(&batch[at..], true) {
+                Ok(()) => at = BATCH,
+                Err(e) if e.kind == SendErrorKind::Again => {
+                    at += e.batch_idx;
+                    xsk.service(mono_ns());
+                }
+                Err(e) => return Err(format!("tilewire send: {e}")),
+            }
+        }
+    }
+    let end = Instant::now() + FLUSH_MAX;
+    while xsk.stats().tx_completed < xsk.stats().tx_packets && Instant::now() < end {
+        xsk.service(mono_ns());
+        let _ = xsk.send(&[], true);
+    }
+    Ok(xsk.stats().tx_completed - before)
 }
 
 /// One TX cell of `imp` at `sz` payload bytes. `b` must already drop the

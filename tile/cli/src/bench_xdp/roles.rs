@@ -42,10 +42,10 @@ pub(super) const TX_RING: u32 = 2048;
 const RING_IDLE: u32 = 64;
 /// `SO_RCVBUF` / `SO_SNDBUF` asked for on the mmsg sockets.
 const SOCK_BUF: usize = 4 << 20;
-/// Bytes of the workspace the UMEMs come from: enough for a receiver
-/// (64 MiB of frames) and a blaster at a time (each is freed when its cell
-/// ends).
-pub(super) const WS_BYTES: usize = 128 << 20;
+/// Bytes of the workspace the UMEMs come from: enough for two receivers
+/// (64 MiB of frames each: the queues section) and their blasters at a
+/// time (each is freed when its cell ends).
+pub(super) const WS_BYTES: usize = 256 << 20;
 
 /// The two cores the roles are pinned to: senders and blasters on the
 /// first, receivers on the second.
@@ -144,12 +144,13 @@ pub(super) enum Role {
     Send,
 }
 
-/// A copy-mode tilewire socket on queue 0 of `side`'s veth end, bound
+/// A copy-mode tilewire socket on `queue` of `side`'s veth end, bound
 /// inside `side`'s namespace.
 pub(super) fn bind_xsk<'w>(
     side: &VethSide,
     umems: &Umems<'w>,
     role: Role,
+    queue: u32,
 ) -> Result<XskSock<'w>, String> {
     let (rx, tx) = match role {
         Role::Receive => (RX_RING, RING_IDLE),
@@ -157,6 +158,7 @@ pub(super) fn bind_xsk<'w>(
     };
     let cfg = XskConfig {
         ifname: side.ifname().to_string(),
+        queue,
         bind: BindMode::Copy,
         rx_size: rx,
         fill_size: rx,
@@ -176,20 +178,26 @@ pub(super) fn bind_xsk<'w>(
         }),
         Err(e) => {
             let _ = umems.ws.free_named(&name);
-            Err(format!("tilewire Xsk::bind on {}: {e}", side.ifname()))
+            Err(format!(
+                "tilewire Xsk::bind on queue {queue} of {}: {e}",
+                side.ifname()
+            ))
         }
     }
 }
 
-/// tilewire's XDP program for `spec`, attached to `side`'s veth end in
-/// `mode` (detached when the link drops).
+/// tilewire's XDP program for `spec` with a socket slot for each of
+/// `queues`, attached to `side`'s veth end in `mode` (detached when the
+/// link drops).
 pub(super) fn attach(
     side: &VethSide,
     spec: &FilterSpec,
     mode: AttachMode,
+    queues: u32,
 ) -> Result<(XdpProgram, XdpLink), String> {
     side.run(|| {
-        let prog = XdpProgram::load(spec, 1).map_err(|e| format!("loading the program: {e}"))?;
+        let prog =
+            XdpProgram::load(spec, queues).map_err(|e| format!("loading the program: {e}"))?;
         let link = prog
             .attach(side.ifindex(), mode)
             .map_err(|e| format!("attaching the program ({mode:?}): {e}"))?;
@@ -210,12 +218,33 @@ pub(super) fn steered_xsk<'w>(
     mode: AttachMode,
     role: Role,
 ) -> Result<(XskSock<'w>, (XdpProgram, XdpLink)), String> {
-    let (prog, link) = attach(side, &steer_spec(), mode)?;
-    let mut sock = bind_xsk(side, umems, role)?;
-    let fd = sock.xsk().raw_fd().ok_or("a socket without a descriptor")?;
-    prog.register_socket(0, fd)
-        .map_err(|e| format!("registering the socket: {e}"))?;
-    Ok((sock, (prog, link)))
+    let (mut socks, program) = steered_xsks(side, umems, mode, role, 1)?;
+    Ok((socks.remove(0), program))
+}
+
+/// As [`steered_xsk`] with a socket on each of queues `0..queues`, each
+/// registered at its queue in the one program: what net tiles, one per
+/// queue, share on an interface.
+///
+/// # Errors
+/// A step that failed, as a note for the output.
+pub(super) fn steered_xsks<'w>(
+    side: &VethSide,
+    umems: &Umems<'w>,
+    mode: AttachMode,
+    role: Role,
+    queues: u32,
+) -> Result<(Vec<XskSock<'w>>, (XdpProgram, XdpLink)), String> {
+    let (prog, link) = attach(side, &steer_spec(), mode, queues)?;
+    let mut socks = Vec::with_capacity(queues as usize);
+    for q in 0..queues {
+        let mut sock = bind_xsk(side, umems, role, q)?;
+        let fd = sock.xsk().raw_fd().ok_or("a socket without a descriptor")?;
+        prog.register_socket(q, fd)
+            .map_err(|e| format!("registering the socket of queue {q}: {e}"))?;
+        socks.push(sock);
+    }
+    Ok((socks, (prog, link)))
 }
 
 /// The program that steers [`PORT_A`] to the socket on queue 0 (the RX
@@ -366,6 +395,12 @@ pub(super) struct Check {
     pub foreign: u64,
     /// Highest sequence number seen.
     pub max_seq: Option<u64>,
+    /// The source port every packet must come from, if one is set
+    /// ([`Check::from_port`]): one blaster per queue, each its own port.
+    src: Option<u16>,
+    /// Packets of our flow from another source port: steered to the wrong
+    /// queue's socket.
+    pub misrouted: u64,
 }
 
 impl Check {
@@ -383,6 +418,16 @@ impl Check {
             disorder: 0,
             foreign: 0,
             max_seq: None,
+            src: None,
+            misrouted: 0,
+        }
+    }
+
+    /// A check that also wants every packet from source port `port`.
+    pub(super) fn from_port(sz: usize, port: u16) -> Check {
+        Check {
+            src: Some(port),
+            ..Check::new(sz)
         }
     }
 
@@ -394,7 +439,9 @@ impl Check {
             && f[14] == 0x45
             && f[23] == 17
             && f[36..38] == PORT_A.to_be_bytes();
-        if ours {
+        if ours && self.src.is_some_and(|p| f[34..36] != p.to_be_bytes()) {
+            self.misrouted += 1;
+        } else if ours {
             self.payload(&f[HEADERS_LEN..]);
         } else {
             self.foreign += 1;
