@@ -156,7 +156,12 @@ pub(crate) fn run(args: &Args) -> Result<(), String> {
     let mut rows = Vec::new();
     let mut cell = 0;
     for (path, rate) in plan {
-        for imp in [Impl::Tilewire, Impl::Agave] {
+        // Two receiving net tiles need flows to spread: the veth source has them.
+        let imps: &[Impl] = match path {
+            Path::Veth => &[Impl::Tilewire, Impl::TilewireTwoNets, Impl::Agave],
+            _ => &[Impl::Tilewire, Impl::Agave],
+        };
+        for &imp in imps {
             cell += 1;
             let r = match path {
                 Path::Memory => cells::memory(imp, rate, t, &traffic, &fixture, cell),
@@ -256,7 +261,7 @@ fn peer_of<'a>(rows: &'a [Row], r: &Row) -> Option<&'a Row> {
 
 /// tilewire's rate and CPU per packet against the peer's, same cell.
 fn ratios(rows: &[Row], r: &Row) -> Option<(f64, f64)> {
-    if r.imp != Impl::Tilewire {
+    if !r.imp.is_tilewire() {
         return None;
     }
     let p = peer_of(rows, r)?;
@@ -301,7 +306,7 @@ fn add_notes(
     let mut sources: Vec<String> = Vec::new();
     for r in rows {
         let s = format!("{} {}: {}", r.path.name(), load(r.rate), r.m.source);
-        if r.imp == Impl::Tilewire && !sources.contains(&s) {
+        if r.imp.is_tilewire() && !sources.contains(&s) {
             sources.push(s);
         }
     }
@@ -352,9 +357,46 @@ fn add_notes(
             )
         };
         notes.push(format!(
-            "goal {} {}: tilewire against agave-style: {goal}",
+            "goal {} {}: {} against agave-style: {goal}",
             r.path.name(),
-            load(r.rate)
+            load(r.rate),
+            r.imp.name()
+        ));
+    }
+    add_two_net_notes(rows, notes);
+}
+
+/// What two receiving net tiles did against one, same cell.
+fn add_two_net_notes(rows: &[Row], notes: &mut Vec<String>) {
+    for r in rows.iter().filter(|r| r.imp == Impl::TilewireTwoNets) {
+        let Some(one) = rows
+            .iter()
+            .find(|o| o.path == r.path && o.rate == r.rate && o.imp == Impl::Tilewire)
+        else {
+            continue;
+        };
+        let shares: Vec<String> =
+            r.m.nets_rx
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    format!(
+                        "net.{i} {n} ({:.0}%)",
+                        100.0 * *n as f64 / r.m.rx.max(1) as f64
+                    )
+                })
+                .collect();
+        notes.push(format!(
+            "{} {} tilewire-2net: two net tiles sharing the port (SO_REUSEPORT) took {} \
+             from their sockets; against one net tile: {:.2}x the delivered rate, {:.2}x \
+             the CPU per packet. Bounded here: the kernel's UDP receive work for both \
+             sockets runs in the source's softirq on one cpu, and the pipeline's tiles \
+             share the other (see its layout)",
+            r.path.name(),
+            load(r.rate),
+            shares.join(", "),
+            r.m.rate() / one.m.rate().max(1e-9),
+            r.m.cpu_per_pkt() / one.m.cpu_per_pkt().max(1e-9),
         ));
     }
 }
@@ -456,7 +498,7 @@ fn print(rows: &[Row], notes: &[String], opts: &BenchArgs) {
     }
     println!();
     println!(
-        "{:<9} {:<10} {:<12} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9} {:>7} {:>7} {:>8} {:<9} {:>6} {:>6}",
+        "{:<9} {:<10} {:<13} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9} {:>7} {:>7} {:>8} {:<9} {:>6} {:>6}",
         "path", "load", "impl", "offered/s", "sock rx/s", "deliver/s", "sock drop", "other",
         "dups", "ns/pkt", "p50 us", "p99 us", "limit", "x rate", "x cpu"
     );
@@ -472,7 +514,7 @@ fn print(rows: &[Row], notes: &[String], opts: &BenchArgs) {
                 m.lost_before_socket()
             };
         println!(
-            "{:<9} {:<10} {:<12} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9} {:>7.0} {:>7} {:>8} {:<9} {:>6} {:>6}",
+            "{:<9} {:<10} {:<13} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9} {:>7.0} {:>7} {:>8} {:<9} {:>6} {:>6}",
             r.path.name(),
             load(r.rate),
             r.imp.name(),

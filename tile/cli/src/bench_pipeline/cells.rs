@@ -64,6 +64,9 @@ impl Path {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Impl {
     Tilewire,
+    /// tilewire with two receiving net tiles sharing the port
+    /// (`count = 2`, SO_REUSEPORT), over veth.
+    TilewireTwoNets,
     Agave,
 }
 
@@ -71,7 +74,21 @@ impl Impl {
     pub(super) fn name(self) -> &'static str {
         match self {
             Impl::Tilewire => "tilewire",
+            Impl::TilewireTwoNets => "tilewire-2net",
             Impl::Agave => "agave-style",
+        }
+    }
+
+    /// tilewire's, in either layout.
+    pub(super) fn is_tilewire(self) -> bool {
+        matches!(self, Impl::Tilewire | Impl::TilewireTwoNets)
+    }
+
+    /// The receiving net tiles of a tilewire UDP cell.
+    pub(super) fn nets(self) -> u32 {
+        match self {
+            Impl::TilewireTwoNets => 2,
+            _ => 1,
         }
     }
 }
@@ -124,6 +141,9 @@ pub(super) struct Measured {
     pub source: String,
     /// The tilewire layout, or the peer's threads.
     pub layout: String,
+    /// tilewire over UDP: what each receiving net tile took from the
+    /// socket, whole cell.
+    pub nets_rx: Vec<u64>,
 }
 
 impl Measured {
@@ -214,7 +234,7 @@ pub(super) fn memory(
     let burst = if rate == 0 { 64 } else { RATE_BURST };
     let mut m = Measured::default();
     match imp {
-        Impl::Tilewire => {
+        Impl::Tilewire | Impl::TilewireTwoNets => {
             let shared = Arc::new(CollectShared {
                 traffic: traffic.clone(),
                 live: live.clone(),
@@ -394,7 +414,10 @@ fn blaster<'w>(
                 xsk: Box::new(xsk),
                 frames,
             },
-            "AF_XDP TX (copy mode) from the peer namespace".into(),
+            format!(
+                "AF_XDP TX (copy mode) from the peer namespace, {} flows (source ports)",
+                source::XDP_FLOWS
+            ),
         ));
     }
     let ip = match &env.pair {
@@ -509,13 +532,15 @@ pub(super) fn udp(
     let port = ad.pipe.port();
     let drops_here = || in_a(env, || source::socket_drops(port));
     match imp {
-        Impl::Tilewire => {
+        Impl::Tilewire | Impl::TilewireTwoNets => {
+            let nets = imp.nets();
             let text = tilewire::udp_text(
                 &tilewire::ws_name(cell),
                 &ad.pipe.to_string(),
                 env.engine,
                 ad.pipe_ns.as_deref(),
                 &collector_addr.to_string(),
+                nets,
             );
             let topo = Registry::with_builtins()
                 .parse(&text)
@@ -526,25 +551,39 @@ pub(super) fn udp(
                 .start(&RunOptions::new())
                 .map_err(|e| e.to_string())?;
             let count = |tile: &str, c: &str| pipeline.counter(tile, c).unwrap_or(0);
+            // The receiving net tiles: `net`, or `net.0` .. with a count.
+            let net_names: Vec<String> = match nets {
+                1 => vec!["net".into()],
+                n => (0..n).map(|i| format!("net.{i}")).collect(),
+            };
+            let rx_links: Vec<String> = match nets {
+                1 => vec!["rx".into()],
+                n => (0..n).map(|i| format!("rx.{i}")).collect(),
+            };
+            let net_sum = |c: &str| net_names.iter().map(|n| count(n, c)).sum::<u64>();
             let (sent, mut col) = drive(
                 env,
                 &mut h,
                 t,
                 traffic,
                 &live,
-                &|| count("net", "rx_pkts"),
+                &|| net_sum("rx_pkts"),
                 &mut m,
             )?;
             m.sock_drops = drops_here()?;
             running.stop().map_err(|e| e.to_string())?;
             m.offered = sent;
-            m.rx = count("net", "rx_pkts");
+            m.rx = net_sum("rx_pkts");
+            m.nets_rx = net_names.iter().map(|n| count(n, "rx_pkts")).collect();
             m.dups_dropped = count("dedup", "dups");
             // One net tile sends, or a tx tile of its own.
-            let both = |c: &str| count("net", c) + count("tx", c);
+            let both = |c: &str| net_sum(c) + count("tx", c);
             m.out = both("tx_pkts");
-            m.inner_lost =
-                link_lost(pipeline.workspace(), "rx", 0) + both("tx_errors") + both("tx_not_udp");
+            let overruns: u64 = rx_links
+                .iter()
+                .map(|l| link_lost(pipeline.workspace(), l, 0))
+                .sum();
+            m.inner_lost = overruns + both("tx_errors") + both("tx_not_udp");
             finish_check(&mut m, &mut col, traffic);
         }
         Impl::Agave => {

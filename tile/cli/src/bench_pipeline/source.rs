@@ -119,13 +119,25 @@ pub(super) fn udp_socket(addr: SocketAddrV4) -> Result<UdpAio, String> {
     UdpAio::bind(&cfg).map_err(|e| format!("UDP socket {addr}: {e}"))
 }
 
+/// Source ports an AF_XDP blaster's frames come from, in turn: as many
+/// flows, for the kernel to spread over sockets sharing the port.
+pub(super) const XDP_FLOWS: u16 = 64;
+
 /// The frames an AF_XDP blaster sends: each item of the list as a frame
-/// of `ends` (UDP checksum 0, "none", so the stamps need no update).
+/// of `ends` (UDP checksum 0, "none", so the stamps need no update), item
+/// `i` from source port `ends.src.port() + i % XDP_FLOWS`.
 pub(super) fn xdp_frames(t: &Traffic, ends: &UdpEndpoints) -> Result<Vec<Vec<u8>>, String> {
     t.items
         .iter()
-        .map(|it| {
-            let mut f = build_vec(ends, &it.payload).map_err(|e| e.to_string())?;
+        .enumerate()
+        .map(|(i, it)| {
+            let mut ends = *ends;
+            ends.src.set_port(
+                ends.src
+                    .port()
+                    .wrapping_add((i % usize::from(XDP_FLOWS)) as u16),
+            );
+            let mut f = build_vec(&ends, &it.payload).map_err(|e| e.to_string())?;
             UdpFrame::new_checked(&mut f[..])
                 .map_err(|e| e.to_string())?
                 .set_udp_checksum(0);
@@ -289,18 +301,24 @@ pub(super) fn collect(
     }
 }
 
-/// The kernel's drop count of the UDP socket bound to `port` in the
+/// The kernel's drop count of the UDP sockets bound to `port` in the
 /// calling thread's network namespace (`/proc/thread-self/net/udp`, the
-/// last column), if there is one.
+/// last column), all of them together; `None` if there is none.
 pub(super) fn socket_drops(port: u16) -> Option<u64> {
     let text = std::fs::read_to_string("/proc/thread-self/net/udp").ok()?;
     let want = format!(":{port:04X}");
-    text.lines().skip(1).find_map(|l| {
-        let mut f = l.split_whitespace();
-        let local = f.nth(1)?;
-        if !local.ends_with(&want) {
-            return None;
-        }
-        l.split_whitespace().last()?.parse().ok()
-    })
+    // Every socket on the port: several share it with SO_REUSEPORT.
+    let drops: Vec<u64> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let local = f.nth(1)?;
+            if !local.ends_with(&want) {
+                return None;
+            }
+            l.split_whitespace().last()?.parse().ok()
+        })
+        .collect();
+    (!drops.is_empty()).then(|| drops.iter().sum())
 }

@@ -132,13 +132,16 @@ pub(super) fn ws_name(cell: usize) -> String {
 }
 
 /// The UDP pipeline's topology text: the receiving tile bound to
-/// `bind`, the sending one to the same address, any port.
+/// `bind` (`nets` of them sharing it, if more than one: `count`, the
+/// kernel spreading flows over their sockets with SO_REUSEPORT), the
+/// sending one to the same address, any port.
 pub(super) fn udp_text(
     ws: &str,
     bind: &str,
     engine: &str,
     netns: Option<&str>,
     collector: &str,
+    nets: u32,
 ) -> String {
     let netns = netns.map_or(String::new(), |n| format!("netns = \"{n}\""));
     let txbind = format!("{}:0", bind.split(':').next().unwrap_or("127.0.0.1"));
@@ -150,6 +153,14 @@ pub(super) fn udp_text(
         .replace("{engine}", engine)
         .replace("{netns}", &netns)
         .replace("{collector}", collector);
+    let text = match nets {
+        1 => text,
+        n => text.replacen(
+            "name = \"net\"\n",
+            &format!("name = \"net\"\ncount = {n}\n"),
+            1,
+        ),
+    };
     fit(text)
 }
 
