@@ -105,7 +105,8 @@ pub(crate) fn run(args: &Args) -> Result<(), String> {
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let source_cpu = (cores.len() >= 2).then(|| cores[0]);
     let mut notes = Vec::new();
-    let pair = match VethPair::new("bpipe") {
+    // Two queues a side: the AF_XDP cells with a net tile per queue.
+    let pair = match VethPair::with_queues("bpipe", 2) {
         Ok(p) => {
             notes.push(format!(
                 "veth: {} ({}, {}) <-> {} ({}, {}): the pipeline in the first namespace, \
@@ -158,7 +159,13 @@ pub(crate) fn run(args: &Args) -> Result<(), String> {
     for (path, rate) in plan {
         // Two receiving net tiles need flows to spread: the veth source has them.
         let imps: &[Impl] = match path {
-            Path::Veth => &[Impl::Tilewire, Impl::TilewireTwoNets, Impl::Agave],
+            Path::Veth => &[
+                Impl::Tilewire,
+                Impl::TilewireTwoNets,
+                Impl::TilewireXdp,
+                Impl::TilewireXdpTwoQueues,
+                Impl::Agave,
+            ],
             _ => &[Impl::Tilewire, Impl::Agave],
         };
         for &imp in imps {
@@ -368,10 +375,25 @@ fn add_notes(
 
 /// What two receiving net tiles did against one, same cell.
 fn add_two_net_notes(rows: &[Row], notes: &mut Vec<String>) {
-    for r in rows.iter().filter(|r| r.imp == Impl::TilewireTwoNets) {
+    for r in rows.iter().filter(|r| r.imp.nets() > 1) {
+        let (single, how, bound) = if r.imp.is_xdp() {
+            (
+                Impl::TilewireXdp,
+                "two net-xdp tiles, one per queue, each its socket in the one program,",
+                "the kernel's receive work for both queues (veth's NAPI, the XDP run, the \
+                 copy into each UMEM) runs in the source's softirq on one cpu",
+            )
+        } else {
+            (
+                Impl::Tilewire,
+                "two net tiles sharing the port (SO_REUSEPORT)",
+                "the kernel's UDP receive work for both sockets runs in the source's \
+                 softirq on one cpu",
+            )
+        };
         let Some(one) = rows
             .iter()
-            .find(|o| o.path == r.path && o.rate == r.rate && o.imp == Impl::Tilewire)
+            .find(|o| o.path == r.path && o.rate == r.rate && o.imp == single)
         else {
             continue;
         };
@@ -387,14 +409,14 @@ fn add_two_net_notes(rows: &[Row], notes: &mut Vec<String>) {
                 })
                 .collect();
         notes.push(format!(
-            "{} {} tilewire-2net: two net tiles sharing the port (SO_REUSEPORT) took {} \
-             from their sockets; against one net tile: {:.2}x the delivered rate, {:.2}x \
-             the CPU per packet. Bounded here: the kernel's UDP receive work for both \
-             sockets runs in the source's softirq on one cpu, and the pipeline's tiles \
-             share the other (see its layout)",
+            "{} {} {}: {how} took {} from their sockets; against {}: {:.2}x the delivered \
+             rate, {:.2}x the CPU per packet. Bounded here: {bound}, and the pipeline's \
+             tiles share the other (see its layout)",
             r.path.name(),
             load(r.rate),
+            r.imp.name(),
             shares.join(", "),
+            single.name(),
             r.m.rate() / one.m.rate().max(1e-9),
             r.m.cpu_per_pkt() / one.m.cpu_per_pkt().max(1e-9),
         ));
@@ -498,7 +520,7 @@ fn print(rows: &[Row], notes: &[String], opts: &BenchArgs) {
     }
     println!();
     println!(
-        "{:<9} {:<10} {:<13} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9} {:>7} {:>7} {:>8} {:<9} {:>6} {:>6}",
+        "{:<9} {:<10} {:<15} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9} {:>7} {:>7} {:>8} {:<9} {:>6} {:>6}",
         "path", "load", "impl", "offered/s", "sock rx/s", "deliver/s", "sock drop", "other",
         "dups", "ns/pkt", "p50 us", "p99 us", "limit", "x rate", "x cpu"
     );
@@ -514,7 +536,7 @@ fn print(rows: &[Row], notes: &[String], opts: &BenchArgs) {
                 m.lost_before_socket()
             };
         println!(
-            "{:<9} {:<10} {:<13} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9} {:>7.0} {:>7} {:>8} {:<9} {:>6} {:>6}",
+            "{:<9} {:<10} {:<15} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9} {:>7.0} {:>7} {:>8} {:<9} {:>6} {:>6}",
             r.path.name(),
             load(r.rate),
             r.imp.name(),

@@ -67,6 +67,12 @@ pub(super) enum Impl {
     /// tilewire with two receiving net tiles sharing the port
     /// (`count = 2`, SO_REUSEPORT), over veth.
     TilewireTwoNets,
+    /// tilewire receiving with a `net-xdp` tile (DRV, copy mode) on
+    /// queue 0, over veth.
+    TilewireXdp,
+    /// tilewire receiving with two `net-xdp` tiles, one per queue, over
+    /// veth.
+    TilewireXdpTwoQueues,
     Agave,
 }
 
@@ -75,19 +81,36 @@ impl Impl {
         match self {
             Impl::Tilewire => "tilewire",
             Impl::TilewireTwoNets => "tilewire-2net",
+            Impl::TilewireXdp => "tilewire-xdp",
+            Impl::TilewireXdpTwoQueues => "tilewire-xdp-2q",
             Impl::Agave => "agave-style",
         }
     }
 
-    /// tilewire's, in either layout.
+    /// tilewire's, in any layout.
     pub(super) fn is_tilewire(self) -> bool {
-        matches!(self, Impl::Tilewire | Impl::TilewireTwoNets)
+        !matches!(self, Impl::Agave)
+    }
+
+    /// Receives with AF_XDP (`net-xdp` tiles).
+    pub(super) fn is_xdp(self) -> bool {
+        matches!(self, Impl::TilewireXdp | Impl::TilewireXdpTwoQueues)
     }
 
     /// The receiving net tiles of a tilewire UDP cell.
     pub(super) fn nets(self) -> u32 {
         match self {
-            Impl::TilewireTwoNets => 2,
+            Impl::TilewireTwoNets | Impl::TilewireXdpTwoQueues => 2,
+            _ => 1,
+        }
+    }
+
+    /// The queues of the peer's veth end the source sends on: a frame
+    /// sent on b's queue q arrives on a's queue q, so each net-xdp tile's
+    /// queue gets its share; one for the rest.
+    pub(super) fn queues(self) -> u32 {
+        match self {
+            Impl::TilewireXdpTwoQueues => 2,
             _ => 1,
         }
     }
@@ -234,7 +257,7 @@ pub(super) fn memory(
     let burst = if rate == 0 { 64 } else { RATE_BURST };
     let mut m = Measured::default();
     match imp {
-        Impl::Tilewire | Impl::TilewireTwoNets => {
+        Impl::Tilewire | Impl::TilewireTwoNets | Impl::TilewireXdp | Impl::TilewireXdpTwoQueues => {
             let shared = Arc::new(CollectShared {
                 traffic: traffic.clone(),
                 live: live.clone(),
@@ -376,11 +399,13 @@ fn in_a<R: Send>(env: &Env, f: impl FnOnce() -> R + Send) -> Result<R, String> {
     }
 }
 
-/// The source of a UDP cell: AF_XDP on veth, else sendmmsg.
+/// The source of a UDP cell: AF_XDP on veth (a socket on each of b's
+/// first `queues` queues), else sendmmsg.
 fn blaster<'w>(
     env: &'w Env,
     traffic: &Traffic,
     to: SocketAddrV4,
+    queues: u32,
 ) -> Result<(Blaster<'w>, String), String> {
     if let (Some(pair), Some(ws)) = (&env.pair, &env.umem_ws) {
         let (a, b) = (pair.a(), pair.b());
@@ -393,15 +418,28 @@ fn blaster<'w>(
             tx_high_water: 64,
             ..XskConfig::default()
         };
-        let name = format!("umem-{}", std::process::id());
-        let _ = ws.workspace().free_named(&name);
-        let frames = u32::try_from(cfg.frames_needed()).unwrap_or(u32::MAX);
-        let umem = Umem::alloc_named(ws.workspace(), &name, frames)
-            .map_err(|e| format!("the source's UMEM: {e}"))?;
-        let (xsk, _) = b
-            .run(|| Xsk::bind(umem, &cfg))
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("the source's AF_XDP socket on {}: {e}", b.ifname()))?;
+        let mut xsks = Vec::with_capacity(queues as usize);
+        for q in 0..queues {
+            let cfg = XskConfig {
+                queue: q,
+                ..cfg.clone()
+            };
+            let name = format!("umem-{}-{q}", std::process::id());
+            let _ = ws.workspace().free_named(&name);
+            let frames = u32::try_from(cfg.frames_needed()).unwrap_or(u32::MAX);
+            let umem = Umem::alloc_named(ws.workspace(), &name, frames)
+                .map_err(|e| format!("the source's UMEM: {e}"))?;
+            let (xsk, _) = b
+                .run(|| Xsk::bind(umem, &cfg))
+                .map_err(|e| e.to_string())?
+                .map_err(|e| {
+                    format!(
+                        "the source's AF_XDP socket on queue {q} of {}: {e}",
+                        b.ifname()
+                    )
+                })?;
+            xsks.push(xsk);
+        }
         let ends = UdpEndpoints {
             src_mac: b.mac(),
             dst_mac: a.mac(),
@@ -411,11 +449,13 @@ fn blaster<'w>(
         let frames = source::xdp_frames(traffic, &ends)?;
         return Ok((
             Blaster::Xdp {
-                xsk: Box::new(xsk),
+                xsks,
                 frames,
+                turn: 0,
             },
             format!(
-                "AF_XDP TX (copy mode) from the peer namespace, {} flows (source ports)",
+                "AF_XDP TX (copy mode) from the peer namespace, {} flows (source ports), \
+                 on {queues} queue(s)",
                 source::XDP_FLOWS
             ),
         ));
@@ -516,7 +556,7 @@ pub(super) fn udp(
         a => return Err(format!("collector bound to {a}")),
     };
     let mut m = Measured::default();
-    let (blast, source_name) = blaster(env, traffic, ad.pipe)?;
+    let (blast, source_name) = blaster(env, traffic, ad.pipe, imp.queues())?;
     m.source = if rate == 0 {
         format!("{source_name}, as fast as it goes")
     } else {
@@ -532,8 +572,17 @@ pub(super) fn udp(
     let port = ad.pipe.port();
     let drops_here = || in_a(env, || source::socket_drops(port));
     match imp {
-        Impl::Tilewire | Impl::TilewireTwoNets => {
+        Impl::Tilewire | Impl::TilewireTwoNets | Impl::TilewireXdp | Impl::TilewireXdpTwoQueues => {
             let nets = imp.nets();
+            let receive = if imp.is_xdp() {
+                let pair = env.pair.as_ref().ok_or("AF_XDP cells need the veth pair")?;
+                tilewire::Receive::Xdp {
+                    ifname: pair.a().ifname(),
+                    port: ad.pipe.port(),
+                }
+            } else {
+                tilewire::Receive::Udp
+            };
             let text = tilewire::udp_text(
                 &tilewire::ws_name(cell),
                 &ad.pipe.to_string(),
@@ -541,6 +590,7 @@ pub(super) fn udp(
                 ad.pipe_ns.as_deref(),
                 &collector_addr.to_string(),
                 nets,
+                receive,
             );
             let topo = Registry::with_builtins()
                 .parse(&text)
@@ -570,8 +620,14 @@ pub(super) fn udp(
                 &|| net_sum("rx_pkts"),
                 &mut m,
             )?;
-            m.sock_drops = drops_here()?;
+            m.sock_drops = if imp.is_xdp() { None } else { drops_here()? };
             running.stop().map_err(|e| e.to_string())?;
+            if imp.is_xdp() {
+                // Dropped at the AF_XDP sockets: fill ring empty or rx ring
+                // full (the kernel's XDP_STATISTICS, as the tiles last read
+                // them).
+                m.sock_drops = Some(net_sum("k_rx_dropped") + net_sum("k_rx_ring_full"));
+            }
             m.offered = sent;
             m.rx = net_sum("rx_pkts");
             m.nets_rx = net_names.iter().map(|n| count(n, "rx_pkts")).collect();

@@ -5,8 +5,9 @@
 //!
 //! - [`Blaster::Udp`]: a UDP socket (tilewire's sendmmsg engine, batches
 //!   of 64) on loopback, or in the peer's namespace over veth.
-//! - [`Blaster::Xdp`]: an AF_XDP socket (copy mode) on the peer's veth
-//!   end sending whole frames, the fastest source this machine has; the
+//! - [`Blaster::Xdp`]: AF_XDP sockets (copy mode) on the peer's veth
+//!   end, one per queue the cell feeds, sending whole frames, the fastest
+//!   source this machine has; the
 //!   kernel's receive path on the pipeline's side (veth, IP, UDP, the
 //!   socket enqueue) runs in its softirq on its core.
 //!
@@ -100,9 +101,13 @@ pub(super) enum Blaster<'w> {
         aio: Box<UdpAio>,
         dest: SocketAddrV4,
     },
+    /// One socket per queue of the peer's veth end (a frame sent on
+    /// queue q arrives on the pipeline's queue q), a batch on each in
+    /// turn.
     Xdp {
-        xsk: Box<Xsk<'w>>,
+        xsks: Vec<Xsk<'w>>,
         frames: Vec<Vec<u8>>,
+        turn: usize,
     },
 }
 
@@ -188,7 +193,8 @@ impl Blaster<'_> {
                             .collect();
                         aio.send(&pkts, true)
                     }
-                    Blaster::Xdp { xsk, .. } => {
+                    Blaster::Xdp { xsks, turn, .. } => {
+                        let xsk = &mut xsks[*turn];
                         let pkts: Vec<PktInfo<'_>> = (at..n)
                             .map(|k| PktInfo::new(&slots[k][..lens[k]]))
                             .collect();
@@ -218,6 +224,9 @@ impl Blaster<'_> {
                 }
             }
             sent += at as u64;
+            if let Blaster::Xdp { xsks, turn, .. } = self {
+                *turn = (*turn + 1) % xsks.len();
+            }
             // SYNC: Relaxed; progress counters the main thread samples.
             live.sent.store(sent, Ordering::Relaxed);
             live.cpu_ns.store(thread_cpu_ns(), Ordering::Relaxed);
@@ -237,10 +246,14 @@ impl Blaster<'_> {
                     }
                     let _ = aio.send(&[], true);
                 }
-                Blaster::Xdp { xsk, .. } => {
-                    xsk.service(mono_ns());
-                    let _ = xsk.send(&[], true);
-                    if xsk.stats().tx_completed >= sent {
+                Blaster::Xdp { xsks, .. } => {
+                    let mut completed = 0;
+                    for xsk in xsks.iter_mut() {
+                        xsk.service(mono_ns());
+                        let _ = xsk.send(&[], true);
+                        completed += xsk.stats().tx_completed;
+                    }
+                    if completed >= sent {
                         return;
                     }
                 }

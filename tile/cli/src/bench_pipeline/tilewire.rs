@@ -43,6 +43,7 @@ mode = "threads"
 [[link]]
 name = "raw"
 depth = {depth}
+{raw_mtu}
 
 [[link]]
 name = "uniq"
@@ -54,12 +55,7 @@ depth = {depth}
 
 [[tile]]
 name = "net"
-kind = "net-udp"
-outputs = ["raw"]
-[tile.params]
-bind = "{bind}"
-engine = "{engine}"
-{netns}
+{net}
 
 [[tile]]
 name = "dedup"
@@ -131,10 +127,39 @@ pub(super) fn ws_name(cell: usize) -> String {
     format!("bench-pipe-{}-{cell}", std::process::id())
 }
 
+/// How the UDP pipeline receives.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Receive<'a> {
+    /// A `net-udp` tile bound to the pipeline's address.
+    Udp,
+    /// A `net-xdp` tile on queue 0 of `ifname` (DRV, copy mode), its
+    /// program steering UDP port `port` to it; the sending tile stays
+    /// `net-udp`.
+    Xdp { ifname: &'a str, port: u16 },
+}
+
+/// The receiving tile's kind and params (after its name).
+const NET_UDP: &str = r#"kind = "net-udp"
+outputs = ["raw"]
+[tile.params]
+bind = "{bind}"
+engine = "{engine}"
+{netns}"#;
+
+const NET_XDP: &str = r#"kind = "net-xdp"
+outputs = ["raw"]
+[tile.params]
+ifname = "{ifname}"
+ports = [{port}]
+attach = "drv"
+bind = "copy"
+{netns}"#;
+
 /// The UDP pipeline's topology text: the receiving tile bound to
-/// `bind` (`nets` of them sharing it, if more than one: `count`, the
-/// kernel spreading flows over their sockets with SO_REUSEPORT), the
-/// sending one to the same address, any port.
+/// `bind` (`nets` of them, if more than one: `count`; over UDP sharing the
+/// port, the kernel spreading flows over their sockets with SO_REUSEPORT;
+/// over AF_XDP one per queue), the sending one to the same address, any
+/// port.
 pub(super) fn udp_text(
     ws: &str,
     bind: &str,
@@ -142,10 +167,24 @@ pub(super) fn udp_text(
     netns: Option<&str>,
     collector: &str,
     nets: u32,
+    receive: Receive<'_>,
 ) -> String {
     let netns = netns.map_or(String::new(), |n| format!("netns = \"{n}\""));
     let txbind = format!("{}:0", bind.split(':').next().unwrap_or("127.0.0.1"));
+    let (net, raw_mtu) = match receive {
+        Receive::Udp => (NET_UDP.to_string(), String::new()),
+        // The receive link's data region is the socket's UMEM: one
+        // frame per frag.
+        Receive::Xdp { ifname, port } => (
+            NET_XDP
+                .replace("{ifname}", ifname)
+                .replace("{port}", &port.to_string()),
+            format!("mtu = {}", tilewire_pipeline::kinds::net_xdp::XDP_MTU),
+        ),
+    };
     let text = UDP_TOPOLOGY
+        .replace("{net}", &net)
+        .replace("{raw_mtu}", &raw_mtu)
         .replace("{txbind}", &txbind)
         .replace("{ws}", ws)
         .replace("{depth}", &DEPTH.to_string())
