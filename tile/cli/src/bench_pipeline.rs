@@ -8,6 +8,16 @@
 //! - **agave-style** ([`agave`]): recvmmsg thread, crossbeam channels of
 //!   packet batches, dedup thread, verify thread, sendmmsg thread.
 //!
+//! Over veth tilewire also runs scaled out and on AF_XDP:
+//! `tilewire-2net`, two receiving `net-udp` tiles sharing the port
+//! (`count = 2`, SO_REUSEPORT; the source sends 64 flows for the kernel to
+//! spread); `tilewire-xdp`, a `net-xdp` tile receiving on queue 0 (DRV,
+//! copy mode); `tilewire-xdp-2q`, two `net-xdp` tiles, one per queue of the
+//! two-queue veth pair, the source sending on both of its queues. The
+//! sending tile stays `net-udp` in every row; every row is compared with
+//! the agave-style row of its cell, and the two-tile rows with their
+//! one-tile row.
+//!
 //! Both verify with the same function (the verify tile's
 //! [`payload_digest`](tilewire_pipeline::kinds::verify::payload_digest),
 //! xxh3-64 over every byte) and dedup with the same hash and depth. The
