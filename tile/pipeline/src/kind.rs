@@ -78,6 +78,23 @@ pub trait TileKind: Send + Sync + 'static {
         None
     }
 
+    /// How many tiles a `[[tile]]` of this kind makes because of its
+    /// parameters, as the tile key `count` does (a net-xdp tile's
+    /// `queues`: a tile per queue); `None`, the default, leaves it to
+    /// `count`. Called once as the topology is parsed, before it expands
+    /// into tiles; may look at the machine (the net-xdp kind reads the
+    /// interface's queue count). The stored copy of the topology says the
+    /// number in place of what the text said ([`ParamCount::param`]), so
+    /// every later reading (tile processes, monitors) makes the same
+    /// tiles.
+    ///
+    /// # Errors
+    /// Why the parameters give no count; the parse reports it at the
+    /// parameter.
+    fn count(&self, _params: &Self::Params) -> Result<Option<ParamCount>, String> {
+        Ok(None)
+    }
+
     /// The network namespace the tile's thread enters before it is built,
     /// for kinds with a socket.
     fn netns<'p>(&self, _params: &'p Self::Params) -> Option<&'p str> {
@@ -111,6 +128,18 @@ pub trait TileKind: Send + Sync + 'static {
     ) -> Result<Option<Box<dyn Any + Send>>, BuildError> {
         Ok(None)
     }
+}
+
+/// What [`TileKind::count`] gives: how many tiles one `[[tile]]` makes,
+/// and from which of its parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParamCount {
+    /// Tiles to make, 1 to 64 (as `count`).
+    pub tiles: u32,
+    /// The parameter the number comes from. When its value in the text
+    /// is not that number (`queues = "all"`), the stored topology has the
+    /// number written there instead.
+    pub param: &'static str,
 }
 
 /// The parameters of a kind that takes none: any key in its `params` is

@@ -156,7 +156,7 @@ pub mod workspace;
 
 pub use builder::{LinkDef, PipelineBuilder, TileDef};
 pub use error::PipelineError;
-pub use kind::{BuildCtx, BuildError, CheckCtx, IoCounts, NoParams, Object, TileKind};
+pub use kind::{BuildCtx, BuildError, CheckCtx, IoCounts, NoParams, Object, ParamCount, TileKind};
 pub use registry::{Registry, RegistryError, KIND_NAME_MAX};
 pub use run::{run_tile, tile_metrics};
 pub use runner::{

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use tilewire_tile::stem::Tile;
 
-use crate::kind::{BuildCtx, BuildError, CheckCtx, IoCounts, Object, TileKind};
+use crate::kind::{BuildCtx, BuildError, CheckCtx, IoCounts, Object, ParamCount, TileKind};
 use crate::topo::value::{Lines, Loc, Node};
 use crate::topo::{LinkSpec, Machine, TileSpec, TopoError, TopoErrors, Topology};
 
@@ -211,6 +211,7 @@ pub(crate) trait ErasedKind: Send + Sync {
         at: Loc,
     ) -> Result<TileParams, TopoError>;
     fn check(&self, params: &TileParams, ctx: &mut CheckCtx<'_>);
+    fn count(&self, params: &TileParams) -> Result<Option<ParamCount>, String>;
     fn objects(&self, params: &TileParams, tile: &TileSpec) -> Vec<Object>;
     fn output_data_mtus(&self, params: &TileParams, output: usize, link: &LinkSpec) -> Option<u64>;
     fn netns<'p>(&self, params: &'p TileParams) -> Option<&'p str>;
@@ -250,6 +251,9 @@ impl<K: TileKind> ErasedKind for Erased<K> {
     }
     fn check(&self, params: &TileParams, ctx: &mut CheckCtx<'_>) {
         self.0.check(self.typed(params), ctx)
+    }
+    fn count(&self, params: &TileParams) -> Result<Option<ParamCount>, String> {
+        self.0.count(self.typed(params))
     }
     fn objects(&self, params: &TileParams, tile: &TileSpec) -> Vec<Object> {
         self.0.objects(self.typed(params), tile)

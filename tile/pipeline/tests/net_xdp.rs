@@ -408,18 +408,31 @@ fn two_queue_pair(tag: &str, queues: u32) -> Option<VethPair> {
     }
 }
 
-/// net-xdp with `count = 2`: one tile per queue (0 and 1), receiving into
-/// a link each, merged, echoed, and sent back by the two in turn (round
-/// robin over the tx link). Every echo comes back once; both tiles sent.
-fn echo_topology(pair: &VethPair, port: u16) -> String {
+/// How a test's net-xdp `[[tile]]` asks for a tile per queue.
+#[derive(Clone, Copy)]
+enum PerQueue {
+    /// The tile key `count = 2`.
+    Count,
+    /// The param `queues = "all"`: the interface's queue count.
+    All,
+}
+
+/// net-xdp with a tile per queue (0 and 1), receiving into a link each,
+/// merged, echoed, and sent back by the two in turn (round robin over the
+/// tx link). Every echo comes back once; both tiles sent.
+fn echo_topology(pair: &VethPair, port: u16, per_queue: PerQueue) -> String {
     let a = pair.a();
+    let (count, queues) = match per_queue {
+        PerQueue::Count => ("count = 2\n", ""),
+        PerQueue::All => ("", ", queues = \"all\""),
+    };
     format!(
         "[workspace]\nname = \"tw-xdpcount-{}-{port}\"\n\n\
          [[link]]\nname = \"rx\"\ndepth = 1024\nmtu = 2048\nreliable = false\n\n\
          [[link]]\nname = \"all\"\ndepth = 1024\nmtu = 2048\n\n\
          [[link]]\nname = \"tx\"\ndepth = 1024\nmtu = 2048\n\n\
-         [[tile]]\nname = \"net\"\nkind = \"net-xdp\"\ncount = 2\ninputs = [\"tx\"]\noutputs = [\"rx\"]\n\
-         params = {{ ifname = \"{}\", ports = [{port}], netns = \"{}\", attach = \"drv\", bind = \"copy\" }}\n\n\
+         [[tile]]\nname = \"net\"\nkind = \"net-xdp\"\n{count}inputs = [\"tx\"]\noutputs = [\"rx\"]\n\
+         params = {{ ifname = \"{}\", ports = [{port}], netns = \"{}\", attach = \"drv\", bind = \"copy\"{queues} }}\n\n\
          [[tile]]\nname = \"merge\"\nkind = \"forward\"\ninputs = [\"rx\"]\noutputs = [\"all\"]\n\n\
          [[tile]]\nname = \"echo\"\nkind = \"echo\"\ninputs = [\"all\"]\noutputs = [\"tx\"]\n",
         std::process::id(),
@@ -433,14 +446,40 @@ fn a_counted_net_tile_is_a_tile_per_queue_and_they_share_the_sending() {
     let Some(pair) = two_queue_pair("nx-count", 2) else {
         return;
     };
-    const PORT3: u16 = 9320;
     let registry = tilewire_pipeline::Registry::with_builtins();
-    let topo = registry.parse(&echo_topology(&pair, PORT3)).unwrap();
+    let topo = registry
+        .parse(&echo_topology(&pair, 9320, PerQueue::Count))
+        .unwrap();
+    echo_per_queue(&pair, topo, 9320);
+}
+
+#[test]
+fn queues_all_makes_a_tile_per_queue_of_the_interface_and_the_stored_text_says_how_many() {
+    let Some(pair) = two_queue_pair("nx-qall", 2) else {
+        return;
+    };
+    let registry = tilewire_pipeline::Registry::with_builtins();
+    let text = echo_topology(&pair, 9325, PerQueue::All);
+    let topo = registry.parse(&text).unwrap();
+    let names: Vec<&str> = topo.tiles.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["net.0", "net.1", "merge", "echo"]);
+    // What a tile process or a monitor reads back: the number, not "all".
+    assert!(topo.text().contains("queues = 2 }"), "{}", topo.text());
+    assert!(!topo.text().contains("queues = \"all\""));
+    let again = registry.parse(topo.text()).unwrap();
+    let again: Vec<&str> = again.tiles.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(again, names);
+    echo_per_queue(&pair, topo, 9325);
+}
+
+/// Runs a topology of [`echo_topology`] and checks every echo came back
+/// once, through both queues' tiles.
+fn echo_per_queue(pair: &VethPair, topo: tilewire_pipeline::Topology, port: u16) {
     let pipeline = tilewire_pipeline::Pipeline::create(topo).unwrap();
     let running = pipeline
         .start(&tilewire_pipeline::RunOptions::new())
         .unwrap();
-    let dst = SocketAddr::from((pair.a().addr(), PORT3));
+    let dst = SocketAddr::from((pair.a().addr(), port));
     let (flows, rounds) = (32usize, 20u32);
     let echoed = pair
         .b()
@@ -486,7 +525,7 @@ fn a_counted_net_tile_is_a_tile_per_queue_and_they_share_the_sending() {
     let (rx0, rx1) = (c("net.0", "rx_pkts"), c("net.1", "rx_pkts"));
     let (tx0, tx1) = (c("net.0", "tx_pkts"), c("net.1", "tx_pkts"));
     let sent = (flows as u64) * u64::from(rounds);
-    eprintln!("count = 2 over 2 queues: received {rx0} + {rx1}, sent {tx0} + {tx1} of {sent}");
+    eprintln!("a tile per queue, 2 queues: received {rx0} + {rx1}, sent {tx0} + {tx1} of {sent}");
     assert_eq!(rx0 + rx1, sent);
     assert!(rx0 > 0 && rx1 > 0, "both queues received");
     assert_eq!(tx0 + tx1, sent, "nothing sent twice, nothing skipped");
@@ -499,7 +538,9 @@ fn an_interface_with_fewer_queues_than_asked_is_refused_with_the_fix() {
         return;
     };
     let registry = tilewire_pipeline::Registry::with_builtins();
-    let topo = registry.parse(&echo_topology(&pair, 9330)).unwrap();
+    let topo = registry
+        .parse(&echo_topology(&pair, 9330, PerQueue::Count))
+        .unwrap();
     let pipeline = tilewire_pipeline::Pipeline::create(topo).unwrap();
     let e = pipeline
         .start(&tilewire_pipeline::RunOptions::new())

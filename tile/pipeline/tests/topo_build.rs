@@ -414,3 +414,94 @@ fn two_net_xdp_tiles_on_one_queue_are_refused_at_the_second_queue() {
         "queues 0 and 1 are fine: {found:?}"
     );
 }
+
+/// A net-xdp `[[tile]]` on `ifname` (line 5 is its header, line 8 the
+/// first of `extra`'s tile keys, then outputs and the params, with
+/// `params` added), feeding a sink.
+fn net_xdp_per_queue(ifname: &str, extra: &str, params: &str) -> String {
+    format!(
+        "{WS}\n[[tile]]\nname = \"net\"\nkind = \"net-xdp\"\n{extra}outputs = [\"rx\"]\n\
+         params = {{ ifname = \"{ifname}\", ports = [9001]{params} }}\n\n\
+         [[tile]]\nname = \"sink\"\nkind = \"sink\"\ninputs = [\"rx\"]\n\n\
+         [[link]]\nname = \"rx\"\ndepth = 64\n"
+    )
+}
+
+#[test]
+fn queues_n_makes_a_net_xdp_tile_per_queue_from_queue_up() {
+    let topo = parse_ok(&net_xdp_per_queue("eth1", "", ", queue = 1, queues = 2"));
+    let nets: Vec<(&str, u32)> = topo
+        .tiles
+        .iter()
+        .filter_map(|t| {
+            let p = t.params::<NetXdpParams>()?;
+            Some((t.name.as_str(), p.queue + t.share.map_or(0, |s| s.index)))
+        })
+        .collect();
+    assert_eq!(nets, [("net.0", 1), ("net.1", 2)]);
+    assert_eq!(topo.tiles.iter().filter(|t| t.name == "sink").count(), 1);
+    let sink = topo.tiles.iter().find(|t| t.name == "sink").unwrap();
+    assert_eq!(sink.inputs, ["rx.0", "rx.1"], "the sink reads both");
+    // A number stays as written.
+    assert!(topo.text().contains("queues = 2 }"));
+}
+
+#[test]
+fn queues_and_count_together_are_refused_and_queues_out_of_range_too() {
+    let both = net_xdp_per_queue("eth1", "count = 2\n", ", queues = 2");
+    assert_problem(
+        &both,
+        8,
+        &["give `count` or its params' `queues`, not both"],
+    );
+    for bad in ["0", "65", "\"some\""] {
+        let text = net_xdp_per_queue("eth1", "", &format!(", queues = {bad}"));
+        assert_problem(
+            &text,
+            9,
+            &["must be \"all\" or a number of queues, 1 to 64, found"],
+        );
+    }
+}
+
+#[test]
+fn queues_all_on_a_missing_interface_says_what_it_ran() {
+    let text = net_xdp_per_queue("tw-noif0", "", ", queues = \"all\"");
+    assert_problem(
+        &text,
+        9,
+        &[
+            "`queues = \"all\"` needs the receive queues of tw-noif0",
+            "ip -d link show dev tw-noif0",
+            "`queues = N`",
+        ],
+    );
+}
+
+#[test]
+fn queues_all_reads_the_interface_and_the_stored_text_has_the_number() {
+    // Loopback is in every namespace, with one receive queue.
+    let text = net_xdp_per_queue("lo", "", ", queues = \"all\"");
+    let topo = parse_ok(&text);
+    let names: Vec<&str> = topo.tiles.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["net", "sink"],
+        "one queue: one tile, named as written"
+    );
+    assert!(
+        topo.text().contains("ports = [9001], queues = 1 }"),
+        "{}",
+        topo.text()
+    );
+    // From queue 1 up, lo has none: the fix is named.
+    let text = net_xdp_per_queue("lo", "", ", queue = 1, queues = \"all\"");
+    assert_problem(
+        &text,
+        9,
+        &[
+            "lo has 1 receive queue, so `queue = 1` leaves none",
+            "ethtool -L lo combined 2",
+        ],
+    );
+}

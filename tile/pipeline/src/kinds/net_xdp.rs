@@ -45,6 +45,18 @@
 //! of room. Its counters, in the workspace for any monitor: packets and
 //! bytes each way, fill-ring-empty polls, transmit-full waits, wakeups
 //! each way, bad descriptors, and the kernel's `XDP_STATISTICS` drops.
+//!
+//! # A tile per queue
+//!
+//! Every net-xdp tile of an interface puts its socket in one XDP program,
+//! at its queue ([`NetXdpKind`]'s setup attaches it once for all of them).
+//! One `[[tile]]` makes a tile per queue with `count = N` or with the
+//! parameter `queues`: `queues = N` makes tiles `NAME.0` .. on queues
+//! `queue` .. `queue + N - 1`; `queues = "all"` reads the interface's
+//! receive queues (`ip -d link`, in the tile's `netns`) when the topology
+//! is parsed and makes one for each from `queue` up. The workspace's copy
+//! of the topology has that number in place of `"all"`, so tile processes
+//! and monitors reading it make the same tiles.
 
 use std::net::Ipv4Addr;
 
@@ -66,7 +78,7 @@ use tilewire_tile::link::producer::Producer;
 use tilewire_tile::link::{Link, LinkParams, Reliability};
 use tilewire_tile::stem::{Filter, Outputs, Tile};
 
-use crate::kind::{BuildCtx, BuildError, CheckCtx, IoCounts, TileKind};
+use crate::kind::{BuildCtx, BuildError, CheckCtx, IoCounts, ParamCount, TileKind};
 use crate::topo::{LinkSpec, TileSpec};
 use std::any::Any;
 
@@ -329,9 +341,15 @@ pub struct NetXdpParams {
     /// The interface (required).
     #[serde(deserialize_with = "ifname")]
     pub ifname: String,
-    /// Its receive queue (default 0).
+    /// Its receive queue (default 0); with `queues` (or `count`), the
+    /// first of its tiles' queues.
     #[serde(default)]
     pub queue: u32,
+    /// A tile per queue: `"all"` (every receive queue of the interface
+    /// from `queue` up) or a number, 1 to 64 (default: one tile). See
+    /// [A tile per queue](self#a-tile-per-queue).
+    #[serde(default, deserialize_with = "queues")]
+    pub queues: Option<Queues>,
     /// UDP destination ports steered to the socket (required, 1 to 16, no
     /// repeats).
     #[serde(deserialize_with = "ports")]
@@ -411,6 +429,52 @@ fn ports<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u16>, D::Error> {
     Ok(ports)
 }
 
+/// The `queues` parameter of a net-xdp tile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queues {
+    /// Every receive queue of the interface from `queue` up, as many as it
+    /// has when the topology is parsed.
+    All,
+    /// This many queues from `queue` up, 1 to 64.
+    Count(u32),
+}
+
+/// Tiles one `[[tile]]` makes at most (as `count`).
+const QUEUES_MAX: u32 = 64;
+
+fn queues<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Queues>, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = Queues;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "\"all\" or a number of queues, 1 to {QUEUES_MAX}")
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Queues, E> {
+            match u32::try_from(v) {
+                Ok(n) if (1..=QUEUES_MAX).contains(&n) => Ok(Queues::Count(n)),
+                _ => Err(E::custom(format!(
+                    "must be \"all\" or a number of queues, 1 to {QUEUES_MAX}, found {v}"
+                ))),
+            }
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Queues, E> {
+            self.visit_i64(i64::try_from(v).unwrap_or(i64::MAX))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Queues, E> {
+            match v {
+                "all" => Ok(Queues::All),
+                _ => match v.parse::<i64>() {
+                    Ok(n) => self.visit_i64(n),
+                    Err(_) => Err(E::custom(format!(
+                        "must be \"all\" or a number of queues, 1 to {QUEUES_MAX}, found {v:?}"
+                    ))),
+                },
+            }
+        }
+    }
+    d.deserialize_any(V).map(Some)
+}
+
 fn default_bind() -> BindMode {
     BindMode::Auto
 }
@@ -479,6 +543,18 @@ impl TileKind for NetXdpKind {
 
     fn io(&self) -> IoCounts {
         IoCounts::new(0..=1, 1..=1)
+    }
+
+    fn count(&self, p: &NetXdpParams) -> Result<Option<ParamCount>, String> {
+        let tiles = match p.queues {
+            None => return Ok(None),
+            Some(Queues::Count(n)) => n,
+            Some(Queues::All) => all_queues(p)?,
+        };
+        Ok(Some(ParamCount {
+            tiles,
+            param: "queues",
+        }))
     }
 
     fn check(&self, p: &NetXdpParams, ctx: &mut CheckCtx<'_>) {
@@ -713,6 +789,45 @@ impl Drop for Registered {
     fn drop(&mut self) {
         let _ = self.map.unregister_socket(self.queue);
     }
+}
+
+/// The tiles `queues = "all"` makes: the receive queues of the tile's
+/// interface from its `queue` up.
+fn all_queues(p: &NetXdpParams) -> Result<u32, String> {
+    let ns = p.netns.as_deref();
+    let has = rx_queues(&p.ifname, ns).ok_or_else(|| {
+        format!(
+            "`queues = \"all\"` needs the receive queues of {}, and `ip{} -d link show dev {}` \
+             did not tell them: is there an interface {0:?}{}, and is `ip` (iproute2) installed? \
+             Or give the number: `queues = N`",
+            p.ifname,
+            ns.map_or(String::new(), |n| format!(" -n {n}")),
+            p.ifname,
+            ns.map_or(String::new(), |n| format!(" in network namespace {n:?}")),
+        )
+    })?;
+    if p.queue >= has {
+        return Err(format!(
+            "{} has {has} receive queue{}, so `queue = {}` leaves none for `queues = \"all\"`: \
+             ask for a queue below {has}, or give the interface more (`ethtool -L {} combined \
+             {}`; `ethtool -l {}` shows what it can have)",
+            p.ifname,
+            if has == 1 { "" } else { "s" },
+            p.queue,
+            p.ifname,
+            p.queue + 1,
+            p.ifname
+        ));
+    }
+    let n = has - p.queue;
+    if n > QUEUES_MAX {
+        return Err(format!(
+            "{} has {has} receive queues, {n} from queue {}: one [[tile]] makes at most \
+             {QUEUES_MAX} tiles; split them over [[tile]]s with `queue` and `queues = N`",
+            p.ifname, p.queue
+        ));
+    }
+    Ok(n)
 }
 
 /// The receive queues of interface `ifname` (in namespace `netns`), as

@@ -58,9 +58,12 @@ impl Topology {
                 .collect(),
             None => Vec::new(),
         };
+        // Values the kinds' counts resolved (`queues = "all"`): the stored
+        // text says the number there.
+        let mut resolved = Vec::new();
         let tiles = match f.take("tile") {
             Some((key, node)) => each_table(key, node, "[[tile]]", &lines, &mut errors)
-                .map(|t| parse_tile(t, registry, &lines, &mut errors))
+                .map(|t| parse_tile(t, registry, &lines, &mut errors, &mut resolved))
                 .collect(),
             None => Vec::new(),
         };
@@ -84,7 +87,7 @@ impl Topology {
                     workspace,
                     links,
                     tiles,
-                    text: text.to_owned(),
+                    text: with_resolved(text, resolved),
                 };
                 if topo.workspace.size_at.is_none() {
                     let page = topo.workspace.pages.size();
@@ -95,7 +98,19 @@ impl Topology {
             _ => Err(TopoErrors::new(errors)),
         }
     }
+}
 
+/// `text` with each of `resolved`'s spans replaced by its text.
+fn with_resolved(text: &str, mut resolved: Vec<(std::ops::Range<usize>, String)>) -> String {
+    resolved.sort_by_key(|(span, _)| std::cmp::Reverse(span.start));
+    let mut out = text.to_owned();
+    for (span, with) in resolved {
+        out.replace_range(span, &with);
+    }
+    out
+}
+
+impl Topology {
     /// Reads the file at `path`, parses it against `registry` and checks
     /// it against `machine`.
     ///
@@ -300,6 +315,7 @@ fn parse_tile(
     registry: &Registry,
     lines: &Lines,
     errors: &mut Vec<TopoError>,
+    resolved: &mut Vec<(std::ops::Range<usize>, String)>,
 ) -> Option<TileSpec> {
     let mut f = Fields::of(node, "tile", lines, errors)?;
     let before = errors.len();
@@ -401,6 +417,48 @@ fn parse_tile(
     if errors.len() != before {
         return None;
     }
+    // A count from the params (a net-xdp tile's `queues`), as `count`.
+    let param_node = |key: &str| match &params_node.value {
+        Value::Table(entries) => entries
+            .iter()
+            .find(|(k, _)| k.get_ref() == key)
+            .map(|(_, v)| v),
+        _ => None,
+    };
+    let count = match kind.kind().count(&params) {
+        Ok(None) => count,
+        Ok(Some(c)) => {
+            let node = param_node(c.param);
+            let at = node.map_or(params_at, |n| lines.loc(n.span.start));
+            if let Some((_, count_at)) = count {
+                errors.push(count_at.err(format!(
+                    "{what}: give `count` or its params' `{}`, not both: each makes a tile \
+                     per queue",
+                    c.param
+                )));
+                return None;
+            }
+            if !(1..=64).contains(&c.tiles) {
+                errors.push(at.err(format!(
+                    "{what} params: `{}` makes {} tiles; one [[tile]] makes 1 to 64",
+                    c.param, c.tiles
+                )));
+                return None;
+            }
+            if let Some(n) = node.filter(|n| !matches!(n.value, Value::Int(_))) {
+                resolved.push((n.span.clone(), c.tiles.to_string()));
+            }
+            Some((u64::from(c.tiles), at))
+        }
+        Err(reason) => {
+            let at = param_locs
+                .iter()
+                .find(|(k, _)| k == "queues")
+                .map_or(params_at, |(_, at)| *at);
+            errors.push(at.err(format!("{what} params: {reason}")));
+            return None;
+        }
+    };
     let (inputs, inputs_key) = inputs?;
     let (outputs, outputs_key) = outputs?;
     Some(TileSpec {
