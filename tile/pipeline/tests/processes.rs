@@ -235,13 +235,36 @@ fn a_dying_net_tile_leaves_the_program_to_the_others() {
         "it did not halt: it died"
     );
     assert!(attached(), "the program stays for the others");
-    let before = got("net.0");
+    // What a monitor shows: net.1 dead, net.0 running.
+    let snap = tilewire_monitor::Snapshot::take(p.workspace());
+    let report = tilewire_monitor::Report::new(
+        &snap,
+        None,
+        Duration::from_secs(2),
+        tilewire_shmem::pid_alive,
+    );
+    let health = |t: &str| report.tile(t).map(|r| (r.health, r.dead_reason.clone()));
+    let (h1, why) = health("net.1").unwrap();
+    assert_eq!(h1, "dead", "the monitor says net.1 is dead");
+    assert!(why.is_some_and(|w| w.contains("is gone")), "it says why");
+    assert_eq!(health("net.0").unwrap().0, "running");
+    // Queue 1's slot in the XSKMAP went with net.1's socket: its packets
+    // go on to the kernel, where no socket has the port (UDP NoPorts).
+    let no_ports = || udp_no_ports(a.netns());
+    let (before, kernel0) = (got("net.0"), no_ports());
     blast();
-    wait_for("net.0 going on", &|| got("net.0") > before);
-    std::thread::sleep(Duration::from_millis(200));
-    let more = got("net.0") - before;
-    eprintln!("net.1 killed: net.0 received {more} of 1280 more (queue 1 reaches no tile now)");
-    assert!(more < 1280, "queue 1's flows no longer reach a net tile");
+    wait_for("all 1280 to land", &|| {
+        got("net.0") - before + (no_ports() - kernel0) >= 1280
+    });
+    let (more, kernel) = (got("net.0") - before, no_ports() - kernel0);
+    eprintln!(
+        "net.1 killed: of 1280 more, net.0 received {more} and the kernel {kernel} (queue 1)"
+    );
+    assert!(
+        more > 0 && kernel > 0,
+        "queue 0 to net.0, queue 1 to the kernel"
+    );
+    assert_eq!(more + kernel, 1280, "every packet accounted for");
     let e = running.stop().unwrap_err();
     assert!(
         e.failures()
@@ -252,6 +275,27 @@ fn a_dying_net_tile_leaves_the_program_to_the_others() {
     drop(p);
     assert!(!attached(), "detached when the run ended");
     assert!(!exists(&name), "the workspace is removed");
+}
+
+/// `Udp: NoPorts` of network namespace `ns`: datagrams the kernel had no
+/// socket for.
+fn udp_no_ports(ns: &str) -> u64 {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "cat", "/proc/net/snmp"])
+        .output()
+        .expect("ip netns exec");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut udp = text.lines().filter(|l| l.starts_with("Udp: "));
+    let (names, values) = (
+        udp.next().expect("Udp header"),
+        udp.next().expect("Udp values"),
+    );
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "NoPorts")
+        .and_then(|(_, v)| v.parse().ok())
+        .expect("a NoPorts column")
 }
 
 fn count_splits_a_links_frags_exactly_across_processes() {
