@@ -292,6 +292,26 @@ fn vs_one_queue(cells: &[QueuesCell], c: &QueuesCell) -> Option<f64> {
 }
 
 fn add_queue_notes(cells: &[QueuesCell], notes: &mut Vec<String>) {
+    for c in cells {
+        let Some(lost) = c.lost_elsewhere().filter(|&l| l > 0) else {
+            continue;
+        };
+        let veth = c
+            .veth
+            .map_or("veth's counters could not be read".to_string(), |(a, b)| {
+                format!(
+                    "veth dropped {} on b's side (no room in a's queue ring) and {} on a's",
+                    b.tx_dropped, a.rx_dropped
+                )
+            });
+        notes.push(format!(
+            "queues rx {} B, {} queue(s): {lost} of {} blasted packets lost before the \
+             sockets: {veth}",
+            c.sz,
+            c.queues(),
+            c.sent()
+        ));
+    }
     let ratios: Vec<String> = cells
         .iter()
         .filter_map(|c| {
@@ -589,6 +609,12 @@ struct JsonQueueRow<'a> {
     arrived: Option<u64>,
     /// RX: packets the sockets dropped (both causes).
     socket_drops: Option<u64>,
+    /// RX, the whole cell (all queues): sent, not received, not dropped
+    /// at a socket.
+    lost_elsewhere: Option<u64>,
+    /// RX, the whole cell: veth's own drops on b (tx) and a (rx).
+    veth_b_tx_dropped: Option<u64>,
+    veth_a_rx_dropped: Option<u64>,
     /// All queues of a many-queue cell: its rate against one queue's.
     vs_one_queue: Option<f64>,
     pinned: &'a str,
@@ -649,6 +675,13 @@ fn print_queues(cells: &[QueuesCell], pinned: &str, opts: &BenchArgs) {
                 sent,
                 arrived: got,
                 socket_drops: drops,
+                lost_elsewhere: (q.is_none() || one).then(|| c.lost_elsewhere()).flatten(),
+                veth_b_tx_dropped: (q.is_none() || one)
+                    .then(|| c.veth.map(|(_, b)| b.tx_dropped))
+                    .flatten(),
+                veth_a_rx_dropped: (q.is_none() || one)
+                    .then(|| c.veth.map(|(a, _)| a.rx_dropped))
+                    .flatten(),
                 vs_one_queue: q
                     .is_none()
                     .then(|| vs_one_queue(cells, c))
@@ -671,7 +704,7 @@ fn print_queues(cells: &[QueuesCell], pinned: &str, opts: &BenchArgs) {
         Impl::Tilewire(AttachMode::Drv).name()
     );
     println!(
-        "{:<5} {:>7}  {:>6} {:>5} {:>9} {:>10} {:>9} {:>9} {:>7} {:>8}  {:>10}",
+        "{:<5} {:>7}  {:>6} {:>5} {:>9} {:>10} {:>9} {:>9} {:>7} {:>8} {:>9}  {:>10}",
         "bench",
         "size",
         "queues",
@@ -682,13 +715,14 @@ fn print_queues(cells: &[QueuesCell], pinned: &str, opts: &BenchArgs) {
         "got",
         "got %",
         "drops",
+        "elsewhere",
         "vs 1 queue"
     );
     for (c, q) in lines {
         let (rate, cpu, sent, got, drops) = figures(c, q);
         let got = if c.queues() == 1 { c.got() } else { got };
         println!(
-            "{:<5} {:>5} B  {:>6} {:>5} {:>9.3} {:>10.0} {:>9} {:>9} {:>7} {:>8}  {:>10}",
+            "{:<5} {:>5} B  {:>6} {:>5} {:>9.3} {:>10.0} {:>9} {:>9} {:>7} {:>8} {:>9}  {:>10}",
             c.dir.name(),
             c.sz,
             c.queues(),
@@ -700,6 +734,12 @@ fn print_queues(cells: &[QueuesCell], pinned: &str, opts: &BenchArgs) {
             dash(got.map(|g| format!("{:.2}", 100.0 * g as f64 / sent.max(1) as f64))),
             dash(drops.map(|d| d.to_string())),
             dash(
+                (q.is_none() || c.queues() == 1)
+                    .then(|| c.lost_elsewhere())
+                    .flatten()
+                    .map(|l| l.to_string())
+            ),
+            dash(
                 q.is_none()
                     .then(|| vs_one_queue(cells, c))
                     .flatten()
@@ -709,7 +749,8 @@ fn print_queues(cells: &[QueuesCell], pinned: &str, opts: &BenchArgs) {
     }
     println!(
         "tx: got is what b's veth counted received for the whole cell (all queues); rx: drops \
-         are the sockets' (fill ring empty or rx ring full)"
+         are the sockets' (fill ring empty or rx ring full), elsewhere the rest of sent - got \
+         (all queues)"
     );
 }
 

@@ -456,5 +456,6 @@ fn the_readme_topology_parses_and_checks() {
         .unwrap_or_else(|e| panic!("{e}"));
     topo.check(&tilewire_pipeline::topo::Machine::with_cpus(2))
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(topo.tiles.len(), 3);
+    // net.0 and net.1 (`queues = 2`), dedup, cap.
+    assert_eq!(topo.tiles.len(), 4);
 }

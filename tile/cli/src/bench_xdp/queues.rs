@@ -27,7 +27,7 @@ use tilewire_xdp::bpf::AttachMode;
 use tilewire_xdp::KernelStats;
 
 use super::cells::{blast, receive, send, Gap, Timing, OVERRUN_MAX, QUIET};
-use super::roles::{self, Check, Cores, Role, Umems, XskSock};
+use super::roles::{self, Check, Cores, Role, Umems, VethCounters, XskSock};
 use super::Dir;
 
 /// The queue counts compared.
@@ -65,6 +65,9 @@ pub(super) struct QueuesCell {
     pub each: Vec<Queue>,
     /// TX: packets `b`'s veth counted received over the cell.
     pub delivered: Option<u64>,
+    /// RX: `a`'s and `b`'s veth counters over the cell (where packets
+    /// lost before the sockets went).
+    pub veth: Option<(VethCounters, VethCounters)>,
 }
 
 impl QueuesCell {
@@ -86,6 +89,18 @@ impl QueuesCell {
 
     pub(super) fn sent(&self) -> u64 {
         self.each.iter().map(|q| q.sent).sum()
+    }
+
+    /// RX: packets sent and neither received nor dropped at a socket:
+    /// lost before the sockets (veth).
+    pub(super) fn lost_elsewhere(&self) -> Option<u64> {
+        let got = self.got()?;
+        let drops: u64 = self
+            .each
+            .iter()
+            .map(|q| q.socket.map_or(0, |k| k.rx_lost()))
+            .sum();
+        Some(self.sent().saturating_sub(got).saturating_sub(drops))
     }
 
     /// Received (RX) or delivered to `b` (TX), whole cell.
@@ -128,6 +143,10 @@ pub(super) fn rx(
             roles::frame_of(&flow, sz)
         })
         .collect();
+    let veth0 = (
+        roles::veth_counters(pair.a()),
+        roles::veth_counters(pair.b()),
+    );
     let stop = AtomicBool::new(false);
     let start = Barrier::new(1 + queues as usize);
     let closed = Barrier::new(queues as usize);
@@ -215,11 +234,20 @@ pub(super) fn rx(
             socket,
         });
     }
+    let veth = match (
+        veth0,
+        roles::veth_counters(pair.a()),
+        roles::veth_counters(pair.b()),
+    ) {
+        ((Some(a0), Some(b0)), Some(a1), Some(b1)) => Some((a0.delta(a1), b0.delta(b1))),
+        _ => None,
+    };
     Ok(QueuesCell {
         dir: Dir::Rx,
         sz,
         each,
         delivered: None,
+        veth,
     })
 }
 
@@ -276,5 +304,6 @@ pub(super) fn tx(
         sz,
         each: sent,
         delivered: delivered0.zip(delivered1).map(|(x, y)| y.saturating_sub(x)),
+        veth: None,
     })
 }
