@@ -140,26 +140,20 @@ pub(crate) fn run(opts: &BenchArgs) -> Result<(), String> {
     let mut rows = Vec::new();
     let mut blaster_rates = Vec::new();
     for dir in [Dir::Rx, Dir::Tx] {
-        // TX: b drops the port at XDP (DRV) for every sender alike.
-        let _b_drop = match dir {
-            Dir::Rx => None,
-            Dir::Tx => match roles::attach(pair.b(), &roles::drop_spec(), AttachMode::Drv, 1) {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    notes.push(format!("tx: no rows: the drop program on b: {e}"));
-                    continue;
-                }
-            },
+        let _b_drop = match drop_on_b(&pair, dir) {
+            Ok(p) => p,
+            Err(e) => {
+                notes.push(format!("tx: no rows: {e}"));
+                continue;
+            }
         };
         for sz in SIZES {
-            let mut best: Vec<Option<Row>> = Impl::ALL.iter().map(|_| None).collect();
-            let mut out = [false; Impl::ALL.len()];
-            for _ in 0..rounds {
-                for (k, &imp) in Impl::ALL.iter().enumerate() {
-                    if out[k] {
-                        continue;
-                    }
-                    let row = match dir {
+            let best = best_of(
+                rounds,
+                Impl::ALL.len(),
+                |k| {
+                    let imp = Impl::ALL[k];
+                    match dir {
                         Dir::Rx => cells::rx(&pair, &umems, imp, sz, t, cores).map(|c| {
                             check_rx(imp, sz, &c, &mut failures);
                             blaster_rates.push((sz, c.blaster_rate));
@@ -168,24 +162,18 @@ pub(crate) fn run(opts: &BenchArgs) -> Result<(), String> {
                         Dir::Tx => {
                             cells::tx(&pair, &umems, imp, sz, t, cores).map(|c| tx_row(imp, sz, &c))
                         }
-                    };
-                    match row {
-                        Ok(r) if best[k].as_ref().map_or(true, |b| r.rate > b.rate) => {
-                            best[k] = Some(r)
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            notes.push(format!(
-                                "{} {sz} B {}: row left out: {e}",
-                                dir.name(),
-                                imp.name()
-                            ));
-                            out[k] = true;
-                        }
                     }
-                }
-            }
-            rows.extend(best.into_iter().flatten());
+                },
+                |r| r.rate,
+                |k, e| {
+                    notes.push(format!(
+                        "{} {sz} B {}: row left out: {e}",
+                        dir.name(),
+                        Impl::ALL[k].name()
+                    ))
+                },
+            );
+            rows.extend(best);
         }
     }
     drop(pair);
@@ -236,47 +224,79 @@ fn run_queues(
     ));
     let mut out = Vec::new();
     for dir in [Dir::Rx, Dir::Tx] {
-        let _b_drop = match dir {
-            Dir::Rx => None,
-            Dir::Tx => match roles::attach(pair.b(), &roles::drop_spec(), AttachMode::Drv, 1) {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    notes.push(format!("queues tx: no rows: the drop program on b: {e}"));
-                    continue;
-                }
-            },
+        let _b_drop = match drop_on_b(&pair, dir) {
+            Ok(p) => p,
+            Err(e) => {
+                notes.push(format!("queues tx: no rows: {e}"));
+                continue;
+            }
         };
         for sz in SIZES {
-            let mut best: Vec<Option<QueuesCell>> = queues::QUEUES.iter().map(|_| None).collect();
-            let mut out_of = [false; queues::QUEUES.len()];
-            for _ in 0..rounds {
-                for (k, &q) in queues::QUEUES.iter().enumerate() {
-                    if out_of[k] {
-                        continue;
-                    }
-                    let cell = match dir {
-                        Dir::Rx => queues::rx(&pair, umems, q, sz, t, cores, failures),
-                        Dir::Tx => queues::tx(&pair, umems, q, sz, t, cores),
-                    };
-                    match cell {
-                        Ok(c) if best[k].as_ref().map_or(true, |b| c.rate() > b.rate()) => {
-                            best[k] = Some(c)
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            notes.push(format!(
-                                "queues {} {sz} B, {q} queue(s): left out: {e}",
-                                dir.name()
-                            ));
-                            out_of[k] = true;
-                        }
-                    }
-                }
-            }
-            out.extend(best.into_iter().flatten());
+            let best = best_of(
+                rounds,
+                queues::QUEUES.len(),
+                |k| match dir {
+                    Dir::Rx => queues::rx(&pair, umems, queues::QUEUES[k], sz, t, cores, failures),
+                    Dir::Tx => queues::tx(&pair, umems, queues::QUEUES[k], sz, t, cores),
+                },
+                QueuesCell::rate,
+                |k, e| {
+                    notes.push(format!(
+                        "queues {} {sz} B, {} queue(s): left out: {e}",
+                        dir.name(),
+                        queues::QUEUES[k]
+                    ))
+                },
+            );
+            out.extend(best);
         }
     }
     out
+}
+
+/// For TX, the program on `b` that drops the port at XDP (DRV) for every
+/// sender alike, attached while it lives; nothing for RX.
+fn drop_on_b(
+    pair: &VethPair,
+    dir: Dir,
+) -> Result<Option<(tilewire_xdp::bpf::XdpProgram, tilewire_xdp::bpf::XdpLink)>, String> {
+    match dir {
+        Dir::Rx => Ok(None),
+        Dir::Tx => roles::attach(pair.b(), &roles::drop_spec(), AttachMode::Drv, 1)
+            .map(Some)
+            .map_err(|e| format!("the drop program on b: {e}")),
+    }
+}
+
+/// Runs `cell(k)` for each of `n` contestants `rounds` times, taking turns
+/// within a round so machine noise hits them alike, and keeps each one's
+/// best by `rate`. A contestant whose cell fails is told to `left_out` and
+/// runs no more.
+fn best_of<T>(
+    rounds: usize,
+    n: usize,
+    mut cell: impl FnMut(usize) -> Result<T, String>,
+    rate: impl Fn(&T) -> f64,
+    mut left_out: impl FnMut(usize, String),
+) -> Vec<T> {
+    let mut best: Vec<Option<T>> = (0..n).map(|_| None).collect();
+    let mut out = vec![false; n];
+    for _ in 0..rounds {
+        for k in 0..n {
+            if out[k] {
+                continue;
+            }
+            match cell(k) {
+                Ok(c) if best[k].as_ref().map_or(true, |b| rate(&c) > rate(b)) => best[k] = Some(c),
+                Ok(_) => {}
+                Err(e) => {
+                    left_out(k, e);
+                    out[k] = true;
+                }
+            }
+        }
+    }
+    best.into_iter().flatten().collect()
 }
 
 /// A many-queue cell's rate against the one-queue cell of its direction
