@@ -508,9 +508,7 @@ fn a_tile_of_a_group_that_panics_is_named_and_the_others_stop_and_drain() {
     let sent = counter(&p, "gen", "sent");
     assert!(sent >= 500);
     let a = tilewire_tile::link::Link::join(ws, "a").unwrap();
-    let fseq = &a.fseqs()[0];
-    let lost = fseq.diag(tilewire_tile::link::fseq::DIAG_OVRNP_FRAGS)
-        + fseq.diag(tilewire_tile::link::fseq::DIAG_OVRNR_CNT);
+    let lost = a.fseqs()[0].lost();
     let forwarded = counter(&p, "fwd", "forwarded");
     assert_eq!(
         forwarded + lost,

@@ -174,6 +174,13 @@ impl<'a> FseqHandle<'a> {
         self.seq.store(seq, Ordering::Release);
     }
 
+    /// Frags this consumer lost: lapped while polling
+    /// ([`DIAG_OVRNP_FRAGS`]) and overwritten while it read them
+    /// ([`DIAG_OVRNR_CNT`]).
+    pub fn lost(&self) -> u64 {
+        self.diag(DIAG_OVRNP_FRAGS) + self.diag(DIAG_OVRNR_CNT)
+    }
+
     /// Diagnostic counter `i` (one of the `DIAG_*` constants).
     ///
     /// # Panics
@@ -214,6 +221,9 @@ mod tests {
         let again = Fseq::join(r).unwrap();
         assert_eq!(again.query(), 50);
         assert_eq!(again.diag(DIAG_OVRNP_FRAGS), 10);
+        f.diag_add(DIAG_OVRNR_CNT, 2);
+        f.diag_add(DIAG_FILT_CNT, 5);
+        assert_eq!(again.lost(), 12, "lapped and torn, not filtered");
         r.atomic_u64(16).unwrap().store(9, Ordering::Relaxed);
         assert!(matches!(Fseq::join(r), Err(JoinError::BadParams { .. })));
         r.atomic_u64(16).unwrap().store(0, Ordering::Relaxed);

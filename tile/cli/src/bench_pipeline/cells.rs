@@ -16,12 +16,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::demo::link_lost;
 use tilewire_aio::frame::UdpEndpoints;
 use tilewire_aio::netns::VethPair;
 use tilewire_pipeline::{Pipeline, Registry, RunOptions};
-use tilewire_shmem::{TempWorkspace, Workspace};
-use tilewire_tile::link::fseq::{DIAG_OVRNP_FRAGS, DIAG_OVRNR_CNT};
-use tilewire_tile::link::Link;
+use tilewire_shmem::TempWorkspace;
 use tilewire_xdp::{BindMode, Umem, Xsk, XskConfig};
 
 use super::agave::{self, Ends, Peer};
@@ -222,18 +221,6 @@ fn window(t: Timing, live: &Live, mut sample: impl FnMut() -> Sample, m: &mut Me
     m.delivered_w = b.delivered - a.delivered;
     let helpers = b.helpers_cpu.saturating_sub(a.helpers_cpu);
     m.cpu_ns_w = b.cpu.saturating_sub(a.cpu).saturating_sub(helpers);
-}
-
-/// Frags consumer `index` of `link` lost to overruns.
-fn link_lost(ws: &Workspace, link: &str, index: usize) -> u64 {
-    Link::join(ws, link)
-        .ok()
-        .and_then(|l| {
-            l.fseqs()
-                .get(index)
-                .map(|f| f.diag(DIAG_OVRNP_FRAGS) + f.diag(DIAG_OVRNR_CNT))
-        })
-        .unwrap_or(0)
 }
 
 fn finish_check(m: &mut Measured, col: &mut Collector, traffic: &Traffic) {

@@ -6,7 +6,6 @@ use std::sync::atomic::Ordering;
 use tilewire_pipeline::tile_metrics;
 use tilewire_shmem::clock::mono_ns;
 use tilewire_shmem::Workspace;
-use tilewire_tile::link::fseq::{DIAG_OVRNP_FRAGS, DIAG_OVRNR_CNT};
 use tilewire_tile::link::Link;
 
 use super::peer::{PeerCounts, PeerLive};
@@ -39,15 +38,11 @@ impl Counters {
 }
 
 /// Frags consumer `index` of `link` lost to overruns (while polling and
-/// while reading).
-fn link_lost(ws: &Workspace, link: &str, index: usize) -> u64 {
+/// while reading); 0 for a link or consumer the workspace does not hold.
+pub(crate) fn link_lost(ws: &Workspace, link: &str, index: usize) -> u64 {
     Link::join(ws, link)
         .ok()
-        .and_then(|l| {
-            l.fseqs()
-                .get(index)
-                .map(|f| f.diag(DIAG_OVRNP_FRAGS) + f.diag(DIAG_OVRNR_CNT))
-        })
+        .and_then(|l| l.fseqs().get(index).map(|f| f.lost()))
         .unwrap_or(0)
 }
 
