@@ -459,6 +459,11 @@ fn a_workspace_left_by_a_crash_is_reported_abandoned() {
     });
     drop(ws);
     // The whole pipeline dies at once, as in a power cut or an OOM kill.
+    // The runner is frozen first: awake, it would see its last tile go,
+    // end the run and remove the workspace before its own kill (tiles
+    // killed first, as they would see a runner that died before them and
+    // halt).
+    kill("-STOP", scene.runner_pid());
     for (_, pid) in &pids {
         kill("-KILL", *pid);
     }
