@@ -46,7 +46,7 @@ pub use alloc::{AllocError, AllocInfo, FreeError, Usage};
 pub use name::{check_name, NameError, NAME_MAX};
 pub use object::{DeleteError, JoinError, NewError, ShmObject};
 pub use page::{Config, PageKind};
-pub use region::{atomic_words, load_bytes, store_bytes, Access, Region};
+pub use region::{atomic_words, copy_bytes, load_bytes, store_bytes, view_bytes, Access, Region};
 pub use temp::TempWorkspace;
 pub use workspace::{
     pid_alive, AddrError, CreateError, CreateOptions, HeaderStatic, OpenError, UnlinkError,

@@ -278,6 +278,80 @@ pub fn load_bytes(dst: &mut [u8], src: &[AtomicU8]) {
     load_bytes_atomic(dst, src);
 }
 
+/// Copies shared bytes into other shared bytes: `src[..n]` into
+/// `dst[..n]`, `n = src.len()`. What a link producer uses to pass on a frag
+/// it read from another link without an intermediate private copy: the
+/// bytes go straight from the input's dcache into the output's.
+///
+/// Both sides may be racing with other threads exactly as for
+/// [`load_bytes`] (the source may be torn; re-check it after) and
+/// [`store_bytes`] (readers of the destination see relaxed stores).
+///
+/// Overlapping ranges (a caller bug, or corrupt chunk indices) are copied
+/// a byte at a time, front to back.
+///
+/// # Ordering
+/// None of its own, as for the two above.
+///
+/// # Panics
+/// If `dst` is shorter than `src`.
+#[inline]
+pub fn copy_bytes(dst: &[AtomicU8], src: &[AtomicU8]) {
+    assert!(
+        dst.len() >= src.len(),
+        "copy_bytes: {} bytes into {}",
+        src.len(),
+        dst.len()
+    );
+    let n = src.len();
+    let (d, s) = (dst.as_ptr() as usize, src.as_ptr() as usize);
+    let apart = d + n <= s || s + n <= d;
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    if apart {
+        // SAFETY: both are live borrows of at least `n` bytes (asserted
+        // above), `dst` writable through its interior mutability, and the
+        // ranges do not overlap (checked). Both sides are shared memory
+        // touched only through atomics and this function, so racing
+        // accesses to either are within `vector::copy`'s contract: to the
+        // abstract machine the block is relaxed byte-wise atomic loads from
+        // `src` and stores to `dst`.
+        unsafe {
+            vector::copy(
+                dst.as_ptr().cast_mut().cast::<u8>(),
+                src.as_ptr().cast::<u8>(),
+                n,
+            );
+        }
+        return;
+    }
+    let _ = apart;
+    for (d, s) in dst.iter().zip(src) {
+        d.store(s.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+}
+
+/// Shared bytes as a plain slice, to be read in place (hashed, parsed,
+/// compared) with no copy at all.
+///
+/// # Safety
+/// No thread or process may store to these bytes while the returned slice
+/// lives: a store racing with the plain loads of a `&[u8]` is a data race.
+/// Shared memory alone cannot promise that, a protocol must: a link's
+/// producer never writes a chunk a reliable consumer has not passed on
+/// (its credits), and a producer's own reserved bytes are written by
+/// nobody else. A peer process that breaks such a protocol (a corrupt
+/// word, a stray write) breaks this promise too; that is the trust every
+/// transport that hands out shared memory as `&[u8]` (an mmap'd file,
+/// another process's sample) places in the processes that share it, and
+/// callers confine it to the one protocol state where it holds.
+#[inline]
+pub unsafe fn view_bytes(src: &[AtomicU8]) -> &[u8] {
+    // SAFETY: `AtomicU8` has the size, alignment and bit validity of `u8`;
+    // the caller promises no store happens while the view lives, which is
+    // all a shared `&[u8]` asks of the memory behind it.
+    unsafe { core::slice::from_raw_parts(src.as_ptr().cast::<u8>(), src.len()) }
+}
+
 /// [`store_bytes`] with relaxed atomic stores: the portable path, and the
 /// reference the vector path is tested against.
 #[cfg_attr(all(target_arch = "x86_64", not(miri), not(test)), allow(dead_code))]

@@ -6,7 +6,7 @@
 use core::sync::atomic::AtomicU8;
 
 use crate::link::dcache::DCacheHandle;
-use crate::link::frag::FragMeta;
+use crate::link::frag::{seq_diff, FragMeta};
 use crate::link::fseq::{
     FseqHandle, DIAG_BAD_CNT, DIAG_FILT_CNT, DIAG_FILT_SZ, DIAG_OVRNP_CNT, DIAG_OVRNP_FRAGS,
     DIAG_OVRNR_CNT, DIAG_PUB_CNT, DIAG_PUB_SZ,
@@ -50,8 +50,16 @@ pub enum Next {
 pub struct Consumer<'w> {
     mcache: MCacheHandle<'w>,
     dcache: DCacheHandle<'w>,
+    /// Other dcaches a frag's chunk may lie in: those of links upstream
+    /// whose frags were forwarded onto this one (see
+    /// [`crate::link::ledger`]).
+    sources: Vec<DCacheHandle<'w>>,
     fseq: FseqHandle<'w>,
     seq: u64,
+    /// Published progress never passes this seq, when set: input frags a
+    /// forwarding tile's output readers may still read (see
+    /// [`Consumer::limit_progress`]).
+    limit: Option<u64>,
     publish_mask: u64,
     /// Frags read but not yet passed on by their reader (see
     /// [`Consumer::hold`]); published progress stops before them.
@@ -75,7 +83,9 @@ impl<'w> Consumer<'w> {
             seq: fseq.query(),
             mcache,
             dcache,
+            sources: Vec::new(),
             fseq,
+            limit: None,
             publish_mask: every - 1,
             held: 0,
             pub_cnt: 0,
@@ -91,6 +101,34 @@ impl<'w> Consumer<'w> {
     /// This consumer's fseq (progress and counters).
     pub fn fseq(&self) -> &FseqHandle<'w> {
         &self.fseq
+    }
+
+    /// True if the producer never overruns this consumer.
+    pub fn is_reliable(&self) -> bool {
+        self.fseq.reliable()
+    }
+
+    /// Lets frags whose chunk lies in `dcache` through: the dcache of a
+    /// link upstream whose frags a forwarding producer passes on to this
+    /// link by chunk (see [`crate::link::ledger`]). A frag whose bytes lie
+    /// in none of the consumer's dcaches is counted as bad and skipped
+    /// unread, as before. Adding a dcache twice, or the link's own, changes
+    /// nothing.
+    pub fn accept_chunks_of(&mut self, dcache: DCacheHandle<'w>) {
+        let same = |d: &DCacheHandle<'w>| d.chunk0() == dcache.chunk0();
+        if !same(&self.dcache) && !self.sources.iter().any(same) {
+            self.sources.push(dcache);
+        }
+    }
+
+    /// Published progress will not pass `seq` (when `Some`), whatever the
+    /// consumer read: a tile that forwarded input frags by chunk holds them
+    /// until its output's readers passed them (see
+    /// [`crate::link::ledger`]). `None` lifts the limit. Takes effect at the
+    /// next progress publish.
+    #[inline]
+    pub fn limit_progress(&mut self, seq: Option<u64>) {
+        self.limit = seq;
     }
 
     /// Step 1 of reading a frag by hand (the run loop's way): what is at
@@ -125,7 +163,11 @@ impl<'w> Consumer<'w> {
     /// was read.
     #[inline]
     pub fn payload(&mut self, meta: &FragMeta) -> Option<&'w [AtomicU8]> {
-        let bytes = self.dcache.bytes(meta.chunk, meta.sz as usize);
+        let sz = meta.sz as usize;
+        let mut bytes = self.dcache.bytes(meta.chunk, sz);
+        if bytes.is_none() {
+            bytes = self.sources.iter().find_map(|d| d.bytes(meta.chunk, sz));
+        }
         if bytes.is_none() {
             self.fseq.diag_add(DIAG_BAD_CNT, 1);
             self.advance();
@@ -231,7 +273,13 @@ impl<'w> Consumer<'w> {
             self.pub_cnt = 0;
             self.pub_sz = 0;
         }
-        self.fseq.update(self.seq.wrapping_sub(self.held));
+        let mut progress = self.seq.wrapping_sub(self.held);
+        if let Some(limit) = self.limit {
+            if seq_diff(limit, progress) < 0 {
+                progress = limit;
+            }
+        }
+        self.fseq.update(progress);
     }
 
     /// Publishes progress now (less what is held). Call it at housekeeping

@@ -32,6 +32,7 @@ pub mod consumer;
 pub mod dcache;
 pub mod frag;
 pub mod fseq;
+pub mod ledger;
 pub mod mcache;
 pub mod producer;
 pub mod tx;

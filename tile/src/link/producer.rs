@@ -74,6 +74,9 @@ pub struct Producer<'w> {
     mcache: MCacheHandle<'w>,
     dcache: DCacheHandle<'w>,
     reliable: Vec<FseqHandle<'w>>,
+    /// True if every consumer of the link is reliable (so frags may be
+    /// forwarded onto it by chunk, see [`crate::link::ledger`]).
+    all_reliable: bool,
     seq: u64,
     chunk: u32,
     credits: u64,
@@ -100,15 +103,20 @@ impl<'w> Producer<'w> {
         } else {
             base
         };
-        // And put payloads after the newest frag's, so frags still on the
-        // ring keep their bytes.
+        // And put payloads after the newest frag's in this dcache, so
+        // frags still on the ring keep their bytes (newer frags may have
+        // been forwarded by chunk from another link's dcache).
         let dc = *link.dcache();
-        let chunk = match mc.peek(seq.wrapping_sub(1)) {
-            Peek::Ready(m) if dc.offset(m.chunk, m.sz as usize).is_some() => {
-                dc.next_chunk(m.chunk, m.sz as usize)
-            }
-            _ => dc.chunk0(),
-        };
+        let chunk = (1..=mc.depth())
+            .map(|back| mc.peek(seq.wrapping_sub(back)))
+            .take_while(|p| matches!(p, Peek::Ready(_)))
+            .find_map(|p| match p {
+                Peek::Ready(m) if dc.offset(m.chunk, m.sz as usize).is_some() => {
+                    Some(dc.next_chunk(m.chunk, m.sz as usize))
+                }
+                _ => None,
+            })
+            .unwrap_or(dc.chunk0());
         let mut p = Producer {
             mcache: mc,
             dcache: dc,
@@ -118,6 +126,7 @@ impl<'w> Producer<'w> {
                 .copied()
                 .filter(|f| f.reliable())
                 .collect(),
+            all_reliable: link.fseqs().iter().all(|f| f.reliable()),
             seq,
             chunk,
             credits: 0,
@@ -159,6 +168,32 @@ impl<'w> Producer<'w> {
     /// True while a frag is reserved and not yet committed.
     pub fn is_reserved(&self) -> bool {
         self.reserved
+    }
+
+    /// True if every consumer of the link is reliable: the producer knows
+    /// when each passed a frag, so a forwarding tile may publish frags
+    /// whose payload stays in its input's dcache (see
+    /// [`crate::link::ledger`]). A link without consumers is too.
+    pub fn all_reliable(&self) -> bool {
+        self.all_reliable
+    }
+
+    /// The slowest reliable consumer's progress (the next seq it will
+    /// read), or the producer's own seq if it has no reliable consumer or
+    /// each is "ahead" (a restarted producer). One cache-line read per
+    /// reliable consumer.
+    ///
+    /// SYNC: as [`Producer::refresh_credits`]: Acquire loads pairing with
+    /// the consumers' Release progress updates.
+    pub fn reliable_progress(&self) -> u64 {
+        let mut slowest = self.seq;
+        for f in &self.reliable {
+            let p = f.query();
+            if seq_diff(p, slowest) < 0 {
+                slowest = p;
+            }
+        }
+        slowest
     }
 
     /// Recomputes credits from the reliable consumers' progress.
