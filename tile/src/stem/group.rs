@@ -27,8 +27,11 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use super::{IdlePolicy, RunEnd, Stem, Tile, Turn, NAP, PARK_MAX, SPIN_TURNS, YIELD_TURNS};
 use crate::link::mcache::MCacheHandle;
+use crate::stem::config::{IdlePolicy, NAP, PARK_MAX, SPIN_TURNS, YIELD_TURNS};
+use crate::stem::run::{RunEnd, Turn};
+use crate::stem::step::Stem;
+use crate::stem::tile::Tile;
 
 /// Tiles that run on one thread (see the [module docs](self)).
 #[derive(Debug)]

@@ -1,0 +1,247 @@
+//! The [`Tile`] trait: the callbacks the run loop calls (see the
+//! [module docs](super) for when), what [`Tile::before_frag`] decides
+//! ([`Filter`]), and the outputs the callbacks publish on ([`Outputs`]).
+
+use core::sync::atomic::AtomicU8;
+
+use crate::link::frag::{FragMeta, CTL_ERR, CTL_PKT};
+use crate::link::producer::{Backpressure, Producer};
+
+/// What [`Tile::before_frag`] decides about a frag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filter {
+    /// Read it: `during_frag`, then `after_frag` if the read was good.
+    Process,
+    /// Pass over it without reading its payload (counted as filtered).
+    Skip,
+    /// Not now: leave it where it is and ask again later.
+    Retry,
+}
+
+/// The tile's outputs, as the callbacks see them.
+#[derive(Debug)]
+pub struct Outputs<'a, 'w> {
+    pub(super) producers: &'a mut [Producer<'w>],
+}
+
+impl<'w> Outputs<'_, 'w> {
+    /// Number of outputs.
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    /// True if the tile has no output.
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+
+    /// The producer of output `i`.
+    ///
+    /// # Panics
+    /// If there is no output `i`.
+    pub fn producer(&mut self, i: usize) -> &mut Producer<'w> {
+        &mut self.producers[i]
+    }
+
+    /// Publishes `payload` on output `i` as one frag with control word
+    /// `ctl` (see [`Producer::publish`]).
+    ///
+    /// # Errors
+    /// [`PublishError::TooLong`] if `payload` is longer than the output's
+    /// mtu; [`PublishError::Backpressure`] only if the tile publishes more
+    /// than [`Tile::burst`] frags on one output for one input frag. Nothing
+    /// is published then.
+    ///
+    /// # Panics
+    /// If there is no output `i` (the topology gives a kind the outputs it
+    /// declared, so this is a bug in the tile).
+    #[inline]
+    pub fn publish(
+        &mut self,
+        i: usize,
+        payload: &[u8],
+        sig: u64,
+        ctl: u16,
+        tsorig: u32,
+    ) -> Result<u64, PublishError> {
+        let p = &mut self.producers[i];
+        let mtu = p.mtu();
+        if payload.len() > mtu {
+            return Err(PublishError::TooLong {
+                len: payload.len(),
+                mtu,
+            });
+        }
+        p.publish(payload, sig, ctl, tsorig)
+            .map_err(|Backpressure| PublishError::Backpressure)
+    }
+
+    /// Publishes `packet` on output `i` as one whole-packet frag (SOM and
+    /// EOM, origin 0), with `sig`, `tsorig` and the ERR flag of `ctl`: what
+    /// a tile that passes packets on does with the packet of a frag it read
+    /// ([`FragCopy::packet`](super::FragCopy::packet)).
+    ///
+    /// # Errors
+    /// As [`Outputs::publish`].
+    ///
+    /// # Panics
+    /// As [`Outputs::publish`].
+    #[inline]
+    pub fn publish_packet(
+        &mut self,
+        i: usize,
+        packet: &[u8],
+        sig: u64,
+        ctl: u16,
+        tsorig: u32,
+    ) -> Result<u64, PublishError> {
+        self.publish(i, packet, sig, CTL_PKT | (ctl & CTL_ERR), tsorig)
+    }
+}
+
+/// Why [`Outputs::publish`] published nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The payload is longer than the output's mtu.
+    #[error("a payload of {len} bytes is longer than the output's mtu {mtu}")]
+    TooLong {
+        /// The payload's length.
+        len: usize,
+        /// The output's mtu.
+        mtu: usize,
+    },
+    /// The output has no credits (the tile published more than its burst).
+    #[error("the output has no credits")]
+    Backpressure,
+}
+
+/// A tile: the callbacks the run loop calls (see the [module
+/// docs](super) for when). Every method but [`Tile::kind`] has a default
+/// that does nothing.
+pub trait Tile {
+    /// The tile's kind, shown by monitors (at most 32 bytes).
+    fn kind(&self) -> &str;
+
+    /// Most frags the tile publishes on one output per input frag or per
+    /// `after_credit`; the loop only reads input when every output has this
+    /// many credits.
+    fn burst(&self) -> u64 {
+        1
+    }
+
+    /// Names of the tile's own counters, written by
+    /// [`Tile::metrics_write`] (at most 16, each at most 32 bytes).
+    fn counters(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Start of every iteration, before credits are checked.
+    fn before_credit(&mut self, _out: &mut Outputs<'_, '_>) {}
+
+    /// After credits were found sufficient.
+    fn after_credit(&mut self, _out: &mut Outputs<'_, '_>) {}
+
+    /// A frag is waiting on `input`: process, skip or retry it?
+    fn before_frag(&mut self, _input: usize, _seq: u64, _sig: u64) -> Filter {
+        Filter::Process
+    }
+
+    /// Reads the frag's payload speculatively (it may be torn: the result
+    /// is only to be trusted once `after_frag` is called).
+    fn during_frag(&mut self, _input: usize, _meta: &FragMeta, _payload: &[AtomicU8]) {}
+
+    /// The frag read in `during_frag` was not overwritten: act on it.
+    fn after_frag(&mut self, _input: usize, _meta: &FragMeta, _out: &mut Outputs<'_, '_>) {}
+
+    /// A poll of `input` found nothing new: the end of a burst, the place
+    /// to flush what was batched.
+    fn end_of_burst(&mut self, _input: usize, _out: &mut Outputs<'_, '_>) {}
+
+    /// Periodic work (see [`StemConfig::lazy`](super::StemConfig::lazy)).
+    fn housekeeping(&mut self, _out: &mut Outputs<'_, '_>) {}
+
+    /// Writes the tile's counters, in the order of [`Tile::counters`].
+    fn metrics_write(&mut self, _counters: &mut [u64]) {}
+
+    /// Frags of `input` the tile has taken in (its `after_frag` ran) and
+    /// not yet passed on: the newest ones it read. The input's published
+    /// progress stops before them, so a tile that dies holding them hands
+    /// them to its successor, which reads them again: over a reliable link
+    /// nothing is lost across a crash (some frags may come twice).
+    fn held(&self, _input: usize) -> u64 {
+        0
+    }
+
+    /// True if the tile takes work from outside its input links (a socket,
+    /// a clock): a backing-off tile ([`IdlePolicy::Backoff`]) with nothing
+    /// to do then naps briefly instead of sleeping until a frag arrives.
+    ///
+    /// [`IdlePolicy::Backoff`]: super::IdlePolicy::Backoff
+    fn external_input(&self) -> bool {
+        false
+    }
+
+    /// Packets the tile has taken from its inputs and not yet passed on.
+    /// A stopping tile keeps running its `after_credit` and `housekeeping`
+    /// (a draining one, every callback) until this is zero (or the grace
+    /// time ends; whatever it still holds then is not counted as read, see
+    /// [`Tile::held`]).
+    fn pending(&self) -> usize {
+        0
+    }
+}
+
+/// A boxed tile is a tile: a pipeline built from a topology file runs
+/// tiles of kinds chosen at run time as `Stem<Box<dyn Tile + Send>>`
+/// (one indirect call per callback, a few nanoseconds a frag).
+impl<T: Tile + ?Sized> Tile for Box<T> {
+    fn kind(&self) -> &str {
+        (**self).kind()
+    }
+    fn burst(&self) -> u64 {
+        (**self).burst()
+    }
+    fn counters(&self) -> &'static [&'static str] {
+        (**self).counters()
+    }
+    #[inline]
+    fn before_credit(&mut self, out: &mut Outputs<'_, '_>) {
+        (**self).before_credit(out)
+    }
+    #[inline]
+    fn after_credit(&mut self, out: &mut Outputs<'_, '_>) {
+        (**self).after_credit(out)
+    }
+    #[inline]
+    fn before_frag(&mut self, input: usize, seq: u64, sig: u64) -> Filter {
+        (**self).before_frag(input, seq, sig)
+    }
+    #[inline]
+    fn during_frag(&mut self, input: usize, meta: &FragMeta, payload: &[AtomicU8]) {
+        (**self).during_frag(input, meta, payload)
+    }
+    #[inline]
+    fn after_frag(&mut self, input: usize, meta: &FragMeta, out: &mut Outputs<'_, '_>) {
+        (**self).after_frag(input, meta, out)
+    }
+    #[inline]
+    fn end_of_burst(&mut self, input: usize, out: &mut Outputs<'_, '_>) {
+        (**self).end_of_burst(input, out)
+    }
+    fn housekeeping(&mut self, out: &mut Outputs<'_, '_>) {
+        (**self).housekeeping(out)
+    }
+    fn metrics_write(&mut self, counters: &mut [u64]) {
+        (**self).metrics_write(counters)
+    }
+    fn held(&self, input: usize) -> u64 {
+        (**self).held(input)
+    }
+    fn external_input(&self) -> bool {
+        (**self).external_input()
+    }
+    fn pending(&self) -> usize {
+        (**self).pending()
+    }
+}
