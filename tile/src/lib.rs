@@ -147,10 +147,18 @@
 //! ([`request_drain`](stem::metrics::TileMetricsHandle::request_drain)),
 //! which is how a pipeline stops without losing a frag.
 //!
+//! A filter that passes frags on unchanged reads them settled and calls
+//! [`Outputs::forward`](stem::Outputs::forward): on reliable links it
+//! copies no byte, its output's frags pointing at its input's chunks (see
+//! [`stem::forward`] and [`link::ledger`]).
+//!
 //! Everything shared is touched through atomics (the workspace's safe
-//! atomic views), with every ordering explained where it is chosen, so this
-//! crate needs no `unsafe` and assumes nothing of x86's memory model.
-#![forbid(unsafe_code)]
+//! atomic views), with every ordering explained where it is chosen, and
+//! the crate assumes nothing of x86's memory model. One function reads
+//! shared bytes as a plain `&[u8]` (`unsafe`, the crate's only use):
+//! the bytes of a frag held on a reliable input, which by the credit
+//! protocol no process writes until the frag is passed on.
+#![deny(unsafe_code)]
 // Shared objects follow the fd_* lifecycle: `new` formats caller memory and
 // returns `Result<(), NewError>`, `join` returns the handle.
 #![allow(clippy::new_ret_no_self)]

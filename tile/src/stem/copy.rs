@@ -62,6 +62,22 @@ impl FragCopy {
         self.len = n;
     }
 
+    /// The most bytes it holds (the largest frag).
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Makes the copy hold `bytes` (plain bytes, already settled: a packet
+    /// a tile is about to rewrite) and returns them, writable. Bytes past
+    /// [`FragCopy::capacity`] are left out.
+    #[inline]
+    pub fn set(&mut self, bytes: &[u8]) -> &mut [u8] {
+        let n = bytes.len().min(self.buf.len());
+        self.buf[..n].copy_from_slice(&bytes[..n]);
+        self.len = n;
+        &mut self.buf[..n]
+    }
+
     /// True if the frag's origin lies beyond its bytes: there is no packet.
     #[inline]
     pub fn origin_beyond(&self, meta: &FragMeta) -> bool {

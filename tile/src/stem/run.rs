@@ -373,7 +373,15 @@ impl<'w, T: Tile> Stem<'w, T> {
     #[cold]
     fn sleep(&mut self, polled: Polled) {
         match polled {
-            Polled::Empty(i) if !self.tile.external_input() && self.inputs.len() == 1 => {
+            // A tile holding forwarded frags naps rather than sleep on its
+            // input: that input's producer may be waiting for the credits
+            // the hold gives back once the outputs' readers move on, and
+            // would not wake it.
+            Polled::Empty(i)
+                if !self.tile.external_input()
+                    && self.inputs.len() == 1
+                    && !self.fwd.holding() =>
+            {
                 let seq = self.inputs[i].seq();
                 self.input_mcaches[i].park(seq, PARK_MAX);
             }

@@ -11,7 +11,10 @@ use crate::link::consumer::{Consumer, Next};
 use crate::link::mcache::MCacheHandle;
 use crate::link::producer::Producer;
 use crate::link::Link;
+use crate::link::ledger::forward_sources;
 use crate::stem::config::{IdlePolicy, Share, ShareBy, StemConfig};
+use crate::stem::copy::FragCopy;
+use crate::stem::forward::{settled, Forwarded, Forwarding, Frag, Place, Reading};
 use crate::stem::error::TileError;
 use crate::stem::metrics::{TileLayout, TileMetrics, TileMetricsHandle, COUNTERS_MAX};
 use crate::stem::parts::{get_or_make, latency_name, metrics_name, TILE_NAME_MAX};
@@ -46,6 +49,12 @@ pub struct Stem<'w, T: Tile> {
     pub(super) share: Option<Share>,
     /// `loops` when the current run began.
     pub(super) first: u64,
+    /// The tile reads [`Reading::Settled`].
+    pub(super) settled: bool,
+    /// Where a settled tile's frags from an unreliable input are copied.
+    pub(super) copy: FragCopy,
+    /// Forwarding by chunk: ledgers and holds (see [`super::forward`]).
+    pub(super) fwd: Forwarding,
 }
 
 /// Where a stem is in a run.
@@ -144,7 +153,7 @@ impl<'w, T: Tile> Stem<'w, T> {
             tile: name.into(),
             what,
         })?;
-        let consumers = inputs
+        let mut consumers = inputs
             .iter()
             .map(|(l, i)| l.consumer(*i))
             .collect::<Result<Vec<_>, _>>()
@@ -152,6 +161,21 @@ impl<'w, T: Tile> Stem<'w, T> {
                 tile: name.into(),
                 source,
             })?;
+        // A frag on an input may have been forwarded onto it by chunk from
+        // any link upstream: accept the chunks of every link's dcache.
+        if !consumers.is_empty() {
+            let sources = forward_sources(ws);
+            for c in &mut consumers {
+                for d in &sources {
+                    c.accept_chunks_of(*d);
+                }
+            }
+        }
+        let producers: Vec<Producer<'w>> = outputs.iter().map(|l| l.producer()).collect();
+        let fwd = Forwarding::new(&consumers, &producers);
+        for (i, c) in consumers.iter_mut().enumerate() {
+            fwd.apply(i, c);
+        }
 
         let part = metrics_name(name);
         let (mem, _) = get_or_make(
@@ -178,6 +202,7 @@ impl<'w, T: Tile> Stem<'w, T> {
 
         metrics.boot(std::process::id());
         let seed = mono_ns() ^ (u64::from(std::process::id()) << 32) ^ 0x9e37_79b9_7f4a_7c15;
+        let settled = tile.reading() == Reading::Settled;
         let mut stem = Stem {
             name: name.into(),
             burst: tile.burst().max(1),
@@ -189,7 +214,7 @@ impl<'w, T: Tile> Stem<'w, T> {
             inputs: consumers,
             input_mcaches: inputs.iter().map(|(l, _)| *l.mcache()).collect(),
             latency,
-            outputs: outputs.iter().map(|l| l.producer()).collect(),
+            outputs: producers,
             metrics,
             counters: [0; COUNTERS_MAX],
             rng: seed | 1,
@@ -202,6 +227,9 @@ impl<'w, T: Tile> Stem<'w, T> {
             phase: Phase::Ready,
             first: 0,
             share: None,
+            settled,
+            copy: FragCopy::new(),
+            fwd,
         };
         stem.schedule_housekeeping();
         Ok(stem)
@@ -260,6 +288,12 @@ impl<'w, T: Tile> Stem<'w, T> {
         &self.outputs
     }
 
+    /// What the tile passed on with [`Outputs::forward`]: by chunk (no
+    /// byte copied) and by one copy.
+    pub fn forwarded(&self) -> Forwarded {
+        self.fwd.counts
+    }
+
     /// Takes the tile back.
     pub fn into_tile(self) -> T {
         self.tile
@@ -281,7 +315,11 @@ impl<'w, T: Tile> Stem<'w, T> {
         }
         self.tile.housekeeping(&mut Outputs {
             producers: &mut self.outputs,
+            fwd: &mut self.fwd,
         });
+        // The holds for frags forwarded by chunk, from the outputs'
+        // readers' progress, before the inputs publish theirs.
+        self.fwd.refresh(&mut self.inputs, &self.outputs);
         // After the tile's housekeeping: it may have passed frags on.
         for (i, c) in self.inputs.iter_mut().enumerate() {
             c.hold(self.tile.held(i));
@@ -343,6 +381,7 @@ impl<'w, T: Tile> Stem<'w, T> {
         if !quiet {
             self.tile.before_credit(&mut Outputs {
                 producers: &mut self.outputs,
+                fwd: &mut self.fwd,
             });
         }
         if !self.credits_ok() {
@@ -350,6 +389,7 @@ impl<'w, T: Tile> Stem<'w, T> {
         }
         let mut out = Outputs {
             producers: &mut self.outputs,
+            fwd: &mut self.fwd,
         };
         if !quiet {
             self.tile.after_credit(&mut out);
@@ -365,6 +405,14 @@ impl<'w, T: Tile> Stem<'w, T> {
             Next::Empty => {
                 self.tile.end_of_burst(i, &mut out);
                 input.hold(self.tile.held(i));
+                if self.fwd.holding() {
+                    // Caught up while holding frags for the outputs'
+                    // readers: hand back what they passed meanwhile, or the
+                    // input's producer may wait for credits this tile could
+                    // give.
+                    self.fwd.refresh(&mut self.inputs, &self.outputs);
+                    self.inputs[i].housekeeping();
+                }
                 return Polled::Empty(i);
             }
             Next::Overrun { .. } => return Polled::Busy(i),
@@ -387,7 +435,14 @@ impl<'w, T: Tile> Stem<'w, T> {
         let Some(payload) = input.payload(&meta) else {
             return Polled::Busy(i);
         };
-        self.tile.during_frag(i, &meta, payload);
+        if !self.settled {
+            self.tile.during_frag(i, &meta, payload);
+        } else if !out.fwd.in_place(i) {
+            // An unreliable input: its producer may be overwriting the
+            // bytes now. Copy them, and trust the copy once the line's
+            // re-check below passed.
+            self.copy.copy(&meta, payload);
+        }
         // Until after_frag says otherwise, count this frag as held: a
         // progress publish inside finish must not claim it passed on.
         input.hold(self.tile.held(i) + 1);
@@ -396,7 +451,40 @@ impl<'w, T: Tile> Stem<'w, T> {
             return Polled::Busy(i);
         }
         self.latency[i].record(u64::from(meta.tspub.wrapping_sub(meta.tsorig)));
-        self.tile.after_frag(i, &meta, &mut out);
+        if !self.settled {
+            self.tile.after_frag(i, &meta, &mut out);
+            input.hold(self.tile.held(i));
+            return Polled::Busy(i);
+        }
+        let frag = if out.fwd.in_place(i) {
+            // A reliable input, and the frag still held (its progress
+            // stops before it): its producer cannot reuse these bytes
+            // until this tile passed it on, nor can the producer of any
+            // link it was forwarded from (their holds wait for this
+            // consumer's progress).
+            Frag {
+                input: i,
+                meta,
+                bytes: settled(payload),
+                place: Place::InPlace,
+            }
+        } else {
+            Frag {
+                input: i,
+                meta,
+                bytes: self.copy.bytes(),
+                place: Place::Copy,
+            }
+        };
+        self.tile.on_frag(i, &frag, &mut out);
+        if self.fwd.holding() {
+            self.fwd.apply(i, input);
+            if self.fwd.refresh_due() {
+                input.hold(self.tile.held(i));
+                self.fwd.refresh(&mut self.inputs, &self.outputs);
+                return Polled::Busy(i);
+            }
+        }
         input.hold(self.tile.held(i));
         Polled::Busy(i)
     }

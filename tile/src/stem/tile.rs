@@ -6,6 +6,7 @@ use core::sync::atomic::AtomicU8;
 
 use crate::link::frag::{FragMeta, CTL_ERR, CTL_PKT};
 use crate::link::producer::{Backpressure, Producer};
+use crate::stem::forward::{Forwarding, Frag, Reading};
 
 /// What [`Tile::before_frag`] decides about a frag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +23,9 @@ pub enum Filter {
 #[derive(Debug)]
 pub struct Outputs<'a, 'w> {
     pub(super) producers: &'a mut [Producer<'w>],
+    /// What [`Outputs::forward`] needs: which outputs may take which
+    /// inputs' frags by chunk, and the ledgers of those it did.
+    pub(super) fwd: &'a mut Forwarding,
 }
 
 impl<'w> Outputs<'_, 'w> {
@@ -147,6 +151,27 @@ pub trait Tile {
         Filter::Process
     }
 
+    /// How the tile reads payloads, asked once when its [`Stem`] is made:
+    /// [`Reading::Speculative`] (the default) calls `during_frag` while the
+    /// payload may still change and `after_frag` once the read proved good;
+    /// [`Reading::Settled`] calls [`Tile::on_frag`] alone, with the payload
+    /// settled and, on a reliable input, read in place. A filter that
+    /// passes frags on unchanged reads settled and calls
+    /// [`Outputs::forward`]: it copies no byte (see
+    /// [`forward`](super::forward)).
+    ///
+    /// [`Stem`]: super::Stem
+    fn reading(&self) -> Reading {
+        Reading::Speculative
+    }
+
+    /// A frag whose read proved good, for a tile that reads
+    /// [`Reading::Settled`]: its metadata and payload, as plain bytes that
+    /// nothing changes while this call runs. Pass it on with
+    /// [`Outputs::forward`], publish something else with
+    /// [`Outputs::publish`], or drop it by doing neither.
+    fn on_frag(&mut self, _input: usize, _frag: &Frag<'_>, _out: &mut Outputs<'_, '_>) {}
+
     /// Reads the frag's payload speculatively (it may be torn: the result
     /// is only to be trusted once `after_frag` is called).
     fn during_frag(&mut self, _input: usize, _meta: &FragMeta, _payload: &[AtomicU8]) {}
@@ -216,6 +241,13 @@ impl<T: Tile + ?Sized> Tile for Box<T> {
     #[inline]
     fn before_frag(&mut self, input: usize, seq: u64, sig: u64) -> Filter {
         (**self).before_frag(input, seq, sig)
+    }
+    fn reading(&self) -> Reading {
+        (**self).reading()
+    }
+    #[inline]
+    fn on_frag(&mut self, input: usize, frag: &Frag<'_>, out: &mut Outputs<'_, '_>) {
+        (**self).on_frag(input, frag, out)
     }
     #[inline]
     fn during_frag(&mut self, input: usize, meta: &FragMeta, payload: &[AtomicU8]) {

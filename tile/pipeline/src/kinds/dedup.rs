@@ -18,8 +18,17 @@
 //! a duplicate further back than that passes again.
 //!
 //! A packet that starts `origin` bytes into its frag (an AF_XDP receive
-//! link, see [`crate::kinds::net_xdp`]) is hashed and published from its origin,
-//! and goes out with origin 0.
+//! link, see [`crate::kinds::net_xdp`]) is hashed from its origin.
+//!
+//! # Zero copy
+//!
+//! The tile reads settled ([`Reading::Settled`]): on a reliable input it
+//! hashes each packet where it lies, and passes a first sight on with
+//! [`Outputs::forward`], unchanged (origin included), by chunk when every
+//! reader of its output is reliable: no byte of the payload is copied (see
+//! [`tilewire_tile::stem::forward`]). On an unreliable input the run loop
+//! copies each payload once before the tile sees it, and the forward
+//! copies it into the output.
 //!
 //! # Where the cache lives
 //!
@@ -46,14 +55,12 @@
 //! after it entered the cache and counted in [`Dedup::too_long`] (not in
 //! `unique`). The tile never panics on what a frag holds.
 
-use core::sync::atomic::AtomicU8;
 
 use serde::{Deserialize, Deserializer};
 use tilewire_aio::frame::UdpFrame;
 use xxhash_rust::xxh3::xxh3_64;
 
-use tilewire_tile::link::frag::FragMeta;
-use tilewire_tile::stem::{FragCopy, Outputs, Tile};
+use tilewire_tile::stem::{Frag, Outputs, Reading, Tile};
 use tilewire_tile::tcache::{Tcache, TcacheHandle};
 
 use crate::kind::{BuildCtx, BuildError, CheckCtx, IoCounts, Object, TileKind};
@@ -95,7 +102,6 @@ pub struct DedupStats {
 #[derive(Debug)]
 pub struct Dedup<'w> {
     tcache: TcacheHandle<'w>,
-    copy: FragCopy,
     stats: DedupStats,
 }
 
@@ -105,7 +111,6 @@ impl<'w> Dedup<'w> {
     pub fn new(tcache: TcacheHandle<'w>) -> Dedup<'w> {
         Dedup {
             tcache,
-            copy: FragCopy::new(),
             stats: DedupStats::default(),
         }
     }
@@ -140,13 +145,13 @@ impl Tile for Dedup<'_> {
         &["unique", "dups", "not_udp", "bad_frags"]
     }
 
-    fn during_frag(&mut self, _input: usize, meta: &FragMeta, payload: &[AtomicU8]) {
-        self.copy.copy(meta, payload);
+    fn reading(&self) -> Reading {
+        Reading::Settled
     }
 
-    fn after_frag(&mut self, _input: usize, meta: &FragMeta, out: &mut Outputs<'_, '_>) {
-        let packet = self.copy.packet(meta);
-        if packet.is_empty() || self.copy.origin_beyond(meta) {
+    fn on_frag(&mut self, _input: usize, frag: &Frag<'_>, out: &mut Outputs<'_, '_>) {
+        let packet = frag.packet();
+        if packet.is_empty() || usize::from(frag.meta().origin()) > frag.payload().len() {
             self.stats.bad_frags += 1;
             return;
         }
@@ -158,7 +163,8 @@ impl Tile for Dedup<'_> {
             self.stats.dups += 1;
             return;
         }
-        match out.publish_packet(0, packet, meta.sig, meta.ctl, meta.tsorig) {
+        // Passed on as it came: by chunk, no byte copied.
+        match out.forward(0, frag) {
             Ok(_) => self.stats.unique += 1,
             // Backpressure cannot happen (one publish per frag with a burst
             // of credits); count it with the packets that did not fit.

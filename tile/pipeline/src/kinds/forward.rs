@@ -3,42 +3,41 @@
 //! # What it does
 //!
 //! [`Forward`] reads each of its inputs in turn (the run loop's round
-//! robin) and publishes every frag's packet on output 0: the same bytes,
-//! the same signature, the same `tsorig`, and the producer's ERR flag if
-//! it was set. A frag from an AF_XDP receive link may start its packet
-//! `origin` bytes into the payload (see [`crate::kinds::net_xdp`]); the forward
-//! tile publishes only the packet, with origin 0, so everything downstream
-//! of it sees plain packets. Frags of one input keep their order; frags of
-//! different inputs interleave as they arrive.
+//! robin) and passes every frag on on output 0 as it came: the same
+//! bytes, the same signature, control word (a frag from an AF_XDP receive
+//! link keeps the `origin` its packet starts at, see
+//! [`crate::kinds::net_xdp`]) and `tsorig`. Frags of one input keep their
+//! order; frags of different inputs interleave as they arrive.
+//!
+//! It reads settled ([`Reading::Settled`]) and passes frags on with
+//! [`Outputs::forward`]: from a reliable input onto an output whose readers
+//! are all reliable, by chunk, no byte copied (see
+//! [`tilewire_tile::stem::forward`]); otherwise with one copy into the
+//! output.
 //!
 //! # What it counts
 //!
 //! - `forwarded`: frags published on output 0;
-//! - `bytes`: the packet bytes of those frags.
+//! - `bytes`: the packet bytes of those frags (from their origin).
 //!
 //! # Bad frags
 //!
 //! The forward tile does not look inside packets, so a malformed frame is
-//! forwarded like any other and an empty one goes on as an empty frag. A
-//! frag whose origin lies beyond its size carries no packet: it is
-//! forwarded as an empty frag. A packet longer than output 0's mtu cannot
-//! be published; it is dropped and counted in [`Forward::too_long`].
+//! forwarded like any other and an empty one goes on as an empty frag, as
+//! does a frag whose origin lies beyond its size. A frag longer than
+//! output 0's mtu cannot be published; it is dropped and counted in
+//! [`Forward::too_long`].
 //!
-//! It is the smallest tile that reads frags, and reads like any other:
-//! [`FragCopy`] in `during_frag`, [`Outputs::publish_packet`] in
-//! `after_frag`.
+//! It is the smallest filter, the one to start a kind of your own from:
+//! [`Tile::reading`], [`Tile::on_frag`], [`Outputs::forward`].
 
-use core::sync::atomic::AtomicU8;
-
-use tilewire_tile::link::frag::FragMeta;
-use tilewire_tile::stem::{FragCopy, Outputs, Tile};
+use tilewire_tile::stem::{Frag, Outputs, Reading, Tile};
 
 use crate::kind::{BuildCtx, BuildError, IoCounts, NoParams, TileKind};
 
 /// Merges every input into output 0 (see the [module docs](self)).
 #[derive(Debug)]
 pub struct Forward {
-    copy: FragCopy,
     forwarded: u64,
     bytes: u64,
     too_long: u64,
@@ -54,7 +53,6 @@ impl Forward {
     /// A forward tile.
     pub fn new() -> Forward {
         Forward {
-            copy: FragCopy::new(),
             forwarded: 0,
             bytes: 0,
             too_long: 0,
@@ -86,16 +84,15 @@ impl Tile for Forward {
         &["forwarded", "bytes"]
     }
 
-    fn during_frag(&mut self, _input: usize, meta: &FragMeta, payload: &[AtomicU8]) {
-        self.copy.copy(meta, payload);
+    fn reading(&self) -> Reading {
+        Reading::Settled
     }
 
-    fn after_frag(&mut self, _input: usize, meta: &FragMeta, out: &mut Outputs<'_, '_>) {
-        let packet = self.copy.packet(meta);
-        match out.publish_packet(0, packet, meta.sig, meta.ctl, meta.tsorig) {
+    fn on_frag(&mut self, _input: usize, frag: &Frag<'_>, out: &mut Outputs<'_, '_>) {
+        match out.forward(0, frag) {
             Ok(_) => {
                 self.forwarded += 1;
-                self.bytes += packet.len() as u64;
+                self.bytes += frag.packet().len() as u64;
             }
             // Backpressure cannot happen (one publish per frag, and the loop
             // reads only with a burst of credits); count it with the rest.

@@ -32,12 +32,9 @@
 //! like any other. A frag whose origin lies beyond its size holds no
 //! packet and counts as an empty one. Nothing a frag holds makes it panic.
 
-use core::sync::atomic::AtomicU8;
-
 use xxhash_rust::xxh3::xxh3_64;
 
-use tilewire_tile::link::frag::FragMeta;
-use tilewire_tile::stem::{FragCopy, Outputs, Tile};
+use tilewire_tile::stem::{Frag, Outputs, Reading, Tile};
 
 use crate::kind::{BuildCtx, BuildError, IoCounts, NoParams, TileKind};
 
@@ -70,7 +67,6 @@ impl SinkStats {
 /// Counts what arrives (see the [module docs](self)).
 #[derive(Debug)]
 pub struct Sink {
-    copy: FragCopy,
     stats: SinkStats,
 }
 
@@ -84,7 +80,6 @@ impl Sink {
     /// A sink.
     pub fn new() -> Sink {
         Sink {
-            copy: FragCopy::new(),
             stats: SinkStats::default(),
         }
     }
@@ -104,12 +99,13 @@ impl Tile for Sink {
         &["frags", "bytes", "checksum"]
     }
 
-    fn during_frag(&mut self, _input: usize, meta: &FragMeta, payload: &[AtomicU8]) {
-        self.copy.copy(meta, payload);
+    // Read settled: on a reliable input, hashed where it lies.
+    fn reading(&self) -> Reading {
+        Reading::Settled
     }
 
-    fn after_frag(&mut self, _input: usize, meta: &FragMeta, _out: &mut Outputs<'_, '_>) {
-        self.stats.add(self.copy.packet(meta));
+    fn on_frag(&mut self, _input: usize, frag: &Frag<'_>, _out: &mut Outputs<'_, '_>) {
+        self.stats.add(frag.packet());
     }
 
     fn metrics_write(&mut self, counters: &mut [u64]) {

@@ -24,8 +24,15 @@
 //! payload.
 //!
 //! A packet that starts `origin` bytes into its frag (an AF_XDP receive
-//! link, see [`crate::kinds::net_xdp`]) is hashed and published from its
-//! origin, and goes out with origin 0.
+//! link, see [`crate::kinds::net_xdp`]) is hashed from its origin.
+//!
+//! # Zero copy
+//!
+//! The tile reads settled ([`Reading::Settled`]) and hashes each packet
+//! where it lies; without `dst` it passes it on unchanged (origin
+//! included) with [`Outputs::forward`], by chunk on reliable links: no
+//! byte copied. With `dst` it copies the packet once to rewrite its
+//! headers, and publishes it from its origin with origin 0.
 //!
 //! # What it counts
 //!
@@ -41,15 +48,13 @@
 //! output 0's mtu cannot be published: dropped, counted in
 //! [`Verify::too_long`]. The tile never panics on what a frag holds.
 
-use core::sync::atomic::AtomicU8;
 use std::net::SocketAddrV4;
 
 use serde::Deserialize;
 use tilewire_aio::frame::{ipv4_checksum, UdpFrame};
 use xxhash_rust::xxh3::xxh3_64;
 
-use tilewire_tile::link::frag::FragMeta;
-use tilewire_tile::stem::{FragCopy, Outputs, Tile};
+use tilewire_tile::stem::{Frag, FragCopy, Outputs, Reading, Tile};
 
 use crate::kind::{BuildCtx, BuildError, IoCounts, TileKind};
 
@@ -129,33 +134,38 @@ impl Tile for Verify {
         &["verified", "bytes", "not_udp", "digest"]
     }
 
-    fn during_frag(&mut self, _input: usize, meta: &FragMeta, payload: &[AtomicU8]) {
-        self.copy.copy(meta, payload);
+    fn reading(&self) -> Reading {
+        Reading::Settled
     }
 
-    fn after_frag(&mut self, _input: usize, meta: &FragMeta, out: &mut Outputs<'_, '_>) {
-        if self.copy.origin_beyond(meta) || self.copy.packet(meta).is_empty() {
+    fn on_frag(&mut self, _input: usize, frag: &Frag<'_>, out: &mut Outputs<'_, '_>) {
+        let meta = frag.meta();
+        let packet = frag.packet();
+        if usize::from(meta.origin()) > frag.payload().len() || packet.is_empty() {
             self.stats.bad_frags += 1;
             return;
         }
-        let dst = self.dst;
-        let packet = self.copy.packet_mut(meta);
-        let (digest, hashed) = match UdpFrame::new_checked(&mut *packet) {
-            Ok(mut frame) => {
-                let d = payload_digest(frame.payload());
-                let n = frame.payload().len();
-                if let Some(dst) = dst {
-                    readdress(&mut frame, dst);
-                }
-                (d, n)
-            }
+        let (digest, hashed) = match UdpFrame::new_checked(packet) {
+            Ok(frame) => (payload_digest(frame.payload()), frame.payload().len()),
             Err(_) => {
                 self.stats.not_udp += 1;
                 (payload_digest(packet), packet.len())
             }
         };
-        let packet = self.copy.packet(meta);
-        match out.publish_packet(0, packet, meta.sig, meta.ctl, meta.tsorig) {
+        let sent = match self.dst {
+            // Passed on as it came: by chunk, no byte copied.
+            None => out.forward(0, frag),
+            // Readdressed: the one copy a rewrite needs, then published.
+            Some(dst) => {
+                let n = packet.len().min(self.copy.capacity());
+                let copy = self.copy.set(&packet[..n]);
+                if let Ok(mut frame) = UdpFrame::new_checked(&mut *copy) {
+                    readdress(&mut frame, dst);
+                }
+                out.publish_packet(0, self.copy.bytes(), meta.sig, meta.ctl, meta.tsorig)
+            }
+        };
+        match sent {
             Ok(_) => {
                 self.stats.verified += 1;
                 self.stats.bytes += hashed as u64;
