@@ -33,38 +33,20 @@
 use core::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::header::{GEN_OFF, LOCK_OFF, STEALS_OFF};
 use crate::name::{check_name, NameError, NAME_MAX};
+use crate::pid::pid_exists;
 use crate::region::Access;
-use crate::workspace::{pid_exists, Workspace, GEN_OFF, LOCK_OFF, STEALS_OFF};
+use crate::table::{Entry, USED};
+use crate::workspace::Workspace;
 
-/// Bytes per allocation table entry.
-pub const ENTRY_SZ: usize = 80;
+pub use crate::table::ENTRY_SZ;
+
 /// Every allocation is aligned to at least this (a cache line), so two
 /// allocations never share a line.
 pub const MIN_ALIGN: usize = 64;
 /// How long a writer waits for a lock held by a live process.
 pub const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
-
-const USED: u64 = 1;
-const NAME_WORDS: usize = NAME_MAX / 8;
-
-/// One allocation table entry; every field is atomic because readers in
-/// other processes read entries while the lock owner writes them.
-#[repr(C)]
-pub(crate) struct Entry {
-    /// Even when stable, odd while being written.
-    seq: AtomicU64,
-    gaddr: AtomicU64,
-    size: AtomicU64,
-    tag: AtomicU64,
-    /// Bit 0: in use. Bits 32..64: pid of the allocating process.
-    meta: AtomicU64,
-    /// NUL-padded name, all zero for an unnamed allocation.
-    name: [AtomicU64; NAME_WORDS],
-}
-
-const _: () = assert!(core::mem::size_of::<Entry>() == ENTRY_SZ);
-const _: () = assert!(core::mem::align_of::<Entry>() == 8);
 
 /// A live allocation, as read from the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,84 +144,6 @@ pub enum FreeError {
         /// Its pid.
         owner_pid: u32,
     },
-}
-
-struct Snapshot {
-    gaddr: u64,
-    size: u64,
-    tag: u64,
-    meta: u64,
-    name: [u8; NAME_MAX],
-}
-
-impl Entry {
-    /// A consistent copy, or `None` if the entry kept changing (or was left
-    /// half-written by a dead process and not yet rolled back).
-    fn read(&self) -> Option<Snapshot> {
-        for _ in 0..10_000 {
-            // SYNC: Acquire; pairs with the Release store that ended the
-            // last write, so the fields read below are at least that new.
-            let s1 = self.seq.load(Ordering::Acquire);
-            if s1 & 1 == 1 {
-                core::hint::spin_loop();
-                continue;
-            }
-            let mut snap = Snapshot {
-                gaddr: self.gaddr.load(Ordering::Relaxed),
-                size: self.size.load(Ordering::Relaxed),
-                tag: self.tag.load(Ordering::Relaxed),
-                meta: self.meta.load(Ordering::Relaxed),
-                name: [0; NAME_MAX],
-            };
-            for (i, w) in self.name.iter().enumerate() {
-                snap.name[i * 8..i * 8 + 8]
-                    .copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
-            }
-            // SYNC: Acquire fence; orders the field loads above before the
-            // re-check below, pairing with the writer's Release fence after
-            // it made seq odd.
-            fence(Ordering::Acquire);
-            if self.seq.load(Ordering::Relaxed) == s1 {
-                return Some(snap);
-            }
-        }
-        None
-    }
-
-    /// Rewrites the entry under the lock; readers see the old or the new
-    /// contents, never a mix.
-    fn write(&self, gaddr: u64, size: u64, tag: u64, meta: u64, name: &[u8; NAME_MAX]) {
-        let s = self.seq.load(Ordering::Relaxed);
-        self.seq.store(s | 1, Ordering::Relaxed);
-        // SYNC: Release fence; the odd seq is visible before any field
-        // change, pairing with the reader's Acquire fence.
-        fence(Ordering::Release);
-        self.gaddr.store(gaddr, Ordering::Relaxed);
-        self.size.store(size, Ordering::Relaxed);
-        self.tag.store(tag, Ordering::Relaxed);
-        for (i, w) in self.name.iter().enumerate() {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&name[i * 8..i * 8 + 8]);
-            w.store(u64::from_le_bytes(b), Ordering::Relaxed);
-        }
-        self.meta.store(meta, Ordering::Relaxed);
-        // SYNC: Release; the commit point. Pairs with the reader's Acquire
-        // load of seq and with the next lock owner's Acquire.
-        self.seq.store((s | 1) + 1, Ordering::Release);
-    }
-
-    /// Under the lock: does this entry carry the packed name `packed`?
-    fn name_is_locked(&self, packed: &[u8; NAME_MAX]) -> bool {
-        self.name
-            .iter()
-            .zip(packed.chunks_exact(8))
-            .all(|(w, b)| w.load(Ordering::Relaxed).to_le_bytes() == b)
-    }
-
-    /// Under the lock: is this slot free (not used, not mid-write)?
-    fn is_free_locked(&self) -> bool {
-        self.meta.load(Ordering::Relaxed) & USED == 0
-    }
 }
 
 /// Holds the allocator lock; releases it on drop (also on unwind).

@@ -33,14 +33,19 @@
 
 pub mod alloc;
 pub mod clock;
+mod header;
 pub mod hist;
 pub mod name;
 pub mod object;
 pub mod page;
+mod pid;
 pub mod region;
+mod sys;
+mod table;
 mod temp;
 pub mod wait;
 pub mod workspace;
+mod workspace_error;
 
 pub use alloc::{AllocError, AllocInfo, FreeError, Usage};
 pub use name::{check_name, NameError, NAME_MAX};

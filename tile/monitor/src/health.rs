@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use tilewire_tile::stem::metrics::{TileSnapshot, TileState};
 
+use crate::units::duration;
+
 /// A heartbeat older than this, from a tile that says it runs, means the
 /// tile is dead. Live tiles beat many times a millisecond.
 pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -89,11 +91,7 @@ pub fn classify(
     let age = now_ns.saturating_sub(m.heartbeat_ns);
     if m.heartbeat_ns != 0 && age > timeout.as_nanos() as u64 {
         return TileHealth::Dead {
-            why: format!(
-                "no heartbeat for {} (pid {})",
-                super::render::duration(age),
-                m.pid
-            ),
+            why: format!("no heartbeat for {} (pid {})", duration(age), m.pid),
         };
     }
     alive_as

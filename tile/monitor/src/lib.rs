@@ -86,6 +86,7 @@ mod rates;
 pub mod render;
 mod report;
 mod snapshot;
+mod units;
 
 pub use health::{
     classify, pid_alive, workspace_status, HealthCounts, TileHealth, WorkspaceStatus,

@@ -3,17 +3,19 @@
 
 use std::io;
 
-use super::{AttachMode, XdpAction};
+use super::action::XdpAction;
+use super::limits::PORTS_MAX;
+use super::mode::AttachMode;
 
 /// Why building, loading, attaching or test-running the XDP program failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BpfError {
     /// The filter names no port.
-    #[error("the XDP filter has no ports: give 1 to {max} UDP destination ports", max = super::PORTS_MAX)]
+    #[error("the XDP filter has no ports: give 1 to {max} UDP destination ports", max = PORTS_MAX)]
     NoPorts,
     /// The filter names more ports than the program compares.
-    #[error("the XDP filter has {count} ports; at most {max} are supported", max = super::PORTS_MAX)]
+    #[error("the XDP filter has {count} ports; at most {max} are supported", max = PORTS_MAX)]
     TooManyPorts {
         /// How many were given.
         count: usize,
@@ -184,4 +186,23 @@ pub enum BpfError {
         /// The value returned.
         retval: u32,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_messages_name_the_fix() {
+        let msg = BpfError::DrvModeUnsupported { ifindex: 3 }.to_string();
+        assert!(msg.contains("AttachMode::Skb"), "{msg}");
+        let msg = BpfError::Verifier {
+            errno: libc::EACCES,
+            log: "0: R1=ctx()\ninvalid access to packet\n\n".into(),
+        }
+        .to_string();
+        assert!(msg.contains("invalid access to packet"), "{msg}");
+        let msg = BpfError::NotPermitted { op: "loading" }.to_string();
+        assert!(msg.contains("root"), "{msg}");
+    }
 }

@@ -1,5 +1,5 @@
-//! [`XdpLink`]: the program attached to a device, and the errors of
-//! attaching, each naming its fix.
+//! [`XdpLink`]: the program attached to a device, and [`AttachedProgram`],
+//! what a device reports it runs.
 //!
 //! A BPF link is a file descriptor that holds the attachment: the kernel
 //! detaches the program when the last descriptor of the link closes. Every
@@ -9,11 +9,9 @@
 //! for a moment. [`XdpProgram::attach`](super::XdpProgram::attach) waits
 //! that out.
 
-use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use super::load::{attached_program, device_exists};
-use super::{AttachMode, BpfError};
+use super::mode::AttachMode;
 
 /// The program attached to a device through a BPF link. Dropping it closes
 /// the link, which detaches the program; so does the process's death.
@@ -54,36 +52,5 @@ impl XdpLink {
     /// The link's file descriptor, owned by `self`.
     pub fn link_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
-    }
-}
-
-/// Turns a failed `bpf_link_create` into the error that names its fix.
-pub(super) fn attach_error(ifindex: u32, mode: AttachMode, source: io::Error) -> BpfError {
-    match source.raw_os_error() {
-        Some(libc::EPERM | libc::EACCES) => BpfError::NotPermitted {
-            op: "attaching the XDP program",
-        },
-        Some(libc::ENODEV) => BpfError::NoSuchDevice { ifindex },
-        // The kernel answers EINVAL, not ENODEV, for an unknown ifindex.
-        Some(libc::EINVAL) if !device_exists(ifindex) => BpfError::NoSuchDevice { ifindex },
-        Some(libc::EOPNOTSUPP) if mode == AttachMode::Drv => {
-            BpfError::DrvModeUnsupported { ifindex }
-        }
-        Some(libc::EBUSY | libc::EEXIST) => {
-            let (prog_id, prog_name) = match attached_program(ifindex) {
-                Ok(Some(p)) => (p.id, p.name),
-                _ => (0, String::new()),
-            };
-            BpfError::AlreadyAttached {
-                ifindex,
-                prog_id,
-                prog_name,
-            }
-        }
-        _ => BpfError::Attach {
-            ifindex,
-            mode,
-            source,
-        },
     }
 }

@@ -19,16 +19,15 @@ use std::time::Duration;
 
 use libbpf_sys as sys_bpf;
 
-use super::link::attach_error;
+use super::action::XdpAction;
+use super::error::BpfError;
+use super::insn::Insn;
+use super::limits::{TEST_RUN_FRAME_MAX, TEST_RUN_FRAME_MIN};
+use super::link::{AttachedProgram, XdpLink};
+use super::mode::AttachMode;
 use super::prog::{generate, patch_map_fd};
-use super::{AttachMode, AttachedProgram, BpfError, FilterSpec, XdpAction, XdpLink};
+use super::spec::FilterSpec;
 
-/// Shortest frame `BPF_PROG_TEST_RUN` accepts for XDP: an Ethernet header
-/// (the kernel answers `EINVAL` below it).
-pub const TEST_RUN_FRAME_MIN: usize = 14;
-/// Longest frame accepted for a test run: a 4 KiB page less the XDP
-/// headroom (256) and the shared-info tail (320 on 64-bit hosts).
-pub const TEST_RUN_FRAME_MAX: usize = 4096 - 256 - 320;
 /// How many times [`XdpProgram::attach`] tries while the device is busy.
 const ATTACH_ATTEMPTS: u32 = 20;
 /// The pause between those tries: 20 of them wait 200 ms in all.
@@ -41,9 +40,8 @@ const PROG_NAME: &CStr = c"tilewire_xdp";
 const MAP_NAME: &CStr = c"tilewire_xsks";
 
 // `Insn` is handed to the kernel as `struct bpf_insn`.
-const _: () = assert!(size_of::<super::Insn>() == size_of::<sys_bpf::bpf_insn>());
-const _: () =
-    assert!(std::mem::align_of::<super::Insn>() == std::mem::align_of::<sys_bpf::bpf_insn>());
+const _: () = assert!(size_of::<Insn>() == size_of::<sys_bpf::bpf_insn>());
+const _: () = assert!(std::mem::align_of::<Insn>() == std::mem::align_of::<sys_bpf::bpf_insn>());
 
 /// Runs one libbpf call and turns a negative return into the `io::Error`
 /// of its errno, under either return convention (see the module docs).
@@ -327,7 +325,7 @@ impl XdpProgram {
 }
 
 /// Loads `insns` as an XDP program; on failure, fetches the verifier log.
-fn load_insns(insns: &[super::Insn]) -> Result<OwnedFd, BpfError> {
+fn load_insns(insns: &[Insn]) -> Result<OwnedFd, BpfError> {
     let mut log_size = LOG_SIZE;
     // First with log level 0 (libbpf itself retries with level 1 when a
     // buffer is given); then ourselves with level 1 if the log is still
@@ -399,8 +397,39 @@ fn prog_info(fd: RawFd) -> io::Result<sys_bpf::bpf_prog_info> {
     Ok(info)
 }
 
+/// Turns a failed `bpf_link_create` into the error that names its fix.
+fn attach_error(ifindex: u32, mode: AttachMode, source: io::Error) -> BpfError {
+    match source.raw_os_error() {
+        Some(libc::EPERM | libc::EACCES) => BpfError::NotPermitted {
+            op: "attaching the XDP program",
+        },
+        Some(libc::ENODEV) => BpfError::NoSuchDevice { ifindex },
+        // The kernel answers EINVAL, not ENODEV, for an unknown ifindex.
+        Some(libc::EINVAL) if !device_exists(ifindex) => BpfError::NoSuchDevice { ifindex },
+        Some(libc::EOPNOTSUPP) if mode == AttachMode::Drv => {
+            BpfError::DrvModeUnsupported { ifindex }
+        }
+        Some(libc::EBUSY | libc::EEXIST) => {
+            let (prog_id, prog_name) = match attached_program(ifindex) {
+                Ok(Some(p)) => (p.id, p.name),
+                _ => (0, String::new()),
+            };
+            BpfError::AlreadyAttached {
+                ifindex,
+                prog_id,
+                prog_name,
+            }
+        }
+        _ => BpfError::Attach {
+            ifindex,
+            mode,
+            source,
+        },
+    }
+}
+
 /// Whether device `ifindex` exists in the calling thread's namespace.
-pub(super) fn device_exists(ifindex: u32) -> bool {
+fn device_exists(ifindex: u32) -> bool {
     let mut name = [0 as c_char; libc::IF_NAMESIZE];
     // SAFETY: `name` is IF_NAMESIZE bytes, as if_indextoname requires.
     !unsafe { libc::if_indextoname(ifindex, name.as_mut_ptr()) }.is_null()
@@ -635,7 +664,7 @@ impl XskMap {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Insn, Reg, Size};
+    use super::super::{Reg, Size};
     use super::*;
 
     fn root() -> bool {

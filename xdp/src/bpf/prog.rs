@@ -19,15 +19,12 @@
 //! | R0, R4 | scratch                                              |
 
 use super::insn::{AluOp, Insn, JmpOp, Reg, Size};
-use super::FilterSpec;
+use super::limits::PROG_INSNS_MAX;
+use super::spec::FilterSpec;
 
 use AluOp::{Add, And, Lsh, Rsh};
 use JmpOp::{Jeq, Jgt, Jlt, Jne, Jset};
 use Reg::{R0, R1, R2, R3, R4, R5, R6, R7, R8};
-
-/// Upper bound on the length of any generated program, in instructions
-/// (the real one is about 60 plus one per port).
-pub const PROG_INSNS_MAX: usize = 128;
 
 /// Kernel helper `bpf_redirect_map` (`BPF_FUNC_redirect_map`).
 const HELPER_REDIRECT_MAP: i32 = 51;

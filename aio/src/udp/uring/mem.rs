@@ -8,7 +8,11 @@ use std::io;
 
 use io_uring::types;
 
-use super::{NAME_LEN, OUT_LEN};
+/// Bytes of `io_uring_recvmsg_out` at the start of a multishot buffer.
+pub(super) const OUT_LEN: usize = 16;
+/// Bytes reserved for the source address (a `sockaddr_in6`; a
+/// `sockaddr_in` is shorter).
+pub(super) const NAME_LEN: usize = size_of::<libc::sockaddr_in6>();
 
 pub(super) const fn round_up(n: usize, to: usize) -> usize {
     n.div_ceil(to) * to

@@ -10,13 +10,14 @@ use std::net::SocketAddr;
 
 use io_uring::{cqueue, opcode, types};
 
-use super::{Uring, BGID, NAME_LEN, OUT_LEN, TAG_FIXED, TAG_MULTISHOT};
+use super::mem::{NAME_LEN, OUT_LEN};
+use super::ring::{Ring, BGID, TAG_FIXED, TAG_MULTISHOT};
 use crate::udp::stats::UdpStats;
 use crate::udp::sys::decode;
 
 /// How receives are posted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum RxMode {
+enum RxMode {
     /// One multishot RecvMsg on the provided-buffer ring; `armed` while
     /// the kernel has it.
     Multishot { armed: bool, tail: u16 },
@@ -27,29 +28,74 @@ pub(super) enum RxMode {
 /// A received packet ready for the downstream: its buffer, where its
 /// payload starts, its length, and its source.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Ready {
-    pub buf: u16,
-    pub off: u16,
-    pub len: u32,
-    pub src: Option<SocketAddr>,
+struct Ready {
+    buf: u16,
+    off: u16,
+    len: u32,
+    src: Option<SocketAddr>,
 }
 
-impl Uring {
+/// The receive side: how receives are posted, the receive buffers, and
+/// the ring of packets received and not yet taken. The buffers live in
+/// the [`Ring`]'s mapping, which every method is handed.
+pub(super) struct Rx {
+    rx_mode: RxMode,
+    rx_buf_len: usize,
+    n_rx: usize,
+    /// Ring of packets received and not yet taken.
+    ready: Box<[Ready]>,
+    ready_head: usize,
+    ready_len: usize,
+}
+
+impl core::fmt::Debug for Rx {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Rx")
+            .field("rx_mode", &self.rx_mode)
+            .field("rx_bufs", &self.n_rx)
+            .finish()
+    }
+}
+
+impl Rx {
+    /// `n_rx` buffers of `rx_buf_len` payload bytes, in fixed mode until
+    /// [`register_buf_ring`](Self::register_buf_ring) succeeds; nothing
+    /// posted yet.
+    pub(super) fn new(n_rx: usize, rx_buf_len: usize) -> Rx {
+        Rx {
+            rx_mode: RxMode::Fixed,
+            rx_buf_len,
+            n_rx,
+            ready: vec![
+                Ready {
+                    buf: 0,
+                    off: 0,
+                    len: 0,
+                    src: None
+                };
+                n_rx
+            ]
+            .into_boxed_slice(),
+            ready_head: 0,
+            ready_len: 0,
+        }
+    }
+
     /// Registers the provided-buffer ring and fills it with every buffer.
-    pub(super) fn register_buf_ring(&mut self) -> io::Result<()> {
+    pub(super) fn register_buf_ring(&mut self, ring: &mut Ring) -> io::Result<()> {
         let n = u16::try_from(self.n_rx).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-        let addr = self.mem.at(self.lay.ring) as u64;
+        let addr = ring.mem.at(ring.lay.ring) as u64;
         // SAFETY: `n` entries of the ring live at `addr`, page aligned, in
         // `mem`, which outlives the ring (dropped after it).
         unsafe {
-            self.ring
+            ring.uring
                 .submitter()
                 .register_buf_ring_with_flags(addr, n, BGID, 0)?;
         }
         for b in 0..self.n_rx {
-            self.ring_put(b as u16, b as u16);
+            self.ring_put(ring, b as u16, b as u16);
         }
-        self.ring_publish(n);
+        Self::ring_publish(ring, n);
         self.rx_mode = RxMode::Multishot {
             armed: false,
             tail: n,
@@ -57,20 +103,25 @@ impl Uring {
         Ok(())
     }
 
-    pub(super) fn rx_buf(&self, b: u16) -> *mut u8 {
-        self.mem
-            .at(self.lay.rx_bufs + usize::from(b) * self.lay.rx_stride)
+    /// Whether receives go through the provided-buffer ring.
+    pub(super) fn multishot(&self) -> bool {
+        matches!(self.rx_mode, RxMode::Multishot { .. })
+    }
+
+    fn rx_buf(ring: &Ring, b: u16) -> *mut u8 {
+        ring.mem
+            .at(ring.lay.rx_bufs + usize::from(b) * ring.lay.rx_stride)
     }
 
     /// Writes buffer `b` into ring entry `pos` (not yet visible).
-    fn ring_put(&mut self, pos: u16, b: u16) {
+    fn ring_put(&self, ring: &mut Ring, pos: u16, b: u16) {
         let mask = self.n_rx - 1;
-        let entry = self
+        let entry = ring
             .mem
-            .at(self.lay.ring + (usize::from(pos) & mask) * size_of::<types::BufRingEntry>())
+            .at(ring.lay.ring + (usize::from(pos) & mask) * size_of::<types::BufRingEntry>())
             .cast::<types::BufRingEntry>();
         let len = (OUT_LEN + NAME_LEN + self.rx_buf_len) as u32;
-        let addr = self.rx_buf(b) as u64;
+        let addr = Self::rx_buf(ring, b) as u64;
         // SAFETY: entry `pos & mask` is one of the ring's entries in
         // `mem`, aligned (16-byte entries from a page boundary); the kernel
         // reads an entry only once the tail moved past it, which happens
@@ -84,8 +135,8 @@ impl Uring {
     }
 
     /// Makes the entries before `tail` visible to the kernel.
-    fn ring_publish(&mut self, tail: u16) {
-        let base = self.mem.at(self.lay.ring).cast::<types::BufRingEntry>();
+    fn ring_publish(ring: &mut Ring, tail: u16) {
+        let base = ring.mem.at(ring.lay.ring).cast::<types::BufRingEntry>();
         // SAFETY: the tail is the u16 at offset 14 of entry 0, which the
         // kernel reads with acquire semantics; a release store publishes
         // the entries written before it.
@@ -98,27 +149,27 @@ impl Uring {
 
     /// Buffer `b`'s message header (fixed mode; header 0 also serves the
     /// multishot receive).
-    fn rx_hdr(&self, b: u16) -> *mut libc::msghdr {
-        self.mem
-            .at(self.lay.rx_hdrs + usize::from(b) * size_of::<libc::msghdr>())
+    fn rx_hdr(ring: &Ring, b: u16) -> *mut libc::msghdr {
+        ring.mem
+            .at(ring.lay.rx_hdrs + usize::from(b) * size_of::<libc::msghdr>())
             .cast()
     }
 
     /// Buffer `b`'s source address (fixed mode).
-    fn rx_name(&self, b: u16) -> *mut libc::sockaddr_storage {
-        self.mem
-            .at(self.lay.rx_names + usize::from(b) * size_of::<libc::sockaddr_storage>())
+    fn rx_name(ring: &Ring, b: u16) -> *mut libc::sockaddr_storage {
+        ring.mem
+            .at(ring.lay.rx_names + usize::from(b) * size_of::<libc::sockaddr_storage>())
             .cast()
     }
 
     /// Posts a one-shot receive into buffer `b` (fixed mode).
-    pub(super) fn post_fixed(&mut self, b: u16) {
-        let hdr = self.rx_hdr(b);
-        let iov = self
+    pub(super) fn post_fixed(&self, ring: &mut Ring, b: u16) {
+        let hdr = Self::rx_hdr(ring, b);
+        let iov = ring
             .mem
-            .at(self.lay.rx_iovs + usize::from(b) * size_of::<libc::iovec>())
+            .at(ring.lay.rx_iovs + usize::from(b) * size_of::<libc::iovec>())
             .cast::<libc::iovec>();
-        let name = self.rx_name(b);
+        let name = Self::rx_name(ring, b);
         // SAFETY: buffer `b` and its header, iovec and name are ours (its
         // last receive completed and was taken, or it was never posted);
         // all lie in `mem` at aligned offsets. The kernel writes them from
@@ -126,7 +177,7 @@ impl Uring {
         // only after reaping it.
         unsafe {
             iov.write(libc::iovec {
-                iov_base: self.rx_buf(b).cast(),
+                iov_base: Self::rx_buf(ring, b).cast(),
                 iov_len: self.rx_buf_len,
             });
             let mut h: libc::msghdr = core::mem::zeroed();
@@ -139,10 +190,17 @@ impl Uring {
         let e = opcode::RecvMsg::new(types::Fixed(0), hdr)
             .build()
             .user_data(TAG_FIXED | u64::from(b));
-        self.push(&e);
+        ring.push(&e);
     }
 
-    pub(super) fn on_multishot(&mut self, res: i32, flags: u32, stats: &mut UdpStats) {
+    /// Takes the completion of the multishot receive.
+    pub(super) fn on_multishot(
+        &mut self,
+        ring: &mut Ring,
+        res: i32,
+        flags: u32,
+        stats: &mut UdpStats,
+    ) {
         if !cqueue::more(flags) {
             if let RxMode::Multishot { armed, .. } = &mut self.rx_mode {
                 *armed = false;
@@ -158,10 +216,10 @@ impl Uring {
         };
         if res < 0 {
             stats.rx_errors += 1;
-            self.give_back(b);
+            self.give_back(ring, b);
             return;
         }
-        let base = self.rx_buf(b);
+        let base = Self::rx_buf(ring, b);
         // SAFETY: the completion hands buffer `b` to us: the kernel wrote
         // its io_uring_recvmsg_out header (four u32) and the name area,
         // both inside the buffer, and will not touch it until it is back
@@ -175,7 +233,7 @@ impl Uring {
         };
         if mflags & libc::MSG_TRUNC as u32 != 0 || payloadlen as usize > self.rx_buf_len {
             stats.rx_truncated += 1;
-            self.give_back(b);
+            self.give_back(ring, b);
             return;
         }
         let src = decode(&name, namelen as libc::socklen_t);
@@ -190,15 +248,16 @@ impl Uring {
         );
     }
 
-    pub(super) fn on_fixed(&mut self, b: u16, res: i32, stats: &mut UdpStats) {
+    /// Takes the completion of buffer `b`'s one-shot receive.
+    pub(super) fn on_fixed(&mut self, ring: &mut Ring, b: u16, res: i32, stats: &mut UdpStats) {
         if res < 0 {
             if res != -libc::ECANCELED {
                 stats.rx_errors += 1;
-                self.post_fixed(b);
+                self.post_fixed(ring, b);
             }
             return;
         }
-        let (hdr, name) = (self.rx_hdr(b), self.rx_name(b));
+        let (hdr, name) = (Self::rx_hdr(ring, b), Self::rx_name(ring, b));
         // SAFETY: the completion of buffer `b`'s receive was reaped, so
         // the kernel is done writing its header and name.
         let (h, src) = unsafe {
@@ -207,7 +266,7 @@ impl Uring {
         };
         if h.msg_flags & libc::MSG_TRUNC != 0 {
             stats.rx_truncated += 1;
-            self.post_fixed(b);
+            self.post_fixed(ring, b);
             return;
         }
         self.push_ready(
@@ -232,60 +291,56 @@ impl Uring {
     }
 
     /// Packets received and not yet taken.
-    pub(crate) fn ready_len(&self) -> usize {
+    pub(super) fn ready_len(&self) -> usize {
         self.ready_len
     }
 
     /// The `j`-th packet not yet taken: payload and source.
-    pub(crate) fn ready(&self, j: usize) -> (&[u8], Option<SocketAddr>) {
+    pub(super) fn ready<'a>(&'a self, ring: &'a Ring, j: usize) -> (&'a [u8], Option<SocketAddr>) {
         assert!(j < self.ready_len);
         let r = self.ready[(self.ready_head + j) % self.n_rx];
-        let p = self.rx_buf(r.buf).wrapping_add(usize::from(r.off));
+        let p = Self::rx_buf(ring, r.buf).wrapping_add(usize::from(r.off));
         // SAFETY: buffer `r.buf` is ours until `consume` gives it back (the
         // kernel handed it over with the completion), and `len` bytes from
         // `off` lie inside it (`off + len <= OUT_LEN + NAME_LEN +
-        // rx_buf_len <= rx_stride`). The slice borrows `self`, so it cannot
-        // outlive that.
+        // rx_buf_len <= rx_stride`). The slice borrows `self` and `ring`
+        // (both fields of the engine), so it cannot outlive that.
         let bytes = unsafe { core::slice::from_raw_parts(p, r.len as usize) };
         (bytes, r.src)
     }
 
     /// Gives the first `k` ready packets' buffers back to the kernel.
-    pub(crate) fn consume(&mut self, k: usize) {
+    pub(super) fn consume(&mut self, ring: &mut Ring, k: usize) {
         assert!(k <= self.ready_len);
         for _ in 0..k {
             let b = self.ready[self.ready_head].buf;
             self.ready_head = (self.ready_head + 1) % self.n_rx;
             self.ready_len -= 1;
-            self.give_back(b);
+            self.give_back(ring, b);
         }
         if self.ready_len == 0 {
             self.ready_head = 0;
         }
     }
 
-    fn give_back(&mut self, b: u16) {
+    fn give_back(&mut self, ring: &mut Ring, b: u16) {
         match self.rx_mode {
             RxMode::Multishot { armed, tail } => {
-                self.ring_put(tail, b);
+                self.ring_put(ring, tail, b);
                 let tail = tail.wrapping_add(1);
-                self.ring_publish(tail);
+                Self::ring_publish(ring, tail);
                 self.rx_mode = RxMode::Multishot { armed, tail };
             }
-            RxMode::Fixed => self.post_fixed(b),
+            RxMode::Fixed => self.post_fixed(ring, b),
         }
     }
 
-    /// Receives: reaps what completed; if nothing is ready, arms the
-    /// multishot receive when it is not, and enters the kernel once to run
-    /// the completion work, then reaps again.
-    pub(crate) fn recv(&mut self, stats: &mut UdpStats) {
-        self.reap(stats);
-        if self.ready_len > 0 {
-            return;
-        }
+    /// Queues the multishot receive if the kernel does not hold it (it
+    /// ended when the ring ran dry, or was never armed); fixed receives
+    /// are always posted.
+    pub(super) fn arm(&mut self, ring: &mut Ring, stats: &mut UdpStats) {
         if let RxMode::Multishot { armed: false, tail } = self.rx_mode {
-            let hdr = self.rx_hdr(0);
+            let hdr = Self::rx_hdr(ring, 0);
             // SAFETY: header 0 is not used by multishot receives otherwise;
             // the kernel reads its name and control lengths at submission.
             unsafe {
@@ -296,10 +351,9 @@ impl Uring {
             let e = opcode::RecvMsgMulti::new(types::Fixed(0), hdr, BGID)
                 .build()
                 .user_data(TAG_MULTISHOT);
-            self.push(&e);
+            ring.push(&e);
             self.rx_mode = RxMode::Multishot { armed: true, tail };
             stats.rx_arms += 1;
         }
-        self.submit(stats, false);
     }
 }
