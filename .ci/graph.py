@@ -63,7 +63,10 @@ def module_of(mods, path):
 
 
 USE = re.compile(r"\buse\s+((?:crate|super|self)(?:::\w+)*(?:::\{[^;]*\})?)\s*(?:as\s+\w+\s*)?;", re.S)
-PATH = re.compile(r"(?<![\w:])((?:crate|super|self)(?:::\w+)+)")
+# A path in code, matched whole: never a head of a longer path or of a
+# `::{...}` list (a use line's, read whole by USE), which would make a false
+# edge to the module the head names.
+PATH = re.compile(r"(?<![\w:])((?:crate|super|self)(?:::\w+)+)(?!\w|::[\w{])")
 PUB_USE = re.compile(r"\bpub(?:\([^)]*\))?\s+use\s+([^;]*);", re.S)
 
 

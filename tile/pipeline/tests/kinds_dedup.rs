@@ -13,17 +13,15 @@
 mod common;
 mod kinds_support;
 
-use core::sync::atomic::AtomicU8;
 use std::collections::HashSet;
 
 use common::TestWs;
 use kinds_support::*;
 use proptest::prelude::*;
 use tilewire_pipeline::kinds::dedup::{packet_tag, Dedup};
-use tilewire_tile::link::frag::FragMeta;
 use tilewire_tile::link::fseq::DIAG_OVRNR_CNT;
 use tilewire_tile::link::{Producer, Reliability::*};
-use tilewire_tile::stem::{Outputs, Stem, Tile};
+use tilewire_tile::stem::{Filter, Frag as TileFrag, Outputs, Reading, Stem, Tile};
 
 /// Room for the largest fixture frame (a 1232-byte transaction).
 const MTU: usize = 2048;
@@ -83,8 +81,14 @@ fn dedup_drops_exactly_the_duplicates_and_keeps_the_rest_in_order() {
     let (got, [unique, dups, not_udp, bad]) = run_dedup(frags.clone(), want.len());
     assert_eq!(got.len(), want.len(), "nothing beyond the first sights");
     for (g, w) in got.iter().zip(&want) {
-        assert_eq!(g.bytes, w.packet, "the packet, from its origin");
-        assert_eq!(g.meta.origin(), 0);
+        // Passed on unchanged, by chunk: the same bytes behind the same
+        // origin.
+        assert_eq!(
+            g.meta.packet(&g.bytes),
+            w.packet,
+            "the packet, from its origin"
+        );
+        assert_eq!(usize::from(g.meta.origin()), w.prefix);
         assert!(g.meta.som() && g.meta.eom() && !g.meta.err());
         assert_eq!((g.meta.sig, g.meta.tsorig), (w.sig, w.tsorig));
     }
@@ -196,7 +200,9 @@ fn dedup_counts_bad_frags_and_carries_on() {
 
 /// A dedup tile whose input is overwritten while it reads frag
 /// `tear_seq`: the wrapper publishes `junk` into the input (an unreliable
-/// link, so nothing holds the producer back) from inside `during_frag`.
+/// link, so nothing holds the producer back) once the run loop read the
+/// frag's metadata and before it reads the payload and re-checks the line
+/// (from inside `before_frag`).
 struct Tearing<'w> {
     inner: Dedup<'w>,
     input: Producer<'w>,
@@ -211,18 +217,21 @@ impl Tile for Tearing<'_> {
     fn counters(&self) -> &'static [&'static str] {
         self.inner.counters()
     }
-    fn during_frag(&mut self, input: usize, meta: &FragMeta, payload: &[AtomicU8]) {
-        self.inner.during_frag(input, meta, payload);
-        if meta.seq == self.tear_seq {
+    fn before_frag(&mut self, input: usize, seq: u64, sig: u64) -> Filter {
+        if seq == self.tear_seq {
             for (i, j) in self.junk.drain(..).enumerate() {
                 self.input
                     .publish(j.as_slice(), 100 + i as u64, 3, 0)
                     .unwrap();
             }
         }
+        self.inner.before_frag(input, seq, sig)
     }
-    fn after_frag(&mut self, input: usize, meta: &FragMeta, out: &mut Outputs<'_, '_>) {
-        self.inner.after_frag(input, meta, out);
+    fn reading(&self) -> Reading {
+        self.inner.reading()
+    }
+    fn on_frag(&mut self, input: usize, frag: &TileFrag<'_>, out: &mut Outputs<'_, '_>) {
+        self.inner.on_frag(input, frag, out);
     }
     fn metrics_write(&mut self, counters: &mut [u64]) {
         self.inner.metrics_write(counters);

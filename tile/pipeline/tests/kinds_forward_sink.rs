@@ -2,7 +2,7 @@
 //!
 //! - a forward tile merges two inputs, fed at once from the test thread,
 //!   into one output with nothing lost or changed: each input's frags in
-//!   their order, packets from their origin, signature and `tsorig` kept;
+//!   their order, unchanged (origin, signature and `tsorig` kept);
 //! - a sink behind it counts exactly what was sent, and its checksum is the
 //!   sum of `packet_checksum` over the sent packets;
 //! - a sink fed odd frags (empty, origin beyond the frag) counts them as
@@ -86,8 +86,12 @@ fn forward_merges_two_inputs_and_sink_counts_exactly_what_was_sent() {
         assert_eq!(got.len(), frags.len(), "input {input}");
         for (g, f) in got.iter().zip(frags.iter()) {
             assert_eq!(g.meta.sig, f.sig, "input {input} in order");
-            assert_eq!(g.bytes, f.packet);
-            assert_eq!((g.meta.origin(), g.meta.tsorig), (0, f.tsorig));
+            // Passed on as it came: the same bytes behind the same origin.
+            assert_eq!(g.meta.packet(&g.bytes), &f.packet[..]);
+            assert_eq!(
+                (usize::from(g.meta.origin()), g.meta.tsorig),
+                (f.prefix, f.tsorig)
+            );
         }
     }
     assert_eq!(counter(mf, "forwarded"), 2 * n);

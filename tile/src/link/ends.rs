@@ -4,6 +4,7 @@
 use crate::link::consumer::Consumer;
 use crate::link::error::LinkError;
 use crate::link::handle::Link;
+use crate::link::ledger::forward_sources;
 use crate::link::producer::Producer;
 
 impl<'w> Link<'w> {
@@ -13,7 +14,11 @@ impl<'w> Link<'w> {
         Producer::new(self)
     }
 
-    /// Consumer `index`.
+    /// Consumer `index`. It reads frags whose payload lies in this link's
+    /// dcache or in that of any other link of the workspace: a tile
+    /// upstream may have forwarded them onto this link by chunk, without a
+    /// copy (see [`crate::link::ledger`]); a frag pointing anywhere else is
+    /// counted as bad and skipped unread.
     ///
     /// # Errors
     /// [`LinkError::NoSuchConsumer`].
@@ -24,6 +29,10 @@ impl<'w> Link<'w> {
             index,
             count: fseqs.len(),
         })?;
-        Ok(Consumer::new(*self.mcache(), *self.dcache(), fseq))
+        let mut c = Consumer::new(*self.mcache(), *self.dcache(), fseq);
+        for d in forward_sources(self.workspace()) {
+            c.accept_chunks_of(d);
+        }
+        Ok(c)
     }
 }

@@ -44,6 +44,9 @@ fn part(name: &str, what: &str) -> String {
 /// A joined link.
 #[derive(Debug, Clone)]
 pub struct Link<'w> {
+    /// The workspace it lives in: its consumers accept chunks of every
+    /// link dcache there (frags forwarded onto it by chunk).
+    ws: &'w Workspace,
     name: String,
     mcache: MCacheHandle<'w>,
     dcache: DCacheHandle<'w>,
@@ -197,6 +200,7 @@ impl<'w> Link<'w> {
             return Err(LinkError::NotFound(part(name, "fs0")));
         }
         Ok(Link {
+            ws,
             name: name.into(),
             mcache,
             dcache,
@@ -253,5 +257,9 @@ impl<'w> Link<'w> {
     /// The consumers' fseqs.
     pub fn fseqs(&self) -> &[FseqHandle<'w>] {
         &self.fseqs
+    }
+    /// The workspace the link lives in.
+    pub fn workspace(&self) -> &'w Workspace {
+        self.ws
     }
 }

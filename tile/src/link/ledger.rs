@@ -71,12 +71,20 @@ impl Ledger {
     /// An empty ledger for an output of `depth` frags: no more than that
     /// many forwarded frags can be unread by a reliable reader.
     pub fn new(depth: u64) -> Ledger {
-        let cap = usize::try_from(depth).unwrap_or(usize::MAX).clamp(1, 1 << 24) + 1;
+        let cap = usize::try_from(depth)
+            .unwrap_or(usize::MAX)
+            .clamp(1, 1 << 24)
+            + 1;
         Ledger {
             entries: vec![(0, 0); cap].into_boxed_slice(),
             head: 0,
             len: 0,
         }
+    }
+
+    /// The most frags it holds entries for (the depth it was made for).
+    pub fn capacity(&self) -> u64 {
+        self.entries.len() as u64 - 1
     }
 
     /// Entries not yet retired.

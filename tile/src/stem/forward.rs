@@ -19,12 +19,9 @@
 //! safe). Otherwise the payload is copied once, straight into the output's
 //! dcache. [`Stem::forwarded`](crate::stem::Stem::forwarded) counts both.
 
-use tilewire_shmem::clock::mono_ts;
-
 use crate::link::frag::{seq_diff, FragMeta};
 use crate::link::ledger::Ledger;
-use crate::link::{Backpressure, Consumer, Producer};
-use crate::stem::{Outputs, PublishError};
+use crate::link::{Consumer, Producer};
 
 /// How a tile reads its frags' payloads (see [`Tile::reading`]).
 ///
@@ -245,7 +242,10 @@ impl Forwarding {
             *h = None;
         }
         for (o, row) in self.ledgers.iter_mut().enumerate() {
-            if row.iter().all(|l| l.as_ref().map_or(true, Ledger::is_empty)) {
+            if row
+                .iter()
+                .all(|l| l.as_ref().map_or(true, Ledger::is_empty))
+            {
                 continue;
             }
             let progress = outputs[o].reliable_progress();
@@ -266,49 +266,21 @@ impl Forwarding {
         }
     }
 
+    /// Lets input `i`'s progress go: its producer halted, so nothing can
+    /// reuse the chunks forwarded from it (a drained input at a stop). Its
+    /// ledgers are emptied; the next refresh hands the consumer no hold.
+    pub(crate) fn release(&mut self, i: usize) {
+        for row in &mut self.ledgers {
+            if let Some(Some(l)) = row.get_mut(i) {
+                *l = Ledger::new(l.capacity());
+            }
+        }
+        self.holds[i] = None;
+    }
+
     /// Hands input `i`'s hold to its consumer.
     #[inline]
     pub(crate) fn apply(&self, i: usize, input: &mut Consumer<'_>) {
         input.limit_progress(self.holds[i]);
-    }
-}
-
-impl Outputs<'_, '_> {
-    /// Passes `frag` on on output `o` unchanged: the same payload (origin
-    /// included), signature, control word and `tsorig`, a new `tspub`.
-    /// By chunk, copying nothing, when the frag was read in place and
-    /// every consumer of the output is reliable; otherwise by one copy
-    /// straight into the output's dcache (see the [module docs](self)).
-    ///
-    /// # Errors
-    /// As [`Outputs::publish`]: [`PublishError::TooLong`] if the payload is
-    /// longer than the output's mtu, [`PublishError::Backpressure`] only if
-    /// the tile publishes more than its burst for one input frag. Nothing
-    /// is published then.
-    ///
-    /// # Panics
-    /// If there is no output `o`.
-    #[inline]
-    pub fn forward(&mut self, o: usize, frag: &Frag<'_>) -> Result<u64, PublishError> {
-        let m = frag.meta;
-        let p = &mut self.producers[o];
-        let mtu = p.mtu();
-        let len = usize::from(m.sz);
-        if len > mtu {
-            return Err(PublishError::TooLong { len, mtu });
-        }
-        let fwd = &mut *self.fwd;
-        if frag.place == Place::InPlace && fwd.by_chunk(o, frag.input) {
-            let seq = p
-                .publish_chunk(m.chunk, len, m.sig, m.ctl, m.tsorig, mono_ts())
-                .map_err(|Backpressure| PublishError::Backpressure)?;
-            fwd.note(o, frag.input, seq, m.seq);
-            return Ok(seq);
-        }
-        let seq = p
-            .publish(frag.bytes, m.sig, m.ctl, m.tsorig)
-            .map_err(|Backpressure| PublishError::Backpressure)?;
-        fwd.counts.copied += 1;
-        Ok(seq)
     }
 }

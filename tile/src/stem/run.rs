@@ -328,6 +328,14 @@ impl<'w, T: Tile> Stem<'w, T> {
     #[inline(never)]
     fn halt(&mut self, drained: u64) -> RunEnd {
         self.end_backpressure();
+        // A drained input's producer halted before the drain was asked
+        // (see the module docs), so nothing will reuse the chunks this
+        // tile forwarded from it: its progress may say exactly what the
+        // tile read, whether or not the outputs' readers passed them yet.
+        for i in (0..self.inputs.len()).filter(|i| drained & (1 << i) != 0) {
+            self.fwd.release(i);
+            self.fwd.apply(i, &mut self.inputs[i]);
+        }
         self.housekeeping();
         let unread = (0..self.inputs.len())
             .filter(|i| drained & (1 << i) != 0)
@@ -378,9 +386,7 @@ impl<'w, T: Tile> Stem<'w, T> {
             // the hold gives back once the outputs' readers move on, and
             // would not wake it.
             Polled::Empty(i)
-                if !self.tile.external_input()
-                    && self.inputs.len() == 1
-                    && !self.fwd.holding() =>
+                if !self.tile.external_input() && self.inputs.len() == 1 && !self.fwd.holding() =>
             {
                 let seq = self.inputs[i].seq();
                 self.input_mcaches[i].park(seq, PARK_MAX);

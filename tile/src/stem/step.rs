@@ -11,11 +11,10 @@ use crate::link::consumer::{Consumer, Next};
 use crate::link::mcache::MCacheHandle;
 use crate::link::producer::Producer;
 use crate::link::Link;
-use crate::link::ledger::forward_sources;
 use crate::stem::config::{IdlePolicy, Share, ShareBy, StemConfig};
 use crate::stem::copy::FragCopy;
-use crate::stem::forward::{settled, Forwarded, Forwarding, Frag, Place, Reading};
 use crate::stem::error::TileError;
+use crate::stem::forward::{settled, Forwarded, Forwarding, Frag, Place, Reading};
 use crate::stem::metrics::{TileLayout, TileMetrics, TileMetricsHandle, COUNTERS_MAX};
 use crate::stem::parts::{get_or_make, latency_name, metrics_name, TILE_NAME_MAX};
 use crate::stem::tile::{Filter, Outputs, Tile};
@@ -153,7 +152,7 @@ impl<'w, T: Tile> Stem<'w, T> {
             tile: name.into(),
             what,
         })?;
-        let mut consumers = inputs
+        let consumers = inputs
             .iter()
             .map(|(l, i)| l.consumer(*i))
             .collect::<Result<Vec<_>, _>>()
@@ -161,17 +160,8 @@ impl<'w, T: Tile> Stem<'w, T> {
                 tile: name.into(),
                 source,
             })?;
-        // A frag on an input may have been forwarded onto it by chunk from
-        // any link upstream: accept the chunks of every link's dcache.
-        if !consumers.is_empty() {
-            let sources = forward_sources(ws);
-            for c in &mut consumers {
-                for d in &sources {
-                    c.accept_chunks_of(*d);
-                }
-            }
-        }
         let producers: Vec<Producer<'w>> = outputs.iter().map(|l| l.producer()).collect();
+        let mut consumers = consumers;
         let fwd = Forwarding::new(&consumers, &producers);
         for (i, c) in consumers.iter_mut().enumerate() {
             fwd.apply(i, c);

@@ -6,7 +6,8 @@ use core::sync::atomic::AtomicU8;
 
 use crate::link::frag::{FragMeta, CTL_ERR, CTL_PKT};
 use crate::link::producer::{Backpressure, Producer};
-use crate::stem::forward::{Forwarding, Frag, Reading};
+use crate::stem::forward::{Forwarding, Frag, Place, Reading};
+use tilewire_shmem::clock::mono_ts;
 
 /// What [`Tile::before_frag`] decides about a frag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +101,46 @@ impl<'w> Outputs<'_, 'w> {
         tsorig: u32,
     ) -> Result<u64, PublishError> {
         self.publish(i, packet, sig, CTL_PKT | (ctl & CTL_ERR), tsorig)
+    }
+}
+
+impl Outputs<'_, '_> {
+    /// Passes `frag` on on output `o` unchanged: the same payload (origin
+    /// included), signature, control word and `tsorig`, a new `tspub`.
+    /// By chunk, copying nothing, when the frag was read in place and
+    /// every consumer of the output is reliable; otherwise by one copy
+    /// straight into the output's dcache (see [`forward`](super::forward)).
+    ///
+    /// # Errors
+    /// As [`Outputs::publish`]: [`PublishError::TooLong`] if the payload is
+    /// longer than the output's mtu, [`PublishError::Backpressure`] only if
+    /// the tile publishes more than its burst for one input frag. Nothing
+    /// is published then.
+    ///
+    /// # Panics
+    /// If there is no output `o`.
+    #[inline]
+    pub fn forward(&mut self, o: usize, frag: &Frag<'_>) -> Result<u64, PublishError> {
+        let m = frag.meta;
+        let p = &mut self.producers[o];
+        let mtu = p.mtu();
+        let len = usize::from(m.sz);
+        if len > mtu {
+            return Err(PublishError::TooLong { len, mtu });
+        }
+        let fwd = &mut *self.fwd;
+        if frag.place == Place::InPlace && fwd.by_chunk(o, frag.input) {
+            let seq = p
+                .publish_chunk(m.chunk, len, m.sig, m.ctl, m.tsorig, mono_ts())
+                .map_err(|Backpressure| PublishError::Backpressure)?;
+            fwd.note(o, frag.input, seq, m.seq);
+            return Ok(seq);
+        }
+        let seq = p
+            .publish(frag.bytes, m.sig, m.ctl, m.tsorig)
+            .map_err(|Backpressure| PublishError::Backpressure)?;
+        fwd.counts.copied += 1;
+        Ok(seq)
     }
 }
 

@@ -55,7 +55,6 @@
 //! after it entered the cache and counted in [`Dedup::too_long`] (not in
 //! `unique`). The tile never panics on what a frag holds.
 
-
 use serde::{Deserialize, Deserializer};
 use tilewire_aio::frame::UdpFrame;
 use xxhash_rust::xxh3::xxh3_64;
