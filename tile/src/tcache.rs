@@ -13,16 +13,40 @@
 //! Two structures over the same tags, both arrays of 64-bit words after a
 //! two-line header (static fields, then live cursor, fill and counters):
 //!
-//! - a *ring* of `depth` slots in insertion order with a cursor at the
-//!   oldest; a new tag overwrites the slot under the cursor (evicting what
-//!   was there) and advances it;
+//! - a *ring* of `depth` entries in insertion order with a cursor at the
+//!   oldest; an entry is a tag and the map slot it was put in. A new tag
+//!   overwrites the entry under the cursor (evicting what was there) and
+//!   advances it;
 //! - an open-addressed *map* of `map_cnt` slots (a power of two, more than
-//!   `depth`), probed linearly from a slot picked by Fibonacci hashing
-//!   (multiply by 2^64/φ, keep the high bits) so that even sequential tags
-//!   spread. An evicted tag leaves the map by *backward shift*: later members
-//!   of its probe run move back into the hole, so there are no tombstones
-//!   and runs do not grow with age. The map holds at most `depth < map_cnt`
-//!   tags, so an empty slot always ends a probe.
+//!   `depth`) in *buckets* of eight, one cache line each. A tag's home
+//!   bucket is picked by Fibonacci hashing (multiply by 2^64/φ, keep the
+//!   high bits), so that even sequential tags spread; it lives in the
+//!   first bucket from its home on that has room (linear probing by
+//!   buckets). A lookup compares a whole bucket without a branch per slot
+//!   and goes on to the next bucket only past a full one: at the loads
+//!   [`Tcache::default_map_cnt`] gives, one cache line.
+//!
+//! An eviction finds the oldest tag at the slot its ring entry names
+//! (checked: a tag that moved since is probed for instead) and empties it.
+//! If that bucket was full, tags further on may have passed it; a
+//! *backward shift* moves such a tag back into the hole and repeats for the
+//! hole it leaves, up to a bucket that was not full. So there are no
+//! tombstones and runs do not grow with age. The map holds at most
+//! `depth + 1 <= map_cnt` tags (the new one goes in before the oldest
+//! leaves, except in a map with no slot to spare), so a bucket with room
+//! always ends a probe.
+//!
+//! # Speed
+//!
+//! An insert costs one lookup, a ring entry read in order, and (once the
+//! cache is full) a store into the evicted tag's slot. Every insert also
+//! touches the map line of the tag it will evict some inserts later, so
+//! that line is in cache when its turn comes; [`TcacheHandle::insert_batch`]
+//! does the same for the lookups of a burst of tags (and
+//! [`TcacheHandle::prefetch`] lets a caller do it itself), so at depths
+//! whose map is out of cache the misses overlap instead of queueing.
+//! `cargo run --release -p tilewire-tile --example tcache_speed` measures it
+//! against `std`'s and hashbrown's sets with a `VecDeque` for the order.
 //!
 //! # The null tag
 //!
@@ -34,17 +58,20 @@
 //!
 //! # Who may touch it
 //!
-//! One writer (the dedup tile) joins with [`Tcache::join`]; it caches the
-//! cursor and fill in its handle and writes them through, so a later writer
-//! resumes where it stopped. A monitor joins with [`Tcache::join_reader`]
-//! (read-only mappings welcome) and reads counters only: a backward shift in
-//! progress would make a concurrent lookup miss. With one writer every
-//! access can be, and is, Relaxed: nothing is published through the ring or
-//! map, and counters are independent statistics, bumped with a load and a
-//! store. Nothing enforces "one writer"; two would corrupt the contents,
-//! never memory safety: every index is masked or bounded and every probe
-//! stops after `map_cnt` steps, so scribbled-over memory gives wrong
-//! answers, never a hang, a panic or an access outside the object.
+//! One writer (the dedup tile) joins with [`Tcache::join`]; it keeps the
+//! cursor, fill and counters in its handle and writes each through with a
+//! plain store when it changes (never a load back, never a
+//! read-modify-write), so a later writer resumes where it stopped and a
+//! monitor sees current counters. A monitor joins with
+//! [`Tcache::join_reader`] (read-only mappings welcome) and reads counters
+//! only: a backward shift in progress would make a concurrent lookup miss.
+//! With one writer every access can be, and is, Relaxed: nothing is
+//! published through the ring or map, and counters are independent
+//! statistics. Nothing enforces "one writer"; two would corrupt the
+//! contents, never memory safety: every index is masked or bounded, a ring
+//! entry's slot is checked before use, and every probe or shift stops after
+//! visiting each bucket once, so scribbled-over memory gives wrong answers,
+//! never a hang, a panic or an access outside the object.
 
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -52,8 +79,12 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use tilewire_shmem::object::{check_join, check_new, magic, publish_magic, retire_magic};
 use tilewire_shmem::{DeleteError, JoinError, NewError, Region, ShmObject};
 
+use map::{Map, Probe, BUCKET, NULL_TAG};
+
+mod map;
+
 const KIND: &str = "tcache";
-const TCACHE_MAGIC: u64 = magic(b"tw.tcch", 1);
+const TCACHE_MAGIC: u64 = magic(b"tw.tcch", 2);
 const TCACHE_ALIGN: usize = 64;
 /// Header bytes: line 0 static fields, line 1 live fields.
 const HDR_BYTES: usize = 128;
@@ -66,8 +97,12 @@ const W_FILL: usize = 9;
 const W_INSERTS: usize = 10;
 const W_DUPS: usize = 11;
 const W_EVICTIONS: usize = 12;
-/// 2^64 / φ, odd: Fibonacci hashing.
-const FIB: u64 = 0x9e37_79b9_7f4a_7c15;
+/// How many ring slots ahead of the cursor an insert touches the map line
+/// of the tag it will evict then.
+const EVICT_AHEAD: usize = 32;
+/// How many tags ahead [`TcacheHandle::insert_batch`] touches a tag's map
+/// line.
+const BATCH_AHEAD: usize = 8;
 
 /// Parameters of a [`Tcache`], for [`ShmObject::footprint`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -82,7 +117,8 @@ pub struct TcacheParams {
 /// The counters a tcache keeps, as read at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct TcacheCounters {
-    /// Calls to [`TcacheHandle::insert`].
+    /// Tags inserted, by [`TcacheHandle::insert`] or
+    /// [`TcacheHandle::insert_batch`].
     pub inserts: u64,
     /// Inserts that found the tag already present.
     pub dups: u64,
@@ -113,11 +149,14 @@ fn check_params(depth: usize, map_cnt: usize) -> Result<usize, &'static str> {
         .ok_or("footprint overflows")
 }
 
+/// Words per ring entry: the tag, and the map slot it was put in.
+const RING_ENTRY: usize = 2;
+
 /// Where the map starts: after the header and the ring, on a cache line.
 fn map_offset(depth: usize) -> Option<usize> {
     HDR_BYTES.checked_add(
         depth
-            .checked_mul(8)?
+            .checked_mul(8 * RING_ENTRY)?
             .checked_next_multiple_of(TCACHE_ALIGN)?,
     )
 }
@@ -130,7 +169,7 @@ type Words<'a> = (&'a [AtomicU64], &'a [AtomicU64], &'a [AtomicU64]);
 fn words<'a>(mem: &Region<'a>, depth: usize, map_cnt: usize) -> Option<Words<'a>> {
     Some((
         mem.atomic_u64s(0, HDR_WORDS)?,
-        mem.atomic_u64s(HDR_BYTES, depth)?,
+        mem.atomic_u64s(HDR_BYTES, depth.checked_mul(RING_ENTRY)?)?,
         mem.atomic_u64s(map_offset(depth)?, map_cnt)?,
     ))
 }
@@ -141,7 +180,10 @@ impl Tcache {
     /// Required alignment of the object's memory (one cache line).
     pub const ALIGN: usize = TCACHE_ALIGN;
     /// The reserved empty tag; [`Tcache::canonical_tag`] maps it to 1.
-    pub const NULL_TAG: u64 = 0;
+    pub const NULL_TAG: u64 = NULL_TAG;
+    /// The largest map [`Tcache::default_map_cnt`] sizes at a load of 1/4:
+    /// 2^17 slots, 1 MiB, what a core's L2 cache holds on current servers.
+    pub const SMALL_MAP_SLOTS: usize = 1 << 17;
 
     /// The tag the cache stores for `tag`: `tag` itself, except 0 (the
     /// empty marker), which becomes 1. Every method applies this, so
@@ -151,19 +193,28 @@ impl Tcache {
         tag | (tag == Self::NULL_TAG) as u64
     }
 
-    /// The default map size for `depth`: `2 * depth` rounded up to a power
-    /// of two, a load factor of at most 1/2 (about 1.5 probes per hit, 2.5
-    /// per miss with linear probing). `None` if `depth` is 0 or overflows.
+    /// The default map size for `depth`: `4 * depth` rounded up to a power
+    /// of two (a load factor of at most 1/4: a bucket is rarely full, so a
+    /// lookup reads one cache line and an eviction shifts nothing) while
+    /// that is at most [`Tcache::SMALL_MAP_SLOTS`]; above, `2 * depth`
+    /// rounded up (a load of at most 1/2), where the map is out of a core's
+    /// cache anyway and its size costs more than the rare longer probe.
+    /// `None` if `depth` is 0 or overflows.
     pub fn default_map_cnt(depth: usize) -> Option<usize> {
         if depth == 0 {
             return None;
         }
-        depth.checked_mul(2)?.checked_next_power_of_two()
+        let roomy = depth
+            .checked_mul(4)
+            .and_then(usize::checked_next_power_of_two)
+            .filter(|&n| n <= Self::SMALL_MAP_SLOTS);
+        roomy.or_else(|| depth.checked_mul(2)?.checked_next_power_of_two())
     }
 
     /// Bytes needed for a tcache of `depth` tags and `map_cnt` map slots (a
-    /// multiple of [`Tcache::ALIGN`]): a 128-byte header, the ring padded
-    /// to a cache line, then the map.
+    /// multiple of [`Tcache::ALIGN`]): a 128-byte header, the ring (16
+    /// bytes an entry) padded to a cache line, then the map (8 bytes a
+    /// slot).
     ///
     /// `None` if `depth` is 0, `map_cnt` is not a power of two or not
     /// greater than `depth`, or the size overflows.
@@ -237,7 +288,7 @@ impl Tcache {
     /// a panic or an access outside `mem`.
     pub fn join(mem: Region<'_>) -> Result<TcacheHandle<'_>, JoinError> {
         let (hdr, ring, map) = Self::open(&mem)?;
-        let depth = ring.len();
+        let depth = ring.len() / RING_ENTRY;
         let bad = |what| JoinError::BadParams { kind: KIND, what };
         if !mem.is_writable() {
             return Err(bad("read-only memory: the writer needs a writable mapping"));
@@ -249,15 +300,17 @@ impl Tcache {
         if fill > depth {
             return Err(bad("fill is greater than depth"));
         }
+        let counters = load_counters(&hdr[W_INSERTS..=W_EVICTIONS]);
         Ok(TcacheHandle {
             mem,
             hdr,
             ring,
-            map,
-            mask: map.len() - 1,
-            hash_shift: 64 - map.len().trailing_zeros(),
+            map: Map::new(map),
+            depth,
+            tight: map.len() <= depth + 1,
             cursor,
             fill,
+            counters,
         })
     }
 
@@ -271,7 +324,7 @@ impl Tcache {
         let (hdr, ring, _) = Self::open(&mem)?;
         Ok(TcacheReader {
             mem,
-            depth: ring.len(),
+            depth: ring.len() / RING_ENTRY,
             counters: &hdr[W_INSERTS..=W_EVICTIONS],
         })
     }
@@ -323,7 +376,7 @@ fn load_usize(word: &AtomicU64) -> usize {
 /// Reads the counters: statistics, so Relaxed.
 fn load_counters(words: &[AtomicU64]) -> TcacheCounters {
     // SYNC: Relaxed; counters are independent monotonic statistics that
-    // publish nothing, stored Relaxed by the single writer (`bump`).
+    // publish nothing, stored Relaxed by the single writer (`store_counter`).
     let load = |i: usize| words[i].load(Ordering::Relaxed);
     TcacheCounters {
         inserts: load(0),
@@ -332,42 +385,35 @@ fn load_counters(words: &[AtomicU64]) -> TcacheCounters {
     }
 }
 
-/// Adds one to a counter that only the single writer stores.
+/// Stores a counter the handle keeps: only the single writer stores
+/// counters, so it stores the value it holds and never loads.
 #[inline]
-fn bump(word: &AtomicU64) {
-    // SYNC: Relaxed load and store, not a read-modify-write: only the single
-    // writer stores counters; readers' Relaxed loads (`load_counters`) see
-    // some recent value, which is all a statistic needs.
-    word.store(
-        word.load(Ordering::Relaxed).wrapping_add(1),
-        Ordering::Relaxed,
-    );
-}
-
-/// Where a probe for a tag ended.
-enum Probe {
-    /// In this map slot.
-    Found(usize),
-    /// Absent; this empty slot ends its probe run.
-    Vacant(usize),
-    /// Absent, and no slot is empty: someone scribbled over the map.
-    Full,
+fn store_counter(word: &AtomicU64, value: u64) {
+    // SYNC: Relaxed store, no read-modify-write: only the single writer
+    // stores counters; readers' Relaxed loads (`load_counters`) see some
+    // recent value, which is all a statistic needs.
+    word.store(value, Ordering::Relaxed);
 }
 
 /// The writer's handle on a [`Tcache`]: inserts, lookups, reset.
 pub struct TcacheHandle<'a> {
     mem: Region<'a>,
     hdr: &'a [AtomicU64],
+    /// `depth` entries of [`RING_ENTRY`] words: a tag and its map slot.
     ring: &'a [AtomicU64],
-    map: &'a [AtomicU64],
-    /// `map_cnt - 1`.
-    mask: usize,
-    /// `64 - log2(map_cnt)`: Fibonacci hashing keeps the top bits.
-    hash_shift: u32,
+    map: Map<'a>,
+    /// Entries in the ring.
+    depth: usize,
     /// Ring slot of the oldest tag (the next one overwritten); `< depth`.
     cursor: usize,
     /// Tags held; `<= depth`.
     fill: usize,
+    /// `map_cnt <= depth + 1`: a full cache plus one new tag would leave
+    /// the map without an empty slot, so a new tag's eviction comes first.
+    tight: bool,
+    /// The counters, kept here and written through as they change (a
+    /// store each, never a load).
+    counters: TcacheCounters,
 }
 
 impl fmt::Debug for TcacheHandle<'_> {
@@ -383,12 +429,12 @@ impl fmt::Debug for TcacheHandle<'_> {
 impl TcacheHandle<'_> {
     /// How many distinct tags the cache remembers.
     pub fn depth(&self) -> usize {
-        self.ring.len()
+        self.depth
     }
 
     /// Slots in the hash map.
     pub fn map_cnt(&self) -> usize {
-        self.map.len()
+        self.map.slots.len()
     }
 
     /// Tags held now (at most [`depth`](Self::depth)).
@@ -403,65 +449,173 @@ impl TcacheHandle<'_> {
 
     /// The counters, as of now.
     pub fn counters(&self) -> TcacheCounters {
-        load_counters(&self.hdr[W_INSERTS..=W_EVICTIONS])
+        self.counters
     }
 
     /// True if `tag` (after [`Tcache::canonical_tag`]) is in the cache.
     pub fn contains(&self, tag: u64) -> bool {
-        matches!(self.probe(Tcache::canonical_tag(tag)), Probe::Found(_))
+        matches!(
+            self.map.probe(Tcache::canonical_tag(tag)),
+            Probe::Found { .. }
+        )
     }
 
     /// Inserts `tag` (after [`Tcache::canonical_tag`]). Returns true if it
     /// was already present (a duplicate: nothing changes, its age is not
     /// refreshed), false if it was new; a new tag in a full cache evicts
     /// the oldest. O(1) expected; no allocation.
+    ///
+    /// Each call also touches the map where a tag due for eviction a few
+    /// inserts from now lives, so that eviction finds its line in cache.
+    #[inline]
     pub fn insert(&mut self, tag: u64) -> bool {
-        let tag = Tcache::canonical_tag(tag);
-        bump(&self.hdr[W_INSERTS]);
-        let mut slot = match self.probe(tag) {
-            Probe::Found(_) => {
-                bump(&self.hdr[W_DUPS]);
+        self.touch_evictee();
+        self.insert_canonical(Tcache::canonical_tag(tag))
+    }
+
+    /// Inserts each of `tags` in order, exactly as that many
+    /// [`insert`](Self::insert) calls would, and sets `dups[i]` to what
+    /// the call for `tags[i]` returns. Answers the first
+    /// `min(tags.len(), dups.len())` tags (the rest of the longer slice is
+    /// neither inserted nor written) and returns how many of those were
+    /// duplicates.
+    ///
+    /// Faster than one call per tag in a big cache: it touches the map
+    /// lines of the tags a few places ahead before their turn, so their
+    /// cache misses overlap instead of waiting one after another.
+    pub fn insert_batch(&mut self, tags: &[u64], dups: &mut [bool]) -> usize {
+        let n = tags.len().min(dups.len());
+        let (tags, dups) = (&tags[..n], &mut dups[..n]);
+        for &tag in tags.iter().take(BATCH_AHEAD) {
+            self.prefetch(tag);
+        }
+        let mut found = 0;
+        for (i, (&tag, dup)) in tags.iter().zip(dups.iter_mut()).enumerate() {
+            if let Some(&ahead) = tags.get(i + BATCH_AHEAD) {
+                self.prefetch(ahead);
+            }
+            self.touch_evictee();
+            *dup = self.insert_canonical(Tcache::canonical_tag(tag));
+            found += usize::from(*dup);
+        }
+        found
+    }
+
+    /// Touches the map line where `tag`'s lookup starts, so that an
+    /// [`insert`](Self::insert) or [`contains`](Self::contains) of it a
+    /// little later finds the line in cache. Changes nothing; a caller
+    /// with a burst of tags calls it a few tags ahead of each insert
+    /// ([`insert_batch`](Self::insert_batch) does).
+    #[inline]
+    pub fn prefetch(&self, tag: u64) {
+        let home = self.map.home(Tcache::canonical_tag(tag)) * BUCKET;
+        self.map.touch(home);
+    }
+
+    /// Touches the map line of the tag that a new tag will evict
+    /// `EVICT_AHEAD` ring entries from now (the ring is read in order, the
+    /// map at random: this hides the eviction's cache miss).
+    #[inline]
+    fn touch_evictee(&self) {
+        if self.depth < 2 * EVICT_AHEAD {
+            return;
+        }
+        let ahead = self.cursor + EVICT_AHEAD;
+        let ahead = if ahead >= self.depth {
+            ahead - self.depth
+        } else {
+            ahead
+        };
+        if let Some(hint) = self.ring.get(ahead * RING_ENTRY + 1) {
+            // SYNC: Relaxed; the ring is touched by the single writer only.
+            self.map.touch(hint.load(Ordering::Relaxed) as usize);
+        }
+    }
+
+    /// [`insert`](Self::insert) of a tag already canonical (non-zero).
+    #[inline]
+    fn insert_canonical(&mut self, tag: u64) -> bool {
+        self.counters.inserts += 1;
+        store_counter(&self.hdr[W_INSERTS], self.counters.inserts);
+        let vacant = match self.map.probe(tag) {
+            Probe::Found { .. } => {
+                self.counters.dups += 1;
+                store_counter(&self.hdr[W_DUPS], self.counters.dups);
                 return true;
             }
             Probe::Vacant(slot) => Some(slot),
             Probe::Full => None,
         };
-        let ring_slot = &self.ring[self.cursor];
+        let at = self.cursor * RING_ENTRY;
+        let Some([entry_tag, entry_slot]) = self
+            .ring
+            .get(at..at + RING_ENTRY)
+            .and_then(|e| <&[AtomicU64; 2]>::try_from(e).ok())
+        else {
+            return false;
+        };
         // SYNC: Relaxed; the ring is touched by the single writer only.
-        let oldest = ring_slot.load(Ordering::Relaxed);
-        if oldest == Tcache::NULL_TAG {
-            // Bounded even if someone zeroed ring slots behind our back.
-            self.fill = (self.fill + 1).min(self.ring.len());
-            // SYNC: Relaxed; written through for a later writer's join, which
-            // reads it Relaxed (see Tcache::join).
-            self.hdr[W_FILL].store(self.fill as u64, Ordering::Relaxed);
-        } else {
-            self.remove(oldest);
-            bump(&self.hdr[W_EVICTIONS]);
-            // The backward shift may have opened a hole earlier in this
-            // tag's probe run; inserting past it would hide the tag.
-            slot = match self.probe(tag) {
-                Probe::Vacant(slot) => Some(slot),
-                _ => None,
-            };
-        }
-        // SYNC: Relaxed; the ring is touched by the single writer only.
-        ring_slot.store(tag, Ordering::Relaxed);
+        let (oldest, oldest_slot) = (
+            entry_tag.load(Ordering::Relaxed),
+            entry_slot.load(Ordering::Relaxed),
+        );
         // Advance and wrap without a division or a branch.
-        self.cursor = (self.cursor + 1) * usize::from(self.cursor + 1 != self.ring.len());
-        // SYNC: Relaxed; written through for a later writer's join.
+        self.cursor = (self.cursor + 1) * usize::from(self.cursor + 1 != self.depth);
+        // SYNC: Relaxed; written through for a later writer's join, which
+        // reads it Relaxed (see Tcache::join).
         self.hdr[W_CURSOR].store(self.cursor as u64, Ordering::Relaxed);
+        let slot = if oldest == NULL_TAG {
+            // Bounded even if someone zeroed ring slots behind our back.
+            self.fill = (self.fill + 1).min(self.depth);
+            // SYNC: Relaxed; written through for a later writer's join.
+            self.hdr[W_FILL].store(self.fill as u64, Ordering::Relaxed);
+            vacant
+        } else {
+            self.counters.evictions += 1;
+            store_counter(&self.hdr[W_EVICTIONS], self.counters.evictions);
+            if self.tight {
+                // Evict first: with the new tag in, the map could be full
+                // and the shift would find no empty slot to stop at. The
+                // shift may open a hole earlier in the new tag's run; probe
+                // again.
+                self.map.remove(oldest, oldest_slot);
+                match self.map.probe(tag) {
+                    Probe::Vacant(slot) => Some(slot),
+                    _ => None,
+                }
+            } else {
+                // Insert first, then evict: the map keeps an empty slot (it
+                // holds at most depth + 1 < map_cnt tags) and the vacancy
+                // found above is still the end of the new tag's run; the
+                // shift moves the new tag too if it must (its ring entry's
+                // slot then goes stale, which `remove` checks).
+                if let Some(slot) = vacant {
+                    // SYNC: Relaxed; the map is touched by the single writer only.
+                    self.map.slots[slot].store(tag, Ordering::Relaxed);
+                }
+                self.map.remove(oldest, oldest_slot);
+                None
+            }
+        };
         if let Some(slot) = slot {
             // SYNC: Relaxed; the map is touched by the single writer only.
-            self.map[slot].store(tag, Ordering::Relaxed);
+            self.map.slots[slot].store(tag, Ordering::Relaxed);
         }
+        // SYNC: Relaxed; the ring is touched by the single writer only.
+        entry_tag.store(tag, Ordering::Relaxed);
+        // SYNC: Relaxed; as above. A stale slot (the tag was shifted, or
+        // never found room) only costs `remove` a probe.
+        entry_slot.store(
+            slot.or(vacant).map_or(u64::MAX, |s| s as u64),
+            Ordering::Relaxed,
+        );
         false
     }
 
     /// Empties the cache (ring, map, cursor, fill). The counters are kept:
     /// monitors compute rates from them, so they only ever grow.
     pub fn reset(&mut self) {
-        for word in self.ring.iter().chain(self.map) {
+        for word in self.ring.iter().chain(self.map.slots) {
             // SYNC: Relaxed; the ring and map are the single writer's.
             word.store(0, Ordering::Relaxed);
         }
@@ -471,59 +625,6 @@ impl TcacheHandle<'_> {
         self.hdr[W_CURSOR].store(0, Ordering::Relaxed);
         // SYNC: as above.
         self.hdr[W_FILL].store(0, Ordering::Relaxed);
-    }
-
-    /// The map slot where `tag`'s probe run starts.
-    #[inline]
-    fn home(&self, tag: u64) -> usize {
-        (tag.wrapping_mul(FIB) >> self.hash_shift) as usize & self.mask
-    }
-
-    /// Looks for `tag` (non-zero) along its probe run, at most `map_cnt`
-    /// slots.
-    fn probe(&self, tag: u64) -> Probe {
-        let mut i = self.home(tag);
-        for _ in 0..self.map.len() {
-            // SYNC: Relaxed; the map is touched by the single writer only.
-            let held = self.map[i].load(Ordering::Relaxed);
-            if held == tag {
-                return Probe::Found(i);
-            }
-            if held == Tcache::NULL_TAG {
-                return Probe::Vacant(i);
-            }
-            i = (i + 1) & self.mask;
-        }
-        Probe::Full
-    }
-
-    /// Removes `tag` from the map by backward shift: each later member of
-    /// the probe run that may legally sit in the hole moves into it, and
-    /// the last hole is emptied. A tag not found is left alone.
-    fn remove(&self, tag: u64) {
-        let Probe::Found(mut hole) = self.probe(tag) else {
-            return;
-        };
-        let mut j = hole;
-        for _ in 0..self.map.len() {
-            j = (j + 1) & self.mask;
-            // SYNC: Relaxed; the map is touched by the single writer only.
-            let held = self.map[j].load(Ordering::Relaxed);
-            if held == Tcache::NULL_TAG {
-                break;
-            }
-            // `held` may move back to `hole` if `hole` lies in its probe
-            // run so far, i.e. cyclically within [home, j).
-            let from_home = j.wrapping_sub(self.home(held)) & self.mask;
-            let from_hole = j.wrapping_sub(hole) & self.mask;
-            if from_home >= from_hole {
-                // SYNC: Relaxed; as above.
-                self.map[hole].store(held, Ordering::Relaxed);
-                hole = j;
-            }
-        }
-        // SYNC: Relaxed; as above.
-        self.map[hole].store(Tcache::NULL_TAG, Ordering::Relaxed);
     }
 }
 
@@ -553,17 +654,26 @@ impl TcacheReader<'_> {
 mod tests {
     use super::*;
 
-    /// Every map entry sits in its own probe run (no empty slot between its
-    /// home and its position), and map and ring hold the same tags.
+    /// Every map entry sits on its own probe run (every bucket from its
+    /// home to the one before its own is full), and map and ring hold the
+    /// same tags.
     fn check_invariants(h: &TcacheHandle<'_>) {
         let load = |w: &AtomicU64| w.load(Ordering::Relaxed);
-        let map: Vec<u64> = h.map.iter().map(load).collect();
-        let mut ring: Vec<u64> = h.ring.iter().map(load).filter(|&t| t != 0).collect();
+        let map: Vec<u64> = h.map.slots.iter().map(load).collect();
+        let mut ring: Vec<u64> = h
+            .ring
+            .iter()
+            .step_by(RING_ENTRY)
+            .map(load)
+            .filter(|&t| t != 0)
+            .collect();
+        let width = BUCKET.min(map.len());
+        let full = |b: usize| map[b * width..(b + 1) * width].iter().all(|&t| t != 0);
         for (pos, &tag) in map.iter().enumerate().filter(|(_, &t)| t != 0) {
-            let mut i = h.home(tag);
-            while i != pos {
-                assert_ne!(map[i], 0, "tag {tag:#x} at {pos} unreachable from {i}");
-                i = (i + 1) & h.mask;
+            let mut b = h.map.home(tag);
+            while b != pos / width {
+                assert!(full(b), "tag {tag:#x} at {pos} unreachable past bucket {b}");
+                b = (b + 1) & h.map.bucket_mask;
             }
         }
         let mut held: Vec<u64> = map.into_iter().filter(|&t| t != 0).collect();
@@ -574,24 +684,30 @@ mod tests {
 
     #[test]
     fn backward_shift_keeps_every_run_intact() {
-        // A tiny, crowded map (load 7/8) makes long runs that wrap around,
-        // so evictions shift entries across the end of the map.
-        let fp = Tcache::footprint(7, 8).unwrap();
-        let mut buf = vec![0u8; fp + TCACHE_ALIGN];
-        let off = buf.as_ptr().align_offset(TCACHE_ALIGN);
-        let mem = Region::from_mut(&mut buf[off..off + fp]);
-        Tcache::new(mem, 7, 8).unwrap();
-        let mut h = Tcache::join(mem).unwrap();
-        let mut x = 0x1234_5678_u64;
-        for _ in 0..5000 {
-            // xorshift; the small range below makes repeats common.
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            h.insert(x % 23);
-            check_invariants(&h);
+        // Crowded maps (load 7/8) make long runs of full buckets that wrap
+        // around, so evictions shift entries across the end of the map;
+        // one map is a single bucket, one smaller than a bucket.
+        for (depth, map_cnt) in [(7, 8), (3, 4), (28, 32), (56, 64), (100, 128)] {
+            let fp = Tcache::footprint(depth, map_cnt).unwrap();
+            let mut buf = vec![0u8; fp + TCACHE_ALIGN];
+            let off = buf.as_ptr().align_offset(TCACHE_ALIGN);
+            let mem = Region::from_mut(&mut buf[off..off + fp]);
+            Tcache::new(mem, depth, map_cnt).unwrap();
+            let mut h = Tcache::join(mem).unwrap();
+            let mut x = 0x1234_5678_u64;
+            for _ in 0..5000 {
+                // xorshift; the small range below makes repeats common.
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                h.insert(x % (3 * depth as u64 + 2));
+                check_invariants(&h);
+            }
+            let c = h.counters();
+            assert_eq!(
+                (c.inserts, c.inserts - c.dups - c.evictions),
+                (5000, depth as u64)
+            );
         }
-        let c = h.counters();
-        assert_eq!((c.inserts, c.inserts - c.dups - c.evictions), (5000, 7));
     }
 }

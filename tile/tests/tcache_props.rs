@@ -2,13 +2,17 @@
 //!
 //! - Against a model (a queue of the last `depth` distinct tags and a set of
 //!   the same tags), for random sequences with many repeats, resets and
-//!   re-joins, `insert` answers exactly as the model does, and every tag the
-//!   model holds is found (the map never loses a tag still in the ring).
+//!   re-joins, `insert` and `insert_batch` answer exactly as the model does,
+//!   `prefetch` changes nothing, a reader sees the writer's counters after
+//!   every operation, and every tag the model holds is found (the map never
+//!   loses a tag still in the ring). Scribbling over the map slots that the
+//!   ring entries remember changes no answer either: they are checked.
 //! - A join over random, truncated, misaligned or scribbled-over bytes
 //!   returns an error or a handle that works, never a panic or a hang.
 //! - The layout table and the lifecycle errors, pinned.
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::Ordering;
 
 use proptest::prelude::*;
 use tilewire_shmem::{DeleteError, JoinError, NewError, Region, ShmObject};
@@ -66,7 +70,12 @@ impl Model {
 #[derive(Debug, Clone)]
 enum Op {
     Insert(u64),
+    /// `insert_batch` of the tags, with room for `room` answers.
+    Batch(Vec<u64>, usize),
     Contains(u64),
+    Prefetch(u64),
+    /// Overwrite the map slot ring entry `entry % depth` remembers.
+    ScribbleSlot(usize, u64),
     Reset,
     Rejoin,
 }
@@ -75,10 +84,16 @@ fn ops(depth: usize) -> impl Strategy<Value = Vec<Op>> {
     // Tags from a range a few times the depth, so repeats are common both
     // while a tag is held and after it was evicted; 0 and 1 alias.
     let small = 0..(3 * depth as u64 + 2);
+    let batch = prop::collection::vec(small.clone(), 0..40);
     let op = prop_oneof![
         12 => small.clone().prop_map(Op::Insert),
         2 => any::<u64>().prop_map(Op::Insert),
-        3 => small.prop_map(Op::Contains),
+        4 => (batch, 0usize..48).prop_map(|(tags, room)| Op::Batch(tags, room)),
+        3 => small.clone().prop_map(Op::Contains),
+        1 => small.prop_map(Op::Prefetch),
+        // Mostly slots in range, sometimes anything.
+        1 => (any::<usize>(), prop_oneof![0u64..256, any::<u64>()])
+            .prop_map(|(e, v)| Op::ScribbleSlot(e, v)),
         1 => Just(Op::Reset),
         1 => Just(Op::Rejoin),
     ];
@@ -116,9 +131,30 @@ proptest! {
                     want.dups += u64::from(dup);
                     want.evictions += u64::from(full && !dup);
                 }
+                Op::Batch(tags, room) => {
+                    // Only the first min(tags, room) tags are answered.
+                    let answered = tags.len().min(room);
+                    let mut expect = vec![false; room];
+                    for (slot, &tag) in expect.iter_mut().zip(&tags[..answered]) {
+                        let full = model.order.len() == depth;
+                        *slot = model.insert(tag);
+                        want.inserts += 1;
+                        want.dups += u64::from(*slot);
+                        want.evictions += u64::from(full && !*slot);
+                    }
+                    let mut dups = vec![false; room];
+                    let found = h.insert_batch(&tags, &mut dups);
+                    prop_assert_eq!(&dups, &expect, "insert_batch {:?}", tags);
+                    prop_assert_eq!(found, expect.iter().filter(|&&d| d).count());
+                }
                 Op::Contains(tag) => {
                     let held = model.held.contains(&Tcache::canonical_tag(tag));
                     prop_assert_eq!(h.contains(tag), held, "contains {}", tag);
+                }
+                Op::Prefetch(tag) => h.prefetch(tag),
+                Op::ScribbleSlot(entry, value) => {
+                    let word = 128 + 16 * (entry % depth) + 8;
+                    mem.atomic_u64(word).unwrap().store(value, Ordering::Relaxed);
                 }
                 Op::Reset => {
                     h.reset();
@@ -132,6 +168,8 @@ proptest! {
             }
             prop_assert_eq!(h.len(), model.order.len());
             prop_assert_eq!(h.counters(), want);
+            // Written through as they change, not at leave.
+            prop_assert_eq!(Tcache::join_reader(mem).unwrap().counters(), want);
         }
         for &tag in &model.order {
             prop_assert!(h.contains(tag), "lost {}", tag);
@@ -180,6 +218,45 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn scribbling_over_a_live_cache_never_panics(
+        (depth, map_cnt) in (1usize..40).prop_flat_map(|d| {
+            let tight = (d + 1).next_power_of_two();
+            (Just(d), prop_oneof![Just(tight), Just(Tcache::default_map_cnt(d).unwrap())])
+        }),
+        pokes in prop::collection::vec((any::<prop::sample::Index>(), any::<u64>()), 1..64),
+        tags in prop::collection::vec(0u64..200, 0..200),
+    ) {
+        let fp = Tcache::footprint(depth, map_cnt).unwrap();
+        let mut buf = Buf::new(fp);
+        let mem = buf.region(0, fp);
+        Tcache::new(mem, depth, map_cnt).unwrap();
+        let mut h = Tcache::join(mem).unwrap();
+        for &tag in &tags {
+            h.insert(tag);
+        }
+        // Another writer (or a stray one) scribbles over any word but the
+        // magic while this one holds its handle.
+        for (at, value) in pokes {
+            let word = 1 + at.index(fp / 8 - 1);
+            mem.atomic_u64(8 * word).unwrap().store(value, Ordering::Relaxed);
+        }
+        let mut dups = vec![false; tags.len()];
+        h.insert_batch(&tags, &mut dups);
+        for &tag in &tags {
+            h.prefetch(tag);
+            h.insert(tag ^ 0x55);
+            let _ = h.contains(tag);
+        }
+        prop_assert!(h.len() <= h.depth());
+        // A writer joining after the scribble refuses it or works as well.
+        exercise(Tcache::leave(h));
+    }
+}
+
 /// Joins as writer and reader; whatever joins must insert and look up
 /// without panicking, hanging or touching memory outside `mem`.
 fn exercise(mem: Region<'_>) {
@@ -190,9 +267,13 @@ fn exercise(mem: Region<'_>) {
     if let Ok(mut h) = Tcache::join(mem) {
         assert!(mem.len() >= Tcache::footprint(h.depth(), h.map_cnt()).unwrap());
         for tag in 0..3 * h.depth() as u64 {
+            h.prefetch(tag);
             h.insert(tag);
             let _ = h.contains(tag ^ 1);
         }
+        let tags: Vec<u64> = (0..2 * h.depth() as u64).map(|t| t * 7).collect();
+        let mut dups = vec![false; tags.len()];
+        assert!(h.insert_batch(&tags, &mut dups) <= tags.len());
         assert!(h.len() <= h.depth());
     }
 }
@@ -201,15 +282,17 @@ fn exercise(mem: Region<'_>) {
 fn layout_table() {
     assert_eq!(Tcache::ALIGN, 64);
     assert_eq!(<Tcache as ShmObject>::ALIGN, 64);
-    assert_eq!(Tcache::MAGIC.to_be_bytes(), *b"tw.tcch\x01");
+    assert_eq!(Tcache::MAGIC.to_be_bytes(), *b"tw.tcch\x02");
     assert_eq!(<Tcache as ShmObject>::KIND, "tcache");
-    // (depth, map_cnt) -> footprint: 128 header, ring padded to 64, map.
+    // (depth, map_cnt) -> footprint: 128 header, ring of 16-byte entries
+    // padded to 64, map of 8-byte slots.
     for (depth, map_cnt, fp) in [
         (1, 2, 128 + 64 + 64),
         (3, 4, 128 + 64 + 64),
-        (8, 16, 128 + 64 + 128),
-        (9, 16, 128 + 128 + 128),
-        (1000, 2048, 128 + 8000 + 16384),
+        (4, 8, 128 + 64 + 64),
+        (8, 16, 128 + 128 + 128),
+        (9, 16, 128 + 192 + 128),
+        (1000, 2048, 128 + 16000 + 16384),
     ] {
         assert_eq!(
             Tcache::footprint(depth, map_cnt),
@@ -222,8 +305,17 @@ fn layout_table() {
     for (depth, map_cnt) in [(0, 2), (4, 4), (4, 6), (4, 0), (usize::MAX / 8, 1 << 62)] {
         assert_eq!(Tcache::footprint(depth, map_cnt), None, "{depth} {map_cnt}");
     }
-    assert_eq!(Tcache::default_map_cnt(1000), Some(2048));
-    assert_eq!(Tcache::default_map_cnt(1024), Some(2048));
+    // A load of at most 1/4 while the map is at most 2^17 slots, 1/2 above.
+    assert_eq!(Tcache::SMALL_MAP_SLOTS, 1 << 17);
+    assert_eq!(Tcache::default_map_cnt(1), Some(4));
+    assert_eq!(Tcache::default_map_cnt(1000), Some(4096));
+    assert_eq!(Tcache::default_map_cnt(1024), Some(4096));
+    assert_eq!(Tcache::default_map_cnt(1 << 14), Some(1 << 16));
+    assert_eq!(Tcache::default_map_cnt(1 << 15), Some(1 << 17));
+    assert_eq!(Tcache::default_map_cnt((1 << 15) + 1), Some(1 << 17));
+    assert_eq!(Tcache::default_map_cnt(1 << 16), Some(1 << 17));
+    assert_eq!(Tcache::default_map_cnt(1 << 20), Some(1 << 21));
+    assert_eq!(Tcache::default_map_cnt(usize::MAX / 4 + 1), Some(1 << 63));
     assert_eq!(Tcache::default_map_cnt(0), None);
     assert_eq!(Tcache::default_map_cnt(usize::MAX / 2 + 1), None);
     assert_eq!(Tcache::canonical_tag(0), 1);
@@ -338,12 +430,13 @@ fn bad_headers_are_named() {
             need: 128
         }
     );
-    buf.poke(0, tilewire_shmem::object::magic(b"tw.tcch", 2));
+    // Version 1 (a ring of bare tags, a map probed slot by slot) is refused.
+    buf.poke(0, tilewire_shmem::object::magic(b"tw.tcch", 1));
     assert!(matches!(
         Tcache::join(buf.region(0, fp)),
         Err(JoinError::BadVersion {
-            found: 2,
-            expected: 1,
+            found: 1,
+            expected: 2,
             ..
         })
     ));
