@@ -127,6 +127,9 @@
 //!
 //! [link] ties them together by name in a workspace, with a
 //! [`Producer`](link::Producer) and [`Consumer`](link::Consumer) on top.
+//! A link's objects and a tile's metrics are [parts](part) of the
+//! workspace, found or made by name, and fail the same way
+//! ([`PartError`](part::PartError)).
 //! [tcache] is the dedup cache a dedup tile keeps; [hist] a
 //! latency histogram that lives in shared memory so a monitor can read it.
 //!
@@ -166,5 +169,6 @@
 pub mod heap;
 pub use tilewire_shmem::hist;
 pub mod link;
+pub mod part;
 pub mod stem;
 pub mod tcache;

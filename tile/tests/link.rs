@@ -8,6 +8,7 @@ use tilewire_shmem::JoinError;
 use tilewire_tile::link::frag::CTL_PKT;
 use tilewire_tile::link::fseq::*;
 use tilewire_tile::link::{Backpressure, Link, LinkError, LinkParams, Poll, Reliability::*};
+use tilewire_tile::part::PartError;
 
 #[test]
 fn reliable_consumer_backpressures_at_exactly_depth() {
@@ -136,10 +137,10 @@ fn joins_that_must_fail_say_why() {
             .unwrap();
     Fseq::new(t.ws.region(g, Fseq::footprint()).unwrap(), 0, true).unwrap();
     match Link::join(&t.ws, "fake") {
-        Err(LinkError::Join {
+        Err(LinkError::Part(PartError::Join {
             part,
             source: JoinError::BadMagic { kind: "mcache", .. },
-        }) => assert_eq!(part, "fake.mc"),
+        })) => assert_eq!(part, "fake.mc"),
         other => panic!("{other:?}"),
     }
     // Garbage under the name.
@@ -150,7 +151,7 @@ fn joins_that_must_fail_say_why() {
     }
     assert!(matches!(
         Link::join(&t.ws, "junk"),
-        Err(LinkError::Join { .. })
+        Err(LinkError::Part(PartError::Join { .. }))
     ));
 
     // Bad parameters, and nothing left allocated after a failed create.
@@ -175,11 +176,11 @@ fn joins_that_must_fail_say_why() {
     ));
     assert!(matches!(
         Link::create(&t.ws, "good", &p(64, 64, 1)),
-        Err(LinkError::Alloc { .. })
+        Err(LinkError::Part(PartError::Alloc { .. }))
     ));
     assert!(matches!(
         Link::create(&t.ws, "huge", &p(1 << 20, 1232, 1)),
-        Err(LinkError::Alloc { .. })
+        Err(LinkError::Part(PartError::Alloc { .. }))
     ));
     assert_eq!(
         t.ws.allocations().len(),

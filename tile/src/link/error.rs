@@ -1,6 +1,6 @@
 //! Why a link could not be made or joined: [`LinkError`].
 
-use tilewire_shmem::{AddrError, AllocError, JoinError, NewError};
+use crate::part::PartError;
 
 /// Why a link could not be made or joined.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -20,40 +20,10 @@ pub enum LinkError {
     /// A named part of the link is missing from the workspace.
     #[error("link part {0:?} not found in the workspace")]
     NotFound(String),
-    /// Allocating a part failed.
-    #[error("allocating {part:?}: {source}")]
-    Alloc {
-        /// The part.
-        part: String,
-        /// Why.
-        source: AllocError,
-    },
-    /// Formatting a part failed.
-    #[error("formatting {part:?}: {source}")]
-    New {
-        /// The part.
-        part: String,
-        /// Why.
-        source: NewError,
-    },
-    /// A part is not what it should be (wrong kind of object, magic,
-    /// version, or a corrupt header).
-    #[error("joining {part:?}: {source}")]
-    Join {
-        /// The part.
-        part: String,
-        /// Why.
-        source: JoinError,
-    },
-    /// The allocation table places a part outside the workspace (a corrupt
-    /// table); nothing was read there.
-    #[error("link part {part:?} lies outside the workspace: {source}")]
-    Addr {
-        /// The part.
-        part: String,
-        /// Where it claims to be.
-        source: AddrError,
-    },
+    /// A part (the mcache, the dcache, an fseq) could not be made or
+    /// joined.
+    #[error("{}{}", link_part(.0), .0)]
+    Part(#[from] PartError),
     /// The link exists but is not the link the caller expected.
     #[error("link {link:?} has {what} {found}, expected {expected}")]
     Mismatch {
@@ -76,4 +46,13 @@ pub enum LinkError {
         /// Consumers the link has.
         count: usize,
     },
+}
+
+/// How [`LinkError::Part`] begins: a link's messages call a part that lies
+/// outside the workspace a "link part", as they do a missing one.
+fn link_part(e: &PartError) -> &'static str {
+    match e {
+        PartError::Addr { .. } => "link part ",
+        _ => "",
+    }
 }

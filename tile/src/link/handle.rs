@@ -9,6 +9,7 @@ use crate::link::dcache::{DCache, DCacheHandle};
 use crate::link::error::LinkError;
 use crate::link::fseq::{Fseq, FseqHandle};
 use crate::link::mcache::{MCache, MCacheHandle};
+use crate::part::PartError;
 
 /// Most consumers on one link.
 pub const CONSUMERS_MAX: usize = 64;
@@ -114,7 +115,7 @@ impl<'w> Link<'w> {
             let mut alloc = |what: String, align: usize, size: usize| {
                 let g =
                     ws.alloc_named(&what, align, size, 0)
-                        .map_err(|source| LinkError::Alloc {
+                        .map_err(|source| PartError::Alloc {
                             part: what.clone(),
                             source,
                         })?;
@@ -126,10 +127,10 @@ impl<'w> Link<'w> {
             };
             let (p, mem) = alloc(part(name, "mc"), MCache::ALIGN, mc_fp)?;
             MCache::new(mem, params.depth, params.seq0)
-                .map_err(|source| LinkError::New { part: p, source })?;
+                .map_err(|source| PartError::New { part: p, source })?;
             let (p, mem) = alloc(part(name, "dc"), DCache::ALIGN, dc_fp)?;
             DCache::new(mem, params.mtu, data_mtus - 1)
-                .map_err(|source| LinkError::New { part: p, source })?;
+                .map_err(|source| PartError::New { part: p, source })?;
             for (i, r) in params.consumers.iter().enumerate() {
                 let (p, mem) = alloc(
                     part(name, &format!("fs{i}")),
@@ -137,7 +138,7 @@ impl<'w> Link<'w> {
                     Fseq::footprint(),
                 )?;
                 Fseq::new(mem, params.seq0, *r == Reliability::Reliable)
-                    .map_err(|source| LinkError::New { part: p, source })?;
+                    .map_err(|source| PartError::New { part: p, source })?;
             }
             Ok(())
         })();
@@ -170,14 +171,14 @@ impl<'w> Link<'w> {
             };
             match ws.region(a.gaddr, a.size as usize) {
                 Ok(mem) => Ok((p, a.gaddr, mem)),
-                Err(source) => Err(LinkError::Addr { part: p, source }),
+                Err(source) => Err(PartError::Addr { part: p, source }.into()),
             }
         };
         let (p, _, mem) = find("mc")?;
-        let mcache = MCache::join(mem).map_err(|source| LinkError::Join { part: p, source })?;
+        let mcache = MCache::join(mem).map_err(|source| PartError::Join { part: p, source })?;
         let (p, gaddr, mem) = find("dc")?;
         let dcache =
-            DCache::join(mem, gaddr).map_err(|source| LinkError::Join { part: p, source })?;
+            DCache::join(mem, gaddr).map_err(|source| PartError::Join { part: p, source })?;
         // A dcache may hold more than the mcache's depth (see
         // `create_with_data`), never less.
         if dcache.depth() < mcache.depth() {
@@ -194,7 +195,7 @@ impl<'w> Link<'w> {
                 Err(LinkError::NotFound(_)) => break,
                 found => found?,
             };
-            fseqs.push(Fseq::join(mem).map_err(|source| LinkError::Join { part: p, source })?);
+            fseqs.push(Fseq::join(mem).map_err(|source| PartError::Join { part: p, source })?);
         }
         if fseqs.is_empty() {
             return Err(LinkError::NotFound(part(name, "fs0")));

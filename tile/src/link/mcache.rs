@@ -64,7 +64,7 @@
 //! where the kernel has no such fence the park is bounded to
 //! [`PARK_UNFENCED_MAX`].
 
-use core::sync::atomic::{fence, AtomicU64, Ordering};
+use core::sync::atomic::{compiler_fence, fence, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tilewire_shmem::wait::{futex_wait, futex_wake_all, heavy_fence};
@@ -284,6 +284,11 @@ impl<'a> MCacheHandle<'a> {
         line[2].store(w2, Ordering::Relaxed);
         line[3].store(w3, Ordering::Relaxed);
         line[0].store(seq, Ordering::Release);
+        // SYNC: a Release store lets later loads move before it; this
+        // compiler fence (no instruction) keeps the load below after the
+        // store above in the code emitted, which is the order the heavy
+        // fence of a parking consumer relies on (see Parking).
+        compiler_fence(Ordering::SeqCst);
         // SYNC: Relaxed; the consumer's heavy fence in `park` orders this
         // load after the store above (see Parking in the module docs).
         if self.sleepers.load(Ordering::Relaxed) != 0 {

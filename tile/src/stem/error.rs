@@ -1,8 +1,7 @@
 //! Why a tile could not be set up: [`TileError`].
 
-use tilewire_shmem::{AddrError, AllocError, JoinError, NewError};
-
 use crate::link::LinkError;
+use crate::part::PartError;
 use crate::stem::metrics::TileLayout;
 
 /// Why a tile could not be set up.
@@ -42,36 +41,7 @@ pub enum TileError {
         /// The layout found in the workspace.
         found: Box<TileLayout>,
     },
-    /// Allocating the metrics or a histogram failed.
-    #[error("allocating {part:?}: {source}")]
-    Alloc {
-        /// The allocation.
-        part: String,
-        /// Why.
-        source: AllocError,
-    },
-    /// Formatting the metrics or a histogram failed.
-    #[error("formatting {part:?}: {source}")]
-    New {
-        /// The allocation.
-        part: String,
-        /// Why.
-        source: NewError,
-    },
-    /// An existing part is not what it should be.
-    #[error("joining {part:?}: {source}")]
-    Join {
-        /// The allocation.
-        part: String,
-        /// Why.
-        source: JoinError,
-    },
-    /// The allocation table places a part outside the workspace.
-    #[error("{part:?} lies outside the workspace: {source}")]
-    Addr {
-        /// The allocation.
-        part: String,
-        /// Where it claims to be.
-        source: AddrError,
-    },
+    /// Its metrics or a latency histogram could not be made or joined.
+    #[error(transparent)]
+    Part(#[from] PartError),
 }

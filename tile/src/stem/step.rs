@@ -11,12 +11,13 @@ use crate::link::consumer::{Consumer, Next};
 use crate::link::mcache::MCacheHandle;
 use crate::link::producer::Producer;
 use crate::link::Link;
+use crate::part::{get_or_make, PartError};
 use crate::stem::config::{IdlePolicy, Share, ShareBy, StemConfig};
 use crate::stem::copy::FragCopy;
 use crate::stem::error::TileError;
 use crate::stem::forward::{settled, Forwarded, Forwarding, Frag, Place, Reading};
 use crate::stem::metrics::{TileLayout, TileMetrics, TileMetricsHandle, COUNTERS_MAX};
-use crate::stem::parts::{get_or_make, latency_name, metrics_name, TILE_NAME_MAX};
+use crate::stem::names::{latency_name, metrics_name, TILE_NAME_MAX};
 use crate::stem::tile::{Filter, Outputs, Tile};
 
 /// A tile with its links, ready to run.
@@ -175,7 +176,7 @@ impl<'w, T: Tile> Stem<'w, T> {
             TileMetrics::footprint(),
             |mem| TileMetrics::new(mem, &layout),
         )?;
-        let metrics = TileMetrics::join(mem).map_err(|source| TileError::Join { part, source })?;
+        let metrics = TileMetrics::join(mem).map_err(|source| PartError::Join { part, source })?;
         let found = metrics.layout();
         if found != layout {
             return Err(TileError::Mismatch {
@@ -187,7 +188,7 @@ impl<'w, T: Tile> Stem<'w, T> {
         for i in 0..inputs.len() {
             let part = latency_name(name, i);
             let (mem, _) = get_or_make(ws, &part, Hist::ALIGN, Hist::footprint(), Hist::new)?;
-            latency.push(Hist::join(mem).map_err(|source| TileError::Join { part, source })?);
+            latency.push(Hist::join(mem).map_err(|source| PartError::Join { part, source })?);
         }
 
         metrics.boot(std::process::id());
