@@ -39,6 +39,7 @@ pub mod object;
 pub mod page;
 pub mod region;
 mod temp;
+pub mod tick;
 pub mod wait;
 pub mod workspace;
 
