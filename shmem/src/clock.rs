@@ -60,8 +60,8 @@ pub fn mono_ns() -> u64 {
 }
 
 /// Nanoseconds of `CLOCK_MONOTONIC` from the tick counter: no clock call
-/// (one on a thread's first reading and every 10 ms after it; every reading
-/// where the process has no trusted counter, see [`tick_source`]).
+/// (one per process every 10 ms, to re-anchor; every reading where the
+/// process has no trusted counter, see [`tick_source`]).
 ///
 /// On a healthy machine it stays within a fraction of a microsecond of
 /// [`mono_ns`] and is monotonic in a thread. A tick counter that jumps can

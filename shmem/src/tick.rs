@@ -18,10 +18,12 @@
 //! A reading is nanoseconds of `CLOCK_MONOTONIC`, not raw ticks. Each
 //! process calibrates once (lazily, on its first reading, about 2 ms: the
 //! tick rate measured against `clock_gettime` between two tightly bracketed
-//! samples) and each thread then keeps an *anchor*: a tick, the
-//! `CLOCK_MONOTONIC` nanoseconds at that tick, and a rate. A reading is
-//! `anchor_ns + (ticks - anchor_tick) * rate`, one counter read, one
-//! multiply, no shared cache line.
+//! samples) and then keeps an *anchor*: a tick, the `CLOCK_MONOTONIC`
+//! nanoseconds at that tick, and a rate. Each thread reads a copy of it in
+//! thread-local storage: a reading is `anchor_ns + (ticks - anchor_tick) *
+//! rate`, one counter read, one multiply, no shared cache line. All threads
+//! of a process use the same anchor, so a stamp one thread takes after
+//! another thread's is not smaller (as with `clock_gettime`).
 //!
 //! This base was chosen over a calibration stored in the workspace because
 //! the frag timestamps, heartbeats and deadlines of tilewire are already
@@ -29,38 +31,47 @@
 //! `clock_gettime` readings (the monitor's heartbeat age, for one): the unit
 //! stays what every reader assumes, a process needs no workspace to read the
 //! clock, and two processes agree because each agrees with the kernel's
-//! clock, which is one clock for the machine.
+//! clock, which is one clock for the machine. They agree to the precision of
+//! one bracketed `clock_gettime` (tens of nanoseconds, measured by the
+//! `clock_cost` example), not exactly: a latency between stamps of two
+//! processes is taken with [`crate::clock::ts_diff`], which reads a
+//! difference that came out negative as 0.
 //!
 //! # Re-anchoring and drift
 //!
 //! `CLOCK_MONOTONIC` is slewed by NTP (up to 500 ppm), so a rate measured
-//! once would drift away from it. A thread re-anchors when its anchor is
-//! [`REANCHOR_NS`] (10 ms) old: one bracketed `clock_gettime` (a few tens
-//! of nanoseconds every 10 ms). The error `e` it finds (the kernel's clock
-//! minus the extrapolated reading) is absorbed by *slewing*: the new anchor
-//! starts where the old one would have read (so readings stay continuous
-//! and monotonic) and runs at `rate + e / 10 ms` for the next interval. The
-//! rate itself is re-measured over the thread's whole history, so it
-//! converges to the kernel's long-run rate; the error between anchors stays
-//! at the drift of one interval (tens of nanoseconds at a few ppm).
+//! once would drift away from it. The first thread to find the anchor
+//! [`REANCHOR_NS`] (10 ms) old re-anchors it: one bracketed `clock_gettime`
+//! (a few tens of nanoseconds every 10 ms, for the whole process), under a
+//! lock the others only ever *try*: a thread that finds it held reads
+//! `clock_gettime` once instead of waiting. The error `e` the re-anchor
+//! finds (the kernel's clock minus the extrapolated reading) is absorbed by
+//! *slewing*: the new anchor starts where the old one would have read (so
+//! readings stay continuous and monotonic) and runs at `rate + e / 10 ms`
+//! for the next interval. The rate itself is re-measured over the process's
+//! whole history, so it converges to the kernel's long-run rate; the error
+//! between anchors stays at the drift of one interval (tens of nanoseconds
+//! at a few ppm).
 //!
 //! # A counter that jumps or runs backwards
 //!
 //! A VM that migrates, or a counter that is not synchronised across cores,
 //! may jump. Readings never panic and never extrapolate without bound:
 //!
-//! - a counter that runs backwards (even by one tick) makes the next reading
-//!   re-anchor on the kernel's clock;
-//! - a counter that jumps forward by more than an interval does the same
+//! - a thread whose counter reads a few ticks (up to 39 µs) below its
+//!   previous reading reads that previous reading again;
+//! - a counter that runs back before the anchor, or jumps forward by more
+//!   than an interval, makes the reading re-anchor on the kernel's clock
 //!   before it returns anything;
 //! - a re-anchor that finds an error above 1/256 of the interval (39 µs, far
 //!   beyond any real drift) *steps*: the reading becomes the kernel's clock
 //!   at once, and the rate history starts again.
 //!
-//! Only a forward jump smaller than an interval can show: readings run
-//! ahead by at most that jump for at most one interval, then step back. This
-//! is why a difference of two readings must be taken saturating (a
-//! backwards step reads as 0): `u64::saturating_sub`, or
+//! What can show: a forward jump smaller than an interval makes readings
+//! run ahead by at most that jump for at most one interval, then step back;
+//! a backwards jump that stays after the anchor is followed back until the
+//! next re-anchor. This is why a difference of two readings must be taken
+//! saturating (a backwards step reads as 0): `u64::saturating_sub`, or
 //! [`crate::clock::ts_diff`] for the compressed `u32` stamps.
 //!
 //! # Tests
@@ -71,7 +82,7 @@
 #![allow(unsafe_code)] // reads the CPU's counter and the kernel's clock; each use says why it is sound
 
 use std::cell::Cell;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, TryLockError};
 
 /// How old (in nanoseconds) a thread's anchor may get before the next
 /// reading re-anchors it on `CLOCK_MONOTONIC`.
@@ -378,8 +389,13 @@ impl Anchor {
     #[inline(always)]
     fn near(&self, t: u64, last: u64) -> Option<u64> {
         let dt = t.wrapping_sub(self.base_tick);
-        (dt < self.interval_ticks && t >= last)
-            .then(|| self.base_ns.saturating_add(scale(dt, self.mult)))
+        // `dt * mult` stays below 2^64 << 32 here: `dt` is under an
+        // interval, and `mult` within 0.4 % of the rate that makes an
+        // interval 10 ms.
+        (dt < self.interval_ticks && t >= last).then(|| {
+            let ns = (u128::from(dt) * u128::from(self.mult)) >> 32;
+            self.base_ns.wrapping_add(ns as u64)
+        })
     }
 
     /// The reading this anchor predicts for `t`: the slewed rate over the
@@ -591,21 +607,32 @@ pub fn calibration() -> Option<&'static Calibration> {
     process().calibration.as_ref()
 }
 
+// SYNC: the process's anchor, shared by its threads so that they all read
+// the same mapping (a stamp one thread takes after another thread's is not
+// smaller). Only slow paths take the lock, and only with `try_lock`: a
+// thread that finds it held (another thread re-anchoring, or preempted
+// holding it) reads `clock_gettime` for that one reading instead of
+// waiting. The lock's acquire/release orders the anchor's fields between
+// the re-anchoring thread and the threads that copy it.
+static SHARED: Mutex<Anchor> = Mutex::new(Anchor::UNSET);
+
 thread_local! {
-    /// This thread's anchor. A `Cell` of a `Copy` value with a const
-    /// initialiser: no destructor, so it is readable until the thread ends,
-    /// and reaching it is one thread-pointer-relative load.
+    /// This thread's copy of the process's anchor. A `Cell` of a `Copy`
+    /// value with a const initialiser: no destructor, so it is readable
+    /// until the thread ends, and reaching it is one thread-pointer-relative
+    /// load.
     static ANCHOR: Cell<Anchor> = const { Cell::new(Anchor::UNSET) };
-    /// The tick of this thread's previous reading (or of its anchor, after
-    /// a re-anchor): never below the anchor's tick.
+    /// The tick of this thread's previous reading: a counter read below it
+    /// ran backwards.
     static LAST_TICK: Cell<u64> = const { Cell::new(0) };
 }
 
 /// `CLOCK_MONOTONIC` nanoseconds from the tick counter: one counter read
-/// and a multiply on this thread's anchor, a `clock_gettime` every
-/// [`REANCHOR_NS`] per thread (and on every call where the process has no
-/// trusted counter). See the module docs for its accuracy and for what a
-/// counter that jumps does.
+/// and a multiply on this thread's copy of the process's anchor; the copy
+/// is renewed every [`REANCHOR_NS`] (and the anchor re-anchored by the
+/// first thread to find it old: one bracketed `clock_gettime`). Every call
+/// reads `clock_gettime` where the process has no trusted counter. See the
+/// module docs for its accuracy and for what a counter that jumps does.
 #[inline]
 pub fn now_ns() -> u64 {
     ANCHOR.with(|cell| {
@@ -628,16 +655,39 @@ fn now_slow(cell: &Cell<Anchor>) -> u64 {
     let Some(cal) = &process().calibration else {
         return monotonic_ns();
     };
-    let mut a = cell.get();
-    let p = pair(&mut Hardware);
-    let ns = if a.interval_ticks == 0 {
-        a = Anchor::start(cal, p);
-        p.ns
-    } else {
-        a.reanchor(cal, p, LAST_TICK.with(Cell::get))
+    let local = cell.get();
+    let last = LAST_TICK.with(Cell::get);
+    let t = hardware_ticks();
+    if local.interval_ticks != 0 && t < last && scale(last - t, local.rate) <= SLEW_LIMIT_NS {
+        // A few ticks behind this thread's previous reading (a core whose
+        // counter lags a little): read as that reading, not before it.
+        if let Some(ns) = local.near(last, last) {
+            return ns;
+        }
+    }
+    let mut shared = match SHARED.try_lock() {
+        Ok(guard) => guard,
+        // Nothing panics while holding the lock; were it poisoned, the
+        // anchor is still whole (it is written as one value).
+        Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        Err(TryLockError::WouldBlock) => return monotonic_ns(),
+    };
+    if shared.interval_ticks == 0 {
+        *shared = Anchor::start(cal, pair(&mut Hardware));
+    } else if shared.near(t, shared.base_tick).is_none() {
+        let base = shared.base_tick;
+        shared.reanchor(cal, pair(&mut Hardware), base);
+    }
+    let a = *shared;
+    drop(shared);
+    // The anchor may be newer than `t`: read the counter again.
+    let t = hardware_ticks();
+    let Some(ns) = a.near(t, a.base_tick) else {
+        // Preempted for an interval since, or the counter jumped again.
+        return monotonic_ns();
     };
     cell.set(a);
-    LAST_TICK.with(|l| l.set(a.base_tick));
+    LAST_TICK.with(|l| l.set(t));
     ns
 }
 

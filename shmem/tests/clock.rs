@@ -167,3 +167,31 @@ fn fallback_child() {
     let earlier = (mono_ns() - 1_000) as u32;
     assert!(ts_diff(mono_ts(), earlier) >= 1_000);
 }
+
+#[test]
+fn a_stamp_taken_after_another_threads_is_not_smaller() {
+    // Two threads hand a stamp back and forth; each takes its own after it
+    // received the other's, across a few re-anchors of the process anchor.
+    use std::sync::mpsc::channel;
+    let (to_b, from_a) = channel::<u64>();
+    let (to_a, from_b) = channel::<u64>();
+    let rounds = 20_000u64;
+    let b = std::thread::spawn(move || {
+        for _ in 0..rounds {
+            let theirs = from_a.recv().unwrap();
+            let mine = mono_ns_fast();
+            assert!(mine >= theirs, "b read {mine} after a's {theirs}");
+            to_a.send(mine).unwrap();
+        }
+    });
+    let start = mono_ns();
+    let mut mine = mono_ns_fast();
+    for _ in 0..rounds {
+        to_b.send(mine).unwrap();
+        let theirs = from_b.recv().unwrap();
+        mine = mono_ns_fast();
+        assert!(mine >= theirs, "a read {mine} after b's {theirs}");
+    }
+    b.join().unwrap();
+    eprintln!("{} ms of hand-offs", (mono_ns() - start) / 1_000_000);
+}
