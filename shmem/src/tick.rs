@@ -504,14 +504,18 @@ fn history_rate(from: Pair, to: Pair, calibrated: u64) -> Option<u64> {
     (rate.abs_diff(calibrated) <= calibrated / 256).then_some(rate)
 }
 
-/// A tick clock over any [`Counter`]: the calibration and anchoring the
-/// process-wide readings use, for one thread, with the counter in the
-/// caller's hands (tests make it jump or run backwards).
+/// A tick clock over any [`Counter`]: the calibration, the shared anchor
+/// and one thread's copy of it, run by the same code as the process-wide
+/// readings, with the counter in the caller's hands (tests make it jump or
+/// run backwards).
 #[derive(Debug)]
 pub struct TickClock<C> {
     counter: C,
     calibration: Option<Calibration>,
-    anchor: Anchor,
+    /// The process's anchor.
+    shared: Anchor,
+    /// The thread's copy, and the tick of its previous reading.
+    local: Anchor,
     last_tick: u64,
 }
 
@@ -523,7 +527,8 @@ impl<C: Counter> TickClock<C> {
         TickClock {
             counter,
             calibration,
-            anchor: Anchor::UNSET,
+            shared: Anchor::UNSET,
+            local: Anchor::UNSET,
             last_tick: 0,
         }
     }
@@ -543,23 +548,61 @@ impl<C: Counter> TickClock<C> {
         let Some(cal) = &self.calibration else {
             return self.counter.reference_ns();
         };
-        if self.anchor.interval_ticks != 0 {
+        if self.local.interval_ticks != 0 {
             let t = self.counter.ticks();
-            if let Some(ns) = self.anchor.near(t, self.last_tick) {
+            if let Some(ns) = self.local.near(t, self.last_tick) {
                 self.last_tick = t;
                 return ns;
             }
-            let ns = self
-                .anchor
-                .reanchor(cal, pair(&mut self.counter), self.last_tick);
-            self.last_tick = self.anchor.base_tick;
+        }
+        read_slow(
+            cal,
+            &mut self.counter,
+            &mut self.local,
+            &mut self.last_tick,
+            Some(&mut self.shared),
+        )
+    }
+}
+
+/// A reading the thread's copy of the anchor could not give: the copy is
+/// old (or there is none yet), or the counter reads below the thread's
+/// previous tick `last`. `shared` is the process's anchor, `None` when
+/// another thread holds it: the reading is then the reference clock's.
+fn read_slow<C: Counter>(
+    cal: &Calibration,
+    c: &mut C,
+    local: &mut Anchor,
+    last: &mut u64,
+    shared: Option<&mut Anchor>,
+) -> u64 {
+    let t = c.ticks();
+    if local.interval_ticks != 0 && t < *last && scale(*last - t, local.rate) <= SLEW_LIMIT_NS {
+        // A few ticks behind this thread's previous reading (a core whose
+        // counter lags a little): read as that reading, not before it.
+        if let Some(ns) = local.near(*last, *last) {
             return ns;
         }
-        let p = pair(&mut self.counter);
-        self.anchor = Anchor::start(cal, p);
-        self.last_tick = p.tick;
-        p.ns
     }
+    let Some(shared) = shared else {
+        return c.reference_ns();
+    };
+    if shared.interval_ticks == 0 {
+        *shared = Anchor::start(cal, pair(c));
+    } else if shared.near(t, shared.base_tick).is_none() {
+        let base = shared.base_tick;
+        shared.reanchor(cal, pair(c), base);
+    }
+    let a = *shared;
+    // The anchor may be newer than `t`: read the counter again.
+    let t = c.ticks();
+    let Some(ns) = a.near(t, a.base_tick) else {
+        // An interval since (a preemption), or the counter jumped again.
+        return c.reference_ns();
+    };
+    *local = a;
+    *last = t;
+    ns
 }
 
 /// The process's source and calibration (`None` = the kernel's clock).
@@ -655,39 +698,25 @@ fn now_slow(cell: &Cell<Anchor>) -> u64 {
     let Some(cal) = &process().calibration else {
         return monotonic_ns();
     };
-    let local = cell.get();
-    let last = LAST_TICK.with(Cell::get);
-    let t = hardware_ticks();
-    if local.interval_ticks != 0 && t < last && scale(last - t, local.rate) <= SLEW_LIMIT_NS {
-        // A few ticks behind this thread's previous reading (a core whose
-        // counter lags a little): read as that reading, not before it.
-        if let Some(ns) = local.near(last, last) {
-            return ns;
-        }
-    }
-    let mut shared = match SHARED.try_lock() {
-        Ok(guard) => guard,
+    let mut local = cell.get();
+    let mut last = LAST_TICK.with(Cell::get);
+    let mut guard = match SHARED.try_lock() {
+        Ok(guard) => Some(guard),
         // Nothing panics while holding the lock; were it poisoned, the
         // anchor is still whole (it is written as one value).
-        Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-        Err(TryLockError::WouldBlock) => return monotonic_ns(),
+        Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
     };
-    if shared.interval_ticks == 0 {
-        *shared = Anchor::start(cal, pair(&mut Hardware));
-    } else if shared.near(t, shared.base_tick).is_none() {
-        let base = shared.base_tick;
-        shared.reanchor(cal, pair(&mut Hardware), base);
-    }
-    let a = *shared;
-    drop(shared);
-    // The anchor may be newer than `t`: read the counter again.
-    let t = hardware_ticks();
-    let Some(ns) = a.near(t, a.base_tick) else {
-        // Preempted for an interval since, or the counter jumped again.
-        return monotonic_ns();
-    };
-    cell.set(a);
-    LAST_TICK.with(|l| l.set(t));
+    let ns = read_slow(
+        cal,
+        &mut Hardware,
+        &mut local,
+        &mut last,
+        guard.as_deref_mut(),
+    );
+    drop(guard);
+    cell.set(local);
+    LAST_TICK.with(|l| l.set(last));
     ns
 }
 
@@ -837,6 +866,39 @@ mod tests {
             let worst = run(&mut c, 10_000, 10_000);
             assert!(worst < 1_000, "back {back}: {worst} ns off");
         }
+    }
+
+    #[test]
+    fn a_backwards_jump_after_the_anchor_is_followed_then_stepped_out_of() {
+        let mut c = clock();
+        run(&mut c, 1_000, 10_000);
+        // Land in the middle of an interval, then go back 3 ms: still after
+        // the anchor, so the readings follow the counter back...
+        c.counter_mut().sleep(REANCHOR_NS / 2);
+        let before = c.now_ns();
+        c.counter_mut().offset -= 9_000_000;
+        let back = c.now_ns();
+        assert!(back < before, "followed back: {before} then {back}");
+        assert!(before - back < 3_001_000, "by the jump: {}", before - back);
+        assert_eq!(back.saturating_sub(before), 0, "a difference saturates");
+        // ... until the next re-anchor finds the error and steps to the
+        // reference; from there on, on track.
+        c.counter_mut().sleep(REANCHOR_NS);
+        let worst = run(&mut c, 5_000, 10_000);
+        assert!(worst < 1_000, "{worst} ns off after the step");
+    }
+
+    #[test]
+    fn a_busy_shared_anchor_reads_the_reference() {
+        let mut c = clock();
+        run(&mut c, 1_000, 10_000);
+        c.counter_mut().sleep(2 * REANCHOR_NS); // the thread's copy is old
+        let cal = *c.calibration().unwrap();
+        let (mut local, mut last) = (c.local, c.last_tick);
+        let ns = read_slow(&cal, &mut c.counter, &mut local, &mut last, None);
+        assert_eq!(ns, c.counter.ns, "the reference itself");
+        assert_eq!(last, c.last_tick, "the copy is left as it was");
+        assert_eq!(local.base_tick, c.local.base_tick);
     }
 
     #[test]
