@@ -29,7 +29,7 @@
 //! than as four billion nanoseconds.
 #![allow(unsafe_code)] // talks to the kernel or to raw memory; each use says why it is sound
 
-pub use crate::tick::{tick_source, TickSource, CLOCK_ENV};
+pub use crate::tick::{calibrate, tick_source, TickSource, CLOCK_ENV};
 
 /// CPU time the calling thread has used, in nanoseconds
 /// (`CLOCK_THREAD_CPUTIME_ID`): what a benchmark divides by its packets.
@@ -67,7 +67,8 @@ pub fn mono_ns() -> u64 {
 /// [`mono_ns`] and is monotonic in a thread. A tick counter that jumps can
 /// make it step back once (by at most 10 ms), never panic and never run off:
 /// take differences with `saturating_sub`. The first reading of a process
-/// calibrates the counter (about 2 ms, busy).
+/// calibrates the counter (about 2 ms, busy; see [`calibrate`] to do it
+/// during set-up instead).
 #[inline]
 pub fn mono_ns_fast() -> u64 {
     crate::tick::now_ns()

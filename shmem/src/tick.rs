@@ -640,6 +640,14 @@ fn process() -> &'static Process {
     })
 }
 
+/// Calibrates the process's clock now, if no reading did yet: about 2 ms
+/// of busy measuring, and one read of [`CLOCK_ENV`] (which allocates).
+/// Otherwise the first reading does it; a program whose first stamp lies on
+/// a path that must not stall or allocate calls this during its set-up.
+pub fn calibrate() {
+    process();
+}
+
 /// The counter this process reads (calibrating it on first use).
 pub fn tick_source() -> TickSource {
     process().source
