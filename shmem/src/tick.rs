@@ -84,8 +84,8 @@
 use std::cell::Cell;
 use std::sync::{Mutex, OnceLock, TryLockError};
 
-/// How old (in nanoseconds) a thread's anchor may get before the next
-/// reading re-anchors it on `CLOCK_MONOTONIC`.
+/// How old (in nanoseconds) the process's anchor (and a thread's copy of
+/// it) may get before the next reading re-anchors it on `CLOCK_MONOTONIC`.
 pub const REANCHOR_NS: u64 = 10_000_000;
 
 /// How long the process's one calibration measures the tick rate.
@@ -357,7 +357,7 @@ struct Anchor {
     rate: u64,
     /// Ticks an anchor stays valid; 0 = no anchor yet (or no counter).
     interval_ticks: u64,
-    /// The oldest trusted pair of this thread's history: `rate` is measured
+    /// The oldest trusted pair of the anchor's history: `rate` is measured
     /// from it.
     history: Pair,
 }
@@ -385,7 +385,7 @@ impl Anchor {
 
     /// The reading at `t` when `t` lies in this anchor's interval and not
     /// before `last`, the thread's previous tick (so a counter that steps
-    /// back even by one tick goes to [`Anchor::reanchor`]).
+    /// back even by one tick takes the slow path, [`read_slow`]).
     #[inline(always)]
     fn near(&self, t: u64, last: u64) -> Option<u64> {
         let dt = t.wrapping_sub(self.base_tick);
@@ -411,10 +411,10 @@ impl Anchor {
         )
     }
 
-    /// The first anchor of a thread, at pair `p`.
+    /// The first anchor, at pair `p`.
     fn start(cal: &Calibration, p: Pair) -> Anchor {
-        // The process's calibration is the longest history a new thread
-        // has: use its rate when it is plausible (within 0.4 % of the
+        // The calibration is the longest history there is: use the rate
+        // from its first pair when it is plausible (within 0.4 % of the
         // calibrated one) and long enough.
         let mut rate = cal.mult;
         let mut history = p;
@@ -433,9 +433,10 @@ impl Anchor {
     }
 
     /// Re-anchors on a fresh pair; returns the reading for now. `last` is
-    /// the thread's previous tick: a pair before it means the counter ran
-    /// backwards, and the reading steps to the reference clock (which never
-    /// does) instead of following the counter back.
+    /// a tick no later reading may lie before (the anchor's own, for the
+    /// process's anchor): a pair before it means the counter ran backwards,
+    /// and the reading steps to the reference clock (which never does)
+    /// instead of following the counter back.
     fn reanchor(&mut self, cal: &Calibration, p: Pair, last: u64) -> u64 {
         if p.tick < last {
             // Far back: the history is no good. A few ticks back (a core
@@ -460,9 +461,9 @@ impl Anchor {
             return predicted;
         }
         if error.unsigned_abs() > u128::from(SLEW_LIMIT_NS) {
-            // The counter jumped, or this thread slept for long while the
-            // rates differed: the history is kept only in the second case
-            // (an error small against the time it built up in).
+            // The counter jumped, or nobody read the clock for long while
+            // the rates differed: the history is kept only in the second
+            // case (an error small against the time it built up in).
             let elapsed = p.ns.saturating_sub(self.base_ns);
             let jumped = error.unsigned_abs() > u128::from(elapsed / 256);
             return self.step(p, jumped);
