@@ -43,6 +43,7 @@ pub mod region;
 mod sys;
 mod table;
 mod temp;
+pub mod tick;
 pub mod wait;
 pub mod workspace;
 mod workspace_error;
