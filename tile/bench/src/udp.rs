@@ -55,12 +55,12 @@
 mod endpoint;
 mod measure;
 
-use crate::{print_json, round, BenchArgs};
+use crate::harness::{print_json, round, BenchArgs};
 use std::time::Duration;
 
 use tilewire_aio::netns::VethPair;
 
-use crate::bench_link::pct;
+use crate::link::pct;
 
 use endpoint::{Impl, SOCK_BUF};
 use measure::{Errors, Host, RxRun, TxRun};

@@ -51,7 +51,7 @@ use std::time::Duration;
 use tilewire_aio::netns::VethPair;
 use tilewire_shmem::TempWorkspace;
 
-use crate::{print_json, round, BenchArgs};
+use crate::harness::{print_json, round, BenchArgs};
 use cells::{Env, Impl, Measured, Path, Timing};
 use traffic::Traffic;
 

@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::demo::link_lost;
 use tilewire_aio::frame::UdpEndpoints;
 use tilewire_aio::netns::VethPair;
 use tilewire_pipeline::{Pipeline, Registry, RunOptions};
@@ -203,6 +202,15 @@ struct Sample {
     offered: u64,
     rx: u64,
     delivered: u64,
+}
+
+/// Frags consumer `index` of `link` lost to overruns (while polling and
+/// while reading); 0 for a link or consumer the workspace does not hold.
+fn link_lost(ws: &tilewire_shmem::Workspace, link: &str, index: usize) -> u64 {
+    tilewire_tile::link::Link::join(ws, link)
+        .ok()
+        .and_then(|l| l.fseqs().get(index).map(|f| f.lost()))
+        .unwrap_or(0)
 }
 
 /// Warms up, then measures the window with `sample`; `window` is the

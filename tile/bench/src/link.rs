@@ -28,7 +28,7 @@
 //!   the one clock read per message every implementation makes; tilewire
 //!   reuses it as the frag's `tspub` rather than reading the clock again.
 
-use crate::{print_json, round, BenchArgs};
+use crate::harness::{print_json, round, BenchArgs};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Barrier;
 use std::time::Instant;

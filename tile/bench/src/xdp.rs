@@ -36,7 +36,7 @@ mod cells;
 mod queues;
 mod roles;
 
-use crate::{print_json, round, BenchArgs};
+use crate::harness::{print_json, round, BenchArgs};
 use std::time::Duration;
 
 use tilewire_aio::netns::{NetnsError, VethPair};

@@ -246,5 +246,5 @@ fn fit(text: String) -> String {
 
 /// How the tiles of `topo` run, for the output.
 pub(super) fn layout(topo: &Topology) -> String {
-    crate::demo::layout(topo)
+    crate::harness::layout::pipeline_layout(topo)
 }
