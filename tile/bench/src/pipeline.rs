@@ -40,6 +40,7 @@
 mod agave;
 mod cells;
 mod collect;
+mod packet;
 mod source;
 mod sys;
 mod tilewire;
@@ -112,9 +113,12 @@ pub(crate) fn run(args: &Args) -> Result<(), String> {
     let traffic = Arc::new(Traffic::mix()?);
     let gen_file = traffic.gen_file()?;
     let fixture = gen_file.0.to_string_lossy().into_owned();
-    let cores = core_affinity::get_core_ids().unwrap_or_default();
-    let source_cpu = (cores.len() >= 2).then(|| cores[0]);
+    let cores = crate::harness::pin::Cores::detect();
+    let source_cpu = cores.first;
     let mut notes = Vec::new();
+    if let Some(c) = crate::harness::layout::caches(&cores) {
+        notes.push(format!("caches: {c} (the source is pinned to the first)"));
+    }
     // Two queues a side: the AF_XDP cells with a net tile per queue.
     let pair = match VethPair::with_queues("bpipe", 2) {
         Ok(p) => {

@@ -43,9 +43,12 @@ use tilewire_aio::netns::{NetnsError, VethPair};
 use tilewire_shmem::{PageKind, Workspace};
 use tilewire_xdp::bpf::AttachMode;
 
+use crate::harness::layout;
+use crate::harness::pin::Cores;
+use crate::harness::stats::best_of;
 use cells::{Impl, RxCell, Timing, TxCell, IDLE_SLEEP};
 use queues::QueuesCell;
-use roles::{Cores, Umems};
+use roles::Umems;
 
 /// UDP payload sizes.
 const SIZES: [usize; 2] = [64, 1232];
@@ -80,6 +83,11 @@ struct Row {
     got: Option<u64>,
     /// RX: what the cell measured about its losses (`None` for TX).
     rx: Option<RxCell>,
+}
+
+/// What the output says about pinning.
+fn pinned(cores: &Cores) -> String {
+    cores.describe("RX blaster and TX sender", "RX receiver")
 }
 
 /// A workspace for the UMEMs, unlinked when dropped (also on error).
@@ -173,7 +181,7 @@ pub(crate) fn run(opts: &BenchArgs) -> Result<(), String> {
                     ))
                 },
             );
-            rows.extend(best);
+            rows.extend(best.into_iter().flatten());
         }
     }
     drop(pair);
@@ -181,7 +189,9 @@ pub(crate) fn run(opts: &BenchArgs) -> Result<(), String> {
     drop(ws);
     add_notes(&rows, &blaster_rates, &mut notes, t, rounds);
     add_queue_notes(&queue_rows, &mut notes);
-    print(&rows, &queue_rows, &cores.describe(), &notes, opts);
+    let pinned = pinned(&cores);
+    let report = layout::report(&cores, &pinned);
+    print(&rows, &queue_rows, &report, &pinned, &notes, opts);
     if failures.is_empty() {
         Ok(())
     } else {
@@ -220,7 +230,7 @@ fn run_queues(
          pinned as the rest ({})",
         pair.a(),
         pair.b(),
-        cores.describe()
+        pinned(&cores)
     ));
     let mut out = Vec::new();
     for dir in [Dir::Rx, Dir::Tx] {
@@ -248,7 +258,7 @@ fn run_queues(
                     ))
                 },
             );
-            out.extend(best);
+            out.extend(best.into_iter().flatten());
         }
     }
     out
@@ -266,37 +276,6 @@ fn drop_on_b(
             .map(Some)
             .map_err(|e| format!("the drop program on b: {e}")),
     }
-}
-
-/// Runs `cell(k)` for each of `n` contestants `rounds` times, taking turns
-/// within a round so machine noise hits them alike, and keeps each one's
-/// best by `rate`. A contestant whose cell fails is told to `left_out` and
-/// runs no more.
-fn best_of<T>(
-    rounds: usize,
-    n: usize,
-    mut cell: impl FnMut(usize) -> Result<T, String>,
-    rate: impl Fn(&T) -> f64,
-    mut left_out: impl FnMut(usize, String),
-) -> Vec<T> {
-    let mut best: Vec<Option<T>> = (0..n).map(|_| None).collect();
-    let mut out = vec![false; n];
-    for _ in 0..rounds {
-        for k in 0..n {
-            if out[k] {
-                continue;
-            }
-            match cell(k) {
-                Ok(c) if best[k].as_ref().map_or(true, |b| rate(&c) > rate(b)) => best[k] = Some(c),
-                Ok(_) => {}
-                Err(e) => {
-                    left_out(k, e);
-                    out[k] = true;
-                }
-            }
-        }
-    }
-    best.into_iter().flatten().collect()
 }
 
 /// A many-queue cell's rate against the one-queue cell of its direction
@@ -777,6 +756,7 @@ fn print_queues(cells: &[QueuesCell], pinned: &str, opts: &BenchArgs) {
 fn print(
     rows: &[Row],
     queue_rows: &[QueuesCell],
+    report: &str,
     pinned: &str,
     notes: &[String],
     opts: &BenchArgs,
@@ -819,7 +799,7 @@ fn print(
         "tilewire bench xdp ({}): veth pair between two namespaces, UDP payload sizes",
         if opts.quick { "quick" } else { "full" }
     );
-    println!("pinned: {pinned}");
+    println!("{report}");
     println!();
     println!(
         "{:<5} {:>7}  {:<17} {:>9} {:>10} {:>9} {:>9} {:>7} {:>10} {:>8} {:>9}  {:>9} {:>8}",

@@ -3,7 +3,10 @@
 //! thread, and the layout report (what ran pinned where, which vCPUs share
 //! a cache).
 
+pub(crate) mod cpu;
 pub(crate) mod layout;
 pub(crate) mod output;
+pub(crate) mod pin;
+pub(crate) mod stats;
 
 pub(crate) use output::{print_json, round, BenchArgs};

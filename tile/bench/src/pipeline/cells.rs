@@ -23,11 +23,13 @@ use tilewire_shmem::TempWorkspace;
 use tilewire_xdp::{BindMode, Umem, Xsk, XskConfig};
 
 use super::agave::{self, Ends, Peer};
-use super::collect::{percentiles, CollectKind, CollectShared, Collector, Live};
+use super::collect::{CollectKind, CollectShared, Collector, Live};
 use super::source::{self, Blaster, RateLimit, SourceLive, RATE_BURST};
-use super::sys::process_cpu_ns;
 use super::tilewire;
 use super::traffic::{any_port, Traffic, LOOPBACK};
+use crate::harness::cpu::process_cpu_ns;
+use crate::harness::pin::pin;
+use crate::harness::stats::p50_p99;
 
 /// Source port of the AF_XDP blaster's frames.
 const BLAST_PORT: u16 = 9101;
@@ -236,7 +238,7 @@ fn finish_check(m: &mut Measured, col: &mut Collector, traffic: &Traffic) {
     m.twice = col.check.twice;
     m.bad = col.check.bad() + col.check.never_sent(m.offered);
     m.dups_expected = traffic.dups_in(m.offered);
-    m.latency = percentiles(&mut col.latency);
+    m.latency = p50_p99(&mut col.latency);
 }
 
 /// An in-memory cell.
@@ -500,9 +502,7 @@ fn drive(
     let sent = std::thread::scope(|s| {
         let (ss, sc, sl, colr) = (&stop_source, &stop_collector, &source_live, &mut col);
         let tb = s.spawn(move || {
-            if let Some(c) = cpu {
-                core_affinity::set_for_current(c);
-            }
+            pin(cpu);
             blast.run(traffic, rate, ss, sl)
         });
         let tc = s.spawn(move || source::collect(sock, colr, sc, QUIET, TAIL_MAX));

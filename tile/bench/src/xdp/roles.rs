@@ -7,7 +7,6 @@ use std::net::{SocketAddr, SocketAddrV4};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use core_affinity::CoreId;
 use tilewire_aio::netns::{VethPair, VethSide};
 use tilewire_aio::udp::{Engine, UdpAio, UdpConfig};
 use tilewire_shmem::Workspace;
@@ -46,48 +45,6 @@ const SOCK_BUF: usize = 4 << 20;
 /// (64 MiB of frames each: the queues section) and their blasters at a
 /// time (each is freed when its cell ends).
 pub(super) const WS_BYTES: usize = 256 << 20;
-
-/// The two cores the roles are pinned to: senders and blasters on the
-/// first, receivers on the second.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Cores {
-    pub send: Option<CoreId>,
-    pub recv: Option<CoreId>,
-}
-
-impl Cores {
-    pub(super) fn detect() -> Cores {
-        let cores = core_affinity::get_core_ids().unwrap_or_default();
-        if cores.len() < 2 {
-            return Cores {
-                send: None,
-                recv: None,
-            };
-        }
-        Cores {
-            send: Some(cores[0]),
-            recv: Some(cores[1]),
-        }
-    }
-
-    /// What the output says about pinning.
-    pub(super) fn describe(&self) -> String {
-        match (self.send, self.recv) {
-            (Some(s), Some(r)) => format!(
-                "RX blaster and TX sender on cpu {}, RX receiver on cpu {}",
-                s.id, r.id
-            ),
-            _ => "not pinned (fewer than 2 cores)".to_string(),
-        }
-    }
-}
-
-/// Pins the calling thread to `core`, if there is one.
-pub(super) fn pin(core: Option<CoreId>) {
-    if let Some(c) = core {
-        core_affinity::set_for_current(c);
-    }
-}
 
 /// UMEMs carved out of one workspace, each under a name of its own.
 pub(super) struct Umems<'w> {
