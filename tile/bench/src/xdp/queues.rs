@@ -27,9 +27,9 @@ use tilewire_aio::netns::VethPair;
 use tilewire_xdp::bpf::AttachMode;
 use tilewire_xdp::KernelStats;
 
+use super::axes::Dir;
 use super::cells::{blast, receive, send, Gap, Timing, OVERRUN_MAX, QUIET};
 use super::roles::{self, Check, Role, Umems, VethCounters, XskSock};
-use super::Dir;
 
 /// The queue counts compared.
 pub(super) const QUEUES: [u32; 2] = [1, 2];

@@ -15,6 +15,9 @@ use tilewire_xdp::frame::{self, UdpEndpoints, HEADERS_LEN};
 use tilewire_xdp::xskrs_peer::{PeerMode, XskRsPeer};
 use tilewire_xdp::{BindMode, Umem, Xsk, XskConfig};
 
+use super::axes::Dir;
+use crate::harness::pin::Cores;
+
 /// UDP port in namespace `a` the RX bench blasts to.
 pub(super) const PORT_A: u16 = 9300;
 /// UDP port in namespace `b` the TX bench sends to (dropped at XDP).
@@ -510,4 +513,23 @@ impl SchedCounters {
             preempted: later.preempted.saturating_sub(self.preempted),
         }
     }
+}
+
+/// For TX, the program on `b` that drops the port at XDP (DRV) for every
+/// sender alike, attached while it lives; nothing for RX.
+pub(super) fn drop_on_b(
+    pair: &VethPair,
+    dir: Dir,
+) -> Result<Option<(tilewire_xdp::bpf::XdpProgram, tilewire_xdp::bpf::XdpLink)>, String> {
+    match dir {
+        Dir::Rx => Ok(None),
+        Dir::Tx => attach(pair.b(), &drop_spec(), AttachMode::Drv, 1)
+            .map(Some)
+            .map_err(|e| format!("the drop program on b: {e}")),
+    }
+}
+
+/// What the output says about pinning.
+pub(super) fn pinned(cores: &Cores) -> String {
+    cores.describe("RX blaster and TX sender", "RX receiver")
 }
