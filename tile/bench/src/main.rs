@@ -10,6 +10,7 @@
 mod harness;
 mod link;
 mod pipeline;
+mod tcache;
 mod udp;
 mod xdp;
 
@@ -37,6 +38,8 @@ enum Bench {
     /// The whole path (receive, dedup, verify, send) against an
     /// Agave-style pipeline, in memory, on loopback and over veth
     Pipeline(pipeline::Args),
+    /// The dedup tag cache against HashSet + VecDeque (std and hashbrown)
+    Tcache(BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Bench::Udp(a) => ("udp", udp::run(&a)),
         Bench::Xdp(a) => ("xdp", xdp::run(&a)),
         Bench::Pipeline(a) => ("pipeline", pipeline::run(&a)),
+        Bench::Tcache(a) => ("tcache", tcache::run(&a)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
