@@ -1,4 +1,4 @@
-//! `tilewire bench link`: one producer and one consumer on the two cores,
+//! `tilewire-bench link`: one producer and one consumer on the two cores,
 //! moving fixed-size payloads with reliable flow control, the consumer
 //! reading and checksumming every payload; tilewire's link side by side
 //! with the queues a Rust user would pick (rtrb's chunk API, crossbeam's
@@ -630,7 +630,7 @@ fn print(rows: &[Row], report: &str, pinned: &str, json: bool) {
         }
         return;
     }
-    println!("tilewire bench link: 1 producer -> 1 consumer, reliable, depth {DEPTH}, payload read and checksummed");
+    println!("tilewire-bench link: 1 producer -> 1 consumer, reliable, depth {DEPTH}, payload read and checksummed");
     println!("{report}");
     println!();
     println!(

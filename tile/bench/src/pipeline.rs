@@ -1,4 +1,4 @@
-//! `tilewire bench pipeline`: the path a validator runs (receive, dedup,
+//! `tilewire-bench pipeline`: the path a validator runs (receive, dedup,
 //! a verify-like stage that reads every payload, then send or sink),
 //! tilewire's pipeline against the way Agave does it today, on the same
 //! traffic in the same run.
@@ -525,7 +525,7 @@ fn print(rows: &[Row], notes: &[String], opts: &BenchArgs) {
         return;
     }
     println!(
-        "tilewire bench pipeline ({}): receive -> dedup -> verify (xxh3 over every payload) \
+        "tilewire-bench pipeline ({}): receive -> dedup -> verify (xxh3 over every payload) \
          -> send or sink; tilewire against an Agave-style pipeline; every packet checked",
         if opts.quick { "quick" } else { "full" }
     );

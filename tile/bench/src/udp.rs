@@ -1,4 +1,4 @@
-//! `tilewire bench udp`: UDP packet I/O of tilewire's aio engines side by
+//! `tilewire-bench udp`: UDP packet I/O of tilewire's aio engines side by
 //! side with quinn-udp (what a Rust QUIC stack uses), over a veth pair
 //! between two network namespaces (a real device path: ARP, qdisc, the
 //! veth's receive queue) and over loopback, for 64- and 1232-byte
@@ -374,7 +374,7 @@ fn print(rows: &[Row], report: &str, pinned: &str, notes: &[String], opts: &Benc
         return;
     }
     println!(
-        "tilewire bench udp ({mode}): TX, RX and ping-pong RTT; every received payload checked"
+        "tilewire-bench udp ({mode}): TX, RX and ping-pong RTT; every received payload checked"
     );
     println!("{report}");
     println!(

@@ -1,4 +1,4 @@
-//! `tilewire bench xdp`: AF_XDP receive and transmit over a veth pair
+//! `tilewire-bench xdp`: AF_XDP receive and transmit over a veth pair
 //! between two network namespaces, tilewire's AF_XDP socket side by side
 //! with xsk-rs doing the same work (the loops of its `dev1_to_dev2`
 //! example, [`tilewire_xdp::xskrs_peer`]) and with the sendmmsg/recvmmsg
@@ -484,7 +484,7 @@ fn print(
     }
     let dash = |s: Option<String>| s.unwrap_or_else(|| "-".to_string());
     println!(
-        "tilewire bench xdp ({}): veth pair between two namespaces, UDP payload sizes",
+        "tilewire-bench xdp ({}): veth pair between two namespaces, UDP payload sizes",
         if opts.quick { "quick" } else { "full" }
     );
     println!("{report}");
