@@ -518,10 +518,13 @@ fn wake_latency(ws: &Workspace, park: bool, n: usize, cores: &Cores) -> Result<V
 /// The floor under a parked consumer's wake: nanoseconds from a stamp to
 /// the moment a thread parked with `std::thread::park` runs again after
 /// `unpark` (the futex wake every Rust program has), `n` times 2 ms apart,
-/// pinned as the link cells are.
+/// pinned as the link cells are. Two wakes the sleeper saw as one (it
+/// did not run between them, on a loaded machine) give one sample: it
+/// ends when the waker says it is done, with the samples it has.
 fn thread_wake_latency(n: usize, cores: &Cores) -> Vec<u64> {
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     let stamp = AtomicU64::new(0);
+    let done = AtomicBool::new(false);
     let (tx, rx) = std::sync::mpsc::channel();
     let lat = std::thread::scope(|s| {
         let sleeper = s.spawn(|| {
@@ -532,11 +535,17 @@ fn thread_wake_latency(n: usize, cores: &Cores) -> Vec<u64> {
             let mut seen = 0;
             while lat.len() < n {
                 std::thread::park();
+                // SYNC: Acquire; pairs with the waker's Release store of
+                // `done`, made after its last stamp: read first, so a
+                // `done` seen means the stamp read next is the last.
+                let finished = done.load(Ordering::Acquire);
                 // SYNC: Acquire; pairs with the waker's Release store.
                 let t = stamp.load(Ordering::Acquire);
                 if t != seen {
                     seen = t;
                     lat.push(mono_ns().saturating_sub(t));
+                } else if finished {
+                    break;
                 }
             }
             lat
@@ -549,6 +558,10 @@ fn thread_wake_latency(n: usize, cores: &Cores) -> Vec<u64> {
             stamp.store(mono_ns(), Ordering::Release);
             thread.unpark();
         }
+        // SYNC: Release; pairs with the sleeper's Acquire load: every
+        // stamp was stored before.
+        done.store(true, Ordering::Release);
+        thread.unpark();
         sleeper.join().expect("the sleeper thread")
     });
     let mut lat = lat;
