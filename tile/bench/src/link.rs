@@ -534,7 +534,9 @@ fn thread_wake_latency(n: usize, cores: &Cores) -> Vec<u64> {
             let mut lat = Vec::with_capacity(n);
             let mut seen = 0;
             while lat.len() < n {
-                std::thread::park();
+                // Bounded: a wake lost to the machine ends the run late,
+                // never hangs it (seen on this VM).
+                std::thread::park_timeout(std::time::Duration::from_millis(50));
                 // SYNC: Acquire; pairs with the waker's Release store of
                 // `done`, made after its last stamp: read first, so a
                 // `done` seen means the stamp read next is the last.
