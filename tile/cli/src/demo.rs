@@ -30,7 +30,6 @@
 
 mod peer;
 mod summary;
-pub(crate) use summary::link_lost;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};

@@ -3,14 +3,8 @@
 //! `tilewire`: the command line of the project, one user of the library.
 //! `tilewire --help` and `tilewire <command> --help` print the usage; the
 //! text below is the same, from the same definitions.
-// The Agave-style peer of `bench pipeline` calls recvmmsg/sendmmsg
-// through libc as Agave does: that one module allows unsafe code.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
-mod bench_link;
-mod bench_pipeline;
-mod bench_udp;
-mod bench_xdp;
 mod demo;
 mod monitor_cmd;
 mod run_cmd;
@@ -18,7 +12,7 @@ mod shmem_cmd;
 
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 /// The packet I/O tile of a validator pipeline: AF_XDP and io_uring UDP
 /// net tiles, links in shared memory, pipelines from a topology.
@@ -49,51 +43,17 @@ enum Command {
         #[command(subcommand)]
         command: shmem_cmd::Command,
     },
-    /// The benchmarks: tilewire and its peers side by side in one run
+    /// Moved: the benchmarks are the `tilewire-bench` binary
+    #[command(hide = true, disable_help_flag = true)]
     Bench {
-        #[command(subcommand)]
-        which: Bench,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
     },
 }
 
-#[derive(Debug, Subcommand)]
-enum Bench {
-    /// Link throughput and latency against rtrb and crossbeam
-    Link(BenchArgs),
-    /// UDP TX/RX rate and RTT: the aio engines against quinn-udp
-    Udp(BenchArgs),
-    /// AF_XDP RX/TX rate over veth against xsk-rs and sendmmsg
-    Xdp(BenchArgs),
-    /// The whole path (receive, dedup, verify, send) against an
-    /// Agave-style pipeline, in memory, on loopback and over veth
-    Pipeline(bench_pipeline::Args),
-}
-
-/// What every benchmark takes.
-#[derive(Debug, Clone, Copy, Args)]
-pub struct BenchArgs {
-    /// One JSON object per line instead of a table
-    #[arg(long)]
-    pub json: bool,
-    /// Short runs (a quick look; the ratios are noisier)
-    #[arg(long)]
-    pub quick: bool,
-}
-
-/// Prints `row` as one line of JSON: what every `--json` prints.
-pub fn print_json(row: &impl serde::Serialize) {
-    println!(
-        "{}",
-        serde_json::to_string(row).expect("bench rows hold only numbers and strings")
-    );
-}
-
-/// `v` rounded to `digits` decimals, for ratios and per-packet costs in
-/// machine output.
-pub fn round(v: f64, digits: i32) -> f64 {
-    let k = 10f64.powi(digits);
-    (v * k).round() / k
-}
+/// What `tilewire bench ...` says: where the benchmarks went.
+const BENCH_MOVED: &str = "the benchmarks are the `tilewire-bench` binary now: \
+cargo run --release -p tilewire-bench -- <link|udp|xdp|pipeline|tcache> [--json] [--quick]";
 
 /// Logs to stderr: the runner's tile lifecycle (start, drain, end, failure)
 /// with each tile's name, filtered by `level` or `RUST_LOG`.
@@ -128,12 +88,11 @@ fn main() -> ExitCode {
         Command::Tile(a) => ("tile", run_cmd::tile(&registry, a)),
         Command::Monitor(a) => ("monitor", monitor_cmd::run(a)),
         Command::Shmem { command } => ("shmem", shmem_cmd::run(command)),
-        Command::Bench { which } => match which {
-            Bench::Link(a) => ("bench link", bench_link::run(&a)),
-            Bench::Udp(a) => ("bench udp", bench_udp::run(&a)),
-            Bench::Xdp(a) => ("bench xdp", bench_xdp::run(&a)),
-            Bench::Pipeline(a) => ("bench pipeline", bench_pipeline::run(&a)),
-        },
+        Command::Bench { args } => {
+            let which = args.first().map_or("", String::as_str);
+            eprintln!("tilewire bench {which}: {BENCH_MOVED}");
+            return ExitCode::from(2);
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

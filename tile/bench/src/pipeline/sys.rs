@@ -1,9 +1,9 @@
 //! The system calls of the Agave-style peer, made the way Agave's
 //! streamer makes them (`libc` straight, no wrapper crate): `recvmmsg`
 //! into fixed packet buffers with `MSG_WAITFORONE`, `sendmmsg` of a
-//! batch to one address, the socket buffer sizes, and the process CPU
-//! clock the bench divides by packets. The only module of the binary
-//! that talks to the kernel through raw pointers.
+//! batch to one address, the socket buffer sizes. With the harness's
+//! process CPU clock, the only module of the binary that talks to the
+//! kernel through raw pointers.
 #![allow(unsafe_code)] // each call says why it is sound
 
 use std::io;
@@ -11,22 +11,7 @@ use std::mem::{size_of, zeroed};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::RawFd;
 
-use super::agave::{Packet, PACKETS_PER_BATCH, PACKET_DATA_SIZE};
-
-/// CPU time of the whole process (every thread, live or ended), in ns
-/// (`CLOCK_PROCESS_CPUTIME_ID`).
-pub(super) fn process_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a live, writable timespec for the call.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        return 0;
-    }
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
+use super::packet::{Packet, PACKETS_PER_BATCH, PACKET_DATA_SIZE};
 
 /// Sets `SO_RCVBUF` and `SO_SNDBUF` of `fd` to `bytes` (the kernel caps
 /// them at `net.core.[rw]mem_max` and doubles them), as the net-udp tile

@@ -21,11 +21,12 @@
 //! busy-poll spinning: the CPU per packet of receivers that keep up with
 //! the blaster compares their cost.
 
+use crate::harness::cpu::{ns_per, ThreadWindow};
+use crate::harness::pin::{pin, Cores};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
-use tilewire_shmem::clock::thread_cpu_ns;
 
 use tilewire_aio::netns::VethPair;
 use tilewire_aio::udp::UdpAio;
@@ -35,7 +36,7 @@ use tilewire_xdp::bpf::AttachMode;
 use tilewire_xdp::xskrs_peer::{PeerMode, XskRsPeer};
 use tilewire_xdp::{KernelStats, RxPacket, RxRefused, RxSink};
 
-use super::roles::{self, Check, Cores, Role, SchedCounters, Umems, VethCounters, XskSock, BATCH};
+use super::roles::{self, Check, Role, SchedCounters, Umems, VethCounters, XskSock, BATCH};
 
 /// How long an idle receiver sleeps before it polls again.
 pub(super) const IDLE_SLEEP: Duration = Duration::from_micros(20);
@@ -368,25 +369,21 @@ pub(super) fn rx(
         std::thread::scope(|s| {
             let (stop, start, frame) = (&stop, &start, &frame);
             let tb = s.spawn(move || {
-                roles::pin(cores.send);
+                pin(cores.first);
                 start.wait();
                 let mut b = blast(&mut [&mut blaster], &[frame.as_slice()], stop, cap);
                 b.remove(0)
             });
             let tr = s.spawn(move || {
-                roles::pin(cores.recv);
+                pin(cores.second);
                 let mut check = Check::new(sz);
                 let mut gap = Gap::default();
                 start.wait();
                 let sched0 = SchedCounters::now();
                 receiver.run_until(&mut check, Instant::now() + t.warm, &mut gap);
-                let (cpu0, n0, w0) = (thread_cpu_ns(), check.pkts, Instant::now());
-                receiver.run_until(&mut check, w0 + t.window, &mut gap);
-                let window = (
-                    check.pkts - n0,
-                    thread_cpu_ns().saturating_sub(cpu0),
-                    w0.elapsed().as_secs_f64(),
-                );
+                let (w, n0) = (ThreadWindow::start(), check.pkts);
+                receiver.run_until(&mut check, w.started_at() + t.window, &mut gap);
+                let window = (check.pkts - n0, w.cpu_ns(), w.secs());
                 // SYNC: Release; pairs with the blaster's Acquire load.
                 stop.store(true, Ordering::Release);
                 let end = Instant::now() + OVERRUN_MAX;
@@ -421,7 +418,7 @@ pub(super) fn rx(
     let past_end = check.max_seq.is_some_and(|m| m >= blasted.stamped);
     Ok(RxCell {
         rate: pkts as f64 / secs.max(1e-9),
-        cpu_ns_per_pkt: cpu_ns as f64 / pkts.max(1) as f64,
+        cpu_ns_per_pkt: ns_per(cpu_ns, pkts),
         sent: blasted.completed,
         received: check.pkts,
         bad: check.bad + u64::from(past_end),
@@ -554,12 +551,12 @@ pub(super) fn tx(
     let result = std::thread::scope(|s| {
         let frame = &frame;
         s.spawn(move || {
-            roles::pin(cores.send);
+            pin(cores.first);
             let warm = sender.run_until(frame, Instant::now() + t.warm)?;
-            let (cpu0, w0) = (thread_cpu_ns(), Instant::now());
-            let n = sender.run_until(frame, w0 + t.window)?;
-            let cpu = thread_cpu_ns().saturating_sub(cpu0);
-            let secs = w0.elapsed().as_secs_f64();
+            let w = ThreadWindow::start();
+            let n = sender.run_until(frame, w.started_at() + t.window)?;
+            let cpu = w.cpu_ns();
+            let secs = w.secs();
             drop(sender);
             Ok::<_, String>((warm + n, n, cpu, secs))
         })
@@ -573,7 +570,7 @@ pub(super) fn tx(
     let delivered1 = roles::veth_rx_packets(pair.b());
     Ok(TxCell {
         rate: n as f64 / secs.max(1e-9),
-        cpu_ns_per_pkt: cpu as f64 / n.max(1) as f64,
+        cpu_ns_per_pkt: ns_per(cpu, n),
         sent: total,
         delivered: delivered0.zip(delivered1).map(|(x, y)| y.saturating_sub(x)),
     })

@@ -1,4 +1,4 @@
-//! `tilewire bench pipeline --quick --duration 0.1 --json` end to end:
+//! `tilewire-bench pipeline --quick --duration 0.1 --json` end to end:
 //! every cell it can make here (memory and loopback always, veth as
 //! root) has a row for both pipelines, every delivered packet passed its
 //! check (the command fails otherwise), and in memory, where nothing is
@@ -9,17 +9,10 @@ use std::process::Command;
 
 #[test]
 fn bench_pipeline_runs_every_cell_and_checks_every_packet() {
-    let out = Command::new(env!("CARGO_BIN_EXE_tilewire"))
-        .args([
-            "bench",
-            "pipeline",
-            "--quick",
-            "--duration",
-            "0.1",
-            "--json",
-        ])
+    let out = Command::new(env!("CARGO_BIN_EXE_tilewire-bench"))
+        .args(["pipeline", "--quick", "--duration", "0.1", "--json"])
         .output()
-        .expect("running tilewire");
+        .expect("running tilewire-bench");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)

@@ -196,13 +196,3 @@ impl Drop for CollectTile {
         }
     }
 }
-
-/// p50 and p99 of `v` in ns (sorts it).
-pub(super) fn percentiles(v: &mut [u32]) -> Option<(u64, u64)> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_unstable();
-    let at = |p: f64| u64::from(v[((v.len() - 1) as f64 * p).round() as usize]);
-    Some((at(0.5), at(0.99)))
-}

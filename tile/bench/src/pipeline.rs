@@ -1,4 +1,4 @@
-//! `tilewire bench pipeline`: the path a validator runs (receive, dedup,
+//! `tilewire-bench pipeline`: the path a validator runs (receive, dedup,
 //! a verify-like stage that reads every payload, then send or sink),
 //! tilewire's pipeline against the way Agave does it today, on the same
 //! traffic in the same run.
@@ -40,6 +40,7 @@
 mod agave;
 mod cells;
 mod collect;
+mod packet;
 mod source;
 mod sys;
 mod tilewire;
@@ -51,7 +52,7 @@ use std::time::Duration;
 use tilewire_aio::netns::VethPair;
 use tilewire_shmem::TempWorkspace;
 
-use crate::{print_json, round, BenchArgs};
+use crate::harness::{print_json, round, BenchArgs};
 use cells::{Env, Impl, Measured, Path, Timing};
 use traffic::Traffic;
 
@@ -112,9 +113,12 @@ pub(crate) fn run(args: &Args) -> Result<(), String> {
     let traffic = Arc::new(Traffic::mix()?);
     let gen_file = traffic.gen_file()?;
     let fixture = gen_file.0.to_string_lossy().into_owned();
-    let cores = core_affinity::get_core_ids().unwrap_or_default();
-    let source_cpu = (cores.len() >= 2).then(|| cores[0]);
+    let cores = crate::harness::pin::Cores::detect();
+    let source_cpu = cores.first;
     let mut notes = Vec::new();
+    if let Some(c) = crate::harness::layout::caches(&cores) {
+        notes.push(format!("caches: {c} (the source is pinned to the first)"));
+    }
     // Two queues a side: the AF_XDP cells with a net tile per queue.
     let pair = match VethPair::with_queues("bpipe", 2) {
         Ok(p) => {
@@ -521,7 +525,7 @@ fn print(rows: &[Row], notes: &[String], opts: &BenchArgs) {
         return;
     }
     println!(
-        "tilewire bench pipeline ({}): receive -> dedup -> verify (xxh3 over every payload) \
+        "tilewire-bench pipeline ({}): receive -> dedup -> verify (xxh3 over every payload) \
          -> send or sink; tilewire against an Agave-style pipeline; every packet checked",
         if opts.quick { "quick" } else { "full" }
     );

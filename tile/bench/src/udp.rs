@@ -1,4 +1,4 @@
-//! `tilewire bench udp`: UDP packet I/O of tilewire's aio engines side by
+//! `tilewire-bench udp`: UDP packet I/O of tilewire's aio engines side by
 //! side with quinn-udp (what a Rust QUIC stack uses), over a veth pair
 //! between two network namespaces (a real device path: ARP, qdisc, the
 //! veth's receive queue) and over loopback, for 64- and 1232-byte
@@ -55,12 +55,14 @@
 mod endpoint;
 mod measure;
 
-use crate::{print_json, round, BenchArgs};
+use crate::harness::{print_json, round, BenchArgs};
 use std::time::Duration;
 
 use tilewire_aio::netns::VethPair;
 
-use crate::bench_link::pct;
+use crate::harness::layout;
+use crate::harness::pin::Cores;
+use crate::harness::stats::{keep_best, RoundPercentiles};
 
 use endpoint::{Impl, SOCK_BUF};
 use measure::{Errors, Host, RxRun, TxRun};
@@ -75,11 +77,6 @@ struct Row {
     tx: Option<TxRun>,
     rx: Option<RxRun>,
     rtt: Option<(u64, u64, u64)>,
-}
-
-fn median(mut v: Vec<u64>) -> u64 {
-    v.sort_unstable();
-    v.get(v.len() / 2).copied().unwrap_or(0)
 }
 
 /// Runs every measurement of `host` into `rows`; implementations that
@@ -122,8 +119,7 @@ fn bench_host(
                     continue;
                 }
                 match measure::tx(host, imp, sz, dur, errs) {
-                    Ok(t) if best_tx[k].map_or(true, |b| t.rate > b.rate) => best_tx[k] = Some(t),
-                    Ok(_) => {}
+                    Ok(t) => keep_best(&mut best_tx[k], t, |t| t.rate),
                     Err(n) => {
                         note(notes, format!("{}: {n}", host.path));
                         out[k] = true;
@@ -134,14 +130,12 @@ fn bench_host(
                     continue;
                 }
                 match measure::rx(host, blaster, imp, sz, dur, errs) {
-                    Ok(r) if best_rx[k].map_or(true, |b| r.rate > b.rate) => best_rx[k] = Some(r),
-                    Ok(_) => {}
+                    Ok(r) => keep_best(&mut best_rx[k], r, |r| r.rate),
                     Err(n) => note(notes, format!("{}: {n}", host.path)),
                 }
             }
         }
-        let mut p50s: Vec<Vec<u64>> = vec![Vec::new(); impls.len()];
-        let mut p99s: Vec<Vec<u64>> = vec![Vec::new(); impls.len()];
+        let mut rtts = vec![RoundPercentiles::default(); impls.len()];
         let mut lost = vec![0u64; impls.len()];
         for _ in 0..rounds {
             for (k, &imp) in impls.iter().enumerate() {
@@ -149,10 +143,8 @@ fn bench_host(
                     continue;
                 }
                 match measure::pingpong(host, imp, sz, rtt_n / rounds as u64, errs) {
-                    Ok((mut rtts, l)) => {
-                        rtts.sort_unstable();
-                        p50s[k].push(pct(&rtts, 0.5));
-                        p99s[k].push(pct(&rtts, 0.99));
+                    Ok((mut round, l)) => {
+                        rtts[k].add(&mut round);
                         lost[k] += l;
                     }
                     Err(n) => note(notes, format!("{}: {n}", host.path)),
@@ -210,8 +202,7 @@ fn bench_host(
                     ),
                 );
             }
-            let rtt = (!p50s[k].is_empty())
-                .then(|| (median(p50s[k].clone()), median(p99s[k].clone()), lost[k]));
+            let rtt = rtts[k].median().map(|(p50, p99)| (p50, p99, lost[k]));
             rows.push(Row {
                 path: host.path,
                 sz,
@@ -230,15 +221,8 @@ fn bench_host(
 /// A line saying how many received packets failed their check (their
 /// descriptions are printed first).
 pub(crate) fn run(opts: &BenchArgs) -> Result<(), String> {
-    let cores = core_affinity::get_core_ids().unwrap_or_default();
-    let pinned = if cores.len() >= 2 {
-        format!(
-            "sender/blaster/ping client on cpu {}, receiver/drain/echo on cpu {}",
-            cores[0].id, cores[1].id
-        )
-    } else {
-        "not pinned (fewer than 2 cores)".to_string()
-    };
+    let cores = Cores::detect();
+    let pinned = cores.describe("sender/blaster/ping client", "receiver/drain/echo");
     let mut notes = Vec::new();
     let mut errs = Errors::default();
     let mut rows = Vec::new();
@@ -261,7 +245,13 @@ pub(crate) fn run(opts: &BenchArgs) -> Result<(), String> {
         bench_host(host, &Impl::ALL, opts, &mut rows, &mut notes, &mut errs);
     }
     drop(hosts);
-    print(&rows, &pinned, &notes, opts);
+    print(
+        &rows,
+        &layout::report(&cores, &pinned),
+        &pinned,
+        &notes,
+        opts,
+    );
     if errs.count > 0 {
         for n in &errs.notes {
             eprintln!("check failed: {n}");
@@ -348,7 +338,7 @@ struct JsonRow<'a> {
     mode: &'static str,
 }
 
-fn print(rows: &[Row], pinned: &str, notes: &[String], opts: &BenchArgs) {
+fn print(rows: &[Row], report: &str, pinned: &str, notes: &[String], opts: &BenchArgs) {
     let mode = if opts.quick { "quick" } else { "full" };
     if opts.json {
         for r in rows {
@@ -384,9 +374,9 @@ fn print(rows: &[Row], pinned: &str, notes: &[String], opts: &BenchArgs) {
         return;
     }
     println!(
-        "tilewire bench udp ({mode}): TX, RX and ping-pong RTT; every received payload checked"
+        "tilewire-bench udp ({mode}): TX, RX and ping-pong RTT; every received payload checked"
     );
-    println!("pinned: {pinned}");
+    println!("{report}");
     println!(
         "socket buffers: {} MiB asked (capped by net.core.[rw]mem_max); rates: best round; RTT: median round",
         SOCK_BUF >> 20

@@ -1,4 +1,4 @@
-//! `tilewire bench link`: one producer and one consumer on the two cores,
+//! `tilewire-bench link`: one producer and one consumer on the two cores,
 //! moving fixed-size payloads with reliable flow control, the consumer
 //! reading and checksumming every payload; tilewire's link side by side
 //! with the queues a Rust user would pick (rtrb's chunk API, crossbeam's
@@ -28,7 +28,10 @@
 //!   the one clock read per message every implementation makes; tilewire
 //!   reuses it as the frag's `tspub` rather than reading the clock again.
 
-use crate::{print_json, round, BenchArgs};
+use crate::harness::layout;
+use crate::harness::pin::{pin, pinned_pair, Cores};
+use crate::harness::stats::{best_of, pct, RoundPercentiles};
+use crate::harness::{print_json, round, BenchArgs};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Barrier;
 use std::time::Instant;
@@ -94,36 +97,18 @@ struct Sample {
 }
 
 /// Runs `produce` pinned to the first core and `consume` to the second,
-/// timing from a common start.
+/// timing the consumer from the common start.
 fn pair<P, C>(produce: P, consume: C) -> (f64, u64, Vec<u64>)
 where
     P: FnOnce() + Send,
     C: FnOnce() -> (u64, Vec<u64>) + Send,
 {
-    let cores = core_affinity::get_core_ids().unwrap_or_default();
-    let start = Barrier::new(2);
-    std::thread::scope(|s| {
-        let (c0, c1) = (cores.first().copied(), cores.get(1).copied());
-        let start = &start;
-        let p = s.spawn(move || {
-            if let Some(c) = c0 {
-                core_affinity::set_for_current(c);
-            }
-            start.wait();
-            produce();
-        });
-        let c = s.spawn(move || {
-            if let Some(c) = c1 {
-                core_affinity::set_for_current(c);
-            }
-            start.wait();
-            let t = Instant::now();
-            let (sum, lat) = consume();
-            (t.elapsed().as_secs_f64(), sum, lat)
-        });
-        p.join().expect("producer");
-        c.join().expect("consumer")
-    })
+    let ((), r) = pinned_pair(produce, || {
+        let t = Instant::now();
+        let (sum, lat) = consume();
+        (t.elapsed().as_secs_f64(), sum, lat)
+    });
+    r
 }
 
 /// Spins until `ns` of monotonic time have passed since `from`.
@@ -384,14 +369,6 @@ fn expected_checksum(sz: usize, n: u64) -> u64 {
     })
 }
 
-/// The `p` quantile (0 to 1) of sorted samples, nearest rank; 0 if none.
-pub(crate) fn pct(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
 struct Row {
     sz: usize,
     which: &'static str,
@@ -418,15 +395,8 @@ struct JsonRow<'a> {
 
 /// Runs the whole benchmark and prints it.
 pub(crate) fn run(opts: &BenchArgs) -> Result<(), String> {
-    let cores = core_affinity::get_core_ids().unwrap_or_default();
-    let pinned = if cores.len() >= 2 {
-        format!(
-            "producer on cpu {}, consumer on cpu {}",
-            cores[0].id, cores[1].id
-        )
-    } else {
-        "not pinned (fewer than 2 cores)".to_string()
-    };
+    let cores = Cores::detect();
+    let pinned = cores.describe("producer", "consumer");
     let ws_name = format!("bench-link-{}", std::process::id());
     let ws = Workspace::create(&ws_name, 64 << 20, PageKind::Normal).map_err(|e| e.to_string())?;
     struct Unlink(String);
@@ -446,47 +416,48 @@ pub(crate) fn run(opts: &BenchArgs) -> Result<(), String> {
             _ => 200_000,
         };
         let want = expected_checksum(sz, n);
-        let mut best = [0f64; IMPLS.len()];
-        for _ in 0..rounds {
-            for (k, which) in IMPLS.iter().enumerate() {
+        let mut mismatch = None;
+        let best = best_of(
+            rounds,
+            IMPLS.len(),
+            |k| {
+                let which = IMPLS[k];
                 let s = run_one(which, &ws, sz, n, false);
                 if s.checksum != want {
                     return Err(format!(
                         "{which} {sz} B: checksum mismatch (payload bytes lost or changed)"
                     ));
                 }
-                best[k] = best[k].max(n as f64 / s.secs);
-            }
+                Ok(n as f64 / s.secs)
+            },
+            |rate| *rate,
+            |_, e| {
+                mismatch.get_or_insert(e);
+            },
+        );
+        if let Some(e) = mismatch {
+            return Err(e);
         }
-        // Latency in rounds too, the implementations taking turns. Each
-        // round gives a p50 and a p99; the table shows the median round.
-        // This machine is a shared VM: a round that the host preempts for a
-        // millisecond queues hundreds of frags behind the stall, which
-        // would decide the p99 of whichever implementation it hit; the
-        // median round shows the link, not the host.
-        let mut p50s: Vec<Vec<u64>> = vec![Vec::new(); IMPLS.len()];
-        let mut p99s: Vec<Vec<u64>> = vec![Vec::new(); IMPLS.len()];
+        // Latency in rounds too, the implementations taking turns; the
+        // table shows the median round (see `RoundPercentiles`).
+        let mut lats = vec![RoundPercentiles::default(); IMPLS.len()];
         for _ in 0..rounds {
             for (k, which) in IMPLS.iter().enumerate() {
-                let mut lat = run_one(which, &ws, sz, lat_n / rounds as u64, true).lat;
-                lat.sort_unstable();
-                p50s[k].push(pct(&lat, 0.5));
-                p99s[k].push(pct(&lat, 0.99));
+                lats[k].add(&mut run_one(which, &ws, sz, lat_n / rounds as u64, true).lat);
             }
         }
         for (k, which) in IMPLS.iter().enumerate() {
-            p50s[k].sort_unstable();
-            p99s[k].sort_unstable();
+            let (p50, p99) = lats[k].median().unwrap_or((0, 0));
             rows.push(Row {
                 sz,
                 which,
-                rate: best[k],
-                p50: p50s[k][p50s[k].len() / 2],
-                p99: p99s[k][p99s[k].len() / 2],
+                rate: best[k].unwrap_or(0.0),
+                p50,
+                p99,
             });
         }
     }
-    print(&rows, &pinned, opts.json);
+    print(&rows, &layout::report(&cores, &pinned), &pinned, opts.json);
     let n = if opts.quick { 200 } else { 1000 };
     let spin = wake_latency(&ws, false, n, &cores)?;
     let parked = wake_latency(&ws, true, n, &cores)?;
@@ -498,12 +469,7 @@ pub(crate) fn run(opts: &BenchArgs) -> Result<(), String> {
 /// Nanoseconds from publish to read of `n` frags sent 2 ms apart, to a
 /// consumer that spins or parks on the link while it waits (what a
 /// backing-off tile does): the cost of sleeping instead of spinning.
-fn wake_latency(
-    ws: &Workspace,
-    park: bool,
-    n: usize,
-    cores: &[core_affinity::CoreId],
-) -> Result<Vec<u64>, String> {
+fn wake_latency(ws: &Workspace, park: bool, n: usize, cores: &Cores) -> Result<Vec<u64>, String> {
     let name = if park { "wake-park" } else { "wake-spin" };
     let params = LinkParams {
         depth: 1024,
@@ -515,9 +481,7 @@ fn wake_latency(
     let start = Barrier::new(2);
     let lat = std::thread::scope(|s| {
         let consumer = s.spawn(|| {
-            if let Some(c) = cores.get(1) {
-                core_affinity::set_for_current(*c);
-            }
+            pin(cores.second);
             let mut c = link.consumer(0).expect("consumer 0");
             let mc = *link.mcache();
             let mut lat = Vec::with_capacity(n);
@@ -537,9 +501,7 @@ fn wake_latency(
             }
             lat
         });
-        if let Some(c) = cores.first() {
-            core_affinity::set_for_current(*c);
-        }
+        pin(cores.first);
         let mut p = link.producer();
         start.wait();
         for _ in 0..n {
@@ -556,34 +518,41 @@ fn wake_latency(
 /// The floor under a parked consumer's wake: nanoseconds from a stamp to
 /// the moment a thread parked with `std::thread::park` runs again after
 /// `unpark` (the futex wake every Rust program has), `n` times 2 ms apart,
-/// pinned as the link cells are.
-fn thread_wake_latency(n: usize, cores: &[core_affinity::CoreId]) -> Vec<u64> {
-    use std::sync::atomic::{AtomicU64, Ordering};
+/// pinned as the link cells are. Two wakes the sleeper saw as one (it
+/// did not run between them, on a loaded machine) give one sample: it
+/// ends when the waker says it is done, with the samples it has.
+fn thread_wake_latency(n: usize, cores: &Cores) -> Vec<u64> {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     let stamp = AtomicU64::new(0);
+    let done = AtomicBool::new(false);
     let (tx, rx) = std::sync::mpsc::channel();
     let lat = std::thread::scope(|s| {
         let sleeper = s.spawn(|| {
-            if let Some(c) = cores.get(1) {
-                core_affinity::set_for_current(*c);
-            }
+            pin(cores.second);
             tx.send(std::thread::current())
                 .expect("the waker waits for this");
             let mut lat = Vec::with_capacity(n);
             let mut seen = 0;
             while lat.len() < n {
-                std::thread::park();
+                // Bounded: a wake lost to the machine ends the run late,
+                // never hangs it (seen on this VM).
+                std::thread::park_timeout(std::time::Duration::from_millis(50));
+                // SYNC: Acquire; pairs with the waker's Release store of
+                // `done`, made after its last stamp: read first, so a
+                // `done` seen means the stamp read next is the last.
+                let finished = done.load(Ordering::Acquire);
                 // SYNC: Acquire; pairs with the waker's Release store.
                 let t = stamp.load(Ordering::Acquire);
                 if t != seen {
                     seen = t;
                     lat.push(mono_ns().saturating_sub(t));
+                } else if finished {
+                    break;
                 }
             }
             lat
         });
-        if let Some(c) = cores.first() {
-            core_affinity::set_for_current(*c);
-        }
+        pin(cores.first);
         let thread = rx.recv().expect("the sleeper's handle");
         for _ in 0..n {
             std::thread::sleep(std::time::Duration::from_millis(2));
@@ -591,6 +560,10 @@ fn thread_wake_latency(n: usize, cores: &[core_affinity::CoreId]) -> Vec<u64> {
             stamp.store(mono_ns(), Ordering::Release);
             thread.unpark();
         }
+        // SYNC: Release; pairs with the sleeper's Acquire load: every
+        // stamp was stored before.
+        done.store(true, Ordering::Release);
+        thread.unpark();
         sleeper.join().expect("the sleeper thread")
     });
     let mut lat = lat;
@@ -644,7 +617,7 @@ fn print_wake(spin: &[u64], parked: &[u64], floor: &[u64], pinned: &str, json: b
     }
 }
 
-fn print(rows: &[Row], pinned: &str, json: bool) {
+fn print(rows: &[Row], report: &str, pinned: &str, json: bool) {
     let peer_ratio = |r: &Row, peer: &str| {
         rows.iter()
             .find(|x| x.sz == r.sz && x.which == peer)
@@ -672,8 +645,8 @@ fn print(rows: &[Row], pinned: &str, json: bool) {
         }
         return;
     }
-    println!("tilewire bench link: 1 producer -> 1 consumer, reliable, depth {DEPTH}, payload read and checksummed");
-    println!("pinned: {pinned}");
+    println!("tilewire-bench link: 1 producer -> 1 consumer, reliable, depth {DEPTH}, payload read and checksummed");
+    println!("{report}");
     println!();
     println!(
         "{:>7}  {:<22} {:>12} {:>8} {:>8}   {:>9} {:>9} {:>9}",

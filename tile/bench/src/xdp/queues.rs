@@ -21,14 +21,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Barrier;
 use std::time::Instant;
 
+use crate::harness::cpu::{ns_per, ThreadWindow};
+use crate::harness::pin::{pin, Cores};
 use tilewire_aio::netns::VethPair;
-use tilewire_shmem::clock::thread_cpu_ns;
 use tilewire_xdp::bpf::AttachMode;
 use tilewire_xdp::KernelStats;
 
+use super::axes::Dir;
 use super::cells::{blast, receive, send, Gap, Timing, OVERRUN_MAX, QUIET};
-use super::roles::{self, Check, Cores, Role, Umems, VethCounters, XskSock};
-use super::Dir;
+use super::roles::{self, Check, Role, Umems, VethCounters, XskSock};
 
 /// The queue counts compared.
 pub(super) const QUEUES: [u32; 2] = [1, 2];
@@ -53,7 +54,7 @@ pub(super) struct Queue {
 
 impl Queue {
     pub(super) fn cpu_ns_per_pkt(&self) -> f64 {
-        self.cpu_ns as f64 / self.pkts.max(1) as f64
+        ns_per(self.cpu_ns, self.pkts)
     }
 }
 
@@ -84,7 +85,7 @@ impl QueuesCell {
     pub(super) fn cpu_ns_per_pkt(&self) -> f64 {
         let cpu: u64 = self.each.iter().map(|q| q.cpu_ns).sum();
         let pkts: u64 = self.each.iter().map(|q| q.pkts).sum();
-        cpu as f64 / pkts.max(1) as f64
+        ns_per(cpu, pkts)
     }
 
     pub(super) fn sent(&self) -> u64 {
@@ -154,7 +155,7 @@ pub(super) fn rx(
     let (blasted, received) = std::thread::scope(|s| {
         let (stop, start, closed, frames) = (&stop, &start, &closed, &frames);
         let tb = s.spawn(move || {
-            roles::pin(cores.send);
+            pin(cores.first);
             let mut socks: Vec<&mut XskSock<'_>> = blasters.iter_mut().collect();
             let frames: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
             start.wait();
@@ -165,17 +166,17 @@ pub(super) fn rx(
             .enumerate()
             .map(|(q, sock)| {
                 s.spawn(move || {
-                    roles::pin(cores.recv);
+                    pin(cores.second);
                     let mut check = Check::from_port(sz, src_port(q as u32));
                     let mut gap = Gap::default();
                     start.wait();
                     let t0 = Instant::now();
                     receive(sock, &mut check, t0 + t.warm, &mut gap);
-                    let (cpu0, n0, w0) = (thread_cpu_ns(), check.pkts, Instant::now());
+                    let (w, n0) = (ThreadWindow::start(), check.pkts);
                     receive(sock, &mut check, t0 + t.warm + t.window, &mut gap);
                     let pkts = check.pkts - n0;
-                    let cpu_ns = thread_cpu_ns().saturating_sub(cpu0);
-                    let secs = w0.elapsed().as_secs_f64();
+                    let cpu_ns = w.cpu_ns();
+                    let secs = w.secs();
                     // The last receiver out of its window stops the
                     // blaster; then each drains its socket.
                     if closed.wait().is_leader() {
@@ -275,15 +276,15 @@ pub(super) fn tx(
             .iter_mut()
             .map(|sock| {
                 s.spawn(move || {
-                    roles::pin(cores.send);
+                    pin(cores.first);
                     start.wait();
                     let t0 = Instant::now();
                     let warm = send(sock, frame, t0 + t.warm)?;
-                    let (cpu0, w0) = (thread_cpu_ns(), Instant::now());
+                    let w = ThreadWindow::start();
                     let pkts = send(sock, frame, t0 + t.warm + t.window)?;
-                    let cpu_ns = thread_cpu_ns().saturating_sub(cpu0);
+                    let cpu_ns = w.cpu_ns();
                     Ok::<_, String>(Queue {
-                        rate: pkts as f64 / w0.elapsed().as_secs_f64().max(1e-9),
+                        rate: pkts as f64 / w.secs().max(1e-9),
                         cpu_ns,
                         pkts,
                         sent: warm + pkts,

@@ -49,14 +49,11 @@ use tilewire_shmem::clock::mono_ns;
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::collect::Collector;
+use super::packet::{Packet, PacketBatch, PACKETS_PER_BATCH};
 use super::source::RateLimit;
 use super::sys;
 use super::traffic::{Sequence, Traffic};
 
-/// Bytes of a packet buffer: the largest datagram Solana takes.
-pub(super) const PACKET_DATA_SIZE: usize = 1232;
-/// Packets per batch.
-pub(super) const PACKETS_PER_BATCH: usize = 64;
 /// How long the receiver gathers a batch after its first packet.
 pub(super) const COALESCE: Duration = Duration::from_millis(1);
 /// Batches a channel holds.
@@ -68,47 +65,6 @@ const DEDUP_DEPTH: usize = 65_536;
 const READ_TIMEOUT: Duration = Duration::from_millis(50);
 /// Socket buffer sizes, as the net-udp tile asks.
 pub(super) const SOCK_BUF: usize = 4 << 20;
-
-/// What travels with a packet.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Meta {
-    pub size: usize,
-    pub addr: SocketAddrV4,
-    pub discard: bool,
-    /// In memory: when the generator made it (CLOCK_MONOTONIC ns).
-    pub sent_ns: u64,
-}
-
-/// A fixed-size packet buffer and its meta.
-#[derive(Debug, Clone)]
-pub(super) struct Packet {
-    pub buffer: [u8; PACKET_DATA_SIZE],
-    pub meta: Meta,
-}
-
-impl Default for Packet {
-    fn default() -> Packet {
-        Packet {
-            buffer: [0; PACKET_DATA_SIZE],
-            meta: Meta {
-                size: 0,
-                addr: SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0),
-                discard: false,
-                sent_ns: 0,
-            },
-        }
-    }
-}
-
-impl Packet {
-    #[inline]
-    fn data(&self) -> &[u8] {
-        &self.buffer[..self.meta.size]
-    }
-}
-
-/// A batch of packets, as the streamer sends them down its channels.
-pub(super) type PacketBatch = Vec<Packet>;
 
 /// The pool of empty batches.
 #[derive(Debug, Clone)]

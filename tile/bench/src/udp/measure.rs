@@ -1,11 +1,11 @@
 //! The three measurements (transmit rate, receive rate, ping-pong RTT),
 //! each one run of two pinned threads over one path.
 
+use crate::harness::cpu::{ns_per, ThreadWindow};
+use crate::harness::pin::pinned_pair as pinned;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Barrier;
 use std::time::{Duration, Instant};
-use tilewire_shmem::clock::thread_cpu_ns;
 
 use tilewire_aio::netns::VethPair;
 use tilewire_shmem::clock::mono_ns;
@@ -58,38 +58,6 @@ impl Host {
     }
 }
 
-/// Runs `a` pinned to the first core and `b` to the second, from a
-/// common start.
-fn pinned<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
-where
-    A: FnOnce() -> RA + Send,
-    B: FnOnce() -> RB + Send,
-    RA: Send,
-    RB: Send,
-{
-    let cores = core_affinity::get_core_ids().unwrap_or_default();
-    let (c0, c1) = (cores.first().copied(), cores.get(1).copied());
-    let start = Barrier::new(2);
-    std::thread::scope(|s| {
-        let start = &start;
-        let ta = s.spawn(move || {
-            if let Some(c) = c0 {
-                core_affinity::set_for_current(c);
-            }
-            start.wait();
-            a()
-        });
-        let tb = s.spawn(move || {
-            if let Some(c) = c1 {
-                core_affinity::set_for_current(c);
-            }
-            start.wait();
-            b()
-        });
-        (ta.join().expect("thread a"), tb.join().expect("thread b"))
-    })
-}
-
 /// What the sending thread of a rate run saw.
 struct Sent {
     /// Packets the kernel took.
@@ -108,7 +76,7 @@ struct Sent {
 fn blast(ep: &mut Endpoint, dest: SocketAddr, sz: usize, dur: Duration, done: &AtomicBool) -> Sent {
     let burst = ep.send_burst();
     let mut bufs = pattern(sz).repeat(burst);
-    let cpu0 = thread_cpu_ns();
+    let w = ThreadWindow::start();
     let t0 = Instant::now();
     let mut seq = 0u64;
     while t0.elapsed() < dur {
@@ -121,7 +89,7 @@ fn blast(ep: &mut Endpoint, dest: SocketAddr, sz: usize, dur: Duration, done: &A
     }
     ep.flush(1 << 20);
     let secs = t0.elapsed().as_secs_f64();
-    let cpu_ns = thread_cpu_ns().saturating_sub(cpu0);
+    let cpu_ns = w.cpu_ns();
     let (kernel, errors) = ep.tx_counts();
     // SYNC: Release; pairs with the receiver's Acquire load: it starts
     // its quiet countdown only after every send of this thread.
@@ -149,7 +117,7 @@ struct Received {
 /// Receives on `ep` until the sender is done and the socket was quiet for
 /// [`QUIET`] (or [`TAIL_MAX`] passed), checking every packet.
 fn drain(ep: &mut Endpoint, mut checker: Checker, dur: Duration, done: &AtomicBool) -> Received {
-    let cpu0 = thread_cpu_ns();
+    let w = ThreadWindow::start();
     let t0 = Instant::now();
     let mut last = t0;
     let mut window: Option<(f64, u64, u64)> = None;
@@ -165,7 +133,7 @@ fn drain(ep: &mut Endpoint, mut checker: Checker, dur: Duration, done: &AtomicBo
         if window.is_none() && done.load(Ordering::Acquire) {
             window = Some((
                 now.duration_since(t0).as_secs_f64(),
-                thread_cpu_ns().saturating_sub(cpu0),
+                w.cpu_ns(),
                 checker.received,
             ));
         }
@@ -178,11 +146,8 @@ fn drain(ep: &mut Endpoint, mut checker: Checker, dur: Duration, done: &AtomicBo
     }
     // No window: the sender outlasted `dur + TAIL_MAX`; the whole run is
     // the window then.
-    let (window_secs, window_cpu_ns, window_pkts) = window.unwrap_or((
-        t0.elapsed().as_secs_f64(),
-        thread_cpu_ns().saturating_sub(cpu0),
-        checker.received,
-    ));
+    let (window_secs, window_cpu_ns, window_pkts) =
+        window.unwrap_or((t0.elapsed().as_secs_f64(), w.cpu_ns(), checker.received));
     Received {
         checker,
         window_secs,
@@ -299,7 +264,7 @@ pub(super) fn tx(
         rate: sent.kernel as f64 / sent.secs,
         sent: sent.kernel,
         received: got.checker.received,
-        cpu_ns_per_pkt: sent.cpu_ns as f64 / sent.kernel.max(1) as f64,
+        cpu_ns_per_pkt: ns_per(sent.cpu_ns, sent.kernel),
     })
 }
 
@@ -342,7 +307,7 @@ pub(super) fn rx(
         rate: got.window_pkts as f64 / got.window_secs.max(1e-9),
         sent: sent.kernel,
         received: got.checker.received,
-        cpu_ns_per_pkt: got.window_cpu_ns as f64 / got.window_pkts.max(1) as f64,
+        cpu_ns_per_pkt: ns_per(got.window_cpu_ns, got.window_pkts),
         blaster: blaster_imp,
     })
 }

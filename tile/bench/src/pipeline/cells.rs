@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::demo::link_lost;
 use tilewire_aio::frame::UdpEndpoints;
 use tilewire_aio::netns::VethPair;
 use tilewire_pipeline::{Pipeline, Registry, RunOptions};
@@ -24,11 +23,13 @@ use tilewire_shmem::TempWorkspace;
 use tilewire_xdp::{BindMode, Umem, Xsk, XskConfig};
 
 use super::agave::{self, Ends, Peer};
-use super::collect::{percentiles, CollectKind, CollectShared, Collector, Live};
+use super::collect::{CollectKind, CollectShared, Collector, Live};
 use super::source::{self, Blaster, RateLimit, SourceLive, RATE_BURST};
-use super::sys::process_cpu_ns;
 use super::tilewire;
 use super::traffic::{any_port, Traffic, LOOPBACK};
+use crate::harness::cpu::process_cpu_ns;
+use crate::harness::pin::pin;
+use crate::harness::stats::p50_p99;
 
 /// Source port of the AF_XDP blaster's frames.
 const BLAST_PORT: u16 = 9101;
@@ -205,6 +206,15 @@ struct Sample {
     delivered: u64,
 }
 
+/// Frags consumer `index` of `link` lost to overruns (while polling and
+/// while reading); 0 for a link or consumer the workspace does not hold.
+fn link_lost(ws: &tilewire_shmem::Workspace, link: &str, index: usize) -> u64 {
+    tilewire_tile::link::Link::join(ws, link)
+        .ok()
+        .and_then(|l| l.fseqs().get(index).map(|f| f.lost()))
+        .unwrap_or(0)
+}
+
 /// Warms up, then measures the window with `sample`; `window` is the
 /// collector's flag for latencies.
 fn window(t: Timing, live: &Live, mut sample: impl FnMut() -> Sample, m: &mut Measured) {
@@ -228,7 +238,7 @@ fn finish_check(m: &mut Measured, col: &mut Collector, traffic: &Traffic) {
     m.twice = col.check.twice;
     m.bad = col.check.bad() + col.check.never_sent(m.offered);
     m.dups_expected = traffic.dups_in(m.offered);
-    m.latency = percentiles(&mut col.latency);
+    m.latency = p50_p99(&mut col.latency);
 }
 
 /// An in-memory cell.
@@ -492,9 +502,7 @@ fn drive(
     let sent = std::thread::scope(|s| {
         let (ss, sc, sl, colr) = (&stop_source, &stop_collector, &source_live, &mut col);
         let tb = s.spawn(move || {
-            if let Some(c) = cpu {
-                core_affinity::set_for_current(c);
-            }
+            pin(cpu);
             blast.run(traffic, rate, ss, sl)
         });
         let tc = s.spawn(move || source::collect(sock, colr, sc, QUIET, TAIL_MAX));

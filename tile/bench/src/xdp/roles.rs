@@ -7,7 +7,6 @@ use std::net::{SocketAddr, SocketAddrV4};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use core_affinity::CoreId;
 use tilewire_aio::netns::{VethPair, VethSide};
 use tilewire_aio::udp::{Engine, UdpAio, UdpConfig};
 use tilewire_shmem::Workspace;
@@ -15,6 +14,9 @@ use tilewire_xdp::bpf::{AttachMode, FilterSpec, XdpAction, XdpLink, XdpProgram};
 use tilewire_xdp::frame::{self, UdpEndpoints, HEADERS_LEN};
 use tilewire_xdp::xskrs_peer::{PeerMode, XskRsPeer};
 use tilewire_xdp::{BindMode, Umem, Xsk, XskConfig};
+
+use super::axes::Dir;
+use crate::harness::pin::Cores;
 
 /// UDP port in namespace `a` the RX bench blasts to.
 pub(super) const PORT_A: u16 = 9300;
@@ -46,48 +48,6 @@ const SOCK_BUF: usize = 4 << 20;
 /// (64 MiB of frames each: the queues section) and their blasters at a
 /// time (each is freed when its cell ends).
 pub(super) const WS_BYTES: usize = 256 << 20;
-
-/// The two cores the roles are pinned to: senders and blasters on the
-/// first, receivers on the second.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Cores {
-    pub send: Option<CoreId>,
-    pub recv: Option<CoreId>,
-}
-
-impl Cores {
-    pub(super) fn detect() -> Cores {
-        let cores = core_affinity::get_core_ids().unwrap_or_default();
-        if cores.len() < 2 {
-            return Cores {
-                send: None,
-                recv: None,
-            };
-        }
-        Cores {
-            send: Some(cores[0]),
-            recv: Some(cores[1]),
-        }
-    }
-
-    /// What the output says about pinning.
-    pub(super) fn describe(&self) -> String {
-        match (self.send, self.recv) {
-            (Some(s), Some(r)) => format!(
-                "RX blaster and TX sender on cpu {}, RX receiver on cpu {}",
-                s.id, r.id
-            ),
-            _ => "not pinned (fewer than 2 cores)".to_string(),
-        }
-    }
-}
-
-/// Pins the calling thread to `core`, if there is one.
-pub(super) fn pin(core: Option<CoreId>) {
-    if let Some(c) = core {
-        core_affinity::set_for_current(c);
-    }
-}
 
 /// UMEMs carved out of one workspace, each under a name of its own.
 pub(super) struct Umems<'w> {
@@ -553,4 +513,23 @@ impl SchedCounters {
             preempted: later.preempted.saturating_sub(self.preempted),
         }
     }
+}
+
+/// For TX, the program on `b` that drops the port at XDP (DRV) for every
+/// sender alike, attached while it lives; nothing for RX.
+pub(super) fn drop_on_b(
+    pair: &VethPair,
+    dir: Dir,
+) -> Result<Option<(tilewire_xdp::bpf::XdpProgram, tilewire_xdp::bpf::XdpLink)>, String> {
+    match dir {
+        Dir::Rx => Ok(None),
+        Dir::Tx => attach(pair.b(), &drop_spec(), AttachMode::Drv, 1)
+            .map(Some)
+            .map_err(|e| format!("the drop program on b: {e}")),
+    }
+}
+
+/// What the output says about pinning.
+pub(super) fn pinned(cores: &Cores) -> String {
+    cores.describe("RX blaster and TX sender", "RX receiver")
 }

@@ -1,0 +1,61 @@
+//! CPU accounting: a thread's own CPU time over a window (what a
+//! measured thread spends), the whole process's (what a pipeline of
+//! threads spends), and the cost per packet.
+#![allow(unsafe_code)] // one clock_gettime, sound as said there
+
+use std::time::Instant;
+
+pub(crate) use tilewire_shmem::clock::thread_cpu_ns;
+
+/// CPU time of the whole process (every thread, live or ended), in ns
+/// (`CLOCK_PROCESS_CPUTIME_ID`); 0 if the clock cannot be read.
+pub(crate) fn process_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a live, writable timespec for the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The calling thread's CPU time and the wall clock since it was
+/// started: one measured window of a thread.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ThreadWindow {
+    cpu0: u64,
+    wall0: Instant,
+}
+
+impl ThreadWindow {
+    /// Starts a window now, on the calling thread.
+    pub(crate) fn start() -> ThreadWindow {
+        ThreadWindow {
+            cpu0: thread_cpu_ns(),
+            wall0: Instant::now(),
+        }
+    }
+
+    /// CPU ns the calling thread (the one that started it) spent since.
+    pub(crate) fn cpu_ns(&self) -> u64 {
+        thread_cpu_ns().saturating_sub(self.cpu0)
+    }
+
+    /// When it started (a deadline base).
+    pub(crate) fn started_at(&self) -> Instant {
+        self.wall0
+    }
+
+    /// Wall seconds since the start.
+    pub(crate) fn secs(&self) -> f64 {
+        self.wall0.elapsed().as_secs_f64()
+    }
+}
+
+/// `cpu_ns` per packet of `pkts` (per one packet if there were none).
+pub(crate) fn ns_per(cpu_ns: u64, pkts: u64) -> f64 {
+    cpu_ns as f64 / pkts.max(1) as f64
+}

@@ -1,0 +1,229 @@
+//! tilewire's side: the pipeline as a topology, run by the library's
+//! runner in threads mode.
+//!
+//! The topologies are made per cell with the library's
+//! [`PipelineBuilder`]; what the builder cannot say yet (a tile's
+//! `count`) is set on the TOML table it makes. Their layout (see
+//! `tile`): on a machine with fewer cpus than the tiles,
+//! the source and the collector need, two groups of two tiles, each
+//! taking turns on one thread. Before groups, the best the runner offered was:
+//! no tile pinned, every tile backing off when idle (spin, yield,
+//! then sleep on its input link; a net tile, which has a socket to
+//! watch, naps), so the kernel puts the busy tiles where the cores are
+//! free. Pinning each tile to a core of its own is not possible with
+//! four tiles, a source and a collector on two cores.
+//!
+//! Over UDP: `net -> dedup -> verify -> tx`, a `net-udp` tile receiving
+//! on the pipeline's socket and another sending from a socket of its
+//! own, verify readdressing each packet to the collector; every link
+//! reliable, so a pipeline that falls behind stops reading and the
+//! kernel drops at the socket (counted there) before any work is spent
+//! on the packet. The demo's layout, one net tile receiving and sending
+//! on one socket, makes a cycle that needs an unreliable receive link:
+//! at saturation its net tile kept reading at the source's pace and
+//! dedup, on the same two cores, was overrun for 60-80% of what it read
+//! (this bench, on this machine), losing the work done on them. In
+//! memory: `gen -> dedup -> verify -> collect`, every link reliable, so
+//! the slowest tile sets the pace and nothing is lost.
+//!
+//! Pinning was tried (all four UDP tiles on the second cpu; net and
+//! dedup on one, verify and tx on the other; in memory gen and dedup on
+//! one, verify and collect on the other): none beat the unpinned layout
+//! beyond this shared machine's run-to-run noise.
+
+use tilewire_pipeline::{LinkDef, Mode, PipelineBuilder, TileDef, Topology};
+
+/// Frags per link: the demo's depth.
+const DEPTH: u64 = 4096;
+
+/// A workspace name no other cell or process uses.
+pub(super) fn ws_name(cell: usize) -> String {
+    format!("bench-pipe-{}-{cell}", std::process::id())
+}
+
+/// How the UDP pipeline receives.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Receive<'a> {
+    /// A `net-udp` tile bound to the pipeline's address.
+    Udp,
+    /// A `net-xdp` tile on queue 0 of `ifname` (DRV, copy mode), its
+    /// program steering UDP port `port` to it; the sending tile stays
+    /// `net-udp`.
+    Xdp { ifname: &'a str, port: u16 },
+}
+
+/// The UDP pipeline's topology: `bind --> net --raw--> dedup --uniq-->
+/// verify --ok--> tx --> collector`, the receiving tile bound to `bind`
+/// (`nets` of them, if more than one: `count`; over UDP sharing the port,
+/// the kernel spreading flows over their sockets with SO_REUSEPORT; over
+/// AF_XDP one per queue), the sending one to the same address, any port.
+pub(super) fn udp_text(
+    ws: &str,
+    bind: &str,
+    engine: &str,
+    netns: Option<&str>,
+    collector: &str,
+    nets: u32,
+    receive: Receive<'_>,
+) -> String {
+    let in_netns = |t: TileDef| match netns {
+        Some(n) => t.param("netns", n),
+        None => t,
+    };
+    let txbind = format!("{}:0", bind.split(':').next().unwrap_or("127.0.0.1"));
+    let (net, raw) = match receive {
+        Receive::Udp => (
+            tile("net", "net-udp")
+                .param("bind", bind)
+                .param("engine", engine),
+            LinkDef::new("raw", DEPTH),
+        ),
+        // The receive link's data region is the socket's UMEM: one
+        // frame per frag.
+        Receive::Xdp { ifname, port } => (
+            tile("net", "net-xdp")
+                .param("ifname", ifname)
+                .param("ports", vec![i64::from(port)])
+                .param("attach", "drv")
+                .param("bind", "copy"),
+            LinkDef::new("raw", DEPTH).mtu(tilewire_pipeline::kinds::net_xdp::XDP_MTU),
+        ),
+    };
+    let builder = PipelineBuilder::new(ws)
+        .mode(Mode::Threads)
+        .link(raw)
+        .link(LinkDef::new("uniq", DEPTH))
+        .link(LinkDef::new("ok", DEPTH))
+        .tile(in_netns(net.output("raw")))
+        .tile(tile("dedup", "dedup").input("raw").output("uniq"))
+        .tile(
+            tile("verify", "verify")
+                .input("uniq")
+                .output("ok")
+                .param("dst", collector),
+        )
+        .tile(in_netns(
+            tile("tx", "net-udp")
+                .input("ok")
+                .param("bind", txbind)
+                .param("engine", engine),
+        ));
+    match nets {
+        1 => builder.text(),
+        n => with_count(&builder.text(), "net", n),
+    }
+}
+
+/// The in-memory pipeline's topology: `gen --raw--> dedup --uniq-->
+/// verify --ok--> collect`.
+pub(super) fn memory_text(ws: &str, fixture: &str, rate: u64, burst: usize) -> String {
+    PipelineBuilder::new(ws)
+        .mode(Mode::Threads)
+        .link(LinkDef::new("raw", DEPTH))
+        .link(LinkDef::new("uniq", DEPTH))
+        .link(LinkDef::new("ok", DEPTH))
+        .tile(
+            tile("gen", "gen")
+                .output("raw")
+                .param("fixture", fixture)
+                .param("rate", rate as i64)
+                .param("burst", burst as i64),
+        )
+        .tile(tile("dedup", "dedup").input("raw").output("uniq"))
+        .tile(tile("verify", "verify").input("uniq").output("ok"))
+        .tile(tile("collect", "bench-collect").input("ok"))
+        .text()
+}
+
+/// `text` (a topology) with `count = n` on tile `tile`: the builder has
+/// no `count` yet, so it is set on the parsed table.
+fn with_count(text: &str, tile: &str, n: u32) -> String {
+    let mut root: toml::Table = text.parse().expect("the builder makes valid TOML");
+    let tiles = root
+        .get_mut("tile")
+        .and_then(toml::Value::as_array_mut)
+        .expect("the builder makes a tile array");
+    for t in tiles.iter_mut().filter_map(toml::Value::as_table_mut) {
+        if t.get("name").and_then(toml::Value::as_str) == Some(tile) {
+            t.insert("count".into(), toml::Value::Integer(i64::from(n)));
+        }
+    }
+    toml::to_string(&root).expect("a table of strings, integers and arrays is TOML")
+}
+
+/// Tile `name` of kind `kind`, placed for this machine: with fewer cpus
+/// than the four tiles, the
+/// source and the collector need, two groups (receive and dedup on one
+/// thread, verify and send or collect on the other: a thread a core, and
+/// the fewest switches); else a thread each. `TILEWIRE_BENCH_LAYOUT`
+/// chooses: `threads`, `two`, or `group` (every tile on one thread).
+/// Measured on this 2-core VM (`--quick`, against the Agave-style
+/// pipeline, rate at saturation / CPU per packet at 50 k pkt/s): threads
+/// 0.93-0.95x / 0.81-0.87x; one group 0.59-0.62x / 0.27-0.39x; two
+/// groups 0.85-1.01x / 0.32-0.37x.
+fn tile(name: &str, kind: &str) -> TileDef {
+    let cpus = tilewire_pipeline::topo::Machine::this().cpus.len();
+    let layout = std::env::var("TILEWIRE_BENCH_LAYOUT")
+        .unwrap_or_else(|_| if cpus < 6 { "two" } else { "threads" }.into());
+    let group = match layout.as_str() {
+        "group" => Some("pipeline"),
+        "two" if matches!(name, "net" | "gen" | "dedup") => Some("rx"),
+        "two" => Some("tx"),
+        _ => None,
+    };
+    let t = TileDef::new(name, kind);
+    match group {
+        Some(g) => t.group(g),
+        None => t,
+    }
+}
+
+/// How the tiles of `topo` run, for the output.
+pub(super) fn layout(topo: &Topology) -> String {
+    crate::harness::layout::pipeline_layout(topo)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tilewire_pipeline::Registry;
+
+    #[test]
+    fn the_udp_topology_has_every_tile_its_count_and_its_namespace() {
+        std::env::set_var("TILEWIRE_BENCH_LAYOUT", "two");
+        let text = udp_text(
+            "tw-bench-topo-test",
+            "198.18.0.1:9000",
+            "mmsg",
+            Some("tw-ns-a"),
+            "198.18.0.2:9001",
+            2,
+            Receive::Udp,
+        );
+        let topo = Registry::with_builtins().parse(&text).expect(&text);
+        let names: Vec<&str> = topo.tiles.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["net.0", "net.1", "dedup", "verify", "tx"], "{text}");
+        for t in &topo.tiles {
+            let group = if t.name.starts_with("net") || t.name == "dedup" {
+                "rx"
+            } else {
+                "tx"
+            };
+            assert_eq!(t.group.as_deref(), Some(group), "{}", t.name);
+            let netns = matches!(t.kind(), "net-udp").then_some("tw-ns-a");
+            assert_eq!(t.netns(), netns, "{}", t.name);
+        }
+        let one = udp_text(
+            "w",
+            "127.0.0.1:9000",
+            "auto",
+            None,
+            "127.0.0.1:9",
+            1,
+            Receive::Udp,
+        );
+        let topo = Registry::with_builtins().parse(&one).expect(&one);
+        assert_eq!(topo.tiles[0].name, "net");
+        assert_eq!(topo.tiles[0].netns(), None);
+    }
+}
