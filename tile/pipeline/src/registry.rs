@@ -21,7 +21,7 @@ use std::sync::Arc;
 use tilewire_tile::stem::Tile;
 
 use crate::kind::{BuildCtx, BuildError, CheckCtx, IoCounts, Object, ParamCount, TileKind};
-use crate::topo::value::{Lines, Loc, Node};
+use crate::topo::de::ParamsAt;
 use crate::topo::{LinkSpec, Machine, TileSpec, TopoError, TopoErrors, Topology};
 
 /// Longest kind name: a tile's metrics keep its kind in 32 bytes.
@@ -203,13 +203,7 @@ impl fmt::Debug for TileParams {
 pub(crate) trait ErasedKind: Send + Sync {
     fn name(&self) -> &str;
     fn io(&self) -> IoCounts;
-    fn parse(
-        &self,
-        node: &Node,
-        lines: &Lines,
-        what: &str,
-        at: Loc,
-    ) -> Result<TileParams, TopoError>;
+    fn parse(&self, params: ParamsAt<'_>) -> Result<TileParams, TopoError>;
     fn check(&self, params: &TileParams, ctx: &mut CheckCtx<'_>);
     fn count(&self, params: &TileParams) -> Result<Option<ParamCount>, String>;
     fn objects(&self, params: &TileParams, tile: &TileSpec) -> Vec<Object>;
@@ -240,14 +234,8 @@ impl<K: TileKind> ErasedKind for Erased<K> {
     fn io(&self) -> IoCounts {
         self.0.io()
     }
-    fn parse(
-        &self,
-        node: &Node,
-        lines: &Lines,
-        what: &str,
-        at: Loc,
-    ) -> Result<TileParams, TopoError> {
-        crate::topo::de::from_node::<K::Params>(node, lines, what, at).map(TileParams::new)
+    fn parse(&self, params: ParamsAt<'_>) -> Result<TileParams, TopoError> {
+        crate::topo::de::from_params::<K::Params>(params).map(TileParams::new)
     }
     fn check(&self, params: &TileParams, ctx: &mut CheckCtx<'_>) {
         self.0.check(self.typed(params), ctx)

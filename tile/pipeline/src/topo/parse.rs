@@ -6,6 +6,7 @@ use std::path::Path;
 
 use tilewire_shmem::PageKind;
 
+use super::de::{ParamsAt, Seg};
 use super::layout::GROUP_NAME_MAX;
 use super::value::{
     array_of, boolean, int_in, one_of, pow2_in, string, Fields, Key, Lines, Loc, Node, Value,
@@ -39,10 +40,7 @@ impl Topology {
         }
         let root = super::value::read(text, &lines).map_err(|e| TopoErrors::new(vec![e]))?;
         let mut errors = Vec::new();
-        let top = Node {
-            span: 0..0,
-            value: Value::Table(root),
-        };
+        let top = Node::new(0..0, Value::Table(root));
         let mut f = Fields::of(&top, "the file", &lines, &mut errors).expect("a table");
         let start = Loc { line: 1, col: 1 };
         let workspace = match f.take("workspace") {
@@ -63,7 +61,11 @@ impl Topology {
         let mut resolved = Vec::new();
         let tiles = match f.take("tile") {
             Some((key, node)) => each_table(key, node, "[[tile]]", &lines, &mut errors)
-                .map(|t| parse_tile(t, registry, &lines, &mut errors, &mut resolved))
+                .enumerate()
+                .map(|(i, t)| {
+                    let src = (text, i);
+                    parse_tile(t, src, registry, &lines, &mut errors, &mut resolved)
+                })
                 .collect(),
             None => Vec::new(),
         };
@@ -310,8 +312,10 @@ fn parse_link(node: &Node, lines: &Lines, errors: &mut Vec<TopoError>) -> Option
     })
 }
 
+/// Parses the `[[tile]]` `node`, the one of index `src.1` in the text `src.0`.
 fn parse_tile(
     node: &Node,
+    src: (&str, usize),
     registry: &Registry,
     lines: &Lines,
     errors: &mut Vec<TopoError>,
@@ -389,13 +393,15 @@ fn parse_tile(
         errors,
     );
     let (kind, _) = kind?;
-    let empty = Node {
-        span: node.span.clone(),
-        value: Value::Table(Vec::new()),
-    };
-    let (params_node, params_at) = match params_node {
-        Some(n) => (n, lines.loc(n.span.start)),
-        None => (&empty, header),
+    let empty = Node::new(node.span.clone(), Value::Table(Vec::new()));
+    let path = [
+        Seg::Key("tile".into()),
+        Seg::Item(src.1),
+        Seg::Key("params".into()),
+    ];
+    let (params_node, params_at, path) = match params_node {
+        Some(n) => (n, lines.loc(n.span.start), Some(&path[..])),
+        None => (&empty, header, None),
     };
     let param_locs = match &params_node.value {
         Value::Table(entries) => entries
@@ -404,10 +410,14 @@ fn parse_tile(
             .collect(),
         _ => Vec::new(),
     };
-    let params = match kind
-        .kind()
-        .parse(params_node, lines, &format!("{what} params"), params_at)
-    {
+    let params = match kind.kind().parse(ParamsAt {
+        text: src.0,
+        lines,
+        path,
+        node: params_node,
+        what: &format!("{what} params"),
+        at: params_at,
+    }) {
         Ok(p) => p,
         Err(e) => {
             errors.push(e);
