@@ -567,7 +567,7 @@ impl TileKind for NetXdpKind {
             .iter()
             .take_while(|t| t.name != tile.name)
             .find(|t| {
-                t.params::<NetXdpParams>().is_some_and(|o| {
+                ctx.params_of::<NetXdpParams>(t).is_some_and(|o| {
                     o.ifname == p.ifname && queue_of(t, o) == queue && o.netns == p.netns
                 })
             });

@@ -1,7 +1,7 @@
 //! Running a pipeline: its tiles as threads of this process or as
 //! processes of their own, and a stop that loses nothing.
 //!
-//! [`Pipeline::create`] checks a topology and makes its workspace (every
+//! [`Pipeline::create`] makes a checked topology's workspace (every
 //! link and object, and a copy of the topology text); dropping the
 //! [`Pipeline`] removes the workspace. [`Pipeline::run`] starts every tile
 //! as the topology's `mode` says, waits until each runs, then until it is
@@ -65,8 +65,9 @@ pub use tile_process::{run_tile_process, tile_main, StopFlag, PARENT_ENV, STEM_E
 use crate::error::PipelineError;
 use crate::run::{run_group, run_tile, tile_metrics};
 use crate::stop::StopPlan;
-use crate::topo::{Machine, Mode, Restart, TileGroup, Topology, RESTART_LIMIT, RESTART_WINDOW};
+use crate::topo::{Mode, Restart, TileGroup, RESTART_LIMIT, RESTART_WINDOW};
 use crate::workspace;
+use crate::Topology;
 
 /// How [`Pipeline::run`] runs: [`RunOptions::new`] and the setters, or
 /// the fields of a value made so.
@@ -145,16 +146,15 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Checks `topo` against this machine and makes its workspace.
+    /// Makes the workspace of `topo` (checked as its
+    /// [`Registry`](crate::Registry) bound it).
     ///
     /// # Errors
-    /// [`PipelineError::Topo`] for every problem the check finds;
     /// [`PipelineError::Exists`] if the workspace exists; anything that
     /// keeps a part from being made (the workspace is removed again then);
     /// [`PipelineError::NotATileMain`] in a process started as a tile.
     pub fn create(topo: Topology) -> Result<Pipeline, PipelineError> {
         refuse_in_tile_process()?;
-        topo.check(&Machine::this())?;
         let ws = workspace::create(&topo)?;
         Ok(Pipeline {
             topo: Arc::new(topo),
@@ -272,21 +272,22 @@ impl Pipeline {
         kinds.dedup();
         let mut held = Vec::new();
         for kind in kinds {
-            let tiles: Vec<&crate::topo::TileSpec> = self
-                .topo
-                .tiles
-                .iter()
-                .filter(|t| t.kind() == kind)
+            let of_kind: Vec<usize> = (0..self.topo.tiles.len())
+                .filter(|&i| self.topo.tiles[i].kind() == kind)
                 .collect();
-            match tiles[0].erased().0.setup(&tiles) {
+            let tiles: Vec<_> = of_kind
+                .iter()
+                .map(|&i| (&self.topo.tiles[i], self.topo.erased(i).1))
+                .collect();
+            match self.topo.erased(of_kind[0]).0.setup(&tiles) {
                 Ok(Some(h)) => held.push(h),
                 Ok(None) => {}
                 Err(e) => {
                     return Err(RunError {
                         failures: vec![TileFailure::Failed {
-                            tile: tiles[0].name.clone(),
+                            tile: tiles[0].0.name.clone(),
                             error: PipelineError::Setup {
-                                tile: tiles[0].name.clone(),
+                                tile: tiles[0].0.name.clone(),
                                 why: format!("setting up what the {kind} tiles share: {e}"),
                             },
                         }],

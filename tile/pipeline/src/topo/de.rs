@@ -33,8 +33,8 @@ use core::ops::Range;
 
 use serde::de::{self, DeserializeOwned, DeserializeSeed, IgnoredAny, IntoDeserializer as _};
 
+use super::error::TopoError;
 use super::value::{Lines, Loc, Node, Value};
-use super::TopoError;
 
 /// One step of the path to a value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +44,53 @@ pub(crate) enum Seg {
     /// An array's item, from 0.
     Item(usize),
 }
+
+/// A tile's `params` as written: the table (an empty one when the tile
+/// has none), the path from the document's root to it, and where to point
+/// when an error has no place of its own.
+#[derive(Debug, Clone)]
+pub(crate) struct RawParams {
+    node: Node,
+    path: Option<Vec<Seg>>,
+    at: Loc,
+}
+
+impl RawParams {
+    /// The table `node` at `path` (`None`: the tile has no `params`),
+    /// whose errors with no place go to `at`.
+    pub(crate) fn new(node: Node, path: Option<Vec<Seg>>, at: Loc) -> RawParams {
+        RawParams { node, path, at }
+    }
+
+    /// The table.
+    pub(crate) fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// Where they are, to read them from `text` (whose lines are `lines`);
+    /// `what` names them in messages.
+    pub(crate) fn at<'a>(&'a self, text: &'a str, lines: &'a Lines, what: &'a str) -> ParamsAt<'a> {
+        ParamsAt {
+            text,
+            lines,
+            path: self.path.as_deref(),
+            node: &self.node,
+            what,
+            at: self.at,
+        }
+    }
+}
+
+/// Equal when the same is written at the same places.
+impl PartialEq for RawParams {
+    fn eq(&self, other: &RawParams) -> bool {
+        self.path == other.path
+            && self.at == other.at
+            && format!("{:?}", self.node) == format!("{:?}", other.node)
+    }
+}
+
+impl Eq for RawParams {}
 
 /// Where a table of parameters is: the document's text, the path from its
 /// root to the table (`None`: the tile has no `params`, read as an empty

@@ -12,7 +12,7 @@
 
 use core::ops::Range;
 
-use super::TopoError;
+use super::error::TopoError;
 
 /// Where each line of the source starts, to turn byte offsets into
 /// 1-based line and column numbers.
