@@ -104,7 +104,7 @@ impl TileDef {
     }
 
     /// Runs it on one thread with the other tiles of group `group` (see
-    /// [`Topology::layout`](crate::Topology::layout)).
+    /// [`Topology::layout`](crate::TopologySpec::layout)).
     pub fn group(mut self, group: &str) -> TileDef {
         self.table
             .insert("group".into(), Value::String(group.into()));
@@ -202,7 +202,7 @@ impl PipelineBuilder {
     /// pipeline's workspace.
     ///
     /// # Errors
-    /// As [`Topology::parse`](crate::Topology::parse) (the lines are those
+    /// As [`Topology::parse`](crate::TopologySpec::parse) (the lines are those
     /// of [`PipelineBuilder::text`]) and [`Pipeline::create`].
     pub fn build(&self, registry: &Registry) -> Result<Pipeline, PipelineError> {
         let topo = registry.parse(&self.text())?;

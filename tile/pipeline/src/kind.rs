@@ -32,8 +32,8 @@ use tilewire_shmem::{Region, Workspace};
 use tilewire_tile::link::{Link, LinkError};
 use tilewire_tile::stem::Tile;
 
-use crate::topo::value::Loc;
-use crate::topo::{LinkSpec, TileSpec, TopoError, Topology};
+use crate::tile_params::TileParams;
+use crate::topo::{LinkSpec, Loc, TileSpec, TopoError, TopologySpec};
 
 /// A kind of tile a topology can name. See the [module docs](self).
 ///
@@ -234,23 +234,37 @@ impl fmt::Debug for Object {
 /// look at: the tile and the whole topology.
 #[derive(Debug)]
 pub struct CheckCtx<'a> {
-    topo: &'a Topology,
+    topo: &'a TopologySpec,
+    params: &'a [Option<TileParams>],
     tile: &'a TileSpec,
     errors: &'a mut Vec<TopoError>,
 }
 
 impl<'a> CheckCtx<'a> {
+    /// `params[i]`: the parameters of `topo.tiles[i]`, if they were read.
     pub(crate) fn new(
-        topo: &'a Topology,
+        topo: &'a TopologySpec,
+        params: &'a [Option<TileParams>],
         tile: &'a TileSpec,
         errors: &'a mut Vec<TopoError>,
     ) -> CheckCtx<'a> {
-        CheckCtx { topo, tile, errors }
+        CheckCtx {
+            topo,
+            params,
+            tile,
+            errors,
+        }
     }
 
     /// The topology.
-    pub fn topology(&self) -> &'a Topology {
+    pub fn topology(&self) -> &'a TopologySpec {
         self.topo
+    }
+
+    /// The parameters of tile `tile` of the topology, if they are a `P`
+    /// (the kind's [`TileKind::Params`]) and were read.
+    pub fn params_of<P: 'static>(&self, tile: &TileSpec) -> Option<&'a P> {
+        params_of(self.topo, self.params, tile)
     }
 
     /// The tile being checked.
@@ -318,7 +332,8 @@ impl From<&str> for BuildError {
 /// must outlive the build.
 pub struct BuildCtx<'w, 'a> {
     ws: &'w Workspace,
-    topo: &'a Topology,
+    topo: &'a TopologySpec,
+    params: &'a [Option<TileParams>],
     tile: &'a TileSpec,
     keep: Vec<Box<dyn Any>>,
 }
@@ -334,10 +349,17 @@ impl fmt::Debug for BuildCtx<'_, '_> {
 }
 
 impl<'w, 'a> BuildCtx<'w, 'a> {
-    pub(crate) fn new(ws: &'w Workspace, topo: &'a Topology, tile: &'a TileSpec) -> Self {
+    /// `params[i]`: the parameters of `topo.tiles[i]`.
+    pub(crate) fn new(
+        ws: &'w Workspace,
+        topo: &'a TopologySpec,
+        params: &'a [Option<TileParams>],
+        tile: &'a TileSpec,
+    ) -> Self {
         BuildCtx {
             ws,
             topo,
+            params,
             tile,
             keep: Vec::new(),
         }
@@ -349,8 +371,14 @@ impl<'w, 'a> BuildCtx<'w, 'a> {
     }
 
     /// The topology.
-    pub fn topology(&self) -> &'a Topology {
+    pub fn topology(&self) -> &'a TopologySpec {
         self.topo
+    }
+
+    /// The parameters of tile `tile` of the topology, if they are a `P`
+    /// (the kind's [`TileKind::Params`]).
+    pub fn params_of<P: 'static>(&self, tile: &TileSpec) -> Option<&'a P> {
+        params_of(self.topo, self.params, tile)
     }
 
     /// The tile being built.
@@ -419,4 +447,15 @@ impl<'w, 'a> BuildCtx<'w, 'a> {
 
 fn join<'w>(ws: &'w Workspace, name: &str) -> Result<Link<'w>, BuildError> {
     Link::join(ws, name).map_err(|e: LinkError| BuildError::new(format!("link {name:?}: {e}")))
+}
+
+/// The parameters of `tile` in `params` (by its index in `topo`), if they
+/// are a `P`.
+fn params_of<'a, P: 'static>(
+    topo: &TopologySpec,
+    params: &'a [Option<TileParams>],
+    tile: &TileSpec,
+) -> Option<&'a P> {
+    let i = topo.tiles.iter().position(|t| t.name == tile.name)?;
+    params.get(i)?.as_ref()?.get::<P>()
 }

@@ -142,6 +142,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod bind;
 pub mod builder;
 mod error;
 pub mod kind;
@@ -151,7 +152,9 @@ pub mod registry;
 pub mod run;
 pub mod runner;
 pub mod stop;
+mod tile_params;
 pub mod topo;
+mod topology;
 pub mod workspace;
 
 pub use builder::{LinkDef, PipelineBuilder, TileDef};
@@ -163,7 +166,8 @@ pub use runner::{
     run_tile_process, tile_main, Pipeline, RunError, RunOptions, Running, StopFlag, TileFailure,
     PARENT_ENV, STEM_ENV, TILE_ENV,
 };
-pub use topo::{Mode, Topology};
+pub use topo::{Mode, TopologySpec};
+pub use topology::Topology;
 pub use workspace::{create, join, stored_text, stored_topology, TOPO_NAME};
 /// The crates a kind is written against, so a pipeline binary can depend on
 /// this one alone: [`tile`] (links, the run loop, `Tile`), [`shmem`]

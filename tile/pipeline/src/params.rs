@@ -31,7 +31,9 @@ use serde::de::{Deserialize, Deserializer, Error};
 /// An integer in `lo..=hi`, converted to `T`.
 ///
 /// # Errors
-/// Not an integer, or out of range: "must be in {lo}..={hi}, found {v}".
+/// Not an integer, or out of range: "must be in {lo}..={hi}, found {v}";
+/// for a negative value where `lo` is 0 and `hi` beyond 32 bits, "must not
+/// be negative, found {v}" (the range would say nothing more).
 pub fn int_in<'de, D, T>(d: D, lo: u64, hi: u64) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
@@ -41,6 +43,9 @@ where
     match u64::try_from(v) {
         Ok(u) if (lo..=hi).contains(&u) => T::try_from(u)
             .map_err(|_| D::Error::custom(format!("must be in {lo}..={hi}, found {v}"))),
+        _ if v < 0 && lo == 0 && hi > u64::from(u32::MAX) => {
+            Err(D::Error::custom(format!("must not be negative, found {v}")))
+        }
         _ => Err(D::Error::custom(format!(
             "must be in {lo}..={hi}, found {v}"
         ))),

@@ -15,14 +15,13 @@
 
 use core::any::Any;
 use core::fmt;
-use std::path::Path;
 use std::sync::Arc;
 
 use tilewire_tile::stem::Tile;
 
 use crate::kind::{BuildCtx, BuildError, CheckCtx, IoCounts, Object, ParamCount, TileKind};
-use crate::topo::value::{Lines, Loc, Node};
-use crate::topo::{LinkSpec, Machine, TileSpec, TopoError, TopoErrors, Topology};
+use crate::tile_params::TileParams;
+use crate::topo::{LinkSpec, ParamsAt, TileSpec, TopoError};
 
 /// Longest kind name: a tile's metrics keep its kind in 32 bytes.
 pub const KIND_NAME_MAX: usize = tilewire_tile::stem::metrics::TILE_KIND_MAX;
@@ -67,13 +66,6 @@ impl Registry {
         Registry::default()
     }
 
-    /// A registry with tilewire's built-in kinds.
-    pub fn with_builtins() -> Registry {
-        let mut r = Registry::new();
-        crate::kinds::register_builtins(&mut r);
-        r
-    }
-
     /// Adds `kind`.
     ///
     /// # Errors
@@ -116,24 +108,6 @@ impl Registry {
     pub(crate) fn get(&self, name: &str) -> Option<&KindRef> {
         self.kinds.iter().find(|k| k.0.name() == name)
     }
-
-    /// Parses a topology's text against this registry
-    /// ([`Topology::parse`]).
-    ///
-    /// # Errors
-    /// Every problem found.
-    pub fn parse(&self, text: &str) -> Result<Topology, TopoErrors> {
-        Topology::parse(text, self)
-    }
-
-    /// Reads, parses and checks the topology file at `path` against this
-    /// registry and this machine ([`Topology::load`]).
-    ///
-    /// # Errors
-    /// The file cannot be read, or every problem found, naming the file.
-    pub fn load(&self, path: impl AsRef<Path>) -> Result<Topology, TopoErrors> {
-        Topology::load(path.as_ref(), self, &Machine::this())
-    }
 }
 
 /// Kind names: what a topology writes and what metrics keep.
@@ -169,47 +143,12 @@ impl fmt::Debug for KindRef {
     }
 }
 
-/// A tile's parameters, typed by its kind and held without their type.
-#[derive(Clone)]
-pub(crate) struct TileParams {
-    value: Arc<dyn Any + Send + Sync>,
-    debug: fn(&dyn Any, &mut fmt::Formatter<'_>) -> fmt::Result,
-}
-
-impl TileParams {
-    fn new<P: fmt::Debug + Send + Sync + 'static>(p: P) -> TileParams {
-        TileParams {
-            value: Arc::new(p),
-            debug: |v, f| match v.downcast_ref::<P>() {
-                Some(p) => fmt::Debug::fmt(p, f),
-                None => f.write_str("?"),
-            },
-        }
-    }
-
-    pub(crate) fn get<P: 'static>(&self) -> Option<&P> {
-        self.value.downcast_ref::<P>()
-    }
-}
-
-impl fmt::Debug for TileParams {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        (self.debug)(&*self.value, f)
-    }
-}
-
 /// [`TileKind`] without its parameter type, so kinds of every type share
 /// one registry.
 pub(crate) trait ErasedKind: Send + Sync {
     fn name(&self) -> &str;
     fn io(&self) -> IoCounts;
-    fn parse(
-        &self,
-        node: &Node,
-        lines: &Lines,
-        what: &str,
-        at: Loc,
-    ) -> Result<TileParams, TopoError>;
+    fn parse(&self, params: ParamsAt<'_>) -> Result<TileParams, TopoError>;
     fn check(&self, params: &TileParams, ctx: &mut CheckCtx<'_>);
     fn count(&self, params: &TileParams) -> Result<Option<ParamCount>, String>;
     fn objects(&self, params: &TileParams, tile: &TileSpec) -> Vec<Object>;
@@ -220,7 +159,10 @@ pub(crate) trait ErasedKind: Send + Sync {
         params: &TileParams,
         ctx: &mut BuildCtx<'w, '_>,
     ) -> Result<Box<dyn Tile + 'w>, BuildError>;
-    fn setup(&self, tiles: &[&TileSpec]) -> Result<Option<Box<dyn Any + Send>>, BuildError>;
+    fn setup(
+        &self,
+        tiles: &[(&TileSpec, &TileParams)],
+    ) -> Result<Option<Box<dyn Any + Send>>, BuildError>;
 }
 
 struct Erased<K>(K);
@@ -240,14 +182,8 @@ impl<K: TileKind> ErasedKind for Erased<K> {
     fn io(&self) -> IoCounts {
         self.0.io()
     }
-    fn parse(
-        &self,
-        node: &Node,
-        lines: &Lines,
-        what: &str,
-        at: Loc,
-    ) -> Result<TileParams, TopoError> {
-        crate::topo::de::from_node::<K::Params>(node, lines, what, at).map(TileParams::new)
+    fn parse(&self, params: ParamsAt<'_>) -> Result<TileParams, TopoError> {
+        crate::topo::from_params::<K::Params>(params).map(TileParams::new)
     }
     fn check(&self, params: &TileParams, ctx: &mut CheckCtx<'_>) {
         self.0.check(self.typed(params), ctx)
@@ -271,11 +207,12 @@ impl<K: TileKind> ErasedKind for Erased<K> {
     ) -> Result<Box<dyn Tile + 'w>, BuildError> {
         self.0.build(self.typed(params), ctx)
     }
-    fn setup(&self, tiles: &[&TileSpec]) -> Result<Option<Box<dyn Any + Send>>, BuildError> {
-        let typed: Vec<(&TileSpec, &K::Params)> = tiles
-            .iter()
-            .map(|t| (*t, self.typed(t.erased().1)))
-            .collect();
+    fn setup(
+        &self,
+        tiles: &[(&TileSpec, &TileParams)],
+    ) -> Result<Option<Box<dyn Any + Send>>, BuildError> {
+        let typed: Vec<(&TileSpec, &K::Params)> =
+            tiles.iter().map(|(t, p)| (*t, self.typed(p))).collect();
         self.0.setup(&typed)
     }
 }

@@ -23,7 +23,8 @@ use tilewire_tile::stem::{metrics_name, Group, MemberEnd, RunEnd, Stem, StemConf
 
 use crate::error::PipelineError;
 use crate::kind::BuildCtx;
-use crate::topo::{TileGroup, TileSpec, Topology};
+use crate::topo::{TileGroup, TileSpec};
+use crate::Topology;
 
 /// Runs tile `name` of `topo` (in `ws`) on the calling thread until it is
 /// asked to stop; see the [module docs](self).
@@ -40,7 +41,7 @@ pub fn run_tile(
     let spec = topo
         .tile(name)
         .ok_or_else(|| PipelineError::NoSuchTile(name.into()))?;
-    enter(spec.netns(), spec.cpu, name)?;
+    enter(topo.netns(name), spec.cpu, name)?;
     let (mut stem, keep) = build(ws, topo, spec, config)?;
     stem.set_idle(topo.idle_policy(spec));
     let end = stem.run();
@@ -49,7 +50,7 @@ pub fn run_tile(
     Ok(end)
 }
 
-/// Runs the tiles of `group` (one of `topo`'s [layout](Topology::layout))
+/// Runs the tiles of `group` (one of `topo`'s [layout](crate::TopologySpec::layout))
 /// on the calling thread, taking turns, until each was asked to stop or
 /// panicked; calls `ended` with each tile's name and end as soon as it
 /// ends, and returns every tile's end. With `stop_on_panic`, a tile that
@@ -69,7 +70,11 @@ pub fn run_group(
 ) -> Result<Vec<(String, MemberEnd)>, PipelineError> {
     let specs: Vec<&TileSpec> = group.tiles.iter().map(|&i| &topo.tiles[i]).collect();
     let first = specs.first().map_or("", |s| s.name.as_str());
-    enter(specs.iter().find_map(|s| s.netns()), group.cpu, first)?;
+    enter(
+        specs.iter().find_map(|s| topo.netns(&s.name)),
+        group.cpu,
+        first,
+    )?;
     let (mut stems, mut kept) = (Vec::new(), Vec::new());
     for s in &specs {
         let (stem, keep) = build(ws, topo, s, config)?;
@@ -115,8 +120,13 @@ fn build<'w>(
     config: StemConfig,
 ) -> Result<(Stem<'w, Box<dyn Tile + 'w>>, Kept), PipelineError> {
     let name = spec.name.as_str();
-    let (kind, params) = spec.erased();
-    let mut ctx = BuildCtx::new(ws, topo, spec);
+    let index = topo
+        .tiles
+        .iter()
+        .position(|t| t.name == spec.name)
+        .ok_or_else(|| PipelineError::NoSuchTile(name.into()))?;
+    let (kind, params) = topo.erased(index);
+    let mut ctx = BuildCtx::new(ws, topo.spec(), topo.all_params(), spec);
     let tile = kind
         .build(params, &mut ctx)
         .map_err(|e| PipelineError::Setup {

@@ -16,8 +16,8 @@ use tilewire_shmem::{load_bytes, store_bytes, Access, CreateError, Workspace};
 use tilewire_tile::link::Link;
 
 use crate::error::PipelineError;
-use crate::topo::Topology;
 use crate::Registry;
+use crate::Topology;
 
 /// The allocation holding the topology text: a little-endian `u64` length,
 /// then the UTF-8 text.
@@ -67,8 +67,8 @@ fn fill(ws: &Workspace, topo: &Topology) -> Result<(), PipelineError> {
             },
         )?;
     }
-    for t in &topo.tiles {
-        let (kind, params) = t.erased();
+    for (i, t) in topo.tiles.iter().enumerate() {
+        let (kind, params) = topo.erased(i);
         for o in kind.objects(params, t) {
             let g = ws
                 .alloc_named(o.name(), o.align(), o.size(), 0)
@@ -144,7 +144,8 @@ pub fn stored_text(ws: &Workspace) -> Result<String, PipelineError> {
 /// As [`stored_text`]; [`PipelineError::Topo`] if it does not parse
 /// against `registry` (a tile process needs the runner's registry).
 pub fn stored_topology(ws: &Workspace, registry: &Registry) -> Result<Topology, PipelineError> {
-    Ok(Topology::parse(&stored_text(ws)?, registry)?)
+    let spec = crate::TopologySpec::parse(&stored_text(ws)?)?;
+    Ok(registry.bind_on(spec, None)?)
 }
 
 /// Joins workspace `name` read-write, for a tile of it.

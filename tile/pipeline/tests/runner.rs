@@ -10,7 +10,9 @@ mod runner_support;
 use std::time::Duration;
 
 use runner_support::{assert_drained, counter, exists, grouped, registry, ws_name, BatchKind};
-use tilewire_pipeline::{Pipeline, Registry, RegistryError, RunOptions, TileFailure, Topology};
+use tilewire_pipeline::{
+    Pipeline, Registry, RegistryError, RunOptions, TileFailure, Topology, TopologySpec,
+};
 use tilewire_tile::stem::metrics::TileState;
 use tilewire_tile::stem::StemConfig;
 
@@ -171,7 +173,7 @@ fn params_that_do_not_deserialize_are_reported_at_their_line_and_field() {
     );
     assert_eq!(
         bad("[tile.params]\nsize = -1"),
-        "line 24: tile \"mid\" params: `size` must be in 0..=18446744073709551615, found -1"
+        "line 24: tile \"mid\" params: `size` must not be negative, found -1"
     );
 }
 
@@ -203,8 +205,10 @@ fn a_kinds_objects_count_in_the_size_check_and_exist_before_it_runs() {
     p.run(&RunOptions::new().duration(Duration::from_millis(50)))
         .unwrap();
     drop(p);
-    let small = r.parse(&text(&format!("size = {}", need - 4096))).unwrap();
-    let e = Pipeline::create(small).unwrap_err().to_string();
+    let e = r
+        .parse(&text(&format!("size = {}", need - 4096)))
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("line 3: the topology needs"), "{e}");
 }
 
@@ -622,14 +626,7 @@ fn net_udp_tiles_naming_one_address_share_it_and_both_receive() {
 #[test]
 fn a_net_udp_tile_sharing_a_port_without_an_output_is_refused() {
     let text = shared_port(&ws_name("reuse2"), 9100, false);
-    let e = registry()
-        .parse(&text)
-        .and_then(|t| {
-            t.check(&tilewire_pipeline::topo::Machine::with_cpus(2))
-                .map(|()| t)
-        })
-        .unwrap_err()
-        .to_string();
+    let e = registry().parse(&text).unwrap_err().to_string();
     assert!(
         e.contains("net1 shares 127.0.0.1:9100 with tile \"net0\"")
             && e.contains("this tile has no output"),
@@ -640,14 +637,7 @@ fn a_net_udp_tile_sharing_a_port_without_an_output_is_refused() {
 #[test]
 fn restart_is_refused_in_threads_mode_and_read_in_processes_mode() {
     let text = chain(&ws_name("restart"), "forward", "restart = \"on-failure\"");
-    let e = registry()
-        .parse(&text)
-        .and_then(|t| {
-            t.check(&tilewire_pipeline::topo::Machine::with_cpus(2))
-                .map(|()| t)
-        })
-        .unwrap_err()
-        .to_string();
+    let e = registry().parse(&text).unwrap_err().to_string();
     assert!(
         e.contains("line 23: tile \"mid\": `restart` restarts a tile's process")
             && e.contains("set `mode = \"processes\"`"),
@@ -655,8 +645,6 @@ fn restart_is_refused_in_threads_mode_and_read_in_processes_mode() {
     );
     let procs = text.replace("[workspace]\n", "[workspace]\nmode = \"processes\"\n");
     let t = registry().parse(&procs).unwrap();
-    t.check(&tilewire_pipeline::topo::Machine::with_cpus(2))
-        .unwrap();
     use tilewire_pipeline::topo::Restart;
     assert_eq!(t.tile("mid").unwrap().restart, Restart::OnFailure);
     assert_eq!(t.tile("gen").unwrap().restart, Restart::Never);
@@ -684,8 +672,9 @@ fn count_makes_tiles_that_split_a_links_frags_exactly() {
         assert_eq!(topo.tile("sink").unwrap().inputs, ["b.0", "b.1", "b.2"]);
         assert_eq!(topo.tile("mid.1").unwrap().outputs, ["b.1"]);
         assert!(topo.link("b").is_none() && topo.link("b.2").is_some());
+        let pinned = TopologySpec::parse(&text.replace("count = 3", "count = 3\ncpu = 1")).unwrap();
         let pinned = registry()
-            .parse(&text.replace("count = 3", "count = 3\ncpu = 1"))
+            .bind(pinned, &tilewire_pipeline::topo::Machine::with_cpus(4))
             .unwrap();
         let cpus: Vec<_> = pinned.tiles.iter().map(|t| t.cpu).collect();
         assert_eq!(cpus, [None, Some(1), Some(2), Some(3), None], "a core each");
@@ -741,14 +730,7 @@ fn a_bad_count_is_refused_at_its_line() {
         "name = \"sink\"\nkind = \"sink\"",
         "name = \"sink\"\nkind = \"echo\"\noutputs = [\"c\"]",
     ) + "\n[[link]]\nname = \"c\"\ndepth = 64\n\n[[tile]]\nname = \"end\"\nkind = \"sink\"\ninputs = [\"c\"]\n";
-    let e = registry()
-        .parse(&text)
-        .and_then(|t| {
-            t.check(&tilewire_pipeline::topo::Machine::with_cpus(2))
-                .map(|()| t)
-        })
-        .unwrap_err()
-        .to_string();
+    let e = registry().parse(&text).unwrap_err().to_string();
     assert!(
         e.contains("an echo tile takes exactly 1 inputs, found 2 (the 2 tiles `count` made of \"mid\" each feed it a link)"),
         "{e}"
@@ -756,9 +738,7 @@ fn a_bad_count_is_refused_at_its_line() {
     // The size check counts every tile and link a count makes.
     let small = chain(&ws_name("countsize"), "forward", "count = 64")
         .replace("[workspace]\n", "[workspace]\nsize = \"4MiB\"\n");
-    let e = Pipeline::create(registry().parse(&small).unwrap())
-        .unwrap_err()
-        .to_string();
+    let e = registry().parse(&small).unwrap_err().to_string();
     assert!(
         e.contains("the topology needs") && e.contains("raise `size`"),
         "{e}"

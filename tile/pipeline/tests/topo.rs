@@ -4,9 +4,8 @@
 
 mod topo_support;
 
-use tilewire_pipeline::topo::{Machine, Topology};
-use tilewire_pipeline::Registry;
-use topo_support::{assert_problem, gen_sink, machine, parse_ok, problems, WS};
+use tilewire_pipeline::topo::Machine;
+use topo_support::{assert_problem, bind, gen_sink, machine, parse_ok, problems, WS};
 
 #[test]
 fn the_base_of_the_bad_cases_is_good() {
@@ -334,10 +333,7 @@ fn a_tile_consuming_a_link_twice_is_refused() {
         22,
         &["tile \"f\" consumes link \"a\" twice (inputs 0 and 1)"],
     );
-    let e = Topology::parse(&text, &Registry::with_builtins())
-        .unwrap()
-        .check(&machine())
-        .unwrap_err();
+    let e = bind(&text, &machine()).unwrap_err();
     let twice = e
         .errors()
         .iter()
@@ -427,8 +423,7 @@ fn a_cpu_the_machine_lacks_is_refused_naming_the_cpus() {
     let odd = Machine {
         cpus: vec![0, 1, 2, 5, 7, 8],
     };
-    let topo = Topology::parse(&gen_sink("cpu = 4\n"), &Registry::with_builtins()).unwrap();
-    let e = topo.check(&odd).unwrap_err();
+    let e = bind(&gen_sink("cpu = 4\n"), &odd).unwrap_err();
     assert!(e.to_string().contains("(cpus: 0-2, 5, 7-8)"), "{e}");
 }
 
@@ -469,9 +464,47 @@ fn the_reference_example_is_valid() {
         .map(|l| l.strip_prefix("//!").unwrap().trim_start_matches(' '))
         .map(|l| format!("{l}\n"))
         .collect();
-    let t = Topology::parse(&text, &Registry::with_builtins())
-        .unwrap_or_else(|e| panic!("{e}\n{text}"));
-    t.check(&Machine::with_cpus(1))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let t = bind(&text, &Machine::with_cpus(1)).unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(t.tiles.len(), 3);
+}
+
+#[test]
+fn a_parameter_error_is_reported_with_the_graph_errors() {
+    // A bad parameter (line 16) and a link nobody consumes (line 5): both
+    // at once, so one run shows every fix to make.
+    let text = gen_sink("").replace(
+        "outputs = [\"a\"]\n",
+        "outputs = [\"a\", \"b\"]\nparams = { burst = \"x\" }\n",
+    ) + "\n[[link]]\nname = \"b\"\ndepth = 64\n";
+    let found = problems(&text);
+    assert!(
+        found.iter().any(|(_, r)| r.contains("`burst` must be")),
+        "{found:#?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|(_, r)| r.contains("link \"b\" has no consumer")),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn a_negative_value_for_an_unsigned_parameter_is_refused_plainly() {
+    let text = gen_sink("").replace(
+        "outputs = [\"a\"]\n",
+        "outputs = [\"a\"]\nparams = { count = -1 }\n",
+    );
+    assert_problem(
+        &text,
+        13,
+        &["tile \"gen\" params: `count` must not be negative, found -1"],
+    );
+    let found = problems(&text);
+    assert!(
+        found
+            .iter()
+            .all(|(_, r)| !r.contains("18446744073709551615")),
+        "{found:#?}"
+    );
 }

@@ -9,8 +9,8 @@ use tilewire_pipeline::kinds::dedup::DedupParams;
 use tilewire_pipeline::kinds::generator::{GenFixture, GenParams};
 use tilewire_pipeline::kinds::net_xdp::NetXdpParams;
 use tilewire_pipeline::kinds::pcap::PcapParams;
-use tilewire_pipeline::topo::{Machine, Mode, TopoErrors, Topology, TOPOLOGY_TEXT_MAX};
-use tilewire_pipeline::Registry;
+use tilewire_pipeline::topo::{Machine, Mode, TopoErrors, TOPOLOGY_TEXT_MAX};
+use tilewire_pipeline::{Registry, Topology, TopologySpec};
 use tilewire_shmem::hist::Hist;
 use tilewire_shmem::workspace::DEFAULT_TABLE_CAP;
 use tilewire_shmem::{Config, CreateOptions, PageKind, Workspace};
@@ -20,7 +20,7 @@ use tilewire_tile::stem::{latency_name, metrics_name};
 use tilewire_tile::tcache::Tcache;
 use tilewire_xdp::bpf::AttachMode;
 use tilewire_xdp::BindMode;
-use topo_support::{assert_problem, examples, gen_sink, machine, parse_ok, TempDir, WS};
+use topo_support::{assert_problem, examples, gen_sink, load, machine, parse_ok, TempDir, WS};
 
 // ---- 8. sizes --------------------------------------------------------------
 
@@ -29,7 +29,8 @@ fn a_workspace_too_small_is_refused_at_its_size_line() {
     let text = gen_sink("")
         .replace("size = \"64MiB\"", "size = \"1MiB\"")
         .replace("depth = 64", "depth = 4096\nmtu = 9000");
-    let topo = Topology::parse(&text, &Registry::with_builtins()).unwrap();
+    // The footprint does not depend on the size the workspace is given.
+    let topo = parse_ok(&text.replace("size = \"1MiB\"\n", ""));
     let need = topo.footprint();
     assert!(need > 1 << 20);
     assert_problem(
@@ -45,11 +46,8 @@ fn a_workspace_too_small_is_refused_at_its_size_line() {
 #[test]
 fn sizes_take_units_and_default_to_the_footprint() {
     let size_of = |s: &str| {
-        let t = Topology::parse(
-            &gen_sink("").replace("\"64MiB\"", s),
-            &Registry::with_builtins(),
-        )
-        .map(|t| t.workspace.size);
+        let t =
+            TopologySpec::parse(&gen_sink("").replace("\"64MiB\"", s)).map(|t| t.workspace.size);
         t.map_err(|e| e.to_string())
     };
     assert_eq!(size_of("\"1 GiB\""), Ok(1 << 30));
@@ -59,13 +57,8 @@ fn sizes_take_units_and_default_to_the_footprint() {
         .unwrap_err()
         .contains("line 3: workspace: `size` must be a byte count"));
     assert!(size_of("-1").unwrap_err().contains("line 3"));
-    let auto = Topology::parse(
-        &gen_sink("").replace("size = \"64MiB\"\n", ""),
-        &Registry::with_builtins(),
-    )
-    .unwrap();
+    let auto = parse_ok(&gen_sink("").replace("size = \"64MiB\"\n", ""));
     assert_eq!(auto.workspace.size, auto.footprint().next_multiple_of(4096));
-    auto.check(&machine()).unwrap();
 }
 
 /// Makes everything the runner makes for `topo` in `ws`, in the runner's
@@ -98,7 +91,7 @@ fn build_all(ws: &Workspace, topo: &Topology) -> Result<(), String> {
         for i in 0..tile.inputs.len() {
             alloc(latency_name(&tile.name, i), Hist::ALIGN, Hist::footprint())?;
         }
-        if let Some(p) = tile.params::<DedupParams>() {
+        if let Some(p) = topo.params::<DedupParams>(&tile.name) {
             let map = Tcache::default_map_cnt(p.depth).unwrap();
             let fp = Tcache::footprint(p.depth, map).unwrap();
             alloc(format!("{}.tc", tile.name), Tcache::ALIGN, fp)?;
@@ -117,7 +110,7 @@ fn the_footprint_is_enough_for_every_example() {
         },
         table_cap: DEFAULT_TABLE_CAP,
     };
-    for (path, mut topo) in examples() {
+    for (path, topo) in examples() {
         let need = topo.footprint();
         let name = format!("tw-topo-{}-{}", std::process::id(), topo.workspace.name);
         let ws = Workspace::create_with(&name, need, PageKind::Normal, &opts).unwrap();
@@ -127,8 +120,11 @@ fn the_footprint_is_enough_for_every_example() {
         built.unwrap_or_else(|e| panic!("{}: a workspace of {need} bytes: {e}", path.display()));
 
         // A workspace 10% smaller is refused by check, at `size`.
-        topo.workspace.size = need - need / 10;
-        let e = topo.check(&Machine::with_cpus(2)).unwrap_err();
+        let mut spec = TopologySpec::parse(topo.text()).unwrap();
+        spec.workspace.size = need - need / 10;
+        let e = Registry::with_builtins()
+            .bind(spec, &Machine::with_cpus(2))
+            .unwrap_err();
         assert!(
             e.errors()
                 .iter()
@@ -176,19 +172,11 @@ fn the_examples_parse_and_check() {
     );
     let (_, pcap) = &all[0];
     assert_eq!(pcap.workspace.mode, Mode::Processes);
-    let g = pcap
-        .tile("gen")
-        .unwrap()
-        .params::<GenParams>()
-        .expect("gen params");
+    let g = pcap.params::<GenParams>("gen").expect("gen params");
     assert_eq!(g.fixture, Some(GenFixture::BuiltinMix));
     assert_eq!((g.count, g.rate, g.burst), (10000, 100000, 32));
     let (_, xdp) = &all[2];
-    let n = xdp
-        .tile("net")
-        .unwrap()
-        .params::<NetXdpParams>()
-        .expect("netxdp params");
+    let n = xdp.params::<NetXdpParams>("net").expect("netxdp params");
     assert_eq!(n.ports, [9001, 9002, 9003, 9004]);
     assert_eq!(n.netns.as_deref(), Some("tw-demo"));
     assert_eq!((n.bind, n.attach), (BindMode::Copy, AttachMode::Skb));
@@ -227,17 +215,22 @@ name = \"p\"
 kind = \"pcap\"
 inputs = [\"u\"]
 params = { path = \"out.pcap\" }
+
+[[link]]
+name = \"x\"
+depth = 64
+
+[[tile]]
+name = \"s\"
+kind = \"sink\"
+inputs = [\"x\"]
 ";
-    let t = Topology::parse(text, &Registry::with_builtins()).unwrap();
+    let t = parse_ok(text);
     assert_eq!(t.workspace.pages, PageKind::Normal);
     assert_eq!(t.workspace.mode, Mode::Threads);
     let rx = t.link("rx").unwrap();
     assert_eq!((rx.mtu, rx.reliable, rx.line), (2048, true, 4));
-    let n = t
-        .tile("net")
-        .unwrap()
-        .params::<NetXdpParams>()
-        .expect("netxdp params");
+    let n = t.params::<NetXdpParams>("net").expect("netxdp params");
     assert_eq!(
         (
             n.queue,
@@ -251,17 +244,9 @@ params = { path = \"out.pcap\" }
         (0, BindMode::Auto, AttachMode::Skb, 64, false, None, None)
     );
     assert_eq!((n.rx_size, n.fill_size, n.tx_size), (2048, 2048, 2048));
-    let d = t
-        .tile("d")
-        .unwrap()
-        .params::<DedupParams>()
-        .expect("dedup params");
+    let d = t.params::<DedupParams>("d").expect("dedup params");
     assert_eq!(d.depth, 65536);
-    let g = t
-        .tile("g")
-        .unwrap()
-        .params::<GenParams>()
-        .expect("gen params");
+    let g = t.params::<GenParams>("g").expect("gen params");
     assert_eq!(
         (
             g.fixture.clone(),
@@ -273,11 +258,7 @@ params = { path = \"out.pcap\" }
         (None, 64, 0, 0, 1)
     );
     assert_eq!((g.src, g.dst), (None, None));
-    let p = t
-        .tile("p")
-        .unwrap()
-        .params::<PcapParams>()
-        .expect("pcap params");
+    let p = t.params::<PcapParams>("p").expect("pcap params");
     assert_eq!(p.snaplen, 65535);
     assert_eq!(t.tile("p").unwrap().kind(), "pcap");
 }
@@ -353,7 +334,7 @@ fn errors_name_the_file_when_loaded_from_one() {
     let dir = TempDir::new("load");
     let path = dir.0.join("bad.toml");
     std::fs::write(&path, gen_sink("cpu = 9\n")).unwrap();
-    let e: TopoErrors = Topology::load(&path, &Registry::with_builtins(), &machine()).unwrap_err();
+    let e: TopoErrors = load(&path, &machine()).unwrap_err();
     assert_eq!(e.file(), Some(path.as_path()));
     let shown = e.to_string();
     assert!(
@@ -363,12 +344,9 @@ fn errors_name_the_file_when_loaded_from_one() {
         )),
         "{shown}"
     );
-    let missing = Topology::load(
-        &dir.0.join("none.toml"),
-        &Registry::with_builtins(),
-        &machine(),
-    )
-    .unwrap_err();
+    let missing = Registry::with_builtins()
+        .load(dir.0.join("none.toml"))
+        .unwrap_err();
     assert!(
         missing.to_string().contains("cannot read the topology"),
         "{missing}"
@@ -434,7 +412,7 @@ fn queues_n_makes_a_net_xdp_tile_per_queue_from_queue_up() {
         .tiles
         .iter()
         .filter_map(|t| {
-            let p = t.params::<NetXdpParams>()?;
+            let p = topo.params::<NetXdpParams>(&t.name)?;
             Some((t.name.as_str(), p.queue + t.share.map_or(0, |s| s.index)))
         })
         .collect();

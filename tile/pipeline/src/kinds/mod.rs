@@ -14,6 +14,7 @@
 //! | `pcap` ([`pcap`]) | 1 | 0 | writes a capture file |
 //! | `gen` ([`generator`]) | 0 | 1 | plays synthetic or fixture frames at a rate |
 
+mod builtins;
 pub mod dedup;
 pub mod echo;
 pub mod forward;
@@ -24,20 +25,3 @@ pub mod net_xdp;
 pub mod pcap;
 pub mod sink;
 pub mod verify;
-
-use crate::Registry;
-
-/// Registers every built-in kind in `r`, in the order of the table above.
-pub(crate) fn register_builtins(r: &mut Registry) {
-    let fresh = "a fresh registry holds none of the built-in names";
-    #[cfg(feature = "xdp")]
-    r.register(net_xdp::NetXdpKind).expect(fresh);
-    r.register(net_udp::NetUdpKind).expect(fresh);
-    r.register(dedup::DedupKind).expect(fresh);
-    r.register(echo::EchoKind).expect(fresh);
-    r.register(verify::VerifyKind).expect(fresh);
-    r.register(forward::ForwardKind).expect(fresh);
-    r.register(sink::SinkKind).expect(fresh);
-    r.register(pcap::PcapKind).expect(fresh);
-    r.register(generator::GenKind).expect(fresh);
-}

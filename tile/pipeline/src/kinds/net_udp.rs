@@ -97,7 +97,7 @@ use tilewire_tile::link::producer::Producer;
 use tilewire_tile::stem::{Filter, Outputs, Tile};
 
 use crate::kind::{BuildCtx, BuildError, CheckCtx, IoCounts, TileKind};
-use crate::topo::{TileSpec, Topology};
+use crate::topo::{TileSpec, TopologySpec};
 
 /// The MAC address [`datagram_frame`] gives the socket's side (the
 /// destination of a received frame): locally administered, unicast.
@@ -486,19 +486,22 @@ mod tests {
     }
 }
 
-/// The other net-udp tiles of `topo` that bind the address `tile` binds
-/// (a port other than 0) in the same network namespace: they share it.
-fn sharing<'t>(topo: &'t Topology, tile: &TileSpec, p: &NetUdpParams) -> Vec<&'t TileSpec> {
+/// The other net-udp tiles of `topo` (whose parameters `params_of` gives)
+/// that bind the address `tile` binds (a port other than 0) in the same
+/// network namespace: they share it.
+fn sharing<'t, 'p>(
+    topo: &'t TopologySpec,
+    tile: &TileSpec,
+    p: &NetUdpParams,
+    params_of: impl Fn(&TileSpec) -> Option<&'p NetUdpParams>,
+) -> Vec<&'t TileSpec> {
     if p.bind.port() == 0 {
         return Vec::new();
     }
     topo.tiles
         .iter()
         .filter(|t| t.name != tile.name)
-        .filter(|t| {
-            t.params::<NetUdpParams>()
-                .is_some_and(|o| o.bind == p.bind && o.netns == p.netns)
-        })
+        .filter(|t| params_of(t).is_some_and(|o| o.bind == p.bind && o.netns == p.netns))
         .collect()
 }
 
@@ -556,7 +559,7 @@ impl TileKind for NetUdpKind {
         if t.inputs.is_empty() && t.outputs.is_empty() {
             ctx.error("a net-udp tile needs an input, an output or both");
         }
-        let sharers = sharing(ctx.topology(), t, p);
+        let sharers = sharing(ctx.topology(), t, p, |o| ctx.params_of(o));
         if !sharers.is_empty() && t.outputs.is_empty() {
             ctx.field_error(
                 "bind",
@@ -583,7 +586,7 @@ impl TileKind for NetUdpKind {
             engine: p.engine,
             // Several tiles naming one address share it: the kernel
             // spreads flows over their sockets.
-            reuse_port: !sharing(ctx.topology(), ctx.tile(), p).is_empty(),
+            reuse_port: !sharing(ctx.topology(), ctx.tile(), p, |o| ctx.params_of(o)).is_empty(),
             // Room for bursts while the loop is busy elsewhere.
             recv_buf: Some(4 << 20),
             send_buf: Some(4 << 20),

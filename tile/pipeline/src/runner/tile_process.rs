@@ -16,7 +16,7 @@ use crate::{workspace, Registry};
 
 /// The environment variable that makes a process a tile process:
 /// `WORKSPACE/TILE`, or `WORKSPACE/GROUP` for a process that runs a group
-/// of tiles ([`Topology::layout`](crate::Topology::layout)). Set by the runner for the processes it starts; read by
+/// of tiles ([`Topology::layout`](crate::TopologySpec::layout)). Set by the runner for the processes it starts; read by
 /// [`tile_main`].
 pub const TILE_ENV: &str = "TILEWIRE_TILE";
 /// The runner's pid, which a tile process watches.
@@ -144,7 +144,7 @@ fn tile_process(
 
 /// Runs tile `name` of the running pipeline in workspace `ws` in this
 /// process, or, if no tile has that name, the tiles of the group
-/// ([`Topology::layout`](crate::Topology::layout)) of that name on this
+/// ([`Topology::layout`](crate::TopologySpec::layout)) of that name on this
 /// process's one thread, until they are asked to stop, Ctrl-C or SIGTERM
 /// arrive, or (with `parent`) that process is gone; `tilewire tile` is
 /// this. A tile started again after a crash rejoins its links where its

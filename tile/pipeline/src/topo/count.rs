@@ -3,15 +3,16 @@
 use tilewire_tile::link::LINK_NAME_MAX;
 use tilewire_tile::stem::TILE_NAME_MAX;
 
+use super::error::TopoError;
+use super::spec::{LinkSpec, ShareSpec, TileSpec};
 use super::value::Loc;
-use super::{LinkSpec, ShareSpec, TileSpec, TopoError};
 
 /// Makes the tiles a `count` asks for: tile `T` with `count = N` becomes
 /// `T.0` .. `T.N-1`, each with its [`ShareSpec`], and each of its output
 /// links `L` becomes `L.0` .. `L.N-1` (one producer each), which every
 /// tile listing `L` as an input reads instead, in that order. A `count`
 /// of 1 changes nothing.
-pub(super) fn expand(
+pub(crate) fn expand(
     links: Vec<LinkSpec>,
     tiles: Vec<TileSpec>,
     errors: &mut Vec<TopoError>,

@@ -1,8 +1,9 @@
-//! How a topology's tiles are laid on threads: [`Topology::layout`].
+//! How a topology's tiles are laid on threads: [`TopologySpec::layout`].
 
 use tilewire_tile::stem::IdlePolicy;
 
-use super::{Restart, TileSpec, TopoError, Topology};
+use super::error::TopoError;
+use super::spec::{Restart, TileSpec, TopologySpec};
 
 /// Longest `group` name.
 pub const GROUP_NAME_MAX: usize = 32;
@@ -14,7 +15,7 @@ pub struct TileGroup {
     /// The `group` its tiles name; else `cpuN` for tiles that share cpu
     /// `N`; else the name of its one tile.
     pub name: String,
-    /// Its tiles, as indices into [`Topology::tiles`], in file order
+    /// Its tiles, as indices into [`TopologySpec::tiles`], in file order
     /// (the order they take turns).
     pub tiles: Vec<usize>,
     /// The cpu its thread is pinned to, if one of its tiles names one.
@@ -33,14 +34,14 @@ impl TileGroup {
     }
 }
 
-impl Topology {
+impl TopologySpec {
     /// The threads the tiles run on. Tiles that name the same `group`, or
     /// the same `cpu`, share one thread (one process in processes mode);
     /// every other tile has a thread of its own. A group runs on the cpu
     /// one of its tiles names (the check refuses two), in the network
     /// namespace one of them names (likewise; the others have no socket and
     /// run in any), and spins while idle
-    /// only if every tile in it would ([`Topology::idle_policy`]).
+    /// only if every tile in it would ([`TopologySpec::idle_policy`]).
     pub fn layout(&self) -> Vec<TileGroup> {
         let roots = self.components();
         let mut groups: Vec<TileGroup> = Vec::new();
@@ -123,8 +124,9 @@ impl Topology {
     }
 
     /// The layout's own checks: one cpu, one `group` name and one network
-    /// namespace per thread (tiles that name none run in their thread's).
-    pub(super) fn check_layout(&self, errors: &mut Vec<TopoError>) {
+    /// namespace per thread (tiles that name none run in their thread's);
+    /// `netns[i]` is the namespace tile `i`'s kind says it runs in.
+    pub(crate) fn check_layout(&self, netns: &[Option<&str>], errors: &mut Vec<TopoError>) {
         let roots = self.components();
         for (i, t) in self.tiles.iter().enumerate() {
             let earlier = || {
@@ -163,9 +165,13 @@ impl Topology {
                     )));
                 }
             }
-            let named = t.netns();
+            let named = netns.get(i).copied().flatten();
+            let ns = |o: &TileSpec| {
+                let j = self.tiles.iter().position(|x| x.name == o.name)?;
+                netns.get(j).copied().flatten()
+            };
             if let Some(o) =
-                earlier().find(|o| named.is_some() && o.netns().is_some_and(|n| Some(n) != named))
+                earlier().find(|o| named.is_some() && ns(o).is_some_and(|n| Some(n) != named))
             {
                 errors.push(t.at.header.err(format!(
                     "tile {:?} runs in network namespace {:?}, but it shares a thread with \
@@ -175,7 +181,7 @@ impl Topology {
                     named.unwrap_or_default(),
                     o.name,
                     o.at.header.line,
-                    o.netns().unwrap_or_default()
+                    ns(o).unwrap_or_default()
                 )));
             }
         }

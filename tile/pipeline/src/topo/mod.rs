@@ -2,11 +2,16 @@
 //! run topo.toml`) builds, and the rules it must follow.
 //!
 //! A topology names one workspace, the links in it and the tiles that
-//! produce and consume them. [`Topology::parse`] reads the text and checks
-//! every field; [`Topology::check`] checks the whole: the graph, the cpus
-//! and whether everything fits in the workspace. [`Topology::load`] does
-//! both for a file. Every problem found is reported, each with its line,
-//! not just the first.
+//! produce and consume them. This module is its data and what needs no
+//! kind: [`TopologySpec::parse`] reads the text and checks every field and
+//! name. A [`Registry`](crate::Registry) binds it to the kinds it names
+//! and checks the whole ([`Registry::bind`](crate::Registry::bind)): the
+//! parameters, the graph, the cpus, each kind's own checks and whether
+//! everything fits in the workspace; [`Registry::parse`](crate::Registry::parse)
+//! and [`Registry::load`](crate::Registry::load) do both, for a text or a
+//! file, giving the [`Topology`](crate::Topology) a pipeline runs. Every
+//! problem found is reported at once, each with its line, not just the
+//! first.
 //!
 //! # An example
 //!
@@ -56,7 +61,7 @@
 //! | key     | value | default |
 //! |---------|-------|---------|
 //! | `name`  | the workspace's name: 1 to 40 bytes of letters, digits, `.`, `_`, `-`, not starting with `.` or `-` | required |
-//! | `size`  | bytes: an integer, or a string with a unit `B`, `KiB`, `MiB`, `GiB` (`"256MiB"`, `"1 GiB"`) | just enough: [`Topology::footprint`] rounded up to a page |
+//! | `size`  | bytes: an integer, or a string with a unit `B`, `KiB`, `MiB`, `GiB` (`"256MiB"`, `"1 GiB"`) | just enough: [`Topology::footprint`](crate::Topology::footprint) rounded up to a page |
 //! | `pages` | `"normal"` (4 KiB, /dev/shm), `"huge"` (2 MiB) or `"gigantic"` (1 GiB, hugetlbfs) | `"normal"` |
 //! | `mode`  | `"threads"` (every tile a pinned thread of one process) or `"processes"` (a process per tile) | `"threads"` |
 //!
@@ -82,7 +87,7 @@
 //! | `name`    | unique among tiles; a workspace name of at most [`TILE_NAME_MAX`](tilewire_tile::stem::TILE_NAME_MAX) (34) bytes | required |
 //! | `kind`    | a kind of the [registry](crate::Registry) the topology is read against: the built-ins below, and any a pipeline binary registers | required |
 //! | `cpu`     | pin the tile to this cpu; it must be one this machine lets the runner use. Tiles naming one cpu run on one thread, taking turns | not pinned |
-//! | `group`   | a name (at most 32 bytes): the tiles naming one group run on one thread (one process in processes mode), taking turns; see [`Topology::layout`]. Tiles naming the same `cpu` share a thread too | a thread of its own |
+//! | `group`   | a name (at most 32 bytes): the tiles naming one group run on one thread (one process in processes mode), taking turns; see [`TopologySpec::layout`](crate::TopologySpec::layout). Tiles naming the same `cpu` share a thread too | a thread of its own |
 //! | `restart` | `"never"` or `"on-failure"`: in processes mode, start the tile's process again when it fails (after 100 ms, doubling to 5 s; at most 5 times a minute), logged and counted in its metrics (`boots`); a group restarts if one of its tiles says so | `"never"` |
 //! | `count`   | 1 to 64: makes that many tiles of this one, named `NAME.0`, `NAME.1`, ..., each taking its share of every input's frags (the others it skips, counted as filtered) and publishing on an output link of its own (`LINK.0`, ...), which every consumer of the output reads in turn; with `cpu = C` they are pinned to C, C+1, ... | 1 |
 //! | `share`   | with `count`: `"round-robin"` (frag `seq % count`) or `"sig"` (a hash of the frag's signature, which the net tiles and gen set to the UDP destination port: the frags of one port go to one tile) | `"round-robin"` |
@@ -93,7 +98,7 @@
 //!
 //! A tile listing a link in `inputs` becomes that link's next consumer:
 //! consumer indices count up from 0 in the order the tiles appear in the
-//! file (see [`Topology::consumers`]). A tile lists a link at most once.
+//! file (see [`TopologySpec::consumers`](crate::TopologySpec::consumers)). A tile lists a link at most once.
 //!
 //! # Kinds and their parameters
 //!
@@ -162,7 +167,7 @@
 //!
 //! # Sizes
 //!
-//! [`Topology::footprint`] is what the workspace must hold: the
+//! [`Topology::footprint`](crate::Topology::footprint) is what the workspace must hold: the
 //! workspace's header and allocation table; per link its mcache, its
 //! dcache (of `depth + 1` mtus, or what its producer's kind asks for: for
 //! a net-xdp output `depth + fill_size + tx_size` frames, the whole UMEM)
@@ -182,295 +187,25 @@
 
 mod check;
 mod count;
-pub(crate) mod de;
+mod de;
+mod error;
 mod layout;
+mod machine;
 mod parse;
-pub(crate) mod value;
+mod scc;
+mod spec;
+mod value;
 
-use std::path::{Path, PathBuf};
-
-use tilewire_shmem::PageKind;
-
-pub use check::Machine;
+pub(crate) use check::count_words;
+pub(crate) use count::expand;
+pub(crate) use de::{from_params, ParamsAt};
+pub use error::{TopoError, TopoErrors};
 pub use layout::{TileGroup, GROUP_NAME_MAX};
+pub use machine::Machine;
+pub(crate) use scc::strongly_connected;
+pub use spec::{
+    LinkSpec, Mode, Restart, ShareSpec, TileSpec, TopologySpec, WorkspaceSpec, RESTART_LIMIT,
+    RESTART_WINDOW, TOPOLOGY_TEXT_MAX,
+};
 pub use tilewire_tile::stem::ShareBy;
-
-use value::Loc;
-
-use crate::kind::IoCounts;
-use crate::registry::{ErasedKind, KindRef, TileParams};
-use tilewire_tile::stem::IdlePolicy;
-
-/// Largest topology text: the runner keeps a copy in the workspace, and
-/// [`Topology::footprint`] counts this much for it.
-pub const TOPOLOGY_TEXT_MAX: usize = 64 << 10;
-
-/// One problem in a topology.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}", self.display())]
-pub struct TopoError {
-    /// 1-based line it concerns; 0 when it concerns no line (the file
-    /// could not be read).
-    pub line: usize,
-    /// 1-based column (in bytes) on that line; 0 with line 0.
-    pub col: usize,
-    /// What is wrong, and where it helps, what would be right.
-    pub reason: String,
-}
-
-impl TopoError {
-    fn display(&self) -> String {
-        if self.line == 0 {
-            self.reason.clone()
-        } else {
-            format!("line {}: {}", self.line, self.reason)
-        }
-    }
-}
-
-/// Every problem found in a topology, in line order, and the file it came
-/// from when it came from a file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopoErrors {
-    file: Option<PathBuf>,
-    errors: Vec<TopoError>,
-}
-
-impl TopoErrors {
-    fn new(mut errors: Vec<TopoError>) -> TopoErrors {
-        errors.sort_by_key(|e| (e.line, e.col));
-        TopoErrors { file: None, errors }
-    }
-
-    /// The problems, by line.
-    pub fn errors(&self) -> &[TopoError] {
-        &self.errors
-    }
-
-    /// The file the topology came from, if known.
-    pub fn file(&self) -> Option<&Path> {
-        self.file.as_deref()
-    }
-
-    /// Names the file the errors are in (printed before each).
-    pub fn in_file(mut self, path: &Path) -> TopoErrors {
-        self.file = Some(path.to_path_buf());
-        self
-    }
-}
-
-impl core::fmt::Display for TopoErrors {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        for (i, e) in self.errors.iter().enumerate() {
-            if i > 0 {
-                f.write_str("\n")?;
-            }
-            match &self.file {
-                Some(p) => write!(f, "{}: {e}", p.display())?,
-                None => write!(f, "{e}")?,
-            }
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for TopoErrors {}
-
-/// How the runner runs the tiles.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Mode {
-    /// Every tile a thread of the runner's process.
-    #[default]
-    Threads,
-    /// Every tile a process of its own, joining the workspace by name.
-    Processes,
-}
-
-/// Which share of its inputs' frags one of the `count = N` tiles of a
-/// `[[tile]]` takes: frag by frag in turn, or by signature.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ShareSpec {
-    /// This tile's index, `0..of`.
-    pub index: u32,
-    /// How many tiles share.
-    pub of: u32,
-    /// How frags are dealt.
-    pub by: tilewire_tile::stem::ShareBy,
-}
-
-/// What the runner does when a tile's process fails (processes mode).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Restart {
-    /// Report it when the run ends; the others go on.
-    #[default]
-    Never,
-    /// Start it again, after a back-off (100 ms, doubling to 5 s), at most
-    /// [`RESTART_LIMIT`] times in [`RESTART_WINDOW`]; past that it is
-    /// reported as [`TileFailure::RestartLimit`](crate::TileFailure::RestartLimit).
-    OnFailure,
-}
-
-/// Most restarts of one tile process in [`RESTART_WINDOW`].
-pub const RESTART_LIMIT: usize = 5;
-/// The window [`RESTART_LIMIT`] counts restarts in.
-pub const RESTART_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// The `[workspace]` table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WorkspaceSpec {
-    /// Its name.
-    pub name: String,
-    /// Its size in bytes, a whole number of pages (given, rounded up; or
-    /// the footprint when not given).
-    pub size: usize,
-    /// Its page kind.
-    pub pages: PageKind,
-    /// Threads or processes.
-    pub mode: Mode,
-    /// Where `size` was written (`None`: not given).
-    size_at: Option<Loc>,
-}
-
-/// A `[[link]]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkSpec {
-    /// Its name.
-    pub name: String,
-    /// Frags in the ring.
-    pub depth: u64,
-    /// Largest payload.
-    pub mtu: usize,
-    /// Whether consumers give credits (all of them, or none).
-    pub reliable: bool,
-    /// Line of its `[[link]]` header.
-    pub line: usize,
-    at: Loc,
-    mtu_at: Loc,
-    depth_at: Loc,
-}
-
-impl LinkSpec {
-    /// Where `field` (`"mtu"`, `"depth"`) is written, or the link's header.
-    pub(crate) fn field_loc(&self, field: &str) -> Loc {
-        match field {
-            "mtu" => self.mtu_at,
-            "depth" => self.depth_at,
-            _ => self.at,
-        }
-    }
-}
-
-/// A `[[tile]]`.
-#[derive(Debug, Clone)]
-pub struct TileSpec {
-    /// Its name.
-    pub name: String,
-    /// The cpu to pin it to.
-    pub cpu: Option<usize>,
-    /// The group of tiles it shares a thread with, if the topology names
-    /// one (see [`Topology::layout`]).
-    pub group: Option<String>,
-    /// What the runner does when its process fails.
-    pub restart: Restart,
-    /// For one of the tiles a `count = N` made: which share of its
-    /// inputs' frags it takes (see [`Topology::parse`]).
-    pub share: Option<ShareSpec>,
-    /// What its loop does while idle, if the topology says (see
-    /// [`Topology::idle_policy`] for the default).
-    pub idle: Option<IdlePolicy>,
-    /// The links it consumes, by input index.
-    pub inputs: Vec<String>,
-    /// The links it produces, by output index.
-    pub outputs: Vec<String>,
-    /// Line of its `[[tile]]` header.
-    pub line: usize,
-    kind: KindRef,
-    params: TileParams,
-    pub(crate) at: TileLocs,
-}
-
-impl TileSpec {
-    /// Its kind's name, as written in `kind`.
-    pub fn kind(&self) -> &str {
-        self.kind.kind().name()
-    }
-
-    /// Its parameters, as its kind's [`Params`](crate::TileKind::Params)
-    /// type; `None` if `P` is not that type.
-    pub fn params<P: 'static>(&self) -> Option<&P> {
-        self.params.get::<P>()
-    }
-
-    /// The inputs and outputs its kind allows.
-    pub fn io(&self) -> IoCounts {
-        self.kind.kind().io()
-    }
-
-    /// The network namespace its thread enters, for kinds with a socket.
-    pub fn netns(&self) -> Option<&str> {
-        self.kind.kind().netns(&self.params)
-    }
-
-    pub(crate) fn erased(&self) -> (&dyn ErasedKind, &TileParams) {
-        (self.kind.kind(), &self.params)
-    }
-
-    /// Where parameter `field` is written, or the tile's header.
-    pub(crate) fn param_loc(&self, field: &str) -> Loc {
-        self.at
-            .params
-            .iter()
-            .find(|(k, _)| k == field)
-            .map_or(self.at.header, |(_, at)| *at)
-    }
-}
-
-/// Two tiles are equal when everything written about them is: name, kind,
-/// parameters, cpu, links and line.
-impl PartialEq for TileSpec {
-    fn eq(&self, other: &TileSpec) -> bool {
-        self.name == other.name
-            && self.kind() == other.kind()
-            && format!("{:?}", self.params) == format!("{:?}", other.params)
-            && self.cpu == other.cpu
-            && self.group == other.group
-            && self.restart == other.restart
-            && self.share == other.share
-            && self.idle == other.idle
-            && self.inputs == other.inputs
-            && self.outputs == other.outputs
-            && self.line == other.line
-            && self.at == other.at
-    }
-}
-
-impl Eq for TileSpec {}
-
-/// Where the parts of a tile were written, for the checks' messages.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(crate) struct TileLocs {
-    pub(crate) header: Loc,
-    pub(crate) cpu: Loc,
-    pub(crate) group: Loc,
-    pub(crate) restart: Loc,
-    pub(crate) count: Loc,
-    inputs: Vec<Loc>,
-    outputs: Vec<Loc>,
-    /// `inputs` / `outputs` keys (the header when absent).
-    inputs_key: Loc,
-    outputs_key: Loc,
-    /// Each key of `params` and where its value is written.
-    params: Vec<(String, Loc)>,
-}
-
-/// A parsed topology. See the [module docs](self) for the format.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Topology {
-    /// The workspace.
-    pub workspace: WorkspaceSpec,
-    /// The links, in file order.
-    pub links: Vec<LinkSpec>,
-    /// The tiles, in file order.
-    pub tiles: Vec<TileSpec>,
-    text: String,
-}
+pub(crate) use value::{Lines, Loc, Value};

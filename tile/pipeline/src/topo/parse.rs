@@ -2,34 +2,32 @@
 //! fields, and unique, valid names. Each problem is recorded and the
 //! reading goes on, so one pass reports them all.
 
-use std::path::Path;
-
 use tilewire_shmem::PageKind;
 
+use super::de::{RawParams, Seg};
+use super::error::{TopoError, TopoErrors};
 use super::layout::GROUP_NAME_MAX;
+use super::spec::{
+    LinkSpec, Mode, Restart, ShareSpec, TileLocs, TileSpec, TopologySpec, WorkspaceSpec,
+    TOPOLOGY_TEXT_MAX,
+};
 use super::value::{
     array_of, boolean, int_in, one_of, pow2_in, string, Fields, Key, Lines, Loc, Node, Value,
 };
-use super::{
-    LinkSpec, Machine, Mode, Restart, ShareSpec, TileLocs, TileSpec, TopoError, TopoErrors,
-    Topology, WorkspaceSpec, TOPOLOGY_TEXT_MAX,
-};
-use crate::Registry;
 use tilewire_tile::link::LINK_NAME_MAX;
 use tilewire_tile::stem::TILE_NAME_MAX;
 use tilewire_tile::stem::{IdlePolicy, ShareBy};
 
-impl Topology {
-    /// Reads a topology from its text against `registry`: TOML syntax,
-    /// every field's type and range, each tile's kind (one `registry`
-    /// holds) and its parameters (as the kind's type), and unique valid
-    /// names. The graph, cpus, sizes and each kind's own checks are
-    /// [`Topology::check`]'s.
+impl TopologySpec {
+    /// Reads a topology from its text: TOML syntax, every field's type and
+    /// range, and unique valid names. The kinds and their parameters, the
+    /// graph, cpus and sizes are checked when a
+    /// [`Registry`](crate::Registry) binds it
+    /// ([`Registry::bind`](crate::Registry::bind)).
     ///
     /// # Errors
-    /// Every problem found (a syntax error stops the reading there; a
-    /// tile's parameters report their first problem).
-    pub fn parse(text: &str, registry: &Registry) -> Result<Topology, TopoErrors> {
+    /// Every problem found (a syntax error stops the reading there).
+    pub fn parse(text: &str) -> Result<TopologySpec, TopoErrors> {
         let lines = Lines::new(text);
         if text.len() > TOPOLOGY_TEXT_MAX {
             return Err(TopoErrors::new(vec![Loc { line: 1, col: 1 }.err(format!(
@@ -39,10 +37,7 @@ impl Topology {
         }
         let root = super::value::read(text, &lines).map_err(|e| TopoErrors::new(vec![e]))?;
         let mut errors = Vec::new();
-        let top = Node {
-            span: 0..0,
-            value: Value::Table(root),
-        };
+        let top = Node::new(0..0, Value::Table(root));
         let mut f = Fields::of(&top, "the file", &lines, &mut errors).expect("a table");
         let start = Loc { line: 1, col: 1 };
         let workspace = match f.take("workspace") {
@@ -58,12 +53,10 @@ impl Topology {
                 .collect(),
             None => Vec::new(),
         };
-        // Values the kinds' counts resolved (`queues = "all"`): the stored
-        // text says the number there.
-        let mut resolved = Vec::new();
         let tiles = match f.take("tile") {
             Some((key, node)) => each_table(key, node, "[[tile]]", &lines, &mut errors)
-                .map(|t| parse_tile(t, registry, &lines, &mut errors, &mut resolved))
+                .enumerate()
+                .map(|(i, t)| parse_tile(t, i, &lines, &mut errors))
                 .collect(),
             None => Vec::new(),
         };
@@ -76,67 +69,20 @@ impl Topology {
             tiles.iter().map(|t| (&t.name, t.at.header)),
             &mut errors,
         );
-        let (links, tiles) = if errors.is_empty() {
-            super::count::expand(links, tiles, &mut errors)
-        } else {
-            (links, tiles)
-        };
         match workspace {
-            Some(workspace) if errors.is_empty() => {
-                let mut topo = Topology {
-                    workspace,
-                    links,
-                    tiles,
-                    text: with_resolved(text, resolved),
-                };
-                if topo.workspace.size_at.is_none() {
-                    let page = topo.workspace.pages.size();
-                    topo.workspace.size = topo.footprint().next_multiple_of(page);
-                }
-                Ok(topo)
-            }
+            Some(workspace) if errors.is_empty() => Ok(TopologySpec {
+                workspace,
+                links,
+                tiles,
+                text: text.to_owned(),
+            }),
             _ => Err(TopoErrors::new(errors)),
         }
     }
-}
 
-/// `text` with each of `resolved`'s spans replaced by its text.
-fn with_resolved(text: &str, mut resolved: Vec<(std::ops::Range<usize>, String)>) -> String {
-    resolved.sort_by_key(|(span, _)| std::cmp::Reverse(span.start));
-    let mut out = text.to_owned();
-    for (span, with) in resolved {
-        out.replace_range(span, &with);
-    }
-    out
-}
-
-impl Topology {
-    /// Reads the file at `path`, parses it against `registry` and checks
-    /// it against `machine`.
-    ///
-    /// # Errors
-    /// The file cannot be read, or every problem [`Topology::parse`] or
-    /// [`Topology::check`] found; the errors name the file.
-    pub fn load(
-        path: &Path,
-        registry: &Registry,
-        machine: &Machine,
-    ) -> Result<Topology, TopoErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            TopoErrors::new(vec![TopoError {
-                line: 0,
-                col: 0,
-                reason: format!("cannot read the topology: {e}"),
-            }])
-            .in_file(path)
-        })?;
-        let topo = Topology::parse(&text, registry).map_err(|e| e.in_file(path))?;
-        topo.check(machine).map_err(|e| e.in_file(path))?;
-        Ok(topo)
-    }
-
-    /// The text the topology was parsed from (the runner keeps a copy in
-    /// the workspace, so a monitor can show what runs).
+    /// The text the topology was read from (once bound, with the numbers
+    /// the kinds' counts resolved in place of what it said: the runner
+    /// keeps a copy in the workspace, so a monitor can show what runs).
     pub fn text(&self) -> &str {
         &self.text
     }
@@ -310,12 +256,12 @@ fn parse_link(node: &Node, lines: &Lines, errors: &mut Vec<TopoError>) -> Option
     })
 }
 
+/// Parses `[[tile]]` `node`, the one of index `index`.
 fn parse_tile(
     node: &Node,
-    registry: &Registry,
+    index: usize,
     lines: &Lines,
     errors: &mut Vec<TopoError>,
-    resolved: &mut Vec<(std::ops::Range<usize>, String)>,
 ) -> Option<TileSpec> {
     let mut f = Fields::of(node, "tile", lines, errors)?;
     let before = errors.len();
@@ -323,23 +269,7 @@ fn parse_tile(
     if let Some((n, _)) = &name {
         f.what = format!("tile {n:?}");
     }
-    let kind = f.req("kind", errors, |node| {
-        let s = string(node)?;
-        match registry.get(&s) {
-            Some(k) => Ok(k.clone()),
-            None => {
-                let names: Vec<&str> = registry.names().collect();
-                Err(format!(
-                    "names the unknown tile kind {s:?} (registered: {})",
-                    if names.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        names.join(", ")
-                    }
-                ))
-            }
-        }
-    });
+    let kind = f.req("kind", errors, string);
     let cpu = f.opt("cpu", errors, int_in(0, 1 << 20));
     let group = f.opt("group", errors, name_rule(GROUP_NAME_MAX));
     let count = f.opt("count", errors, int_in(1, 64));
@@ -379,7 +309,6 @@ fn parse_tile(
         )));
     }
     let params_node = f.take("params").map(|(_, n)| n);
-    let what = f.what.clone();
     let header = f.at;
     f.finish(
         &[
@@ -388,77 +317,27 @@ fn parse_tile(
         ],
         errors,
     );
-    let (kind, _) = kind?;
-    let empty = Node {
-        span: node.span.clone(),
-        value: Value::Table(Vec::new()),
+    let (kind, kind_at) = kind?;
+    let empty = Node::new(node.span.clone(), Value::Table(Vec::new()));
+    let path = vec![
+        Seg::Key("tile".into()),
+        Seg::Item(index),
+        Seg::Key("params".into()),
+    ];
+    let params = match params_node {
+        Some(n) => RawParams::new(n.clone(), Some(path), lines.loc(n.span.start)),
+        None => RawParams::new(empty, None, header),
     };
-    let (params_node, params_at) = match params_node {
-        Some(n) => (n, lines.loc(n.span.start)),
-        None => (&empty, header),
-    };
-    let param_locs = match &params_node.value {
+    let param_locs = match &params.node().value {
         Value::Table(entries) => entries
             .iter()
             .map(|(k, v)| (k.get_ref().clone(), lines.loc(v.span.start)))
             .collect(),
         _ => Vec::new(),
     };
-    let params = match kind
-        .kind()
-        .parse(params_node, lines, &format!("{what} params"), params_at)
-    {
-        Ok(p) => p,
-        Err(e) => {
-            errors.push(e);
-            return None;
-        }
-    };
     if errors.len() != before {
         return None;
     }
-    // A count from the params (a net-xdp tile's `queues`), as `count`.
-    let param_node = |key: &str| match &params_node.value {
-        Value::Table(entries) => entries
-            .iter()
-            .find(|(k, _)| k.get_ref() == key)
-            .map(|(_, v)| v),
-        _ => None,
-    };
-    let count = match kind.kind().count(&params) {
-        Ok(None) => count,
-        Ok(Some(c)) => {
-            let node = param_node(c.param);
-            let at = node.map_or(params_at, |n| lines.loc(n.span.start));
-            if let Some((_, count_at)) = count {
-                errors.push(count_at.err(format!(
-                    "{what}: give `count` or its params' `{}`, not both: each makes a tile \
-                     per queue",
-                    c.param
-                )));
-                return None;
-            }
-            if !(1..=64).contains(&c.tiles) {
-                errors.push(at.err(format!(
-                    "{what} params: `{}` makes {} tiles; one [[tile]] makes 1 to 64",
-                    c.param, c.tiles
-                )));
-                return None;
-            }
-            if let Some(n) = node.filter(|n| !matches!(n.value, Value::Int(_))) {
-                resolved.push((n.span.clone(), c.tiles.to_string()));
-            }
-            Some((u64::from(c.tiles), at))
-        }
-        Err(reason) => {
-            let at = param_locs
-                .iter()
-                .find(|(k, _)| k == "queues")
-                .map_or(params_at, |(_, at)| *at);
-            errors.push(at.err(format!("{what} params: {reason}")));
-            return None;
-        }
-    };
     let (inputs, inputs_key) = inputs?;
     let (outputs, outputs_key) = outputs?;
     Some(TileSpec {
@@ -471,7 +350,7 @@ fn parse_tile(
         share: count.as_ref().map(|(n, _)| ShareSpec {
             index: 0,
             of: *n as u32,
-            by: share_by.map_or(ShareBy::RoundRobin, |(b, _)| b),
+            by: share_by.as_ref().map_or(ShareBy::RoundRobin, |(b, _)| *b),
         }),
         idle,
         inputs: inputs.iter().map(|(l, _)| l.clone()).collect(),
@@ -479,6 +358,7 @@ fn parse_tile(
         line: header.line,
         at: TileLocs {
             header,
+            kind: kind_at,
             cpu: cpu.map_or(header, |(_, at)| at),
             group: group.map_or(header, |(_, at)| at),
             restart: restart.map_or(header, |(_, at)| at),
@@ -488,6 +368,7 @@ fn parse_tile(
             inputs_key,
             outputs_key,
             params: param_locs,
+            share_by: share_by.map(|(b, _)| b),
         },
     })
 }

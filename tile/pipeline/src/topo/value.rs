@@ -4,17 +4,15 @@
 //!
 //! Deserializing straight into typed structs would stop at the first bad
 //! field; a person fixing a topology wants every mistake at once, each with
-//! its line. So the TOML text is first read (by the `toml` crate, with
-//! [`toml::Spanned`] on every value and key) into [`Node`]s, which only
+//! its line. So the TOML text is first read (by the `toml_edit` crate, with
+//! the places its document keeps for every value and key) into [`Node`]s, which only
 //! fails on a syntax error, and [`Fields`] then takes the tables apart one
 //! key at a time, recording a [`TopoError`] for each missing, unknown or
 //! mistyped field and carrying on.
 
 use core::ops::Range;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-
-use super::TopoError;
+use super::error::TopoError;
 
 /// Where each line of the source starts, to turn byte offsets into
 /// 1-based line and column numbers.
@@ -74,6 +72,20 @@ impl Lines {
 pub(crate) struct Node {
     pub(crate) span: Range<usize>,
     pub(crate) value: Value,
+    /// A table made by a dotted key or a deeper header, whose `span` is
+    /// that of the first thing in it.
+    pub(crate) implicit: bool,
+}
+
+impl Node {
+    /// `value`, placed at `span`.
+    pub(crate) fn new(span: Range<usize>, value: Value) -> Node {
+        Node {
+            span,
+            value,
+            implicit: false,
+        }
+    }
 }
 
 /// A key of a table and where it is written.
@@ -99,18 +111,6 @@ impl Key {
         &self.name
     }
 }
-
-// The names by which the toml crate hands out a value's or key's place: a
-// struct of these three fields (see `toml::Spanned`). It does so only
-// where it knows the place; a table made implicitly by a dotted key or a
-// `[a.b.c]` header, and its key, come without one, as a plain value. So a
-// node or key is read as "spanned, or plain", and a plain one takes its
-// place from what it holds (see `place_implicit`).
-const SPANNED: &str = "$__serde_spanned_private_Spanned";
-const SPAN_START: &str = "$__serde_spanned_private_start";
-const SPAN_END: &str = "$__serde_spanned_private_end";
-const SPAN_VALUE: &str = "$__serde_spanned_private_value";
-const SPAN_FIELDS: &[&str] = &[SPAN_START, SPAN_END, SPAN_VALUE];
 
 /// A place not known (yet).
 const NOWHERE: Range<usize> = usize::MAX..usize::MAX;
@@ -141,126 +141,12 @@ impl Value {
     }
 }
 
-impl<'de> Deserialize<'de> for Node {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Node, D::Error> {
-        d.deserialize_struct(
-            SPANNED,
-            SPAN_FIELDS,
-            SpannedVisitor(|span, value| Node { span, value }),
-        )
-    }
-}
-
-impl<'de> Deserialize<'de> for Key {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key, D::Error> {
-        d.deserialize_struct(SPANNED, SPAN_FIELDS, KeyVisitor)
-    }
-}
-
-/// Reads a node: the toml crate's spanned struct, or a plain value with
-/// no place.
-struct SpannedVisitor<F>(F);
-
-impl<'de, F: FnOnce(Range<usize>, Value) -> Node> Visitor<'de> for SpannedVisitor<F> {
-    type Value = Node;
-
-    fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("a TOML value")
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
-        Ok((self.0)(NOWHERE, Value::Bool(v)))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
-        ValueVisitor.visit_i64(v).map(|v| (self.0)(NOWHERE, v))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
-        ValueVisitor.visit_u64(v).map(|v| (self.0)(NOWHERE, v))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
-        Ok((self.0)(NOWHERE, Value::Float(v)))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
-        Ok((self.0)(NOWHERE, Value::Str(v.into())))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Node, E> {
-        Ok((self.0)(NOWHERE, Value::Str(v)))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Node, A::Error> {
-        let v = ValueVisitor.visit_seq(seq)?;
-        Ok(place_implicit((self.0)(NOWHERE, v)))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
-        let Some(first) = map.next_key::<Key>()? else {
-            return Ok((self.0)(NOWHERE, Value::Table(Vec::new())));
-        };
-        if first.name != SPAN_START {
-            // A plain table: `first` is its first key.
-            let mut entries = vec![(first, map.next_value::<Node>()?)];
-            while let Some(key) = map.next_key::<Key>()? {
-                let value = map.next_value::<Node>()?;
-                entries.push((key, value));
-            }
-            return Ok(place_implicit((self.0)(NOWHERE, Value::Table(entries))));
-        }
-        let start: usize = map.next_value()?;
-        let (mut end, mut value) = (start, None);
-        while let Some(key) = map.next_key::<Key>()? {
-            match key.name.as_str() {
-                SPAN_END => end = map.next_value()?,
-                SPAN_VALUE => value = Some(map.next_value_seed(ValueSeed)?),
-                _ => return Err(de::Error::custom("a malformed spanned value")),
-            }
-        }
-        let value = value.ok_or_else(|| de::Error::custom("a spanned value without its value"))?;
-        Ok(place_implicit((self.0)(start..end, value)))
-    }
-}
-
-/// Reads a key: spanned, or a plain string with no place.
-struct KeyVisitor;
-
-impl<'de> Visitor<'de> for KeyVisitor {
-    type Value = Key;
-
-    fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("a TOML key")
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
-        Ok(Key::new(NOWHERE, v.into()))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Key, E> {
-        Ok(Key::new(NOWHERE, v))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Key, A::Error> {
-        let (mut start, mut end, mut name) = (0usize, 0usize, None);
-        while let Some(k) = map.next_key::<String>()? {
-            match k.as_str() {
-                SPAN_START => start = map.next_value()?,
-                SPAN_END => end = map.next_value()?,
-                SPAN_VALUE => name = Some(map.next_value::<String>()?),
-                _ => return Err(de::Error::custom("a malformed spanned key")),
-            }
-        }
-        let name = name.ok_or_else(|| de::Error::custom("a spanned key without its name"))?;
-        Ok(Key::new(start..end, name))
-    }
-}
-
-/// The value inside a spanned struct.
-struct ValueSeed;
-
-impl<'de> de::DeserializeSeed<'de> for ValueSeed {
-    type Value = Value;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        Value::deserialize(d)
-    }
-}
-
 /// Gives a node, and the keys and items inside it, that came without a
 /// place the place of the first thing in it that has one: an implicit
-/// table is "where its first key is written", an unplaced key where its
-/// value is. (What has nothing placed inside stays nowhere, and `Lines`
-/// reports it at the end of the text.)
+/// table (made by a dotted key or a `[a.b.c]` header) is "where its first
+/// key is written", an unplaced key where its value is. (What has nothing
+/// placed inside stays nowhere, and `Lines` reports it at the end of the
+/// text.)
 fn place_implicit(mut node: Node) -> Node {
     match &mut node.value {
         Value::Table(entries) => {
@@ -290,83 +176,87 @@ fn place_implicit(mut node: Node) -> Node {
     node
 }
 
-impl<'de> Deserialize<'de> for Value {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(ValueVisitor)
+/// A node made of what the document holds; the place of a date or time,
+/// which a topology cannot hold, is the error.
+type Made = Result<Node, Range<usize>>;
+
+/// The node of a value of the document.
+fn of_value(value: &toml_edit::Value) -> Made {
+    use toml_edit::Value as V;
+    let span = value.span().unwrap_or(NOWHERE);
+    let value = match value {
+        V::String(s) => Value::Str(s.value().clone()),
+        V::Integer(i) => Value::Int(*i.value()),
+        V::Float(f) => Value::Float(*f.value()),
+        V::Boolean(b) => Value::Bool(*b.value()),
+        V::Datetime(_) => return Err(span),
+        V::Array(a) => Value::Array(a.iter().map(of_value).collect::<Result<_, _>>()?),
+        V::InlineTable(t) => {
+            let mut entries = Vec::with_capacity(t.len());
+            for (name, _) in t.iter() {
+                let (key, v) = t.get_key_value(name).expect("a key the table holds");
+                entries.push((of_key(key), of_item(v)?));
+            }
+            Value::Table(entries)
+        }
+    };
+    Ok(place_implicit(Node::new(span, value)))
+}
+
+/// The node of a table of the document (`[header]` or implicit).
+fn of_table(table: &toml_edit::Table) -> Made {
+    let mut entries = Vec::with_capacity(table.len());
+    for (name, _) in table.iter() {
+        let (key, item) = table.get_key_value(name).expect("a key the table holds");
+        entries.push((of_key(key), of_item(item)?));
+    }
+    Ok(place_implicit(Node {
+        span: table.span().unwrap_or(NOWHERE),
+        value: Value::Table(entries),
+        implicit: table.span().is_none(),
+    }))
+}
+
+/// The node of an item of the document.
+fn of_item(item: &toml_edit::Item) -> Made {
+    match item {
+        toml_edit::Item::None => Ok(Node::new(NOWHERE, Value::Table(Vec::new()))),
+        toml_edit::Item::Value(v) => of_value(v),
+        toml_edit::Item::Table(t) => of_table(t),
+        toml_edit::Item::ArrayOfTables(a) => Ok(place_implicit(Node::new(
+            a.span().unwrap_or(NOWHERE),
+            Value::Array(a.iter().map(of_table).collect::<Result<_, _>>()?),
+        ))),
     }
 }
 
-struct ValueVisitor;
-
-impl<'de> Visitor<'de> for ValueVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("a TOML value")
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::Int(v))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
-        i64::try_from(v)
-            .map(Value::Int)
-            .map_err(|_| E::custom("integer out of range"))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
-        Ok(Value::Float(v))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::Str(v.into()))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
-        Ok(Value::Str(v))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element::<Node>()? {
-            items.push(item);
-        }
-        Ok(Value::Array(items))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut entries = Vec::new();
-        while let Some(key) = map.next_key::<Key>()? {
-            let value = map.next_value::<Node>()?;
-            entries.push((key, value));
-        }
-        let placed = place_implicit(Node {
-            span: NOWHERE,
-            value: Value::Table(entries),
-        });
-        Ok(placed.value)
-    }
+/// The key of the document, and its place when it has one.
+fn of_key(key: &toml_edit::Key) -> Key {
+    Key::new(key.span().unwrap_or(NOWHERE), key.get().to_owned())
 }
 
 /// Reads `text` into its top-level table.
 ///
 /// # Errors
-/// The TOML syntax error, with its line.
+/// The TOML syntax error, with its line; a date or time, at its place.
 pub(crate) fn read(text: &str, lines: &Lines) -> Result<Vec<(Key, Node)>, TopoError> {
-    let root: Result<Vec<(Key, Node)>, toml::de::Error> =
-        toml::from_str::<Node>(text).map(|n| match n.value {
-            Value::Table(entries) => entries,
-            _ => Vec::new(),
-        });
-    root.map_err(|e| {
+    let doc = toml_edit::ImDocument::parse(text).map_err(|e| {
         let loc = lines.loc(e.span().map_or(0, |s| s.start));
         // The crate's own message repeats the line and quotes the source;
-        // keep only its last line, which says what is wrong.
+        // keep only what it says is wrong.
         let msg = e.message().trim().replace('\n', "; ");
-        let reason = if msg.contains("$__toml_private_datetime") {
-            "dates and times have no meaning in a topology file".to_owned()
-        } else {
-            format!("TOML syntax: {msg}")
-        };
-        loc.err(reason)
-    })
+        loc.err(format!("TOML syntax: {msg}"))
+    })?;
+    match of_table(doc.as_table()) {
+        Ok(Node {
+            value: Value::Table(entries),
+            ..
+        }) => Ok(entries),
+        Ok(_) => Ok(Vec::new()),
+        Err(span) => Err(lines
+            .loc(span.start)
+            .err("dates and times have no meaning in a topology file")),
+    }
 }
 
 /// A table being taken apart: each key read is marked, and

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use tilewire_pipeline::topo::{Machine, Topology};
-use tilewire_pipeline::Registry;
+use tilewire_pipeline::topo::{Machine, TopoErrors};
+use tilewire_pipeline::{Registry, Topology, TopologySpec};
 
 /// Four cpus, so the checks do not depend on the test host.
 pub(crate) fn machine() -> Machine {
@@ -14,8 +14,7 @@ pub(crate) fn machine() -> Machine {
 
 /// Parses and checks `text`; the errors as (line, reason).
 pub(crate) fn problems(text: &str) -> Vec<(usize, String)> {
-    let res = Topology::parse(text, &Registry::with_builtins())
-        .and_then(|t| t.check(&machine()).map(|()| t));
+    let res = bind(text, &machine());
     match res {
         Ok(_) => Vec::new(),
         Err(e) => e
@@ -41,15 +40,22 @@ pub(crate) fn assert_problem(text: &str, line: usize, needles: &[&str]) {
 
 #[track_caller]
 pub(crate) fn parse_ok(text: &str) -> Topology {
-    match Topology::parse(text, &Registry::with_builtins()) {
-        Ok(t) => {
-            if let Err(e) = t.check(&machine()) {
-                panic!("check failed:\n{e}");
-            }
-            t
-        }
-        Err(e) => panic!("parse failed:\n{e}"),
+    match bind(text, &machine()) {
+        Ok(t) => t,
+        Err(e) => panic!("parse or check failed:\n{e}"),
     }
+}
+
+/// Parses `text` and binds it to the built-in kinds, checked against
+/// `machine`.
+pub(crate) fn bind(text: &str, machine: &Machine) -> Result<Topology, TopoErrors> {
+    Registry::with_builtins().bind(TopologySpec::parse(text)?, machine)
+}
+
+/// Reads the file at `path` and [`bind`]s it, the errors naming the file.
+pub(crate) fn load(path: &Path, machine: &Machine) -> Result<Topology, TopoErrors> {
+    let text = std::fs::read_to_string(path).unwrap();
+    bind(&text, machine).map_err(|e| e.in_file(path))
 }
 
 pub(crate) const WS: &str = "[workspace]\nname = \"t\"\nsize = \"64MiB\"\n";
@@ -111,8 +117,7 @@ pub(crate) fn examples() -> Vec<(PathBuf, Topology)> {
     paths
         .into_iter()
         .map(|p| {
-            let t = Topology::load(&p, &Registry::with_builtins(), &Machine::with_cpus(2))
-                .unwrap_or_else(|e| panic!("{e}"));
+            let t = load(&p, &Machine::with_cpus(2)).unwrap_or_else(|e| panic!("{e}"));
             (p, t)
         })
         .collect()

@@ -1,0 +1,262 @@
+//! The net-xdp tile: an AF_XDP socket whose UMEM is its output link's
+//! data region (see the [kind's docs](super)).
+
+use tilewire_aio::frame::UdpFrame;
+use tilewire_shmem::clock::mono_ts;
+use tilewire_xdp::{RxPacket, RxRefused, RxSink, Umem, UmemError, Xsk, XskConfig, FRAME_SIZE};
+
+use core::sync::atomic::AtomicU8;
+
+use tilewire_aio::{Aio, PktInfo, SendErrorKind};
+use tilewire_shmem::{clock::mono_ns, load_bytes};
+use tilewire_xdp::KernelStats;
+
+use tilewire_tile::link::frag::{ctl, FragMeta, CHUNK_SZ};
+use tilewire_tile::link::producer::Producer;
+use tilewire_tile::link::{Link, LinkParams, Reliability};
+use tilewire_tile::stem::{Filter, Outputs, Tile};
+
+/// The mtu of a link that receives from AF_XDP: one frame.
+pub const XDP_MTU: usize = FRAME_SIZE as usize;
+
+/// Parameters of a link of `depth` lines receiving from AF_XDP.
+pub fn link_params(depth: u64, consumers: Vec<Reliability>) -> LinkParams {
+    LinkParams {
+        depth,
+        mtu: XDP_MTU,
+        consumers,
+        seq0: 0,
+    }
+}
+
+/// The data region, in mtus, that a socket made with `cfg` needs as its
+/// UMEM: a frame for each line, the fill ring's and the transmit side's.
+pub fn data_mtus(cfg: &XskConfig) -> u64 {
+    cfg.frames_needed()
+}
+
+/// The link's data region as a UMEM.
+///
+/// # Errors
+/// As [`Umem::new`] (a read-only join, for one).
+pub fn umem<'w>(link: &Link<'w>) -> Result<Umem<'w>, UmemError> {
+    Umem::new(link.dcache().data())
+}
+
+/// The receive side of a link fed by AF_XDP: which frame each line owns.
+/// [`XdpRxLink::poll`] moves packets from the socket into the link; see
+/// the [module docs](super).
+#[derive(Debug)]
+pub struct XdpRxLink {
+    /// The frame each line owns, by `seq & mask`.
+    lines: Vec<u64>,
+    mask: u64,
+    /// Chunk of the UMEM's first byte.
+    chunk0: u32,
+    /// Timestamp for the frags of the current poll.
+    ts: u32,
+}
+
+impl XdpRxLink {
+    /// The receive state of `link`, whose lines own `lines` (one frame
+    /// per line, as `Xsk::bind` returned them for `cfg.lines = depth`).
+    ///
+    /// # Panics
+    /// If `lines` does not hold exactly one frame per line.
+    pub fn new(link: &Link<'_>, lines: Vec<u64>) -> XdpRxLink {
+        assert_eq!(lines.len() as u64, link.depth(), "one frame per line");
+        XdpRxLink {
+            lines,
+            mask: link.depth() - 1,
+            chunk0: link.dcache().chunk0(),
+            ts: mono_ts(),
+        }
+    }
+
+    /// Takes up to `budget` packets off `xsk`'s rx ring and publishes them
+    /// through `producer` (the link's), stamping them with the time of this
+    /// call. Returns the descriptors consumed; stops early when a reliable
+    /// consumer is a ring behind (the rest wait on the rx ring).
+    pub fn poll(&mut self, xsk: &mut Xsk<'_>, producer: &mut Producer<'_>, budget: u32) -> u32 {
+        self.ts = mono_ts();
+        xsk.poll_rx(&mut LineSink { rx: self, producer }, budget)
+    }
+
+    /// The frames the lines own now.
+    pub fn line_frames(&self) -> &[u64] {
+        &self.lines
+    }
+}
+
+/// The sink of one poll: the lines and the producer, borrowed.
+struct LineSink<'a, 'p, 'w> {
+    rx: &'a mut XdpRxLink,
+    producer: &'p mut Producer<'w>,
+}
+
+impl RxSink for LineSink<'_, '_, '_> {
+    #[inline]
+    fn take(&mut self, pkt: RxPacket<'_>) -> Result<u64, RxRefused> {
+        let chunk_sz = CHUNK_SZ as u64;
+        let chunk = self.rx.chunk0 + (pkt.addr / chunk_sz) as u32;
+        let off = (pkt.addr % chunk_sz) as u16;
+        let sz = usize::from(off) + pkt.data.len();
+        let sig = u64::from(UdpFrame::new_unchecked(pkt.data).dst_port());
+        let ts = self.rx.ts;
+        let seq = self
+            .producer
+            .publish_chunk(chunk, sz, sig, ctl(true, true, false, off), ts, ts)
+            .map_err(|_| RxRefused)?;
+        let line = (seq & self.rx.mask) as usize;
+        Ok(std::mem::replace(&mut self.rx.lines[line], pkt.frame))
+    }
+}
+
+/// The net tile over one AF_XDP socket: output 0 is the receive link (made
+/// as the [module docs](super) say), input 0, if any, carries frames to
+/// send.
+#[derive(Debug)]
+pub struct NetXdp<'w> {
+    xsk: Xsk<'w>,
+    rx: XdpRxLink,
+    budget: u32,
+    /// The frag read by `during_frag`.
+    frame: Vec<u8>,
+    frame_len: usize,
+    kernel: KernelStats,
+    tx_waits: u64,
+    tx_refused: u64,
+}
+
+/// Counter names of [`NetXdp`], in [`Tile::metrics_write`] order.
+pub const NET_XDP_COUNTERS: [&str; 15] = [
+    "rx_pkts",
+    "rx_bytes",
+    "tx_pkts",
+    "tx_bytes",
+    "fill_empty",
+    "tx_full",
+    "tx_refused",
+    "rx_wakeups",
+    "tx_wakeups",
+    "rx_bad_desc",
+    "k_rx_dropped",
+    "k_rx_ring_full",
+    "k_fill_ring_empty",
+    "k_rx_invalid",
+    "k_tx_invalid",
+];
+
+impl<'w> NetXdp<'w> {
+    /// The tile over `xsk`, receiving into the link `rx` describes, up to
+    /// `budget` packets per loop turn.
+    pub fn new(xsk: Xsk<'w>, rx: XdpRxLink, budget: u32) -> NetXdp<'w> {
+        NetXdp {
+            xsk,
+            rx,
+            budget: budget.max(1),
+            frame: vec![0; XDP_MTU],
+            frame_len: 0,
+            kernel: KernelStats::default(),
+            tx_waits: 0,
+            tx_refused: 0,
+        }
+    }
+
+    /// The socket (for its counters).
+    pub fn xsk(&self) -> &Xsk<'w> {
+        &self.xsk
+    }
+
+    /// The receive state (the frames the lines own).
+    pub fn rx(&self) -> &XdpRxLink {
+        &self.rx
+    }
+}
+
+impl Tile for NetXdp<'_> {
+    fn external_input(&self) -> bool {
+        true
+    }
+
+    fn kind(&self) -> &str {
+        "net-xdp"
+    }
+
+    fn burst(&self) -> u64 {
+        u64::from(self.budget)
+    }
+
+    fn counters(&self) -> &'static [&'static str] {
+        &NET_XDP_COUNTERS
+    }
+
+    fn after_credit(&mut self, out: &mut Outputs<'_, '_>) {
+        if !out.is_empty() {
+            self.rx.poll(&mut self.xsk, out.producer(0), self.budget);
+        }
+    }
+
+    fn before_frag(&mut self, _input: usize, _seq: u64, _sig: u64) -> Filter {
+        if self.xsk.tx_ready() {
+            Filter::Process
+        } else {
+            self.tx_waits += 1;
+            Filter::Retry
+        }
+    }
+
+    fn during_frag(&mut self, _input: usize, meta: &FragMeta, payload: &[AtomicU8]) {
+        let n = (meta.sz as usize).min(payload.len()).min(self.frame.len());
+        load_bytes(&mut self.frame[..n], &payload[..n]);
+        self.frame_len = n;
+    }
+
+    fn after_frag(&mut self, _input: usize, meta: &FragMeta, _out: &mut Outputs<'_, '_>) {
+        let pkt = meta.packet(&self.frame[..self.frame_len]);
+        // An error here is `Inval`, a frame this socket cannot send (a
+        // runt, or longer than the interface takes): counted, as the socket
+        // counts it too. (`Again` cannot happen: before_frag saw room, and
+        // nothing else sends on this socket.)
+        if let Err(e) = self.xsk.send(&[PktInfo::new(pkt)], false) {
+            debug_assert_eq!(e.kind, SendErrorKind::Inval);
+            self.tx_refused += 1;
+        }
+    }
+
+    fn end_of_burst(&mut self, _input: usize, _out: &mut Outputs<'_, '_>) {
+        let _ = self.xsk.send(&[], true);
+    }
+
+    fn housekeeping(&mut self, _out: &mut Outputs<'_, '_>) {
+        self.xsk.service(mono_ns());
+        if let Ok(k) = self.xsk.kernel_stats() {
+            self.kernel = k;
+        }
+    }
+
+    fn metrics_write(&mut self, c: &mut [u64]) {
+        let s = self.xsk.stats();
+        let k = self.kernel;
+        let values = [
+            s.rx_packets,
+            s.rx_bytes,
+            s.tx_packets,
+            s.tx_bytes,
+            s.fill_empty,
+            s.tx_full + self.tx_waits,
+            self.tx_refused,
+            s.rx_wakeups,
+            s.tx_wakeups,
+            s.rx_bad_desc,
+            k.rx_dropped,
+            k.rx_ring_full,
+            k.rx_fill_ring_empty_descs,
+            k.rx_invalid_descs,
+            k.tx_invalid_descs,
+        ];
+        for (dst, v) in c.iter_mut().zip(values) {
+            *dst = v;
+        }
+    }
+}
