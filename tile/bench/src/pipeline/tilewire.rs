@@ -211,7 +211,7 @@ mod tests {
             };
             assert_eq!(t.group.as_deref(), Some(group), "{}", t.name);
             let netns = matches!(t.kind(), "net-udp").then_some("tw-ns-a");
-            assert_eq!(t.netns(), netns, "{}", t.name);
+            assert_eq!(topo.netns(&t.name), netns, "{}", t.name);
         }
         let one = udp_text(
             "w",
@@ -224,6 +224,6 @@ mod tests {
         );
         let topo = Registry::with_builtins().parse(&one).expect(&one);
         assert_eq!(topo.tiles[0].name, "net");
-        assert_eq!(topo.tiles[0].netns(), None);
+        assert_eq!(topo.netns("net"), None);
     }
 }
