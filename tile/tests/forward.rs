@@ -226,26 +226,35 @@ fn a_chain_of_filters_copies_no_byte_and_every_payload_arrives_intact() {
     }
 }
 
-#[test]
-fn an_unreliable_reader_of_the_output_makes_the_filter_copy_once() {
-    let t = TestWs::new("fwd-unrel-out", 1 << 22);
-    let [a, b, _] = three_links(&t, 1024, 1024, &[Reliable, Unreliable]);
-    let n = 500;
+/// Runs `n` frags through a pass tile from `a` to `b` and a checking
+/// sink on `b`'s consumer 0; returns what the pass tile forwarded and what
+/// the sink saw, having checked that every frag came once, intact, in
+/// order.
+fn pass_then_check(t: &TestWs, a: &Link<'_>, b: &Link<'_>, n: u64) -> (Forwarded, Seen) {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let stems = vec![
-        boxed(&t, "p1", Pass { panic_at: None }, &[(&a, 0)], &[&b]),
-        boxed(&t, "check", check(&seen, &a, 0), &[(&b, 0)], &[]),
+        boxed(t, "p1", Pass { panic_at: None }, &[(a, 0)], &[b]),
+        boxed(t, "check", check(&seen, a, 0), &[(b, 0)], &[]),
     ];
     let s2 = seen.clone();
     let fwd = run_chain(stems, a.producer(), n, || {
         s2.lock().unwrap().sigs.len() as u64 >= n
     });
-    let s = seen.lock().unwrap();
+    let s = std::mem::take(&mut *seen.lock().unwrap());
     assert_eq!(s.sigs, (0..n).collect::<Vec<_>>());
     assert!(s.torn.is_empty());
+    (fwd[0], s)
+}
+
+#[test]
+fn an_unreliable_reader_of_the_output_makes_the_filter_copy_once() {
+    let t = TestWs::new("fwd-unrel-out", 1 << 22);
+    let [a, b, _] = three_links(&t, 1024, 1024, &[Reliable, Unreliable]);
+    let n = 500;
+    let (fwd, s) = pass_then_check(&t, &a, &b, n);
     assert_eq!(s.in_first, 0, "copied into the output's own dcache");
     assert_eq!(
-        fwd[0],
+        fwd,
         Forwarded {
             by_chunk: 0,
             copied: n
@@ -259,21 +268,10 @@ fn an_unreliable_input_is_copied_once_then_passed_on() {
     let a = t.link("a", 4096, MTU, &[Unreliable]);
     let b = t.link("b", 4096, MTU, &[Reliable]);
     let n = 500;
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let stems = vec![
-        boxed(&t, "p1", Pass { panic_at: None }, &[(&a, 0)], &[&b]),
-        boxed(&t, "check", check(&seen, &a, 0), &[(&b, 0)], &[]),
-    ];
-    let s2 = seen.clone();
-    let fwd = run_chain(stems, a.producer(), n, || {
-        s2.lock().unwrap().sigs.len() as u64 >= n
-    });
-    let s = seen.lock().unwrap();
-    assert_eq!(s.sigs, (0..n).collect::<Vec<_>>());
-    assert!(s.torn.is_empty());
+    let (fwd, s) = pass_then_check(&t, &a, &b, n);
     assert_eq!((s.in_first, s.in_place), (0, n));
     assert_eq!(
-        fwd[0],
+        fwd,
         Forwarded {
             by_chunk: 0,
             copied: n

@@ -207,21 +207,17 @@ impl Forwarding {
     }
 
     /// Notes that input `i`'s frag `input_seq` went out on output `o` as
-    /// frag `output_seq`, by chunk; returns true if input `i`'s hold
-    /// changed (it must reach the consumer before its next progress
-    /// publish).
+    /// frag `output_seq`, by chunk. An input with no hold yet is held at
+    /// this frag; the run loop hands the hold to the consumer
+    /// ([`Forwarding::apply`]) before its next progress publish.
     #[inline]
-    pub(crate) fn note(&mut self, o: usize, i: usize, output_seq: u64, input_seq: u64) -> bool {
+    pub(crate) fn note(&mut self, o: usize, i: usize, output_seq: u64, input_seq: u64) {
         self.counts.by_chunk += 1;
         self.since_refresh += 1;
         if let Some(Some(l)) = self.ledgers.get_mut(o).and_then(|l| l.get_mut(i)) {
             l.push(output_seq, input_seq);
         }
-        if self.holds[i].is_none() {
-            self.holds[i] = Some(input_seq);
-            return true;
-        }
-        false
+        self.holds[i].get_or_insert(input_seq);
     }
 
     /// True if the holds are due for a refresh (every
