@@ -471,7 +471,7 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            if x % 3 == 0 && !model.is_empty() {
+            if x.is_multiple_of(3) && !model.is_empty() {
                 assert_eq!(m.pop_front().unwrap().buf, &model.pop_front().unwrap()[..]);
                 continue;
             }

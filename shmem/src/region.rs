@@ -544,7 +544,7 @@ pub fn atomic_words(bytes: &[AtomicU8]) -> Option<&[AtomicU64]> {
 /// `bytes` starts 8-aligned.
 fn as_words(bytes: &[AtomicU8], len: usize) -> Option<&[AtomicU64]> {
     let p = bytes.as_ptr();
-    if (p as usize) % 8 != 0 {
+    if !(p as usize).is_multiple_of(8) {
         return None;
     }
     let n = len.min(bytes.len()) / 8;

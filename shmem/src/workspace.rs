@@ -538,7 +538,7 @@ impl Workspace {
 
     /// A live header word at byte offset `off` of the header.
     pub(crate) fn live_word(&self, off: usize) -> &AtomicU64 {
-        debug_assert!(off % 8 == 0 && off + 8 <= HEADER_SZ);
+        debug_assert!(off.is_multiple_of(8) && off + 8 <= HEADER_SZ);
         // SAFETY: the header page is mapped for the life of `self`, the
         // offset is 8-aligned inside it, and every process touches these
         // words only atomically.

@@ -75,7 +75,7 @@ impl Tile for Check {
     }
     fn on_frag(&mut self, _: usize, frag: &Frag<'_>, _: &mut Outputs<'_, '_>) {
         let sig = frag.sig();
-        if self.slow_every != 0 && sig % self.slow_every == 0 {
+        if self.slow_every != 0 && sig.is_multiple_of(self.slow_every) {
             // Long enough for a producer with no hold to lap the ring.
             std::thread::sleep(Duration::from_micros(200));
         }

@@ -104,7 +104,7 @@ struct Sum<'a> {
 impl Aio for Sum<'_> {
     fn send(&mut self, batch: &[PktInfo<'_>], _flush: bool) -> Result<(), SendError> {
         self.calls += 1;
-        let take = if self.calls % 7 == 0 {
+        let take = if self.calls.is_multiple_of(7) {
             batch.len() / 2
         } else {
             batch.len()
@@ -181,7 +181,7 @@ fn sender_and_two_run_loops_allocate_nothing_in_steady_state() {
             }
             let len = (sent as usize * 7) % MTU;
             let pkt = PktInfo::new(&payload[..len]).with_meta(meta);
-            if tx.send(black_box(&[pkt]), sent % 16 == 0).is_ok() {
+            if tx.send(black_box(&[pkt]), sent.is_multiple_of(16)).is_ok() {
                 sent += 1;
             }
             if sent == FRAGS {

@@ -37,13 +37,13 @@ fn no_wake_is_lost_while_a_consumer_goes_to_sleep() {
                 rng ^= rng << 17;
                 // Pause now and then, for a few to a few hundred
                 // microseconds, so the consumer runs dry and parks.
-                if rng % 4 == 0 {
+                if rng.is_multiple_of(4) {
                     let until = Instant::now() + Duration::from_micros(rng % 300);
                     while Instant::now() < until {
                         std::hint::spin_loop();
                     }
                 }
-                if rng % 64 == 0 {
+                if rng.is_multiple_of(64) {
                     std::thread::sleep(Duration::from_micros(rng % 500));
                 }
             }

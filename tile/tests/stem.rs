@@ -260,7 +260,7 @@ impl Tile for Picky {
     fn before_frag(&mut self, _: usize, _seq: u64, sig: u64) -> Filter {
         if sig % 2 == 1 {
             Filter::Skip
-        } else if sig % 3 == 0 && !self.retried.contains(&sig) {
+        } else if sig.is_multiple_of(3) && !self.retried.contains(&sig) {
             self.retried.push(sig);
             Filter::Retry
         } else {

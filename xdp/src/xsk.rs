@@ -338,7 +338,7 @@ impl<'a> Xsk<'a> {
     /// Recycles the frame a sink gave back, if it is one.
     #[inline]
     fn recycle_returned(&mut self, frame: u64) {
-        if frame % u64::from(FRAME_SIZE) == 0 && self.umem.frame_of(frame, 0).is_some() {
+        if frame.is_multiple_of(u64::from(FRAME_SIZE)) && self.umem.frame_of(frame, 0).is_some() {
             self.recycle_rx(frame);
         } else {
             debug_assert!(false, "RxSink returned {frame:#x}, not a frame");

@@ -97,7 +97,7 @@ impl Registry {
         let bound: Vec<_> = bound
             .into_iter()
             .zip(made)
-            .flat_map(|(b, n)| core::iter::repeat(b).take(n))
+            .flat_map(|(b, n)| std::iter::repeat_n(b, n))
             .collect();
         spec.links = links;
         spec.tiles = tiles;

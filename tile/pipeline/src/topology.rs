@@ -172,11 +172,17 @@ pub(crate) fn allocations(
             DCache::footprint(link.mtu, data).unwrap_or(0),
         ));
         let consumers = spec.consumers(&link.name).len();
-        v.extend(core::iter::repeat((Fseq::ALIGN, Fseq::footprint())).take(consumers));
+        v.extend(std::iter::repeat_n(
+            (Fseq::ALIGN, Fseq::footprint()),
+            consumers,
+        ));
     }
     for (i, tile) in spec.tiles.iter().enumerate() {
         v.push((TileMetrics::ALIGN, TileMetrics::footprint()));
-        v.extend(core::iter::repeat((Hist::ALIGN, Hist::footprint())).take(tile.inputs.len()));
+        v.extend(std::iter::repeat_n(
+            (Hist::ALIGN, Hist::footprint()),
+            tile.inputs.len(),
+        ));
         if let Some(p) = &params[i] {
             v.extend(
                 kinds[i]

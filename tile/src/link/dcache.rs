@@ -137,7 +137,7 @@ impl DCache {
                 need: HDR + data_sz,
             });
         }
-        if gaddr % 64 != 0 {
+        if !gaddr.is_multiple_of(64) {
             return Err(bad("gaddr is not a multiple of 64"));
         }
         let chunk0 = (gaddr + HDR as u64) / CHUNK_SZ as u64;

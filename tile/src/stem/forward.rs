@@ -238,10 +238,7 @@ impl Forwarding {
             *h = None;
         }
         for (o, row) in self.ledgers.iter_mut().enumerate() {
-            if row
-                .iter()
-                .all(|l| l.as_ref().map_or(true, Ledger::is_empty))
-            {
+            if row.iter().all(|l| l.as_ref().is_none_or(Ledger::is_empty)) {
                 continue;
             }
             let progress = outputs[o].reliable_progress();
@@ -251,7 +248,7 @@ impl Forwarding {
                     let h = &mut self.holds[i];
                     // The oldest of the outputs' holds (seqs of one input
                     // are in order).
-                    if h.map_or(true, |cur| seq_diff(s, cur) < 0) {
+                    if h.is_none_or(|cur| seq_diff(s, cur) < 0) {
                         *h = Some(s);
                     }
                 }

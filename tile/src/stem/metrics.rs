@@ -65,7 +65,7 @@ const CTR_OFF: usize = OUT_BP_OFF + OUT_MAX * 8;
 const FOOTPRINT: usize = CTR_OFF + COUNTERS_MAX * 8;
 
 const _: () = assert!(CTR_NAME_OFF + COUNTERS_MAX * COUNTER_NAME_MAX <= LIVE_OFF);
-const _: () = assert!(LIVE_OFF % 128 == 0 && FOOTPRINT % 128 == 0);
+const _: () = assert!(LIVE_OFF.is_multiple_of(128) && FOOTPRINT.is_multiple_of(128));
 
 // Word indices of the live block.
 const PID: usize = 0;

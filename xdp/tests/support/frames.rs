@@ -121,7 +121,7 @@ impl Udp4 {
         f.extend_from_slice(&self.dst.octets());
         // Options: NOPs, then an end-of-options byte if there is room.
         let opts = ip_hlen.saturating_sub(20);
-        f.extend(std::iter::repeat(1u8).take(opts.saturating_sub(1)));
+        f.extend(std::iter::repeat_n(1u8, opts.saturating_sub(1)));
         if opts > 0 {
             f.push(0);
         }
@@ -133,7 +133,7 @@ impl Udp4 {
         f.extend_from_slice(&udp_len.to_be_bytes());
         f.extend_from_slice(&[0, 0]); // no checksum, allowed over IPv4
         f.extend((0..self.payload_len).map(|i| i as u8));
-        f.extend(std::iter::repeat(0u8).take(self.trailer));
+        f.extend(std::iter::repeat_n(0u8, self.trailer));
         f
     }
 }

@@ -30,7 +30,7 @@ pub(crate) fn median(v: &mut [u64]) -> u64 {
 
 /// Keeps `t` in `best` if it is the first or its `rate` is higher.
 pub(crate) fn keep_best<T>(best: &mut Option<T>, t: T, rate: impl Fn(&T) -> f64) {
-    if best.as_ref().map_or(true, |b| rate(&t) > rate(b)) {
+    if best.as_ref().is_none_or(|b| rate(&t) > rate(b)) {
         *best = Some(t);
     }
 }

@@ -164,7 +164,7 @@ impl Running<'_> {
         let until = opts.duration.map(|d| Instant::now() + d);
         let mut next = Instant::now() + opts.tick;
         while !opts.stop.as_ref().is_some_and(StopFlag::is_stopped)
-            && !until.is_some_and(|u| Instant::now() >= u)
+            && until.is_none_or(|u| Instant::now() < u)
             && !self.poll()
         {
             if Instant::now() >= next {

@@ -84,6 +84,12 @@
 use std::cell::Cell;
 use std::sync::{Mutex, OnceLock, TryLockError};
 
+mod counter;
+
+pub(crate) use counter::monotonic_ns;
+use counter::{hardware_ticks, probe};
+pub use counter::{Counter, Hardware, TickSource};
+
 /// How old (in nanoseconds) the process's anchor (and a thread's copy of
 /// it) may get before the next reading re-anchors it on `CLOCK_MONOTONIC`.
 pub const REANCHOR_NS: u64 = 10_000_000;
@@ -98,29 +104,6 @@ pub const CALIBRATION_NS: u64 = 2_000_000;
 /// not silently pick the faster, riskier clock). Read once per process, at
 /// calibration.
 pub const CLOCK_ENV: &str = "TILEWIRE_CLOCK";
-
-/// Which counter a process reads its time from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum TickSource {
-    /// The x86_64 time-stamp counter (`rdtsc`), invariant.
-    Tsc,
-    /// The aarch64 virtual counter (`CNTVCT_EL0`).
-    Cntvct,
-    /// No tick counter: `clock_gettime(CLOCK_MONOTONIC)` per reading.
-    Monotonic,
-}
-
-impl TickSource {
-    /// A short name for logs and reports: `tsc`, `cntvct`, `monotonic`.
-    pub fn name(self) -> &'static str {
-        match self {
-            TickSource::Tsc => "tsc",
-            TickSource::Cntvct => "cntvct",
-            TickSource::Monotonic => "monotonic",
-        }
-    }
-}
 
 /// What a choice of clock asked for through [`CLOCK_ENV`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,110 +121,6 @@ impl ClockRequest {
             None | Some("" | "auto" | "tick") => ClockRequest::Auto,
             Some(_) => ClockRequest::Monotonic,
         }
-    }
-}
-
-/// A counter a [`TickClock`] reads: ticks at a constant rate, and the
-/// reference clock it is calibrated against.
-pub trait Counter {
-    /// The counter now.
-    fn ticks(&mut self) -> u64;
-    /// The reference clock now, in nanoseconds (`CLOCK_MONOTONIC` for the
-    /// real counter).
-    fn reference_ns(&mut self) -> u64;
-}
-
-/// The CPU's counter against `CLOCK_MONOTONIC`: what the process-wide
-/// readings use. Only meaningful where [`tick_source`] is not
-/// [`TickSource::Monotonic`]; there, its `ticks` are the kernel's
-/// nanoseconds.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Hardware;
-
-impl Counter for Hardware {
-    #[inline]
-    fn ticks(&mut self) -> u64 {
-        hardware_ticks()
-    }
-    fn reference_ns(&mut self) -> u64 {
-        monotonic_ns()
-    }
-}
-
-/// Nanoseconds of `CLOCK_MONOTONIC`, read from the kernel (the vDSO).
-pub(crate) fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes only into `ts`, which we own;
-    // CLOCK_MONOTONIC always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64)
-        .wrapping_mul(1_000_000_000)
-        .wrapping_add(ts.tv_nsec as u64)
-}
-
-/// The CPU's counter, unchecked: call only where [`probe`] allowed it.
-#[inline(always)]
-#[cfg(target_arch = "x86_64")]
-#[allow(unused_unsafe)] // `_rdtsc` is a safe fn in newer toolchains, not in the MSRV's
-fn hardware_ticks() -> u64 {
-    // SAFETY: rdtsc has no memory effects; the process checked at
-    // calibration that the CPU has it and that it is not made to fault
-    // (PR_GET_TSC). Where that check failed, no anchor is ever made, so
-    // nothing reaches this read.
-    unsafe { core::arch::x86_64::_rdtsc() }
-}
-
-/// The CPU's counter, unchecked: call only where [`probe`] allowed it.
-#[inline(always)]
-#[cfg(target_arch = "aarch64")]
-fn hardware_ticks() -> u64 {
-    let v: u64;
-    // SAFETY: reading CNTVCT_EL0 has no memory effects and Linux lets user
-    // space read it (CNTKCTL_EL1.EL0VCTEN is set by the kernel).
-    unsafe { core::arch::asm!("mrs {}, cntvct_el0", out(reg) v, options(nomem, nostack)) };
-    v
-}
-
-/// No counter on this architecture: the kernel's nanoseconds.
-#[inline(always)]
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-fn hardware_ticks() -> u64 {
-    monotonic_ns()
-}
-
-/// Whether this CPU has a counter the process may trust and read.
-#[allow(unused_unsafe)] // `__cpuid` is a safe fn in newer toolchains, not in the MSRV's
-fn probe() -> TickSource {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use core::arch::x86_64::__cpuid;
-        // SAFETY: cpuid exists on every x86_64 CPU and has no memory
-        // effects; leaf 0x8000_0000 reports the highest extended leaf,
-        // which is checked before 0x8000_0007 is asked for.
-        let invariant = unsafe {
-            __cpuid(0x8000_0000).eax >= 0x8000_0007 && __cpuid(0x8000_0007).edx & (1 << 8) != 0
-        };
-        let mut state: libc::c_int = 0;
-        // SAFETY: PR_GET_TSC writes one int into `state`, which we own and
-        // which outlives the call.
-        let readable = unsafe { libc::prctl(libc::PR_GET_TSC, &mut state as *mut libc::c_int) }
-            == 0
-            && state == libc::PR_TSC_ENABLE;
-        if invariant && readable {
-            return TickSource::Tsc;
-        }
-        TickSource::Monotonic
-    }
-    #[cfg(target_arch = "aarch64")]
-    {
-        TickSource::Cntvct
-    }
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    {
-        TickSource::Monotonic
     }
 }
 
@@ -279,7 +158,7 @@ fn pair<C: Counter>(c: &mut C) -> Pair {
             ns,
             width,
         };
-        if best.map_or(true, |b| p.width < b.width) {
+        if best.is_none_or(|b| p.width < b.width) {
             best = Some(p);
         }
     }
@@ -327,7 +206,7 @@ impl Calibration {
                 start: p0,
                 interval_ticks: ((u128::from(REANCHOR_NS) << 32) / u128::from(mult)) as u64,
             };
-            if best.map_or(true, |(_, w)| width < w) {
+            if best.is_none_or(|(_, w)| width < w) {
                 best = Some((cal, width));
             }
             if width <= span_ns / 1000 {
