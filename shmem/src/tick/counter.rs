@@ -25,7 +25,7 @@ impl TickSource {
     }
 }
 
-/// A counter a [`TickClock`] reads: ticks at a constant rate, and the
+/// A counter a [`super::TickClock`] reads: ticks at a constant rate, and the
 /// reference clock it is calibrated against.
 pub trait Counter {
     /// The counter now.
@@ -36,7 +36,7 @@ pub trait Counter {
 }
 
 /// The CPU's counter against `CLOCK_MONOTONIC`: what the process-wide
-/// readings use. Only meaningful where [`tick_source`] is not
+/// readings use. Only meaningful where [`super::tick_source`] is not
 /// [`TickSource::Monotonic`]; there, its `ticks` are the kernel's
 /// nanoseconds.
 #[derive(Clone, Copy, Debug, Default)]
