@@ -10,6 +10,7 @@
 mod harness;
 mod link;
 mod pipeline;
+mod stem_loop;
 mod tcache;
 mod udp;
 mod xdp;
@@ -40,6 +41,8 @@ enum Bench {
     Pipeline(pipeline::Args),
     /// The dedup tag cache against HashSet + VecDeque (std and hashbrown)
     Tcache(BenchArgs),
+    /// The run loop's own cost per frag: gen -> (forward ->) sink on one thread
+    Loop(BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         Bench::Xdp(a) => ("xdp", xdp::run(&a)),
         Bench::Pipeline(a) => ("pipeline", pipeline::run(&a)),
         Bench::Tcache(a) => ("tcache", tcache::run(&a)),
+        Bench::Loop(a) => ("loop", stem_loop::run(&a)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -72,6 +72,13 @@ pub(crate) struct Args {
     #[arg(long, value_name = "ENGINE", default_value = "auto",
           value_parser = ["auto", "uring", "mmsg"])]
     pub engine: String,
+    /// Only these paths (repeat or separate with commas): memory, loopback, veth
+    #[arg(long, value_name = "PATH", value_delimiter = ',',
+          value_parser = ["memory", "loopback", "veth"])]
+    pub path: Vec<String>,
+    /// Only this load: saturation, or the sustained --rate
+    #[arg(long, value_name = "LOAD", value_parser = ["saturation", "rate"])]
+    pub load: Option<String>,
 }
 
 fn secs(s: &str) -> Result<f64, String> {
@@ -119,9 +126,12 @@ pub(crate) fn run(args: &Args) -> Result<(), String> {
     if let Some(c) = crate::harness::layout::caches(&cores) {
         notes.push(format!("caches: {c} (the source is pinned to the first)"));
     }
+    let wanted = |p: Path| args.path.is_empty() || args.path.iter().any(|a| a == p.name());
     // Two queues a side: the AF_XDP cells with a net tile per queue.
-    let pair = match VethPair::with_queues("bpipe", 2) {
-        Ok(p) => {
+    let made = wanted(Path::Veth).then(|| VethPair::with_queues("bpipe", 2));
+    let pair = match made {
+        None => None,
+        Some(Ok(p)) => {
             notes.push(format!(
                 "veth: {} ({}, {}) <-> {} ({}, {}): the pipeline in the first namespace, \
                  source and collector in the second",
@@ -134,7 +144,7 @@ pub(crate) fn run(args: &Args) -> Result<(), String> {
             ));
             Some(p)
         }
-        Err(e) => {
+        Some(Err(e)) => {
             notes.push(format!(
                 "veth: skipped, memory and loopback only: cannot make a veth pair between \
                  namespaces (needs root): {e}"
@@ -168,6 +178,14 @@ pub(crate) fn run(args: &Args) -> Result<(), String> {
         plan.push((Path::Veth, 0));
         plan.push((Path::Veth, args.rate));
     }
+    plan.retain(|&(p, rate)| {
+        wanted(p)
+            && match args.load.as_deref() {
+                Some("saturation") => rate == 0,
+                Some(_) => rate != 0,
+                None => true,
+            }
+    });
     let mut rows = Vec::new();
     let mut cell = 0;
     for (path, rate) in plan {

@@ -34,7 +34,7 @@
 use tilewire_pipeline::{LinkDef, Mode, PipelineBuilder, TileDef, Topology};
 
 /// Frags per link: the demo's depth.
-const DEPTH: u64 = 4096;
+const DEPTH: u64 = 512;
 
 /// A workspace name no other cell or process uses.
 pub(super) fn ws_name(cell: usize) -> String {
