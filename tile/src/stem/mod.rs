@@ -20,7 +20,11 @@
 //!    its duration, and per output). A back-pressured tile reads no input,
 //!    which is how back-pressure travels upstream over reliable links.
 //! 4. [`Tile::after_credit`].
-//! 5. The next input in turn is polled. Nothing new:
+//! 5. The next input in turn is polled, and steps 6 to 8 repeat for up
+//!    to a batch of its frags (16, fewer when an output has credits for
+//!    fewer bursts): the credit check, `before_credit` and `after_credit`
+//!    run once for the batch, and the frags it forwards share one clock
+//!    read for their `tspub`. Nothing new:
 //!    [`Tile::end_of_burst`] (the place to flush). Overrun: counted in the
 //!    input's fseq, the consumer resyncs, the iteration ends.
 //! 6. A frag: [`Tile::before_frag`] sees its seq and signature and says

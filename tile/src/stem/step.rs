@@ -101,6 +101,13 @@ pub(super) enum Polled {
     Busy(usize),
 }
 
+/// Most frags one iteration takes from one input: enough that the
+/// iteration's own work (the credit check, `before_credit` and
+/// `after_credit`, choosing the input) is spread thin, few enough that an
+/// iteration stays short (a tile's other inputs, its housekeeping and the
+/// other tiles of its group wait for it).
+pub(super) const BATCH: u64 = 16;
+
 /// The input to poll after `from` among those of `mask` (not 0, and only
 /// bits of inputs that exist): the first at or after `from`, else the
 /// first.
@@ -307,6 +314,7 @@ impl<'w, T: Tile> Stem<'w, T> {
         self.tile.housekeeping(&mut Outputs {
             producers: &mut self.outputs,
             fwd: &mut self.fwd,
+            tspub: None,
         });
         // The holds for frags forwarded by chunk, from the outputs'
         // readers' progress, before the inputs publish theirs.
@@ -362,8 +370,24 @@ impl<'w, T: Tile> Stem<'w, T> {
         }
     }
 
+    /// Frags one iteration may read from one input: as many as every
+    /// output has a burst of credits for (at least one: the credit check
+    /// before `after_credit` found a burst), at most [`BATCH`].
+    #[inline]
+    fn batch_room(&self) -> u64 {
+        let least = self
+            .outputs
+            .iter()
+            .map(Producer::credits)
+            .min()
+            .unwrap_or(u64::MAX);
+        (least / self.burst).clamp(1, BATCH)
+    }
+
     /// One iteration, steps 2 to 8 of the stem docs, polling one of the
-    /// inputs `read` allows. Always inlined, and always called with a
+    /// inputs `read` allows and taking up to a batch of frags from it (see
+    /// [`BATCH`]): the credit check, `before_credit` and `after_credit`
+    /// run once for the batch. Always inlined, and always called with a
     /// constant `read`, so the running loop's `Read::All` costs nothing
     /// over a loop that had no choice.
     #[inline(always)]
@@ -373,17 +397,18 @@ impl<'w, T: Tile> Stem<'w, T> {
             self.tile.before_credit(&mut Outputs {
                 producers: &mut self.outputs,
                 fwd: &mut self.fwd,
+                tspub: None,
             });
         }
         if !self.credits_ok() {
             return Polled::Nothing;
         }
-        let mut out = Outputs {
-            producers: &mut self.outputs,
-            fwd: &mut self.fwd,
-        };
         if !quiet {
-            self.tile.after_credit(&mut out);
+            self.tile.after_credit(&mut Outputs {
+                producers: &mut self.outputs,
+                fwd: &mut self.fwd,
+                tspub: None,
+            });
         }
         let i = match read {
             Read::All | Read::Quiet if !self.inputs.is_empty() => self.next_input,
@@ -391,92 +416,119 @@ impl<'w, T: Tile> Stem<'w, T> {
             Read::All | Read::Quiet | Read::Nothing => return Polled::Nothing,
         };
         self.next_input = if i + 1 == self.inputs.len() { 0 } else { i + 1 };
-        let input = &mut self.inputs[i];
-        let meta = match input.next_frag() {
-            Next::Empty => {
-                self.tile.end_of_burst(i, &mut out);
-                input.hold(self.tile.held(i));
-                if self.fwd.holding() {
-                    // Caught up while holding frags for the outputs'
-                    // readers: hand back what they passed meanwhile, or the
-                    // input's producer may wait for credits this tile could
-                    // give.
-                    self.fwd.refresh(&mut self.inputs, &self.outputs);
-                    self.inputs[i].housekeeping();
+        let room = self.batch_room();
+        // One clock read stamps every frag the batch forwards.
+        let mut out = Outputs {
+            producers: &mut self.outputs,
+            fwd: &mut self.fwd,
+            tspub: None,
+        };
+        let mut taken = 0;
+        let polled = loop {
+            let input = &mut self.inputs[i];
+            let meta = match input.next_frag() {
+                Next::Empty => {
+                    self.tile.end_of_burst(i, &mut out);
+                    input.hold(self.tile.held(i));
+                    if out.fwd.holding() {
+                        // Caught up while holding frags for the outputs'
+                        // readers: hand back what they passed meanwhile, or
+                        // the input's producer may wait for credits this
+                        // tile could give.
+                        out.fwd.refresh(&mut self.inputs, &*out.producers);
+                        self.inputs[i].housekeeping();
+                    }
+                    // A batch that took frags was work; the next poll
+                    // finds the input caught up again and says so.
+                    break if taken == 0 {
+                        Polled::Empty(i)
+                    } else {
+                        Polled::Busy(i)
+                    };
                 }
-                return Polled::Empty(i);
+                Next::Overrun { .. } => break Polled::Busy(i),
+                Next::Ready(meta) => meta,
+            };
+            taken += 1;
+            if let Some(share) = self.share {
+                if !share.mine(meta.seq, meta.sig) {
+                    input.skip(meta.sz);
+                    if taken == room {
+                        break Polled::Busy(i);
+                    }
+                    continue;
+                }
             }
-            Next::Overrun { .. } => return Polled::Busy(i),
-            Next::Ready(meta) => meta,
-        };
-        if let Some(share) = self.share {
-            if !share.mine(meta.seq, meta.sig) {
-                input.skip(meta.sz);
-                return Polled::Busy(i);
+            match self.tile.before_frag(i, meta.seq, meta.sig) {
+                Filter::Process => {}
+                Filter::Skip => {
+                    input.skip(meta.sz);
+                    if taken == room {
+                        break Polled::Busy(i);
+                    }
+                    continue;
+                }
+                Filter::Retry => break Polled::Busy(i),
             }
-        }
-        match self.tile.before_frag(i, meta.seq, meta.sig) {
-            Filter::Process => {}
-            Filter::Skip => {
-                input.skip(meta.sz);
-                return Polled::Busy(i);
+            let Some(payload) = input.payload(&meta) else {
+                break Polled::Busy(i);
+            };
+            if !self.settled {
+                self.tile.during_frag(i, &meta, payload);
+            } else if !out.fwd.in_place(i) {
+                // An unreliable input: its producer may be overwriting the
+                // bytes now. Copy them, and trust the copy once the line's
+                // re-check below passed.
+                self.copy.copy(&meta, payload);
             }
-            Filter::Retry => return Polled::Busy(i),
-        }
-        let Some(payload) = input.payload(&meta) else {
-            return Polled::Busy(i);
-        };
-        if !self.settled {
-            self.tile.during_frag(i, &meta, payload);
-        } else if !out.fwd.in_place(i) {
-            // An unreliable input: its producer may be overwriting the
-            // bytes now. Copy them, and trust the copy once the line's
-            // re-check below passed.
-            self.copy.copy(&meta, payload);
-        }
-        // Until after_frag says otherwise, count this frag as held: a
-        // progress publish inside finish must not claim it passed on.
-        input.hold(self.tile.held(i) + 1);
-        if !input.finish(&meta) {
-            input.hold(self.tile.held(i));
-            return Polled::Busy(i);
-        }
-        self.latency[i].record(u64::from(meta.tspub.wrapping_sub(meta.tsorig)));
-        if !self.settled {
-            self.tile.after_frag(i, &meta, &mut out);
-            input.hold(self.tile.held(i));
-            return Polled::Busy(i);
-        }
-        let frag = if out.fwd.in_place(i) {
-            // A reliable input, and the frag still held (its progress
-            // stops before it): its producer cannot reuse these bytes
-            // until this tile passed it on, nor can the producer of any
-            // link it was forwarded from (their holds wait for this
-            // consumer's progress).
-            Frag {
-                input: i,
-                meta,
-                bytes: settled(payload),
-                place: Place::InPlace,
+            // Until after_frag says otherwise, count this frag as held: a
+            // progress publish inside finish must not claim it passed on.
+            let held = self.tile.held(i);
+            input.hold(held + 1);
+            if !input.finish(&meta) {
+                input.hold(held);
+                break Polled::Busy(i);
             }
-        } else {
-            Frag {
-                input: i,
-                meta,
-                bytes: self.copy.bytes(),
-                place: Place::Copy,
-            }
-        };
-        self.tile.on_frag(i, &frag, &mut out);
-        if self.fwd.holding() {
-            self.fwd.apply(i, input);
-            if self.fwd.refresh_due() {
+            self.latency[i].record(u64::from(meta.tspub.wrapping_sub(meta.tsorig)));
+            if !self.settled {
+                self.tile.after_frag(i, &meta, &mut out);
                 input.hold(self.tile.held(i));
-                self.fwd.refresh(&mut self.inputs, &self.outputs);
-                return Polled::Busy(i);
+            } else {
+                let frag = if out.fwd.in_place(i) {
+                    // A reliable input, and the frag still held (its
+                    // progress stops before it): its producer cannot reuse
+                    // these bytes until this tile passed it on, nor can the
+                    // producer of any link it was forwarded from (their
+                    // holds wait for this consumer's progress).
+                    Frag {
+                        input: i,
+                        meta,
+                        bytes: settled(payload),
+                        place: Place::InPlace,
+                    }
+                } else {
+                    Frag {
+                        input: i,
+                        meta,
+                        bytes: self.copy.bytes(),
+                        place: Place::Copy,
+                    }
+                };
+                self.tile.on_frag(i, &frag, &mut out);
+                if out.fwd.holding() {
+                    out.fwd.apply(i, input);
+                    if out.fwd.refresh_due() {
+                        input.hold(self.tile.held(i));
+                        out.fwd.refresh(&mut self.inputs, &*out.producers);
+                        break Polled::Busy(i);
+                    }
+                }
+                input.hold(self.tile.held(i));
             }
-        }
-        input.hold(self.tile.held(i));
-        Polled::Busy(i)
+            if taken == room {
+                break Polled::Busy(i);
+            }
+        };
+        polled
     }
 }

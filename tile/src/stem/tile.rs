@@ -27,6 +27,9 @@ pub struct Outputs<'a, 'w> {
     /// What [`Outputs::forward`] needs: which outputs may take which
     /// inputs' frags by chunk, and the ledgers of those it did.
     pub(super) fwd: &'a mut Forwarding,
+    /// The `tspub` of the frags this iteration forwards, read from the
+    /// clock at the first of them.
+    pub(super) tspub: Option<u32>,
 }
 
 impl<'w> Outputs<'_, 'w> {
@@ -130,14 +133,16 @@ impl Outputs<'_, '_> {
         }
         let fwd = &mut *self.fwd;
         if frag.place == Place::InPlace && fwd.by_chunk(o, frag.input) {
+            let tspub = *self.tspub.get_or_insert_with(mono_ts);
             let seq = p
-                .publish_chunk(m.chunk, len, m.sig, m.ctl, m.tsorig, mono_ts())
+                .publish_chunk(m.chunk, len, m.sig, m.ctl, m.tsorig, tspub)
                 .map_err(|Backpressure| PublishError::Backpressure)?;
             fwd.note(o, frag.input, seq, m.seq);
             return Ok(seq);
         }
+        let tspub = *self.tspub.get_or_insert_with(mono_ts);
         let seq = p
-            .publish(frag.bytes, m.sig, m.ctl, m.tsorig)
+            .publish_at(frag.bytes, m.sig, m.ctl, m.tsorig, tspub)
             .map_err(|Backpressure| PublishError::Backpressure)?;
         fwd.counts.copied += 1;
         Ok(seq)
