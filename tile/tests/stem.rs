@@ -587,3 +587,64 @@ fn an_iteration_takes_a_batch_of_frags_and_never_more_than_the_outputs_credits()
         "b holds its 24 and the 40 passed on"
     );
 }
+
+/// Spends `per_frag` of busy time on each frag it reads.
+#[derive(Debug)]
+struct Slow {
+    per_frag: Duration,
+}
+
+impl Tile for Slow {
+    fn kind(&self) -> &str {
+        "slow"
+    }
+    fn after_frag(&mut self, _: usize, _: &FragMeta, _: &mut Outputs<'_, '_>) {
+        let until = Instant::now() + self.per_frag;
+        while Instant::now() < until {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+#[test]
+fn a_tiles_work_time_counts_its_busy_iterations_not_its_idle_ones() {
+    let t = TestWs::new("stemwork", 1 << 22);
+    let a = t.link("a", 256, MTU, &[Reliable]);
+    let per_frag = Duration::from_micros(200);
+    let mut slow = Stem::new(
+        &t.ws,
+        "slow",
+        Slow { per_frag },
+        &[(&a, 0)],
+        &[],
+        config(),
+    )
+    .unwrap();
+    let m = slow.metrics();
+    // Idle first: turns that find nothing for a while are not work.
+    let idle_until = Instant::now() + Duration::from_millis(50);
+    while Instant::now() < idle_until {
+        slow.turn();
+    }
+    slow.turn();
+    let n = 50;
+    send_all(&mut LinkTx::new(&a), 0, n, MTU);
+    let deadline = Instant::now() + DEADLINE;
+    while a.fseqs()[0].query() < n && Instant::now() < deadline {
+        slow.turn();
+    }
+    stop(m);
+    while !matches!(slow.turn(), tilewire_tile::stem::Turn::Halted(_)) {}
+    let work = Duration::from_nanos(m.snapshot().work_ns);
+    let busy = per_frag * n as u32;
+    assert!(
+        work >= busy.mul_f64(0.9),
+        "work {work:?} for {n} frags of {per_frag:?} each"
+    );
+    // The 50 ms of idle turns are not in it (a loose bound: a slow,
+    // shared machine may stretch a busy iteration).
+    assert!(
+        work < busy + Duration::from_millis(40),
+        "work {work:?}: idle time counted as work"
+    );
+}

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use tilewire_pipeline::{LinkDef, Mode, PipelineBuilder, Registry, RunOptions, TileDef};
 
-use crate::harness::cpu::process_cpu_ns;
+use crate::harness::cpu::{process_cpu_ns, tiles_per_pkt, tiles_work_ns, TileCost};
 use crate::harness::{print_json, round, BenchArgs};
 
 /// Frags per link.
@@ -34,6 +34,8 @@ struct Row {
     payload: usize,
     frags_per_sec: f64,
     ns_per_frag: f64,
+    /// Each tile's share of it: its work per frag and busy share.
+    tiles: Vec<TileCost>,
 }
 
 /// The pipelines: with or without a forwarding tile in the middle.
@@ -53,20 +55,21 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
     let mut rows = Vec::new();
     for payload in [64usize, 1024] {
         for (name, forward) in SHAPES {
-            let mut best: Option<(f64, f64)> = None;
+            let mut best: Option<(f64, f64, Vec<TileCost>)> = None;
             for r in 0..rounds {
-                let (rate, ns) = measure(forward, payload, window, r)?;
-                if best.is_none_or(|(b, _)| rate > b) {
-                    best = Some((rate, ns));
+                let (rate, ns, tiles) = measure(forward, payload, window, r)?;
+                if best.as_ref().is_none_or(|(b, _, _)| rate > *b) {
+                    best = Some((rate, ns, tiles));
                 }
             }
-            let (rate, ns) = best.expect("at least one round");
+            let (rate, ns, tiles) = best.expect("at least one round");
             rows.push(Row {
                 bench: "loop",
                 imp: name.into(),
                 payload,
                 frags_per_sec: round(rate, 0),
                 ns_per_frag: round(ns, 1),
+                tiles,
             });
         }
     }
@@ -81,29 +84,37 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
     );
     println!();
     println!(
-        "{:<24} {:>8} {:>12} {:>10}",
+        "{:<24} {:>8} {:>12} {:>10}  each tile: work per frag, busy share of the window",
         "pipeline", "payload", "frags/s", "ns/frag"
     );
     for r in &rows {
+        let tiles: Vec<String> = r.tiles.iter().map(TileCost::short).collect();
         println!(
-            "{:<24} {:>6} B {:>10.2} M {:>10.1}",
+            "{:<24} {:>6} B {:>10.2} M {:>10.1}  {}",
             r.imp,
             r.payload,
             r.frags_per_sec / 1e6,
-            r.ns_per_frag
+            r.ns_per_frag,
+            tiles.join(", ")
         );
     }
+    println!();
+    println!(
+        "ns/frag is the thread's CPU time per frag; a tile's work is the time its loop spent \
+         on iterations that did something, so the tiles' sum is a little less (polls that \
+         found nothing, the turns' own switching)"
+    );
     Ok(())
 }
 
-/// One window of one pipeline: frags a second through the sink and the
-/// process's CPU ns per frag.
+/// One window of one pipeline: frags a second through the sink, the
+/// process's CPU ns per frag, and each tile's share.
 fn measure(
     forward: bool,
     payload: usize,
     window: Duration,
     round: usize,
-) -> Result<(f64, f64), String> {
+) -> Result<(f64, f64, Vec<TileCost>), String> {
     let registry = Registry::with_builtins();
     let ws = format!("bench-loop-{}-{round}", std::process::id());
     let one = |t: TileDef| t.group("all").idle("backoff");
@@ -135,14 +146,35 @@ fn measure(
     std::thread::sleep(Duration::from_millis(100));
     // The sink publishes its counters at housekeeping: read them at a
     // change, so both ends of the window are as fresh.
-    let (f0, c0, t0) = (frags(), process_cpu_ns(), Instant::now());
+    let names: Vec<String> = ["gen", "forward", "sink"]
+        .into_iter()
+        .filter(|n| forward || *n != "forward")
+        .map(String::from)
+        .collect();
+    let ws = pipeline.workspace();
+    let (f0, c0, w0, t0) = (
+        frags(),
+        process_cpu_ns(),
+        tiles_work_ns(ws, &names),
+        Instant::now(),
+    );
     std::thread::sleep(window);
-    let (f1, c1, t1) = (frags(), process_cpu_ns(), Instant::now());
+    let (f1, c1, w1, t1) = (
+        frags(),
+        process_cpu_ns(),
+        tiles_work_ns(ws, &names),
+        Instant::now(),
+    );
     running.stop().map_err(|e| e.to_string())?;
     let n = f1.saturating_sub(f0);
     if n == 0 {
         return Err("the sink counted no frag in the window".into());
     }
-    let secs = t1.duration_since(t0).as_secs_f64();
-    Ok((n as f64 / secs, (c1 - c0) as f64 / n as f64))
+    let elapsed = t1.duration_since(t0);
+    let tiles = tiles_per_pkt(&w0, &w1, n, elapsed.as_nanos() as u64);
+    Ok((
+        n as f64 / elapsed.as_secs_f64(),
+        (c1 - c0) as f64 / n as f64,
+        tiles,
+    ))
 }

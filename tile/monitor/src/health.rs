@@ -214,6 +214,7 @@ mod tests {
             out_backpressure: vec![],
             counters: vec![],
             boots: 1,
+            work_ns: 0,
         }
     }
 

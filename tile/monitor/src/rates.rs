@@ -247,6 +247,7 @@ mod tests {
                     out_backpressure: vec![],
                     counters: vec![("sent".into(), sent)],
                     boots: 1,
+                    work_ns: 0,
                 },
                 latency: vec![None],
             }],

@@ -19,12 +19,13 @@
 //! 1088  16 output slots of 64 B: link name (48 B)
 //! 2112  16 counter names of 32 B
 //! 2688  pid, state, heartbeat, housekeeping runs, loop iterations,
-//!       back-pressure episodes and nanoseconds, boots (written by the tile)
-//! 2752  stop request                              (written by anyone)
+//!       back-pressure episodes and nanoseconds, boots, work nanoseconds
+//!       (written by the tile; 16 words)
+//! 2816  stop request                              (written by anyone)
 //!       0: none; 1: stop now; 2^63 | mask: drain the inputs of mask
 //!       (bit i: input i, bits 0..16), then stop; any other value: stop now
-//! 2816  back-pressure episodes per output         (written by the tile)
-//! 2944  the tile's counters                       (written by the tile)
+//! 2944  back-pressure episodes per output         (written by the tile)
+//! 3072  the tile's counters                       (written by the tile)
 //! ```
 //!
 //! The tile is the only writer of everything but the stop request, and
@@ -59,8 +60,8 @@ const SLOT_SZ: usize = 64;
 const OUT_OFF: usize = IN_OFF + IN_MAX * SLOT_SZ;
 const CTR_NAME_OFF: usize = OUT_OFF + OUT_MAX * SLOT_SZ;
 const LIVE_OFF: usize = 2688;
-const STOP_OFF: usize = LIVE_OFF + 64;
-const OUT_BP_OFF: usize = STOP_OFF + 64;
+const STOP_OFF: usize = LIVE_OFF + 128;
+const OUT_BP_OFF: usize = STOP_OFF + 128;
 const CTR_OFF: usize = OUT_BP_OFF + OUT_MAX * 8;
 const FOOTPRINT: usize = CTR_OFF + COUNTERS_MAX * 8;
 
@@ -76,6 +77,7 @@ const LOOP_CNT: usize = 4;
 const BP_CNT: usize = 5;
 const BP_NS: usize = 6;
 const BOOTS: usize = 7;
+const WORK_NS: usize = 8;
 
 // Values of the stop request word (see the layout table).
 const STOP_NONE: u64 = 0;
@@ -189,7 +191,7 @@ pub enum TileMetrics {}
 
 impl TileMetrics {
     /// Versioned magic.
-    pub const MAGIC: u64 = magic(b"tw.tile", 1);
+    pub const MAGIC: u64 = magic(b"tw.tile", 2);
     /// Alignment of the object.
     pub const ALIGN: usize = 128;
 
@@ -338,6 +340,12 @@ pub struct TileSnapshot {
     /// and one more for each restart (by a runner's restart policy, or by
     /// hand after a crash).
     pub boots: u64,
+    /// Nanoseconds the loop spent on iterations that did work (read,
+    /// skipped or published frags), over every boot: the tile's busy time.
+    /// The rest of its thread's time it polled empty inputs, waited for
+    /// credits, slept, or ran the other tiles of its group. Per packet, or
+    /// as a share of a window, it says which tile is the limit.
+    pub work_ns: u64,
 }
 
 fn read_str(bytes: &[AtomicU8]) -> String {
@@ -421,6 +429,7 @@ impl<'a> TileMetricsHandle<'a> {
             backpressure: l(BP_CNT),
             backpressure_ns: l(BP_NS),
             boots: l(BOOTS),
+            work_ns: l(WORK_NS),
             out_backpressure: (0..self.outputs)
                 .map(|i| self.words[OUT_BP_OFF / 8 + i].load(Ordering::Relaxed))
                 .collect(),
@@ -530,6 +539,15 @@ impl<'a> TileMetricsHandle<'a> {
             let o = &self.words[OUT_BP_OFF / 8 + out];
             o.store(o.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         }
+    }
+
+    /// Adds `ns` to the time the loop spent on iterations that worked.
+    pub(crate) fn add_work(&self, ns: u64) {
+        let w = self.live(WORK_NS);
+        w.store(
+            w.load(Ordering::Relaxed).wrapping_add(ns),
+            Ordering::Relaxed,
+        );
     }
 
     pub(crate) fn backpressure_end(&self, ns: u64) {

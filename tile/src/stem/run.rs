@@ -5,6 +5,7 @@
 //! ([`RunEnd`]), and the backoff of [`IdlePolicy::Backoff`].
 
 use tilewire_shmem::clock::mono_ns;
+use tilewire_shmem::tick::ticks;
 
 use crate::link::frag::seq_diff;
 use crate::link::mcache::{MCacheHandle, Peek};
@@ -90,9 +91,10 @@ impl<'w, T: Tile> Stem<'w, T> {
             let due = self.next_housekeeping;
             match self.idle {
                 IdlePolicy::Spin => {
+                    self.restart_ticks();
                     while self.loops < due {
                         self.loops += 1;
-                        self.step(Read::All);
+                        self.step_worked(Read::All);
                     }
                 }
                 IdlePolicy::Backoff => self.run_backoff(due),
@@ -157,15 +159,30 @@ impl<'w, T: Tile> Stem<'w, T> {
     }
 
     /// One iteration, and whether it did anything (polled a frag, or
-    /// published one from `after_credit`).
+    /// published one from `after_credit`). An iteration that worked adds
+    /// its time, from the end of the one before, to the tile's work (one
+    /// read of the tick counter an iteration; a caller that did anything
+    /// else in between restarts the count with [`Stem::restart_ticks`]).
     #[inline]
     fn step_worked(&mut self, read: Read) -> (Polled, bool) {
         let published = self.published();
         let polled = self.step(read);
-        (
-            polled,
-            matches!(polled, Polled::Busy(_)) || self.published() != published,
-        )
+        let worked = matches!(polled, Polled::Busy(_)) || self.published() != published;
+        let now = ticks();
+        if worked {
+            self.work_ticks = self
+                .work_ticks
+                .wrapping_add(now.saturating_sub(self.last_tick));
+        }
+        self.last_tick = now;
+        (polled, worked)
+    }
+
+    /// Starts the work count afresh: what ran since the last iteration
+    /// (another tile of the group, a sleep) is not this tile's work.
+    #[inline]
+    fn restart_ticks(&mut self) {
+        self.last_tick = ticks();
     }
 
     /// The sum of the outputs' next seqs: it moves with every publish.
@@ -188,6 +205,7 @@ impl<'w, T: Tile> Stem<'w, T> {
     /// [`TURN_FRAGS`] it only reads its inputs (no `before_credit` or
     /// `after_credit`), and ends then if it has none.
     fn turn_running(&mut self) -> Turn {
+        self.restart_ticks();
         let (mut worked, mut idle, mut quiet) = (false, 0, false);
         let start = self.published();
         for _ in 0..TURN_STEPS {
@@ -257,6 +275,7 @@ impl<'w, T: Tile> Stem<'w, T> {
     /// [`Tile::pending`] is zero, or (looked at each housekeeping) the clock
     /// passed `deadline` or a plain stop was asked.
     fn turn_draining(&mut self, mask: u64, mut caught: u64, deadline: u64) -> Turn {
+        self.restart_ticks();
         let (mut worked, mut idle) = (false, 0);
         let start = self.published();
         for _ in 0..TURN_STEPS {
@@ -355,6 +374,7 @@ impl<'w, T: Tile> Stem<'w, T> {
     /// sleeping tile keeps its heartbeat).
     #[inline(never)]
     fn run_backoff(&mut self, due: u64) {
+        self.restart_ticks();
         while self.loops < due {
             self.loops += 1;
             let (polled, worked) = self.step_worked(Read::All);
@@ -367,6 +387,7 @@ impl<'w, T: Tile> Stem<'w, T> {
                 core::hint::spin_loop();
             } else if self.idle_turns < SPIN_TURNS + YIELD_TURNS {
                 std::thread::yield_now();
+                self.restart_ticks();
             } else {
                 self.sleep(polled);
                 return;

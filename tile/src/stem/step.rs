@@ -4,6 +4,7 @@
 //! stop are in `run`.
 
 use tilewire_shmem::clock::mono_ns;
+use tilewire_shmem::tick::{self, ticks};
 use tilewire_shmem::{check_name, Workspace};
 
 use crate::hist::{Hist, HistHandle};
@@ -55,6 +56,13 @@ pub struct Stem<'w, T: Tile> {
     pub(super) copy: FragCopy,
     /// Forwarding by chunk: ledgers and holds (see [`super::forward`]).
     pub(super) fwd: Forwarding,
+    /// The tick counter at the end of the last timed iteration (see
+    /// [`Stem::step_timed`](super::run)).
+    pub(super) last_tick: u64,
+    /// Ticks of iterations that worked, not yet added to the metrics.
+    pub(super) work_ticks: u64,
+    /// Nanoseconds per tick of the counter.
+    pub(super) ns_per_tick: f64,
 }
 
 /// Where a stem is in a run.
@@ -228,6 +236,9 @@ impl<'w, T: Tile> Stem<'w, T> {
             settled,
             copy: FragCopy::new(),
             fwd,
+            last_tick: ticks(),
+            work_ticks: 0,
+            ns_per_tick: tick::calibration().map_or(1.0, |c| c.ns_per_tick()),
         };
         stem.schedule_housekeeping();
         Ok(stem)
@@ -329,6 +340,11 @@ impl<'w, T: Tile> Stem<'w, T> {
     }
 
     fn write_metrics(&mut self) {
+        if self.work_ticks != 0 {
+            self.metrics
+                .add_work((self.work_ticks as f64 * self.ns_per_tick) as u64);
+            self.work_ticks = 0;
+        }
         let n = self.metrics.counter_count();
         self.tile.metrics_write(&mut self.counters[..n]);
         self.metrics.set_counters(&self.counters[..n]);

@@ -59,3 +59,70 @@ impl ThreadWindow {
 pub(crate) fn ns_per(cpu_ns: u64, pkts: u64) -> f64 {
     cpu_ns as f64 / pkts.max(1) as f64
 }
+
+/// Each tile's work so far (its metrics' `work_ns`: time the loop spent
+/// on iterations that worked), by name, for the tiles of `names` that
+/// have metrics in `ws`.
+pub(crate) fn tiles_work_ns(
+    ws: &tilewire_shmem::Workspace,
+    names: &[String],
+) -> Vec<(String, u64)> {
+    use tilewire_tile::stem::metrics::TileMetrics;
+    names
+        .iter()
+        .filter_map(|n| {
+            let a = ws.lookup(&tilewire_tile::stem::metrics_name(n))?;
+            let mem = ws.region(a.gaddr, a.size as usize).ok()?;
+            let m = TileMetrics::join(mem).ok()?;
+            Some((n.clone(), m.snapshot().work_ns))
+        })
+        .collect()
+}
+
+/// What each tile worked between two readings of [`tiles_work_ns`], per
+/// packet of `pkts`, and as a share of `window_ns` (1.0: busy the whole
+/// window).
+pub(crate) fn tiles_per_pkt(
+    before: &[(String, u64)],
+    after: &[(String, u64)],
+    pkts: u64,
+    window_ns: u64,
+) -> Vec<TileCost> {
+    after
+        .iter()
+        .map(|(name, a)| {
+            let b = before
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(0, |(_, b)| *b);
+            let work = a.saturating_sub(b);
+            TileCost {
+                tile: name.clone(),
+                ns_per_pkt: ns_per(work, pkts),
+                busy: work as f64 / window_ns.max(1) as f64,
+            }
+        })
+        .collect()
+}
+
+/// One tile's cost over a window.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct TileCost {
+    pub tile: String,
+    /// Its work per packet delivered, ns.
+    pub ns_per_pkt: f64,
+    /// Its work as a share of the window (1.0: busy throughout).
+    pub busy: f64,
+}
+
+impl TileCost {
+    /// `gen 25 ns 48%`: for tables.
+    pub(crate) fn short(&self) -> String {
+        format!(
+            "{} {:.0} ns {:.0}%",
+            self.tile,
+            self.ns_per_pkt,
+            self.busy * 100.0
+        )
+    }
+}
