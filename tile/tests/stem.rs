@@ -611,15 +611,7 @@ fn a_tiles_work_time_counts_its_busy_iterations_not_its_idle_ones() {
     let t = TestWs::new("stemwork", 1 << 22);
     let a = t.link("a", 256, MTU, &[Reliable]);
     let per_frag = Duration::from_micros(200);
-    let mut slow = Stem::new(
-        &t.ws,
-        "slow",
-        Slow { per_frag },
-        &[(&a, 0)],
-        &[],
-        config(),
-    )
-    .unwrap();
+    let mut slow = Stem::new(&t.ws, "slow", Slow { per_frag }, &[(&a, 0)], &[], config()).unwrap();
     let m = slow.metrics();
     // Idle first: turns that find nothing for a while are not work.
     let idle_until = Instant::now() + Duration::from_millis(50);

@@ -52,6 +52,7 @@ use std::time::Duration;
 use tilewire_aio::netns::VethPair;
 use tilewire_shmem::TempWorkspace;
 
+use crate::harness::cpu::TileCost;
 use crate::harness::{print_json, round, BenchArgs};
 use cells::{Env, Impl, Measured, Path, Timing};
 use traffic::Traffic;
@@ -494,6 +495,9 @@ struct JsonRow {
     cpu_vs_agave: Option<f64>,
     source: String,
     layout: String,
+    /// tilewire: each tile's work per delivered packet (ns) and busy share
+    /// of the window; empty for the peer.
+    tiles: Vec<TileCost>,
     quick: bool,
 }
 
@@ -534,6 +538,7 @@ fn print(rows: &[Row], notes: &[String], opts: &BenchArgs) {
                 cpu_vs_agave: x.map(|x| round(x.1, 3)),
                 source: m.source.clone(),
                 layout: m.layout.clone(),
+                tiles: m.tiles.clone(),
                 quick: opts.quick,
             });
         }
@@ -584,6 +589,21 @@ fn print(rows: &[Row], notes: &[String], opts: &BenchArgs) {
             limit(r),
             x.map_or(String::new(), |x| format!("{:.2}", x.0)),
             x.map_or(String::new(), |x| format!("{:.2}", x.1)),
+        );
+    }
+    println!();
+    println!(
+        "where tilewire's time goes, per cell: each tile's work (its loop's busy iterations) \
+         per delivered packet, and its busy share of the window (a tile near 100% is the limit)"
+    );
+    for r in rows.iter().filter(|r| !r.m.tiles.is_empty()) {
+        let tiles: Vec<String> = r.m.tiles.iter().map(TileCost::short).collect();
+        println!(
+            "  {:<9} {:<10} {:<15} {}",
+            r.path.name(),
+            load(r.rate),
+            r.imp.name(),
+            tiles.join(", ")
         );
     }
 }

@@ -176,13 +176,20 @@ impl<'w, T: Tile> Group<'w, T> {
     /// way work can come; else a nap (`naps`: how many came before in a
     /// row, lengthening it).
     #[cold]
-    fn sleep(&self, ends: &[Option<MemberEnd>], naps: u32) {
+    fn sleep(&mut self, ends: &[Option<MemberEnd>], naps: u32) {
+        // Each member hands back what its outputs' readers (often the next
+        // member) passed since its last refresh: a producer outside the
+        // group may be waiting for those credits, and would not wake us.
+        let mut holding = false;
+        for (s, _) in self.stems.iter_mut().zip(ends).filter(|(_, e)| e.is_none()) {
+            holding |= s.settle_holds();
+        }
         let live = || self.stems.iter().zip(ends).filter(|(_, e)| e.is_none());
         let ours = |mc: &MCacheHandle<'_>| {
             live().any(|(s, _)| s.outputs.iter().any(|p| p.mcache().same(mc)))
         };
         let mut on: Option<(MCacheHandle<'w>, u64)> = None;
-        let mut can_park = true;
+        let mut can_park = !holding;
         'members: for (s, _) in live() {
             if s.tile.external_input() || s.backpressure_since != 0 {
                 can_park = false;
@@ -202,10 +209,14 @@ impl<'w, T: Tile> Group<'w, T> {
                 }
             }
         }
+        // A tile waiting for credits has a reader working on a full link:
+        // credits come back within a nap, so its naps do not lengthen.
+        let waiting_for_credits = live().any(|(s, _)| s.backpressure_since != 0);
         match on {
             Some((mc, seq)) if can_park => {
                 mc.park(seq, PARK_MAX);
             }
+            _ if waiting_for_credits => std::thread::sleep(NAP),
             _ => std::thread::sleep(NAP * (1 << naps.min(4))),
         }
     }

@@ -401,6 +401,7 @@ impl<'w, T: Tile> Stem<'w, T> {
     /// several inputs, or waiting for credits.
     #[cold]
     fn sleep(&mut self, polled: Polled) {
+        self.settle_holds();
         match polled {
             // A tile holding forwarded frags naps rather than sleep on its
             // input: that input's producer may be waiting for the credits
@@ -412,6 +413,9 @@ impl<'w, T: Tile> Stem<'w, T> {
                 let seq = self.inputs[i].seq();
                 self.input_mcaches[i].park(seq, PARK_MAX);
             }
+            // Waiting for credits: the reader works on a full link, and
+            // credits come back within a nap, so naps do not lengthen.
+            _ if self.backpressure_since != 0 => std::thread::sleep(NAP),
             _ => {
                 // Naps lengthen while nothing comes, to 16 of them.
                 let extra = self.idle_turns - SPIN_TURNS - YIELD_TURNS;

@@ -339,6 +339,25 @@ impl<'w, T: Tile> Stem<'w, T> {
         self.schedule_housekeeping();
     }
 
+    /// Before the tile sleeps: hands back the holds its outputs' readers
+    /// no longer need (they may have caught up since its last refresh,
+    /// say the next tile of its group) and publishes its inputs' progress,
+    /// so no producer waits for credits this tile could give while it
+    /// sleeps. True if it still holds forwarded frags: some reader of an
+    /// output has not passed them yet, and will not wake this tile when it
+    /// does, so the tile must nap rather than sleep until a frag comes.
+    pub(super) fn settle_holds(&mut self) -> bool {
+        if !self.fwd.holding() {
+            return false;
+        }
+        self.fwd.refresh(&mut self.inputs, &self.outputs);
+        for (i, c) in self.inputs.iter_mut().enumerate() {
+            c.hold(self.tile.held(i));
+            c.housekeeping();
+        }
+        self.fwd.holding()
+    }
+
     fn write_metrics(&mut self) {
         if self.work_ticks != 0 {
             self.metrics

@@ -141,10 +141,11 @@ pub(crate) fn pipeline_layout(topo: &Topology) -> String {
             }
         })
         .collect();
+    let n = groups.len();
     format!(
-        "{} tiles on {} threads on {cpus} cpus: {}",
+        "{} tiles on {n} thread{} on {cpus} cpus: {}",
         topo.tiles.len(),
-        groups.len(),
+        if n == 1 { "" } else { "s" },
         threads.join("; ")
     )
 }

@@ -27,7 +27,7 @@ use super::collect::{CollectKind, CollectShared, Collector, Live};
 use super::source::{self, Blaster, RateLimit, SourceLive, RATE_BURST};
 use super::tilewire;
 use super::traffic::{any_port, Traffic, LOOPBACK};
-use crate::harness::cpu::process_cpu_ns;
+use crate::harness::cpu::{process_cpu_ns, tiles_per_pkt, tiles_work_ns, TileCost};
 use crate::harness::pin::pin;
 use crate::harness::stats::p50_p99;
 
@@ -167,6 +167,9 @@ pub(super) struct Measured {
     /// tilewire over UDP: what each receiving net tile took from the
     /// socket, whole cell.
     pub nets_rx: Vec<u64>,
+    /// tilewire: each tile's work per delivered packet and busy share, in
+    /// the window.
+    pub tiles: Vec<TileCost>,
 }
 
 impl Measured {
@@ -196,7 +199,7 @@ impl Measured {
 }
 
 /// One reading of the running counters.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Sample {
     at: Instant,
     cpu: u64,
@@ -204,6 +207,8 @@ struct Sample {
     offered: u64,
     rx: u64,
     delivered: u64,
+    /// tilewire: each tile's work so far (empty for the peer).
+    work: Vec<(String, u64)>,
 }
 
 /// Frags consumer `index` of `link` lost to overruns (while polling and
@@ -231,6 +236,37 @@ fn window(t: Timing, live: &Live, mut sample: impl FnMut() -> Sample, m: &mut Me
     m.delivered_w = b.delivered - a.delivered;
     let helpers = b.helpers_cpu.saturating_sub(a.helpers_cpu);
     m.cpu_ns_w = b.cpu.saturating_sub(a.cpu).saturating_sub(helpers);
+    let window_ns = b.at.duration_since(a.at).as_nanos() as u64;
+    m.tiles = tiles_per_pkt(&a.work, &b.work, m.delivered_w, window_ns);
+}
+
+/// What a UDP cell reads of the pipeline under test.
+struct Probe {
+    /// Packets it took from its socket.
+    rx: u64,
+    /// tilewire: each tile's work so far.
+    work: Vec<(String, u64)>,
+}
+
+impl Sample {
+    fn with(self, p: Probe) -> Sample {
+        Sample {
+            rx: p.rx,
+            work: p.work,
+            ..self
+        }
+    }
+}
+
+/// Every tile's work so far, in the pipeline's workspace.
+fn work_of(pipeline: &Pipeline) -> Vec<(String, u64)> {
+    let names: Vec<String> = pipeline
+        .topology()
+        .tiles
+        .iter()
+        .map(|t| t.name.clone())
+        .collect();
+    tiles_work_ns(pipeline.workspace(), &names)
 }
 
 fn finish_check(m: &mut Measured, col: &mut Collector, traffic: &Traffic) {
@@ -285,6 +321,7 @@ pub(super) fn memory(
                         rx: sent,
                         // SYNC: Relaxed; a progress count.
                         delivered: live.delivered.load(Ordering::Relaxed),
+                        work: work_of(&pipeline),
                     }
                 },
                 &mut m,
@@ -328,6 +365,7 @@ pub(super) fn memory(
                         offered: sent,
                         rx: sent,
                         delivered: live.delivered.load(Ordering::Relaxed),
+                        work: Vec::new(),
                     }
                 },
                 &mut m,
@@ -481,7 +519,7 @@ struct Helpers<'w> {
 }
 
 /// Runs the source and the collector around a started pipeline whose
-/// socket-received count `rx` reads: warm-up, window, then the source
+/// socket-received count and tiles' work `probe` reads: warm-up, window, then the source
 /// stops and the collector drains. Returns what the source sent and the
 /// collector, with the collector socket's drops.
 fn drive(
@@ -490,7 +528,7 @@ fn drive(
     t: Timing,
     traffic: &Arc<Traffic>,
     live: &Arc<Live>,
-    rx: &dyn Fn() -> u64,
+    probe: &dyn Fn() -> Probe,
     m: &mut Measured,
 ) -> Result<(u64, Collector), String> {
     let stop_source = AtomicBool::new(false);
@@ -509,15 +547,19 @@ fn drive(
         window(
             t,
             live,
-            || Sample {
-                at: Instant::now(),
-                cpu: process_cpu_ns(),
-                // SYNC: Relaxed throughout: progress counts.
-                helpers_cpu: sl.cpu_ns.load(Ordering::Relaxed)
-                    + live.cpu_ns.load(Ordering::Relaxed),
-                offered: sl.sent.load(Ordering::Relaxed),
-                rx: rx(),
-                delivered: live.delivered.load(Ordering::Relaxed),
+            || {
+                Sample {
+                    at: Instant::now(),
+                    cpu: process_cpu_ns(),
+                    // SYNC: Relaxed throughout: progress counts.
+                    helpers_cpu: sl.cpu_ns.load(Ordering::Relaxed)
+                        + live.cpu_ns.load(Ordering::Relaxed),
+                    offered: sl.sent.load(Ordering::Relaxed),
+                    rx: 0,
+                    delivered: live.delivered.load(Ordering::Relaxed),
+                    work: Vec::new(),
+                }
+                .with(probe())
             },
             m,
         );
@@ -601,9 +643,10 @@ pub(super) fn udp(
                 1 => vec!["net".into()],
                 n => (0..n).map(|i| format!("net.{i}")).collect(),
             };
+            // Their links: `raw`, or `raw.0` .. with a count.
             let rx_links: Vec<String> = match nets {
-                1 => vec!["rx".into()],
-                n => (0..n).map(|i| format!("rx.{i}")).collect(),
+                1 => vec!["raw".into()],
+                n => (0..n).map(|i| format!("raw.{i}")).collect(),
             };
             let net_sum = |c: &str| net_names.iter().map(|n| count(n, c)).sum::<u64>();
             let (sent, mut col) = drive(
@@ -612,7 +655,10 @@ pub(super) fn udp(
                 t,
                 traffic,
                 &live,
-                &|| net_sum("rx_pkts"),
+                &|| Probe {
+                    rx: net_sum("rx_pkts"),
+                    work: work_of(&pipeline),
+                },
                 &mut m,
             )?;
             m.sock_drops = if imp.is_xdp() { None } else { drops_here()? };
@@ -655,8 +701,11 @@ pub(super) fn udp(
             );
             let c = peer.counts.clone();
             // SYNC: Relaxed; progress counts.
-            let rx = || c.received.load(Ordering::Relaxed);
-            let (sent, mut col) = drive(env, &mut h, t, traffic, &live, &rx, &mut m)?;
+            let probe = || Probe {
+                rx: c.received.load(Ordering::Relaxed),
+                work: Vec::new(),
+            };
+            let (sent, mut col) = drive(env, &mut h, t, traffic, &live, &probe, &mut m)?;
             m.sock_drops = drops_here()?;
             let _ = peer.stop();
             m.offered = sent;

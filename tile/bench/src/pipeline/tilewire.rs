@@ -123,15 +123,15 @@ pub(super) fn memory_text(ws: &str, fixture: &str, rate: u64, burst: usize) -> S
         .link(LinkDef::new("uniq", DEPTH))
         .link(LinkDef::new("ok", DEPTH))
         .tile(
-            tile("gen", "gen")
+            mem_tile("gen", "gen")
                 .output("raw")
                 .param("fixture", fixture)
                 .param("rate", rate as i64)
                 .param("burst", burst as i64),
         )
-        .tile(tile("dedup", "dedup").input("raw").output("uniq"))
-        .tile(tile("verify", "verify").input("uniq").output("ok"))
-        .tile(tile("collect", "bench-collect").input("ok"))
+        .tile(mem_tile("dedup", "dedup").input("raw").output("uniq"))
+        .tile(mem_tile("verify", "verify").input("uniq").output("ok"))
+        .tile(mem_tile("collect", "bench-collect").input("ok"))
         .text()
 }
 
@@ -162,9 +162,27 @@ fn with_count(text: &str, tile: &str, n: u32) -> String {
 /// 0.93-0.95x / 0.81-0.87x; one group 0.59-0.62x / 0.27-0.39x; two
 /// groups 0.85-1.01x / 0.32-0.37x.
 fn tile(name: &str, kind: &str) -> TileDef {
+    placed(name, kind, "two")
+}
+
+/// Tile `name` of kind `kind` in the in-memory pipeline: no source or
+/// collector thread beside it, and on a machine with fewer cpus than
+/// tiles, every tile on one thread. Measured on this 2-core VM (full
+/// runs, rate / CPU per packet against the Agave-style pipeline at
+/// saturation): one group 0.65-0.75x / 0.77-0.86x, its tiles busy 97% of
+/// the window; two groups 0.27-0.67x / 1.0-1.6x, the two threads each
+/// busy 20-50% (the handoff between them, a wake and the payloads'
+/// cache lines crossing cores, costs more than the second core gives).
+fn mem_tile(name: &str, kind: &str) -> TileDef {
+    placed(name, kind, "group")
+}
+
+/// A tile in the layout `TILEWIRE_BENCH_LAYOUT` asks for, or `small` on
+/// a machine of fewer than 6 cpus, else a thread each.
+fn placed(name: &str, kind: &str, small: &str) -> TileDef {
     let cpus = tilewire_pipeline::topo::Machine::this().cpus.len();
     let layout = std::env::var("TILEWIRE_BENCH_LAYOUT")
-        .unwrap_or_else(|_| if cpus < 6 { "two" } else { "threads" }.into());
+        .unwrap_or_else(|_| if cpus < 6 { small } else { "threads" }.into());
     let group = match layout.as_str() {
         "group" => Some("pipeline"),
         "two" if matches!(name, "net" | "gen" | "dedup") => Some("rx"),
