@@ -10,9 +10,8 @@ mod runner_support;
 use std::time::Duration;
 
 use runner_support::{assert_drained, counter, exists, grouped, registry, ws_name, BatchKind};
-use tilewire_pipeline::{
-    Pipeline, Registry, RegistryError, RunOptions, TileFailure, Topology, TopologySpec,
-};
+use tilewire_pipeline::topo::TopologySpec;
+use tilewire_pipeline::{Pipeline, Registry, RegistryError, RunOptions, TileFailure, Topology};
 use tilewire_tile::stem::metrics::TileState;
 use tilewire_tile::stem::StemConfig;
 
@@ -645,7 +644,7 @@ fn restart_is_refused_in_threads_mode_and_read_in_processes_mode() {
     );
     let procs = text.replace("[workspace]\n", "[workspace]\nmode = \"processes\"\n");
     let t = registry().parse(&procs).unwrap();
-    use tilewire_pipeline::topo::Restart;
+    use tilewire_pipeline::Restart;
     assert_eq!(t.tile("mid").unwrap().restart, Restart::OnFailure);
     assert_eq!(t.tile("gen").unwrap().restart, Restart::Never);
     assert_eq!(t.group_of("mid").unwrap().restart, Restart::OnFailure);

@@ -1,174 +1,218 @@
-//! Pipelines made in Rust, without a topology file: for tests and small
-//! programs.
-//!
-//! A [`PipelineBuilder`] collects links and tiles by name and makes the
-//! same topology a file would hold (so it is checked, sized and stored in
-//! the workspace the same way, and tile processes can read it back); the
-//! workspace is sized just large enough unless a size is given, and
-//! [`PipelineBuilder::build`] returns the [`Pipeline`], which removes the
-//! workspace when dropped.
-//!
-//! ```
-//! use std::time::Duration;
-//! use tilewire_pipeline::builder::{LinkDef, PipelineBuilder, TileDef};
-//! use tilewire_pipeline::{Registry, RunOptions};
-//!
-//! let registry = Registry::with_builtins();
-//! let pipeline = PipelineBuilder::new("doc-builder")
-//!     .link(LinkDef::new("pkts", 256))
-//!     .tile(TileDef::new("gen", "gen").output("pkts").param("count", 1000))
-//!     .tile(TileDef::new("sink", "sink").input("pkts"))
-//!     .build(&registry)?;
-//! // Stops once gen sent its 1000 and the sink read them all.
-//! pipeline.run(&RunOptions::new().duration(Duration::from_millis(300)))?;
-//! assert_eq!(pipeline.counter("sink", "frags"), Some(1000));
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! Pipelines made in Rust, without a topology file: [`PipelineBuilder`],
+//! [`LinkDef`], [`TileDef`].
 
-use toml::{Table, Value};
+mod text;
+
+use tilewire_shmem::PageKind;
+use tilewire_tile::stem::ShareBy;
+use toml::Value;
 
 use crate::error::PipelineError;
 use crate::runner::Pipeline;
-use crate::topo::Mode;
+use crate::topo::{Mode, Restart, TopoErrors};
+use crate::topology::Topology;
 use crate::Registry;
+use text::{Table, Text};
 
-/// A link of a [`PipelineBuilder`].
+/// A link of a [`PipelineBuilder`]: what a `[[link]]` table says.
 #[derive(Debug, Clone)]
 pub struct LinkDef {
     table: Table,
 }
 
 impl LinkDef {
-    /// A reliable link of `depth` frags (a power of two) and mtu 2048.
+    /// Link `name` (`name`) of `depth` frags (`depth`, a power of two):
+    /// reliable, mtu 2048, until said otherwise.
     pub fn new(name: &str, depth: u64) -> LinkDef {
-        let mut table = Table::new();
-        table.insert("name".into(), name.into());
-        table.insert("depth".into(), Value::Integer(depth as i64));
+        let mut table = Table::new("[[link]]", "link", name);
+        table.set("depth", Value::Integer(depth as i64));
         LinkDef { table }
     }
 
-    /// Its largest payload.
+    /// Its largest payload in bytes (`mtu`).
     pub fn mtu(mut self, mtu: usize) -> LinkDef {
-        self.table.insert("mtu".into(), Value::Integer(mtu as i64));
+        self.table.set("mtu", Value::Integer(mtu as i64));
         self
     }
 
     /// Consumers never slow the producer; one that falls a ring behind is
-    /// overrun.
+    /// overrun (`reliable = false`).
     pub fn unreliable(mut self) -> LinkDef {
-        self.table.insert("reliable".into(), false.into());
+        self.table.set("reliable", false.into());
         self
     }
 }
 
-/// A tile of a [`PipelineBuilder`].
+/// A tile of a [`PipelineBuilder`]: what a `[[tile]]` table says (see the
+/// [format reference](crate::topo#tile-one-per-tile) for each key).
 #[derive(Debug, Clone)]
 pub struct TileDef {
     table: Table,
-    params: Table,
     inputs: Vec<Value>,
     outputs: Vec<Value>,
 }
 
 impl TileDef {
-    /// Tile `name` of kind `kind` (a kind of the registry the pipeline is
-    /// built with).
+    /// Tile `name` (`name`) of kind `kind` (`kind`: a kind of the registry
+    /// the pipeline is built with).
     pub fn new(name: &str, kind: &str) -> TileDef {
-        let mut table = Table::new();
-        table.insert("name".into(), name.into());
-        table.insert("kind".into(), kind.into());
+        let mut table = Table::new("[[tile]]", "tile", name);
+        table.set("kind", kind.into());
         TileDef {
             table,
-            params: Table::new(),
             inputs: Vec::new(),
             outputs: Vec::new(),
         }
     }
 
-    /// Consumes link `link` as its next input.
+    /// Consumes link `link` as its next input (`inputs`).
     pub fn input(mut self, link: &str) -> TileDef {
         self.inputs.push(link.into());
         self
     }
 
-    /// Produces link `link` as its next output.
+    /// Produces link `link` as its next output (`outputs`).
     pub fn output(mut self, link: &str) -> TileDef {
         self.outputs.push(link.into());
         self
     }
 
-    /// Pins it to `cpu`.
+    /// Pins it to `cpu` (`cpu`).
     pub fn cpu(mut self, cpu: usize) -> TileDef {
-        self.table.insert("cpu".into(), Value::Integer(cpu as i64));
+        self.table.set("cpu", Value::Integer(cpu as i64));
         self
     }
 
-    /// Runs it on one thread with the other tiles of group `group` (see
-    /// [`Topology::layout`](crate::TopologySpec::layout)).
+    /// Runs it on one thread with the other tiles of group `group`
+    /// (`group`; see [`TopologySpec::layout`](crate::topo::TopologySpec::layout)).
     pub fn group(mut self, group: &str) -> TileDef {
-        self.table
-            .insert("group".into(), Value::String(group.into()));
+        self.table.set("group", group.into());
         self
     }
 
-    /// What its loop does while idle: `"spin"` or `"backoff"`.
+    /// What its loop does while idle (`idle`): `"spin"` or `"backoff"`.
     pub fn idle(mut self, idle: &str) -> TileDef {
-        self.table.insert("idle".into(), Value::String(idle.into()));
+        self.table.set("idle", idle.into());
+        self
+    }
+
+    /// What the runner does when its process fails, in processes mode
+    /// (`restart`).
+    pub fn restart(mut self, restart: Restart) -> TileDef {
+        let r = match restart {
+            Restart::Never => "never",
+            Restart::OnFailure => "on-failure",
+        };
+        self.table.set("restart", r.into());
+        self
+    }
+
+    /// Makes `count` tiles of this one (`count`, 1 to 64), `NAME.0`,
+    /// `NAME.1`, ..., sharing its inputs' frags, each with an output link
+    /// of its own.
+    pub fn count(mut self, count: u32) -> TileDef {
+        self.table.set("count", Value::Integer(i64::from(count)));
+        self
+    }
+
+    /// With [`TileDef::count`]: how the tiles share the frags (`share`):
+    /// [`ShareBy::RoundRobin`](crate::tile::stem::ShareBy::RoundRobin) or
+    /// [`ShareBy::Sig`](crate::tile::stem::ShareBy::Sig).
+    pub fn share(mut self, by: ShareBy) -> TileDef {
+        let s = match by {
+            ShareBy::RoundRobin => "round-robin",
+            ShareBy::Sig => "sig",
+        };
+        self.table.set("share", s.into());
         self
     }
 
     /// Sets parameter `key` of its kind: what `[tile.params]` would say
     /// (`.param("count", 1000)`, `.param("bind", "127.0.0.1:9000")`,
-    /// `.param("ports", vec![9000])`).
+    /// `.param("ports", vec![9000])`, `.param("netns", "ns-a")` for the
+    /// kinds with a socket).
     pub fn param(mut self, key: &str, value: impl Into<Value>) -> TileDef {
-        self.params.insert(key.into(), value.into());
+        self.table.set_param(key, value.into());
         self
     }
 }
 
-/// Makes a [`Pipeline`] from links and tiles named in Rust. See the
-/// [module docs](self).
+/// Makes a [`Pipeline`] from links and tiles named in Rust: for tests and
+/// small programs, and for topologies a program computes.
+///
+/// It says all a topology file says (a key each method names) and makes
+/// that topology's text, so the pipeline is checked, sized and stored in
+/// the workspace the same way and tile processes read it back. The
+/// workspace is sized just large enough unless a size is given;
+/// [`PipelineBuilder::build`] returns the [`Pipeline`], which removes the
+/// workspace when dropped. Its errors name the tile (or link) and key
+/// they concern, never a line of the text it made.
+///
+/// ```
+/// use std::time::Duration;
+/// use tilewire_pipeline::{LinkDef, PipelineBuilder, Registry, RunOptions, TileDef};
+///
+/// let registry = Registry::with_builtins();
+/// let pipeline = PipelineBuilder::new("doc-builder")
+///     .link(LinkDef::new("pkts", 256))
+///     .tile(TileDef::new("gen", "gen").output("pkts").param("count", 1000))
+///     .tile(TileDef::new("sink", "sink").input("pkts"))
+///     .build(&registry)?;
+/// // Stops once gen sent its 1000 and the sink read them all.
+/// pipeline.run(&RunOptions::new().duration(Duration::from_millis(300)))?;
+/// assert_eq!(pipeline.counter("sink", "frags"), Some(1000));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct PipelineBuilder {
     workspace: Table,
-    links: Vec<Value>,
-    tiles: Vec<Value>,
+    links: Vec<Table>,
+    tiles: Vec<Table>,
 }
 
 impl PipelineBuilder {
-    /// A pipeline in a workspace named `workspace`, its tiles threads of
-    /// this process, sized to fit.
+    /// A pipeline in a workspace named `workspace` (`name`), its tiles
+    /// threads of this process, sized to fit.
     pub fn new(workspace: &str) -> PipelineBuilder {
-        let mut t = Table::new();
-        t.insert("name".into(), workspace.into());
         PipelineBuilder {
-            workspace: t,
+            workspace: Table::new("[workspace]", "workspace", workspace),
             links: Vec::new(),
             tiles: Vec::new(),
         }
     }
 
-    /// Threads of this process or a process per tile (then this binary's
-    /// `main` must call [`tile_main`](crate::tile_main) first).
+    /// Threads of this process or a process per tile (`mode`; then this
+    /// binary's `main` must call [`tile_main`](crate::tile_main) first).
     pub fn mode(mut self, mode: Mode) -> PipelineBuilder {
         let m = match mode {
             Mode::Threads => "threads",
             Mode::Processes => "processes",
         };
-        self.workspace.insert("mode".into(), m.into());
+        self.workspace.set("mode", m.into());
         self
     }
 
-    /// The workspace's size in bytes (default: just what it needs).
+    /// The workspace's size in bytes (`size`; default: just what it needs).
     pub fn size(mut self, bytes: usize) -> PipelineBuilder {
-        self.workspace
-            .insert("size".into(), Value::Integer(bytes as i64));
+        self.workspace.set("size", Value::Integer(bytes as i64));
+        self
+    }
+
+    /// The workspace's pages (`pages`; default
+    /// [`PageKind::Normal`](crate::shmem::PageKind::Normal)).
+    pub fn pages(mut self, pages: PageKind) -> PipelineBuilder {
+        let p = match pages {
+            PageKind::Normal => "normal",
+            PageKind::Huge => "huge",
+            PageKind::Gigantic => "gigantic",
+        };
+        self.workspace.set("pages", p.into());
         self
     }
 
     /// Adds a link.
     pub fn link(mut self, link: LinkDef) -> PipelineBuilder {
-        self.links.push(Value::Table(link.table));
+        self.links.push(link.table);
         self
     }
 
@@ -176,36 +220,46 @@ impl PipelineBuilder {
     pub fn tile(mut self, tile: TileDef) -> PipelineBuilder {
         let TileDef {
             mut table,
-            params,
             inputs,
             outputs,
         } = tile;
-        table.insert("inputs".into(), Value::Array(inputs));
-        table.insert("outputs".into(), Value::Array(outputs));
-        if !params.is_empty() {
-            table.insert("params".into(), Value::Table(params));
-        }
-        self.tiles.push(Value::Table(table));
+        table.set("inputs", Value::Array(inputs));
+        table.set("outputs", Value::Array(outputs));
+        self.tiles.push(table);
         self
+    }
+
+    fn made(&self) -> Text {
+        let tables = core::iter::once(&self.workspace)
+            .chain(&self.links)
+            .chain(&self.tiles);
+        Text::new(tables)
     }
 
     /// The topology text this builder makes (what the workspace stores).
     pub fn text(&self) -> String {
-        let mut root = Table::new();
-        root.insert("workspace".into(), Value::Table(self.workspace.clone()));
-        root.insert("link".into(), Value::Array(self.links.clone()));
-        root.insert("tile".into(), Value::Array(self.tiles.clone()));
-        toml::to_string(&root).expect("a table of strings, integers and arrays is TOML")
+        self.made().text
     }
 
-    /// Parses and checks the topology against `registry` and makes the
+    /// Binds the topology to `registry`'s kinds and checks it, as
+    /// [`Registry::parse`] does a file: the [`Topology`] a
+    /// [`Pipeline`] is made from.
+    ///
+    /// # Errors
+    /// Every problem found, as [`Registry::parse`] finds them; each is
+    /// told by the tile (or link) and key it concerns (`` tile "filter"
+    /// params: `min_len` must be ... ``), not by a line of the text.
+    pub fn topology(&self, registry: &Registry) -> Result<Topology, TopoErrors> {
+        let made = self.made();
+        registry.parse(&made.text).map_err(|e| made.name_places(e))
+    }
+
+    /// [`PipelineBuilder::topology`], then [`Pipeline::create`]: makes the
     /// pipeline's workspace.
     ///
     /// # Errors
-    /// As [`Topology::parse`](crate::TopologySpec::parse) (the lines are those
-    /// of [`PipelineBuilder::text`]) and [`Pipeline::create`].
+    /// As [`PipelineBuilder::topology`] and [`Pipeline::create`].
     pub fn build(&self, registry: &Registry) -> Result<Pipeline, PipelineError> {
-        let topo = registry.parse(&self.text())?;
-        Pipeline::create(topo)
+        Pipeline::create(self.topology(registry)?)
     }
 }

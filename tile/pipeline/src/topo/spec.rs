@@ -103,7 +103,7 @@ pub struct TileSpec {
     /// The cpu to pin it to.
     pub cpu: Option<usize>,
     /// The group of tiles it shares a thread with, if the topology names
-    /// one (see [`TopologySpec::layout`](crate::TopologySpec::layout)).
+    /// one (see [`TopologySpec::layout`](crate::topo::TopologySpec::layout)).
     pub group: Option<String>,
     /// What the runner does when its process fails.
     pub restart: Restart,
@@ -111,7 +111,7 @@ pub struct TileSpec {
     /// inputs' frags it takes (see [`Registry::parse`](crate::Registry::parse)).
     pub share: Option<ShareSpec>,
     /// What its loop does while idle, if the topology says (see
-    /// [`TopologySpec::idle_policy`](crate::TopologySpec::idle_policy) for the default).
+    /// [`TopologySpec::idle_policy`](crate::topo::TopologySpec::idle_policy) for the default).
     pub idle: Option<IdlePolicy>,
     /// The links it consumes, by input index.
     pub inputs: Vec<String>,
