@@ -7,7 +7,7 @@
 //! AF_XDP sized to be its socket's UMEM), every dedup tile's tcache, and a
 //! copy of the topology text itself ([`TOPO_NAME`]). The copy is what lets
 //! a tile in *another process* be started with nothing but the workspace's
-//! name and its own ([`run_tile`](crate::run_tile) reads it back): `tilewire tile
+//! name and its own ([`run_tile`](crate::run::run_tile) reads it back): `tilewire tile
 //! --workspace W --name T`. If a step fails, the workspace is removed again:
 //! a failed start leaves nothing behind.
 //!

@@ -208,3 +208,23 @@ fn an_error_that_names_no_table_is_told_with_its_place() {
         "{text}"
     );
 }
+
+#[test]
+fn a_bad_key_of_a_link_or_a_tile_is_named_by_its_table() {
+    let text = error_of(
+        PipelineBuilder::new("b-keys")
+            .link(LinkDef::new("a", 3))
+            .tile(TileDef::new("gen", "gen").output("a").idle("sometimes"))
+            .tile(TileDef::new("sink", "sink").input("a")),
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].starts_with("link \"a\": `depth` must be"),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("tile \"gen\": `idle` must be"),
+        "{text}"
+    );
+}
