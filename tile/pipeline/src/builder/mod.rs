@@ -9,6 +9,7 @@ use toml::Value;
 
 use crate::error::PipelineError;
 use crate::runner::Pipeline;
+use crate::topo::spec::{word_of, MODES, PAGES, RESTARTS, SHARES};
 use crate::topo::{Mode, Restart, TopoErrors};
 use crate::topology::Topology;
 use crate::Registry;
@@ -99,11 +100,8 @@ impl TileDef {
     /// What the runner does when its process fails, in processes mode
     /// (`restart`).
     pub fn restart(mut self, restart: Restart) -> TileDef {
-        let r = match restart {
-            Restart::Never => "never",
-            Restart::OnFailure => "on-failure",
-        };
-        self.table.set("restart", r.into());
+        self.table
+            .set("restart", word_of(RESTARTS, &restart).into());
         self
     }
 
@@ -119,11 +117,7 @@ impl TileDef {
     /// [`ShareBy::RoundRobin`](crate::tile::stem::ShareBy::RoundRobin) or
     /// [`ShareBy::Sig`](crate::tile::stem::ShareBy::Sig).
     pub fn share(mut self, by: ShareBy) -> TileDef {
-        let s = match by {
-            ShareBy::RoundRobin => "round-robin",
-            ShareBy::Sig => "sig",
-        };
-        self.table.set("share", s.into());
+        self.table.set("share", word_of(SHARES, &by).into());
         self
     }
 
@@ -184,11 +178,7 @@ impl PipelineBuilder {
     /// Threads of this process or a process per tile (`mode`; then this
     /// binary's `main` must call [`tile_main`](crate::tile_main) first).
     pub fn mode(mut self, mode: Mode) -> PipelineBuilder {
-        let m = match mode {
-            Mode::Threads => "threads",
-            Mode::Processes => "processes",
-        };
-        self.workspace.set("mode", m.into());
+        self.workspace.set("mode", word_of(MODES, &mode).into());
         self
     }
 
@@ -201,12 +191,7 @@ impl PipelineBuilder {
     /// The workspace's pages (`pages`; default
     /// [`PageKind::Normal`](crate::shmem::PageKind::Normal)).
     pub fn pages(mut self, pages: PageKind) -> PipelineBuilder {
-        let p = match pages {
-            PageKind::Normal => "normal",
-            PageKind::Huge => "huge",
-            PageKind::Gigantic => "gigantic",
-        };
-        self.workspace.set("pages", p.into());
+        self.workspace.set("pages", word_of(PAGES, &pages).into());
         self
     }
 

@@ -2,10 +2,38 @@
 //! text says them (kinds by name, parameters as written).
 
 use tilewire_shmem::PageKind;
-use tilewire_tile::stem::IdlePolicy;
+use tilewire_tile::stem::{IdlePolicy, ShareBy};
 
 use super::de::RawParams;
 use super::value::Loc;
+
+/// The words a topology writes for the values of its keys, which the
+/// parse reads and a [`PipelineBuilder`](crate::PipelineBuilder) writes:
+/// `pages`, `mode`, `share`, `restart`.
+pub(crate) const PAGES: &[(&str, PageKind)] = &[
+    ("normal", PageKind::Normal),
+    ("huge", PageKind::Huge),
+    ("gigantic", PageKind::Gigantic),
+];
+/// See [`PAGES`].
+pub(crate) const MODES: &[(&str, Mode)] =
+    &[("threads", Mode::Threads), ("processes", Mode::Processes)];
+/// See [`PAGES`].
+pub(crate) const SHARES: &[(&str, ShareBy)] =
+    &[("round-robin", ShareBy::RoundRobin), ("sig", ShareBy::Sig)];
+/// See [`PAGES`].
+pub(crate) const RESTARTS: &[(&str, Restart)] = &[
+    ("never", Restart::Never),
+    ("on-failure", Restart::OnFailure),
+];
+
+/// The word `words` has for `value`.
+pub(crate) fn word_of<T: PartialEq>(words: &[(&'static str, T)], value: &T) -> &'static str {
+    words
+        .iter()
+        .find(|(_, v)| v == value)
+        .map_or("", |(w, _)| w)
+}
 
 /// Largest topology text: the runner keeps a copy in the workspace, and
 /// [`Topology::footprint`](crate::Topology::footprint) counts this much for it.
