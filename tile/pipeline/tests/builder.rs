@@ -19,7 +19,7 @@ fn everything() -> PipelineBuilder {
             TileDef::new("gen", "gen")
                 .output("raw")
                 .cpu(0)
-                .idle("backoff")
+                .idle(IdlePolicy::Backoff)
                 .param("count", 10),
         )
         .tile(
@@ -214,7 +214,7 @@ fn a_bad_key_of_a_link_or_a_tile_is_named_by_its_table() {
     let text = error_of(
         PipelineBuilder::new("b-keys")
             .link(LinkDef::new("a", 3))
-            .tile(TileDef::new("gen", "gen").output("a").idle("sometimes"))
+            .tile(TileDef::new("gen", "gen").output("a").group("no room"))
             .tile(TileDef::new("sink", "sink").input("a")),
     );
     let lines: Vec<&str> = text.lines().collect();
@@ -223,8 +223,5 @@ fn a_bad_key_of_a_link_or_a_tile_is_named_by_its_table() {
         lines[0].starts_with("link \"a\": `depth` must be"),
         "{text}"
     );
-    assert!(
-        lines[1].starts_with("tile \"gen\": `idle` must be"),
-        "{text}"
-    );
+    assert!(lines[1].starts_with("tile \"gen\": `group` "), "{text}");
 }

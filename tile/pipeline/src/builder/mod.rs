@@ -4,12 +4,12 @@
 mod text;
 
 use tilewire_shmem::PageKind;
-use tilewire_tile::stem::ShareBy;
+use tilewire_tile::stem::{IdlePolicy, ShareBy};
 use toml::Value;
 
 use crate::error::PipelineError;
 use crate::runner::Pipeline;
-use crate::topo::spec::{word_of, MODES, PAGES, RESTARTS, SHARES};
+use crate::topo::spec::{word_of, IDLES, MODES, PAGES, RESTARTS, SHARES};
 use crate::topo::{Mode, Restart, TopoErrors};
 use crate::topology::Topology;
 use crate::Registry;
@@ -91,9 +91,10 @@ impl TileDef {
         self
     }
 
-    /// What its loop does while idle (`idle`): `"spin"` or `"backoff"`.
-    pub fn idle(mut self, idle: &str) -> TileDef {
-        self.table.set("idle", idle.into());
+    /// What its loop does while idle (`idle`; the default depends on its
+    /// cpu: see [`TopologySpec::idle_policy`](crate::topo::TopologySpec::idle_policy)).
+    pub fn idle(mut self, idle: IdlePolicy) -> TileDef {
+        self.table.set("idle", word_of(IDLES, &idle).into());
         self
     }
 

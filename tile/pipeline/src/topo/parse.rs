@@ -8,15 +8,15 @@ use super::de::{RawParams, Seg};
 use super::error::{TopoError, TopoErrors};
 use super::layout::GROUP_NAME_MAX;
 use super::spec::{
-    LinkSpec, Mode, Restart, ShareSpec, TileLocs, TileSpec, TopologySpec, WorkspaceSpec, MODES,
-    PAGES, RESTARTS, SHARES, TOPOLOGY_TEXT_MAX,
+    LinkSpec, Mode, Restart, ShareSpec, TileLocs, TileSpec, TopologySpec, WorkspaceSpec, IDLES,
+    MODES, PAGES, RESTARTS, SHARES, TOPOLOGY_TEXT_MAX,
 };
 use super::value::{
     array_of, boolean, int_in, one_of, pow2_in, string, Fields, Key, Lines, Loc, Node, Value,
 };
 use tilewire_tile::link::LINK_NAME_MAX;
+use tilewire_tile::stem::ShareBy;
 use tilewire_tile::stem::TILE_NAME_MAX;
-use tilewire_tile::stem::{IdlePolicy, ShareBy};
 
 impl TopologySpec {
     /// Reads a topology from its text: TOML syntax, every field's type and
@@ -261,13 +261,7 @@ fn parse_tile(
     let count = f.opt("count", errors, int_in(1, 64));
     let share_by = f.opt("share", errors, one_of(SHARES));
     let restart = f.opt("restart", errors, one_of(RESTARTS));
-    let idle = f
-        .opt(
-            "idle",
-            errors,
-            one_of(&[("spin", IdlePolicy::Spin), ("backoff", IdlePolicy::Backoff)]),
-        )
-        .map(|(p, _)| p);
+    let idle = f.opt("idle", errors, one_of(IDLES)).map(|(p, _)| p);
     let links = |f: &mut Fields<'_>, errors: &mut Vec<TopoError>, key| {
         let key_at = f.key_loc(key).unwrap_or(f.at);
         let list = f.or(key, Vec::new(), errors, array_of(string, lines));

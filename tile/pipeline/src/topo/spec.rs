@@ -9,7 +9,7 @@ use super::value::Loc;
 
 /// The words a topology writes for the values of its keys, which the
 /// parse reads and a [`PipelineBuilder`](crate::PipelineBuilder) writes:
-/// `pages`, `mode`, `share`, `restart`.
+/// `pages`, `mode`, `share`, `idle`, `restart`.
 pub(crate) const PAGES: &[(&str, PageKind)] = &[
     ("normal", PageKind::Normal),
     ("huge", PageKind::Huge),
@@ -21,6 +21,9 @@ pub(crate) const MODES: &[(&str, Mode)] =
 /// See [`PAGES`].
 pub(crate) const SHARES: &[(&str, ShareBy)] =
     &[("round-robin", ShareBy::RoundRobin), ("sig", ShareBy::Sig)];
+/// See [`PAGES`].
+pub(crate) const IDLES: &[(&str, IdlePolicy)] =
+    &[("spin", IdlePolicy::Spin), ("backoff", IdlePolicy::Backoff)];
 /// See [`PAGES`].
 pub(crate) const RESTARTS: &[(&str, Restart)] = &[
     ("never", Restart::Never),
