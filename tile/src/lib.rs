@@ -2,108 +2,15 @@
 //!
 //! tilewire-tile: links between tiles, and the tile run loop.
 //!
+//! A tile of your own is a [`Tile`](stem::Tile): a handful of callbacks
+//! the run loop calls. This one, the `min-len` filter of the pipeline
+//! crate's examples (`tile/pipeline/examples/common/min_len.rs`, included
+//! here as it is), reads its frags settled and passes the long ones on with
+//! [`Outputs::forward`](stem::Outputs::forward), copying nothing where the
+//! links allow it; its `TileKind` tells a pipeline how to name and build it:
+//!
 //! ```
-//! use core::sync::atomic::AtomicU8;
-//! use std::time::Duration;
-//!
-//! use tilewire_pipeline::{BuildCtx, BuildError, IoCounts, Pipeline, Registry, RunOptions, TileKind};
-//! use tilewire_tile::link::frag::FragMeta;
-//! use tilewire_tile::stem::{Filter, FragCopy, Outputs, Tile};
-//!
-//! /// A tile of your own: passes on every `every`-th frag of its input.
-//! struct Sample {
-//!     every: u64,
-//!     copy: FragCopy,
-//!     kept: u64,
-//! }
-//!
-//! impl Tile for Sample {
-//!     fn kind(&self) -> &str {
-//!         "sample"
-//!     }
-//!     fn counters(&self) -> &'static [&'static str] {
-//!         &["kept"]
-//!     }
-//!     // Decided on the seq alone: skipped frags are never read.
-//!     fn before_frag(&mut self, _input: usize, seq: u64, _sig: u64) -> Filter {
-//!         if seq % self.every == 0 { Filter::Process } else { Filter::Skip }
-//!     }
-//!     // A speculative read: copy now, act once the read proved good.
-//!     fn during_frag(&mut self, _input: usize, meta: &FragMeta, payload: &[AtomicU8]) {
-//!         self.copy.copy(meta, payload);
-//!     }
-//!     fn after_frag(&mut self, _input: usize, meta: &FragMeta, out: &mut Outputs<'_, '_>) {
-//!         let packet = self.copy.packet(meta);
-//!         if out.publish_packet(0, packet, meta.sig, meta.ctl, meta.tsorig).is_ok() {
-//!             self.kept += 1;
-//!         }
-//!     }
-//!     fn metrics_write(&mut self, counters: &mut [u64]) {
-//!         counters[0] = self.kept;
-//!     }
-//! }
-//!
-//! /// How a topology names it, and its parameters.
-//! struct SampleKind;
-//!
-//! #[derive(Debug, serde::Deserialize)]
-//! #[serde(deny_unknown_fields)]
-//! struct SampleParams {
-//!     every: u64,
-//! }
-//!
-//! impl TileKind for SampleKind {
-//!     type Params = SampleParams;
-//!     fn name(&self) -> &str {
-//!         "sample"
-//!     }
-//!     fn io(&self) -> IoCounts {
-//!         IoCounts::new(1..=1, 1..=1)
-//!     }
-//!     fn build<'w>(&self, p: &SampleParams, _: &mut BuildCtx<'w, '_>)
-//!         -> Result<Box<dyn Tile + 'w>, BuildError>
-//!     {
-//!         Ok(Box::new(Sample { every: p.every.max(1), copy: FragCopy::new(), kept: 0 }))
-//!     }
-//! }
-//!
-//! let registry = Registry::with_builtins().with(SampleKind)?;
-//! let topo = registry.parse(r#"
-//!     [workspace]
-//!     name = "doc-tile-sample"
-//!
-//!     [[link]]
-//!     name = "all"
-//!     depth = 256
-//!
-//!     [[link]]
-//!     name = "some"
-//!     depth = 256
-//!
-//!     [[tile]]
-//!     name = "gen"
-//!     kind = "gen"
-//!     outputs = ["all"]
-//!     params = { count = 1000 }
-//!
-//!     [[tile]]
-//!     name = "sample"
-//!     kind = "sample"
-//!     inputs = ["all"]
-//!     outputs = ["some"]
-//!     params = { every = 10 }
-//!
-//!     [[tile]]
-//!     name = "sink"
-//!     kind = "sink"
-//!     inputs = ["some"]
-//! "#)?;
-//! let pipeline = Pipeline::create(topo)?;
-//! // However soon the stop comes, it drains: what gen sent is counted.
-//! pipeline.run(&RunOptions::new().duration(Duration::from_millis(200)))?;
-//! let sent = pipeline.counter("gen", "sent").unwrap();
-//! assert_eq!(pipeline.counter("sink", "frags"), Some(sent.div_ceil(10)));
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+#![doc = include_str!("../pipeline/examples/common/min_len.rs")]
 //! ```
 //!
 //! (The registry, topologies and the runner are
@@ -141,12 +48,15 @@
 //! whose send publishes into a link, and [`Drain`](stem::drain::Drain), a tile
 //! that sends what a link carries to a downstream aio.
 //!
-//! What every tile that reads frags uses: [`FragCopy`](stem::FragCopy),
-//! the copy `during_frag` makes and `after_frag` acts on;
-//! [`FragMeta::packet`](link::frag::FragMeta::packet), the packet after its
-//! origin offset; and [`Outputs::publish_packet`](stem::Outputs::publish_packet),
-//! which says [`PublishError::TooLong`](stem::PublishError::TooLong) rather
-//! than panic. A tile is stopped at once or after it *drained* its inputs
+//! What a tile that reads frags uses: [`Frag`](stem::Frag) (settled
+//! reading: the frag whole, its [`packet`](stem::Frag::packet) after its
+//! origin offset) and [`Outputs::forward`](stem::Outputs::forward); for a
+//! tile that rewrites payloads, reading speculatively,
+//! [`FragCopy`](stem::FragCopy), the copy `during_frag` makes and
+//! `after_frag` acts on, and
+//! [`Outputs::publish_packet`](stem::Outputs::publish_packet). Publishing
+//! says [`PublishError::TooLong`](stem::PublishError::TooLong) rather than
+//! panic. A tile is stopped at once or after it *drained* its inputs
 //! ([`request_drain`](stem::metrics::TileMetricsHandle::request_drain)),
 //! which is how a pipeline stops without losing a frag.
 //!

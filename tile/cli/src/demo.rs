@@ -4,9 +4,9 @@
 //! parser.)
 //!
 //! It makes a veth pair between two network namespaces of its own, `a`
-//! and `b`. In `a` runs the pipeline of the embedded topology
-//! (`demo_xdp.toml`): the net tile receives on an AF_XDP socket the UDP
-//! packets the XDP program steers to it, dedup drops repeated payloads,
+//! and `b`. In `a` runs the demo's pipeline (made with the library's
+//! `PipelineBuilder`, in `topology` below): the net tile receives on an
+//! AF_XDP socket the UDP packets the XDP program steers to it, dedup drops repeated payloads,
 //! echo swaps the addresses and ports, and the net tile sends the answers
 //! back out of the same socket. In `b` a peer sends the packets of the
 //! embedded fixture (realistic validator traffic, malformed frames among
@@ -21,9 +21,9 @@
 //! reported as unexplained.
 //!
 //! Without root (no namespaces, no AF_XDP), or with `--udp`, the same
-//! pipeline runs with the net tile on an io_uring UDP socket on loopback
-//! (`demo_udp.toml`), and the peer sends the fixture's well-formed
-//! datagrams from a UDP socket.
+//! pipeline runs with the net tile on an io_uring UDP socket on loopback,
+//! and the peer sends the fixture's well-formed datagrams from a UDP
+//! socket.
 //!
 //! Ctrl-C ends the run early, with the summary; the namespaces and the
 //! workspace are removed on every exit path.
@@ -36,14 +36,14 @@ use std::time::{Duration, Instant};
 
 use tilewire_aio::fixture::{Fixture, FrameClass, MALFORMED_BIN, MIX_BIN};
 use tilewire_aio::netns::{NetnsError, VethPair};
-use tilewire_pipeline::{Pipeline, Registry, RunOptions, StopFlag};
+use tilewire_pipeline::topo::Machine;
+use tilewire_pipeline::{
+    LinkDef, Mode, Pipeline, PipelineBuilder, Registry, RunOptions, StopFlag, TileDef,
+};
 use tilewire_shmem::Workspace;
 
 use peer::{Peer, PeerLive, Target};
 use summary::Summary;
-
-const DEMO_XDP: &str = include_str!("demo/demo_xdp.toml");
-const DEMO_UDP: &str = include_str!("demo/demo_udp.toml");
 
 /// What the demo was asked for.
 #[derive(Debug, Clone, clap::Args)]
@@ -145,11 +145,13 @@ fn run_xdp(
     pair: &VethPair,
 ) -> Result<(), String> {
     let (a, b) = (pair.a(), pair.b());
-    let text = DEMO_XDP
-        .replace("{ws}", &ws_name())
-        .replace("{ifname}", a.ifname())
-        .replace("{netns}", a.netns())
-        .replace("{addr}", &a.addr().to_string());
+    // The AF_XDP socket on the veth end of namespace a, for the UDP ports
+    // the peer sends to.
+    let net = TileDef::new("net", "net-xdp")
+        .param("ifname", a.ifname())
+        .param("netns", a.netns())
+        .param("ports", vec![9001_i64, 9002, 9003, 9004])
+        .param("dst_addr", a.addr().to_string());
     println!(
         "tilewire demo: veth {} ({}, {}) <-> {} ({}, {}); pipeline in {}: \
          net (AF_XDP) -> dedup -> echo -> net",
@@ -167,7 +169,7 @@ fn run_xdp(
         src: (b.mac(), b.addr()),
         dst: (a.mac(), a.addr()),
     };
-    run_pipeline(opts, &text, frames, stop, target)
+    run_pipeline(opts, topology(net, 64 << 20), frames, stop, target)
 }
 
 fn run_udp(opts: &Args, frames: Vec<(FrameClass, Vec<u8>)>, stop: &StopFlag) -> Result<(), String> {
@@ -176,43 +178,70 @@ fn run_udp(opts: &Args, frames: Vec<(FrameClass, Vec<u8>)>, stop: &StopFlag) -> 
         .and_then(|s| s.local_addr())
         .map_err(|e| format!("finding a free loopback port: {e}"))?
         .port();
-    let text = DEMO_UDP
-        .replace("{ws}", &ws_name())
-        .replace("{port}", &port.to_string());
+    let net = TileDef::new("net", "net-udp").param("bind", format!("127.0.0.1:{port}"));
     println!(
         "tilewire demo: pipeline on loopback 127.0.0.1:{port}: \
          net (io_uring UDP) -> dedup -> echo -> net"
     );
-    run_pipeline(opts, &text, frames, stop, Target::Udp { port })
+    run_pipeline(
+        opts,
+        topology(net, 32 << 20),
+        frames,
+        stop,
+        Target::Udp { port },
+    )
 }
 
-/// Lays the tiles of `text` out for this machine: with a core for each
-/// tile and one more for the peer, each tile pinned to a core of its own
-/// (they spin); with fewer, every tile on one thread, taking turns and
-/// backing off while idle, so the pipeline leaves the peer a core instead
-/// of fighting it for both.
-fn fit_to_machine(text: &str, registry: &Registry) -> Result<String, String> {
-    let topo = registry
-        .parse(text)
-        .map_err(|e| format!("the embedded topology: {e}"))?;
-    let cpus = tilewire_pipeline::topo::Machine::this().cpus;
-    let mut text = text.to_owned();
-    for (i, t) in topo.tiles.iter().enumerate() {
-        let key = if cpus.len() > topo.tiles.len() {
-            format!("cpu = {}", cpus[cpus.len() - topo.tiles.len() + i])
+/// The demo's pipeline, with `net` (its kind and parameters given) at
+/// both ends, in a workspace of `size` bytes:
+///
+/// ```text
+/// net --net_rx--> dedup --dedup_echo--> echo --echo_tx--> net
+/// ```
+fn topology(net: TileDef, size: usize) -> PipelineBuilder {
+    let tiles = [
+        net.input("echo_tx").output("net_rx"),
+        TileDef::new("dedup", "dedup")
+            .input("net_rx")
+            .output("dedup_echo"),
+        TileDef::new("echo", "echo")
+            .input("dedup_echo")
+            .output("echo_tx"),
+    ];
+    let builder = PipelineBuilder::new(&ws_name())
+        .size(size)
+        .mode(Mode::Threads)
+        // Every packet the socket received. The NIC cannot be held back,
+        // so this link is unreliable: a dedup that falls a ring behind is
+        // overrun, and the frags it lost are counted in its fseq. (It also
+        // breaks the cycle net -> dedup -> echo -> net, which with every
+        // link reliable could stall.)
+        .link(LinkDef::new("net_rx", 4096).mtu(2048).unreliable())
+        .link(LinkDef::new("dedup_echo", 4096).mtu(2048))
+        .link(LinkDef::new("echo_tx", 4096).mtu(2048));
+    fit_to_machine(tiles).fold(builder, PipelineBuilder::tile)
+}
+
+/// Lays `tiles` out for this machine: with a core for each tile and one
+/// more for the peer, each tile pinned to a core of its own (they spin);
+/// with fewer, every tile on one thread, taking turns and backing off
+/// while idle, so the pipeline leaves the peer a core instead of fighting
+/// it for both.
+fn fit_to_machine<const N: usize>(tiles: [TileDef; N]) -> impl Iterator<Item = TileDef> {
+    let cpus = Machine::this().cpus;
+    tiles.into_iter().enumerate().map(move |(i, t)| {
+        if cpus.len() > N {
+            t.cpu(cpus[cpus.len() - N + i])
         } else {
-            "group = \"pipeline\"".to_owned()
-        };
-        let line = format!("name = \"{}\"\n", t.name);
-        text = text.replacen(&line, &format!("{line}{key}\n"), 1);
-    }
-    Ok(text)
+            t.group("pipeline")
+        }
+    })
 }
 
 /// How the tiles run on this machine: threads, where, and what each does
 /// while idle.
 pub(crate) fn layout(topo: &tilewire_pipeline::Topology) -> String {
-    let cpus = tilewire_pipeline::topo::Machine::this().cpus.len();
+    let cpus = Machine::this().cpus.len();
     let groups = topo.layout();
     let threads: Vec<String> = groups
         .iter()
@@ -246,18 +275,16 @@ pub(crate) fn layout(topo: &tilewire_pipeline::Topology) -> String {
 
 fn run_pipeline(
     opts: &Args,
-    text: &str,
+    builder: PipelineBuilder,
     frames: Vec<(FrameClass, Vec<u8>)>,
     stop: &StopFlag,
     target: Target,
 ) -> Result<(), String> {
-    let registry = Registry::with_builtins();
-    let text = fit_to_machine(text, &registry)?;
-    let topo = registry
-        .parse(&text)
-        .map_err(|e| format!("the embedded topology: {e}"))?;
+    let topo = builder
+        .topology(&Registry::with_builtins())
+        .map_err(|e| format!("the demo's topology: {e}"))?;
     println!("tilewire demo: layout: {}", layout(&topo));
-    let pipeline = Pipeline::create(topo).map_err(|e| format!("the embedded topology: {e}"))?;
+    let pipeline = Pipeline::create(topo).map_err(|e| format!("the demo's topology: {e}"))?;
     let running = pipeline
         .start(&RunOptions::new())
         .map_err(|e| e.to_string())?;

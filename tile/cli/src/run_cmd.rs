@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tilewire_monitor::{self as monitor, pid_alive, Rates, Report, Snapshot, HEARTBEAT_TIMEOUT};
-use tilewire_pipeline::topo::Mode;
+use tilewire_pipeline::Mode;
 use tilewire_pipeline::{run_tile_process, Pipeline, Registry, RunOptions, StopFlag};
 use tilewire_tile::stem::{MemberEnd, StemConfig};
 

@@ -451,7 +451,7 @@ fn the_readme_topology_parses_and_checks() {
     let readme = include_str!("../../../README.md");
     let start = readme.find("```toml\n").expect("a toml block") + 8;
     let len = readme[start..].find("```").unwrap();
-    let spec = tilewire_pipeline::TopologySpec::parse(&readme[start..start + len])
+    let spec = tilewire_pipeline::topo::TopologySpec::parse(&readme[start..start + len])
         .unwrap_or_else(|e| panic!("{e}"));
     let topo = tilewire_pipeline::Registry::with_builtins()
         .bind(spec, &tilewire_pipeline::topo::Machine::with_cpus(2))

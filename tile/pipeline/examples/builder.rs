@@ -11,13 +11,12 @@
 //! the packets of the mix that are long enough, three times over.
 
 #[path = "common/min_len.rs"]
-#[allow(dead_code)] // its `account` is the filter examples'
 mod min_len;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use tilewire_aio::fixture::mix;
+use tilewire_pipeline::aio::fixture::mix;
 use tilewire_pipeline::{LinkDef, PipelineBuilder, Registry, RunOptions, TileDef};
 
 const MIN_LEN: usize = 200;

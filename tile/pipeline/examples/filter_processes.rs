@@ -12,6 +12,8 @@
 //! meet only in the workspace, yet the stop still drains: passed + dropped
 //! = sent, and the sink got every one passed.
 
+#[path = "common/account.rs"]
+mod account;
 #[path = "common/min_len.rs"]
 mod min_len;
 
@@ -75,7 +77,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let pipeline = Pipeline::create(topo)?;
     pipeline.run(&RunOptions::new().duration(Duration::from_secs(2)))?;
 
-    println!("3 tile processes: {}", min_len::account(&pipeline)?);
+    println!("3 tile processes: {}", account::account(&pipeline)?);
     println!("every packet is accounted for");
     Ok(())
 }

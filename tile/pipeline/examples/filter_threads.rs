@@ -12,6 +12,8 @@
 //! accounted for: passed + dropped = sent, and the sink got every one
 //! passed.
 
+#[path = "common/account.rs"]
+mod account;
 #[path = "common/min_len.rs"]
 mod min_len;
 
@@ -67,7 +69,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let pipeline = Pipeline::create(topo)?;
     pipeline.run(&RunOptions::new().duration(Duration::from_secs(1)))?;
 
-    println!("{}", min_len::account(&pipeline)?);
+    println!("{}", account::account(&pipeline)?);
     println!("every packet is accounted for");
     Ok(())
 }

@@ -18,11 +18,16 @@ use tilewire_tile::stem::ShareBy;
 
 impl Registry {
     /// Reads a topology's text and binds it to this registry's kinds,
-    /// checked against this machine: everything [`Registry::load`] checks.
+    /// checked against this machine: everything [`Registry::load`] and
+    /// [`Registry::bind`] check, the graph included (a cycle of reliable
+    /// links is refused here, not when the pipeline is made).
     ///
     /// # Errors
-    /// Every problem found, each at its line (a syntax error stops the
-    /// reading there; a tile's parameters report their first problem).
+    /// Every problem found, each at its line, all at once: a parameter's
+    /// with the graph's. A syntax error stops the reading there; a table
+    /// whose own keys are wrong (a link's `depth`, a tile's `cpu`) stops
+    /// it before the kinds and the graph are checked; a tile's parameters
+    /// report their first problem.
     pub fn parse(&self, text: &str) -> Result<Topology, TopoErrors> {
         self.bind(TopologySpec::parse(text)?, &Machine::this())
     }

@@ -1,27 +1,4 @@
-//! Tile kinds: what a topology's `kind = "..."` names.
-//!
-//! A kind is a type implementing [`TileKind`]. It says everything the
-//! pipeline needs to know about tiles of that kind *before* any of them
-//! runs, so a topology naming it is checked whole, sized exactly and made
-//! in one go:
-//!
-//! - its [name](TileKind::name) and the [inputs and outputs](TileKind::io)
-//!   a tile of it takes;
-//! - its [parameters](TileKind::Params): any serde `Deserialize` type, read
-//!   from the tile's `params` table. A wrong type, a value out of range, an
-//!   unknown key (with `#[serde(deny_unknown_fields)]`) or a missing one is
-//!   reported with its line, like every other mistake in a topology;
-//! - what it [checks](TileKind::check) beyond the types: one parameter
-//!   against another, against the tile's links, against the machine;
-//! - the [workspace objects](TileKind::objects) a tile of it needs besides
-//!   its links and metrics (a dedup tile's tag cache), with their
-//!   footprint, so the topology's size check stays exact and the objects
-//!   exist before any tile starts, for any process to join;
-//! - how a tile of it is [built](TileKind::build), on the thread (or in
-//!   the process) that then runs it.
-//!
-//! The built-in kinds (`kinds`) are written exactly this way and
-//! registered in a [`Registry`](crate::Registry) like a user's.
+//! Tile kinds: the [`TileKind`] trait and the contexts its methods get.
 
 use core::any::Any;
 use core::fmt;
@@ -35,7 +12,30 @@ use tilewire_tile::stem::Tile;
 use crate::tile_params::TileParams;
 use crate::topo::{LinkSpec, Loc, TileSpec, TopoError, TopologySpec};
 
-/// A kind of tile a topology can name. See the [module docs](self).
+/// A kind of tile: what a topology's `kind = "..."` names.
+///
+/// A kind is a type implementing [`TileKind`]. It says everything the
+/// pipeline needs to know about tiles of that kind *before* any of them
+/// runs, so a topology naming it is checked whole, sized exactly and made
+/// in one go:
+///
+/// - its [name](TileKind::name) and the [inputs and outputs](TileKind::io)
+///   a tile of it takes;
+/// - its [parameters](TileKind::Params): any serde `Deserialize` type, read
+///   from the tile's `params` table. A wrong type, a value out of range, an
+///   unknown key (with `#[serde(deny_unknown_fields)]`) or a missing one is
+///   reported with its line, like every other mistake in a topology;
+/// - what it [checks](TileKind::check) beyond the types: one parameter
+///   against another, against the tile's links, against the machine;
+/// - the [workspace objects](TileKind::objects) a tile of it needs besides
+///   its links and metrics (a dedup tile's tag cache), with their
+///   footprint, so the topology's size check stays exact and the objects
+///   exist before any tile starts, for any process to join;
+/// - how a tile of it is [built](TileKind::build), on the thread (or in
+///   the process) that then runs it.
+///
+/// The built-in kinds ([`kinds`](crate::kinds)) are written exactly this way and
+/// registered in a [`Registry`](crate::Registry) like a user's.
 ///
 /// Every method but [`TileKind::name`], [`TileKind::io`] and
 /// [`TileKind::build`] has a default that does nothing.

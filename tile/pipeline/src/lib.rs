@@ -1,110 +1,26 @@
 #![doc = include_str!("../README.md")]
 //!
-//! tilewire-pipeline: tile kinds, topologies and the runner that makes
-//! pipelines of tiles, in threads or processes.
+//! # A tile kind of your own, compiled here
 //!
-//! A pipeline binary is a [`Registry`] of tile kinds (tilewire's built-ins
-//! and your own), a [`Topology`] that names tiles of those kinds and the
-//! links between them, and a [`Pipeline`] that makes the workspace and
-//! runs the tiles. Here is a kind of your own, with parameters, between
-//! the built-in `gen` and `sink`:
+//! The `min-len` filter the examples run (`examples/common/min_len.rs`,
+//! this very file): a [`Tile`](tile::stem::Tile) that reads settled and
+//! passes frags on with [`forward`](tile::stem::Outputs::forward), without
+//! touching a chunk, a credit or a copy, and its [`TileKind`]. Run between
+//! the built-in `gen` and `sink`, every packet is accounted for:
 //!
 //! ```
-//! use core::sync::atomic::AtomicU8;
-//! use std::time::Duration;
-//!
-//! use serde::Deserialize;
-//! use tilewire_pipeline::{
-//!     BuildCtx, BuildError, CheckCtx, IoCounts, Pipeline, Registry, RunOptions, TileKind,
-//! };
-//! use tilewire_tile::link::frag::FragMeta;
-//! use tilewire_tile::stem::{FragCopy, Outputs, Tile};
-//!
-//! /// Passes on the packets of at least `min_len` bytes.
-//! struct MinLen { min_len: usize, copy: FragCopy, passed: u64, dropped: u64 }
-//!
-//! impl Tile for MinLen {
-//!     fn kind(&self) -> &str { "min-len" }
-//!     fn counters(&self) -> &'static [&'static str] { &["passed", "dropped"] }
-//!     fn during_frag(&mut self, _: usize, meta: &FragMeta, payload: &[AtomicU8]) {
-//!         self.copy.copy(meta, payload);
-//!     }
-//!     fn after_frag(&mut self, _: usize, meta: &FragMeta, out: &mut Outputs<'_, '_>) {
-//!         let p = self.copy.packet(meta);
-//!         if p.len() >= self.min_len
-//!             && out.publish_packet(0, p, meta.sig, meta.ctl, meta.tsorig).is_ok()
-//!         {
-//!             self.passed += 1;
-//!         } else {
-//!             self.dropped += 1;
-//!         }
-//!     }
-//!     fn metrics_write(&mut self, c: &mut [u64]) {
-//!         c.copy_from_slice(&[self.passed, self.dropped]);
-//!     }
-//! }
-//!
-//! #[derive(Debug, Deserialize)]
-//! #[serde(deny_unknown_fields)]
-//! struct MinLenParams { min_len: usize }
-//!
-//! struct MinLenKind;
-//!
-//! impl TileKind for MinLenKind {
-//!     type Params = MinLenParams;
-//!     fn name(&self) -> &str { "min-len" }
-//!     fn io(&self) -> IoCounts { IoCounts::new(1..=1, 1..=1) }
-//!     fn check(&self, p: &MinLenParams, ctx: &mut CheckCtx<'_>) {
-//!         if p.min_len > 65535 {
-//!             ctx.field_error("min_len", "must be at most 65535");
-//!         }
-//!     }
-//!     fn build<'w>(&self, p: &MinLenParams, _: &mut BuildCtx<'w, '_>)
-//!         -> Result<Box<dyn Tile + 'w>, BuildError>
-//!     {
-//!         Ok(Box::new(MinLen { min_len: p.min_len, copy: FragCopy::new(), passed: 0, dropped: 0 }))
-//!     }
-//! }
-//!
+#![doc = include_str!("../examples/common/min_len.rs")]
+//! # use std::time::Duration;
+//! # use tilewire_pipeline::{LinkDef, PipelineBuilder, Registry, RunOptions, TileDef};
 //! let registry = Registry::with_builtins().with(MinLenKind)?;
-//! let text = r#"
-//!     [workspace]
-//!     name = "doc-min-len"
-//!
-//!     [[link]]
-//!     name = "raw"
-//!     depth = 512
-//!
-//!     [[link]]
-//!     name = "long"
-//!     depth = 512
-//!
-//!     [[tile]]
-//!     name = "gen"
-//!     kind = "gen"
-//!     outputs = ["raw"]
-//!     params = { fixture = "builtin:mix" }
-//!
-//!     [[tile]]
-//!     name = "filter"
-//!     kind = "min-len"
-//!     inputs = ["raw"]
-//!     outputs = ["long"]
-//!     params = { min_len = 200 }
-//!
-//!     [[tile]]
-//!     name = "sink"
-//!     kind = "sink"
-//!     inputs = ["long"]
-//! "#;
-//!
-//! // A mistake is reported with its line, like any other.
-//! let err = registry.parse(&text.replace("min_len = 200", "min_len = \"long\"")).unwrap_err();
-//! assert!(err.to_string().starts_with("line 24: tile \"filter\" params: `min_len` must be"), "{err}");
-//!
-//! let pipeline = Pipeline::create(registry.parse(text)?)?;
+//! let pipeline = PipelineBuilder::new("doc-min-len")
+//!     .link(LinkDef::new("raw", 512))
+//!     .link(LinkDef::new("long", 512))
+//!     .tile(TileDef::new("gen", "gen").output("raw").param("fixture", "builtin:mix"))
+//!     .tile(TileDef::new("filter", "min-len").input("raw").output("long").param("min_len", 200))
+//!     .tile(TileDef::new("sink", "sink").input("long"))
+//!     .build(&registry)?;
 //! pipeline.run(&RunOptions::new().duration(Duration::from_millis(300)))?;
-//!
 //! // The stop drained every link: each packet gen sent is accounted for.
 //! let count = |tile: &str, name: &str| pipeline.counter(tile, name).unwrap();
 //! let sent = count("gen", "sent");
@@ -114,26 +30,34 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! # The parts
+//! The same kind in whole programs (each checks its own exact counts;
+//! `cargo run -p tilewire-pipeline --example NAME`):
 //!
-//! - [`TileKind`] ([`kind`]): what a kind says of its tiles: name, inputs
-//!   and outputs, parameters (any serde type, read from the tile's
-//!   `params` with errors at their line), checks, workspace objects, and
-//!   how a tile is built. [`kinds`] are the built-ins, written the same
-//!   way; [`params`] has helpers for checked parameters.
-//! - [`Registry`] ([`registry`]): the kinds a topology may name.
-//! - [`Topology`] ([`topo`]): the file format and its checks: the graph,
-//!   cpus, sizes (each kind's objects included), with every problem found
-//!   at once, each at its line.
-//! - [`Pipeline`] ([`runner`]): makes the workspace, runs the tiles as
-//!   threads or as processes of the same binary ([`tile_main`]), and stops
-//!   them in [order](stop) so a stop loses nothing.
-//! - [`PipelineBuilder`] ([`builder`]): a pipeline from Rust, no TOML.
-//! - [`run_tile`] ([`run`]) and [`workspace`]: the pieces the runner is
-//!   made of, for a runner of your own.
+//! - `examples/filter_threads.rs`: from a topology text, every tile a
+//!   thread of one process;
+//! - `examples/filter_processes.rs`: the same, a process per tile, all
+//!   started from the example's own binary ([`tile_main`]);
+//! - `examples/builder.rs`: from a [`PipelineBuilder`], three exact passes
+//!   over the built-in traffic mix.
 //!
-//! `cargo run -p tilewire-pipeline --example filter_threads` (and
-//! `filter_processes`, `builder`) runs the same kind as a program.
+//! # The modules
+//!
+//! Everything a user types is at the root. Three modules stay public
+//! because they are namespaces a user reads and navigates, not plumbing:
+//!
+//! - [`topo`]: the topology file format's reference (every key of every
+//!   table, the built-in kinds' parameters, the cycle and size rules) and
+//!   the topology's plain data ([`topo::TopologySpec`], its tiles and
+//!   links, [`topo::Machine`], the errors [`topo::TopoErrors`]);
+//! - [`kinds`]: the built-in kinds, one module each (its tile, its
+//!   parameters, what it counts), to read and to start a kind from;
+//! - [`params`]: helpers for a kind's serde parameters (checked numbers,
+//!   choices, addresses).
+//!
+//! [`tile`], [`shmem`] and [`aio`] are the crates a kind is written
+//! against, so a pipeline binary depends on this crate alone: a tile
+//! author imports `tilewire_pipeline::tile::stem::{Tile, Frag, Outputs,
+//! Reading}`.
 //!
 //! # Features
 //!
@@ -143,38 +67,32 @@
 #![warn(missing_docs)]
 
 mod bind;
-pub mod builder;
+mod builder;
 mod error;
-pub mod kind;
+mod kind;
 pub mod kinds;
 pub mod params;
-pub mod registry;
-pub mod run;
-pub mod runner;
-pub mod stop;
+mod registry;
+mod run;
+mod runner;
+mod stop;
 mod tile_params;
 pub mod topo;
 mod topology;
-pub mod workspace;
+mod workspace;
 
 pub use builder::{LinkDef, PipelineBuilder, TileDef};
 pub use error::PipelineError;
 pub use kind::{BuildCtx, BuildError, CheckCtx, IoCounts, NoParams, Object, ParamCount, TileKind};
-pub use registry::{Registry, RegistryError, KIND_NAME_MAX};
-pub use run::{run_tile, tile_metrics};
+pub use registry::{Registry, RegistryError};
+pub use run::tile_metrics;
 pub use runner::{
     run_tile_process, tile_main, Pipeline, RunError, RunOptions, Running, StopFlag, TileFailure,
-    PARENT_ENV, STEM_ENV, TILE_ENV,
+    TILE_ENV,
 };
-pub use topo::{Mode, TopologySpec};
+pub use topo::spec::{Mode, Restart};
 pub use topology::Topology;
-pub use workspace::{create, join, stored_text, stored_topology, TOPO_NAME};
 /// The crates a kind is written against, so a pipeline binary can depend on
 /// this one alone: [`tile`] (links, the run loop, `Tile`), [`shmem`]
 /// (workspaces), [`aio`] (the send contract, frame views, fixtures).
 pub use {tilewire_aio as aio, tilewire_shmem as shmem, tilewire_tile as tile};
-
-/// The workspace README's Rust example, compiled and run as a doc test.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-pub struct ReadmeDoctests;

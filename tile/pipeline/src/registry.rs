@@ -1,17 +1,4 @@
-//! The registry: which tile kinds a topology may name.
-//!
-//! A [`Registry`] maps kind names to [`TileKind`]s. Parsing a topology
-//! against it turns each tile's `kind` and `params` into the kind and its
-//! typed parameters; a name it does not hold is an error that lists the
-//! ones it does. [`Registry::with_builtins`] holds the kinds tilewire
-//! ships (`net-xdp` with the default feature `xdp`, `net-udp`, `dedup`,
-//! `echo`, `forward`, `sink`, `pcap`, `gen`); a pipeline binary adds its
-//! own with [`Registry::register`], and from then on they are checked,
-//! sized, made and run exactly like the built-ins.
-//!
-//! In processes mode every tile process parses the stored topology again,
-//! so it needs the same registry as the runner: build it the same way in
-//! `main` before calling [`tile_main`](crate::tile_main).
+//! The registry: which tile kinds a topology may name ([`Registry`]).
 
 use core::any::Any;
 use core::fmt;
@@ -24,7 +11,7 @@ use crate::tile_params::TileParams;
 use crate::topo::{LinkSpec, ParamsAt, TileSpec, TopoError};
 
 /// Longest kind name: a tile's metrics keep its kind in 32 bytes.
-pub const KIND_NAME_MAX: usize = tilewire_tile::stem::metrics::TILE_KIND_MAX;
+pub(crate) const KIND_NAME_MAX: usize = tilewire_tile::stem::metrics::TILE_KIND_MAX;
 
 /// Why a kind could not be registered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,7 +33,20 @@ pub enum RegistryError {
     },
 }
 
-/// The tile kinds a topology may name. See the [module docs](self).
+/// The tile kinds a topology may name.
+///
+/// A [`Registry`] maps kind names to [`TileKind`]s. Parsing a topology
+/// against it turns each tile's `kind` and `params` into the kind and its
+/// typed parameters; a name it does not hold is an error that lists the
+/// ones it does. [`Registry::with_builtins`] holds the kinds tilewire
+/// ships (`net-xdp` with the default feature `xdp`, `net-udp`, `dedup`,
+/// `echo`, `forward`, `sink`, `pcap`, `gen`); a pipeline binary adds its
+/// own with [`Registry::register`], and from then on they are checked,
+/// sized, made and run exactly like the built-ins.
+///
+/// In processes mode every tile process parses the stored topology again,
+/// so it needs the same registry as the runner: build it the same way in
+/// `main` before calling [`tile_main`](crate::tile_main).
 #[derive(Clone, Default)]
 pub struct Registry {
     kinds: Vec<KindRef>,
@@ -70,9 +70,9 @@ impl Registry {
     ///
     /// # Errors
     /// [`RegistryError::Duplicate`] if a kind of its name is registered;
-    /// [`RegistryError::BadName`] if the name is not 1 to
-    /// [`KIND_NAME_MAX`] bytes of lowercase letters, digits and `-`
-    /// starting with a letter.
+    /// [`RegistryError::BadName`] if the name is not 1 to 32 bytes (what
+    /// a tile's metrics keep of its kind) of lowercase letters, digits
+    /// and `-` starting with a letter.
     pub fn register<K: TileKind>(&mut self, kind: K) -> Result<&mut Registry, RegistryError> {
         let name = kind.name().to_owned();
         check_kind_name(&name).map_err(|why| RegistryError::BadName {

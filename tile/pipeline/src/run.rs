@@ -32,7 +32,7 @@ use crate::Topology;
 /// # Errors
 /// Anything that keeps the tile from being built; nothing of it is left
 /// running then.
-pub fn run_tile(
+pub(crate) fn run_tile(
     ws: &Workspace,
     topo: &Topology,
     name: &str,
@@ -50,7 +50,7 @@ pub fn run_tile(
     Ok(end)
 }
 
-/// Runs the tiles of `group` (one of `topo`'s [layout](crate::TopologySpec::layout))
+/// Runs the tiles of `group` (one of `topo`'s [layout](crate::topo::TopologySpec::layout))
 /// on the calling thread, taking turns, until each was asked to stop or
 /// panicked; calls `ended` with each tile's name and end as soon as it
 /// ends, and returns every tile's end. With `stop_on_panic`, a tile that
@@ -60,7 +60,7 @@ pub fn run_tile(
 /// # Errors
 /// Anything that keeps one of the tiles from being built; none of them
 /// is left running then.
-pub fn run_group(
+pub(crate) fn run_group(
     ws: &Workspace,
     topo: &Topology,
     group: &TileGroup,

@@ -1,23 +1,5 @@
-//! The order a pipeline stops in, so that a stop loses nothing.
-//!
-//! Stopping every tile at once strands whatever is on the links: a tile
-//! that stops reads no more input, so the frags its upstream published
-//! last are never read. So a pipeline stops in topological order: a tile
-//! is asked to stop only once every tile upstream of it has halted, and it
-//! is asked to *drain*: to read its inputs from those tiles to the end
-//! (nothing more can come, the producers halted) and pass on what it
-//! holds, before it halts itself. Sources (tiles with no inputs) stop
-//! first, sinks last.
-//!
-//! A pipeline may have cycles (the demo's net -> dedup -> echo -> net).
-//! The topology check refuses a cycle whose links are all reliable, so
-//! every cycle has an unreliable link; the order ignores exactly those
-//! unreliable links that lie on a cycle (inside a strongly connected
-//! group of tiles). What is left is acyclic. A tile does not wait for the
-//! producer of such an ignored input and does not drain it: the producer
-//! never waits for it either, and what is in flight there when the stop
-//! comes is lost as an unreliable link may lose it. Every other link is
-//! drained.
+//! The order a pipeline stops in, so that a stop loses nothing (see
+//! [`Pipeline`](crate::Pipeline#a-stop-loses-nothing)).
 
 use crate::topo::strongly_connected;
 use crate::Topology;

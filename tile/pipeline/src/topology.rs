@@ -24,11 +24,14 @@ use crate::topo::{LinkSpec, TopologySpec, TOPOLOGY_TEXT_MAX};
 
 /// A topology bound to its kinds and checked: what a
 /// [`Pipeline`](crate::Pipeline) runs. A [`Registry`](crate::Registry)
-/// makes one ([`Registry::parse`](crate::Registry::parse),
+/// makes one from a text or a file
+/// ([`Registry::parse`](crate::Registry::parse),
 /// [`Registry::load`](crate::Registry::load),
-/// [`Registry::bind`](crate::Registry::bind)); it is the topology's data
-/// ([`TopologySpec`], which it dereferences to) with each tile's kind and
-/// parameters.
+/// [`Registry::bind`](crate::Registry::bind)), a
+/// [`PipelineBuilder`](crate::PipelineBuilder) from Rust
+/// ([`PipelineBuilder::topology`](crate::PipelineBuilder::topology)); it
+/// is the topology's data ([`TopologySpec`], which it dereferences to)
+/// with each tile's kind and parameters.
 #[derive(Debug, Clone)]
 pub struct Topology {
     spec: TopologySpec,

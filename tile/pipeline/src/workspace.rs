@@ -7,7 +7,7 @@
 //! AF_XDP sized to be its socket's UMEM), every dedup tile's tcache, and a
 //! copy of the topology text itself ([`TOPO_NAME`]). The copy is what lets
 //! a tile in *another process* be started with nothing but the workspace's
-//! name and its own ([`run_tile`](crate::run_tile) reads it back): `tilewire tile
+//! name and its own ([`run_tile`](crate::run::run_tile) reads it back): `tilewire tile
 //! --workspace W --name T`. If a step fails, the workspace is removed again:
 //! a failed start leaves nothing behind.
 //!
@@ -21,7 +21,7 @@ use crate::Topology;
 
 /// The allocation holding the topology text: a little-endian `u64` length,
 /// then the UTF-8 text.
-pub const TOPO_NAME: &str = "topology";
+pub(crate) const TOPO_NAME: &str = "topology";
 
 /// Makes the workspace of `topo` with every link, tcache and the topology
 /// text in it (see the [module docs](self)); the text is what tiles in
@@ -30,7 +30,7 @@ pub const TOPO_NAME: &str = "topology";
 /// # Errors
 /// [`PipelineError::Exists`] if the workspace exists; any failure to make a
 /// part, after which the workspace is removed again.
-pub fn create(topo: &Topology) -> Result<Workspace, PipelineError> {
+pub(crate) fn create(topo: &Topology) -> Result<Workspace, PipelineError> {
     let spec = &topo.workspace;
     let ws = match Workspace::create(&spec.name, spec.size, spec.pages) {
         Ok(ws) => ws,
@@ -108,7 +108,7 @@ fn store_topology(ws: &Workspace, text: &str) -> Result<(), PipelineError> {
 /// # Errors
 /// [`PipelineError::Stored`] if there is none, or it is cut short or not
 /// UTF-8 (a workspace not made by [`create`], or damaged).
-pub fn stored_text(ws: &Workspace) -> Result<String, PipelineError> {
+pub(crate) fn stored_text(ws: &Workspace) -> Result<String, PipelineError> {
     let bad = |why: &str| PipelineError::Stored {
         name: ws.name().into(),
         why: why.into(),
@@ -143,8 +143,11 @@ pub fn stored_text(ws: &Workspace) -> Result<String, PipelineError> {
 /// # Errors
 /// As [`stored_text`]; [`PipelineError::Topo`] if it does not parse
 /// against `registry` (a tile process needs the runner's registry).
-pub fn stored_topology(ws: &Workspace, registry: &Registry) -> Result<Topology, PipelineError> {
-    let spec = crate::TopologySpec::parse(&stored_text(ws)?)?;
+pub(crate) fn stored_topology(
+    ws: &Workspace,
+    registry: &Registry,
+) -> Result<Topology, PipelineError> {
+    let spec = crate::topo::TopologySpec::parse(&stored_text(ws)?)?;
     Ok(registry.bind_on(spec, None)?)
 }
 
@@ -152,7 +155,7 @@ pub fn stored_topology(ws: &Workspace, registry: &Registry) -> Result<Topology, 
 ///
 /// # Errors
 /// [`PipelineError::Join`] if it does not exist or cannot be mapped.
-pub fn join(name: &str) -> Result<Workspace, PipelineError> {
+pub(crate) fn join(name: &str) -> Result<Workspace, PipelineError> {
     Workspace::join(name, Access::ReadWrite).map_err(|source| PipelineError::Join {
         name: name.into(),
         source,

@@ -16,8 +16,8 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use runner_support::{assert_drained, counter, exists, grouped, registry, ws_name};
+use tilewire_pipeline::tile::stem::metrics::TileState;
 use tilewire_pipeline::{tile_main, Pipeline, RunOptions, TileFailure, TILE_ENV};
-use tilewire_tile::stem::metrics::TileState;
 
 /// Set for a run of this binary that plays a user binary without the
 /// `tile_main` call.

@@ -10,11 +10,10 @@ mod runner_support;
 use std::time::Duration;
 
 use runner_support::{assert_drained, counter, exists, grouped, registry, ws_name, BatchKind};
-use tilewire_pipeline::{
-    Pipeline, Registry, RegistryError, RunOptions, TileFailure, Topology, TopologySpec,
-};
-use tilewire_tile::stem::metrics::TileState;
-use tilewire_tile::stem::StemConfig;
+use tilewire_pipeline::tile::stem::metrics::TileState;
+use tilewire_pipeline::tile::stem::StemConfig;
+use tilewire_pipeline::topo::TopologySpec;
+use tilewire_pipeline::{Pipeline, Registry, RegistryError, RunOptions, TileFailure, Topology};
 
 fn chain(ws: &str, middle: &str, params: &str) -> String {
     format!(
@@ -86,7 +85,7 @@ fn a_kind_registered_twice_is_refused() {
             &self,
             _: &tilewire_pipeline::NoParams,
             _: &mut tilewire_pipeline::BuildCtx<'w, '_>,
-        ) -> Result<Box<dyn tilewire_tile::stem::Tile + 'w>, tilewire_pipeline::BuildError>
+        ) -> Result<Box<dyn tilewire_pipeline::tile::stem::Tile + 'w>, tilewire_pipeline::BuildError>
         {
             unreachable!("never registered")
         }
@@ -112,7 +111,7 @@ fn a_kind_name_must_be_usable() {
             &self,
             _: &tilewire_pipeline::NoParams,
             _: &mut tilewire_pipeline::BuildCtx<'w, '_>,
-        ) -> Result<Box<dyn tilewire_tile::stem::Tile + 'w>, tilewire_pipeline::BuildError>
+        ) -> Result<Box<dyn tilewire_pipeline::tile::stem::Tile + 'w>, tilewire_pipeline::BuildError>
         {
             unreachable!("never registered")
         }
@@ -423,8 +422,8 @@ fn a_tile_that_panics_is_named_and_the_others_stop_and_drain() {
     // fwd and the sink drained all gen sent before it stopped.
     let sent = counter(&p, "gen", "sent");
     assert!(sent >= 500);
-    let a = tilewire_tile::link::Link::join(ws, "a").unwrap();
-    let lost = a.fseqs()[0].diag(tilewire_tile::link::fseq::DIAG_OVRNP_FRAGS);
+    let a = tilewire_pipeline::tile::link::Link::join(ws, "a").unwrap();
+    let lost = a.fseqs()[0].diag(tilewire_pipeline::tile::link::fseq::DIAG_OVRNP_FRAGS);
     assert_eq!(lost, 0, "fwd kept up with gen");
     assert_eq!(counter(&p, "fwd", "forwarded"), sent);
     assert_eq!(counter(&p, "sink", "frags"), sent);
@@ -511,7 +510,7 @@ fn a_tile_of_a_group_that_panics_is_named_and_the_others_stop_and_drain() {
     // the sink, over reliable b, got every frag fwd forwarded.
     let sent = counter(&p, "gen", "sent");
     assert!(sent >= 500);
-    let a = tilewire_tile::link::Link::join(ws, "a").unwrap();
+    let a = tilewire_pipeline::tile::link::Link::join(ws, "a").unwrap();
     let lost = a.fseqs()[0].lost();
     let forwarded = counter(&p, "fwd", "forwarded");
     assert_eq!(
@@ -527,7 +526,7 @@ fn a_tile_of_a_group_that_panics_is_named_and_the_others_stop_and_drain() {
 
 #[test]
 fn idle_policy_spins_only_a_tile_with_a_core_of_its_own_unless_told() {
-    use tilewire_tile::stem::IdlePolicy::{Backoff, Spin};
+    use tilewire_pipeline::tile::stem::IdlePolicy::{Backoff, Spin};
     let text = "[workspace]\nname = \"idle\"\n\n[[link]]\nname = \"a\"\ndepth = 64\n\n\
                 [[link]]\nname = \"b\"\ndepth = 64\n\n\
                 [[tile]]\nname = \"gen\"\nkind = \"gen\"\ncpu = 0\noutputs = [\"a\"]\n\n\
@@ -645,7 +644,7 @@ fn restart_is_refused_in_threads_mode_and_read_in_processes_mode() {
     );
     let procs = text.replace("[workspace]\n", "[workspace]\nmode = \"processes\"\n");
     let t = registry().parse(&procs).unwrap();
-    use tilewire_pipeline::topo::Restart;
+    use tilewire_pipeline::Restart;
     assert_eq!(t.tile("mid").unwrap().restart, Restart::OnFailure);
     assert_eq!(t.tile("gen").unwrap().restart, Restart::Never);
     assert_eq!(t.group_of("mid").unwrap().restart, Restart::OnFailure);
@@ -696,9 +695,9 @@ fn count_makes_tiles_that_split_a_links_frags_exactly() {
         );
         assert_eq!(counter(&p, "sink", "frags"), sent, "the sink got every one");
         // Each skipped the others' frags, counted as filtered on link a.
-        let a = tilewire_tile::link::Link::join(p.workspace(), "a").unwrap();
+        let a = tilewire_pipeline::tile::link::Link::join(p.workspace(), "a").unwrap();
         for (i, n) in each.iter().enumerate() {
-            let filtered = a.fseqs()[i].diag(tilewire_tile::link::fseq::DIAG_FILT_CNT);
+            let filtered = a.fseqs()[i].diag(tilewire_pipeline::tile::link::fseq::DIAG_FILT_CNT);
             assert_eq!(filtered, sent - n, "mid.{i} skipped the rest");
         }
         if share.is_empty() {

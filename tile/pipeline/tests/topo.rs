@@ -508,3 +508,54 @@ fn a_negative_value_for_an_unsigned_parameter_is_refused_plainly() {
         "{found:#?}"
     );
 }
+
+// ---- 8. one parse checks everything ----------------------------------------
+
+/// `Registry::parse` (what a pipeline binary calls) checks the graph as
+/// `Registry::load` and `Registry::bind` do: a reliable cycle fails there,
+/// not later at `Pipeline::create`.
+#[test]
+fn registry_parse_refuses_a_reliable_cycle() {
+    let registry = tilewire_pipeline::Registry::with_builtins();
+    let e = registry.parse(&echo_cycle(true)).unwrap_err();
+    assert_eq!(e.errors().len(), 1, "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("line 18: tiles net -> dedup -> echo -> net form a cycle"),
+        "{e}"
+    );
+    registry.parse(&echo_cycle(false)).unwrap();
+}
+
+/// One parse reports a parameter error and the graph errors of the same
+/// topology together: fixing one does not reveal the other.
+#[test]
+fn registry_parse_reports_a_parameter_error_with_the_graph_errors() {
+    let text = echo_cycle(true).replace(
+        "outputs = [\"uniq\"]\n",
+        "outputs = [\"uniq\"]\nparams = { depth = 3 }\n",
+    );
+    let e = tilewire_pipeline::Registry::with_builtins()
+        .parse(&text)
+        .unwrap_err();
+    let found: Vec<(usize, &str)> = e
+        .errors()
+        .iter()
+        .map(|e| (e.line, e.reason.as_str()))
+        .collect();
+    assert_eq!(found.len(), 2, "{e}");
+    assert_eq!(found[0].0, 18, "{e}");
+    assert!(
+        found[0]
+            .1
+            .starts_with("tiles net -> dedup -> echo -> net form a cycle"),
+        "{e}"
+    );
+    assert_eq!(found[1].0, 30, "{e}");
+    assert!(
+        found[1]
+            .1
+            .starts_with("tile \"dedup\" params: `depth` must be"),
+        "{e}"
+    );
+}

@@ -347,7 +347,7 @@ impl Running<'_> {
         true
     }
 
-    /// Stops every tile in order (see [`crate::stop`]) and reports what
+    /// Stops every tile in order (see [`Pipeline`](crate::Pipeline#a-stop-loses-nothing)) and reports what
     /// went wrong during the whole run.
     ///
     /// # Errors

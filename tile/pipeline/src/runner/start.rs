@@ -16,7 +16,7 @@ use crate::topo::Mode;
 
 impl Pipeline {
     /// Runs the pipeline until it is told to stop or a tile ends by
-    /// itself, then stops it (see the [module docs](crate::runner)).
+    /// itself, then stops it (see [`Pipeline`]).
     ///
     /// # Errors
     /// Every failure of the run: a tile that did not start, failed,

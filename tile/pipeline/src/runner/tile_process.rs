@@ -16,13 +16,13 @@ use crate::{workspace, Registry};
 
 /// The environment variable that makes a process a tile process:
 /// `WORKSPACE/TILE`, or `WORKSPACE/GROUP` for a process that runs a group
-/// of tiles ([`Topology::layout`](crate::TopologySpec::layout)). Set by the runner for the processes it starts; read by
+/// of tiles ([`Topology::layout`](crate::topo::TopologySpec::layout)). Set by the runner for the processes it starts; read by
 /// [`tile_main`].
 pub const TILE_ENV: &str = "TILEWIRE_TILE";
 /// The runner's pid, which a tile process watches.
-pub const PARENT_ENV: &str = "TILEWIRE_PARENT";
+pub(crate) const PARENT_ENV: &str = "TILEWIRE_PARENT";
 /// The tile's [`StemConfig`]: `LAZY,GRACE_MS`.
-pub const STEM_ENV: &str = "TILEWIRE_STEM";
+pub(crate) const STEM_ENV: &str = "TILEWIRE_STEM";
 
 /// A flag that asks a running pipeline to stop: set it from any thread
 /// ([`StopFlag::stop`]), or let Ctrl-C and SIGTERM set it
@@ -82,6 +82,10 @@ pub(crate) fn refuse_in_tile_process() -> Result<(), PipelineError> {
 /// is asked to stop or its runner is gone, then exits the process (0 when
 /// the tile halted cleanly, 1 with the reason on stderr otherwise). In any
 /// other process it returns at once.
+///
+/// This is the one function a processes-mode binary needs: see
+/// [processes mode](crate::Pipeline#processes-mode) for how the runner
+/// starts it.
 pub fn tile_main(registry: &Registry) {
     let Ok(spec) = std::env::var(TILE_ENV) else {
         return;
@@ -144,7 +148,7 @@ fn tile_process(
 
 /// Runs tile `name` of the running pipeline in workspace `ws` in this
 /// process, or, if no tile has that name, the tiles of the group
-/// ([`Topology::layout`](crate::TopologySpec::layout)) of that name on this
+/// ([`Topology::layout`](crate::topo::TopologySpec::layout)) of that name on this
 /// process's one thread, until they are asked to stop, Ctrl-C or SIGTERM
 /// arrive, or (with `parent`) that process is gone; `tilewire tile` is
 /// this. A tile started again after a crash rejoins its links where its

@@ -31,15 +31,32 @@ impl TopoError {
 pub struct TopoErrors {
     file: Option<PathBuf>,
     errors: Vec<TopoError>,
+    /// Each error as it is told, when not by its line (a topology made by
+    /// a [`PipelineBuilder`](crate::PipelineBuilder) has no lines its user
+    /// wrote).
+    told: Option<Vec<String>>,
 }
 
 impl TopoErrors {
     pub(crate) fn new(mut errors: Vec<TopoError>) -> TopoErrors {
         errors.sort_by_key(|e| (e.line, e.col));
-        TopoErrors { file: None, errors }
+        TopoErrors {
+            file: None,
+            errors,
+            told: None,
+        }
     }
 
-    /// The problems, by line.
+    /// These errors, each told as `tell` says instead of by its line.
+    pub(crate) fn told_by(mut self, tell: impl Fn(&TopoError) -> String) -> TopoErrors {
+        self.told = Some(self.errors.iter().map(tell).collect());
+        self
+    }
+
+    /// The problems, by line (for a topology a
+    /// [`PipelineBuilder`](crate::PipelineBuilder) made, lines of
+    /// [`PipelineBuilder::text`](crate::PipelineBuilder::text); its errors
+    /// print without them, naming the tile or link and key instead).
     pub fn errors(&self) -> &[TopoError] {
         &self.errors
     }
@@ -62,8 +79,11 @@ impl core::fmt::Display for TopoErrors {
             if i > 0 {
                 f.write_str("\n")?;
             }
-            match &self.file {
-                Some(p) => write!(f, "{}: {e}", p.display())?,
+            if let Some(p) = &self.file {
+                write!(f, "{}: ", p.display())?;
+            }
+            match &self.told {
+                Some(told) => f.write_str(&told[i])?,
                 None => write!(f, "{e}")?,
             }
         }

@@ -87,7 +87,7 @@
 //! | `name`    | unique among tiles; a workspace name of at most [`TILE_NAME_MAX`](tilewire_tile::stem::TILE_NAME_MAX) (34) bytes | required |
 //! | `kind`    | a kind of the [registry](crate::Registry) the topology is read against: the built-ins below, and any a pipeline binary registers | required |
 //! | `cpu`     | pin the tile to this cpu; it must be one this machine lets the runner use. Tiles naming one cpu run on one thread, taking turns | not pinned |
-//! | `group`   | a name (at most 32 bytes): the tiles naming one group run on one thread (one process in processes mode), taking turns; see [`TopologySpec::layout`](crate::TopologySpec::layout). Tiles naming the same `cpu` share a thread too | a thread of its own |
+//! | `group`   | a name (at most 32 bytes): the tiles naming one group run on one thread (one process in processes mode), taking turns; see [`TopologySpec::layout`](crate::topo::TopologySpec::layout). Tiles naming the same `cpu` share a thread too | a thread of its own |
 //! | `restart` | `"never"` or `"on-failure"`: in processes mode, start the tile's process again when it fails (after 100 ms, doubling to 5 s; at most 5 times a minute), logged and counted in its metrics (`boots`); a group restarts if one of its tiles says so | `"never"` |
 //! | `count`   | 1 to 64: makes that many tiles of this one, named `NAME.0`, `NAME.1`, ..., each taking its share of every input's frags (the others it skips, counted as filtered) and publishing on an output link of its own (`LINK.0`, ...), which every consumer of the output reads in turn; with `cpu = C` they are pinned to C, C+1, ... | 1 |
 //! | `share`   | with `count`: `"round-robin"` (frag `seq % count`) or `"sig"` (a hash of the frag's signature, which the net tiles and gen set to the UDP destination port: the frags of one port go to one tile) | `"round-robin"` |
@@ -98,7 +98,7 @@
 //!
 //! A tile listing a link in `inputs` becomes that link's next consumer:
 //! consumer indices count up from 0 in the order the tiles appear in the
-//! file (see [`TopologySpec::consumers`](crate::TopologySpec::consumers)). A tile lists a link at most once.
+//! file (see [`TopologySpec::consumers`](crate::topo::TopologySpec::consumers)). A tile lists a link at most once.
 //!
 //! # Kinds and their parameters
 //!
@@ -193,7 +193,7 @@ mod layout;
 mod machine;
 mod parse;
 mod scc;
-mod spec;
+pub(crate) mod spec;
 mod value;
 
 pub(crate) use check::count_words;
@@ -204,8 +204,8 @@ pub use layout::{TileGroup, GROUP_NAME_MAX};
 pub use machine::Machine;
 pub(crate) use scc::strongly_connected;
 pub use spec::{
-    LinkSpec, Mode, Restart, ShareSpec, TileSpec, TopologySpec, WorkspaceSpec, RESTART_LIMIT,
-    RESTART_WINDOW, TOPOLOGY_TEXT_MAX,
+    LinkSpec, ShareSpec, TileSpec, TopologySpec, WorkspaceSpec, RESTART_LIMIT, RESTART_WINDOW,
+    TOPOLOGY_TEXT_MAX,
 };
-pub use tilewire_tile::stem::ShareBy;
+pub(crate) use spec::{Mode, Restart};
 pub(crate) use value::{Lines, Loc, Value};

@@ -8,15 +8,15 @@ use super::de::{RawParams, Seg};
 use super::error::{TopoError, TopoErrors};
 use super::layout::GROUP_NAME_MAX;
 use super::spec::{
-    LinkSpec, Mode, Restart, ShareSpec, TileLocs, TileSpec, TopologySpec, WorkspaceSpec,
-    TOPOLOGY_TEXT_MAX,
+    LinkSpec, Mode, Restart, ShareSpec, TileLocs, TileSpec, TopologySpec, WorkspaceSpec, IDLES,
+    MODES, PAGES, RESTARTS, SHARES, TOPOLOGY_TEXT_MAX,
 };
 use super::value::{
     array_of, boolean, int_in, one_of, pow2_in, string, Fields, Key, Lines, Loc, Node, Value,
 };
 use tilewire_tile::link::LINK_NAME_MAX;
+use tilewire_tile::stem::ShareBy;
 use tilewire_tile::stem::TILE_NAME_MAX;
-use tilewire_tile::stem::{IdlePolicy, ShareBy};
 
 impl TopologySpec {
     /// Reads a topology from its text: TOML syntax, every field's type and
@@ -186,22 +186,8 @@ fn parse_workspace(
     let mut f = Fields::of(node, "workspace", lines, errors)?;
     let name = f.req("name", errors, name_rule(tilewire_shmem::NAME_MAX));
     let size = f.opt("size", errors, byte_size);
-    let pages = f.or(
-        "pages",
-        PageKind::Normal,
-        errors,
-        one_of(&[
-            ("normal", PageKind::Normal),
-            ("huge", PageKind::Huge),
-            ("gigantic", PageKind::Gigantic),
-        ]),
-    );
-    let mode = f.or(
-        "mode",
-        Mode::Threads,
-        errors,
-        one_of(&[("threads", Mode::Threads), ("processes", Mode::Processes)]),
-    );
+    let pages = f.or("pages", PageKind::Normal, errors, one_of(PAGES));
+    let mode = f.or("mode", Mode::Threads, errors, one_of(MODES));
     let size_given = f.key_loc("size").is_some();
     f.finish(&["name", "size", "pages", "mode"], errors);
     let pages = pages?;
@@ -273,26 +259,9 @@ fn parse_tile(
     let cpu = f.opt("cpu", errors, int_in(0, 1 << 20));
     let group = f.opt("group", errors, name_rule(GROUP_NAME_MAX));
     let count = f.opt("count", errors, int_in(1, 64));
-    let share_by = f.opt(
-        "share",
-        errors,
-        one_of(&[("round-robin", ShareBy::RoundRobin), ("sig", ShareBy::Sig)]),
-    );
-    let restart = f.opt(
-        "restart",
-        errors,
-        one_of(&[
-            ("never", Restart::Never),
-            ("on-failure", Restart::OnFailure),
-        ]),
-    );
-    let idle = f
-        .opt(
-            "idle",
-            errors,
-            one_of(&[("spin", IdlePolicy::Spin), ("backoff", IdlePolicy::Backoff)]),
-        )
-        .map(|(p, _)| p);
+    let share_by = f.opt("share", errors, one_of(SHARES));
+    let restart = f.opt("restart", errors, one_of(RESTARTS));
+    let idle = f.opt("idle", errors, one_of(IDLES)).map(|(p, _)| p);
     let links = |f: &mut Fields<'_>, errors: &mut Vec<TopoError>, key| {
         let key_at = f.key_loc(key).unwrap_or(f.at);
         let list = f.or(key, Vec::new(), errors, array_of(string, lines));

@@ -2,10 +2,41 @@
 //! text says them (kinds by name, parameters as written).
 
 use tilewire_shmem::PageKind;
-use tilewire_tile::stem::IdlePolicy;
+use tilewire_tile::stem::{IdlePolicy, ShareBy};
 
 use super::de::RawParams;
 use super::value::Loc;
+
+/// The words a topology writes for the values of its keys, which the
+/// parse reads and a [`PipelineBuilder`](crate::PipelineBuilder) writes:
+/// `pages`, `mode`, `share`, `idle`, `restart`.
+pub(crate) const PAGES: &[(&str, PageKind)] = &[
+    ("normal", PageKind::Normal),
+    ("huge", PageKind::Huge),
+    ("gigantic", PageKind::Gigantic),
+];
+/// See [`PAGES`].
+pub(crate) const MODES: &[(&str, Mode)] =
+    &[("threads", Mode::Threads), ("processes", Mode::Processes)];
+/// See [`PAGES`].
+pub(crate) const SHARES: &[(&str, ShareBy)] =
+    &[("round-robin", ShareBy::RoundRobin), ("sig", ShareBy::Sig)];
+/// See [`PAGES`].
+pub(crate) const IDLES: &[(&str, IdlePolicy)] =
+    &[("spin", IdlePolicy::Spin), ("backoff", IdlePolicy::Backoff)];
+/// See [`PAGES`].
+pub(crate) const RESTARTS: &[(&str, Restart)] = &[
+    ("never", Restart::Never),
+    ("on-failure", Restart::OnFailure),
+];
+
+/// The word `words` has for `value`.
+pub(crate) fn word_of<T: PartialEq>(words: &[(&'static str, T)], value: &T) -> &'static str {
+    words
+        .iter()
+        .find(|(_, v)| v == value)
+        .map_or("", |(w, _)| w)
+}
 
 /// Largest topology text: the runner keeps a copy in the workspace, and
 /// [`Topology::footprint`](crate::Topology::footprint) counts this much for it.
@@ -103,7 +134,7 @@ pub struct TileSpec {
     /// The cpu to pin it to.
     pub cpu: Option<usize>,
     /// The group of tiles it shares a thread with, if the topology names
-    /// one (see [`TopologySpec::layout`](crate::TopologySpec::layout)).
+    /// one (see [`TopologySpec::layout`](crate::topo::TopologySpec::layout)).
     pub group: Option<String>,
     /// What the runner does when its process fails.
     pub restart: Restart,
@@ -111,7 +142,7 @@ pub struct TileSpec {
     /// inputs' frags it takes (see [`Registry::parse`](crate::Registry::parse)).
     pub share: Option<ShareSpec>,
     /// What its loop does while idle, if the topology says (see
-    /// [`TopologySpec::idle_policy`](crate::TopologySpec::idle_policy) for the default).
+    /// [`TopologySpec::idle_policy`](crate::topo::TopologySpec::idle_policy) for the default).
     pub idle: Option<IdlePolicy>,
     /// The links it consumes, by input index.
     pub inputs: Vec<String>,

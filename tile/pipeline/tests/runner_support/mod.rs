@@ -5,11 +5,11 @@
 use core::sync::atomic::AtomicU8;
 
 use serde::Deserialize;
+use tilewire_pipeline::tile::link::frag::FragMeta;
+use tilewire_pipeline::tile::link::Link;
+use tilewire_pipeline::tile::stem::{Filter, FragCopy, Outputs, Tile};
 use tilewire_pipeline::{BuildCtx, BuildError, IoCounts, NoParams, Pipeline, Registry, TileKind};
 use tilewire_shmem::Workspace;
-use tilewire_tile::link::frag::FragMeta;
-use tilewire_tile::link::Link;
-use tilewire_tile::stem::{Filter, FragCopy, Outputs, Tile};
 
 /// Holds frags in a batch and passes them on only at housekeeping (or
 /// when `size` are held): a tile with frags in hand whenever it is asked

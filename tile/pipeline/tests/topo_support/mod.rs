@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use tilewire_pipeline::topo::{Machine, TopoErrors};
-use tilewire_pipeline::{Registry, Topology, TopologySpec};
+use tilewire_pipeline::topo::{Machine, TopoErrors, TopologySpec};
+use tilewire_pipeline::{Registry, Topology};
 
 /// Four cpus, so the checks do not depend on the test host.
 pub(crate) fn machine() -> Machine {
