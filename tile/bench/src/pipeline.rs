@@ -40,6 +40,7 @@
 mod agave;
 mod cells;
 mod collect;
+mod measured;
 mod packet;
 mod source;
 mod sys;
@@ -54,7 +55,8 @@ use tilewire_shmem::TempWorkspace;
 
 use crate::harness::cpu::TileCost;
 use crate::harness::{print_json, round, BenchArgs};
-use cells::{Env, Impl, Measured, Path, Timing};
+use cells::{Env, Impl, Path};
+use measured::{Measured, Timing};
 use traffic::Traffic;
 
 /// What `bench pipeline` takes.

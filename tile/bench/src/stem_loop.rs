@@ -17,6 +17,7 @@
 
 use std::time::{Duration, Instant};
 
+use tilewire_pipeline::tile::stem::IdlePolicy;
 use tilewire_pipeline::{LinkDef, Mode, PipelineBuilder, Registry, RunOptions, TileDef};
 
 use crate::harness::cpu::{process_cpu_ns, tiles_per_pkt, tiles_work_ns, TileCost};
@@ -117,7 +118,7 @@ fn measure(
 ) -> Result<(f64, f64, Vec<TileCost>), String> {
     let registry = Registry::with_builtins();
     let ws = format!("bench-loop-{}-{round}", std::process::id());
-    let one = |t: TileDef| t.group("all").idle("backoff");
+    let one = |t: TileDef| t.group("all").idle(IdlePolicy::Backoff);
     let gen = one(TileDef::new("gen", "gen"))
         .output("a")
         .param("size", payload as i64)

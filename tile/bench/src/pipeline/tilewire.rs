@@ -2,8 +2,7 @@
 //! runner in threads mode.
 //!
 //! The topologies are made per cell with the library's
-//! [`PipelineBuilder`]; what the builder cannot say yet (a tile's
-//! `count`) is set on the TOML table it makes. Their layout (see
+//! [`PipelineBuilder`]. Their layout (see
 //! `tile`): on a machine with fewer cpus than the tiles,
 //! the source and the collector need, two groups of two tiles, each
 //! taking turns on one thread. Before groups, the best the runner offered was:
@@ -89,7 +88,9 @@ pub(super) fn udp_text(
             LinkDef::new("raw", DEPTH).mtu(tilewire_pipeline::kinds::net_xdp::XDP_MTU),
         ),
     };
-    let builder = PipelineBuilder::new(ws)
+    // More than one receiving tile: `count` of them (`net.0` ..).
+    let net = if nets > 1 { net.count(nets) } else { net };
+    PipelineBuilder::new(ws)
         .mode(Mode::Threads)
         .link(raw)
         .link(LinkDef::new("uniq", DEPTH))
@@ -107,11 +108,8 @@ pub(super) fn udp_text(
                 .input("ok")
                 .param("bind", txbind)
                 .param("engine", engine),
-        ));
-    match nets {
-        1 => builder.text(),
-        n => with_count(&builder.text(), "net", n),
-    }
+        ))
+        .text()
 }
 
 /// The in-memory pipeline's topology: `gen --raw--> dedup --uniq-->
@@ -133,22 +131,6 @@ pub(super) fn memory_text(ws: &str, fixture: &str, rate: u64, burst: usize) -> S
         .tile(mem_tile("verify", "verify").input("uniq").output("ok"))
         .tile(mem_tile("collect", "bench-collect").input("ok"))
         .text()
-}
-
-/// `text` (a topology) with `count = n` on tile `tile`: the builder has
-/// no `count` yet, so it is set on the parsed table.
-fn with_count(text: &str, tile: &str, n: u32) -> String {
-    let mut root: toml::Table = text.parse().expect("the builder makes valid TOML");
-    let tiles = root
-        .get_mut("tile")
-        .and_then(toml::Value::as_array_mut)
-        .expect("the builder makes a tile array");
-    for t in tiles.iter_mut().filter_map(toml::Value::as_table_mut) {
-        if t.get("name").and_then(toml::Value::as_str) == Some(tile) {
-            t.insert("count".into(), toml::Value::Integer(i64::from(n)));
-        }
-    }
-    toml::to_string(&root).expect("a table of strings, integers and arrays is TOML")
 }
 
 /// Tile `name` of kind `kind`, placed for this machine: with fewer cpus
