@@ -219,58 +219,7 @@ fn topology(net: TileDef, size: usize) -> PipelineBuilder {
         .link(LinkDef::new("net_rx", 4096).mtu(2048).unreliable())
         .link(LinkDef::new("dedup_echo", 4096).mtu(2048))
         .link(LinkDef::new("echo_tx", 4096).mtu(2048));
-    fit_to_machine(tiles).fold(builder, PipelineBuilder::tile)
-}
-
-/// Lays `tiles` out for this machine: with a core for each tile and one
-/// more for the peer, each tile pinned to a core of its own (they spin);
-/// with fewer, every tile on one thread, taking turns and backing off
-/// while idle, so the pipeline leaves the peer a core instead of fighting
-/// it for both.
-fn fit_to_machine<const N: usize>(tiles: [TileDef; N]) -> impl Iterator<Item = TileDef> {
-    let cpus = Machine::this().cpus;
-    tiles.into_iter().enumerate().map(move |(i, t)| {
-        if cpus.len() > N {
-            t.cpu(cpus[cpus.len() - N + i])
-        } else {
-            t.group("pipeline")
-        }
-    })
-}
-
-/// How the tiles run on this machine: threads, where, and what each does
-/// while idle.
-pub(crate) fn layout(topo: &tilewire_pipeline::Topology) -> String {
-    let cpus = Machine::this().cpus.len();
-    let groups = topo.layout();
-    let threads: Vec<String> = groups
-        .iter()
-        .map(|g| {
-            let idle = match g.idle {
-                tilewire_tile::stem::IdlePolicy::Spin => "spin",
-                tilewire_tile::stem::IdlePolicy::Backoff => "backoff",
-            };
-            let cpu = g
-                .cpu
-                .map_or_else(|| "unpinned".to_owned(), |c| format!("cpu {c}"));
-            let tiles: Vec<&str> = g
-                .tiles
-                .iter()
-                .map(|&i| topo.tiles[i].name.as_str())
-                .collect();
-            if g.is_shared() {
-                format!("[{}] taking turns ({cpu}, {idle})", tiles.join(", "))
-            } else {
-                format!("{} ({cpu}, {idle})", tiles[0])
-            }
-        })
-        .collect();
-    format!(
-        "{} tiles on {} threads on {cpus} cpus: {}",
-        topo.tiles.len(),
-        groups.len(),
-        threads.join("; ")
-    )
+    tiles.into_iter().fold(builder, PipelineBuilder::tile)
 }
 
 fn run_pipeline(
@@ -280,10 +229,14 @@ fn run_pipeline(
     stop: &StopFlag,
     target: Target,
 ) -> Result<(), String> {
-    let topo = builder
+    let mut topo = builder
         .topology(&Registry::with_builtins())
         .map_err(|e| format!("the demo's topology: {e}"))?;
-    println!("tilewire demo: layout: {}", layout(&topo));
+    // With a core for each tile and one more for the peer, each tile on a
+    // core of its own; with fewer, every tile on one thread, leaving the
+    // peer a core instead of fighting it for both.
+    topo.fit_to_machine(&Machine::this());
+    println!("tilewire demo: layout: {}", topo.layout_summary());
     let pipeline = Pipeline::create(topo).map_err(|e| format!("the demo's topology: {e}"))?;
     let running = pipeline
         .start(&RunOptions::new())

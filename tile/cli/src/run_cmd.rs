@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tilewire_monitor::{self as monitor, pid_alive, Rates, Report, Snapshot, HEARTBEAT_TIMEOUT};
+use tilewire_pipeline::topo::Machine;
 use tilewire_pipeline::Mode;
 use tilewire_pipeline::{run_tile_process, Pipeline, Registry, RunOptions, StopFlag};
 use tilewire_tile::stem::{MemberEnd, StemConfig};
@@ -62,7 +63,17 @@ pub(crate) fn run(registry: &Registry, args: RunArgs) -> Result<(), String> {
         keep,
         quiet,
     } = args;
-    let topo = registry.load(&path).map_err(|e| e.to_string())?;
+    let mut topo = registry.load(&path).map_err(|e| e.to_string())?;
+    let fitted = topo.fit_to_machine(&Machine::this());
+    eprintln!(
+        "tilewire run: {}{}",
+        topo.layout_summary(),
+        if fitted {
+            " (the topology names no cpu or group: laid out for this machine)"
+        } else {
+            ""
+        }
+    );
     let stop = StopFlag::on_signals().map_err(|e| e.to_string())?;
     let (tiles, links, mode) = (topo.tiles.len(), topo.links.len(), topo.workspace.mode);
     let mut pipeline = Pipeline::create(topo).map_err(|e| e.to_string())?;

@@ -395,8 +395,10 @@ fn a_tile_killed_with_restart_on_failure_comes_back_by_itself() {
         counter(&ws, "sink", "frags") > 2000
     });
     assert_eq!(report(&ws).tile("mid").unwrap().boots, 1);
+    let sent_at_kill = counter(&ws, "gen", "sent");
     kill("-KILL", first);
     let second = wait_restarted(&ws, first);
+    let sent_at_restart = counter(&ws, "gen", "sent");
     assert_eq!(
         report(&ws).tile("mid").unwrap().boots,
         2,
@@ -409,10 +411,17 @@ fn a_tile_killed_with_restart_on_failure_comes_back_by_itself() {
         || counter(&ws, "sink", "frags") > sink + 2000,
     );
     let missed = lost(&ws, "to_mid");
-    assert!(
-        missed > 0,
-        "what gen sent while mid was down is counted lost: {missed}"
-    );
+    // At 20 k frags/s gen laps to_mid's 1024 frags within the restart's
+    // 100 ms backoff, unless a loaded machine held gen back meanwhile:
+    // expect a loss only when gen sent well over a ring while mid was
+    // down (its counter lags by a housekeeping).
+    if sent_at_restart.saturating_sub(sent_at_kill) > 2 * 1024 {
+        assert!(
+            missed > 0,
+            "what gen sent while mid was down ({sent_at_kill} -> {sent_at_restart}) is \
+             counted lost: {missed}"
+        );
+    }
     assert_eq!(lost(&ws, "to_sink"), 0);
     eprintln!("mid restarted as {second}, {missed} frags lost on to_mid meanwhile");
     drop(ws);

@@ -72,6 +72,7 @@ mod error;
 mod kind;
 pub mod kinds;
 pub mod params;
+mod placement;
 mod registry;
 mod run;
 mod runner;

@@ -74,6 +74,12 @@ impl Topology {
         &self.spec
     }
 
+    /// The topology's data, to change what needs no new check (where the
+    /// tiles run).
+    pub(crate) fn spec_mut(&mut self) -> &mut TopologySpec {
+        &mut self.spec
+    }
+
     /// Index of tile `tile` among the tiles.
     fn index(&self, tile: &str) -> Option<usize> {
         self.spec.tiles.iter().position(|t| t.name == tile)

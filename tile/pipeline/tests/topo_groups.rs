@@ -177,3 +177,122 @@ fn a_bad_group_name_is_refused() {
     let text = chain([&format!("group = \"{}\"\n", "g".repeat(33)), "", ""]);
     assert_problem(&text, 17, &["33 bytes long; the limit is 32"]);
 }
+
+// ---- laid out for the machine ------------------------------------------------
+
+use tilewire_pipeline::topo::Machine;
+
+fn machine(n: usize) -> Machine {
+    Machine {
+        cpus: (0..n).collect(),
+    }
+}
+
+/// The layout as (group name, tile names, cpu, idle).
+fn groups(topo: &tilewire_pipeline::Topology) -> Vec<(String, Vec<String>, Option<usize>, bool)> {
+    topo.layout()
+        .into_iter()
+        .map(|g| {
+            let names = g
+                .tiles
+                .iter()
+                .map(|&i| topo.tiles[i].name.clone())
+                .collect();
+            (g.name, names, g.cpu, g.idle == Spin)
+        })
+        .collect()
+}
+
+#[test]
+fn a_topology_that_names_no_placement_takes_one_thread_on_a_small_machine() {
+    let mut topo = parse_ok(&chain(["", "", ""]));
+    assert!(topo.names_no_placement());
+    assert!(topo.fit_to_machine(&machine(2)));
+    let names: Vec<String> = ["gen", "fwd", "sink"].map(String::from).into();
+    assert_eq!(
+        groups(&topo),
+        vec![("pipeline".to_owned(), names, None, false)]
+    );
+    assert!(
+        topo.layout_summary().starts_with("3 tiles on 1 thread on "),
+        "{}",
+        topo.layout_summary()
+    );
+}
+
+#[test]
+fn a_topology_that_names_no_placement_gets_a_core_a_tile_on_a_large_machine() {
+    let mut topo = parse_ok(&chain(["", "", ""]));
+    assert!(topo.fit_to_machine(&machine(8)));
+    // The last cores, one each, spinning.
+    assert_eq!(
+        groups(&topo),
+        vec![
+            ("gen".to_owned(), vec!["gen".to_owned()], Some(5), true),
+            ("fwd".to_owned(), vec!["fwd".to_owned()], Some(6), true),
+            ("sink".to_owned(), vec!["sink".to_owned()], Some(7), true),
+        ]
+    );
+}
+
+#[test]
+fn a_topology_that_places_a_tile_or_runs_processes_is_left_as_it_says() {
+    let text = chain(["", "group = \"mine\"\n", ""]);
+    let mut topo = parse_ok(&text);
+    let before = groups(&topo);
+    assert!(!topo.names_no_placement());
+    assert!(!topo.fit_to_machine(&machine(2)));
+    assert_eq!(groups(&topo), before);
+
+    let procs = chain(["", "", ""]).replace(WS, &format!("{WS}mode = \"processes\"\n"));
+    let mut topo = parse_ok(&procs);
+    let before = groups(&topo);
+    assert!(!topo.fit_to_machine(&machine(2)));
+    assert_eq!(groups(&topo), before);
+    assert!(topo.layout_summary().contains(" processes on "));
+}
+
+#[test]
+fn tiles_in_two_network_namespaces_take_a_thread_each_when_laid_out() {
+    let net = |name: &str, ns: &str, port: u16, link: &str| {
+        format!(
+            "[[tile]]\nname = \"{name}\"\nkind = \"net-udp\"\noutputs = [\"{link}\"]\n\
+             [tile.params]\nbind = \"127.0.0.1:{port}\"\nnetns = \"{ns}\"\n\n"
+        )
+    };
+    let text = format!(
+        "{WS}
+[[link]]
+name = \"a\"
+depth = 64
+
+[[link]]
+name = \"b\"
+depth = 64
+
+{}{}[[tile]]
+name = \"sink\"
+kind = \"sink\"
+inputs = [\"a\", \"b\"]
+",
+        net("rx", "tw-x", 9000, "a"),
+        net("rx2", "tw-y", 9001, "b"),
+    );
+    let mut topo = parse_ok(&text);
+    assert!(topo.fit_to_machine(&machine(2)));
+    let layout: Vec<(String, Vec<String>)> = groups(&topo)
+        .into_iter()
+        .map(|(g, t, _, _)| (g, t))
+        .collect();
+    // The sink has no namespace: it joins the first one's thread.
+    assert_eq!(
+        layout,
+        vec![
+            (
+                "pipeline".to_owned(),
+                vec!["rx".to_owned(), "sink".to_owned()]
+            ),
+            ("pipeline-2".to_owned(), vec!["rx2".to_owned()]),
+        ]
+    );
+}

@@ -180,7 +180,7 @@ fn placed(name: &str, kind: &str, small: &str) -> TileDef {
 
 /// How the tiles of `topo` run, for the output.
 pub(super) fn layout(topo: &Topology) -> String {
-    crate::harness::layout::pipeline_layout(topo)
+    topo.layout_summary()
 }
 
 #[cfg(test)]
