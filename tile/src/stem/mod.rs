@@ -21,7 +21,7 @@
 //!    which is how back-pressure travels upstream over reliable links.
 //! 4. [`Tile::after_credit`].
 //! 5. The next input in turn is polled, and steps 6 to 8 repeat for up
-//!    to a batch of its frags (16, fewer when an output has credits for
+//!    to a batch of its frags ([`FRAG_BATCH`], fewer when an output has credits for
 //!    fewer bursts): the credit check, `before_credit` and `after_credit`
 //!    run once for the batch, and the frags it forwards share one clock
 //!    read for their `tspub`. Nothing new:
@@ -119,5 +119,5 @@ pub use forward::{Forwarded, Frag, Reading};
 pub use group::{Group, MemberEnd};
 pub use names::{latency_name, metrics_name, TILE_NAME_MAX};
 pub use run::{RunEnd, Turn};
-pub use step::Stem;
+pub use step::{Stem, FRAG_BATCH};
 pub use tile::{Filter, Outputs, PublishError, Tile};

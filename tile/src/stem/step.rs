@@ -114,7 +114,7 @@ pub(super) enum Polled {
 /// `after_credit`, choosing the input) is spread thin, few enough that an
 /// iteration stays short (a tile's other inputs, its housekeeping and the
 /// other tiles of its group wait for it).
-pub(super) const BATCH: u64 = 16;
+pub const FRAG_BATCH: u64 = 16;
 
 /// The input to poll after `from` among those of `mask` (not 0, and only
 /// bits of inputs that exist): the first at or after `from`, else the
@@ -407,7 +407,7 @@ impl<'w, T: Tile> Stem<'w, T> {
 
     /// Frags one iteration may read from one input: as many as every
     /// output has a burst of credits for (at least one: the credit check
-    /// before `after_credit` found a burst), at most [`BATCH`].
+    /// before `after_credit` found a burst), at most [`FRAG_BATCH`].
     #[inline]
     fn batch_room(&self) -> u64 {
         let least = self
@@ -416,12 +416,12 @@ impl<'w, T: Tile> Stem<'w, T> {
             .map(Producer::credits)
             .min()
             .unwrap_or(u64::MAX);
-        (least / self.burst).clamp(1, BATCH)
+        (least / self.burst).clamp(1, FRAG_BATCH)
     }
 
     /// One iteration, steps 2 to 8 of the stem docs, polling one of the
     /// inputs `read` allows and taking up to a batch of frags from it (see
-    /// [`BATCH`]): the credit check, `before_credit` and `after_credit`
+    /// [`FRAG_BATCH`]): the credit check, `before_credit` and `after_credit`
     /// run once for the batch. Always inlined, and always called with a
     /// constant `read`, so the running loop's `Read::All` costs nothing
     /// over a loop that had no choice.
