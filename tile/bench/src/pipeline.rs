@@ -79,8 +79,8 @@ pub(crate) struct Args {
     #[arg(long, value_name = "PATH", value_delimiter = ',',
           value_parser = ["memory", "loopback", "veth"])]
     pub path: Vec<String>,
-    /// Only this load: saturation, or the sustained --rate
-    #[arg(long, value_name = "LOAD", value_parser = ["saturation", "rate"])]
+    /// Only this load: saturation, half (half of saturation, after it), or the sustained --rate
+    #[arg(long, value_name = "LOAD", value_parser = ["saturation", "half", "rate"])]
     pub load: Option<String>,
 }
 
@@ -99,8 +99,47 @@ struct Row {
     path: Path,
     /// 0: saturation.
     rate: u64,
+    /// The rate is half what the slower of tilewire and the peer
+    /// delivered at saturation on this path.
+    half: bool,
     imp: Impl,
     m: Measured,
+}
+
+impl Row {
+    /// The load, for tables and notes.
+    fn load(&self) -> String {
+        if self.half {
+            format!("half:{}k", self.rate / 1000)
+        } else {
+            load(self.rate)
+        }
+    }
+}
+
+/// A load a path is run at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Load {
+    /// As fast as the source goes.
+    Saturation,
+    /// Half what the slower pipeline delivered at saturation: a load both
+    /// sustain, where their latency compares.
+    Half,
+    /// `--rate`.
+    Rate(u64),
+}
+
+/// Half the delivered rate of the slower of tilewire and the peer at
+/// saturation on `path`, in whole thousands a second; `None` without both.
+fn half_rate(rows: &[Row], path: Path) -> Option<u64> {
+    let sat = |imp: Impl| {
+        rows.iter()
+            .find(|r| r.path == path && r.rate == 0 && r.imp == imp)
+            .map(|r| r.m.rate())
+    };
+    let slower = sat(Impl::Tilewire)?.min(sat(Impl::Agave)?);
+    let half = (slower / 2.0 / 1000.0).round() as u64 * 1000;
+    (half >= 1000).then_some(half)
 }
 
 /// Runs the benchmark and prints it.
@@ -174,24 +213,39 @@ pub(crate) fn run(args: &Args) -> Result<(), String> {
         source_cpu,
         engine,
     };
-    let mut plan = vec![(Path::Memory, 0), (Path::Memory, args.rate)];
-    plan.push((Path::Loopback, 0));
-    plan.push((Path::Loopback, args.rate));
+    let mut paths = vec![Path::Memory, Path::Loopback];
     if veth_env.pair.is_some() {
-        plan.push((Path::Veth, 0));
-        plan.push((Path::Veth, args.rate));
+        paths.push(Path::Veth);
     }
-    plan.retain(|&(p, rate)| {
-        wanted(p)
-            && match args.load.as_deref() {
-                Some("saturation") => rate == 0,
-                Some(_) => rate != 0,
-                None => true,
-            }
-    });
-    let mut rows = Vec::new();
+    // Half of saturation needs the saturation cells first.
+    let loads: &[Load] = match args.load.as_deref() {
+        Some("saturation") => &[Load::Saturation],
+        Some("half") => &[Load::Saturation, Load::Half],
+        Some(_) => &[Load::Rate(args.rate)],
+        None => &[Load::Saturation, Load::Half, Load::Rate(args.rate)],
+    };
+    let plan: Vec<(Path, Load)> = paths
+        .into_iter()
+        .filter(|&p| wanted(p))
+        .flat_map(|p| loads.iter().map(move |&l| (p, l)))
+        .collect();
+    let mut rows: Vec<Row> = Vec::new();
     let mut cell = 0;
-    for (path, rate) in plan {
+    for (path, load_of) in plan {
+        let (rate, half) = match load_of {
+            Load::Saturation => (0, false),
+            Load::Rate(r) => (r, false),
+            Load::Half => match half_rate(&rows, path) {
+                Some(r) => (r, true),
+                None => {
+                    notes.push(format!(
+                        "{}: no half-saturation cells: a saturation cell is missing",
+                        path.name()
+                    ));
+                    continue;
+                }
+            },
+        };
         // Two receiving net tiles need flows to spread: the veth source has them.
         let imps: &[Impl] = match path {
             Path::Veth => &[
@@ -211,7 +265,13 @@ pub(crate) fn run(args: &Args) -> Result<(), String> {
                 Path::Veth => cells::udp(&veth_env, imp, rate, t, &traffic, cell),
             };
             match r {
-                Ok(m) => rows.push(Row { path, rate, imp, m }),
+                Ok(m) => rows.push(Row {
+                    path,
+                    rate,
+                    half,
+                    imp,
+                    m,
+                }),
                 Err(e) => notes.push(format!(
                     "{} {} {}: no row: {e}",
                     path.name(),
@@ -272,7 +332,7 @@ fn checks(rows: &[Row], notes: &mut Vec<String>) -> Vec<String> {
     let mut failures = Vec::new();
     for r in rows {
         let m = &r.m;
-        let what = format!("{} {} {}", r.path.name(), load(r.rate), r.imp.name());
+        let what = format!("{} {} {}", r.path.name(), r.load(), r.imp.name());
         if m.bad > 0 {
             failures.push(format!(
                 "{what}: {} delivered packets wrong, twice ({}) or never sent",
@@ -298,7 +358,7 @@ fn checks(rows: &[Row], notes: &mut Vec<String>) -> Vec<String> {
 
 fn peer_of<'a>(rows: &'a [Row], r: &Row) -> Option<&'a Row> {
     rows.iter()
-        .find(|x| x.path == r.path && x.rate == r.rate && x.imp == Impl::Agave)
+        .find(|x| x.path == r.path && x.rate == r.rate && x.half == r.half && x.imp == Impl::Agave)
 }
 
 /// tilewire's rate and CPU per packet against the peer's, same cell.
@@ -347,7 +407,7 @@ fn add_notes(
     notes.extend(layouts.into_iter().map(|l| format!("layout: {l}")));
     let mut sources: Vec<String> = Vec::new();
     for r in rows {
-        let s = format!("{} {}: {}", r.path.name(), load(r.rate), r.m.source);
+        let s = format!("{} {}: {}", r.path.name(), r.load(), r.m.source);
         if r.imp.is_tilewire() && !sources.contains(&s) {
             sources.push(s);
         }
@@ -379,7 +439,7 @@ fn add_notes(
                 "{} {} {}: the source offered {:.1}k/s of the {}k/s asked: its core was \
                  taken by the pipeline's threads",
                 r.path.name(),
-                load(r.rate),
+                r.load(),
                 r.imp.name(),
                 r.m.offered_rate() / 1e3,
                 r.rate / 1000
@@ -392,6 +452,18 @@ fn add_notes(
         };
         let goal = if r.rate == 0 {
             format!("rate {x:.2}x (goal at saturation: 2x, {})", met(x >= 2.0))
+        } else if r.half {
+            let p99 = |row: &Row| row.m.latency.map(|l| l.1);
+            match (p99(r), peer_of(rows, r).and_then(p99)) {
+                (Some(a), Some(b)) => format!(
+                    "p99 latency {:.0} us against {:.0} us (goal at half of saturation: no \
+                     more than the peer's, {})",
+                    a as f64 / 1e3,
+                    b as f64 / 1e3,
+                    met(a <= b)
+                ),
+                _ => "p99 latency: not measured".into(),
+            }
         } else {
             format!(
                 "CPU/pkt {c:.2}x (goal at a sustained load: 0.5x, {})",
@@ -401,7 +473,7 @@ fn add_notes(
         notes.push(format!(
             "goal {} {}: {} against agave-style: {goal}",
             r.path.name(),
-            load(r.rate),
+            r.load(),
             r.imp.name()
         ));
     }
@@ -428,7 +500,7 @@ fn add_two_net_notes(rows: &[Row], notes: &mut Vec<String>) {
         };
         let Some(one) = rows
             .iter()
-            .find(|o| o.path == r.path && o.rate == r.rate && o.imp == single)
+            .find(|o| o.path == r.path && o.rate == r.rate && o.half == r.half && o.imp == single)
         else {
             continue;
         };
@@ -448,7 +520,7 @@ fn add_two_net_notes(rows: &[Row], notes: &mut Vec<String>) {
              rate, {:.2}x the CPU per packet. Bounded here: {bound}, and the pipeline's \
              tiles share the other (see its layout)",
             r.path.name(),
-            load(r.rate),
+            r.load(),
             r.imp.name(),
             shares.join(", "),
             single.name(),
@@ -511,7 +583,7 @@ fn print(rows: &[Row], notes: &[String], opts: &BenchArgs) {
             print_json(&JsonRow {
                 bench: "pipeline",
                 path: r.path.name(),
-                load: load(r.rate),
+                load: r.load(),
                 rate_limit_pps: r.rate,
                 imp: r.imp.name(),
                 delivered_pps: m.rate().round() as u64,
@@ -577,7 +649,7 @@ fn print(rows: &[Row], notes: &[String], opts: &BenchArgs) {
         println!(
             "{:<9} {:<10} {:<15} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9} {:>7.0} {:>7} {:>8} {:<9} {:>6} {:>6}",
             r.path.name(),
-            load(r.rate),
+            r.load(),
             r.imp.name(),
             k(m.offered_rate()),
             k(m.rx_rate()),
@@ -603,7 +675,7 @@ fn print(rows: &[Row], notes: &[String], opts: &BenchArgs) {
         println!(
             "  {:<9} {:<10} {:<15} {}",
             r.path.name(),
-            load(r.rate),
+            r.load(),
             r.imp.name(),
             tiles.join(", ")
         );

@@ -8,6 +8,7 @@ use crate::link::frag::{FragMeta, CTL_ERR, CTL_PKT};
 use crate::link::producer::{Backpressure, Producer};
 use crate::stem::forward::{Forwarding, Frag, Place, Reading};
 use tilewire_shmem::clock::mono_ts;
+use tilewire_shmem::store_bytes;
 
 /// What [`Tile::before_frag`] decides about a frag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +109,42 @@ impl<'w> Outputs<'_, 'w> {
 }
 
 impl Outputs<'_, '_> {
+    /// Publishes the concatenation of `parts` on output `o` as one
+    /// whole-packet frag (as [`Outputs::publish_packet`]), each part
+    /// copied once, straight into the output's dcache: what a tile that
+    /// rewrites a packet's headers does with a rewritten copy of the
+    /// headers and the rest of the packet where it lies.
+    ///
+    /// # Errors
+    /// As [`Outputs::publish`]; nothing is published then.
+    ///
+    /// # Panics
+    /// If there is no output `o`.
+    pub fn publish_parts(
+        &mut self,
+        o: usize,
+        parts: &[&[u8]],
+        sig: u64,
+        ctl: u16,
+        tsorig: u32,
+    ) -> Result<u64, PublishError> {
+        let p = &mut self.producers[o];
+        let (len, mtu) = (parts.iter().map(|b| b.len()).sum::<usize>(), p.mtu());
+        if len > mtu {
+            return Err(PublishError::TooLong { len, mtu });
+        }
+        let bytes = p
+            .reserve()
+            .map_err(|Backpressure| PublishError::Backpressure)?;
+        let mut at = 0;
+        for part in parts {
+            store_bytes(&bytes[at..at + part.len()], part);
+            at += part.len();
+        }
+        let tspub = *self.tspub.get_or_insert_with(mono_ts);
+        Ok(p.commit_at(len, sig, CTL_PKT | (ctl & CTL_ERR), tsorig, tspub))
+    }
+
     /// Passes `frag` on on output `o` unchanged: the same payload (origin
     /// included), signature, control word and `tsorig`, a new `tspub`.
     /// By chunk, copying nothing, when the frag was read in place and

@@ -25,7 +25,7 @@ use tilewire_xdp::{BindMode, Umem, Xsk, XskConfig};
 use super::agave::{self, Ends, Peer};
 use super::collect::{CollectKind, CollectShared, Collector, Live};
 use super::measured::{finish_check, link_lost, window, work_of, Measured, Probe, Sample, Timing};
-use super::source::{self, Blaster, RateLimit, SourceLive, RATE_BURST};
+use super::source::{self, burst_for, Blaster, RateLimit, SourceLive};
 use super::tilewire;
 use super::traffic::{any_port, Traffic, LOOPBACK};
 use crate::harness::cpu::process_cpu_ns;
@@ -135,7 +135,7 @@ pub(super) fn memory(
     cell: usize,
 ) -> Result<Measured, String> {
     let live = Arc::new(Live::default());
-    let burst = if rate == 0 { 64 } else { RATE_BURST };
+    let burst = burst_for(rate);
     let mut m = Measured::default();
     match imp {
         Impl::Tilewire | Impl::TilewireTwoNets | Impl::TilewireXdp | Impl::TilewireXdpTwoQueues => {
@@ -383,7 +383,7 @@ fn drive(
     let stop_collector = AtomicBool::new(false);
     let source_live = SourceLive::default();
     let mut col = Collector::new(traffic.clone(), live.clone());
-    let rate = RateLimit::new(h.rate, RATE_BURST);
+    let rate = RateLimit::new(h.rate, burst_for(h.rate));
     let (blast, sock, cpu) = (&mut h.blast, &mut h.collector_sock, h.source_cpu);
     let sent = std::thread::scope(|s| {
         let (ss, sc, sl, colr) = (&stop_source, &stop_collector, &source_live, &mut col);
@@ -445,7 +445,10 @@ pub(super) fn udp(
     m.source = if rate == 0 {
         format!("{source_name}, as fast as it goes")
     } else {
-        format!("{source_name}, {rate} pkt/s in bursts of {RATE_BURST}")
+        format!(
+            "{source_name}, {rate} pkt/s in bursts of {}",
+            burst_for(rate)
+        )
     };
     let mut h = Helpers {
         blast,

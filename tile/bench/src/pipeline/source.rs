@@ -34,6 +34,18 @@ use super::traffic::{self, Sequence, Traffic};
 const BATCH: usize = 64;
 /// Packets per burst under a rate limit.
 pub(super) const RATE_BURST: usize = 8;
+
+/// The burst a source sends at `rate` packets a second (0: as fast as it
+/// goes): [`RATE_BURST`], or more at high rates, so that bursts come at
+/// most every 100 µs (a sleep shorter than the kernel's timer slack, 50
+/// µs, cannot keep a high rate).
+pub(super) fn burst_for(rate: u64) -> usize {
+    if rate == 0 {
+        64
+    } else {
+        RATE_BURST.max((rate / 10_000) as usize)
+    }
+}
 /// How long an idle collector sleeps before it polls again.
 const IDLE_SLEEP: Duration = Duration::from_micros(20);
 

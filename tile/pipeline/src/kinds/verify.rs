@@ -31,8 +31,10 @@
 //! The tile reads settled ([`Reading::Settled`]) and hashes each packet
 //! where it lies; without `dst` it passes it on unchanged (origin
 //! included) with [`Outputs::forward`], by chunk on reliable links: no
-//! byte copied. With `dst` it copies the packet once to rewrite its
-//! headers, and publishes it from its origin with origin 0.
+//! byte copied. With `dst` it rewrites a copy of the headers alone and
+//! publishes them and the rest of the packet from its origin, with origin
+//! 0 ([`Outputs::publish_parts`]): the packet is copied once, straight
+//! into the output's dcache.
 //!
 //! # What it counts
 //!
@@ -51,10 +53,10 @@
 use std::net::SocketAddrV4;
 
 use serde::Deserialize;
-use tilewire_aio::frame::{ipv4_checksum, UdpFrame};
+use tilewire_aio::frame::{ipv4_checksum, UdpFrame, ETH_HEADER_LEN, UDP_HEADER_LEN};
 use xxhash_rust::xxh3::xxh3_64;
 
-use tilewire_tile::stem::{Frag, FragCopy, Outputs, Reading, Tile};
+use tilewire_tile::stem::{Frag, Outputs, Reading, Tile};
 
 use crate::kind::{BuildCtx, BuildError, IoCounts, TileKind};
 
@@ -85,7 +87,6 @@ pub struct VerifyStats {
 /// docs](self)).
 #[derive(Debug)]
 pub struct Verify {
-    copy: FragCopy,
     dst: Option<SocketAddrV4>,
     stats: VerifyStats,
 }
@@ -94,7 +95,6 @@ impl Verify {
     /// A verify tile; `dst`, if given, readdresses every IPv4 UDP frame.
     pub fn new(dst: Option<SocketAddrV4>) -> Verify {
         Verify {
-            copy: FragCopy::new(),
             dst,
             stats: VerifyStats::default(),
         }
@@ -116,7 +116,11 @@ impl Verify {
     }
 }
 
-/// Readdresses an IPv4 UDP frame to `dst` (see the module docs).
+/// The longest Ethernet, IPv4 (with options) and UDP headers.
+const HEADERS_MAX: usize = ETH_HEADER_LEN + 60 + UDP_HEADER_LEN;
+
+/// Readdresses an IPv4 UDP frame to `dst` (see the module docs): only its
+/// headers are read and written.
 fn readdress(frame: &mut UdpFrame<&mut [u8]>, dst: SocketAddrV4) {
     frame.set_dst_ip(*dst.ip());
     frame.set_dst_port(dst.port());
@@ -152,18 +156,26 @@ impl Tile for Verify {
                 (payload_digest(packet), packet.len())
             }
         };
-        let sent = match self.dst {
-            // Passed on as it came: by chunk, no byte copied.
-            None => out.forward(0, frag),
-            // Readdressed: the one copy a rewrite needs, then published.
-            Some(dst) => {
-                let n = packet.len().min(self.copy.capacity());
-                let copy = self.copy.set(&packet[..n]);
-                if let Ok(mut frame) = UdpFrame::new_checked(&mut *copy) {
-                    readdress(&mut frame, dst);
-                }
-                out.publish_packet(0, self.copy.bytes(), meta.sig, meta.ctl, meta.tsorig)
+        let sent = match (self.dst, UdpFrame::new_checked(packet)) {
+            // Readdressed: its headers rewritten in a copy of their own,
+            // then headers and payload copied once, straight into the
+            // output's dcache.
+            (Some(dst), Ok(frame)) => {
+                let end = frame.udp_offset() + UDP_HEADER_LEN;
+                let mut headers = [0u8; HEADERS_MAX];
+                headers[..end].copy_from_slice(&packet[..end]);
+                readdress(&mut UdpFrame::new_unchecked(&mut headers[..end]), dst);
+                out.publish_parts(
+                    0,
+                    &[&headers[..end], &packet[end..]],
+                    meta.sig,
+                    meta.ctl,
+                    meta.tsorig,
+                )
             }
+            // Passed on as it came: by chunk, no byte copied (a frame that
+            // is not IPv4 UDP is not readdressed).
+            _ => out.forward(0, frag),
         };
         match sent {
             Ok(_) => {
