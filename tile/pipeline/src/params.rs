@@ -119,6 +119,29 @@ pub fn opt_endpoint<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr
     endpoint(d).map(Some)
 }
 
+/// An Ethernet MAC address, six hex bytes separated by colons,
+/// `"02:00:c6:12:00:01"`, optional.
+///
+/// # Errors
+/// Anything else.
+pub fn opt_mac<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 6]>, D::Error> {
+    parsed(d, "a MAC address such as \"02:00:c6:12:00:01\"", parse_mac).map(Some)
+}
+
+/// `"02:00:c6:12:00:01"` as six bytes.
+fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in &mut mac {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
 /// An IPv4 address, `"198.18.0.1"`, optional.
 ///
 /// # Errors

@@ -99,3 +99,45 @@ fn verify_hashes_every_payload_and_passes_the_packet_on() {
         assert_eq!(counter(m, "digest"), want_digest);
     }
 }
+
+#[test]
+fn verify_params_take_a_source_and_macs_and_refuse_a_bad_mac_at_its_line() {
+    let topo = |params: &str| {
+        format!(
+            "[workspace]\nname = \"vp\"\n\n[[link]]\nname = \"a\"\ndepth = 64\n\n\
+             [[link]]\nname = \"b\"\ndepth = 64\n\n\
+             [[tile]]\nname = \"gen\"\nkind = \"gen\"\noutputs = [\"a\"]\n\n\
+             [[tile]]\nname = \"v\"\nkind = \"verify\"\ninputs = [\"a\"]\noutputs = [\"b\"]\n\
+             params = {{ {params} }}\n\n\
+             [[tile]]\nname = \"sink\"\nkind = \"sink\"\ninputs = [\"b\"]\n"
+        )
+    };
+    let registry = tilewire_pipeline::Registry::with_builtins();
+    let good = topo(
+        "dst = \"198.18.0.9:7100\", src = \"198.18.0.7:7000\", \
+         dst_mac = \"02:00:c6:12:00:09\", src_mac = \"02:00:c6:12:00:07\"",
+    );
+    let t = registry.parse(&good).expect("a source and both MACs");
+    let p = t
+        .params::<tilewire_pipeline::kinds::verify::VerifyParams>("v")
+        .unwrap();
+    assert_eq!(p.dst_mac, Some([2, 0, 0xc6, 0x12, 0, 9]));
+    assert_eq!(p.src, Some("198.18.0.7:7000".parse().unwrap()));
+    for bad in [
+        "02:00:c6:12:00",
+        "02:00:c6:12:00:09:01",
+        "zz:00:c6:12:00:09",
+        "2:0:c6:12:0:9",
+    ] {
+        let err = registry
+            .parse(&topo(&format!(
+                "dst = \"198.18.0.9:7100\", dst_mac = \"{bad}\""
+            )))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 22: tile \"v\" params: `dst_mac` must be a MAC address such as"),
+            "{bad}: {err}"
+        );
+    }
+}

@@ -16,7 +16,9 @@
 //! sum, whatever the order.
 //!
 //! With the parameter `dst`, every IPv4 UDP frame is readdressed before
-//! it goes on: its destination IPv4 address and UDP port become `dst`
+//! it goes on (with `src`, `dst_mac` and `src_mac`, its source and MACs
+//! too, for a net-xdp tile that sends it as it is): its destination IPv4
+//! address and UDP port become `dst`
 //! (the next hop, as a retransmit stage would choose it), the IPv4
 //! header checksum is recomputed and the UDP checksum set to 0 ("none",
 //! allowed over IPv4), so that a net tile downstream sends it there.
@@ -87,15 +89,22 @@ pub struct VerifyStats {
 /// docs](self)).
 #[derive(Debug)]
 pub struct Verify {
-    dst: Option<SocketAddrV4>,
+    to: Option<Readdress>,
     stats: VerifyStats,
 }
 
 impl Verify {
-    /// A verify tile; `dst`, if given, readdresses every IPv4 UDP frame.
+    /// A verify tile; `dst`, if given, readdresses every IPv4 UDP frame
+    /// there.
     pub fn new(dst: Option<SocketAddrV4>) -> Verify {
+        Verify::readdressing(dst.map(Readdress::to))
+    }
+
+    /// A verify tile that readdresses every IPv4 UDP frame as `to` says,
+    /// if given.
+    pub fn readdressing(to: Option<Readdress>) -> Verify {
         Verify {
-            dst,
+            to,
             stats: VerifyStats::default(),
         }
     }
@@ -119,11 +128,21 @@ impl Verify {
 /// The longest Ethernet, IPv4 (with options) and UDP headers.
 const HEADERS_MAX: usize = ETH_HEADER_LEN + 60 + UDP_HEADER_LEN;
 
-/// Readdresses an IPv4 UDP frame to `dst` (see the module docs): only its
-/// headers are read and written.
-fn readdress(frame: &mut UdpFrame<&mut [u8]>, dst: SocketAddrV4) {
-    frame.set_dst_ip(*dst.ip());
-    frame.set_dst_port(dst.port());
+/// Readdresses an IPv4 UDP frame as `to` says (see the module docs): only
+/// its headers are read and written.
+fn readdress(frame: &mut UdpFrame<&mut [u8]>, to: &Readdress) {
+    frame.set_dst_ip(*to.dst.ip());
+    frame.set_dst_port(to.dst.port());
+    if let Some(src) = to.src {
+        frame.set_src_ip(*src.ip());
+        frame.set_src_port(src.port());
+    }
+    if let Some(mac) = to.dst_mac {
+        frame.set_dst_mac(mac);
+    }
+    if let Some(mac) = to.src_mac {
+        frame.set_src_mac(mac);
+    }
     frame.set_udp_checksum(0);
     let sum = ipv4_checksum(frame.ip_header());
     frame.set_ip_checksum(sum);
@@ -156,15 +175,15 @@ impl Tile for Verify {
                 (payload_digest(packet), packet.len())
             }
         };
-        let sent = match (self.dst, UdpFrame::new_checked(packet)) {
+        let sent = match (&self.to, UdpFrame::new_checked(packet)) {
             // Readdressed: its headers rewritten in a copy of their own,
             // then headers and payload copied once, straight into the
             // output's dcache.
-            (Some(dst), Ok(frame)) => {
+            (Some(to), Ok(frame)) => {
                 let end = frame.udp_offset() + UDP_HEADER_LEN;
                 let mut headers = [0u8; HEADERS_MAX];
                 headers[..end].copy_from_slice(&packet[..end]);
-                readdress(&mut UdpFrame::new_unchecked(&mut headers[..end]), dst);
+                readdress(&mut UdpFrame::new_unchecked(&mut headers[..end]), to);
                 out.publish_parts(
                     0,
                     &[&headers[..end], &packet[end..]],
@@ -212,6 +231,44 @@ pub struct VerifyParams {
     /// the addresses alone).
     #[serde(default, deserialize_with = "crate::params::opt_endpoint")]
     pub dst: Option<SocketAddrV4>,
+    /// With `dst`: its source becomes this `"ip:port"` too (default: the
+    /// source it came with).
+    #[serde(default, deserialize_with = "crate::params::opt_endpoint")]
+    pub src: Option<SocketAddrV4>,
+    /// With `dst`: its Ethernet destination becomes this MAC, the next
+    /// hop's (default: the MACs are left alone; a net-udp tile sending it
+    /// ignores them, a net-xdp tile sends the frame as it is).
+    #[serde(default, deserialize_with = "crate::params::opt_mac")]
+    pub dst_mac: Option<[u8; 6]>,
+    /// With `dst`: its Ethernet source becomes this MAC, the sending
+    /// interface's.
+    #[serde(default, deserialize_with = "crate::params::opt_mac")]
+    pub src_mac: Option<[u8; 6]>,
+}
+
+/// Where [`Verify`] readdresses frames to (see [`VerifyParams`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readdress {
+    /// The new destination.
+    pub dst: SocketAddrV4,
+    /// The new source, if it changes.
+    pub src: Option<SocketAddrV4>,
+    /// The new Ethernet destination, if it changes.
+    pub dst_mac: Option<[u8; 6]>,
+    /// The new Ethernet source, if it changes.
+    pub src_mac: Option<[u8; 6]>,
+}
+
+impl Readdress {
+    /// To `dst`, nothing else changed.
+    pub fn to(dst: SocketAddrV4) -> Readdress {
+        Readdress {
+            dst,
+            src: None,
+            dst_mac: None,
+            src_mac: None,
+        }
+    }
 }
 
 impl TileKind for VerifyKind {
@@ -230,7 +287,13 @@ impl TileKind for VerifyKind {
         p: &VerifyParams,
         _: &mut BuildCtx<'w, '_>,
     ) -> Result<Box<dyn Tile + 'w>, BuildError> {
-        Ok(Box::new(Verify::new(p.dst)))
+        let to = p.dst.map(|dst| Readdress {
+            dst,
+            src: p.src,
+            dst_mac: p.dst_mac,
+            src_mac: p.src_mac,
+        });
+        Ok(Box::new(Verify::readdressing(to)))
     }
 }
 
@@ -265,13 +328,34 @@ mod tests {
         let mut frame = build_vec(&ends(), b"a transaction").unwrap();
         let dst: SocketAddrV4 = "198.18.0.9:7100".parse().unwrap();
         let mut view = UdpFrame::new_checked(&mut frame[..]).unwrap();
-        readdress(&mut view, dst);
+        readdress(&mut view, &Readdress::to(dst));
         let view = UdpFrame::new_checked(&frame[..]).unwrap();
         assert_eq!(view.dst(), dst);
         assert_eq!(view.src(), ends().src, "the source stays");
+        assert_eq!(view.dst_mac(), ends().dst_mac, "the MACs stay");
         assert_eq!(view.udp_checksum(), 0);
         assert_eq!(view.payload(), b"a transaction");
         assert_eq!(view.ip_checksum(), ipv4_checksum(view.ip_header()));
+        tilewire_aio::frame::verify_checksums(&frame).unwrap();
+    }
+
+    #[test]
+    fn readdressing_with_a_source_and_macs_sets_them_all() {
+        let mut frame = build_vec(&ends(), b"a shred").unwrap();
+        let to = Readdress {
+            dst: "198.18.0.9:7100".parse().unwrap(),
+            src: Some("198.18.0.7:7000".parse().unwrap()),
+            dst_mac: Some([2, 0, 0, 0, 0, 9]),
+            src_mac: Some([2, 0, 0, 0, 0, 7]),
+        };
+        readdress(&mut UdpFrame::new_checked(&mut frame[..]).unwrap(), &to);
+        let view = UdpFrame::new_checked(&frame[..]).unwrap();
+        assert_eq!((view.src(), view.dst()), (to.src.unwrap(), to.dst));
+        assert_eq!(
+            (view.src_mac(), view.dst_mac()),
+            ([2, 0, 0, 0, 0, 7], [2, 0, 0, 0, 0, 9])
+        );
+        assert_eq!(view.payload(), b"a shred");
         tilewire_aio::frame::verify_checksums(&frame).unwrap();
     }
 }

@@ -40,7 +40,11 @@
 //! [`NetXdp`] is the [`Tile`](tilewire_tile::stem::Tile) around one socket: each loop turn it moves
 //! received packets into its output link; each frag of its input link is
 //! a whole Ethernet frame it sends (flushed at the end of each burst, and
-//! by [`Xsk::service`](tilewire_xdp::Xsk::service) at housekeeping). A frag waits on its link while
+//! by [`Xsk::service`](tilewire_xdp::Xsk::service) at housekeeping). It
+//! reads its input settled: a frame on a reliable input is copied once,
+//! from where it lies into a transmit frame (a frame in its own UMEM
+//! too: the transmit frames are the socket's own, apart from the lines'
+//! receive frames). A frag waits on its link while
 //! the socket has no free transmit frame, so nothing is dropped for lack
 //! of room. Its counters, in the workspace for any monitor: packets and
 //! bytes each way, fill-ring-empty polls, transmit-full waits, wakeups

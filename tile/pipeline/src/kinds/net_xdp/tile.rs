@@ -5,16 +5,14 @@ use tilewire_aio::frame::UdpFrame;
 use tilewire_shmem::clock::mono_ts;
 use tilewire_xdp::{RxPacket, RxRefused, RxSink, Umem, UmemError, Xsk, XskConfig, FRAME_SIZE};
 
-use core::sync::atomic::AtomicU8;
-
 use tilewire_aio::{Aio, PktInfo, SendErrorKind};
-use tilewire_shmem::{clock::mono_ns, load_bytes};
+use tilewire_shmem::clock::mono_ns;
 use tilewire_xdp::KernelStats;
 
-use tilewire_tile::link::frag::{ctl, FragMeta, CHUNK_SZ};
+use tilewire_tile::link::frag::{ctl, CHUNK_SZ};
 use tilewire_tile::link::producer::Producer;
 use tilewire_tile::link::{Link, LinkParams, Reliability};
-use tilewire_tile::stem::{Filter, Outputs, Tile};
+use tilewire_tile::stem::{Filter, Frag, Outputs, Reading, Tile};
 
 /// The mtu of a link that receives from AF_XDP: one frame.
 pub const XDP_MTU: usize = FRAME_SIZE as usize;
@@ -120,9 +118,6 @@ pub struct NetXdp<'w> {
     xsk: Xsk<'w>,
     rx: XdpRxLink,
     budget: u32,
-    /// The frag read by `during_frag`.
-    frame: Vec<u8>,
-    frame_len: usize,
     kernel: KernelStats,
     tx_waits: u64,
     tx_refused: u64,
@@ -155,8 +150,6 @@ impl<'w> NetXdp<'w> {
             xsk,
             rx,
             budget: budget.max(1),
-            frame: vec![0; XDP_MTU],
-            frame_len: 0,
             kernel: KernelStats::default(),
             tx_waits: 0,
             tx_refused: 0,
@@ -206,19 +199,18 @@ impl Tile for NetXdp<'_> {
         }
     }
 
-    fn during_frag(&mut self, _input: usize, meta: &FragMeta, payload: &[AtomicU8]) {
-        let n = (meta.sz as usize).min(payload.len()).min(self.frame.len());
-        load_bytes(&mut self.frame[..n], &payload[..n]);
-        self.frame_len = n;
+    fn reading(&self) -> Reading {
+        Reading::Settled
     }
 
-    fn after_frag(&mut self, _input: usize, meta: &FragMeta, _out: &mut Outputs<'_, '_>) {
-        let pkt = meta.packet(&self.frame[..self.frame_len]);
-        // An error here is `Inval`, a frame this socket cannot send (a
-        // runt, or longer than the interface takes): counted, as the socket
-        // counts it too. (`Again` cannot happen: before_frag saw room, and
-        // nothing else sends on this socket.)
-        if let Err(e) = self.xsk.send(&[PktInfo::new(pkt)], false) {
+    fn on_frag(&mut self, _input: usize, frag: &Frag<'_>, _out: &mut Outputs<'_, '_>) {
+        // The packet where it lies (in place on a reliable input), copied
+        // once, into a transmit frame. An error here is `Inval`, a frame
+        // this socket cannot send (a runt, or longer than the interface
+        // takes): counted, as the socket counts it too. (`Again` cannot
+        // happen: before_frag saw room, and nothing else sends on this
+        // socket.)
+        if let Err(e) = self.xsk.send(&[PktInfo::new(frag.packet())], false) {
             debug_assert_eq!(e.kind, SendErrorKind::Inval);
             self.tx_refused += 1;
         }
