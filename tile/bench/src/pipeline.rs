@@ -253,6 +253,8 @@ pub(crate) fn run(args: &Args) -> Result<(), String> {
                 Impl::TilewireTwoNets,
                 Impl::TilewireXdp,
                 Impl::TilewireXdpTwoQueues,
+                Impl::TilewireXdpBoth,
+                Impl::TilewireXdpBothTwoQueues,
                 Impl::Agave,
             ],
             _ => &[Impl::Tilewire, Impl::Agave],

@@ -73,6 +73,12 @@ pub(super) enum Impl {
     /// tilewire receiving with two `net-xdp` tiles, one per queue, over
     /// veth.
     TilewireXdpTwoQueues,
+    /// tilewire on AF_XDP both ways: a `net-xdp` tile receives on queue 0
+    /// and sends what verify readdressed, over veth.
+    TilewireXdpBoth,
+    /// The same with two `net-xdp` tiles, one per queue, each sending its
+    /// share.
+    TilewireXdpBothTwoQueues,
     Agave,
 }
 
@@ -83,6 +89,8 @@ impl Impl {
             Impl::TilewireTwoNets => "tilewire-2net",
             Impl::TilewireXdp => "tilewire-xdp",
             Impl::TilewireXdpTwoQueues => "tilewire-xdp-2q",
+            Impl::TilewireXdpBoth => "tilewire-xdp2way",
+            Impl::TilewireXdpBothTwoQueues => "tilewire-xdp2way-2q",
             Impl::Agave => "agave-style",
         }
     }
@@ -94,13 +102,26 @@ impl Impl {
 
     /// Receives with AF_XDP (`net-xdp` tiles).
     pub(super) fn is_xdp(self) -> bool {
-        matches!(self, Impl::TilewireXdp | Impl::TilewireXdpTwoQueues)
+        matches!(
+            self,
+            Impl::TilewireXdp
+                | Impl::TilewireXdpTwoQueues
+                | Impl::TilewireXdpBoth
+                | Impl::TilewireXdpBothTwoQueues
+        )
+    }
+
+    /// tilewire sending by AF_XDP as well.
+    pub(super) fn sends_by_xdp(self) -> bool {
+        matches!(self, Impl::TilewireXdpBoth | Impl::TilewireXdpBothTwoQueues)
     }
 
     /// The receiving net tiles of a tilewire UDP cell.
     pub(super) fn nets(self) -> u32 {
         match self {
-            Impl::TilewireTwoNets | Impl::TilewireXdpTwoQueues => 2,
+            Impl::TilewireTwoNets | Impl::TilewireXdpTwoQueues | Impl::TilewireXdpBothTwoQueues => {
+                2
+            }
             _ => 1,
         }
     }
@@ -110,7 +131,7 @@ impl Impl {
     /// queue gets its share; one for the rest.
     pub(super) fn queues(self) -> u32 {
         match self {
-            Impl::TilewireXdpTwoQueues => 2,
+            Impl::TilewireXdpTwoQueues | Impl::TilewireXdpBothTwoQueues => 2,
             _ => 1,
         }
     }
@@ -138,7 +159,12 @@ pub(super) fn memory(
     let burst = burst_for(rate);
     let mut m = Measured::default();
     match imp {
-        Impl::Tilewire | Impl::TilewireTwoNets | Impl::TilewireXdp | Impl::TilewireXdpTwoQueues => {
+        Impl::Tilewire
+        | Impl::TilewireTwoNets
+        | Impl::TilewireXdp
+        | Impl::TilewireXdpTwoQueues
+        | Impl::TilewireXdpBoth
+        | Impl::TilewireXdpBothTwoQueues => {
             let shared = Arc::new(CollectShared {
                 traffic: traffic.clone(),
                 live: live.clone(),
@@ -460,13 +486,27 @@ pub(super) fn udp(
     let port = ad.pipe.port();
     let drops_here = || in_a(env, || source::socket_drops(port));
     match imp {
-        Impl::Tilewire | Impl::TilewireTwoNets | Impl::TilewireXdp | Impl::TilewireXdpTwoQueues => {
+        Impl::Tilewire
+        | Impl::TilewireTwoNets
+        | Impl::TilewireXdp
+        | Impl::TilewireXdpTwoQueues
+        | Impl::TilewireXdpBoth
+        | Impl::TilewireXdpBothTwoQueues => {
             let nets = imp.nets();
+            let src = ad.pipe.to_string();
             let receive = if imp.is_xdp() {
                 let pair = env.pair.as_ref().ok_or("AF_XDP cells need the veth pair")?;
-                tilewire::Receive::Xdp {
-                    ifname: pair.a().ifname(),
-                    port: ad.pipe.port(),
+                let (ifname, port) = (pair.a().ifname(), ad.pipe.port());
+                if imp.sends_by_xdp() {
+                    tilewire::Receive::XdpBoth {
+                        ifname,
+                        port,
+                        src: &src,
+                        src_mac: pair.a().mac(),
+                        dst_mac: pair.b().mac(),
+                    }
+                } else {
+                    tilewire::Receive::Xdp { ifname, port }
                 }
             } else {
                 tilewire::Receive::Udp
@@ -531,7 +571,10 @@ pub(super) fn udp(
                 .iter()
                 .map(|l| link_lost(pipeline.workspace(), l, 0))
                 .sum();
-            m.inner_lost = overruns + both("tx_errors") + both("tx_not_udp");
+            // Frames the net-udp tile could not send, or a net-xdp tile's
+            // socket refused.
+            m.inner_lost =
+                overruns + both("tx_errors") + both("tx_not_udp") + net_sum("tx_refused");
             finish_check(&mut m, &mut col, traffic);
         }
         Impl::Agave => {

@@ -49,6 +49,23 @@ pub(super) enum Receive<'a> {
     /// program steering UDP port `port` to it; the sending tile stays
     /// `net-udp`.
     Xdp { ifname: &'a str, port: u16 },
+    /// As `Xdp`, and the `net-xdp` tile sends too: verify readdresses each
+    /// frame from `src` (the pipeline's address, `src_mac` its
+    /// interface's) to the collector at `dst_mac`, and the net tile sends
+    /// it as it is. The receive link is unreliable (it closes the cycle
+    /// net -> dedup -> verify -> net, which a stop breaks there).
+    XdpBoth {
+        ifname: &'a str,
+        port: u16,
+        src: &'a str,
+        src_mac: [u8; 6],
+        dst_mac: [u8; 6],
+    },
+}
+
+/// `"02:00:c6:12:00:01"`.
+fn mac(m: [u8; 6]) -> String {
+    m.map(|b| format!("{b:02x}")).join(":")
 }
 
 /// The UDP pipeline's topology: `bind --> net --raw--> dedup --uniq-->
@@ -79,7 +96,7 @@ pub(super) fn udp_text(
         ),
         // The receive link's data region is the socket's UMEM: one
         // frame per frag.
-        Receive::Xdp { ifname, port } => (
+        Receive::Xdp { ifname, port } | Receive::XdpBoth { ifname, port, .. } => (
             tile("net", "net-xdp")
                 .param("ifname", ifname)
                 .param("ports", vec![i64::from(port)])
@@ -88,28 +105,46 @@ pub(super) fn udp_text(
             LinkDef::new("raw", DEPTH).mtu(tilewire_pipeline::kinds::net_xdp::XDP_MTU),
         ),
     };
+    let mut verify = tile("verify", "verify")
+        .input("uniq")
+        .output("ok")
+        .param("dst", collector);
+    let (net, raw) = match receive {
+        Receive::XdpBoth {
+            src,
+            src_mac,
+            dst_mac,
+            ..
+        } => {
+            verify = verify
+                .param("src", src)
+                .param("src_mac", mac(src_mac))
+                .param("dst_mac", mac(dst_mac));
+            (net.input("ok"), raw.unreliable())
+        }
+        _ => (net, raw),
+    };
     // More than one receiving tile: `count` of them (`net.0` ..).
     let net = if nets > 1 { net.count(nets) } else { net };
-    PipelineBuilder::new(ws)
+    let builder = PipelineBuilder::new(ws)
         .mode(Mode::Threads)
         .link(raw)
         .link(LinkDef::new("uniq", DEPTH))
         .link(LinkDef::new("ok", DEPTH))
         .tile(in_netns(net.output("raw")))
         .tile(tile("dedup", "dedup").input("raw").output("uniq"))
-        .tile(
-            tile("verify", "verify")
-                .input("uniq")
-                .output("ok")
-                .param("dst", collector),
-        )
-        .tile(in_netns(
+        .tile(verify);
+    let builder = if matches!(receive, Receive::XdpBoth { .. }) {
+        builder
+    } else {
+        builder.tile(in_netns(
             tile("tx", "net-udp")
                 .input("ok")
                 .param("bind", txbind)
                 .param("engine", engine),
         ))
-        .text()
+    };
+    builder.text()
 }
 
 /// The in-memory pipeline's topology: `gen --raw--> dedup --uniq-->
