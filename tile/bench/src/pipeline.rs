@@ -674,8 +674,12 @@ fn print(rows: &[Row], notes: &[String], opts: &BenchArgs) {
     );
     for r in rows.iter().filter(|r| !r.m.tiles.is_empty()) {
         let tiles: Vec<String> = r.m.tiles.iter().map(TileCost::short).collect();
+        let (by_chunk, copied) =
+            r.m.tiles
+                .iter()
+                .fold((0, 0), |(b, c), t| (b + t.by_chunk, c + t.copied));
         println!(
-            "  {:<9} {:<10} {:<15} {}",
+            "  {:<9} {:<10} {:<19} {}; forwarded by chunk {by_chunk}, by a copy {copied}",
             r.path.name(),
             r.load(),
             r.imp.name(),

@@ -215,6 +215,8 @@ mod tests {
             counters: vec![],
             boots: 1,
             work_ns: 0,
+            forwarded_by_chunk: 0,
+            forwarded_copied: 0,
         }
     }
 

@@ -248,6 +248,8 @@ mod tests {
                     counters: vec![("sent".into(), sent)],
                     boots: 1,
                     work_ns: 0,
+                    forwarded_by_chunk: 0,
+                    forwarded_copied: 0,
                 },
                 latency: vec![None],
             }],

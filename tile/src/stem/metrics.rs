@@ -19,8 +19,9 @@
 //! 1088  16 output slots of 64 B: link name (48 B)
 //! 2112  16 counter names of 32 B
 //! 2688  pid, state, heartbeat, housekeeping runs, loop iterations,
-//!       back-pressure episodes and nanoseconds, boots, work nanoseconds
-//!       (written by the tile; 16 words)
+//!       back-pressure episodes and nanoseconds, boots, work nanoseconds,
+//!       frags forwarded by chunk and by a copy (written by the tile; 16
+//!       words)
 //! 2816  stop request                              (written by anyone)
 //!       0: none; 1: stop now; 2^63 | mask: drain the inputs of mask
 //!       (bit i: input i, bits 0..16), then stop; any other value: stop now
@@ -78,6 +79,8 @@ const BP_CNT: usize = 5;
 const BP_NS: usize = 6;
 const BOOTS: usize = 7;
 const WORK_NS: usize = 8;
+const FWD_CHUNK: usize = 9;
+const FWD_COPIED: usize = 10;
 
 // Values of the stop request word (see the layout table).
 const STOP_NONE: u64 = 0;
@@ -346,6 +349,12 @@ pub struct TileSnapshot {
     /// credits, slept, or ran the other tiles of its group. Per packet, or
     /// as a share of a window, it says which tile is the limit.
     pub work_ns: u64,
+    /// Frags the tile passed on with `Outputs::forward` by chunk, copying
+    /// no byte, since this boot.
+    pub forwarded_by_chunk: u64,
+    /// Frags it passed on with `Outputs::forward` by one copy (an
+    /// unreliable link on either side), since this boot.
+    pub forwarded_copied: u64,
 }
 
 fn read_str(bytes: &[AtomicU8]) -> String {
@@ -430,6 +439,8 @@ impl<'a> TileMetricsHandle<'a> {
             backpressure_ns: l(BP_NS),
             boots: l(BOOTS),
             work_ns: l(WORK_NS),
+            forwarded_by_chunk: l(FWD_CHUNK),
+            forwarded_copied: l(FWD_COPIED),
             out_backpressure: (0..self.outputs)
                 .map(|i| self.words[OUT_BP_OFF / 8 + i].load(Ordering::Relaxed))
                 .collect(),
@@ -539,6 +550,13 @@ impl<'a> TileMetricsHandle<'a> {
             let o = &self.words[OUT_BP_OFF / 8 + out];
             o.store(o.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         }
+    }
+
+    /// Stores what the tile passed on with `Outputs::forward` so far: by
+    /// chunk, and by a copy.
+    pub(crate) fn set_forwarded(&self, by_chunk: u64, copied: u64) {
+        self.live(FWD_CHUNK).store(by_chunk, Ordering::Relaxed);
+        self.live(FWD_COPIED).store(copied, Ordering::Relaxed);
     }
 
     /// Adds `ns` to the time the loop spent on iterations that worked.

@@ -364,6 +364,8 @@ impl<'w, T: Tile> Stem<'w, T> {
                 .add_work((self.work_ticks as f64 * self.ns_per_tick) as u64);
             self.work_ticks = 0;
         }
+        let f = self.fwd.counts;
+        self.metrics.set_forwarded(f.by_chunk, f.copied);
         let n = self.metrics.counter_count();
         self.tile.metrics_write(&mut self.counters[..n]);
         self.metrics.set_counters(&self.counters[..n]);

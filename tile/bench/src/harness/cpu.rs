@@ -60,46 +60,60 @@ pub(crate) fn ns_per(cpu_ns: u64, pkts: u64) -> f64 {
     cpu_ns as f64 / pkts.max(1) as f64
 }
 
-/// Each tile's work so far (its metrics' `work_ns`: time the loop spent
-/// on iterations that worked), by name, for the tiles of `names` that
-/// have metrics in `ws`.
-pub(crate) fn tiles_work_ns(
-    ws: &tilewire_shmem::Workspace,
-    names: &[String],
-) -> Vec<(String, u64)> {
+/// One reading of a tile's metrics: its work so far (`work_ns`: time
+/// the loop spent on iterations that worked) and what it forwarded.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TileReading {
+    pub tile: String,
+    pub work_ns: u64,
+    pub by_chunk: u64,
+    pub copied: u64,
+}
+
+/// Each tile's reading, for the tiles of `names` that have metrics in
+/// `ws`.
+pub(crate) fn tiles_work_ns(ws: &tilewire_shmem::Workspace, names: &[String]) -> Vec<TileReading> {
     use tilewire_tile::stem::metrics::TileMetrics;
     names
         .iter()
         .filter_map(|n| {
             let a = ws.lookup(&tilewire_tile::stem::metrics_name(n))?;
             let mem = ws.region(a.gaddr, a.size as usize).ok()?;
-            let m = TileMetrics::join(mem).ok()?;
-            Some((n.clone(), m.snapshot().work_ns))
+            let m = TileMetrics::join(mem).ok()?.snapshot();
+            Some(TileReading {
+                tile: n.clone(),
+                work_ns: m.work_ns,
+                by_chunk: m.forwarded_by_chunk,
+                copied: m.forwarded_copied,
+            })
         })
         .collect()
 }
 
-/// What each tile worked between two readings of [`tiles_work_ns`], per
-/// packet of `pkts`, and as a share of `window_ns` (1.0: busy the whole
-/// window).
+/// What each tile worked and forwarded between two readings of
+/// [`tiles_work_ns`], its work per packet of `pkts`, and as a share of
+/// `window_ns` (1.0: busy the whole window).
 pub(crate) fn tiles_per_pkt(
-    before: &[(String, u64)],
-    after: &[(String, u64)],
+    before: &[TileReading],
+    after: &[TileReading],
     pkts: u64,
     window_ns: u64,
 ) -> Vec<TileCost> {
     after
         .iter()
-        .map(|(name, a)| {
+        .map(|a| {
             let b = before
                 .iter()
-                .find(|(n, _)| n == name)
-                .map_or(0, |(_, b)| *b);
-            let work = a.saturating_sub(b);
+                .find(|b| b.tile == a.tile)
+                .cloned()
+                .unwrap_or_default();
+            let work = a.work_ns.saturating_sub(b.work_ns);
             TileCost {
-                tile: name.clone(),
+                tile: a.tile.clone(),
                 ns_per_pkt: ns_per(work, pkts),
                 busy: work as f64 / window_ns.max(1) as f64,
+                by_chunk: a.by_chunk.saturating_sub(b.by_chunk),
+                copied: a.copied.saturating_sub(b.copied),
             }
         })
         .collect()
@@ -113,6 +127,10 @@ pub(crate) struct TileCost {
     pub ns_per_pkt: f64,
     /// Its work as a share of the window (1.0: busy throughout).
     pub busy: f64,
+    /// Frags it passed on by chunk (no byte copied) in the window.
+    pub by_chunk: u64,
+    /// Frags it passed on by a copy in the window.
+    pub copied: u64,
 }
 
 impl TileCost {

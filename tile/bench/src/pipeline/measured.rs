@@ -9,7 +9,7 @@ use tilewire_pipeline::Pipeline;
 
 use super::collect::{Collector, Live};
 use super::traffic::Traffic;
-use crate::harness::cpu::{tiles_per_pkt, tiles_work_ns, TileCost};
+use crate::harness::cpu::{tiles_per_pkt, tiles_work_ns, TileCost, TileReading};
 use crate::harness::stats::p50_p99;
 
 /// How long the parts of a cell last.
@@ -95,7 +95,7 @@ pub(super) struct Sample {
     pub rx: u64,
     pub delivered: u64,
     /// tilewire: each tile's work so far (empty for the peer).
-    pub work: Vec<(String, u64)>,
+    pub work: Vec<TileReading>,
 }
 
 /// Frags consumer `index` of `link` lost to overruns (while polling and
@@ -132,7 +132,7 @@ pub(super) struct Probe {
     /// Packets it took from its socket.
     pub rx: u64,
     /// tilewire: each tile's work so far.
-    pub work: Vec<(String, u64)>,
+    pub work: Vec<TileReading>,
 }
 
 impl Sample {
@@ -146,7 +146,7 @@ impl Sample {
 }
 
 /// Every tile's work so far, in the pipeline's workspace.
-pub(super) fn work_of(pipeline: &Pipeline) -> Vec<(String, u64)> {
+pub(super) fn work_of(pipeline: &Pipeline) -> Vec<TileReading> {
     let names: Vec<String> = pipeline
         .topology()
         .tiles
