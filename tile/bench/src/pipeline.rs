@@ -257,7 +257,8 @@ pub(crate) fn run(args: &Args) -> Result<(), String> {
                 Impl::TilewireXdpBothTwoQueues,
                 Impl::Agave,
             ],
-            _ => &[Impl::Tilewire, Impl::Agave],
+            Path::Memory => &[Impl::Tilewire, Impl::TilewireTwoThreads, Impl::Agave],
+            Path::Loopback => &[Impl::Tilewire, Impl::Agave],
         };
         for &imp in imps {
             cell += 1;

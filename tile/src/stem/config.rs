@@ -78,7 +78,8 @@ impl Share {
     }
 }
 
-/// Idle turns a backing-off tile spins before it yields.
+/// Idle turns a backing-off tile spins before it yields (at least; see
+/// [`Patience`]).
 pub(super) const SPIN_TURNS: u32 = 32;
 /// Idle turns, after the spinning, it yields before it sleeps.
 pub(super) const YIELD_TURNS: u32 = 8;
@@ -88,3 +89,79 @@ pub(super) const PARK_MAX: Duration = Duration::from_millis(5);
 /// The first nap of a tile that cannot sleep on a link (the naps that
 /// follow double, up to 16 times it).
 pub(super) const NAP: Duration = Duration::from_micros(50);
+
+/// The most a backing-off loop learns to keep polling before it yields
+/// and sleeps (see [`Patience`]).
+pub(super) const PATIENCE_MAX: Duration = Duration::from_micros(100);
+/// What a park that cost more than it saved first teaches.
+const PATIENCE_STEP: Duration = Duration::from_micros(8);
+
+/// How long a backing-off loop keeps polling an idle input before it
+/// yields and sleeps, learnt from its parks. A park costs a wake: on a
+/// VM, tens of microseconds from the producer's publish to the sleeper
+/// running. When the frag a park waited for came sooner than that wake
+/// took, polling on would have caught it for less: patience doubles (from
+/// [`PATIENCE_STEP`], up to [`PATIENCE_MAX`]). When the frag came later
+/// than the patience covered, polling only burnt the core: patience
+/// halves. Two threads handing frags to each other at full
+/// rate therefore stop parking between frags, and a pipeline that idles
+/// between bursts (a source at 50 k pkt/s) polls no longer than before.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Patience {
+    ns: u64,
+}
+
+impl Patience {
+    /// Nanoseconds to keep polling.
+    #[inline]
+    pub(super) fn ns(&self) -> u64 {
+        self.ns
+    }
+
+    /// A park started at `parked` (a frag timestamp, see
+    /// [`mono_ts`](tilewire_shmem::clock::mono_ts)) ended with a frag
+    /// published at `published`, and the loop ran again at `woke`.
+    pub(super) fn learn(&mut self, parked: u32, published: u32, woke: u32) {
+        let max = PATIENCE_MAX.as_nanos() as u64;
+        // Wrapping differences of the compressed stamps, as i32: a frag
+        // published before the park began came at gap 0.
+        let gap = (published.wrapping_sub(parked) as i32).max(0) as u64;
+        let wake = (woke.wrapping_sub(published) as i32).max(0) as u64;
+        if gap < wake && gap < max {
+            let step = PATIENCE_STEP.as_nanos() as u64;
+            self.ns = (self.ns * 2).clamp(step, max);
+        } else if gap > self.ns {
+            self.ns /= 2;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patience_grows_when_parks_wake_late_and_shrinks_when_gaps_are_long() {
+        let mut p = Patience::default();
+        assert_eq!(p.ns(), 0);
+        // The frag came 2 us after the park; the wake took 40 us.
+        p.learn(1_000, 3_000, 43_000);
+        assert_eq!(p.ns(), PATIENCE_STEP.as_nanos() as u64);
+        for _ in 0..10 {
+            p.learn(1_000, 3_000, 43_000);
+        }
+        assert_eq!(p.ns(), PATIENCE_MAX.as_nanos() as u64, "capped");
+        // A source idle 150 us between bursts: polling would not catch it.
+        for _ in 0..20 {
+            p.learn(1_000, 151_000, 190_000);
+        }
+        assert_eq!(p.ns(), 0, "back to none");
+        // Stamps that wrap around u32 and a frag published before the park.
+        p.learn(u32::MAX - 500, 500, 40_000);
+        assert!(p.ns() > 0, "a gap of 1 us across the wrap");
+        // A frag already there when the park began: a park for nothing.
+        let before = p.ns();
+        p.learn(5_000, 4_000, 5_100);
+        assert_eq!(p.ns(), before * 2);
+    }
+}

@@ -27,8 +27,13 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::link::mcache::MCacheHandle;
-use crate::stem::config::{IdlePolicy, NAP, PARK_MAX, SPIN_TURNS, YIELD_TURNS};
+use tilewire_shmem::clock::{mono_ns_fast, mono_ts};
+
+use crate::link::mcache::{MCacheHandle, Peek};
+
+use crate::stem::config::{
+    IdlePolicy, Patience, NAP, PARK_MAX, PATIENCE_MAX, SPIN_TURNS, YIELD_TURNS,
+};
 use crate::stem::run::{RunEnd, Turn};
 use crate::stem::step::Stem;
 use crate::stem::tile::Tile;
@@ -92,7 +97,10 @@ impl<'w, T: Tile> Group<'w, T> {
         let n = self.stems.len();
         let mut ends: Vec<Option<MemberEnd>> = vec![None; n];
         let mut live = n;
-        let mut idle_turns = 0u32;
+        // Idle turns in a row, when the first of them began, the yields
+        // and sleeps since, and how long to poll before yielding.
+        let (mut idle_turns, mut idle_since, mut yields, mut sleeps) = (0u32, 0u64, 0u32, 0u32);
+        let mut patience = Patience::default();
         // After a panic with stop_on_panic: the tiles asked to drain.
         let mut stopping = false;
         let mut asked = vec![false; n];
@@ -123,18 +131,35 @@ impl<'w, T: Tile> Group<'w, T> {
                 *slot = Some(end);
             }
             if busy {
-                idle_turns = 0;
+                (idle_turns, yields, sleeps) = (0, 0, 0);
                 continue;
             }
             idle_turns = idle_turns.saturating_add(1);
+            if idle_turns == 1 && self.idle == IdlePolicy::Backoff {
+                idle_since = mono_ns_fast();
+            }
+            // Waiting for credits, a tile keeps polling longest: its
+            // reader works on a full link and hands credits back soon.
+            let patient = if self.stems.iter().any(|s| s.backpressure_since != 0) {
+                PATIENCE_MAX.as_nanos() as u64
+            } else {
+                patience.ns()
+            };
+            let polling = idle_turns < SPIN_TURNS
+                || (patient > 0 && mono_ns_fast().saturating_sub(idle_since) < patient);
             match self.idle {
                 IdlePolicy::Spin => core::hint::spin_loop(),
-                IdlePolicy::Backoff if idle_turns < SPIN_TURNS => core::hint::spin_loop(),
-                IdlePolicy::Backoff if idle_turns < SPIN_TURNS + YIELD_TURNS => {
+                IdlePolicy::Backoff if polling => core::hint::spin_loop(),
+                IdlePolicy::Backoff if yields < YIELD_TURNS => {
+                    yields += 1;
                     std::thread::yield_now()
                 }
                 IdlePolicy::Backoff => {
-                    self.sleep(&ends, idle_turns - SPIN_TURNS - YIELD_TURNS);
+                    let parked = mono_ts();
+                    if let Some(published) = self.sleep(&ends, sleeps) {
+                        patience.learn(parked, published, mono_ts());
+                    }
+                    sleeps = sleeps.saturating_add(1);
                     for (s, e) in self.stems.iter_mut().zip(&ends) {
                         if e.is_none() {
                             // Housekeeping first thing after a sleep.
@@ -174,9 +199,10 @@ impl<'w, T: Tile> Group<'w, T> {
     /// Sleeps while every live tile is idle: parked on the one link from
     /// outside the group all their inputs come from, if that is the only
     /// way work can come; else a nap (`naps`: how many came before in a
-    /// row, lengthening it).
+    /// row, lengthening it). After a park that ended with a frag, that
+    /// frag's `tspub`.
     #[cold]
-    fn sleep(&mut self, ends: &[Option<MemberEnd>], naps: u32) {
+    fn sleep(&mut self, ends: &[Option<MemberEnd>], naps: u32) -> Option<u32> {
         // Each member hands back what its outputs' readers (often the next
         // member) passed since its last refresh: a producer outside the
         // group may be waiting for those credits, and would not wake us.
@@ -215,10 +241,16 @@ impl<'w, T: Tile> Group<'w, T> {
         match on {
             Some((mc, seq)) if can_park => {
                 mc.park(seq, PARK_MAX);
+                // When the frag it waited for was published (see
+                // [`Patience`]).
+                if let Peek::Ready(meta) = mc.peek(seq) {
+                    return Some(meta.tspub);
+                }
             }
             _ if waiting_for_credits => std::thread::sleep(NAP),
             _ => std::thread::sleep(NAP * (1 << naps.min(4))),
         }
+        None
     }
 }
 

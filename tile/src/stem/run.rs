@@ -4,12 +4,12 @@
 //! [module docs](super#stopping)), the halt and what it reports
 //! ([`RunEnd`]), and the backoff of [`IdlePolicy::Backoff`].
 
-use tilewire_shmem::clock::mono_ns;
+use tilewire_shmem::clock::{mono_ns, mono_ns_fast, mono_ts};
 use tilewire_shmem::tick::ticks;
 
 use crate::link::frag::seq_diff;
 use crate::link::mcache::{MCacheHandle, Peek};
-use crate::stem::config::{IdlePolicy, NAP, PARK_MAX, SPIN_TURNS, YIELD_TURNS};
+use crate::stem::config::{IdlePolicy, NAP, PARK_MAX, PATIENCE_MAX, SPIN_TURNS, YIELD_TURNS};
 use crate::stem::metrics::{StopRequest, TileState};
 use crate::stem::step::{Phase, Polled, Read, Stem};
 use crate::stem::tile::Tile;
@@ -379,13 +379,25 @@ impl<'w, T: Tile> Stem<'w, T> {
             self.loops += 1;
             let (polled, worked) = self.step_worked(Read::All);
             if worked {
-                self.idle_turns = 0;
+                (self.idle_turns, self.yields) = (0, 0);
                 continue;
             }
             self.idle_turns = self.idle_turns.saturating_add(1);
-            if self.idle_turns < SPIN_TURNS {
+            if self.idle_turns == 1 {
+                self.idle_since = mono_ns_fast();
+            }
+            // Waiting for credits, keep polling longest (see Group::run).
+            let patience = if self.backpressure_since != 0 {
+                PATIENCE_MAX.as_nanos() as u64
+            } else {
+                self.patience.ns()
+            };
+            if self.idle_turns < SPIN_TURNS
+                || (patience > 0 && mono_ns_fast().saturating_sub(self.idle_since) < patience)
+            {
                 core::hint::spin_loop();
-            } else if self.idle_turns < SPIN_TURNS + YIELD_TURNS {
+            } else if self.yields < YIELD_TURNS {
+                self.yields += 1;
                 std::thread::yield_now();
                 self.restart_ticks();
             } else {
@@ -411,14 +423,21 @@ impl<'w, T: Tile> Stem<'w, T> {
                 if !self.tile.external_input() && self.inputs.len() == 1 && !self.fwd.holding() =>
             {
                 let seq = self.inputs[i].seq();
+                let parked = mono_ts();
                 self.input_mcaches[i].park(seq, PARK_MAX);
+                if let Peek::Ready(meta) = self.input_mcaches[i].peek(seq) {
+                    self.patience.learn(parked, meta.tspub, mono_ts());
+                }
             }
             // Waiting for credits: the reader works on a full link, and
             // credits come back within a nap, so naps do not lengthen.
             _ if self.backpressure_since != 0 => std::thread::sleep(NAP),
             _ => {
-                // Naps lengthen while nothing comes, to 16 of them.
-                let extra = self.idle_turns - SPIN_TURNS - YIELD_TURNS;
+                // Naps lengthen while nothing comes, to 16 of them (the
+                // sleeps since the first idle turn, counted by its yields
+                // going on past YIELD_TURNS).
+                self.yields = self.yields.saturating_add(1);
+                let extra = self.yields - YIELD_TURNS - 1;
                 std::thread::sleep(NAP * (1 << extra.min(4)));
             }
         }

@@ -13,7 +13,7 @@ use crate::link::mcache::MCacheHandle;
 use crate::link::producer::Producer;
 use crate::link::Link;
 use crate::part::{get_or_make, PartError};
-use crate::stem::config::{IdlePolicy, Share, ShareBy, StemConfig};
+use crate::stem::config::{IdlePolicy, Patience, Share, ShareBy, StemConfig};
 use crate::stem::copy::FragCopy;
 use crate::stem::error::TileError;
 use crate::stem::forward::{settled, Forwarded, Forwarding, Frag, Place, Reading};
@@ -42,8 +42,13 @@ pub struct Stem<'w, T: Tile> {
     /// When the current back-pressure episode began (0: not in one).
     pub(super) backpressure_since: u64,
     pub(super) idle: IdlePolicy,
-    /// Idle turns in a row (backoff only).
+    /// Idle turns in a row (backoff only), when the first began, and the
+    /// yields since.
     pub(super) idle_turns: u32,
+    pub(super) idle_since: u64,
+    pub(super) yields: u32,
+    /// How long to poll before yielding, learnt from parks.
+    pub(super) patience: Patience,
     /// Where the run is (see [`Stem::turn`]).
     pub(super) phase: Phase,
     /// Its share of its inputs' frags, if it shares them.
@@ -230,6 +235,9 @@ impl<'w, T: Tile> Stem<'w, T> {
             backpressure_since: 0,
             idle: IdlePolicy::Spin,
             idle_turns: 0,
+            idle_since: 0,
+            yields: 0,
+            patience: Patience::default(),
             phase: Phase::Ready,
             first: 0,
             share: None,

@@ -64,6 +64,9 @@ impl Path {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Impl {
     Tilewire,
+    /// tilewire in memory on two threads (gen and dedup, verify and
+    /// collect) rather than one.
+    TilewireTwoThreads,
     /// tilewire with two receiving net tiles sharing the port
     /// (`count = 2`, SO_REUSEPORT), over veth.
     TilewireTwoNets,
@@ -86,6 +89,7 @@ impl Impl {
     pub(super) fn name(self) -> &'static str {
         match self {
             Impl::Tilewire => "tilewire",
+            Impl::TilewireTwoThreads => "tilewire-2t",
             Impl::TilewireTwoNets => "tilewire-2net",
             Impl::TilewireXdp => "tilewire-xdp",
             Impl::TilewireXdpTwoQueues => "tilewire-xdp-2q",
@@ -160,6 +164,7 @@ pub(super) fn memory(
     let mut m = Measured::default();
     match imp {
         Impl::Tilewire
+        | Impl::TilewireTwoThreads
         | Impl::TilewireTwoNets
         | Impl::TilewireXdp
         | Impl::TilewireXdpTwoQueues
@@ -173,7 +178,8 @@ pub(super) fn memory(
             let registry = Registry::with_builtins()
                 .with(CollectKind(shared.clone()))
                 .map_err(|e| e.to_string())?;
-            let text = tilewire::memory_text(&tilewire::ws_name(cell), fixture, rate, burst);
+            let two = imp == Impl::TilewireTwoThreads;
+            let text = tilewire::memory_text(&tilewire::ws_name(cell), fixture, rate, burst, two);
             let topo = registry.parse(&text).map_err(|e| e.to_string())?;
             m.layout = tilewire::layout(&topo);
             m.source = format!("gen tile (burst {burst})");
@@ -486,6 +492,9 @@ pub(super) fn udp(
     let port = ad.pipe.port();
     let drops_here = || in_a(env, || source::socket_drops(port));
     match imp {
+        Impl::TilewireTwoThreads => {
+            return Err("two threads is a layout of the memory cell".into());
+        }
         Impl::Tilewire
         | Impl::TilewireTwoNets
         | Impl::TilewireXdp

@@ -148,8 +148,22 @@ pub(super) fn udp_text(
 }
 
 /// The in-memory pipeline's topology: `gen --raw--> dedup --uniq-->
-/// verify --ok--> collect`.
-pub(super) fn memory_text(ws: &str, fixture: &str, rate: u64, burst: usize) -> String {
+/// verify --ok--> collect`, on one thread on a small machine, or
+/// (`two_threads`) gen and dedup on one, verify and collect on another.
+pub(super) fn memory_text(
+    ws: &str,
+    fixture: &str,
+    rate: u64,
+    burst: usize,
+    two_threads: bool,
+) -> String {
+    let mem_tile = |name: &str, kind: &str| {
+        if two_threads {
+            placed(name, kind, "two")
+        } else {
+            mem_tile(name, kind)
+        }
+    };
     PipelineBuilder::new(ws)
         .mode(Mode::Threads)
         .link(LinkDef::new("raw", DEPTH))
@@ -207,6 +221,18 @@ fn placed(name: &str, kind: &str, small: &str) -> TileDef {
         _ => None,
     };
     let t = TileDef::new(name, kind);
+    // `TILEWIRE_BENCH_IDLE=spin`: every thread spins while idle (the
+    // threads own the cores), instead of backing off.
+    let t = match std::env::var("TILEWIRE_BENCH_IDLE").as_deref() {
+        Ok("spin") => t.idle(tilewire_pipeline::tile::stem::IdlePolicy::Spin),
+        _ => t,
+    };
+    // `TILEWIRE_BENCH_PIN=1`: the two groups pinned, rx to cpu 0, tx to 1.
+    let t = match (std::env::var("TILEWIRE_BENCH_PIN").as_deref(), group) {
+        (Ok("1"), Some("rx")) => t.cpu(0),
+        (Ok("1"), Some("tx")) => t.cpu(1),
+        _ => t,
+    };
     match group {
         Some(g) => t.group(g),
         None => t,
