@@ -33,11 +33,11 @@ impl Topology {
     ///   namespace joins the first namespace's thread). A frag then passes
     ///   from tile to tile by a function call, and the pipeline leaves the
     ///   other cores to the kernel and whatever feeds it. On a 2-core
-    ///   machine this moved more than two threads did, at less CPU per
-    ///   packet (`tilewire-bench pipeline`, in memory: 2.8-2.9 M pkt/s at
-    ///   344 ns a packet on one thread, against 1.2-2.4 M pkt/s at 415-665
-    ///   ns on two), because a handoff between two threads costs a wake
-    ///   and the payloads' cache lines crossing cores.
+    ///   machine this took less CPU a packet at every load than two
+    ///   threads did (`tilewire-bench pipeline`, in memory: 360-380 ns a
+    ///   packet on one thread, 430-460 on two), which in turn moved more
+    ///   at saturation (2.6-2.9 against 4.2-4.5 M pkt/s): a topology that
+    ///   wants the rate names its `group`s.
     ///
     /// In processes mode every tile is a process the kernel places, and a
     /// layout must be in the topology's text (tile processes read it back

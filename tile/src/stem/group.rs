@@ -138,20 +138,24 @@ impl<'w, T: Tile> Group<'w, T> {
             if idle_turns == 1 && self.idle == IdlePolicy::Backoff {
                 idle_since = mono_ns_fast();
             }
-            // Waiting for credits, a tile keeps polling longest: its
-            // reader works on a full link and hands credits back soon.
+            // Past its first spins the loop yields, for at least a few
+            // turns and as long as its patience (learnt from its parks, see
+            // `Patience`) says; waiting for credits, the longest: its reader
+            // works on a full link and hands credits back soon. A yield
+            // polls on where the core is free and lets another thread run
+            // where it is not (a source, the kernel's network work).
             let patient = if self.stems.iter().any(|s| s.backpressure_since != 0) {
                 PATIENCE_MAX.as_nanos() as u64
             } else {
                 patience.ns()
             };
-            let polling = idle_turns < SPIN_TURNS
+            let yielding = yields < YIELD_TURNS
                 || (patient > 0 && mono_ns_fast().saturating_sub(idle_since) < patient);
             match self.idle {
                 IdlePolicy::Spin => core::hint::spin_loop(),
-                IdlePolicy::Backoff if polling => core::hint::spin_loop(),
-                IdlePolicy::Backoff if yields < YIELD_TURNS => {
-                    yields += 1;
+                IdlePolicy::Backoff if idle_turns < SPIN_TURNS => core::hint::spin_loop(),
+                IdlePolicy::Backoff if yielding => {
+                    yields = yields.saturating_add(1);
                     std::thread::yield_now()
                 }
                 IdlePolicy::Backoff => {

@@ -379,25 +379,27 @@ impl<'w, T: Tile> Stem<'w, T> {
             self.loops += 1;
             let (polled, worked) = self.step_worked(Read::All);
             if worked {
-                (self.idle_turns, self.yields) = (0, 0);
+                (self.idle_turns, self.yields, self.naps) = (0, 0, 0);
                 continue;
             }
             self.idle_turns = self.idle_turns.saturating_add(1);
             if self.idle_turns == 1 {
                 self.idle_since = mono_ns_fast();
             }
-            // Waiting for credits, keep polling longest (see Group::run).
+            // Spin, then yield for a few turns and as long as the patience
+            // says (the longest when waiting for credits; see Group::run),
+            // then sleep.
             let patience = if self.backpressure_since != 0 {
                 PATIENCE_MAX.as_nanos() as u64
             } else {
                 self.patience.ns()
             };
-            if self.idle_turns < SPIN_TURNS
+            if self.idle_turns < SPIN_TURNS {
+                core::hint::spin_loop();
+            } else if self.yields < YIELD_TURNS
                 || (patience > 0 && mono_ns_fast().saturating_sub(self.idle_since) < patience)
             {
-                core::hint::spin_loop();
-            } else if self.yields < YIELD_TURNS {
-                self.yields += 1;
+                self.yields = self.yields.saturating_add(1);
                 std::thread::yield_now();
                 self.restart_ticks();
             } else {
@@ -433,12 +435,9 @@ impl<'w, T: Tile> Stem<'w, T> {
             // credits come back within a nap, so naps do not lengthen.
             _ if self.backpressure_since != 0 => std::thread::sleep(NAP),
             _ => {
-                // Naps lengthen while nothing comes, to 16 of them (the
-                // sleeps since the first idle turn, counted by its yields
-                // going on past YIELD_TURNS).
-                self.yields = self.yields.saturating_add(1);
-                let extra = self.yields - YIELD_TURNS - 1;
-                std::thread::sleep(NAP * (1 << extra.min(4)));
+                // Naps lengthen while nothing comes, to 16 of them.
+                std::thread::sleep(NAP * (1 << self.naps.min(4)));
+                self.naps = self.naps.saturating_add(1);
             }
         }
     }

@@ -47,6 +47,8 @@ pub struct Stem<'w, T: Tile> {
     pub(super) idle_turns: u32,
     pub(super) idle_since: u64,
     pub(super) yields: u32,
+    /// Naps in a row (they lengthen).
+    pub(super) naps: u32,
     /// How long to poll before yielding, learnt from parks.
     pub(super) patience: Patience,
     /// Where the run is (see [`Stem::turn`]).
@@ -237,6 +239,7 @@ impl<'w, T: Tile> Stem<'w, T> {
             idle_turns: 0,
             idle_since: 0,
             yields: 0,
+            naps: 0,
             patience: Patience::default(),
             phase: Phase::Ready,
             first: 0,
