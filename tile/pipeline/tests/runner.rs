@@ -822,3 +822,65 @@ fn two_net_udp_tiles_from_one_count_share_the_port_and_the_sending() {
         "round robin over the tx link: {tx:?}"
     );
 }
+
+/// A sink that says, through a shared flag, when it was dropped.
+struct DropFlagKind(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+struct DropFlag(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl tilewire_pipeline::tile::stem::Tile for DropFlag {
+    fn kind(&self) -> &str {
+        "drop-flag"
+    }
+}
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        // A tile that owns something slow to close (a file to flush).
+        std::thread::sleep(Duration::from_millis(50));
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl tilewire_pipeline::TileKind for DropFlagKind {
+    type Params = tilewire_pipeline::NoParams;
+    fn name(&self) -> &str {
+        "drop-flag"
+    }
+    fn io(&self) -> tilewire_pipeline::IoCounts {
+        tilewire_pipeline::IoCounts::new(1..=1, 0..=0)
+    }
+    fn build<'w>(
+        &self,
+        _: &tilewire_pipeline::NoParams,
+        _: &mut tilewire_pipeline::BuildCtx<'w, '_>,
+    ) -> Result<Box<dyn tilewire_pipeline::tile::stem::Tile + 'w>, tilewire_pipeline::BuildError>
+    {
+        Ok(Box::new(DropFlag(self.0.clone())))
+    }
+}
+
+#[test]
+fn a_stop_returns_once_every_tile_was_dropped() {
+    for group in [false, true] {
+        let dropped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let registry = Registry::with_builtins()
+            .with(DropFlagKind(dropped.clone()))
+            .unwrap();
+        let g = if group { "group = \"one\"\n" } else { "" };
+        let text = format!(
+            "[workspace]\nname = \"{}\"\n\n[[link]]\nname = \"a\"\ndepth = 64\n\n\
+             [[tile]]\nname = \"gen\"\nkind = \"gen\"\noutputs = [\"a\"]\n{g}\n\
+             [[tile]]\nname = \"last\"\nkind = \"drop-flag\"\ninputs = [\"a\"]\n{g}",
+            ws_name(if group { "dropg" } else { "drop" })
+        );
+        let pipeline = Pipeline::create(registry.parse(&text).unwrap()).unwrap();
+        pipeline
+            .run(&RunOptions::new().duration(Duration::from_millis(100)))
+            .unwrap();
+        assert!(
+            dropped.load(std::sync::atomic::Ordering::SeqCst),
+            "the tile was dropped before the stop returned (group: {group})"
+        );
+    }
+}

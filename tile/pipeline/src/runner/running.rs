@@ -426,6 +426,21 @@ impl Running<'_> {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
+        // Every tile halted (it says so as it ends); wait for the threads
+        // that ran them to end too, so that what the tiles own (a file, a
+        // socket, a collector) is dropped, flushed and closed before the
+        // stop returns.
+        let end_by = Instant::now() + Duration::from_secs(5);
+        for u in 0..self.units.len() {
+            while matches!(&self.units[u].handle, Handle::Thread(h) if !h.is_finished())
+                && Instant::now() < end_by
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if matches!(&self.units[u].handle, Handle::Thread(h) if h.is_finished()) {
+                self.reap_unit(u);
+            }
+        }
         self.check_drained();
     }
 
