@@ -217,6 +217,7 @@ mod tests {
             work_ns: 0,
             forwarded_by_chunk: 0,
             forwarded_copied: 0,
+            corrupt: None,
         }
     }
 

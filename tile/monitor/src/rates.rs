@@ -250,6 +250,7 @@ mod tests {
                     work_ns: 0,
                     forwarded_by_chunk: 0,
                     forwarded_copied: 0,
+                    corrupt: None,
                 },
                 latency: vec![None],
             }],

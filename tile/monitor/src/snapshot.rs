@@ -323,6 +323,17 @@ fn read_tile(
             why: "tile metrics: unknown state word (corrupt?)".into(),
         });
     }
+    if let Some(c) = metrics.corrupt {
+        let link = layout.outputs.get(c.output).cloned().unwrap_or_default();
+        problems.push(Problem {
+            object: format!("link {link}"),
+            why: format!(
+                "CORRUPT: consumer {}'s progress read {} by tile {tile}, past its next frag {} \
+                 ({} reads); the link is stalled, not overrun",
+                c.consumer, c.found, c.limit, c.reads
+            ),
+        });
+    }
     let latency = (0..layout.inputs.len())
         .map(|i| {
             let part = latency_name(tile, i);

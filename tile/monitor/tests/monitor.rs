@@ -436,3 +436,55 @@ fn broken_and_half_made_objects_are_problems_not_panics() {
     assert!(render::table(&r).contains("problem: half.tm"));
     assert!(render::prometheus(&r).contains("tilewire_monitor_problems{workspace="));
 }
+
+/// A tile with one output and nothing to publish.
+#[derive(Debug, Default)]
+struct Quiet;
+
+impl Tile for Quiet {
+    fn kind(&self) -> &str {
+        "quiet"
+    }
+}
+
+#[test]
+fn a_consumer_progress_past_its_producer_is_shown_corrupt_not_as_a_figure() {
+    let t = TestWs::new("moncorrupt", 1 << 22);
+    let a = t.link("a", DEPTH, MTU, &[Reliable]);
+    let mut stem = Stem::new(&t.ws, "src", Quiet, &[], &[&a], config()).unwrap();
+    // Something writes the consumer's progress far past anything published.
+    a.fseqs()[0].update(5_000_000);
+    // The producer reads it at its next credit refresh (housekeeping), and
+    // the tile writes what it found into its metrics.
+    stem.turn();
+    let deadline = Instant::now() + DEADLINE;
+    while stem.metrics().snapshot().corrupt.is_none() && Instant::now() < deadline {
+        stem.turn();
+    }
+    let c = stem
+        .metrics()
+        .snapshot()
+        .corrupt
+        .expect("the tile saw the corrupt word");
+    assert_eq!((c.output, c.consumer, c.found), (0, 0, 5_000_000));
+    assert_eq!(
+        stem.outputs()[0].credits(),
+        0,
+        "no credits on a corrupt word"
+    );
+    let ro = Workspace::join(t.ws.name(), Access::ReadOnly).unwrap();
+    let snap = Snapshot::take(&ro);
+    let p = snap
+        .problems
+        .iter()
+        .find(|p| p.object == "link a")
+        .expect("a problem on link a");
+    assert!(
+        p.why
+            .starts_with("CORRUPT: consumer 0's progress read 5000000 by tile src"),
+        "{}",
+        p.why
+    );
+    let table = render::table(&report(&snap, None));
+    assert!(table.contains("CORRUPT"), "{table}");
+}

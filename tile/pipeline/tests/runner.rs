@@ -884,3 +884,62 @@ fn a_stop_returns_once_every_tile_was_dropped() {
         );
     }
 }
+
+#[test]
+fn a_consumer_progress_past_its_producer_is_corruption_the_link_stalls_and_the_run_fails_naming_it()
+{
+    let text = format!(
+        "[workspace]\nname = \"{}\"\n\n\
+         [[link]]\nname = \"a\"\ndepth = 256\n\n[[link]]\nname = \"b\"\ndepth = 256\n\n\
+         [[tile]]\nname = \"gen\"\nkind = \"gen\"\noutputs = [\"a\"]\nparams = {{ rate = 200000, burst = 16 }}\n\n\
+         [[tile]]\nname = \"fwd\"\nkind = \"forward\"\ninputs = [\"a\"]\noutputs = [\"b\"]\n\n\
+         [[tile]]\nname = \"sink\"\nkind = \"sink\"\ninputs = [\"b\"]\n",
+        ws_name("corrupt")
+    );
+    let pipeline = Pipeline::create(registry().parse(&text).unwrap()).unwrap();
+    let mut running = pipeline.start(&RunOptions::new()).unwrap();
+    let b = tilewire_pipeline::tile::link::Link::join(pipeline.workspace(), "b").unwrap();
+    let sink_fseq = b.fseqs()[0];
+    // Another writer puts the sink's progress 5 M frags past anything
+    // published, again and again (the sink itself keeps writing the truth).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut ended = false;
+    while std::time::Instant::now() < deadline {
+        let now = b.mcache().seq_query();
+        sink_fseq.update(now.wrapping_add(5_000_000));
+        if running.poll() {
+            ended = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(
+        ended,
+        "the run ends by itself once the corrupt word is seen"
+    );
+    let lost_on_b = sink_fseq.lost();
+    let err = running.stop().unwrap_err();
+    let corrupt: Vec<&TileFailure> = err
+        .failures()
+        .iter()
+        .filter(|f| matches!(f, TileFailure::Corrupt { .. }))
+        .collect();
+    assert_eq!(corrupt.len(), 1, "{err}");
+    match corrupt[0] {
+        TileFailure::Corrupt { tile, link, what } => {
+            assert_eq!(
+                (tile.as_str(), link.as_str(), what.consumer),
+                ("fwd", "b", 0)
+            );
+            assert!(what.found > what.limit, "{what}");
+        }
+        _ => unreachable!(),
+    }
+    let text = err.to_string();
+    assert!(
+        text.contains("tile \"fwd\"'s output link \"b\" is corrupt: consumer 0's progress is"),
+        "{text}"
+    );
+    // Stalled, not overrun: the sink lost nothing.
+    assert_eq!(lost_on_b, 0, "frags lost on b");
+}

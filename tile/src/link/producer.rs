@@ -68,12 +68,41 @@ use crate::link::Link;
 #[error("back-pressure: a reliable consumer is a full ring behind")]
 pub struct Backpressure;
 
+/// A consumer's published progress that no healthy link can hold, as a
+/// producer read it: the consumer is past the producer's next frag (a
+/// consumer only moves over frags the producer published). Something
+/// wrote the word: another process, a stray write, a bug.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Corruption {
+    /// The consumer's index on the link.
+    pub consumer: usize,
+    /// The progress its fseq said.
+    pub found: u64,
+    /// The producer's next seq: no progress may pass it.
+    pub limit: u64,
+}
+
+impl core::fmt::Display for Corruption {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "consumer {}'s progress is {}, past the producer's next frag {} (no \
+             consumer can be past it)",
+            self.consumer, self.found, self.limit
+        )
+    }
+}
+
 /// Publishes frags into a link.
 #[derive(Debug)]
 pub struct Producer<'w> {
     mcache: MCacheHandle<'w>,
     dcache: DCacheHandle<'w>,
-    reliable: Vec<FseqHandle<'w>>,
+    /// The reliable consumers' fseqs, with their index on the link.
+    reliable: Vec<(usize, FseqHandle<'w>)>,
+    /// The newest implausible progress read, and how many reads found one.
+    corruption: Option<Corruption>,
+    corrupt_reads: u64,
     /// True if every consumer of the link is reliable (so frags may be
     /// forwarded onto it by chunk, see [`crate::link::ledger`]).
     all_reliable: bool,
@@ -124,8 +153,11 @@ impl<'w> Producer<'w> {
                 .fseqs()
                 .iter()
                 .copied()
-                .filter(|f| f.reliable())
+                .enumerate()
+                .filter(|(_, f)| f.reliable())
                 .collect(),
+            corruption: None,
+            corrupt_reads: 0,
             all_reliable: link.fseqs().iter().all(|f| f.reliable()),
             seq,
             chunk,
@@ -187,13 +219,28 @@ impl<'w> Producer<'w> {
     /// the consumers' Release progress updates.
     pub fn reliable_progress(&self) -> u64 {
         let mut slowest = self.seq;
-        for f in &self.reliable {
+        for (_, f) in &self.reliable {
             let p = f.query();
+            if seq_diff(p, self.seq) > 0 {
+                // Corrupt (see Producer::refresh_credits): as far behind
+                // as a reliable consumer can be, so nothing held for it
+                // is let go on its word.
+                return self.seq.wrapping_sub(self.mcache.depth());
+            }
             if seq_diff(p, slowest) < 0 {
                 slowest = p;
             }
         }
         slowest
+    }
+
+    /// The newest consumer progress this producer read that no healthy
+    /// link can hold (see [`Corruption`]), if any, and how many of its
+    /// reads found one. The producer gives no credits on such a word: the
+    /// link stalls rather than overrun a consumer whose position is
+    /// unknown.
+    pub fn corruption(&self) -> Option<(Corruption, u64)> {
+        self.corruption.map(|c| (c, self.corrupt_reads))
     }
 
     /// Recomputes credits from the reliable consumers' progress.
@@ -202,13 +249,30 @@ impl<'w> Producer<'w> {
     /// consumer's Release [`FseqHandle::update`]: a frag the consumer says
     /// it is past was fully read before the producer reuses its line and
     /// bytes.
+    ///
+    /// A consumer past the producer's next seq is corrupt: no healthy link
+    /// holds that (a restarted producer continues past the newest frag on
+    /// the ring, so no consumer is past it either). Its word gives no
+    /// credits (the producer stalls instead of overrunning a consumer whose
+    /// real position is unknown) and is kept for
+    /// [`Producer::corruption`].
     pub fn refresh_credits(&mut self) -> u64 {
         let depth = self.mcache.depth();
         let mut in_flight = 0u64;
-        for f in &self.reliable {
-            // A consumer "ahead" of us (a restarted producer) counts as 0.
-            let d = seq_diff(self.seq, f.query()).clamp(0, depth as i64) as u64;
-            in_flight = in_flight.max(d);
+        for &(index, f) in &self.reliable {
+            let progress = f.query();
+            let d = seq_diff(self.seq, progress);
+            if d < 0 {
+                self.corruption = Some(Corruption {
+                    consumer: index,
+                    found: progress,
+                    limit: self.seq,
+                });
+                self.corrupt_reads += 1;
+                in_flight = depth;
+                continue;
+            }
+            in_flight = in_flight.max((d as u64).min(depth));
         }
         self.credits = depth - in_flight;
         self.credits

@@ -20,8 +20,9 @@
 //! 2112  16 counter names of 32 B
 //! 2688  pid, state, heartbeat, housekeeping runs, loop iterations,
 //!       back-pressure episodes and nanoseconds, boots, work nanoseconds,
-//!       frags forwarded by chunk and by a copy (written by the tile; 16
-//!       words)
+//!       frags forwarded by chunk and by a copy, corrupt progress read on
+//!       an output (reads, output and consumer, value, limit) (written by
+//!       the tile; 16 words)
 //! 2816  stop request                              (written by anyone)
 //!       0: none; 1: stop now; 2^63 | mask: drain the inputs of mask
 //!       (bit i: input i, bits 0..16), then stop; any other value: stop now
@@ -35,6 +36,8 @@
 //! values, not an atomic picture.
 
 use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+
+use crate::link::producer::Corruption;
 
 use tilewire_shmem::object::{check_join, check_new, magic, publish_magic, retire_magic};
 use tilewire_shmem::{
@@ -81,6 +84,10 @@ const BOOTS: usize = 7;
 const WORK_NS: usize = 8;
 const FWD_CHUNK: usize = 9;
 const FWD_COPIED: usize = 10;
+const CORRUPT_READS: usize = 11;
+const CORRUPT_WHERE: usize = 12;
+const CORRUPT_FOUND: usize = 13;
+const CORRUPT_LIMIT: usize = 14;
 
 // Values of the stop request word (see the layout table).
 const STOP_NONE: u64 = 0;
@@ -355,6 +362,27 @@ pub struct TileSnapshot {
     /// Frags it passed on with `Outputs::forward` by one copy (an
     /// unreliable link on either side), since this boot.
     pub forwarded_copied: u64,
+    /// A consumer progress on one of the tile's outputs that no healthy
+    /// link can hold, as the tile's producer last read it; `None` while
+    /// none was read. The producer gives no credits on it: the output
+    /// stalls rather than overrun (see
+    /// [`Producer::corruption`](crate::link::producer::Producer::corruption)).
+    pub corrupt: Option<CorruptOutput>,
+}
+
+/// What a tile's producer found corrupt on one of its outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CorruptOutput {
+    /// The output (index among the tile's outputs).
+    pub output: usize,
+    /// The consumer on that link whose progress was read.
+    pub consumer: usize,
+    /// The progress read.
+    pub found: u64,
+    /// The producer's next seq then: no progress may pass it.
+    pub limit: u64,
+    /// Credit refreshes that found a corrupt progress so far.
+    pub reads: u64,
 }
 
 fn read_str(bytes: &[AtomicU8]) -> String {
@@ -441,6 +469,16 @@ impl<'a> TileMetricsHandle<'a> {
             work_ns: l(WORK_NS),
             forwarded_by_chunk: l(FWD_CHUNK),
             forwarded_copied: l(FWD_COPIED),
+            corrupt: (l(CORRUPT_READS) > 0).then(|| {
+                let at = l(CORRUPT_WHERE);
+                CorruptOutput {
+                    output: (at & 0xffff_ffff) as usize,
+                    consumer: (at >> 32) as usize,
+                    found: l(CORRUPT_FOUND),
+                    limit: l(CORRUPT_LIMIT),
+                    reads: l(CORRUPT_READS),
+                }
+            }),
             out_backpressure: (0..self.outputs)
                 .map(|i| self.words[OUT_BP_OFF / 8 + i].load(Ordering::Relaxed))
                 .collect(),
@@ -557,6 +595,16 @@ impl<'a> TileMetricsHandle<'a> {
     pub(crate) fn set_forwarded(&self, by_chunk: u64, copied: u64) {
         self.live(FWD_CHUNK).store(by_chunk, Ordering::Relaxed);
         self.live(FWD_COPIED).store(copied, Ordering::Relaxed);
+    }
+
+    /// Records what output `output`'s producer found corrupt, `reads`
+    /// times so far (see [`CorruptOutput`]).
+    pub(crate) fn set_corrupt(&self, output: usize, c: &Corruption, reads: u64) {
+        let at = output as u64 | ((c.consumer as u64) << 32);
+        self.live(CORRUPT_WHERE).store(at, Ordering::Relaxed);
+        self.live(CORRUPT_FOUND).store(c.found, Ordering::Relaxed);
+        self.live(CORRUPT_LIMIT).store(c.limit, Ordering::Relaxed);
+        self.live(CORRUPT_READS).store(reads, Ordering::Relaxed);
     }
 
     /// Adds `ns` to the time the loop spent on iterations that worked.

@@ -377,6 +377,11 @@ impl<'w, T: Tile> Stem<'w, T> {
         }
         let f = self.fwd.counts;
         self.metrics.set_forwarded(f.by_chunk, f.copied);
+        for (o, p) in self.outputs.iter().enumerate() {
+            if let Some((c, reads)) = p.corruption() {
+                self.metrics.set_corrupt(o, &c, reads);
+            }
+        }
         let n = self.metrics.counter_count();
         self.tile.metrics_write(&mut self.counters[..n]);
         self.metrics.set_counters(&self.counters[..n]);

@@ -80,6 +80,18 @@ pub enum TileFailure {
         /// The tile.
         tile: String,
     },
+    /// The tile's producer read a consumer's progress on one of its
+    /// outputs that no healthy link can hold (a word of the workspace was
+    /// written by something else): the output stalled rather than overrun
+    /// that consumer, and the run was ended.
+    Corrupt {
+        /// The tile (the producer).
+        tile: String,
+        /// The output link.
+        link: String,
+        /// Which consumer's word, the value read and the most it may be.
+        what: tilewire_tile::link::producer::Corruption,
+    },
 }
 
 impl TileFailure {
@@ -93,7 +105,8 @@ impl TileFailure {
             | TileFailure::Undrained { tile, .. }
             | TileFailure::Held { tile, .. }
             | TileFailure::RestartLimit { tile, .. }
-            | TileFailure::DidNotStop { tile } => tile,
+            | TileFailure::DidNotStop { tile }
+            | TileFailure::Corrupt { tile, .. } => tile,
             TileFailure::GroupExited { group, .. } => group,
         }
     }
@@ -133,6 +146,11 @@ impl fmt::Display for TileFailure {
                 f,
                 "tile {tile:?} could not drain within its grace time: it left {frags} frags \
                  unread on link {link:?}"
+            ),
+            TileFailure::Corrupt { tile, link, what } => write!(
+                f,
+                "tile {tile:?}'s output link {link:?} is corrupt: {what}; the link was \
+                 stalled, not overrun, and the run ended"
             ),
             TileFailure::Held { tile, packets } => write!(
                 f,

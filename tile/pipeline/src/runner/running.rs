@@ -148,12 +148,53 @@ impl Running<'_> {
     /// tile`), and it rejoins its links; the run ends by itself only once
     /// no tile runs.
     pub fn poll(&mut self) -> bool {
+        if self.find_corruption() {
+            return true;
+        }
         let n = self.done.len();
         let ended: Vec<bool> = (0..n).map(|i| self.reap(i)).collect();
         match self.pipeline.topo.workspace.mode {
             Mode::Threads => ended.iter().any(|&e| e),
             Mode::Processes => (0..n).all(|i| ended[i] && !self.runs_elsewhere(i)),
         }
+    }
+
+    /// Looks at each tile's metrics for a corrupt word its producers read
+    /// (see [`TileFailure::Corrupt`]); records each tile's first and says
+    /// whether there was one.
+    fn find_corruption(&mut self) -> bool {
+        let mut found = false;
+        for i in 0..self.done.len() {
+            let name = self.name(i).to_owned();
+            let Some(m) = tile_metrics(&self.pipeline.ws, &name) else {
+                continue;
+            };
+            let s = m.snapshot();
+            let Some(c) = s.corrupt else {
+                continue;
+            };
+            found = true;
+            if self
+                .failures
+                .iter()
+                .any(|f| matches!(f, TileFailure::Corrupt { tile, .. } if *tile == name))
+            {
+                continue;
+            }
+            let link = m.outputs().get(c.output).cloned().unwrap_or_default();
+            let f = TileFailure::Corrupt {
+                tile: name,
+                link,
+                what: tilewire_tile::link::producer::Corruption {
+                    consumer: c.consumer,
+                    found: c.found,
+                    limit: c.limit,
+                },
+            };
+            tracing::error!(tile = %f.tile(), "{f}");
+            self.failures.push(f);
+        }
+        found
     }
 
     /// Waits until the run should end: `opts`' stop flag is set, its
