@@ -202,9 +202,17 @@ pub fn table(r: &Report) -> String {
                 },
                 reader,
                 opt_si(c.frags_per_s),
-                si(c.lag as f64),
+                if c.corrupt.is_empty() {
+                    si(c.lag as f64)
+                } else {
+                    "CORRUPT".into()
+                },
                 overruns.to_string(),
-                lost.to_string(),
+                if c.corrupt.is_empty() {
+                    lost.to_string()
+                } else {
+                    "CORRUPT".into()
+                },
                 c.latency_p50_ns.map_or_else(|| "-".into(), duration),
                 c.latency_p99_ns.map_or_else(|| "-".into(), duration),
             ]);
@@ -442,14 +450,19 @@ pub fn prometheus(r: &Report) -> String {
             .links
             .iter()
             .flat_map(|l| {
-                l.consumers.iter().map(move |c| {
-                    let labels = vec![
-                        ("link", l.name.clone()),
-                        ("consumer", c.index.to_string()),
-                        ("tile", c.tile.clone().unwrap_or_default()),
-                    ];
-                    (labels, field(c))
-                })
+                // A consumer with a corrupt word has no figures to give
+                // (its problem is counted in tilewire_monitor_problems).
+                l.consumers
+                    .iter()
+                    .filter(|c| c.corrupt.is_empty())
+                    .map(move |c| {
+                        let labels = vec![
+                            ("link", l.name.clone()),
+                            ("consumer", c.index.to_string()),
+                            ("tile", c.tile.clone().unwrap_or_default()),
+                        ];
+                        (labels, field(c))
+                    })
             })
             .collect();
         e.family(name, kind, help, samples);

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::health::{classify, TileHealth};
 use super::rates::Rates;
-use super::snapshot::{LatencyView, LinkView, Problem, Snapshot, TileView};
+use super::snapshot::{ConsumerView, LatencyView, LinkView, Problem, Snapshot, TileView};
 use tilewire_tile::stem::metrics::TileState;
 
 /// One input of a tile.
@@ -119,6 +119,39 @@ pub struct ConsumerReport {
     pub latency_p50_ns: Option<u64>,
     /// 99th percentile latency.
     pub latency_p99_ns: Option<u64>,
+    /// The words of its fseq that no healthy link can hold, each named
+    /// with the value seen and what was possible (empty when all are
+    /// plausible). A monitor shows CORRUPT for its lag and losses then,
+    /// never those figures.
+    pub corrupt: Vec<String>,
+}
+
+/// What in consumer `c` of link `l` no healthy link can hold (see
+/// [`ConsumerReport::corrupt`]).
+fn implausible(l: &LinkView, c: &ConsumerView) -> Vec<String> {
+    let mut found = Vec::new();
+    let ahead = c.progress.wrapping_sub(l.producer_next) as i64;
+    if ahead > 0 {
+        found.push(format!(
+            "progress {} is past the producer's next frag {}",
+            c.progress, l.producer_next
+        ));
+    }
+    let lag = l.lag(c);
+    if c.reliable && lag > l.depth {
+        found.push(format!(
+            "lag {lag} is more than the link's depth {} on a reliable consumer",
+            l.depth
+        ));
+    }
+    if c.frags_lost > l.published() {
+        found.push(format!(
+            "frags lost {} are more than the link ever published ({})",
+            c.frags_lost,
+            l.published()
+        ));
+    }
+    found
 }
 
 /// One link.
@@ -194,7 +227,19 @@ impl Report {
                 .iter()
                 .map(|l| link_report(l, cur, rates))
                 .collect(),
-            problems: cur.problems.clone(),
+            problems: cur
+                .problems
+                .iter()
+                .cloned()
+                .chain(cur.links.iter().flat_map(|l| {
+                    l.consumers.iter().flat_map(move |c| {
+                        implausible(l, c).into_iter().map(move |why| Problem {
+                            object: format!("link {} consumer {}", l.name, c.index),
+                            why: format!("CORRUPT: {why}"),
+                        })
+                    })
+                }))
+                .collect(),
         }
     }
 
@@ -245,6 +290,7 @@ fn link_report(l: &LinkView, cur: &Snapshot, rates: Option<&Rates>) -> LinkRepor
                 frags_lost_in_interval: cr.map(|r| r.frags_lost),
                 latency_p50_ns: latency.map(|l| l.p50_ns),
                 latency_p99_ns: latency.map(|l| l.p99_ns),
+                corrupt: implausible(l, c),
             }
         })
         .collect();

@@ -488,3 +488,53 @@ fn a_consumer_progress_past_its_producer_is_shown_corrupt_not_as_a_figure() {
     let table = render::table(&report(&snap, None));
     assert!(table.contains("CORRUPT"), "{table}");
 }
+
+#[test]
+fn implausible_fseq_words_are_corrupt_in_the_report_never_figures() {
+    use tilewire_tile::link::fseq::DIAG_OVRNP_FRAGS;
+    let t = TestWs::new("monimplaus", 1 << 22);
+    let a = t.link("a", DEPTH, MTU, &[Reliable, Unreliable]);
+    send_some(&a, 100);
+    // A stray write: the reliable consumer's progress far behind anything
+    // the producer could have waited for; the unreliable one's loss count
+    // beyond all the link ever published.
+    a.fseqs()[0].update(100u64.wrapping_sub(3_017_087_073));
+    a.fseqs()[1].diag_add(DIAG_OVRNP_FRAGS, 4_951_904_602_875_228_160);
+    let ro = Workspace::join(t.ws.name(), Access::ReadOnly).unwrap();
+    let r = report(&Snapshot::take(&ro), None);
+    let link = r.link("a").unwrap();
+    assert!(
+        link.consumers[0].corrupt[0].starts_with("lag ")
+            && link.consumers[0].corrupt[0].contains("more than the link's depth 256"),
+        "{:?}",
+        link.consumers[0].corrupt
+    );
+    assert!(
+        link.consumers[1].corrupt[0].starts_with("frags lost 4951904602875228160 are more than"),
+        "{:?}",
+        link.consumers[1].corrupt
+    );
+    let problems: Vec<&str> = r.problems.iter().map(|p| p.object.as_str()).collect();
+    assert!(problems.contains(&"link a consumer 0") && problems.contains(&"link a consumer 1"));
+    // The figures say CORRUPT; only the problem lines name the values seen.
+    let table = render::table(&r);
+    let figures: String = table
+        .lines()
+        .filter(|l| !l.starts_with("problem:"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(!figures.contains("4951904602875228160"), "{table}");
+    assert!(!figures.contains("3.02G"), "{table}");
+    assert_eq!(figures.matches("CORRUPT").count(), 4, "{table}");
+    let prom = render::prometheus(&r);
+    assert!(!prom.contains("4951904602875228160"), "{prom}");
+}
+
+/// Publishes `n` small frags on `link` (its consumers read none).
+fn send_some(link: &tilewire_tile::link::Link<'_>, n: u64) {
+    let mut tx = LinkTx::new(link);
+    for i in 0..n {
+        let b = i.to_le_bytes();
+        tx.send(&[PktInfo::new(&b)], true).unwrap();
+    }
+}
