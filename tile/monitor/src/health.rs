@@ -15,6 +15,11 @@ use crate::units::duration;
 /// tile is dead. Live tiles beat many times a millisecond.
 pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// How far ahead of a monitor's clock a heartbeat may be (the tile
+/// stamped it from a tick counter a little ahead of the kernel's clock)
+/// before it is corrupt.
+const FUTURE_SLACK: Duration = Duration::from_secs(1);
+
 /// What a monitor concludes about a tile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TileHealth {
@@ -66,7 +71,8 @@ impl fmt::Display for TileHealth {
 ///   a heartbeat (non-zero) older than `timeout`: [`TileHealth::Dead`]. A
 ///   booting tile that never beat (heartbeat 0) is only judged by its pid:
 ///   it may be waiting for its loop to start.
-/// - An unknown state word: dead, as corrupt metrics.
+/// - An unknown state word, or a heartbeat more than a second in the
+///   future: dead, as corrupt metrics (the reason says CORRUPT).
 pub fn classify(
     m: &TileSnapshot,
     now_ns: u64,
@@ -86,6 +92,17 @@ pub fn classify(
     if m.pid != 0 && !pid_alive(m.pid) {
         return TileHealth::Dead {
             why: format!("pid {} is gone", m.pid),
+        };
+    }
+    // A heartbeat is the tile's clock when it beat: one well past the
+    // monitor's now no healthy tile writes.
+    if m.heartbeat_ns > now_ns.saturating_add(FUTURE_SLACK.as_nanos() as u64) {
+        return TileHealth::Dead {
+            why: format!(
+                "CORRUPT: its heartbeat {} ns is {} in the future",
+                m.heartbeat_ns,
+                duration(m.heartbeat_ns - now_ns)
+            ),
         };
     }
     let age = now_ns.saturating_sub(m.heartbeat_ns);
@@ -244,6 +261,16 @@ mod tests {
         assert_eq!(judge(&m, 10 * SEC + 499_000_000, true), TileHealth::Running);
         // A heartbeat written after the snapshot's clock read is fresh.
         assert_eq!(judge(&m, 9 * SEC, true), TileHealth::Running);
+    }
+
+    #[test]
+    fn a_heartbeat_from_the_future_is_corrupt_not_fresh() {
+        let m = metrics(Some(TileState::Running), 7, 100 * SEC);
+        let h = judge(&m, 10 * SEC, true);
+        assert!(
+            matches!(&h, TileHealth::Dead { why } if why.starts_with("CORRUPT: its heartbeat")),
+            "{h}"
+        );
     }
 
     #[test]
