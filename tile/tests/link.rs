@@ -332,3 +332,40 @@ fn two_threads_unreliable_every_delivered_frag_intact() {
     assert!(got > 0);
     assert!(got + lost >= 200_000, "got {got} lost {lost}");
 }
+
+#[test]
+fn a_line_holding_a_seq_no_producer_puts_there_is_skipped_and_counted_corrupt_not_lost() {
+    let t = TestWs::new("linecorrupt", 1 << 20);
+    let link = t.link("a", 16, 64, &[Unreliable]);
+    let mut c = link.consumer(0).unwrap();
+    let mut p = link.producer();
+    for i in 0..10u64 {
+        p.publish(&i.to_le_bytes(), i, CTL_PKT, 0).unwrap();
+    }
+    // A stray write into frag 3's line: a seq neither 3, nor a later frag of
+    // that line, nor one a publish in progress leaves (3 + 16k - 1).
+    let a = t.ws.lookup("a.mc").unwrap();
+    let mem = t.ws.region(a.gaddr, a.size as usize).unwrap();
+    mem.atomic_u64(128 + 3 * 32)
+        .unwrap()
+        .store(0x0bad_5eed_0000_0007, std::sync::atomic::Ordering::Relaxed);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    for _ in 0..20 {
+        match c.poll_copy(&mut buf) {
+            Poll::Frag(m, ()) => got.push(m.sig),
+            Poll::Empty => break,
+            _ => {}
+        }
+    }
+    assert_eq!(
+        got,
+        [0, 1, 2, 4, 5, 6, 7, 8, 9],
+        "frag 3 skipped, nothing else"
+    );
+    c.housekeeping();
+    let f = &link.fseqs()[0];
+    assert_eq!(f.diag(DIAG_CORRUPT_CNT), 1);
+    assert_eq!(f.diag(DIAG_OVRNP_FRAGS), 0, "no garbage counted as lost");
+    assert_eq!(f.lost(), 0);
+}

@@ -220,6 +220,7 @@ mod tests {
             frags_lost: lost,
             overruns_reading: 0,
             bad: 0,
+            corrupt_lines: 0,
         }
     }
 

@@ -144,6 +144,12 @@ fn implausible(l: &LinkView, c: &ConsumerView) -> Vec<String> {
             l.depth
         ));
     }
+    if c.corrupt_lines > 0 {
+        found.push(format!(
+            "{} frags skipped: their lines held a seq no producer puts there",
+            c.corrupt_lines
+        ));
+    }
     if c.frags_lost > l.published() {
         found.push(format!(
             "frags lost {} are more than the link ever published ({})",

@@ -15,8 +15,8 @@ use tilewire_shmem::{AllocInfo, Region, Workspace};
 
 use tilewire_tile::hist::{bucket_bounds, Hist, HistSnapshot};
 use tilewire_tile::link::fseq::{
-    FseqHandle, DIAG_BAD_CNT, DIAG_FILT_CNT, DIAG_FILT_SZ, DIAG_OVRNP_CNT, DIAG_OVRNP_FRAGS,
-    DIAG_OVRNR_CNT, DIAG_PUB_CNT, DIAG_PUB_SZ,
+    FseqHandle, DIAG_BAD_CNT, DIAG_CORRUPT_CNT, DIAG_FILT_CNT, DIAG_FILT_SZ, DIAG_OVRNP_CNT,
+    DIAG_OVRNP_FRAGS, DIAG_OVRNR_CNT, DIAG_PUB_CNT, DIAG_PUB_SZ,
 };
 use tilewire_tile::link::Link;
 use tilewire_tile::stem::latency_name;
@@ -123,6 +123,9 @@ pub struct ConsumerView {
     pub overruns_reading: u64,
     /// Frags pointing outside the dcache.
     pub bad: u64,
+    /// Frags skipped because their line held a seq no producer puts there
+    /// (a corrupt word).
+    pub corrupt_lines: u64,
 }
 
 impl ConsumerView {
@@ -139,6 +142,7 @@ impl ConsumerView {
             frags_lost: f.diag(DIAG_OVRNP_FRAGS),
             overruns_reading: f.diag(DIAG_OVRNR_CNT),
             bad: f.diag(DIAG_BAD_CNT),
+            corrupt_lines: f.diag(DIAG_CORRUPT_CNT),
         }
     }
 }

@@ -943,3 +943,56 @@ fn a_consumer_progress_past_its_producer_is_corruption_the_link_stalls_and_the_r
     // Stalled, not overrun: the sink lost nothing.
     assert_eq!(lost_on_b, 0, "frags lost on b");
 }
+
+#[test]
+fn a_ring_line_holding_a_seq_no_producer_puts_there_ends_the_run_naming_its_reader() {
+    let text = format!(
+        "[workspace]\nname = \"{}\"\n\n[[link]]\nname = \"a\"\ndepth = 64\n\n\
+         [[tile]]\nname = \"gen\"\nkind = \"gen\"\noutputs = [\"a\"]\nparams = {{ rate = 2000 }}\n\n\
+         [[tile]]\nname = \"sink\"\nkind = \"sink\"\ninputs = [\"a\"]\n",
+        ws_name("corruptline")
+    );
+    let pipeline = Pipeline::create(registry().parse(&text).unwrap()).unwrap();
+    let mut running = pipeline.start(&RunOptions::new()).unwrap();
+    let ws = pipeline.workspace();
+    let a = ws.lookup("a.mc").unwrap();
+    let mem = ws.region(a.gaddr, a.size as usize).unwrap();
+    let link = tilewire_pipeline::tile::link::Link::join(ws, "a").unwrap();
+    // A stray writer puts garbage on the lines of the next few frags: the
+    // sink, waiting there, finds a seq no producer writes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut ended = false;
+    while std::time::Instant::now() < deadline {
+        let next = link.mcache().newest_seq().wrapping_add(1);
+        for k in 0..4u64 {
+            let line = ((next + k) & 63) as usize;
+            mem.atomic_u64(128 + line * 32)
+                .unwrap()
+                .store(0x0bad_5eed_0000_0007, std::sync::atomic::Ordering::Relaxed);
+        }
+        if running.poll() {
+            ended = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(
+        ended,
+        "the run ends by itself once the reader counted a corrupt line"
+    );
+    let err = running.stop().unwrap_err();
+    let found = err.failures().iter().find_map(|f| match f {
+        TileFailure::CorruptLines { tile, link, frags } => {
+            Some((tile.clone(), link.clone(), *frags))
+        }
+        _ => None,
+    });
+    let (tile, link_name, frags) = found.unwrap_or_else(|| panic!("{err}"));
+    assert_eq!((tile.as_str(), link_name.as_str()), ("sink", "a"));
+    assert!(frags > 0);
+    assert_eq!(
+        link.fseqs()[0].diag(tilewire_pipeline::tile::link::fseq::DIAG_OVRNP_FRAGS),
+        0,
+        "nothing counted lost"
+    );
+}

@@ -8,8 +8,8 @@ use core::sync::atomic::AtomicU8;
 use crate::link::dcache::DCacheHandle;
 use crate::link::frag::{seq_diff, FragMeta};
 use crate::link::fseq::{
-    FseqHandle, DIAG_BAD_CNT, DIAG_FILT_CNT, DIAG_FILT_SZ, DIAG_OVRNP_CNT, DIAG_OVRNP_FRAGS,
-    DIAG_OVRNR_CNT, DIAG_PUB_CNT, DIAG_PUB_SZ,
+    FseqHandle, DIAG_BAD_CNT, DIAG_CORRUPT_CNT, DIAG_FILT_CNT, DIAG_FILT_SZ, DIAG_OVRNP_CNT,
+    DIAG_OVRNP_FRAGS, DIAG_OVRNR_CNT, DIAG_PUB_CNT, DIAG_PUB_SZ,
 };
 use crate::link::mcache::{MCacheHandle, Peek};
 
@@ -144,6 +144,17 @@ impl<'w> Consumer<'w> {
                 Next::Empty
             }
             Peek::Overrun { seq_found } => {
+                // A lap leaves a later frag of the same line there (seq +
+                // k * depth), a publish in progress that frag's seq - 1;
+                // any other seq is a corrupt word: skip the one frag whose
+                // line it is (counted), rather than count garbage as lost
+                // or jump to it.
+                let off = seq_found.wrapping_sub(seq) & (self.mcache.depth() - 1);
+                if off != 0 && off != self.mcache.depth() - 1 {
+                    self.fseq.diag_add(DIAG_CORRUPT_CNT, 1);
+                    self.advance();
+                    return Next::Overrun { lost: 1 };
+                }
                 // Resync to the newest frag seen: a consumer slow enough to
                 // be lapped once would be lapped again at once if it
                 // resumed at the oldest frag still on the ring.

@@ -41,8 +41,12 @@ pub const DIAG_OVRNP_FRAGS: usize = 5;
 pub const DIAG_OVRNR_CNT: usize = 6;
 /// Frags whose chunk or size fell outside the dcache (dropped, never read).
 pub const DIAG_BAD_CNT: usize = 7;
-/// Number of diagnostic counters.
-pub const DIAG_CNT: usize = 8;
+/// Frags skipped because their mcache line held a seq no producer can
+/// have put there (a corrupt word: not the frag expected, nor one a lap
+/// or a publish in progress leaves there).
+pub const DIAG_CORRUPT_CNT: usize = 8;
+/// Number of diagnostic counters (room for more: 16 words).
+pub const DIAG_CNT: usize = 16;
 
 const FOOTPRINT: usize = DIAG_OFF + DIAG_CNT * 8;
 
@@ -52,7 +56,7 @@ pub enum Fseq {}
 
 impl Fseq {
     /// Versioned magic.
-    pub const MAGIC: u64 = magic(b"tw.fseq", 1);
+    pub const MAGIC: u64 = magic(b"tw.fseq", 2);
     /// Alignment of the object.
     pub const ALIGN: usize = 64;
 

@@ -92,6 +92,18 @@ pub enum TileFailure {
         /// Which consumer's word, the value read and the most it may be.
         what: tilewire_tile::link::producer::Corruption,
     },
+    /// The tile, reading one of its inputs, found lines of the link's ring
+    /// holding a seq no producer puts there (a word of the workspace was
+    /// written by something else): it skipped those frags, counted them,
+    /// and the run was ended.
+    CorruptLines {
+        /// The tile (the consumer).
+        tile: String,
+        /// The input link.
+        link: String,
+        /// Frags skipped.
+        frags: u64,
+    },
 }
 
 impl TileFailure {
@@ -106,7 +118,8 @@ impl TileFailure {
             | TileFailure::Held { tile, .. }
             | TileFailure::RestartLimit { tile, .. }
             | TileFailure::DidNotStop { tile }
-            | TileFailure::Corrupt { tile, .. } => tile,
+            | TileFailure::Corrupt { tile, .. }
+            | TileFailure::CorruptLines { tile, .. } => tile,
             TileFailure::GroupExited { group, .. } => group,
         }
     }
@@ -151,6 +164,11 @@ impl fmt::Display for TileFailure {
                 f,
                 "tile {tile:?}'s output link {link:?} is corrupt: {what}; the link was \
                  stalled, not overrun, and the run ended"
+            ),
+            TileFailure::CorruptLines { tile, link, frags } => write!(
+                f,
+                "tile {tile:?} found {frags} lines of its input link {link:?} corrupt (a seq \
+                 no producer puts there): it skipped those frags, and the run ended"
             ),
             TileFailure::Held { tile, packets } => write!(
                 f,

@@ -194,6 +194,32 @@ impl Running<'_> {
             tracing::error!(tile = %f.tile(), "{f}");
             self.failures.push(f);
         }
+        let topo = &self.pipeline.topo;
+        for l in &topo.links {
+            let Ok(link) = tilewire_tile::link::Link::join(&self.pipeline.ws, &l.name) else {
+                continue;
+            };
+            for ((t, _), f) in topo.consumers(&l.name).iter().zip(link.fseqs()) {
+                let frags = f.diag(tilewire_tile::link::fseq::DIAG_CORRUPT_CNT);
+                if frags == 0 {
+                    continue;
+                }
+                found = true;
+                let seen = self.failures.iter().any(|x| {
+                    matches!(x, TileFailure::CorruptLines { tile, link, .. }
+                        if *tile == t.name && *link == l.name)
+                });
+                if !seen {
+                    let f = TileFailure::CorruptLines {
+                        tile: t.name.clone(),
+                        link: l.name.clone(),
+                        frags,
+                    };
+                    tracing::error!(tile = %f.tile(), "{f}");
+                    self.failures.push(f);
+                }
+            }
+        }
         found
     }
 
