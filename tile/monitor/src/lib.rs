@@ -62,7 +62,7 @@
 //!   heartbeat_ns, heartbeat_age_ns (null: never), loops, housekeeping, boots,
 //!   backpressure_episodes, backpressure_ns, out_backpressure[],
 //!   frags_in_per_s, bytes_in_per_s, frags_out_per_s,
-//!   backpressure_fraction (null without rates),
+//!   backpressure_fraction, busy_fraction (null without rates), work_ns,
 //!   inputs[]: link, consumer, latency {count, p50_ns, p99_ns} or null,
 //!   outputs[], counters[]: name, value, per_s
 //! links[]: name, depth, mtu, producer (tile name or null), seq0,

@@ -21,6 +21,10 @@ pub struct TileRates {
     pub frags_out_per_s: f64,
     /// Fraction of the interval spent back-pressured (closed episodes).
     pub backpressure_fraction: f64,
+    /// Fraction of the interval its loop spent on iterations that did
+    /// something (its work time, see the tile metrics' `work_ns`): near
+    /// 1.0 the tile is the limit of whatever feeds it.
+    pub busy_fraction: f64,
     /// Each counter's rate per second, in the tile's counter order.
     pub counters: Vec<(String, f64)>,
     /// Age of the heartbeat at the newer snapshot; `None` if it never beat.
@@ -175,6 +179,12 @@ fn tile_rates(
     } else {
         (bp_ns as f64 / interval_ns as f64).min(1.0)
     };
+    let work_ns = grew(p.metrics.work_ns, t.metrics.work_ns);
+    let busy_fraction = if interval_ns == 0 {
+        0.0
+    } else {
+        (work_ns as f64 / interval_ns as f64).min(1.0)
+    };
     let counters = t
         .metrics
         .counters
@@ -196,6 +206,7 @@ fn tile_rates(
         bytes_in_per_s: per_s(bytes_in),
         frags_out_per_s: per_s(frags_out),
         backpressure_fraction,
+        busy_fraction,
         counters,
         heartbeat_age_ns: (hb != 0).then(|| cur.taken_ns.saturating_sub(hb)),
     }
@@ -248,7 +259,7 @@ mod tests {
                     out_backpressure: vec![],
                     counters: vec![("sent".into(), sent)],
                     boots: 1,
-                    work_ns: 0,
+                    work_ns: taken_ns / 2,
                     forwarded_by_chunk: 0,
                     forwarded_copied: 0,
                     corrupt: None,
@@ -287,6 +298,7 @@ mod tests {
         assert_eq!(t.frags_out_per_s, 0.0);
         assert_eq!(t.counters, vec![("sent".to_string(), 170.0)]);
         assert_eq!(t.backpressure_fraction, 0.25);
+        assert_eq!(t.busy_fraction, 0.5, "work grew by half the interval");
         assert_eq!(t.heartbeat_age_ns, Some(1_000));
     }
 

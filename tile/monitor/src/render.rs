@@ -107,6 +107,7 @@ fn count_sum(tiles: &[crate::TileReport], i: usize) -> Option<Vec<String>> {
         opt_si(sum(&|t| t.frags_in_per_s)),
         opt_si(sum(&|t| t.frags_out_per_s)),
         "-".into(),
+        "-".into(),
         counters.join(" "),
     ])
 }
@@ -128,7 +129,7 @@ pub fn table(r: &Report) -> String {
     );
 
     let mut rows = vec![[
-        "TILE", "KIND", "HEALTH", "HB AGE", "IN/S", "OUT/S", "BP%", "COUNTERS",
+        "TILE", "KIND", "HEALTH", "HB AGE", "IN/S", "OUT/S", "BP%", "BUSY%", "COUNTERS",
     ]
     .map(String::from)
     .to_vec()];
@@ -153,6 +154,8 @@ pub fn table(r: &Report) -> String {
             opt_si(t.frags_in_per_s),
             opt_si(t.frags_out_per_s),
             t.backpressure_fraction
+                .map_or_else(|| "-".into(), |f| format!("{:.1}", f * 100.0)),
+            t.busy_fraction
                 .map_or_else(|| "-".into(), |f| format!("{:.1}", f * 100.0)),
             counters.join(" "),
         ]);
@@ -223,6 +226,13 @@ pub fn table(r: &Report) -> String {
     for t in &r.tiles {
         if let Some(why) = &t.dead_reason {
             let _ = writeln!(out, "dead: {}: {why}", t.name);
+        }
+    }
+    for l in &r.links {
+        for c in &l.consumers {
+            if let Some(why) = &c.loss_why {
+                let _ = writeln!(out, "loss: link {} consumer {}: {why}", l.name, c.index);
+            }
         }
     }
     for p in &r.problems {
@@ -357,6 +367,12 @@ pub fn prometheus(r: &Report) -> String {
         "counter",
         "Time spent back-pressured (closed episodes).",
         each_tile(&|t| Some(t.backpressure_ns as f64 / 1e9)),
+    );
+    e.family(
+        "tilewire_tile_work_seconds_total",
+        "counter",
+        "Time the tile's loop spent on iterations that did something (its rate is how busy it is).",
+        each_tile(&|t| Some(t.work_ns as f64 / 1e9)),
     );
     let counters = r
         .tiles

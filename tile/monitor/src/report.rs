@@ -62,6 +62,9 @@ pub struct TileReport {
     pub backpressure_episodes: u64,
     /// Nanoseconds back-pressured (closed episodes).
     pub backpressure_ns: u64,
+    /// Nanoseconds its loop spent on iterations that did something, over
+    /// every boot (its work time).
+    pub work_ns: u64,
     /// Back-pressure episodes by output.
     pub out_backpressure: Vec<u64>,
     /// Frags read per second.
@@ -72,6 +75,9 @@ pub struct TileReport {
     pub frags_out_per_s: Option<f64>,
     /// Fraction of the interval back-pressured.
     pub backpressure_fraction: Option<f64>,
+    /// Fraction of the interval it was busy (see
+    /// [`TileRates::busy_fraction`](crate::TileRates::busy_fraction)).
+    pub busy_fraction: Option<f64>,
     /// Its inputs.
     pub inputs: Vec<InputReport>,
     /// Its output links.
@@ -124,6 +130,32 @@ pub struct ConsumerReport {
     /// plausible). A monitor shows CORRUPT for its lag and losses then,
     /// never those figures.
     pub corrupt: Vec<String>,
+    /// Why it lost frags in the interval, if it did: how busy its reader
+    /// tile was (busy throughout: the offered load is above what it
+    /// sustains; barely busy: it did not get to run).
+    pub loss_why: Option<String>,
+}
+
+/// Why a consumer whose reader is `tile` lost `lost` frags in an interval
+/// in which that tile was busy `busy` of the time.
+fn loss_why(tile: Option<&str>, lost: u64, busy: Option<f64>) -> Option<String> {
+    if lost == 0 {
+        return None;
+    }
+    let tile = tile.unwrap_or("its reader");
+    Some(match busy {
+        Some(b) if b >= 0.9 => format!(
+            "{lost} lost: {tile} was busy {:.0}% of the interval: the load offered is more \
+             than it sustains",
+            b * 100.0
+        ),
+        Some(b) => format!(
+            "{lost} lost while {tile} was busy only {:.0}% of the interval: it did not get to \
+             run (asleep, preempted, or sharing its core)",
+            b * 100.0
+        ),
+        None => format!("{lost} lost"),
+    })
 }
 
 /// What in consumer `c` of link `l` no healthy link can hold (see
@@ -297,6 +329,13 @@ fn link_report(l: &LinkView, cur: &Snapshot, rates: Option<&Rates>) -> LinkRepor
                 latency_p50_ns: latency.map(|l| l.p50_ns),
                 latency_p99_ns: latency.map(|l| l.p99_ns),
                 corrupt: implausible(l, c),
+                loss_why: loss_why(
+                    reader.map(|(t, _)| t.name.as_str()),
+                    cr.map_or(0, |r| r.frags_lost),
+                    reader
+                        .and_then(|(t, _)| rates?.tile(&t.name))
+                        .map(|r| r.busy_fraction),
+                ),
             }
         })
         .collect();
@@ -341,11 +380,13 @@ fn tile_report(
         boots: m.boots,
         backpressure_episodes: m.backpressure,
         backpressure_ns: m.backpressure_ns,
+        work_ns: m.work_ns,
         out_backpressure: m.out_backpressure.clone(),
         frags_in_per_s: tr.map(|r| r.frags_in_per_s),
         bytes_in_per_s: tr.map(|r| r.bytes_in_per_s),
         frags_out_per_s: tr.map(|r| r.frags_out_per_s),
         backpressure_fraction: tr.map(|r| r.backpressure_fraction),
+        busy_fraction: tr.map(|r| r.busy_fraction),
         inputs: t
             .layout
             .inputs
@@ -368,5 +409,24 @@ fn tile_report(
                 per_s: tr.and_then(|r| r.counters.get(i)).map(|(_, v)| *v),
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loss_why;
+
+    #[test]
+    fn a_loss_is_put_down_to_a_busy_reader_or_to_one_that_did_not_run() {
+        assert_eq!(loss_why(Some("dedup"), 0, Some(1.0)), None);
+        let busy = loss_why(Some("dedup"), 40, Some(0.97)).unwrap();
+        assert!(busy.starts_with("40 lost: dedup was busy 97%"), "{busy}");
+        assert!(busy.contains("more than it sustains"), "{busy}");
+        let idle = loss_why(Some("dedup"), 40, Some(0.2)).unwrap();
+        assert!(
+            idle.contains("busy only 20%") && idle.contains("did not get to run"),
+            "{idle}"
+        );
+        assert_eq!(loss_why(None, 3, None).unwrap(), "3 lost");
     }
 }
