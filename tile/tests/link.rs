@@ -368,4 +368,15 @@ fn a_line_holding_a_seq_no_producer_puts_there_is_skipped_and_counted_corrupt_no
     assert_eq!(f.diag(DIAG_CORRUPT_CNT), 1);
     assert_eq!(f.diag(DIAG_OVRNP_FRAGS), 0, "no garbage counted as lost");
     assert_eq!(f.lost(), 0);
+
+    // Garbage that happens to sit on its line's residue (a lap's) is
+    // still far past anything the producer published: corrupt too.
+    let seq = 10 + 16 * 1_000_000_000_000;
+    mem.atomic_u64(128 + (seq as usize & 15) * 32)
+        .unwrap()
+        .store(seq, std::sync::atomic::Ordering::Relaxed);
+    assert!(matches!(c.poll_copy(&mut buf), Poll::Overrun { lost: 1 }));
+    c.housekeeping();
+    assert_eq!(f.diag(DIAG_CORRUPT_CNT), 2);
+    assert_eq!(f.diag(DIAG_OVRNP_FRAGS), 0);
 }

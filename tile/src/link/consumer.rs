@@ -145,12 +145,15 @@ impl<'w> Consumer<'w> {
             }
             Peek::Overrun { seq_found } => {
                 // A lap leaves a later frag of the same line there (seq +
-                // k * depth), a publish in progress that frag's seq - 1;
-                // any other seq is a corrupt word: skip the one frag whose
-                // line it is (counted), rather than count garbage as lost
-                // or jump to it.
+                // k * depth), a publish in progress that frag's seq - 1,
+                // and no frag the producer has not reached: its published
+                // position lags it by one housekeeping, never by 2^32
+                // frags. Any other seq is a corrupt word: skip the one frag
+                // whose line it is (counted), rather than count garbage as
+                // lost or jump to it.
                 let off = seq_found.wrapping_sub(seq) & (self.mcache.depth() - 1);
-                if off != 0 && off != self.mcache.depth() - 1 {
+                let beyond = seq_diff(seq_found, self.mcache.seq_query()) > 1 << 32;
+                if (off != 0 && off != self.mcache.depth() - 1) || beyond {
                     self.fseq.diag_add(DIAG_CORRUPT_CNT, 1);
                     self.advance();
                     return Next::Overrun { lost: 1 };

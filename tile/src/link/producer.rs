@@ -257,6 +257,10 @@ impl<'w> Producer<'w> {
     /// real position is unknown) and is kept for
     /// [`Producer::corruption`].
     pub fn refresh_credits(&mut self) -> u64 {
+        // Its position too, at most a ring stale even for a producer whose
+        // user never calls housekeeping: a consumer judges a line's seq
+        // against it (one far past it is corrupt).
+        self.mcache.seq_update(self.seq);
         let depth = self.mcache.depth();
         let mut in_flight = 0u64;
         for &(index, f) in &self.reliable {
