@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use tilewire_shmem::clock::{mono_ns_fast, mono_ts};
+
 /// How the loop runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StemConfig {
@@ -80,19 +82,19 @@ impl Share {
 
 /// Idle turns a backing-off tile spins before it yields (at least; see
 /// [`Patience`]).
-pub(super) const SPIN_TURNS: u32 = 32;
+const SPIN_TURNS: u32 = 32;
 /// Idle turns, after the spinning, it yields before it sleeps.
-pub(super) const YIELD_TURNS: u32 = 8;
+const YIELD_TURNS: u32 = 8;
 /// Longest sleep on an input link before housekeeping (a wake ends it
 /// sooner).
 pub(super) const PARK_MAX: Duration = Duration::from_millis(5);
 /// The first nap of a tile that cannot sleep on a link (the naps that
 /// follow double, up to 16 times it).
-pub(super) const NAP: Duration = Duration::from_micros(50);
+const NAP: Duration = Duration::from_micros(50);
 
 /// The most a backing-off loop learns to keep polling before it yields
 /// and sleeps (see [`Patience`]).
-pub(super) const PATIENCE_MAX: Duration = Duration::from_micros(100);
+const PATIENCE_MAX: Duration = Duration::from_micros(100);
 /// What a park that cost more than it saved first teaches.
 const PATIENCE_STEP: Duration = Duration::from_micros(8);
 
@@ -118,8 +120,8 @@ impl Patience {
         self.ns
     }
 
-    /// A park started at `parked` (a frag timestamp, see
-    /// [`mono_ts`](tilewire_shmem::clock::mono_ts)) ended with a frag
+    /// A park started at `parked` (a frag timestamp, see [`mono_ts`])
+    /// ended with a frag
     /// published at `published`, and the loop ran again at `woke`.
     pub(super) fn learn(&mut self, parked: u32, published: u32, woke: u32) {
         let max = PATIENCE_MAX.as_nanos() as u64;
@@ -132,6 +134,91 @@ impl Patience {
             self.ns = (self.ns * 2).clamp(step, max);
         } else if gap > self.ns {
             self.ns /= 2;
+        }
+    }
+}
+
+/// What a backing-off loop does with an idle turn (see [`Backoff`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Idle {
+    /// Poll again at once.
+    Spin,
+    /// Poll again after a `yield`.
+    Yield,
+    /// Sleep: park on a link, or nap.
+    Sleep,
+}
+
+/// Where a backing-off loop ([`IdlePolicy::Backoff`]) is in an idle
+/// spell: spin [`SPIN_TURNS`] idle turns, then yield, at least
+/// [`YIELD_TURNS`] times and as long as its [`Patience`] says (the longest,
+/// [`PATIENCE_MAX`], while waiting for credits), then sleep; naps lengthen
+/// with the sleeps in a row. A [`Group`](super::Group) keeps one, and so
+/// does a [`Stem`](super::Stem) on a thread of its own.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Backoff {
+    /// Idle turns in a row, and when the first began.
+    idle_turns: u32,
+    idle_since: u64,
+    /// Yields and sleeps since the loop last worked.
+    yields: u32,
+    sleeps: u32,
+    patience: Patience,
+}
+
+impl Backoff {
+    /// The loop worked: the idle spell is over.
+    #[inline]
+    pub(super) fn worked(&mut self) {
+        (self.idle_turns, self.yields, self.sleeps) = (0, 0, 0);
+    }
+
+    /// An idle turn: what to do next. `waiting_for_credits`: a tile of
+    /// the loop is back-pressured (its reader works on a full link and
+    /// hands credits back soon).
+    #[inline]
+    pub(super) fn idle(&mut self, waiting_for_credits: bool) -> Idle {
+        self.idle_turns = self.idle_turns.saturating_add(1);
+        if self.idle_turns == 1 {
+            self.idle_since = mono_ns_fast();
+        }
+        if self.idle_turns < SPIN_TURNS {
+            return Idle::Spin;
+        }
+        let patient = if waiting_for_credits {
+            PATIENCE_MAX.as_nanos() as u64
+        } else {
+            self.patience.ns()
+        };
+        // A yield polls on where the core is free and lets another thread
+        // run where it is not (a source, the kernel's network work).
+        if self.yields < YIELD_TURNS
+            || (patient > 0 && mono_ns_fast().saturating_sub(self.idle_since) < patient)
+        {
+            self.yields = self.yields.saturating_add(1);
+            return Idle::Yield;
+        }
+        Idle::Sleep
+    }
+
+    /// How long to nap, for a loop that cannot park on a link: [`NAP`]
+    /// while waiting for credits (they come back within one), else
+    /// doubling with the sleeps in a row, to 16 times it.
+    pub(super) fn nap(&self, waiting_for_credits: bool) -> Duration {
+        if waiting_for_credits {
+            NAP
+        } else {
+            NAP * (1 << self.sleeps.min(4))
+        }
+    }
+
+    /// The loop slept, starting at `parked` (a frag timestamp, see
+    /// [`mono_ts`]); `published`: the `tspub` of the frag a park ended
+    /// with, which teaches the patience.
+    pub(super) fn slept(&mut self, parked: u32, published: Option<u32>) {
+        self.sleeps = self.sleeps.saturating_add(1);
+        if let Some(published) = published {
+            self.patience.learn(parked, published, mono_ts());
         }
     }
 }

@@ -27,13 +27,12 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use tilewire_shmem::clock::{mono_ns_fast, mono_ts};
+use std::time::Duration;
+
+use tilewire_shmem::clock::mono_ts;
 
 use crate::link::mcache::{MCacheHandle, Peek};
-
-use crate::stem::config::{
-    IdlePolicy, Patience, NAP, PARK_MAX, PATIENCE_MAX, SPIN_TURNS, YIELD_TURNS,
-};
+use crate::stem::config::{Backoff, Idle, IdlePolicy, PARK_MAX};
 use crate::stem::run::{RunEnd, Turn};
 use crate::stem::step::Stem;
 use crate::stem::tile::Tile;
@@ -97,10 +96,7 @@ impl<'w, T: Tile> Group<'w, T> {
         let n = self.stems.len();
         let mut ends: Vec<Option<MemberEnd>> = vec![None; n];
         let mut live = n;
-        // Idle turns in a row, when the first of them began, the yields
-        // and sleeps since, and how long to poll before yielding.
-        let (mut idle_turns, mut idle_since, mut yields, mut sleeps) = (0u32, 0u64, 0u32, 0u32);
-        let mut patience = Patience::default();
+        let mut backoff = Backoff::default();
         // After a panic with stop_on_panic: the tiles asked to drain.
         let mut stopping = false;
         let mut asked = vec![false; n];
@@ -131,39 +127,25 @@ impl<'w, T: Tile> Group<'w, T> {
                 *slot = Some(end);
             }
             if busy {
-                (idle_turns, yields, sleeps) = (0, 0, 0);
+                backoff.worked();
                 continue;
             }
-            idle_turns = idle_turns.saturating_add(1);
-            if idle_turns == 1 && self.idle == IdlePolicy::Backoff {
-                idle_since = mono_ns_fast();
+            if self.idle == IdlePolicy::Spin {
+                core::hint::spin_loop();
+                continue;
             }
-            // Past its first spins the loop yields, for at least a few
-            // turns and as long as its patience (learnt from its parks, see
-            // `Patience`) says; waiting for credits, the longest: its reader
-            // works on a full link and hands credits back soon. A yield
-            // polls on where the core is free and lets another thread run
-            // where it is not (a source, the kernel's network work).
-            let patient = if self.stems.iter().any(|s| s.backpressure_since != 0) {
-                PATIENCE_MAX.as_nanos() as u64
-            } else {
-                patience.ns()
-            };
-            let yielding = yields < YIELD_TURNS
-                || (patient > 0 && mono_ns_fast().saturating_sub(idle_since) < patient);
-            match self.idle {
-                IdlePolicy::Spin => core::hint::spin_loop(),
-                IdlePolicy::Backoff if idle_turns < SPIN_TURNS => core::hint::spin_loop(),
-                IdlePolicy::Backoff if yielding => {
-                    yields = yields.saturating_add(1);
-                    std::thread::yield_now()
-                }
-                IdlePolicy::Backoff => {
+            let waiting = self
+                .stems
+                .iter()
+                .zip(&ends)
+                .any(|(s, e)| e.is_none() && s.backpressure_since != 0);
+            match backoff.idle(waiting) {
+                Idle::Spin => core::hint::spin_loop(),
+                Idle::Yield => std::thread::yield_now(),
+                Idle::Sleep => {
                     let parked = mono_ts();
-                    if let Some(published) = self.sleep(&ends, sleeps) {
-                        patience.learn(parked, published, mono_ts());
-                    }
-                    sleeps = sleeps.saturating_add(1);
+                    let published = self.sleep(&ends, backoff.nap(waiting));
+                    backoff.slept(parked, published);
                     for (s, e) in self.stems.iter_mut().zip(&ends) {
                         if e.is_none() {
                             // Housekeeping first thing after a sleep.
@@ -202,11 +184,10 @@ impl<'w, T: Tile> Group<'w, T> {
 
     /// Sleeps while every live tile is idle: parked on the one link from
     /// outside the group all their inputs come from, if that is the only
-    /// way work can come; else a nap (`naps`: how many came before in a
-    /// row, lengthening it). After a park that ended with a frag, that
-    /// frag's `tspub`.
+    /// way work can come; else a nap of `nap`. After a park that ended
+    /// with a frag, that frag's `tspub`.
     #[cold]
-    fn sleep(&mut self, ends: &[Option<MemberEnd>], naps: u32) -> Option<u32> {
+    fn sleep(&mut self, ends: &[Option<MemberEnd>], nap: Duration) -> Option<u32> {
         // Each member hands back what its outputs' readers (often the next
         // member) passed since its last refresh: a producer outside the
         // group may be waiting for those credits, and would not wake us.
@@ -239,9 +220,6 @@ impl<'w, T: Tile> Group<'w, T> {
                 }
             }
         }
-        // A tile waiting for credits has a reader working on a full link:
-        // credits come back within a nap, so its naps do not lengthen.
-        let waiting_for_credits = live().any(|(s, _)| s.backpressure_since != 0);
         match on {
             Some((mc, seq)) if can_park => {
                 mc.park(seq, PARK_MAX);
@@ -251,8 +229,7 @@ impl<'w, T: Tile> Group<'w, T> {
                     return Some(meta.tspub);
                 }
             }
-            _ if waiting_for_credits => std::thread::sleep(NAP),
-            _ => std::thread::sleep(NAP * (1 << naps.min(4))),
+            _ => std::thread::sleep(nap),
         }
         None
     }

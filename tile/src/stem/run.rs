@@ -4,12 +4,12 @@
 //! [module docs](super#stopping)), the halt and what it reports
 //! ([`RunEnd`]), and the backoff of [`IdlePolicy::Backoff`].
 
-use tilewire_shmem::clock::{mono_ns, mono_ns_fast, mono_ts};
+use tilewire_shmem::clock::{mono_ns, mono_ts};
 use tilewire_shmem::tick::ticks;
 
 use crate::link::frag::seq_diff;
 use crate::link::mcache::{MCacheHandle, Peek};
-use crate::stem::config::{IdlePolicy, NAP, PARK_MAX, PATIENCE_MAX, SPIN_TURNS, YIELD_TURNS};
+use crate::stem::config::{Idle, IdlePolicy, PARK_MAX};
 use crate::stem::metrics::{StopRequest, TileState};
 use crate::stem::step::{Phase, Polled, Read, Stem};
 use crate::stem::tile::Tile;
@@ -154,7 +154,7 @@ impl<'w, T: Tile> Stem<'w, T> {
         }
         self.metrics.set_state(TileState::Running);
         self.housekeeping();
-        self.idle_turns = 0;
+        self.backoff.worked();
         self.phase = Phase::Running;
     }
 
@@ -379,44 +379,32 @@ impl<'w, T: Tile> Stem<'w, T> {
             self.loops += 1;
             let (polled, worked) = self.step_worked(Read::All);
             if worked {
-                (self.idle_turns, self.yields, self.naps) = (0, 0, 0);
+                self.backoff.worked();
                 continue;
             }
-            self.idle_turns = self.idle_turns.saturating_add(1);
-            if self.idle_turns == 1 {
-                self.idle_since = mono_ns_fast();
-            }
-            // Spin, then yield for a few turns and as long as the patience
-            // says (the longest when waiting for credits; see Group::run),
-            // then sleep.
-            let patience = if self.backpressure_since != 0 {
-                PATIENCE_MAX.as_nanos() as u64
-            } else {
-                self.patience.ns()
-            };
-            if self.idle_turns < SPIN_TURNS {
-                core::hint::spin_loop();
-            } else if self.yields < YIELD_TURNS
-                || (patience > 0 && mono_ns_fast().saturating_sub(self.idle_since) < patience)
-            {
-                self.yields = self.yields.saturating_add(1);
-                std::thread::yield_now();
-                self.restart_ticks();
-            } else {
-                self.sleep(polled);
-                return;
+            match self.backoff.idle(self.backpressure_since != 0) {
+                Idle::Spin => core::hint::spin_loop(),
+                Idle::Yield => {
+                    std::thread::yield_now();
+                    self.restart_ticks();
+                }
+                Idle::Sleep => {
+                    self.sleep(polled);
+                    return;
+                }
             }
         }
     }
 
     /// Sleeps while there is nothing to do: on the input link the last poll
     /// found empty, until its producer publishes (no wake is lost) or
-    /// [`PARK_MAX`]; or a [`NAP`] for a tile with work from outside, with
+    /// [`PARK_MAX`]; or a nap (see `Backoff::nap`) for a tile with work from outside, with
     /// several inputs, or waiting for credits.
     #[cold]
     fn sleep(&mut self, polled: Polled) {
         self.settle_holds();
-        match polled {
+        let parked = mono_ts();
+        let published = match polled {
             // A tile holding forwarded frags naps rather than sleep on its
             // input: that input's producer may be waiting for the credits
             // the hold gives back once the outputs' readers move on, and
@@ -425,20 +413,17 @@ impl<'w, T: Tile> Stem<'w, T> {
                 if !self.tile.external_input() && self.inputs.len() == 1 && !self.fwd.holding() =>
             {
                 let seq = self.inputs[i].seq();
-                let parked = mono_ts();
                 self.input_mcaches[i].park(seq, PARK_MAX);
-                if let Peek::Ready(meta) = self.input_mcaches[i].peek(seq) {
-                    self.patience.learn(parked, meta.tspub, mono_ts());
+                match self.input_mcaches[i].peek(seq) {
+                    Peek::Ready(meta) => Some(meta.tspub),
+                    _ => None,
                 }
             }
-            // Waiting for credits: the reader works on a full link, and
-            // credits come back within a nap, so naps do not lengthen.
-            _ if self.backpressure_since != 0 => std::thread::sleep(NAP),
             _ => {
-                // Naps lengthen while nothing comes, to 16 of them.
-                std::thread::sleep(NAP * (1 << self.naps.min(4)));
-                self.naps = self.naps.saturating_add(1);
+                std::thread::sleep(self.backoff.nap(self.backpressure_since != 0));
+                None
             }
-        }
+        };
+        self.backoff.slept(parked, published);
     }
 }

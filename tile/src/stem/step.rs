@@ -13,7 +13,7 @@ use crate::link::mcache::MCacheHandle;
 use crate::link::producer::Producer;
 use crate::link::Link;
 use crate::part::{get_or_make, PartError};
-use crate::stem::config::{IdlePolicy, Patience, Share, ShareBy, StemConfig};
+use crate::stem::config::{Backoff, IdlePolicy, Share, ShareBy, StemConfig};
 use crate::stem::copy::FragCopy;
 use crate::stem::error::TileError;
 use crate::stem::forward::{settled, Forwarded, Forwarding, Frag, Place, Reading};
@@ -42,15 +42,8 @@ pub struct Stem<'w, T: Tile> {
     /// When the current back-pressure episode began (0: not in one).
     pub(super) backpressure_since: u64,
     pub(super) idle: IdlePolicy,
-    /// Idle turns in a row (backoff only), when the first began, and the
-    /// yields since.
-    pub(super) idle_turns: u32,
-    pub(super) idle_since: u64,
-    pub(super) yields: u32,
-    /// Naps in a row (they lengthen).
-    pub(super) naps: u32,
-    /// How long to poll before yielding, learnt from parks.
-    pub(super) patience: Patience,
+    /// Where it is in an idle spell (backoff only).
+    pub(super) backoff: Backoff,
     /// Where the run is (see [`Stem::turn`]).
     pub(super) phase: Phase,
     /// Its share of its inputs' frags, if it shares them.
@@ -64,7 +57,7 @@ pub struct Stem<'w, T: Tile> {
     /// Forwarding by chunk: ledgers and holds (see [`super::forward`]).
     pub(super) fwd: Forwarding,
     /// The tick counter at the end of the last timed iteration (see
-    /// [`Stem::step_timed`](super::run)).
+    /// `Stem::step_worked`).
     pub(super) last_tick: u64,
     /// Ticks of iterations that worked, not yet added to the metrics.
     pub(super) work_ticks: u64,
@@ -236,11 +229,7 @@ impl<'w, T: Tile> Stem<'w, T> {
             next_input: 0,
             backpressure_since: 0,
             idle: IdlePolicy::Spin,
-            idle_turns: 0,
-            idle_since: 0,
-            yields: 0,
-            naps: 0,
-            patience: Patience::default(),
+            backoff: Backoff::default(),
             phase: Phase::Ready,
             first: 0,
             share: None,
@@ -338,14 +327,8 @@ impl<'w, T: Tile> Stem<'w, T> {
             fwd: &mut self.fwd,
             tspub: None,
         });
-        // The holds for frags forwarded by chunk, from the outputs'
-        // readers' progress, before the inputs publish theirs.
-        self.fwd.refresh(&mut self.inputs, &self.outputs);
         // After the tile's housekeeping: it may have passed frags on.
-        for (i, c) in self.inputs.iter_mut().enumerate() {
-            c.hold(self.tile.held(i));
-            c.housekeeping();
-        }
+        self.publish_inputs();
         self.write_metrics();
         self.schedule_housekeeping();
     }
@@ -361,12 +344,19 @@ impl<'w, T: Tile> Stem<'w, T> {
         if !self.fwd.holding() {
             return false;
         }
+        self.publish_inputs();
+        self.fwd.holding()
+    }
+
+    /// Publishes each input's progress, less what the tile holds: the
+    /// holds for frags forwarded by chunk first, from the outputs'
+    /// readers' progress.
+    fn publish_inputs(&mut self) {
         self.fwd.refresh(&mut self.inputs, &self.outputs);
         for (i, c) in self.inputs.iter_mut().enumerate() {
             c.hold(self.tile.held(i));
             c.housekeeping();
         }
-        self.fwd.holding()
     }
 
     fn write_metrics(&mut self) {
