@@ -334,7 +334,7 @@ fn read_tile(
             why: format!(
                 "CORRUPT: consumer {}'s progress read {} by tile {tile}, past its next frag {} \
                  ({} reads); the link is stalled, not overrun",
-                c.consumer, c.found, c.limit, c.reads
+                c.what.consumer, c.what.found, c.what.limit, c.reads
             ),
         });
     }

@@ -466,7 +466,7 @@ fn a_consumer_progress_past_its_producer_is_shown_corrupt_not_as_a_figure() {
         .snapshot()
         .corrupt
         .expect("the tile saw the corrupt word");
-    assert_eq!((c.output, c.consumer, c.found), (0, 0, 5_000_000));
+    assert_eq!((c.output, c.what.consumer, c.what.found), (0, 0, 5_000_000));
     assert_eq!(
         stem.outputs()[0].credits(),
         0,

@@ -375,12 +375,8 @@ pub struct TileSnapshot {
 pub struct CorruptOutput {
     /// The output (index among the tile's outputs).
     pub output: usize,
-    /// The consumer on that link whose progress was read.
-    pub consumer: usize,
-    /// The progress read.
-    pub found: u64,
-    /// The producer's next seq then: no progress may pass it.
-    pub limit: u64,
+    /// Which consumer's progress, the value read and the most it may be.
+    pub what: Corruption,
     /// Credit refreshes that found a corrupt progress so far.
     pub reads: u64,
 }
@@ -469,16 +465,7 @@ impl<'a> TileMetricsHandle<'a> {
             work_ns: l(WORK_NS),
             forwarded_by_chunk: l(FWD_CHUNK),
             forwarded_copied: l(FWD_COPIED),
-            corrupt: (l(CORRUPT_READS) > 0).then(|| {
-                let at = l(CORRUPT_WHERE);
-                CorruptOutput {
-                    output: (at & 0xffff_ffff) as usize,
-                    consumer: (at >> 32) as usize,
-                    found: l(CORRUPT_FOUND),
-                    limit: l(CORRUPT_LIMIT),
-                    reads: l(CORRUPT_READS),
-                }
-            }),
+            corrupt: self.corrupt(),
             out_backpressure: (0..self.outputs)
                 .map(|i| self.words[OUT_BP_OFF / 8 + i].load(Ordering::Relaxed))
                 .collect(),
@@ -595,6 +582,27 @@ impl<'a> TileMetricsHandle<'a> {
     pub(crate) fn set_forwarded(&self, by_chunk: u64, copied: u64) {
         self.live(FWD_CHUNK).store(by_chunk, Ordering::Relaxed);
         self.live(FWD_COPIED).store(copied, Ordering::Relaxed);
+    }
+
+    /// What one of the tile's producers last found corrupt (see
+    /// [`CorruptOutput`]); `None` while none did. A few loads, no
+    /// allocation: what a runner polls.
+    pub fn corrupt(&self) -> Option<CorruptOutput> {
+        // SYNC: Relaxed; single-writer words, read for a report.
+        let l = |i| self.live(i).load(Ordering::Relaxed);
+        let reads = l(CORRUPT_READS);
+        (reads > 0).then(|| {
+            let at = l(CORRUPT_WHERE);
+            CorruptOutput {
+                output: (at & 0xffff_ffff) as usize,
+                what: Corruption {
+                    consumer: (at >> 32) as usize,
+                    found: l(CORRUPT_FOUND),
+                    limit: l(CORRUPT_LIMIT),
+                },
+                reads,
+            }
+        })
     }
 
     /// Records what output `output`'s producer found corrupt, `reads`

@@ -159,68 +159,56 @@ impl Running<'_> {
         }
     }
 
-    /// Looks at each tile's metrics for a corrupt word its producers read
-    /// (see [`TileFailure::Corrupt`]); records each tile's first and says
-    /// whether there was one.
+    /// Looks for corrupt words the tiles found: a consumer's progress past
+    /// its producer, read by a tile's producer ([`TileFailure::Corrupt`],
+    /// from the tile's metrics), and ring lines holding a seq no producer
+    /// puts there, counted by their readers ([`TileFailure::CorruptLines`],
+    /// from the links' fseqs). Records each once and says whether there
+    /// was any.
     fn find_corruption(&mut self) -> bool {
-        let mut found = false;
-        for i in 0..self.done.len() {
-            let name = self.name(i).to_owned();
-            let Some(m) = tile_metrics(&self.pipeline.ws, &name) else {
+        let (ws, topo) = (&self.pipeline.ws, &self.pipeline.topo);
+        let mut found = Vec::new();
+        for t in &topo.tiles {
+            let Some(m) = tile_metrics(ws, &t.name) else {
                 continue;
             };
-            let s = m.snapshot();
-            let Some(c) = s.corrupt else {
-                continue;
-            };
-            found = true;
-            if self
-                .failures
-                .iter()
-                .any(|f| matches!(f, TileFailure::Corrupt { tile, .. } if *tile == name))
-            {
-                continue;
+            if let Some(c) = m.corrupt() {
+                found.push(TileFailure::Corrupt {
+                    tile: t.name.clone(),
+                    link: t.outputs.get(c.output).cloned().unwrap_or_default(),
+                    what: c.what,
+                });
             }
-            let link = m.outputs().get(c.output).cloned().unwrap_or_default();
-            let f = TileFailure::Corrupt {
-                tile: name,
-                link,
-                what: tilewire_tile::link::producer::Corruption {
-                    consumer: c.consumer,
-                    found: c.found,
-                    limit: c.limit,
-                },
-            };
-            tracing::error!(tile = %f.tile(), "{f}");
-            self.failures.push(f);
         }
-        let topo = &self.pipeline.topo;
         for l in &topo.links {
-            let Ok(link) = tilewire_tile::link::Link::join(&self.pipeline.ws, &l.name) else {
+            let Ok(link) = tilewire_tile::link::Link::join(ws, &l.name) else {
                 continue;
             };
             for ((t, _), f) in topo.consumers(&l.name).iter().zip(link.fseqs()) {
                 let frags = f.diag(tilewire_tile::link::fseq::DIAG_CORRUPT_CNT);
-                if frags == 0 {
-                    continue;
-                }
-                found = true;
-                let seen = self.failures.iter().any(|x| {
-                    matches!(x, TileFailure::CorruptLines { tile, link, .. }
-                        if *tile == t.name && *link == l.name)
-                });
-                if !seen {
-                    let f = TileFailure::CorruptLines {
+                if frags > 0 {
+                    found.push(TileFailure::CorruptLines {
                         tile: t.name.clone(),
                         link: l.name.clone(),
                         frags,
-                    };
-                    tracing::error!(tile = %f.tile(), "{f}");
-                    self.failures.push(f);
+                    });
                 }
             }
         }
-        found
+        let any = !found.is_empty();
+        // Once per kind, tile and link: the first report stands.
+        let key = |f: &TileFailure| match f {
+            TileFailure::Corrupt { tile, link, .. } => Some((0, tile.clone(), link.clone())),
+            TileFailure::CorruptLines { tile, link, .. } => Some((1, tile.clone(), link.clone())),
+            _ => None,
+        };
+        for f in found {
+            if !self.failures.iter().any(|x| key(x) == key(&f)) {
+                tracing::error!(tile = %f.tile(), "{f}");
+                self.failures.push(f);
+            }
+        }
+        any
     }
 
     /// Waits until the run should end: `opts`' stop flag is set, its
