@@ -23,7 +23,7 @@
 //! 5. The next input in turn is polled, and steps 6 to 8 repeat for up
 //!    to a batch of its frags ([`FRAG_BATCH`], fewer when an output has credits for
 //!    fewer bursts): the credit check, `before_credit` and `after_credit`
-//!    run once for the batch, and the frags it forwards share one clock
+//!    run once for the batch, and the frags it publishes share one clock
 //!    read for their `tspub`. Nothing new:
 //!    [`Tile::end_of_burst`] (the place to flush). Overrun: counted in the
 //!    input's fseq, the consumer resyncs, the iteration ends.

@@ -28,8 +28,8 @@ pub struct Outputs<'a, 'w> {
     /// What [`Outputs::forward`] needs: which outputs may take which
     /// inputs' frags by chunk, and the ledgers of those it did.
     pub(super) fwd: &'a mut Forwarding,
-    /// The `tspub` of the frags this iteration forwards, read from the
-    /// clock at the first of them.
+    /// The `tspub` of the frags published through these outputs (this
+    /// iteration's), read from the clock at the first of them.
     pub(super) tspub: Option<u32>,
 }
 
@@ -53,7 +53,8 @@ impl<'w> Outputs<'_, 'w> {
     }
 
     /// Publishes `payload` on output `i` as one frag with control word
-    /// `ctl` (see [`Producer::publish`]).
+    /// `ctl` (see [`Producer::publish`]); its `tspub` is the one every frag
+    /// published in this callback shares.
     ///
     /// # Errors
     /// [`PublishError::TooLong`] if `payload` is longer than the output's
@@ -81,7 +82,8 @@ impl<'w> Outputs<'_, 'w> {
                 mtu,
             });
         }
-        p.publish(payload, sig, ctl, tsorig)
+        let tspub = *self.tspub.get_or_insert_with(mono_ts);
+        p.publish_at(payload, sig, ctl, tsorig, tspub)
             .map_err(|Backpressure| PublishError::Backpressure)
     }
 
