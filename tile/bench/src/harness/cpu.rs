@@ -70,18 +70,17 @@ pub(crate) struct TileReading {
     pub copied: u64,
 }
 
-/// Each tile's reading, for the tiles of `names` that have metrics in
-/// `ws`.
-pub(crate) fn tiles_work_ns(ws: &tilewire_shmem::Workspace, names: &[String]) -> Vec<TileReading> {
-    use tilewire_tile::stem::metrics::TileMetrics;
-    names
+/// Each tile of `pipeline` that has metrics, read now.
+pub(crate) fn read_tiles(pipeline: &tilewire_pipeline::Pipeline) -> Vec<TileReading> {
+    let ws = pipeline.workspace();
+    pipeline
+        .topology()
+        .tiles
         .iter()
-        .filter_map(|n| {
-            let a = ws.lookup(&tilewire_tile::stem::metrics_name(n))?;
-            let mem = ws.region(a.gaddr, a.size as usize).ok()?;
-            let m = TileMetrics::join(mem).ok()?.snapshot();
+        .filter_map(|t| {
+            let m = tilewire_pipeline::tile_metrics(ws, &t.name)?.snapshot();
             Some(TileReading {
-                tile: n.clone(),
+                tile: t.name.clone(),
                 work_ns: m.work_ns,
                 by_chunk: m.forwarded_by_chunk,
                 copied: m.forwarded_copied,
@@ -91,7 +90,7 @@ pub(crate) fn tiles_work_ns(ws: &tilewire_shmem::Workspace, names: &[String]) ->
 }
 
 /// What each tile worked and forwarded between two readings of
-/// [`tiles_work_ns`], its work per packet of `pkts`, and as a share of
+/// [`read_tiles`], its work per packet of `pkts`, and as a share of
 /// `window_ns` (1.0: busy the whole window).
 pub(crate) fn tiles_per_pkt(
     before: &[TileReading],

@@ -24,11 +24,11 @@ use tilewire_xdp::{BindMode, Umem, Xsk, XskConfig};
 
 use super::agave::{self, Ends, Peer};
 use super::collect::{CollectKind, CollectShared, Collector, Live};
-use super::measured::{finish_check, link_lost, window, work_of, Measured, Probe, Sample, Timing};
+use super::measured::{finish_check, link_lost, window, Measured, Probe, Sample, Timing};
 use super::source::{self, burst_for, Blaster, RateLimit, SourceLive};
 use super::tilewire;
 use super::traffic::{any_port, Traffic, LOOPBACK};
-use crate::harness::cpu::process_cpu_ns;
+use crate::harness::cpu::{process_cpu_ns, read_tiles};
 use crate::harness::pin::pin;
 
 /// Source port of the AF_XDP blaster's frames.
@@ -201,7 +201,7 @@ pub(super) fn memory(
                         rx: sent,
                         // SYNC: Relaxed; a progress count.
                         delivered: live.delivered.load(Ordering::Relaxed),
-                        work: work_of(&pipeline),
+                        work: read_tiles(&pipeline),
                     }
                 },
                 &mut m,
@@ -557,7 +557,7 @@ pub(super) fn udp(
                 &live,
                 &|| Probe {
                     rx: net_sum("rx_pkts"),
-                    work: work_of(&pipeline),
+                    work: read_tiles(&pipeline),
                 },
                 &mut m,
             )?;

@@ -5,11 +5,9 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use tilewire_pipeline::Pipeline;
-
 use super::collect::{Collector, Live};
 use super::traffic::Traffic;
-use crate::harness::cpu::{tiles_per_pkt, tiles_work_ns, TileCost, TileReading};
+use crate::harness::cpu::{tiles_per_pkt, TileCost, TileReading};
 use crate::harness::stats::p50_p99;
 
 /// How long the parts of a cell last.
@@ -143,17 +141,6 @@ impl Sample {
             ..self
         }
     }
-}
-
-/// Every tile's work so far, in the pipeline's workspace.
-pub(super) fn work_of(pipeline: &Pipeline) -> Vec<TileReading> {
-    let names: Vec<String> = pipeline
-        .topology()
-        .tiles
-        .iter()
-        .map(|t| t.name.clone())
-        .collect();
-    tiles_work_ns(pipeline.workspace(), &names)
 }
 
 pub(super) fn finish_check(m: &mut Measured, col: &mut Collector, traffic: &Traffic) {
