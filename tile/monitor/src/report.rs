@@ -251,6 +251,22 @@ impl Report {
         timeout: Duration,
         pid_alive: impl Fn(u32) -> bool,
     ) -> Report {
+        let links: Vec<LinkReport> = cur
+            .links
+            .iter()
+            .map(|l| link_report(l, cur, rates))
+            .collect();
+        // Each consumer's implausible words, found once in its report, are
+        // problems too.
+        let corrupt = links.iter().flat_map(|l| {
+            l.consumers.iter().flat_map(move |c| {
+                c.corrupt.iter().map(move |why| Problem {
+                    object: format!("link {} consumer {}", l.name, c.index),
+                    why: format!("CORRUPT: {why}"),
+                })
+            })
+        });
+        let problems = cur.problems.iter().cloned().chain(corrupt).collect();
         Report {
             workspace: cur.workspace.clone(),
             taken_ns: cur.taken_ns,
@@ -260,24 +276,8 @@ impl Report {
                 .iter()
                 .map(|t| tile_report(t, cur, rates, timeout, &pid_alive))
                 .collect(),
-            links: cur
-                .links
-                .iter()
-                .map(|l| link_report(l, cur, rates))
-                .collect(),
-            problems: cur
-                .problems
-                .iter()
-                .cloned()
-                .chain(cur.links.iter().flat_map(|l| {
-                    l.consumers.iter().flat_map(move |c| {
-                        implausible(l, c).into_iter().map(move |why| Problem {
-                            object: format!("link {} consumer {}", l.name, c.index),
-                            why: format!("CORRUPT: {why}"),
-                        })
-                    })
-                }))
-                .collect(),
+            links,
+            problems,
         }
     }
 
