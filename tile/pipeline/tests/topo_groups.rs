@@ -182,12 +182,6 @@ fn a_bad_group_name_is_refused() {
 
 use tilewire_pipeline::topo::Machine;
 
-fn machine(n: usize) -> Machine {
-    Machine {
-        cpus: (0..n).collect(),
-    }
-}
-
 /// The layout as (group name, tile names, cpu, idle).
 fn groups(topo: &tilewire_pipeline::Topology) -> Vec<(String, Vec<String>, Option<usize>, bool)> {
     topo.layout()
@@ -207,7 +201,7 @@ fn groups(topo: &tilewire_pipeline::Topology) -> Vec<(String, Vec<String>, Optio
 fn a_topology_that_names_no_placement_takes_one_thread_on_a_small_machine() {
     let mut topo = parse_ok(&chain(["", "", ""]));
     assert!(topo.names_no_placement());
-    assert!(topo.fit_to_machine(&machine(2)));
+    assert!(topo.fit_to_machine(&Machine::with_cpus(2)));
     let names: Vec<String> = ["gen", "fwd", "sink"].map(String::from).into();
     assert_eq!(
         groups(&topo),
@@ -223,7 +217,7 @@ fn a_topology_that_names_no_placement_takes_one_thread_on_a_small_machine() {
 #[test]
 fn a_topology_that_names_no_placement_gets_a_core_a_tile_on_a_large_machine() {
     let mut topo = parse_ok(&chain(["", "", ""]));
-    assert!(topo.fit_to_machine(&machine(8)));
+    assert!(topo.fit_to_machine(&Machine::with_cpus(8)));
     // The last cores, one each, spinning.
     assert_eq!(
         groups(&topo),
@@ -241,13 +235,13 @@ fn a_topology_that_places_a_tile_or_runs_processes_is_left_as_it_says() {
     let mut topo = parse_ok(&text);
     let before = groups(&topo);
     assert!(!topo.names_no_placement());
-    assert!(!topo.fit_to_machine(&machine(2)));
+    assert!(!topo.fit_to_machine(&Machine::with_cpus(2)));
     assert_eq!(groups(&topo), before);
 
     let procs = chain(["", "", ""]).replace(WS, &format!("{WS}mode = \"processes\"\n"));
     let mut topo = parse_ok(&procs);
     let before = groups(&topo);
-    assert!(!topo.fit_to_machine(&machine(2)));
+    assert!(!topo.fit_to_machine(&Machine::with_cpus(2)));
     assert_eq!(groups(&topo), before);
     assert!(topo.layout_summary().contains(" processes on "));
 }
@@ -279,7 +273,7 @@ inputs = [\"a\", \"b\"]
         net("rx2", "tw-y", 9001, "b"),
     );
     let mut topo = parse_ok(&text);
-    assert!(topo.fit_to_machine(&machine(2)));
+    assert!(topo.fit_to_machine(&Machine::with_cpus(2)));
     let layout: Vec<(String, Vec<String>)> = groups(&topo)
         .into_iter()
         .map(|(g, t, _, _)| (g, t))
