@@ -168,14 +168,15 @@ impl Tile for Verify {
             self.stats.bad_frags += 1;
             return;
         }
-        let (digest, hashed) = match UdpFrame::new_checked(packet) {
+        let frame = UdpFrame::new_checked(packet);
+        let (digest, hashed) = match &frame {
             Ok(frame) => (payload_digest(frame.payload()), frame.payload().len()),
             Err(_) => {
                 self.stats.not_udp += 1;
                 (payload_digest(packet), packet.len())
             }
         };
-        let sent = match (&self.to, UdpFrame::new_checked(packet)) {
+        let sent = match (&self.to, frame) {
             // Readdressed: its headers rewritten in a copy of their own,
             // then headers and payload copied once, straight into the
             // output's dcache.
