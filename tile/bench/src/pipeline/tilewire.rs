@@ -32,7 +32,11 @@
 
 use tilewire_pipeline::{LinkDef, Mode, PipelineBuilder, TileDef, Topology};
 
-/// Frags per link: the demo's depth.
+/// Frags per link. 512, not the demo's 4096: in memory at saturation
+/// (one run each, this 2-core VM) p50 latency was 0.9-1.0 ms at 4096,
+/// 0.16-0.31 ms at 1024 and 0.12-0.15 ms at 512, the rate within the
+/// runs' noise: a deep ring only holds a longer queue, and its payloads
+/// fall out of the caches before they are read.
 const DEPTH: u64 = 512;
 
 /// A workspace name no other cell or process uses.
@@ -157,7 +161,7 @@ pub(super) fn memory_text(
     burst: usize,
     two_threads: bool,
 ) -> String {
-    let mem_tile = |name: &str, kind: &str| {
+    let place = |name: &str, kind: &str| {
         if two_threads {
             placed(name, kind, "two")
         } else {
@@ -170,15 +174,15 @@ pub(super) fn memory_text(
         .link(LinkDef::new("uniq", DEPTH))
         .link(LinkDef::new("ok", DEPTH))
         .tile(
-            mem_tile("gen", "gen")
+            place("gen", "gen")
                 .output("raw")
                 .param("fixture", fixture)
                 .param("rate", rate as i64)
                 .param("burst", burst as i64),
         )
-        .tile(mem_tile("dedup", "dedup").input("raw").output("uniq"))
-        .tile(mem_tile("verify", "verify").input("uniq").output("ok"))
-        .tile(mem_tile("collect", "bench-collect").input("ok"))
+        .tile(place("dedup", "dedup").input("raw").output("uniq"))
+        .tile(place("verify", "verify").input("uniq").output("ok"))
+        .tile(place("collect", "bench-collect").input("ok"))
         .text()
 }
 
@@ -196,14 +200,10 @@ fn tile(name: &str, kind: &str) -> TileDef {
     placed(name, kind, "two")
 }
 
-/// Tile `name` of kind `kind` in the in-memory pipeline: no source or
-/// collector thread beside it, and on a machine with fewer cpus than
-/// tiles, every tile on one thread. Measured on this 2-core VM (full
-/// runs, rate / CPU per packet against the Agave-style pipeline at
-/// saturation): one group 0.65-0.75x / 0.77-0.86x, its tiles busy 97% of
-/// the window; two groups 0.27-0.67x / 1.0-1.6x, the two threads each
-/// busy 20-50% (the handoff between them, a wake and the payloads'
-/// cache lines crossing cores, costs more than the second core gives).
+/// Tile `name` of kind `kind` in the in-memory pipeline on one thread:
+/// no source or collector thread beside it, and on a machine with fewer
+/// cpus than tiles, every tile on that thread (`tilewire-2t` runs the
+/// two-thread layout beside it; the bench README has both).
 fn mem_tile(name: &str, kind: &str) -> TileDef {
     placed(name, kind, "group")
 }
