@@ -428,6 +428,7 @@ fn drive(
             t,
             live,
             || {
+                let Probe { rx, work } = probe();
                 Sample {
                     at: Instant::now(),
                     cpu: process_cpu_ns(),
@@ -435,11 +436,10 @@ fn drive(
                     helpers_cpu: sl.cpu_ns.load(Ordering::Relaxed)
                         + live.cpu_ns.load(Ordering::Relaxed),
                     offered: sl.sent.load(Ordering::Relaxed),
-                    rx: 0,
+                    rx,
                     delivered: live.delivered.load(Ordering::Relaxed),
-                    work: Vec::new(),
+                    work,
                 }
-                .with(probe())
             },
             m,
         );

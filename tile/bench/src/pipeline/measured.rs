@@ -133,16 +133,6 @@ pub(super) struct Probe {
     pub work: Vec<TileReading>,
 }
 
-impl Sample {
-    pub(super) fn with(self, p: Probe) -> Sample {
-        Sample {
-            rx: p.rx,
-            work: p.work,
-            ..self
-        }
-    }
-}
-
 pub(super) fn finish_check(m: &mut Measured, col: &mut Collector, traffic: &Traffic) {
     m.delivered = col.check.good + col.check.bad();
     m.twice = col.check.twice;
