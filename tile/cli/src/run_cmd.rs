@@ -114,7 +114,17 @@ fn watch(pipeline: &Pipeline, opts: &RunOptions, quiet: bool) -> Result<(), Stri
         }
         prev = cur;
     });
-    running.stop().map_err(|e| e.to_string())
+    let report = running.stop().map_err(|e| e.to_string())?;
+    // A restart recovered, so the run succeeded; say each one all the same.
+    for r in &report.restarts {
+        eprintln!(
+            "tilewire run: tile {} restarted after {:.1}s ({})",
+            r.tile,
+            r.after.as_secs_f64(),
+            r.cause
+        );
+    }
+    Ok(())
 }
 
 /// The monitor's table of `cur`, with rates since `prev`.

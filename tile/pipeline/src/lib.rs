@@ -20,13 +20,14 @@
 //!     .tile(TileDef::new("filter", "min-len").input("raw").output("long").param("min_len", 200))
 //!     .tile(TileDef::new("sink", "sink").input("long"))
 //!     .build(&registry)?;
-//! pipeline.run(&RunOptions::new().duration(Duration::from_millis(300)))?;
+//! let report = pipeline.run(&RunOptions::new().duration(Duration::from_millis(300)))?;
 //! // The stop drained every link: each packet gen sent is accounted for.
-//! let count = |tile: &str, name: &str| pipeline.counter(tile, name).unwrap();
+//! let count = |tile: &str, name: &str| report.counter(tile, name).unwrap();
 //! let sent = count("gen", "sent");
 //! assert!(sent > 0);
 //! assert_eq!(count("filter", "passed") + count("filter", "dropped"), sent);
 //! assert_eq!(count("sink", "frags"), count("filter", "passed"));
+//! assert_eq!(report.lost(), 0);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -39,6 +40,15 @@
 //!   started from the example's own binary ([`tile_main`]);
 //! - `examples/builder.rs`: from a [`PipelineBuilder`], three exact passes
 //!   over the built-in traffic mix.
+//!
+//! # What a run reports
+//!
+//! [`Pipeline::run`] and [`Running::stop`] return a [`RunReport`] (inside
+//! the [`RunError`] when the run failed): each tile's counters summed over
+//! its restarts, each link's published / consumed / lost / unread, every
+//! restart with its cause. No monitor and no `tracing` subscriber needed;
+//! [`Running::report`] reads one while the tiles run. Restarts are made by
+//! a thread of the runner, whatever the caller does meanwhile.
 //!
 //! # The modules
 //!
@@ -88,8 +98,8 @@ pub use kind::{BuildCtx, BuildError, CheckCtx, IoCounts, NoParams, Object, Param
 pub use registry::{Registry, RegistryError};
 pub use run::tile_metrics;
 pub use runner::{
-    run_tile_process, tile_main, Pipeline, RunError, RunOptions, Running, StopFlag, TileFailure,
-    TILE_ENV,
+    run_tile_process, tile_main, ConsumerReport, LinkReport, Pipeline, RunError, RunOptions,
+    RunReport, Running, StopFlag, TileFailure, TileReport, TileRestart, TILE_ENV,
 };
 pub use topo::spec::{Mode, Restart};
 pub use topology::Topology;

@@ -79,7 +79,15 @@ fn main() -> ExitCode {
         return panicking_main();
     }
     tile_main(&registry());
-    let tests: [(&str, fn()); 7] = [
+    let tests: [(&str, fn()); 9] = [
+        (
+            "a_restart_is_supervised_reported_and_its_counters_summed_over_boots",
+            a_restart_is_supervised_reported_and_its_counters_summed_over_boots,
+        ),
+        (
+            "a_dead_tile_s_unread_input_is_in_the_error",
+            a_dead_tile_s_unread_input_is_in_the_error,
+        ),
         (
             "a_stop_in_processes_mode_delivers_every_frag_gen_sent",
             a_stop_in_processes_mode_delivers_every_frag_gen_sent,
@@ -159,6 +167,137 @@ fn a_stop_in_processes_mode_delivers_every_frag_gen_sent() {
     assert!(!exists(&name), "the workspace is removed");
 }
 
+/// Waits up to 10 s for `done`.
+fn wait_for(what: &str, done: &dyn Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Kills tile `tile`'s process (by the pid the runner gave it).
+fn kill_tile(running: &tilewire_pipeline::Running<'_>, tile: &str) -> u32 {
+    let pid = running
+        .pids()
+        .into_iter()
+        .find(|(n, _)| n == tile)
+        .map(|(_, p)| p)
+        .expect("the tile has a process");
+    let ok = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "killing {tile} ({pid})");
+    pid
+}
+
+/// The value of counter `name` in tile `tile`'s metrics (this boot's).
+fn live_counter(p: &Pipeline, tile: &str, name: &str) -> u64 {
+    tilewire_pipeline::tile_metrics(p.workspace(), tile)
+        .and_then(|m| {
+            m.snapshot()
+                .counters
+                .into_iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v)
+        })
+        .unwrap_or(0)
+}
+
+fn a_restart_is_supervised_reported_and_its_counters_summed_over_boots() {
+    let name = ws_name("prestart");
+    let text = topology(&name).replace(
+        "name = \"fwd\"\nkind = \"forward\"",
+        "name = \"fwd\"\nkind = \"forward\"\nrestart = \"on-failure\"",
+    );
+    assert!(text.contains("on-failure"));
+    let p = Pipeline::create(registry().parse(&text).unwrap()).unwrap();
+    let running = p.start(&RunOptions::new()).unwrap();
+    wait_for("fwd forwards", &|| {
+        live_counter(&p, "fwd", "forwarded") > 5000
+    });
+    let first = kill_tile(&running, "fwd");
+    // Nobody polls: the runner's own thread reaps and restarts it.
+    let m = tilewire_pipeline::tile_metrics(p.workspace(), "fwd").unwrap();
+    wait_for("fwd restarted", &|| {
+        let s = m.snapshot();
+        s.boots == 2 && s.pid != first && s.state == Some(TileState::Running)
+    });
+    wait_for("the restarted fwd forwards", &|| {
+        live_counter(&p, "fwd", "forwarded") > 5000
+    });
+    let report = running.stop().expect("a restarted crash is not a failure");
+    let sent = report.counter("gen", "sent").unwrap();
+    assert_eq!(
+        report.restarts.len(),
+        1,
+        "one restart: {:?}",
+        report.restarts
+    );
+    let r = &report.restarts[0];
+    assert_eq!(r.tile, "fwd");
+    assert!(r.cause.contains("9"), "the cause is the kill: {}", r.cause);
+    assert_eq!(report.tile("fwd").unwrap().boots, 2);
+    // The last boot alone forwarded less than gen sent; summed over both
+    // boots, at least all of it (a replay after the kill may add some).
+    let this_boot = live_counter(&p, "fwd", "forwarded");
+    let total = report.counter("fwd", "forwarded").unwrap();
+    assert!(
+        this_boot < sent,
+        "the last boot alone: {this_boot} of {sent}"
+    );
+    assert!(total >= sent, "over both boots: {total} of {sent}");
+    assert_eq!(report.link("a").unwrap().published, sent);
+    let sink = report.counter("sink", "frags").unwrap();
+    assert!(sink >= sent, "the sink got all gen sent: {sink} of {sent}");
+    assert_eq!(report.link("c").unwrap().consumers[0].consumed, sink);
+    assert_eq!(report.lost(), 0, "reliable links lose nothing");
+    for l in &report.links {
+        assert_eq!(l.consumers[0].unread, 0, "{} drained", l.name);
+    }
+    eprintln!(
+        "restart: gen sent {sent}, fwd forwarded {total} over 2 boots ({this_boot} in the last), \
+         the sink got {sink}; {}",
+        r.cause
+    );
+}
+
+fn a_dead_tile_s_unread_input_is_in_the_error() {
+    let name = ws_name("punread");
+    let p = Pipeline::create(registry().parse(&topology(&name)).unwrap()).unwrap();
+    let mut running = p.start(&RunOptions::new()).unwrap();
+    wait_for("fwd forwards", &|| {
+        live_counter(&p, "fwd", "forwarded") > 1000
+    });
+    kill_tile(&running, "fwd");
+    // gen fills fwd's input (512 deep, bursts of 16) and waits for
+    // credits.
+    let unread = || running.report().link("a").unwrap().consumers[0].unread;
+    wait_for("gen stalls", &|| unread() > 512 - 16);
+    let left = unread();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(unread(), left, "gen stalled");
+    assert!(!running.poll(), "the other tiles run on");
+    let e = running.stop().expect_err("a tile died");
+    assert!(
+        e.failures()
+            .iter()
+            .any(|f| matches!(f, TileFailure::Exited { tile, .. } if tile == "fwd")),
+        "{e}"
+    );
+    let report = e.report().expect("the run's report");
+    assert_eq!(report.link("a").unwrap().consumers[0].unread, left);
+    let text = e.to_string();
+    assert!(
+        text.contains(&format!(
+            "link \"a\": {left} frags left unread by tile \"fwd\""
+        )),
+        "the error says what the dead tile left: {text}"
+    );
+}
+
 fn a_dying_net_tile_leaves_the_program_to_the_others() {
     let pair = match tilewire_aio::netns::VethPair::with_queues("pr-xdp", 2) {
         Ok(p) => p,
@@ -201,13 +340,6 @@ fn a_dying_net_tile_leaves_the_program_to_the_others() {
             .unwrap();
     };
     let got = |t: &str| p.counter(t, "rx_pkts").unwrap_or(0);
-    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !done() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    };
     blast();
     wait_for("both queues", &|| got("net.0") + got("net.1") == 1280);
     assert!(got("net.0") > 0 && got("net.1") > 0);

@@ -49,7 +49,13 @@ inputs = ["b"]
     )
 }
 
-fn run(topo: Topology, opts: &RunOptions) -> (Pipeline, Result<(), tilewire_pipeline::RunError>) {
+fn run(
+    topo: Topology,
+    opts: &RunOptions,
+) -> (
+    Pipeline,
+    Result<tilewire_pipeline::RunReport, tilewire_pipeline::RunError>,
+) {
     let p = Pipeline::create(topo).unwrap();
     let r = p.run(opts);
     (p, r)
@@ -223,7 +229,7 @@ fn a_stop_in_threads_mode_delivers_every_frag_gen_sent() {
             topo,
             &RunOptions::new().duration(Duration::from_millis(200)),
         );
-        r.unwrap();
+        let report = r.unwrap();
         let sent = counter(&p, "gen", "sent");
         assert!(sent > 1000, "gen ran: {sent}");
         assert_eq!(counter(&p, "mid", "forwarded"), sent);
@@ -233,6 +239,19 @@ fn a_stop_in_threads_mode_delivers_every_frag_gen_sent() {
             "the sink got all gen sent"
         );
         assert_drained(&p);
+        // The run's report says the same, without the workspace.
+        assert_eq!(report.counter("gen", "sent"), Some(sent));
+        assert_eq!(report.counter("sink", "frags"), Some(sent));
+        assert!(report.restarts.is_empty());
+        for t in &report.tiles {
+            assert_eq!((t.boots, t.halted), (1, true), "{}", t.name);
+        }
+        for name in ["a", "b"] {
+            let l = report.link(name).unwrap();
+            assert_eq!(l.published, sent, "{name}");
+            let c = &l.consumers[0];
+            assert_eq!((c.consumed, c.lost, c.unread), (sent, 0, 0), "{name}");
+        }
         eprintln!("threads, gen -> forward -> sink: gen sent {sent}, the sink got {sent}");
     }
 }
@@ -413,7 +432,19 @@ fn a_tile_that_panics_is_named_and_the_others_stop_and_drain() {
         (tile.as_str(), message.as_str()),
         ("boom", "boom at frag 500")
     );
-    assert_eq!(e.to_string(), "tile \"boom\" panicked: boom at frag 500");
+    // The panic, then what the dead tile left on its input.
+    let text = e.to_string();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("tile \"boom\" panicked: boom at frag 500")
+    );
+    let left = e.report().unwrap().link("a").unwrap().consumers[1].unread;
+    if left > 0 {
+        let said = format!("link \"a\": {left} frags left unread by tile \"boom\"");
+        assert_eq!(lines.next(), Some(said.as_str()));
+    }
+    assert_eq!(lines.next(), None, "{text}");
     let ws = p.workspace();
     for t in ["gen", "fwd", "sink"] {
         let m = tilewire_pipeline::tile_metrics(ws, t).unwrap();

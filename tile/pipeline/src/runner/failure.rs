@@ -3,6 +3,8 @@
 use std::fmt;
 use std::process::ExitStatus;
 
+use super::report::RunReport;
+
 use crate::error::PipelineError;
 
 /// Something that went wrong with one tile of a run.
@@ -179,16 +181,32 @@ impl fmt::Display for TileFailure {
     }
 }
 
-/// What went wrong in a run: every failure, one per line when printed.
+/// What went wrong in a run: every failure, one per line when printed,
+/// then the frags each link's consumers left unread, and the run's report
+/// as far as there was one.
 #[derive(Debug)]
 pub struct RunError {
     pub(super) failures: Vec<TileFailure>,
+    pub(super) report: Option<Box<RunReport>>,
 }
 
 impl RunError {
+    pub(super) fn new(failures: Vec<TileFailure>) -> RunError {
+        RunError {
+            failures,
+            report: None,
+        }
+    }
+
     /// The failures, in the order they were found.
     pub fn failures(&self) -> &[TileFailure] {
         &self.failures
+    }
+
+    /// What the run did up to its end; `None` if its tiles never started
+    /// (what they share could not be set up).
+    pub fn report(&self) -> Option<&RunReport> {
+        self.report.as_deref()
     }
 }
 
@@ -199,6 +217,26 @@ impl fmt::Display for RunError {
                 f.write_str("\n")?;
             }
             write!(f, "{e}")?;
+        }
+        // What a dead or stuck tile left behind, which its failure alone
+        // does not say (an undrained tile's line above says it already).
+        let Some(report) = &self.report else {
+            return Ok(());
+        };
+        for l in &report.links {
+            for c in l.consumers.iter().filter(|c| c.unread > 0) {
+                let said = self.failures.iter().any(|x| {
+                    matches!(x, TileFailure::Undrained { tile, link, .. }
+                        if *tile == c.tile && *link == l.name)
+                });
+                if !said {
+                    write!(
+                        f,
+                        "\nlink {:?}: {} frags left unread by tile {:?}",
+                        l.name, c.unread, c.tile
+                    )?;
+                }
+            }
         }
         Ok(())
     }

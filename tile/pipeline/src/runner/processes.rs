@@ -8,12 +8,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::failure::TileFailure;
-use super::running::{Handle, Running, Unit};
+use super::supervisor::{Handle, Supervisor, Unit};
 use super::tile_process::{PARENT_ENV, STEM_ENV, TILE_ENV};
 
 use crate::topo::{Restart, TileGroup, RESTART_LIMIT, RESTART_WINDOW};
 
-impl Running<'_> {
+impl Supervisor {
     pub(super) fn spawn_processes(&mut self, layout: Vec<TileGroup>) {
         for group in layout {
             self.units.push(Unit {
@@ -51,7 +51,7 @@ impl Running<'_> {
         };
         let mut cmd = Command::new(&exe);
         cmd.args(&args)
-            .env(TILE_ENV, format!("{}/{name}", self.pipeline.ws.name()))
+            .env(TILE_ENV, format!("{}/{name}", self.ws.name()))
             .env(PARENT_ENV, std::process::id().to_string())
             .env(STEM_ENV, &stem);
         // Its own process group: a Ctrl-C at the terminal reaches the

@@ -2,13 +2,16 @@
 //! started as its `mode` says, and the run until it is told to stop.
 
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use tilewire_shmem::Workspace;
 
 use super::failure::{RunError, TileFailure};
 use super::options::RunOptions;
 use super::pipeline::Pipeline;
+use super::report::RunReport;
 use super::running::Running;
+use super::supervisor::Supervisor;
 
 use crate::error::PipelineError;
 use crate::stop::StopPlan;
@@ -16,12 +19,15 @@ use crate::topo::Mode;
 
 impl Pipeline {
     /// Runs the pipeline until it is told to stop or a tile ends by
-    /// itself, then stops it (see [`Pipeline`]).
+    /// itself, then stops it (see [`Pipeline`]), and reports what it did:
+    /// each tile's counters summed over its boots, each link's figures,
+    /// every restart ([`RunReport`]).
     ///
     /// # Errors
-    /// Every failure of the run: a tile that did not start, failed,
+    /// Every failure of the run, with its report
+    /// ([`RunError::report`]): a tile that did not start, failed,
     /// panicked, died, could not drain or did not stop.
-    pub fn run(&self, opts: &RunOptions) -> Result<(), RunError> {
+    pub fn run(&self, opts: &RunOptions) -> Result<RunReport, RunError> {
         self.run_with(opts, |_| {})
     }
 
@@ -34,7 +40,7 @@ impl Pipeline {
         &self,
         opts: &RunOptions,
         mut tick: impl FnMut(&Workspace),
-    ) -> Result<(), RunError> {
+    ) -> Result<RunReport, RunError> {
         let mut running = self.start(opts)?;
         running.wait(opts, &mut tick);
         running.stop()
@@ -55,26 +61,47 @@ impl Pipeline {
                 unit_of[t] = u;
             }
         }
-        let mut running = Running {
-            pipeline: self,
+        let n = self.topo.tiles.len();
+        let mut sup = Supervisor {
+            ws: match crate::workspace::join(self.ws.name()) {
+                Ok(ws) => Arc::new(ws),
+                Err(error) => {
+                    return Err(RunError::new(vec![TileFailure::Failed {
+                        tile: self
+                            .topo
+                            .tiles
+                            .first()
+                            .map(|t| t.name.clone())
+                            .unwrap_or_default(),
+                        error,
+                    }]))
+                }
+            },
+            topo: Arc::clone(&self.topo),
             units: Vec::new(),
             unit_of,
-            done: vec![false; self.topo.tiles.len()],
-            outcomes: Arc::new(Mutex::new(vec![None; self.topo.tiles.len()])),
+            done: vec![false; n],
+            outcomes: Arc::new(Mutex::new(vec![None; n])),
             plan: StopPlan::new(&self.topo),
             stem: opts.stem,
             failures: Vec::new(),
             stopped: false,
-            _shared: shared,
+            should_end: false,
+            started: Instant::now(),
+            restarts: Vec::new(),
+            carried: vec![Vec::new(); n],
         };
         match self.topo.workspace.mode {
-            Mode::Threads => running.spawn_threads(layout),
-            Mode::Processes => running.spawn_processes(layout),
+            Mode::Threads => sup.spawn_threads(layout),
+            Mode::Processes => sup.spawn_processes(layout),
         }
-        if running.failures.is_empty() {
-            running.wait_started(opts.start_timeout);
+        if sup.failures.is_empty() {
+            sup.wait_started(opts.start_timeout);
         }
-        if running.failures.is_empty() {
+        let ok = sup.failures.is_empty();
+        let mut running = Running::new(self, sup, shared);
+        if ok {
+            running.supervise();
             Ok(running)
         } else {
             Err(running
@@ -104,15 +131,13 @@ impl Pipeline {
                 Ok(Some(h)) => held.push(h),
                 Ok(None) => {}
                 Err(e) => {
-                    return Err(RunError {
-                        failures: vec![TileFailure::Failed {
+                    return Err(RunError::new(vec![TileFailure::Failed {
+                        tile: tiles[0].0.name.clone(),
+                        error: PipelineError::Setup {
                             tile: tiles[0].0.name.clone(),
-                            error: PipelineError::Setup {
-                                tile: tiles[0].0.name.clone(),
-                                why: format!("setting up what the {kind} tiles share: {e}"),
-                            },
-                        }],
-                    })
+                            why: format!("setting up what the {kind} tiles share: {e}"),
+                        },
+                    }]))
                 }
             }
         }

@@ -5,18 +5,18 @@ use std::sync::Arc;
 use tilewire_tile::stem::MemberEnd;
 
 use super::failure::TileFailure;
-use super::running::{Handle, Outcome, Running, Unit};
+use super::supervisor::{Handle, Outcome, Supervisor, Unit};
 
 use crate::run::{run_group, run_tile};
 use crate::topo::TileGroup;
 use crate::workspace;
 
-impl Running<'_> {
+impl Supervisor {
     pub(super) fn spawn_threads(&mut self, layout: Vec<TileGroup>) {
         for group in layout {
             let (ws_name, topo, stem, outcomes, g) = (
-                self.pipeline.ws.name().to_owned(),
-                Arc::clone(&self.pipeline.topo),
+                self.ws.name().to_owned(),
+                Arc::clone(&self.topo),
                 self.stem,
                 Arc::clone(&self.outcomes),
                 group.clone(),
