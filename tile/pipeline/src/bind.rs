@@ -5,11 +5,11 @@
 
 use std::path::Path;
 
-use crate::kind::CheckCtx;
+use crate::kind::{CheckCtx, Replays};
 use crate::registry::{KindRef, Registry};
 use crate::tile_params::TileParams;
 use crate::topo::{
-    count_words, expand, Lines, Loc, Machine, ShareSpec, TileSpec, TopoError, TopoErrors,
+    count_words, expand, Lines, Loc, Machine, Restart, ShareSpec, TileSpec, TopoError, TopoErrors,
     TopologySpec, Value,
 };
 use crate::topology::Topology;
@@ -121,6 +121,8 @@ impl Registry {
                     .check(p, &mut CheckCtx::new(&spec, &params, tile, &mut errors));
             }
         }
+        let kinds: Vec<Option<&KindRef>> = bound.iter().map(|(k, _)| k.as_ref()).collect();
+        check_replays(&spec, &kinds, &mut errors);
         let complete: Option<Vec<(KindRef, TileParams)>> =
             bound.into_iter().map(|(k, p)| Some((k?, p?))).collect();
         let Some(complete) = complete else {
@@ -222,6 +224,64 @@ fn with_resolved(text: &str, mut resolved: Vec<(std::ops::Range<usize>, String)>
 }
 
 /// `tile`'s input and output counts against what its kind takes.
+/// Refuses a tile that restarts (`restart = "on-failure"`: it and the
+/// tiles of its group, whose process restarts with it) when what it
+/// replays after a crash reaches a kind that must see each frag once,
+/// along a chain of tiles that pass replays on (see
+/// [`TileKind::replays`](crate::TileKind::replays)). A tile whose kind is
+/// unknown ends the chain (its own error is reported).
+fn check_replays(spec: &TopologySpec, kinds: &[Option<&KindRef>], errors: &mut Vec<TopoError>) {
+    let consumers = |link: &str| -> Vec<usize> {
+        (0..spec.tiles.len())
+            .filter(|&j| spec.tiles[j].inputs.iter().any(|l| l == link))
+            .collect()
+    };
+    for (i, t) in spec.tiles.iter().enumerate() {
+        if t.restart != Restart::OnFailure {
+            continue;
+        }
+        let mut seen = vec![false; spec.tiles.len()];
+        // (tile, the links that led there)
+        let mut queue: Vec<(usize, Vec<&str>)> = (0..spec.tiles.len())
+            .filter(|&j| j == i || (t.group.is_some() && spec.tiles[j].group == t.group))
+            .map(|j| (j, Vec::new()))
+            .collect();
+        for (j, _) in &queue {
+            seen[*j] = true;
+        }
+        while let Some((at, path)) = queue.pop() {
+            for link in &spec.tiles[at].outputs {
+                for c in consumers(link) {
+                    let Some(kind) = kinds[c] else { continue };
+                    let mut path = path.clone();
+                    path.push(link);
+                    match kind.kind().replays() {
+                        Replays::Refuse => {
+                            errors.push(t.at.restart.err(format!(
+                                "tile {:?}: `restart = \"on-failure\"` replays, after a crash, \
+                                 what its process passed on since it last published its \
+                                 progress, and tile {:?} (kind {:?}) must see each frag once; \
+                                 it is reached over {}: put a dedup between them, or drop the \
+                                 restart",
+                                t.name,
+                                spec.tiles[c].name,
+                                spec.tiles[c].kind(),
+                                path.join(" -> ")
+                            )));
+                            return;
+                        }
+                        Replays::Pass if !seen[c] => {
+                            seen[c] = true;
+                            queue.push((c, path));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn check_io(spec: &TopologySpec, tile: &TileSpec, kind: &KindRef, errors: &mut Vec<TopoError>) {
     let name = &tile.name;
     let kind_name = tile.kind();

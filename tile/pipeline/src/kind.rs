@@ -114,6 +114,20 @@ pub trait TileKind: Send + Sync + 'static {
         ctx: &mut BuildCtx<'w, '_>,
     ) -> Result<Box<dyn Tile + 'w>, BuildError>;
 
+    /// What a tile of this kind does with a frag that comes twice. A tile
+    /// process that a restart policy starts again resumes its inputs
+    /// where its predecessor last published its progress, so what the
+    /// predecessor passed on after that comes again on its outputs (a
+    /// reliable link loses nothing across a kill; it may deliver twice).
+    /// The default, [`Replays::Pass`], takes them and passes them on. A
+    /// kind that must see each frag once says [`Replays::Refuse`]: a
+    /// topology where a tile with `restart = "on-failure"` feeds it, over
+    /// any chain of links and tiles that pass replays on, is refused at
+    /// that `restart`.
+    fn replays(&self) -> Replays {
+        Replays::Pass
+    }
+
     /// What the tiles of this kind share, made once by the runner before
     /// any of them starts and held until the run ends, whichever tile
     /// dies meanwhile: the XDP program every net-xdp tile of an interface
@@ -128,6 +142,21 @@ pub trait TileKind: Send + Sync + 'static {
     ) -> Result<Option<Box<dyn Any + Send>>, BuildError> {
         Ok(None)
     }
+}
+
+/// What a tile kind does with frags that come twice, replayed by a
+/// restarted tile upstream ([`TileKind::replays`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Replays {
+    /// It takes them and passes them on (most kinds: a forward, a verify,
+    /// a net tile sends them again).
+    Pass,
+    /// It takes them and drops the repeats (the dedup kind): nothing
+    /// replayed goes past it.
+    Remove,
+    /// It must see each frag once: no restarting tile may feed it.
+    Refuse,
 }
 
 /// What [`TileKind::count`] gives: how many tiles one `[[tile]]` makes,

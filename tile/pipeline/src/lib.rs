@@ -94,7 +94,9 @@ mod workspace;
 
 pub use builder::{LinkDef, PipelineBuilder, TileDef};
 pub use error::PipelineError;
-pub use kind::{BuildCtx, BuildError, CheckCtx, IoCounts, NoParams, Object, ParamCount, TileKind};
+pub use kind::{
+    BuildCtx, BuildError, CheckCtx, IoCounts, NoParams, Object, ParamCount, Replays, TileKind,
+};
 pub use registry::{Registry, RegistryError};
 pub use run::tile_metrics;
 pub use runner::{

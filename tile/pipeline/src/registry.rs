@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use tilewire_tile::stem::Tile;
 
-use crate::kind::{BuildCtx, BuildError, CheckCtx, IoCounts, Object, ParamCount, TileKind};
+use crate::kind::{
+    BuildCtx, BuildError, CheckCtx, IoCounts, Object, ParamCount, Replays, TileKind,
+};
 use crate::tile_params::TileParams;
 use crate::topo::{LinkSpec, ParamsAt, TileSpec, TopoError};
 
@@ -154,6 +156,7 @@ pub(crate) trait ErasedKind: Send + Sync {
     fn objects(&self, params: &TileParams, tile: &TileSpec) -> Vec<Object>;
     fn output_data_mtus(&self, params: &TileParams, output: usize, link: &LinkSpec) -> Option<u64>;
     fn netns<'p>(&self, params: &'p TileParams) -> Option<&'p str>;
+    fn replays(&self) -> Replays;
     fn build<'w>(
         &self,
         params: &TileParams,
@@ -199,6 +202,9 @@ impl<K: TileKind> ErasedKind for Erased<K> {
     }
     fn netns<'p>(&self, params: &'p TileParams) -> Option<&'p str> {
         self.0.netns(self.typed(params))
+    }
+    fn replays(&self) -> Replays {
+        self.0.replays()
     }
     fn build<'w>(
         &self,

@@ -62,7 +62,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use tilewire_tile::stem::{Frag, Outputs, Reading, Tile};
 use tilewire_tile::tcache::{Tcache, TcacheHandle};
 
-use crate::kind::{BuildCtx, BuildError, CheckCtx, IoCounts, Object, TileKind};
+use crate::kind::{BuildCtx, BuildError, CheckCtx, IoCounts, Object, Replays, TileKind};
 use crate::topo::TileSpec;
 
 /// The named allocation holding tile `tile`'s tcache.
@@ -256,6 +256,11 @@ impl TileKind for DedupKind {
 
     fn io(&self) -> IoCounts {
         IoCounts::new(1..=16, 1..=1)
+    }
+
+    /// A replayed frag is a repeat of a tag it remembers.
+    fn replays(&self) -> Replays {
+        Replays::Remove
     }
 
     fn check(&self, p: &DedupParams, ctx: &mut CheckCtx<'_>) {
