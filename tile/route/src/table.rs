@@ -1,0 +1,580 @@
+//! The next-hop table: a shared object holding the mirrored routes and
+//! neighbours behind a sequence lock.
+//!
+//! # Layout (words of 8 bytes)
+//!
+//! ```text
+//! 0   magic                      8   events applied
+//! 1   route capacity             9   overflows (ENOBUFS: a re-dump)
+//! 2   neighbour slots (2^k)      10  routes left out (table full, unsupported)
+//! 3   seq (odd while written)    11  neighbours left out (table full)
+//! 4   routes held                12  solicits (resolutions asked for)
+//! 5   neighbours held            13  the writer's pid
+//! 6   generation (publishes)     14  CLOCK_MONOTONIC ns of the last publish
+//! 7   dumps (full reads)         15  (reserved)
+//! then `route capacity` routes of 8 words, sorted as the lookup reads them
+//! then `neighbour slots` slots of 4 words, open addressing, linear probing
+//! ```
+//!
+//! # One writer, readers without a lock
+//!
+//! The mirror writes; any number of readers in any process read. A publish
+//! makes `seq` odd, stores the words that changed, and makes it even again
+//! (Release). A reader reads `seq` (Acquire), looks up what it needs, and
+//! reads `seq` again after an Acquire fence: if it changed or was odd, the
+//! reader looked at a table being written and tries again (at most
+//! [`READ_TRIES`] times, then [`Miss::Busy`]). Every word is an atomic, so
+//! a torn read is a retry, never undefined behaviour; decoded values are
+//! checked (an entry no encoding gives is skipped), so garbage written
+//! into the table by something else gives misses, never a panic.
+
+use core::sync::atomic::{fence, AtomicU64, Ordering};
+use std::net::IpAddr;
+
+use tilewire_shmem::clock::mono_ns;
+use tilewire_shmem::object::{
+    check_join, check_new, magic, publish_magic, retire_magic, DeleteError, JoinError, NewError,
+    ShmObject,
+};
+use tilewire_shmem::Region;
+
+use crate::entry::{NeighState, Neighbour, Route, RouteKind, NEIGH_WORDS, ROUTE_WORDS, TABLES};
+
+const KIND: &str = "next-hop table";
+const MAGIC: u64 = magic(b"tw.nhop", 1);
+const ALIGN: usize = 64;
+const HDR_WORDS: usize = 16;
+const W_ROUTE_CAP: usize = 1;
+const W_NEIGH_CAP: usize = 2;
+const W_SEQ: usize = 3;
+const W_ROUTES: usize = 4;
+const W_NEIGHS: usize = 5;
+const W_GENERATION: usize = 6;
+const W_DUMPS: usize = 7;
+const W_EVENTS: usize = 8;
+const W_OVERFLOWS: usize = 9;
+const W_ROUTES_OUT: usize = 10;
+const W_NEIGHS_OUT: usize = 11;
+const W_SOLICITS: usize = 12;
+const W_PID: usize = 13;
+const W_PUBLISHED_NS: usize = 14;
+
+/// Most routes a table holds.
+pub const ROUTES_MAX: usize = 1 << 16;
+/// Most neighbour slots a table has.
+pub const NEIGHBOUR_SLOTS_MAX: usize = 1 << 20;
+/// Times a reader tries before it gives up on a table being rewritten.
+pub const READ_TRIES: u32 = 64;
+
+/// The next-hop table's object (see the [module docs](self)).
+#[derive(Debug)]
+pub struct NextHops;
+
+/// What sizes a [`NextHops`] table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextHopsParams {
+    /// Routes it holds, 1 to [`ROUTES_MAX`].
+    pub routes: usize,
+    /// Neighbour slots, a power of two up to [`NEIGHBOUR_SLOTS_MAX`]; it
+    /// holds up to three quarters of that many neighbours.
+    pub neighbour_slots: usize,
+}
+
+impl Default for NextHopsParams {
+    /// 1024 routes, 4096 neighbour slots: 96 KiB.
+    fn default() -> Self {
+        NextHopsParams {
+            routes: 1024,
+            neighbour_slots: 4096,
+        }
+    }
+}
+
+fn check_params(p: &NextHopsParams) -> Result<usize, &'static str> {
+    if p.routes == 0 || p.routes > ROUTES_MAX {
+        return Err("route capacity must be 1 to 65536");
+    }
+    if !p.neighbour_slots.is_power_of_two() || p.neighbour_slots > NEIGHBOUR_SLOTS_MAX {
+        return Err("neighbour slots must be a power of two up to 2^20");
+    }
+    Ok(8 * (HDR_WORDS + p.routes * ROUTE_WORDS + p.neighbour_slots * NEIGH_WORDS))
+}
+
+impl ShmObject for NextHops {
+    const KIND: &'static str = KIND;
+    const MAGIC: u64 = MAGIC;
+    const ALIGN: usize = ALIGN;
+    type Params = NextHopsParams;
+
+    fn footprint(p: &NextHopsParams) -> Option<usize> {
+        check_params(p).ok()
+    }
+}
+
+/// The header, routes and neighbour slots of a table at `mem`.
+type Words<'a> = (&'a [AtomicU64], &'a [AtomicU64], &'a [AtomicU64]);
+
+fn words<'a>(mem: &Region<'a>, p: &NextHopsParams) -> Option<Words<'a>> {
+    let all = mem.atomic_u64s(0, check_params(p).ok()? / 8)?;
+    let (hdr, rest) = all.split_at(HDR_WORDS);
+    let (routes, neigh) = rest.split_at(p.routes * ROUTE_WORDS);
+    Some((hdr, routes, neigh))
+}
+
+impl NextHops {
+    /// Formats a table at `mem`, empty.
+    ///
+    /// # Errors
+    /// [`NewError::BadParams`] for sizes out of range; [`NewError::ReadOnly`],
+    /// [`NewError::Misaligned`], [`NewError::TooSmall`].
+    // `new` formats caller memory, as every shared object's does.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(mem: Region<'_>, p: NextHopsParams) -> Result<(), NewError> {
+        let need = check_params(&p).map_err(|what| NewError::BadParams { what })?;
+        check_new(&mem, ALIGN, need)?;
+        let (hdr, routes, neigh) = words(&mem, &p).ok_or(NewError::TooSmall {
+            len: mem.len(),
+            need,
+        })?;
+        publish_magic(&mem, 0);
+        for w in hdr[1..].iter().chain(routes).chain(neigh) {
+            // SYNC: Relaxed; published by the Release store of the magic.
+            w.store(0, Ordering::Relaxed);
+        }
+        // SYNC: as above.
+        hdr[W_ROUTE_CAP].store(p.routes as u64, Ordering::Relaxed);
+        // SYNC: as above.
+        hdr[W_NEIGH_CAP].store(p.neighbour_slots as u64, Ordering::Relaxed);
+        publish_magic(&mem, MAGIC);
+        Ok(())
+    }
+
+    /// Joins the table at `mem`: to read it (any mapping) or, on a
+    /// writable one, to publish into it as its one writer.
+    ///
+    /// # Errors
+    /// What [`check_join`] finds, and [`JoinError::BadParams`] for stored
+    /// sizes out of range or larger than `mem`.
+    pub fn join(mem: Region<'_>) -> Result<NextHopsHandle<'_>, JoinError> {
+        check_join(&mem, KIND, MAGIC, ALIGN, HDR_WORDS * 8)?;
+        let bad = |what| JoinError::BadParams { kind: KIND, what };
+        let hdr = mem
+            .atomic_u64s(0, HDR_WORDS)
+            .ok_or(bad("header unreadable"))?;
+        let load = |i: usize| usize::try_from(hdr[i].load(Ordering::Relaxed)).unwrap_or(usize::MAX);
+        let p = NextHopsParams {
+            routes: load(W_ROUTE_CAP),
+            neighbour_slots: load(W_NEIGH_CAP),
+        };
+        let need = check_params(&p).map_err(bad)?;
+        if mem.len() < need {
+            return Err(JoinError::TooSmall {
+                len: mem.len(),
+                need,
+            });
+        }
+        let (hdr, routes, neigh) = words(&mem, &p).ok_or(bad("layout out of bounds"))?;
+        Ok(NextHopsHandle {
+            mem,
+            hdr,
+            routes,
+            neigh,
+            p,
+        })
+    }
+
+    /// Deletes the table at `mem` (zeroes its magic).
+    ///
+    /// # Errors
+    /// [`DeleteError::ReadOnly`], or why `mem` holds no live table.
+    pub fn delete(mem: Region<'_>) -> Result<(), DeleteError> {
+        retire_magic(&mem, KIND, MAGIC, ALIGN)
+    }
+}
+
+/// A joined [`NextHops`] table.
+#[derive(Debug)]
+pub struct NextHopsHandle<'a> {
+    mem: Region<'a>,
+    hdr: &'a [AtomicU64],
+    routes: &'a [AtomicU64],
+    neigh: &'a [AtomicU64],
+    p: NextHopsParams,
+}
+
+/// Where a frame to a destination goes: the interface, the next hop's
+/// MAC, and the source address the route prefers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hop {
+    /// The interface to send on.
+    pub ifindex: u32,
+    /// The next hop: the route's gateway, or the destination itself.
+    pub next_hop: IpAddr,
+    /// The next hop's MAC.
+    pub mac: [u8; 6],
+    /// The source address the route prefers, if it names one.
+    pub src: Option<IpAddr>,
+}
+
+/// Why a destination has no [`Hop`]: each a reason a sender counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Miss {
+    /// No route matches (in the mirrored tables).
+    #[error("no route")]
+    NoRoute,
+    /// The destination is an address of this host.
+    #[error("a local address")]
+    Local,
+    /// The route that matches refuses it (blackhole, unreachable,
+    /// prohibit, or a kind a net tile does not send: broadcast,
+    /// multicast, throw).
+    #[error("refused by a {0:?} route")]
+    Refused(RouteKind),
+    /// No neighbour entry for the next hop yet: ask the kernel to resolve
+    /// it, hold or drop meanwhile.
+    #[error("no neighbour entry for {next_hop} on interface {ifindex}")]
+    NoNeighbour {
+        /// The interface.
+        ifindex: u32,
+        /// The next hop.
+        next_hop: IpAddr,
+    },
+    /// The kernel is resolving the next hop.
+    #[error("neighbour {next_hop} on interface {ifindex} is being resolved")]
+    Pending {
+        /// The interface.
+        ifindex: u32,
+        /// The next hop.
+        next_hop: IpAddr,
+    },
+    /// The next hop did not answer the kernel's resolution.
+    #[error("neighbour {next_hop} on interface {ifindex} failed to resolve")]
+    Failed {
+        /// The interface.
+        ifindex: u32,
+        /// The next hop.
+        next_hop: IpAddr,
+    },
+    /// The table was being rewritten through every try.
+    #[error("the table was rewritten through {READ_TRIES} tries")]
+    Busy,
+}
+
+/// The table's counters and sizes, as a monitor shows them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NextHopsStats {
+    /// Routes held.
+    pub routes: u64,
+    /// Neighbours held.
+    pub neighbours: u64,
+    /// Publishes so far.
+    pub generation: u64,
+    /// Full dumps read from the kernel.
+    pub dumps: u64,
+    /// Route and neighbour notifications applied.
+    pub events: u64,
+    /// Notifications lost to a full socket (each followed by a re-dump).
+    pub overflows: u64,
+    /// Routes left out (the table full, or a kind not mirrored).
+    pub routes_left_out: u64,
+    /// Neighbours left out (the table full).
+    pub neighbours_left_out: u64,
+    /// Resolutions asked of the kernel.
+    pub solicits: u64,
+    /// The writer's pid.
+    pub writer_pid: u64,
+    /// `CLOCK_MONOTONIC` ns of the last publish.
+    pub published_ns: u64,
+}
+
+/// A write into a table mapped read-only was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the next-hop table is mapped read-only: only its writer publishes")]
+pub struct ReadOnly;
+
+/// What a publish kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    /// Routes written.
+    pub routes: usize,
+    /// Neighbours written.
+    pub neighbours: usize,
+}
+
+/// The rank of a route in the lookup order: table (local, main, default),
+/// then longest prefix, then lowest metric.
+fn rank(r: &Route) -> (usize, std::cmp::Reverse<u8>, u32) {
+    let table = TABLES
+        .iter()
+        .position(|&t| t == r.table)
+        .unwrap_or(TABLES.len());
+    (table, std::cmp::Reverse(r.prefix_len), r.priority)
+}
+
+fn load_words<const N: usize>(w: &[AtomicU64]) -> [u64; N] {
+    // SYNC: Relaxed; the seqlock's Acquire fence and re-read of seq order
+    // these loads (see the module docs).
+    core::array::from_fn(|i| w[i].load(Ordering::Relaxed))
+}
+
+impl<'a> NextHopsHandle<'a> {
+    /// The sizes the table was made with.
+    pub fn params(&self) -> NextHopsParams {
+        self.p
+    }
+
+    /// Reads under the sequence lock: `f` runs on a consistent table or
+    /// the read gives up after [`READ_TRIES`].
+    fn read<R>(&self, mut f: impl FnMut() -> R) -> Option<R> {
+        for _ in 0..READ_TRIES {
+            // SYNC: Acquire; pairs with the Release store that ended the
+            // last publish, so the words it wrote are seen.
+            let s1 = self.hdr[W_SEQ].load(Ordering::Acquire);
+            if s1 & 1 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let r = f();
+            // SYNC: the loads in `f` happen before the re-read of seq.
+            fence(Ordering::Acquire);
+            // SYNC: Relaxed; ordered by the fence above.
+            if self.hdr[W_SEQ].load(Ordering::Relaxed) == s1 {
+                return Some(r);
+            }
+        }
+        None
+    }
+
+    fn route(&self, i: usize) -> Option<Route> {
+        let w = self.routes.get(i * ROUTE_WORDS..(i + 1) * ROUTE_WORDS)?;
+        Route::decode(&load_words(w))
+    }
+
+    fn slot(&self, i: usize) -> [u64; NEIGH_WORDS] {
+        let base = (i & (self.p.neighbour_slots - 1)) * NEIGH_WORDS;
+        load_words(&self.neigh[base..base + NEIGH_WORDS])
+    }
+
+    fn held(&self, w: usize, cap: usize) -> usize {
+        // SYNC: Relaxed; read under the seqlock.
+        usize::try_from(self.hdr[w].load(Ordering::Relaxed)).map_or(cap, |n| n.min(cap))
+    }
+
+    /// The neighbour entry of `ip` on `ifindex`, looked up in the slots.
+    fn neighbour(&self, ifindex: u32, ip: IpAddr) -> Option<Neighbour> {
+        let start = Neighbour::hash(ifindex, ip) as usize;
+        for k in 0..self.p.neighbour_slots {
+            let w = self.slot(start.wrapping_add(k));
+            if w[0] == 0 {
+                return None;
+            }
+            match Neighbour::decode(&w) {
+                Some(n) if n.ifindex == ifindex && n.ip == ip => return Some(n),
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// Where a frame to `dst` goes, as the mirrored tables say now.
+    ///
+    /// # Errors
+    /// Why it goes nowhere yet ([`Miss`]).
+    pub fn resolve(&self, dst: IpAddr) -> Result<Hop, Miss> {
+        let dst = match dst {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(dst, IpAddr::V4),
+            v4 => v4,
+        };
+        self.read(|| {
+            let n = self.held(W_ROUTES, self.p.routes);
+            let route = (0..n)
+                .filter_map(|i| self.route(i))
+                .find(|r| r.contains(dst))
+                .ok_or(Miss::NoRoute)?;
+            match route.kind {
+                RouteKind::Unicast => {}
+                RouteKind::Local => return Err(Miss::Local),
+                k => return Err(Miss::Refused(k)),
+            }
+            let next_hop = route.gateway.unwrap_or(dst);
+            let (ifindex, src) = (route.oif, route.prefsrc);
+            let n = self.neighbour(ifindex, next_hop);
+            match n {
+                Some(Neighbour {
+                    mac: Some(mac),
+                    state,
+                    ..
+                }) if state.usable() => Ok(Hop {
+                    ifindex,
+                    next_hop,
+                    mac,
+                    src,
+                }),
+                Some(Neighbour {
+                    state: NeighState::Failed,
+                    ..
+                }) => Err(Miss::Failed { ifindex, next_hop }),
+                Some(Neighbour {
+                    state: NeighState::Incomplete,
+                    ..
+                }) => Err(Miss::Pending { ifindex, next_hop }),
+                _ => Err(Miss::NoNeighbour { ifindex, next_hop }),
+            }
+        })
+        .unwrap_or(Err(Miss::Busy))
+    }
+
+    /// A consistent copy of every route (in lookup order) and neighbour;
+    /// `None` if the table was rewritten through every try.
+    pub fn snapshot(&self) -> Option<(Vec<Route>, Vec<Neighbour>)> {
+        self.read(|| {
+            let n = self.held(W_ROUTES, self.p.routes);
+            let routes: Vec<Route> = (0..n).filter_map(|i| self.route(i)).collect();
+            let neighbours: Vec<Neighbour> = (0..self.p.neighbour_slots)
+                .filter_map(|i| Neighbour::decode(&self.slot(i)))
+                .collect();
+            (routes, neighbours)
+        })
+    }
+
+    /// The table's counters.
+    pub fn stats(&self) -> NextHopsStats {
+        // SYNC: Relaxed; counters, each read on its own.
+        let l = |i: usize| self.hdr[i].load(Ordering::Relaxed);
+        NextHopsStats {
+            routes: l(W_ROUTES),
+            neighbours: l(W_NEIGHS),
+            generation: l(W_GENERATION),
+            dumps: l(W_DUMPS),
+            events: l(W_EVENTS),
+            overflows: l(W_OVERFLOWS),
+            routes_left_out: l(W_ROUTES_OUT),
+            neighbours_left_out: l(W_NEIGHS_OUT),
+            solicits: l(W_SOLICITS),
+            writer_pid: l(W_PID),
+            published_ns: l(W_PUBLISHED_NS),
+        }
+    }
+
+    /// Replaces the table's contents with `routes` and `neighbours` (the
+    /// writer's; one writer at a time). Routes are stored in lookup order;
+    /// routes beyond the capacity, and neighbours beyond three quarters of
+    /// the slots, are left out and counted. Only words that change are
+    /// stored, so readers retry only while something changed.
+    ///
+    /// # Errors
+    /// [`ReadOnly`] on a read-only mapping (a monitor's); nothing is
+    /// written then.
+    pub fn publish(
+        &self,
+        routes: &[Route],
+        neighbours: &[Neighbour],
+    ) -> Result<Published, ReadOnly> {
+        if !self.mem.is_writable() {
+            return Err(ReadOnly);
+        }
+        let mut sorted: Vec<&Route> = routes.iter().collect();
+        sorted.sort_by_key(|r| rank(r));
+        let kept_routes = sorted.len().min(self.p.routes);
+        let slots = self.p.neighbour_slots;
+        let mut table = vec![[0u64; NEIGH_WORDS]; slots];
+        let mut kept_neigh = 0;
+        for n in neighbours.iter().take(slots - slots / 4) {
+            let start = Neighbour::hash(n.ifindex, n.ip) as usize;
+            for k in 0..slots {
+                let at = start.wrapping_add(k) & (slots - 1);
+                if table[at][0] == 0 {
+                    table[at] = n.encode();
+                    kept_neigh += 1;
+                    break;
+                }
+            }
+        }
+        let seq = &self.hdr[W_SEQ];
+        // SYNC: Relaxed load (the one writer); the odd store is ordered
+        // before the data stores by the Release fence, so a reader that
+        // sees any new word also sees seq odd or changed.
+        let s = seq.load(Ordering::Relaxed);
+        seq.store(
+            (s | 1).wrapping_add(if s & 1 == 1 { 2 } else { 0 }),
+            Ordering::Relaxed,
+        );
+        fence(Ordering::Release);
+        let store = |w: &AtomicU64, v: u64| {
+            // SYNC: Relaxed; inside the seqlock's write section.
+            if w.load(Ordering::Relaxed) != v {
+                w.store(v, Ordering::Relaxed);
+            }
+        };
+        for (i, r) in sorted.iter().take(kept_routes).enumerate() {
+            for (w, v) in self.routes[i * ROUTE_WORDS..].iter().zip(r.encode()) {
+                store(w, v);
+            }
+        }
+        for w in &self.routes[kept_routes * ROUTE_WORDS..] {
+            store(w, 0);
+        }
+        for (i, slot) in table.iter().enumerate() {
+            for (w, &v) in self.neigh[i * NEIGH_WORDS..].iter().zip(slot) {
+                store(w, v);
+            }
+        }
+        store(&self.hdr[W_ROUTES], kept_routes as u64);
+        store(&self.hdr[W_NEIGHS], kept_neigh as u64);
+        let out = |w: usize, n: usize| {
+            // SYNC: Relaxed; a counter.
+            self.hdr[w].fetch_add(n as u64, Ordering::Relaxed);
+        };
+        out(W_ROUTES_OUT, routes.len() - kept_routes);
+        out(W_NEIGHS_OUT, neighbours.len() - kept_neigh);
+        out(W_GENERATION, 1);
+        store(&self.hdr[W_PID], u64::from(std::process::id()));
+        store(&self.hdr[W_PUBLISHED_NS], mono_ns());
+        // SYNC: Release; ends the write section: a reader that reads this
+        // even value (Acquire) sees every word written above.
+        let now = seq.load(Ordering::Relaxed);
+        seq.store(now.wrapping_add(1), Ordering::Release);
+        Ok(Published {
+            routes: kept_routes,
+            neighbours: kept_neigh,
+        })
+    }
+
+    /// Whether this handle's mapping may be written (a writer's).
+    pub fn is_writable(&self) -> bool {
+        self.mem.is_writable()
+    }
+
+    /// Counts what the writer did: full dumps, events applied, overflows,
+    /// solicits.
+    pub(crate) fn count(&self, what: Count, n: u64) {
+        if !self.mem.is_writable() {
+            return;
+        }
+        let w = match what {
+            Count::Dump => W_DUMPS,
+            Count::Event => W_EVENTS,
+            Count::Overflow => W_OVERFLOWS,
+            Count::Solicit => W_SOLICITS,
+            Count::RouteLeftOut => W_ROUTES_OUT,
+        };
+        // SYNC: Relaxed; a counter.
+        self.hdr[w].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Leaves: gives the memory back.
+    pub fn leave(self) -> Region<'a> {
+        self.mem
+    }
+}
+
+/// The writer's counters ([`NextHopsHandle::count`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Count {
+    Dump,
+    Event,
+    Overflow,
+    Solicit,
+    RouteLeftOut,
+}
