@@ -1,12 +1,12 @@
 //! The built-in kinds registered as a user's are.
 
-use super::{dedup, echo, forward, generator, net_udp, pcap, sink, verify};
+use super::{dedup, echo, forward, generator, net_udp, netlink, pcap, sink, verify};
 use crate::Registry;
 
 impl Registry {
     /// A registry with tilewire's built-in kinds: `net-xdp` (feature
     /// `xdp`), `net-udp`, `dedup`, `echo`, `verify`, `forward`, `sink`,
-    /// `pcap` and `gen` (see [`kinds`](crate::kinds)).
+    /// `pcap`, `gen` and `netlink` (see [`kinds`](crate::kinds)).
     pub fn with_builtins() -> Registry {
         let mut r = Registry::new();
         let fresh = "a fresh registry holds none of the built-in names";
@@ -20,6 +20,7 @@ impl Registry {
         r.register(sink::SinkKind).expect(fresh);
         r.register(pcap::PcapKind).expect(fresh);
         r.register(generator::GenKind).expect(fresh);
+        r.register(netlink::NetlinkKind).expect(fresh);
         r
     }
 }

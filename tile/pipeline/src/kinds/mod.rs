@@ -13,6 +13,7 @@
 //! | `sink` ([`sink`]) | 1..=16 | 0 | consumes and counts |
 //! | `pcap` ([`pcap`]) | 1 | 0 | writes a capture file |
 //! | `gen` ([`generator`]) | 0 | 1 | plays synthetic or fixture frames at a rate |
+//! | `netlink` ([`netlink`]) | 0..=16 | 0 | mirrors the kernel's routes and neighbours into a next-hop table; resolves on request |
 
 mod builtins;
 pub mod dedup;
@@ -22,6 +23,7 @@ pub mod generator;
 pub mod net_udp;
 #[cfg(feature = "xdp")]
 pub mod net_xdp;
+pub mod netlink;
 pub mod pcap;
 pub mod sink;
 pub mod verify;
