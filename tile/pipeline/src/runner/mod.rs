@@ -4,6 +4,7 @@
 mod failure;
 mod options;
 mod pipeline;
+mod plausible;
 mod processes;
 mod running;
 mod start;
