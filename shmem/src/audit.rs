@@ -101,14 +101,20 @@ pub(crate) fn check(allocs: &[AllocInfo], data_off: u64, size: u64) -> Vec<Alloc
         let end = a.gaddr + a.size;
         if let Some(r) = reach {
             if a.gaddr < r.gaddr + r.size {
-                found.push(AllocProblem {
-                    entry: a.clone(),
-                    why: AllocFault::Overlaps {
-                        other: r.name.clone(),
-                        other_gaddr: r.gaddr,
-                        other_size: r.size,
-                    },
-                });
+                // Which of the two was written over is unknown: both are
+                // named, each pointing at the other.
+                for (x, y) in [(a, r), (r, a)] {
+                    if !found.iter().any(|p| p.entry == *x) {
+                        found.push(AllocProblem {
+                            entry: x.clone(),
+                            why: AllocFault::Overlaps {
+                                other: y.name.clone(),
+                                other_gaddr: y.gaddr,
+                                other_size: y.size,
+                            },
+                        });
+                    }
+                }
             }
         }
         if reach.is_none_or(|r| end > r.gaddr + r.size) {
@@ -161,7 +167,7 @@ mod tests {
         ];
         let p = check(&bad, 4096, 8192);
         let names: Vec<_> = p.iter().map(|p| p.entry.name.as_deref().unwrap()).collect();
-        assert_eq!(names, ["header", "y", "z", "past", "wraps"]);
+        assert_eq!(names, ["header", "y", "x", "z", "past", "wraps"]);
         assert!(matches!(
             p[0].why,
             AllocFault::OutsideData {
@@ -175,7 +181,8 @@ mod tests {
                 && y.contains("overlaps allocation \"x\" at [0x1000, 0x13e8)"),
             "{y}"
         );
-        assert!(p[3]
+        assert!(p[2].to_string().contains("overlaps allocation \"y\""));
+        assert!(p[4]
             .to_string()
             .contains("outside the data region [0x1000, 0x2000)"));
     }

@@ -2,7 +2,6 @@
 //! frag pointing outside its dcache ends the run, naming the reader, the
 //! link, the chunk seen and the chunks the dcache holds.
 
-#[allow(dead_code)]
 mod runner_support;
 
 use std::sync::atomic::Ordering;
