@@ -187,6 +187,14 @@ fn implausible(l: &LinkView, c: &ConsumerView) -> Vec<String> {
             c.corrupt_lines
         ));
     }
+    if c.reliable && (c.frags_lost > 0 || c.overruns_polling > 0) {
+        // The producer waits for a reliable consumer: it is never lapped.
+        found.push(format!(
+            "{} frags lost in {} overruns on a reliable consumer, which the producer never \
+             overruns",
+            c.frags_lost, c.overruns_polling
+        ));
+    }
     if c.bad > 0 {
         let last = c.bad_last.map_or_else(String::new, |(chunk, sz)| {
             format!(" (last: chunk {chunk} size {sz})")
