@@ -32,14 +32,17 @@
 //! panics on bad input or reads outside a mapping.
 
 pub mod alloc;
+pub mod audit;
 pub mod clock;
 mod header;
 pub mod hist;
+mod intact;
 pub mod name;
 pub mod object;
 pub mod page;
 mod pid;
 pub mod region;
+pub mod sigbus;
 mod sys;
 mod table;
 mod temp;
@@ -49,12 +52,13 @@ pub mod workspace;
 mod workspace_error;
 
 pub use alloc::{AllocError, AllocInfo, FreeError, Usage};
+pub use audit::{AllocFault, AllocProblem};
 pub use name::{check_name, NameError, NAME_MAX};
 pub use object::{DeleteError, JoinError, NewError, ShmObject};
 pub use page::{Config, PageKind};
 pub use region::{atomic_words, copy_bytes, load_bytes, store_bytes, view_bytes, Access, Region};
 pub use temp::TempWorkspace;
 pub use workspace::{
-    pid_alive, AddrError, CreateError, CreateOptions, HeaderStatic, OpenError, UnlinkError,
-    Workspace, WorkspaceInfo,
+    pid_alive, AddrError, CreateError, CreateOptions, HeaderStatic, OpenError, TruncatedError,
+    UnlinkError, Workspace, WorkspaceInfo,
 };

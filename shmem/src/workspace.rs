@@ -29,9 +29,11 @@
 //! and version, the header's size against the file, the page kind, the table
 //! and data offsets and the stored name before it hands out a handle. A
 //! garbage, truncated or foreign file gives an [`OpenError`], never a read
-//! outside the mapping. (A process that truncates the file *while* others
-//! have it mapped makes their next touch of the lost pages fault; files are
-//! created 0600 so only the owner can do that.)
+//! outside the mapping. A process that truncates the file *while* others
+//! have it mapped makes their next touch of the lost pages fault (files are
+//! created 0600 so only the owner can do that): a read-only join survives
+//! it and [`Workspace::check_intact`] says so (see [`crate::sigbus`]); a
+//! read-write join dies of it.
 #![allow(unsafe_code)] // talks to the kernel or to raw memory; each use says why it is sound
 
 use core::ptr::NonNull;
@@ -48,12 +50,13 @@ use crate::object;
 use crate::page::{hugetlbfs_page_size, path_for, Config, PageKind, FILE_PREFIX};
 use crate::pid::pid_exists;
 use crate::region::{Access, Region};
+use crate::sigbus::Guard;
 use crate::sys::{link_noreplace, map, now_ns, unmap};
 use crate::table::{Entry, ENTRY_SZ};
 
 pub use crate::header::{HeaderStatic, DEFAULT_TABLE_CAP, HEADER_SZ, MAX_TABLE_CAP, WKSP_MAGIC};
 pub use crate::pid::pid_alive;
-pub use crate::workspace_error::{AddrError, CreateError, OpenError, UnlinkError};
+pub use crate::workspace_error::{AddrError, CreateError, OpenError, TruncatedError, UnlinkError};
 
 /// A summary of one workspace file, as `list` finds it.
 #[derive(Debug, Clone)]
@@ -102,6 +105,12 @@ pub struct Workspace {
     path: PathBuf,
     pub(crate) table_cap: usize,
     pub(crate) data_off: usize,
+    /// The file, kept open to compare its size with the mapping (see
+    /// [`Workspace::check_intact`]).
+    pub(crate) file: Option<File>,
+    /// A read-only mapping's registration with the SIGBUS handler (see
+    /// [`crate::sigbus`]).
+    pub(crate) guard: Option<Guard>,
 }
 
 impl core::fmt::Debug for Workspace {
@@ -254,6 +263,8 @@ impl Workspace {
             path: path.to_path_buf(),
             table_cap: cap,
             data_off,
+            file: file.try_clone().ok(),
+            guard: None,
         };
         let hdr = HeaderStatic {
             magic: 0,
@@ -371,6 +382,13 @@ impl Workspace {
             path,
             table_cap: 0,
             data_off: 0,
+            file: file.try_clone().ok(),
+            // A monitor's mapping survives its file being truncated (a
+            // tile's does not: see crate::sigbus).
+            guard: match access {
+                Access::ReadOnly => Guard::register(base, size, page.size()),
+                Access::ReadWrite => None,
+            },
         };
         // On error `ws` drops here and unmaps.
         let hdr = validate_header(&ws.whole(), Some(name), Some(page)).map_err(|e| match e {
@@ -558,6 +576,9 @@ impl Workspace {
 
 impl Drop for Workspace {
     fn drop(&mut self) {
+        // Unregistered first: the handler must not answer for a range
+        // that is about to be someone else's.
+        self.guard.take();
         unmap(self.base, self.size);
     }
 }

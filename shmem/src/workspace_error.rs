@@ -174,3 +174,25 @@ pub enum AddrError {
         addr: usize,
     },
 }
+
+/// A workspace whose file is shorter than this process's mapping of it:
+/// something truncated it after the join (see [`crate::sigbus`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "workspace {name:?} ({}) was truncated under this mapping: the file is {} of the {mapped} \
+     bytes mapped; {faults} reads of lost pages were answered with zeros",
+    path.display(),
+    file_size.map_or_else(|| "gone (no size)".to_string(), |s| format!("{s} bytes")),
+)]
+pub struct TruncatedError {
+    /// The workspace.
+    pub name: String,
+    /// Its file.
+    pub path: PathBuf,
+    /// Bytes mapped.
+    pub mapped: u64,
+    /// The file's size now (`None`: it could not be read).
+    pub file_size: Option<u64>,
+    /// Loads of lost pages the SIGBUS handler answered with a zero page.
+    pub faults: u64,
+}

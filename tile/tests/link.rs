@@ -92,6 +92,13 @@ fn frag_outside_the_dcache_is_counted_and_dropped_never_read() {
     }
     assert_eq!(read, 0, "no payload byte was touched");
     assert_eq!(c.fseq().diag(DIAG_BAD_CNT), 3);
+    assert_eq!(
+        tilewire_tile::link::fseq::bad_frag(
+            c.fseq().diag(tilewire_tile::link::fseq::DIAG_BAD_LAST)
+        ),
+        Some((dc.wmark() + 1000, 64)),
+        "the last one is named"
+    );
 }
 
 #[test]

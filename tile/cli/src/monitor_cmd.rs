@@ -74,10 +74,13 @@ pub(crate) fn run(opts: Args) -> Result<(), String> {
     // the loop, so the last line printed is whole.
     let stop = StopFlag::on_signals().map_err(|e| e.to_string())?;
 
+    // A workspace truncated under the monitor ends it with an error that
+    // names it (never a SIGBUS: see tilewire_shmem::sigbus).
+    let take = |ws: &Workspace| Snapshot::try_take(ws).map_err(|e| e.to_string());
     if opts.once {
-        let first = Snapshot::take(&ws);
+        let first = take(&ws)?;
         sleep_unless_stopped(interval.unwrap_or(ONCE_INTERVAL), &stop);
-        let cur = Snapshot::take(&ws);
+        let cur = take(&ws)?;
         let r = report(&cur, Some(&Rates::between(&first, &cur)));
         print_report(&r, opts.json, false);
         return Ok(());
@@ -91,7 +94,7 @@ pub(crate) fn run(opts: Args) -> Result<(), String> {
     let redraw = std::io::stdout().is_terminal() && !opts.json;
     let mut prev: Option<Snapshot> = None;
     while !stop.is_stopped() {
-        let cur = Snapshot::take(&ws);
+        let cur = take(&ws)?;
         let rates = prev.as_ref().map(|p| Rates::between(p, &cur));
         let r = report(&cur, rates.as_ref());
         if opts.prometheus.is_some() {

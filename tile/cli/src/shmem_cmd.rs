@@ -98,6 +98,8 @@ fn tile_healths(ws: &Workspace) -> Vec<(String, u32, Option<u64>, TileHealth)> {
 /// What `ls` found out about one workspace.
 struct Listed {
     info: WorkspaceInfo,
+    /// Allocation table entries no allocator writes (corrupt).
+    table: Vec<String>,
     allocated: Option<u64>,
     tiles: HealthCounts,
     status: WorkspaceStatus,
@@ -105,6 +107,7 @@ struct Listed {
 
 fn inspect(config: &Config, info: WorkspaceInfo) -> Listed {
     let mut l = Listed {
+        table: Vec::new(),
         allocated: None,
         tiles: HealthCounts::default(),
         status: WorkspaceStatus::Stopped,
@@ -119,6 +122,11 @@ fn inspect(config: &Config, info: WorkspaceInfo) -> Listed {
             let healths = tile_healths(&ws);
             l.tiles = HealthCounts::count(healths.iter().map(|(.., h)| h));
             l.allocated = Some(ws.usage().used_bytes);
+            l.table = ws
+                .allocation_problems()
+                .iter()
+                .map(|p| p.to_string())
+                .collect();
             l.status = workspace_status(l.info.creator_alive, &l.tiles);
         }
         Err(e) => l.status = WorkspaceStatus::Invalid { why: e.to_string() },
@@ -193,6 +201,9 @@ fn ls(config: &Config, json: bool) -> Result<(), String> {
             }
             _ => {}
         }
+        for p in &l.table {
+            let _ = writeln!(notes, "{}: CORRUPT: {p}", l.info.name);
+        }
     }
     print!("{out}{notes}");
     Ok(())
@@ -213,6 +224,9 @@ struct LsJson<'a> {
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     why: Option<&'a str>,
+    /// Corrupt allocation table entries, each named.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    corrupt: &'a [String],
 }
 
 #[derive(serde::Serialize)]
@@ -245,6 +259,7 @@ fn ls_json(l: &Listed) -> LsJson<'_> {
             WorkspaceStatus::Invalid { why } => Some(why),
             _ => None,
         },
+        corrupt: &l.table,
     }
 }
 

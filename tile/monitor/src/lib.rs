@@ -67,7 +67,8 @@
 //!   outputs[], counters[]: name, value, per_s
 //! links[]: name, depth, mtu, producer (tile name or null), seq0,
 //!   producer_next, published, publish_per_s,
-//!   consumers[]: index, tile, reliable, progress, lag, frags, bytes,
+//!   consumers[]: index, tile, reliable, progress, lag (at most depth),
+//!     lapped, frags, bytes,
 //!     filtered, overruns_polling, overruns_reading, frags_lost, bad,
 //!     frags_per_s, bytes_per_s, overruns_in_interval,
 //!     frags_lost_in_interval, latency_p50_ns, latency_p99_ns
@@ -76,6 +77,20 @@
 //!
 //! Rates are per second, times in nanoseconds; a rate is `null` in a
 //! report made without a previous snapshot.
+//!
+//! # Corrupt words
+//!
+//! A value no healthy pipeline can hold is shown as CORRUPT, with a
+//! problem naming the place, the value seen and what was possible, never
+//! as a figure: a consumer progress past its producer, a reliable lag
+//! beyond the depth, more frags lost than ever published, frags pointing
+//! outside their dcache, ring lines with a seq no producer writes, a
+//! counter that went down between two snapshots ([`Rates::backwards`]),
+//! a heartbeat from the future, an allocation table entry outside the
+//! data region or over another (the object in it is not read). A
+//! workspace whose file was truncated under the monitor is an error
+//! ([`Snapshot::try_take`]; `tilewire monitor` exits with it), not a
+//! SIGBUS (see `tilewire_shmem::sigbus`).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -93,7 +108,7 @@ pub use health::{
     HEARTBEAT_TIMEOUT,
 };
 pub use objects::{identify, ObjectKind};
-pub use rates::{ConsumerRates, LinkRates, Rates, TileRates};
+pub use rates::{Backwards, ConsumerRates, LinkRates, Rates, TileRates};
 pub use report::{ConsumerReport, CounterReport, InputReport, LinkReport, Report, TileReport};
 pub use snapshot::{
     ConsumerView, LatencyView, LinkView, Problem, Snapshot, TileView, LATENCY_BOUNDS_NS,

@@ -2,9 +2,15 @@
 //!
 //! Tiles and links are matched by name. One that is only in the newer
 //! snapshot gets no rates (it has no earlier reading). Counters only grow
-//! while an object lives; one that went down (the object was made anew)
-//! counts as no change rather than as a huge wrapped one. Sequence
-//! numbers do wrap, and are subtracted as such.
+//! while an object lives: a consumer's counts, a tile's boots,
+//! housekeeping and back-pressure counts and times, and its loop count
+//! within one boot (a restarted tile counts loops from zero again, which
+//! its `boots` going up says). A tile's own counters are the kind's to
+//! define (a checksum is no count) and are not judged. One of the others
+//! that went down anyway is a corrupt word:
+//! it is listed in [`Rates::backwards`] with the values before and after,
+//! and its rate is zero, never a huge wrapped one. Sequence numbers do
+//! wrap, and are subtracted as such.
 
 use super::snapshot::{LinkView, Snapshot, TileView};
 
@@ -66,6 +72,91 @@ pub struct Rates {
     pub tiles: Vec<TileRates>,
     /// Links present in both, in the newer snapshot's order.
     pub links: Vec<LinkRates>,
+    /// Counters that went down between the two snapshots: a consumer's
+    /// counts, a tile's boots, housekeeping, back-pressure and work, its
+    /// loop count within a boot (not a tile's own counters, which a kind
+    /// defines). Corrupt words, not figures.
+    pub backwards: Vec<Backwards>,
+}
+
+/// A counter that went down between two snapshots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backwards {
+    /// Where: `tile <name>` or `link <name> consumer <i>`.
+    pub object: String,
+    /// Which counter.
+    pub field: String,
+    /// Its value in the older snapshot.
+    pub before: u64,
+    /// Its value in the newer one.
+    pub after: u64,
+}
+
+/// The counters of `pairs` (name, before, after) that went down.
+fn went_down<'a>(
+    object: impl Fn() -> String,
+    pairs: impl IntoIterator<Item = (&'a str, u64, u64)>,
+) -> Vec<Backwards> {
+    pairs
+        .into_iter()
+        .filter(|(_, before, after)| after < before)
+        .map(|(field, before, after)| Backwards {
+            object: object(),
+            field: field.to_owned(),
+            before,
+            after,
+        })
+        .collect()
+}
+
+/// The counters that went down from `prev` to `cur`.
+fn backwards(prev: &Snapshot, cur: &Snapshot) -> Vec<Backwards> {
+    let mut found = Vec::new();
+    for l in &cur.links {
+        let Some(p) = prev.link(&l.name) else {
+            continue;
+        };
+        for c in &l.consumers {
+            let Some(b) = p.consumers.get(c.index) else {
+                continue;
+            };
+            found.extend(went_down(
+                || format!("link {} consumer {}", l.name, c.index),
+                [
+                    ("frags", b.frags, c.frags),
+                    ("bytes", b.bytes, c.bytes),
+                    ("filtered", b.filtered, c.filtered),
+                    ("filtered_bytes", b.filtered_bytes, c.filtered_bytes),
+                    ("overruns_polling", b.overruns_polling, c.overruns_polling),
+                    ("frags_lost", b.frags_lost, c.frags_lost),
+                    ("overruns_reading", b.overruns_reading, c.overruns_reading),
+                    ("bad", b.bad, c.bad),
+                    ("corrupt_lines", b.corrupt_lines, c.corrupt_lines),
+                ],
+            ));
+        }
+    }
+    for t in &cur.tiles {
+        let Some(p) = prev.tile(&t.name) else {
+            continue;
+        };
+        let (b, c) = (&p.metrics, &t.metrics);
+        let mut pairs = vec![
+            ("boots", b.boots, c.boots),
+            ("housekeeping", b.housekeeping, c.housekeeping),
+            ("backpressure", b.backpressure, c.backpressure),
+            ("backpressure_ns", b.backpressure_ns, c.backpressure_ns),
+            ("work_ns", b.work_ns, c.work_ns),
+        ];
+        // The loop count starts again at a restart. A tile's own
+        // counters are not checked: a kind may keep a value that is no
+        // count at all (the sink's checksum).
+        if b.boots == c.boots {
+            pairs.push(("loops", b.loops, c.loops));
+        }
+        found.extend(went_down(|| format!("tile {}", t.name), pairs));
+    }
+    found
 }
 
 /// Growth of a counter (0 if it went down: the object was made anew).
@@ -107,6 +198,7 @@ impl Rates {
             interval_ns,
             tiles,
             links,
+            backwards: backwards(prev, cur),
         }
     }
 
@@ -231,6 +323,7 @@ mod tests {
             frags_lost: lost,
             overruns_reading: 0,
             bad: 0,
+            bad_last: None,
             corrupt_lines: 0,
         }
     }
@@ -270,6 +363,7 @@ mod tests {
                 name: "a".into(),
                 depth: 64,
                 mtu: 100,
+                chunks: (0, 100),
                 seq0,
                 producer_next: seq0.wrapping_add(published),
                 consumers: vec![consumer(consumed, lost)],
@@ -309,6 +403,39 @@ mod tests {
         let r = Rates::between(&a, &b);
         assert_eq!(r.link("a").unwrap().publish_per_s, 0.0);
         assert_eq!(r.tile("drain").unwrap().frags_in_per_s, 0.0);
+        // Each counter that went down is named, with both values.
+        let down: Vec<(&str, &str, u64, u64)> = r
+            .backwards
+            .iter()
+            .map(|b| (b.object.as_str(), b.field.as_str(), b.before, b.after))
+            .collect();
+        assert_eq!(
+            down,
+            [
+                ("link a consumer 0", "frags", 50, 10),
+                ("link a consumer 0", "bytes", 5000, 1000),
+                ("link a consumer 0", "overruns_polling", 1, 0),
+                ("link a consumer 0", "frags_lost", 5, 0),
+            ]
+        );
+        // A tile's loop count going down is corrupt within a boot, not
+        // across a restart.
+        let mut c = b.clone();
+        c.tiles[0].metrics.loops = 0;
+        let r = Rates::between(&a, &c);
+        assert!(r.backwards.iter().any(|b| (
+            b.object.as_str(),
+            b.field.as_str(),
+            b.before,
+            b.after
+        ) == ("tile drain", "loops", 1, 0)));
+        c.tiles[0].metrics.boots = 2;
+        let r = Rates::between(&a, &c);
+        assert!(
+            !r.backwards.iter().any(|b| b.object == "tile drain"),
+            "{:?}",
+            r.backwards
+        );
         let same = Rates::between(&a, &a);
         assert_eq!(same.interval_ns, 0);
         assert_eq!(same.tile("drain").unwrap().backpressure_fraction, 0.0);

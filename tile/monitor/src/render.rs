@@ -204,11 +204,18 @@ pub fn table(r: &Report) -> String {
                     String::new()
                 },
                 reader,
-                opt_si(c.frags_per_s),
                 if c.corrupt.is_empty() {
-                    si(c.lag as f64)
+                    opt_si(c.frags_per_s)
                 } else {
                     "CORRUPT".into()
+                },
+                if !c.corrupt.is_empty() {
+                    "CORRUPT".into()
+                } else if c.lapped {
+                    // Further behind than the ring holds: lapped.
+                    format!(">{}", si(l.depth as f64))
+                } else {
+                    si(c.lag as f64)
                 },
                 overruns.to_string(),
                 if c.corrupt.is_empty() {

@@ -97,8 +97,13 @@ pub struct ConsumerReport {
     pub reliable: bool,
     /// Its published progress (next seq to read).
     pub progress: u64,
-    /// Frags it trails the producer by.
+    /// Frags it trails the producer by, at most the link's depth: an
+    /// unreliable consumer further behind was lapped (`lapped`), and the
+    /// frags past a ring's depth are not waiting for it but lost.
     pub lag: u64,
+    /// True if an unreliable consumer trails by more than the ring's
+    /// depth (its next poll counts the loss).
+    pub lapped: bool,
     /// Frags consumed.
     pub frags: u64,
     /// Bytes consumed.
@@ -180,6 +185,24 @@ fn implausible(l: &LinkView, c: &ConsumerView) -> Vec<String> {
         found.push(format!(
             "{} frags skipped: their lines held a seq no producer puts there",
             c.corrupt_lines
+        ));
+    }
+    if c.reliable && (c.frags_lost > 0 || c.overruns_polling > 0) {
+        // The producer waits for a reliable consumer: it is never lapped.
+        found.push(format!(
+            "{} frags lost in {} overruns on a reliable consumer, which the producer never \
+             overruns",
+            c.frags_lost, c.overruns_polling
+        ));
+    }
+    if c.bad > 0 {
+        let last = c.bad_last.map_or_else(String::new, |(chunk, sz)| {
+            format!(" (last: chunk {chunk} size {sz})")
+        });
+        found.push(format!(
+            "{} frags refused: they pointed outside the dcache{last}, which holds chunks \
+             [{}, {})",
+            c.bad, l.chunks.0, l.chunks.1
         ));
     }
     if c.frags_lost > l.published() {
@@ -266,7 +289,26 @@ impl Report {
                 })
             })
         });
-        let problems = cur.problems.iter().cloned().chain(corrupt).collect();
+        // A tile's counters that went down: corrupt, named.
+        let tile_backwards = rates
+            .map(|r| &r.backwards[..])
+            .unwrap_or_default()
+            .iter()
+            .filter(|b| b.object.starts_with("tile "))
+            .map(|b| Problem {
+                object: b.object.clone(),
+                why: format!(
+                    "CORRUPT: {} ran backwards from {} to {} (counters only grow)",
+                    b.field, b.before, b.after
+                ),
+            });
+        let problems = cur
+            .problems
+            .iter()
+            .cloned()
+            .chain(corrupt)
+            .chain(tile_backwards)
+            .collect();
         Report {
             workspace: cur.workspace.clone(),
             taken_ns: cur.taken_ns,
@@ -301,6 +343,22 @@ impl Report {
 }
 
 fn link_report(l: &LinkView, cur: &Snapshot, rates: Option<&Rates>) -> LinkReport {
+    // Counters of a consumer that went down since the last snapshot.
+    let backwards = |index: usize| -> Vec<String> {
+        let object = format!("link {} consumer {index}", l.name);
+        rates
+            .map(|r| &r.backwards[..])
+            .unwrap_or_default()
+            .iter()
+            .filter(|b| b.object == object)
+            .map(|b| {
+                format!(
+                    "{} ran backwards from {} to {} (counters only grow)",
+                    b.field, b.before, b.after
+                )
+            })
+            .collect()
+    };
     let lr = rates.and_then(|r| r.link(&l.name));
     let consumers = l
         .consumers
@@ -314,7 +372,8 @@ fn link_report(l: &LinkView, cur: &Snapshot, rates: Option<&Rates>) -> LinkRepor
                 tile: reader.map(|(t, _)| t.name.clone()),
                 reliable: c.reliable,
                 progress: c.progress,
-                lag: l.lag(c),
+                lag: l.lag(c).min(l.depth),
+                lapped: !c.reliable && l.lag(c) > l.depth,
                 frags: c.frags,
                 bytes: c.bytes,
                 filtered: c.filtered,
@@ -328,7 +387,7 @@ fn link_report(l: &LinkView, cur: &Snapshot, rates: Option<&Rates>) -> LinkRepor
                 frags_lost_in_interval: cr.map(|r| r.frags_lost),
                 latency_p50_ns: latency.map(|l| l.p50_ns),
                 latency_p99_ns: latency.map(|l| l.p99_ns),
-                corrupt: implausible(l, c),
+                corrupt: [implausible(l, c), backwards(c.index)].concat(),
                 loss_why: loss_why(
                     reader.map(|(t, _)| t.name.as_str()),
                     cr.map_or(0, |r| r.frags_lost),
@@ -406,7 +465,17 @@ fn tile_report(
             .map(|(i, (name, value))| CounterReport {
                 name: name.clone(),
                 value: *value,
-                per_s: tr.and_then(|r| r.counters.get(i)).map(|(_, v)| *v),
+                // No rate for a counter that ran backwards (a problem).
+                per_s: tr
+                    .and_then(|r| r.counters.get(i))
+                    .map(|(_, v)| *v)
+                    .filter(|_| {
+                        !rates.is_some_and(|r| {
+                            r.backwards
+                                .iter()
+                                .any(|b| b.object == format!("tile {}", t.name) && b.field == *name)
+                        })
+                    }),
             })
             .collect(),
     }

@@ -11,12 +11,12 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 use tilewire_shmem::clock::mono_ns;
-use tilewire_shmem::{AllocInfo, Region, Workspace};
+use tilewire_shmem::{AllocInfo, Region, TruncatedError, Workspace};
 
 use tilewire_tile::hist::{bucket_bounds, Hist, HistSnapshot};
 use tilewire_tile::link::fseq::{
-    FseqHandle, DIAG_BAD_CNT, DIAG_CORRUPT_CNT, DIAG_FILT_CNT, DIAG_FILT_SZ, DIAG_OVRNP_CNT,
-    DIAG_OVRNP_FRAGS, DIAG_OVRNR_CNT, DIAG_PUB_CNT, DIAG_PUB_SZ,
+    bad_frag, FseqHandle, DIAG_BAD_CNT, DIAG_BAD_LAST, DIAG_CORRUPT_CNT, DIAG_FILT_CNT,
+    DIAG_FILT_SZ, DIAG_OVRNP_CNT, DIAG_OVRNP_FRAGS, DIAG_OVRNR_CNT, DIAG_PUB_CNT, DIAG_PUB_SZ,
 };
 use tilewire_tile::link::Link;
 use tilewire_tile::stem::latency_name;
@@ -123,6 +123,8 @@ pub struct ConsumerView {
     pub overruns_reading: u64,
     /// Frags pointing outside the dcache.
     pub bad: u64,
+    /// The last of those: its chunk and size.
+    pub bad_last: Option<(u32, u16)>,
     /// Frags skipped because their line held a seq no producer puts there
     /// (a corrupt word).
     pub corrupt_lines: u64,
@@ -142,6 +144,7 @@ impl ConsumerView {
             frags_lost: f.diag(DIAG_OVRNP_FRAGS),
             overruns_reading: f.diag(DIAG_OVRNR_CNT),
             bad: f.diag(DIAG_BAD_CNT),
+            bad_last: bad_frag(f.diag(DIAG_BAD_LAST)),
             corrupt_lines: f.diag(DIAG_CORRUPT_CNT),
         }
     }
@@ -156,6 +159,8 @@ pub struct LinkView {
     pub depth: u64,
     /// Largest payload.
     pub mtu: usize,
+    /// The chunks `[first, end)` its dcache holds.
+    pub chunks: (u32, u32),
     /// Seq of its first frag.
     pub seq0: u64,
     /// One past the newest frag published (found on the ring's lines for
@@ -177,6 +182,11 @@ impl LinkView {
             name: link.name().to_owned(),
             depth: link.depth(),
             mtu: link.mtu(),
+            chunks: {
+                let dc = link.dcache();
+                let n = dc.data().len() / tilewire_tile::link::frag::CHUNK_SZ;
+                (dc.chunk0(), dc.chunk0().saturating_add(n as u32))
+            },
             seq0: mc.seq0(),
             producer_next,
             consumers: link
@@ -231,9 +241,52 @@ impl Snapshot {
     /// Never fails: whatever cannot be read is listed in
     /// [`Snapshot::problems`].
     pub fn take(ws: &Workspace) -> Snapshot {
+        Snapshot::try_take(ws).unwrap_or_else(|e| Snapshot {
+            workspace: ws.name().to_owned(),
+            taken_ns: mono_ns(),
+            tiles: Vec::new(),
+            links: Vec::new(),
+            problems: vec![Problem {
+                object: format!("workspace {}", ws.name()),
+                why: e.to_string(),
+            }],
+        })
+    }
+
+    /// [`Snapshot::take`], or an error if the workspace's file was
+    /// truncated before or while it was read (see
+    /// [`Workspace::check_intact`]): nothing read from it is shown then.
+    ///
+    /// # Errors
+    /// [`TruncatedError`], naming the workspace and the sizes.
+    pub fn try_take(ws: &Workspace) -> Result<Snapshot, TruncatedError> {
+        ws.check_intact()?;
+        let snap = Snapshot::read(ws);
+        ws.check_intact()?;
+        Ok(snap)
+    }
+
+    fn read(ws: &Workspace) -> Snapshot {
         let taken_ns = mono_ns();
         let allocs = ws.allocations();
-        let mut problems = Vec::new();
+        // An allocation table entry no allocator writes is corrupt: named,
+        // and the object in it not read.
+        let bad_allocs = ws.allocation_problems();
+        let mut problems: Vec<Problem> = bad_allocs
+            .iter()
+            .map(|p| Problem {
+                object: p
+                    .entry
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| format!("{:#x}", p.entry.gaddr)),
+                why: format!("CORRUPT: {p}"),
+            })
+            .collect();
+        let allocs: Vec<AllocInfo> = allocs
+            .into_iter()
+            .filter(|a| !bad_allocs.iter().any(|p| p.entry == *a))
+            .collect();
         let mut tiles = Vec::new();
         let mut link_names = BTreeSet::new();
         for a in &allocs {
@@ -261,6 +314,23 @@ impl Snapshot {
         tiles.sort_by(|a, b| a.name.cmp(&b.name));
         let mut links = Vec::new();
         for name in link_names {
+            let part_of = |p: &&tilewire_shmem::AllocProblem| {
+                p.entry
+                    .name
+                    .as_deref()
+                    .and_then(|n| n.strip_prefix(name.as_str()))
+                    .is_some_and(|rest| rest.starts_with('.'))
+            };
+            if let Some(p) = bad_allocs.iter().find(part_of) {
+                problems.push(Problem {
+                    object: name.clone(),
+                    why: format!(
+                        "link: not read: its allocation {:?} is corrupt",
+                        p.entry.name.as_deref().unwrap_or_default()
+                    ),
+                });
+                continue;
+            }
             match Link::join(ws, &name) {
                 Ok(l) => links.push(LinkView::read(&l)),
                 Err(e) => problems.push(Problem {

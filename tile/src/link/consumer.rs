@@ -8,8 +8,8 @@ use core::sync::atomic::AtomicU8;
 use crate::link::dcache::DCacheHandle;
 use crate::link::frag::{seq_diff, FragMeta};
 use crate::link::fseq::{
-    FseqHandle, DIAG_BAD_CNT, DIAG_CORRUPT_CNT, DIAG_FILT_CNT, DIAG_FILT_SZ, DIAG_OVRNP_CNT,
-    DIAG_OVRNP_FRAGS, DIAG_OVRNR_CNT, DIAG_PUB_CNT, DIAG_PUB_SZ,
+    FseqHandle, DIAG_BAD_CNT, DIAG_BAD_LAST, DIAG_CORRUPT_CNT, DIAG_FILT_CNT, DIAG_FILT_SZ,
+    DIAG_OVRNP_CNT, DIAG_OVRNP_FRAGS, DIAG_OVRNR_CNT, DIAG_PUB_CNT, DIAG_PUB_SZ,
 };
 use crate::link::mcache::{MCacheHandle, Peek};
 
@@ -183,6 +183,10 @@ impl<'w> Consumer<'w> {
             bytes = self.sources.iter().find_map(|d| d.bytes(meta.chunk, sz));
         }
         if bytes.is_none() {
+            // No healthy producer points outside its dcache: the place is
+            // kept for whoever reports it (the runner, the monitor).
+            self.fseq
+                .diag_set(DIAG_BAD_LAST, (meta.chunk as u64) << 16 | meta.sz as u64);
             self.fseq.diag_add(DIAG_BAD_CNT, 1);
             self.advance();
         }

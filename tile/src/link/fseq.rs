@@ -45,6 +45,11 @@ pub const DIAG_BAD_CNT: usize = 7;
 /// have put there (a corrupt word: not the frag expected, nor one a lap
 /// or a publish in progress leaves there).
 pub const DIAG_CORRUPT_CNT: usize = 8;
+/// Not a counter: the last frag counted in [`DIAG_BAD_CNT`], its chunk
+/// and size packed as `chunk << 16 | sz` (0 while there was none), so
+/// whoever reports the bad frags can name the value seen (see
+/// [`bad_frag`]).
+pub const DIAG_BAD_LAST: usize = 9;
 /// Number of diagnostic counters (room for more: 16 words).
 pub const DIAG_CNT: usize = 16;
 
@@ -194,6 +199,15 @@ impl<'a> FseqHandle<'a> {
         self.diag[i].load(Ordering::Relaxed)
     }
 
+    /// Sets diagnostic word `i` (the consumer is the only writer).
+    ///
+    /// # Panics
+    /// If `i >= DIAG_CNT`.
+    pub fn diag_set(&self, i: usize, v: u64) {
+        // SYNC: Relaxed; single writer, readers only want a recent value.
+        self.diag[i].store(v, Ordering::Relaxed);
+    }
+
     /// Adds `n` to diagnostic counter `i` (the consumer is the only writer).
     ///
     /// # Panics
@@ -204,6 +218,12 @@ impl<'a> FseqHandle<'a> {
         let d = &self.diag[i];
         d.store(d.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
     }
+}
+
+/// The chunk and size of the last bad frag, from the word at
+/// [`DIAG_BAD_LAST`]; `None` if there was none.
+pub fn bad_frag(word: u64) -> Option<(u32, u16)> {
+    (word != 0).then_some(((word >> 16) as u32, word as u16))
 }
 
 #[cfg(test)]

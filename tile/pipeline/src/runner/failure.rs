@@ -106,6 +106,24 @@ pub enum TileFailure {
         /// Frags skipped.
         frags: u64,
     },
+    /// The tile, reading one of its inputs, refused frags whose chunk or
+    /// size fell outside every dcache it may read (a word of the
+    /// workspace was written by something else): it read none of their
+    /// bytes, counted them, and the run was ended.
+    BadChunks {
+        /// The tile (the consumer).
+        tile: String,
+        /// The input link.
+        link: String,
+        /// Frags refused.
+        frags: u64,
+        /// The last one's chunk.
+        chunk: u32,
+        /// The last one's size.
+        sz: u16,
+        /// The chunks `[first, end)` the link's own dcache holds.
+        chunks: (u32, u32),
+    },
 }
 
 impl TileFailure {
@@ -121,7 +139,8 @@ impl TileFailure {
             | TileFailure::RestartLimit { tile, .. }
             | TileFailure::DidNotStop { tile }
             | TileFailure::Corrupt { tile, .. }
-            | TileFailure::CorruptLines { tile, .. } => tile,
+            | TileFailure::CorruptLines { tile, .. }
+            | TileFailure::BadChunks { tile, .. } => tile,
             TileFailure::GroupExited { group, .. } => group,
         }
     }
@@ -171,6 +190,20 @@ impl fmt::Display for TileFailure {
                 f,
                 "tile {tile:?} found {frags} lines of its input link {link:?} corrupt (a seq \
                  no producer puts there): it skipped those frags, and the run ended"
+            ),
+            TileFailure::BadChunks {
+                tile,
+                link,
+                frags,
+                chunk,
+                sz,
+                chunks,
+            } => write!(
+                f,
+                "tile {tile:?} refused {frags} frags of its input link {link:?} pointing outside \
+                 its dcache (last: chunk {chunk} size {sz}; the dcache holds chunks [{}, {})): \
+                 it read none of their bytes, and the run ended",
+                chunks.0, chunks.1
             ),
             TileFailure::Held { tile, packets } => write!(
                 f,

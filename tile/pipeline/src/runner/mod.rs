@@ -5,6 +5,7 @@ mod account;
 mod failure;
 mod options;
 mod pipeline;
+mod plausible;
 mod processes;
 mod report;
 mod running;

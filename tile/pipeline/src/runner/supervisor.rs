@@ -191,11 +191,13 @@ impl Supervisor {
                 }
             }
         }
+        found.extend(super::plausible::bad_chunks(ws, topo));
         let any = !found.is_empty();
         // Once per kind, tile and link: the first report stands.
         let key = |f: &TileFailure| match f {
             TileFailure::Corrupt { tile, link, .. } => Some((0, tile.clone(), link.clone())),
             TileFailure::CorruptLines { tile, link, .. } => Some((1, tile.clone(), link.clone())),
+            TileFailure::BadChunks { tile, link, .. } => Some((2, tile.clone(), link.clone())),
             _ => None,
         };
         for f in found {
