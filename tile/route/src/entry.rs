@@ -7,6 +7,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 pub(crate) const ROUTE_WORDS: usize = 8;
 /// Words of one neighbour slot in the table.
 pub(crate) const NEIGH_WORDS: usize = 4;
+/// Words of one interface slot in the table.
+pub(crate) const IFACE_WORDS: usize = 2;
 
 /// The kernel's routing tables that are mirrored, in the order the kernel's
 /// default rules look them up: `local`, `main`, `default`.
@@ -289,5 +291,45 @@ impl Neighbour {
             h ^= h >> 33;
         }
         h
+    }
+}
+
+/// One interface: what a frame sent on it carries as its source MAC, and
+/// the largest IP packet it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Interface {
+    /// Its index.
+    pub ifindex: u32,
+    /// Its MAC (`None` for an interface without an Ethernet address: a
+    /// tunnel, loopback).
+    pub mac: Option<[u8; 6]>,
+    /// Its MTU.
+    pub mtu: u32,
+}
+
+impl Interface {
+    pub(crate) fn encode(&self) -> [u64; IFACE_WORDS] {
+        let mut w0 = USED | (u64::from(self.mac.is_some()) * HAS_MAC);
+        w0 |= u64::from(self.ifindex) << 32;
+        w0 |= u64::from(self.mtu & 0x00ff_ffff) << 8;
+        let mac = self.mac.map_or(0, |m| {
+            m.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
+        });
+        [w0, mac]
+    }
+
+    pub(crate) fn decode(w: &[u64; IFACE_WORDS]) -> Option<Interface> {
+        if w[0] & USED == 0 {
+            return None;
+        }
+        let mac = (w[0] & HAS_MAC != 0).then(|| {
+            let b = w[1].to_be_bytes();
+            [b[2], b[3], b[4], b[5], b[6], b[7]]
+        });
+        Some(Interface {
+            ifindex: (w[0] >> 32) as u32,
+            mac,
+            mtu: ((w[0] >> 8) & 0x00ff_ffff) as u32,
+        })
     }
 }

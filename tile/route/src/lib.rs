@@ -3,7 +3,8 @@
 //! tiles that write whole Ethernet frames (AF_XDP TX) and so must do what
 //! the kernel's stack does for a socket.
 //!
-//! - [`Mirror`] reads the kernel's routes and neighbours over netlink
+//! - [`Mirror`] reads the kernel's routes, neighbours and interfaces (their
+//!   MAC and MTU) over netlink
 //!   (with rust-netlink's `netlink-packet-route`, not hand-written
 //!   layouts), IPv4 and IPv6, and follows every change the kernel
 //!   announces; after a lost announcement (`ENOBUFS`) it reads everything
@@ -12,9 +13,11 @@
 //! - [`NextHops`] is the shared table it publishes into: a workspace
 //!   object any process reads without a syscall or a lock (a sequence
 //!   lock; a reader retries while the one writer rewrites, see
-//!   [`table`]). [`NextHopsHandle::resolve`] answers a [`Hop`] or a
-//!   [`Miss`] with its reason (no route, a local address, a refusing
-//!   route, no neighbour yet, being resolved, failed).
+//!   [`table`]). [`NextHopsHandle::resolve`] answers a [`Hop`] (the
+//!   interface, its MAC and MTU, the next hop and its MAC, the preferred
+//!   source) or a [`Miss`] with its reason (no route, a local address, a
+//!   refusing route, no neighbour yet, being resolved, failed, an
+//!   interface without an Ethernet address).
 //!
 //! # What it follows and what it ignores
 //!
@@ -33,8 +36,8 @@ pub mod entry;
 pub mod netlink;
 pub mod table;
 
-pub use entry::{NeighState, Neighbour, Route, RouteKind, TABLES};
+pub use entry::{Interface, NeighState, Neighbour, Route, RouteKind, TABLES};
 pub use netlink::{Mirror, MirrorStats};
 pub use table::{
-    Hop, Miss, NextHops, NextHopsHandle, NextHopsParams, NextHopsStats, Published, ReadOnly,
+    Hop, Miss, NextHops, NextHopsHandle, NextHopsParams, NextHopsStats, Published, ReadOnly, Tables,
 };

@@ -20,6 +20,7 @@ use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP,
     NLM_F_REQUEST,
 };
+use netlink_packet_route::link::{LinkAttribute, LinkMessage};
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
@@ -30,10 +31,11 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::protocols::NETLINK_ROUTE;
 use netlink_sys::{Socket, SocketAddr};
 
-use crate::entry::{NeighState, Neighbour, Route, RouteKind, TABLES};
-use crate::table::{Count, NextHopsHandle, Published, ReadOnly};
+use crate::entry::{Interface, NeighState, Neighbour, Route, RouteKind, TABLES};
+use crate::table::{Count, NextHopsHandle, Published, ReadOnly, Tables};
 
-/// The kernel's multicast groups for neighbour and route changes.
+/// The kernel's multicast groups for link, neighbour and route changes.
+const RTNLGRP_LINK: u32 = 1;
 const RTNLGRP_NEIGH: u32 = 3;
 const RTNLGRP_IPV4_ROUTE: u32 = 7;
 const RTNLGRP_IPV6_ROUTE: u32 = 11;
@@ -75,6 +77,7 @@ pub struct Mirror {
     requests: Socket,
     routes: HashMap<RouteKey, Route>,
     neighbours: HashMap<(u32, IpAddr), Neighbour>,
+    interfaces: HashMap<u32, Interface>,
     stats: MirrorStats,
     /// Counted into the table at the next publish.
     unpublished: MirrorStats,
@@ -104,7 +107,12 @@ impl Mirror {
     pub fn open_with(events_buffer: usize) -> io::Result<Mirror> {
         let mut events = Socket::new(NETLINK_ROUTE)?;
         events.bind_auto()?;
-        for g in [RTNLGRP_NEIGH, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE] {
+        for g in [
+            RTNLGRP_LINK,
+            RTNLGRP_NEIGH,
+            RTNLGRP_IPV4_ROUTE,
+            RTNLGRP_IPV6_ROUTE,
+        ] {
             events.add_membership(g)?;
         }
         // As big as allowed; any size works (an overflow is a re-dump).
@@ -118,6 +126,7 @@ impl Mirror {
             requests,
             routes: HashMap::new(),
             neighbours: HashMap::new(),
+            interfaces: HashMap::new(),
             stats: MirrorStats::default(),
             unpublished: MirrorStats::default(),
             changed: true,
@@ -141,6 +150,11 @@ impl Mirror {
     /// The neighbours mirrored (in no order).
     pub fn neighbours(&self) -> impl Iterator<Item = &Neighbour> {
         self.neighbours.values()
+    }
+
+    /// The interfaces mirrored (in no order).
+    pub fn interfaces(&self) -> impl Iterator<Item = &Interface> {
+        self.interfaces.values()
     }
 
     /// Whether something changed since the last publish.
@@ -175,8 +189,17 @@ impl Mirror {
                 }
             }
         })?;
+        let mut interfaces = HashMap::new();
+        let dump = RouteNetlinkMessage::GetLink(LinkMessage::default());
+        self.request(dump, NLM_F_DUMP, |msg| {
+            if let RouteNetlinkMessage::NewLink(m) = msg {
+                let i = interface_of(&m);
+                interfaces.insert(i.ifindex, i);
+            }
+        })?;
         self.routes = routes;
         self.neighbours = neighbours;
+        self.interfaces = interfaces;
         self.stats.dumps += 1;
         self.stats.ignored += ignored;
         self.unpublished.dumps += 1;
@@ -244,6 +267,11 @@ impl Mirror {
             },
             RouteNetlinkMessage::DelNeighbour(m) => neighbour_of(m)
                 .is_some_and(|n| self.neighbours.remove(&(n.ifindex, n.ip)).is_some()),
+            RouteNetlinkMessage::NewLink(m) => {
+                let i = interface_of(&m);
+                self.interfaces.insert(i.ifindex, i) != Some(i)
+            }
+            RouteNetlinkMessage::DelLink(m) => self.interfaces.remove(&m.header.index).is_some(),
             _ => return false,
         };
         self.stats.events += 1;
@@ -257,9 +285,12 @@ impl Mirror {
     /// # Errors
     /// [`ReadOnly`] if `table` is a reader's.
     pub fn publish(&mut self, table: &NextHopsHandle<'_>) -> Result<Published, ReadOnly> {
-        let routes: Vec<Route> = self.routes.values().copied().collect();
-        let neighbours: Vec<Neighbour> = self.neighbours.values().copied().collect();
-        let p = table.publish(&routes, &neighbours)?;
+        let tables = Tables {
+            routes: self.routes.values().copied().collect(),
+            neighbours: self.neighbours.values().copied().collect(),
+            interfaces: self.interfaces.values().copied().collect(),
+        };
+        let p = table.publish(&tables)?;
         let u = std::mem::take(&mut self.unpublished);
         table.count(Count::Dump, u.dumps);
         table.count(Count::Event, u.events);
@@ -481,4 +512,22 @@ fn neighbour_of(m: NeighbourMessage) -> Option<Neighbour> {
         mac,
         state,
     })
+}
+
+/// The interface a link message describes: its index, its Ethernet
+/// address (when it has a 6-byte one) and its MTU.
+fn interface_of(m: &LinkMessage) -> Interface {
+    let mut i = Interface {
+        ifindex: m.header.index,
+        mac: None,
+        mtu: 0,
+    };
+    for a in &m.attributes {
+        match a {
+            LinkAttribute::Address(a) => i.mac = <[u8; 6]>::try_from(&a[..]).ok(),
+            LinkAttribute::Mtu(mtu) => i.mtu = *mtu,
+            _ => {}
+        }
+    }
+    i
 }

@@ -11,9 +11,10 @@
 //! 4   routes held                12  solicits (resolutions asked for)
 //! 5   neighbours held            13  the writer's pid
 //! 6   generation (publishes)     14  CLOCK_MONOTONIC ns of the last publish
-//! 7   dumps (full reads)         15  (reserved)
+//! 7   dumps (full reads)         15  interface slots (2^k)
 //! then `route capacity` routes of 8 words, sorted as the lookup reads them
 //! then `neighbour slots` slots of 4 words, open addressing, linear probing
+//! then `interface slots` slots of 2 words, by interface index, probing
 //! ```
 //!
 //! # One writer, readers without a lock
@@ -38,10 +39,13 @@ use tilewire_shmem::object::{
 };
 use tilewire_shmem::Region;
 
-use crate::entry::{NeighState, Neighbour, Route, RouteKind, NEIGH_WORDS, ROUTE_WORDS, TABLES};
+use crate::entry::{
+    Interface, NeighState, Neighbour, Route, RouteKind, IFACE_WORDS, NEIGH_WORDS, ROUTE_WORDS,
+    TABLES,
+};
 
 const KIND: &str = "next-hop table";
-const MAGIC: u64 = magic(b"tw.nhop", 1);
+const MAGIC: u64 = magic(b"tw.nhop", 2);
 const ALIGN: usize = 64;
 const HDR_WORDS: usize = 16;
 const W_ROUTE_CAP: usize = 1;
@@ -58,11 +62,14 @@ const W_NEIGHS_OUT: usize = 11;
 const W_SOLICITS: usize = 12;
 const W_PID: usize = 13;
 const W_PUBLISHED_NS: usize = 14;
+const W_IFACE_CAP: usize = 15;
 
 /// Most routes a table holds.
 pub const ROUTES_MAX: usize = 1 << 16;
 /// Most neighbour slots a table has.
 pub const NEIGHBOUR_SLOTS_MAX: usize = 1 << 20;
+/// Most interface slots a table has.
+pub const INTERFACE_SLOTS_MAX: usize = 1 << 12;
 /// Times a reader tries before it gives up on a table being rewritten.
 pub const READ_TRIES: u32 = 64;
 
@@ -78,14 +85,18 @@ pub struct NextHopsParams {
     /// Neighbour slots, a power of two up to [`NEIGHBOUR_SLOTS_MAX`]; it
     /// holds up to three quarters of that many neighbours.
     pub neighbour_slots: usize,
+    /// Interface slots, a power of two up to [`INTERFACE_SLOTS_MAX`]; it
+    /// holds up to three quarters of that many interfaces.
+    pub interface_slots: usize,
 }
 
 impl Default for NextHopsParams {
-    /// 1024 routes, 4096 neighbour slots: 96 KiB.
+    /// 1024 routes, 4096 neighbour slots, 64 interface slots: 193 KiB.
     fn default() -> Self {
         NextHopsParams {
             routes: 1024,
             neighbour_slots: 4096,
+            interface_slots: 64,
         }
     }
 }
@@ -97,7 +108,13 @@ fn check_params(p: &NextHopsParams) -> Result<usize, &'static str> {
     if !p.neighbour_slots.is_power_of_two() || p.neighbour_slots > NEIGHBOUR_SLOTS_MAX {
         return Err("neighbour slots must be a power of two up to 2^20");
     }
-    Ok(8 * (HDR_WORDS + p.routes * ROUTE_WORDS + p.neighbour_slots * NEIGH_WORDS))
+    if !p.interface_slots.is_power_of_two() || p.interface_slots > INTERFACE_SLOTS_MAX {
+        return Err("interface slots must be a power of two up to 2^12");
+    }
+    Ok(8 * (HDR_WORDS
+        + p.routes * ROUTE_WORDS
+        + p.neighbour_slots * NEIGH_WORDS
+        + p.interface_slots * IFACE_WORDS))
 }
 
 impl ShmObject for NextHops {
@@ -111,14 +128,20 @@ impl ShmObject for NextHops {
     }
 }
 
-/// The header, routes and neighbour slots of a table at `mem`.
-type Words<'a> = (&'a [AtomicU64], &'a [AtomicU64], &'a [AtomicU64]);
+/// The header, routes, neighbour slots and interface slots of a table.
+type Words<'a> = (
+    &'a [AtomicU64],
+    &'a [AtomicU64],
+    &'a [AtomicU64],
+    &'a [AtomicU64],
+);
 
 fn words<'a>(mem: &Region<'a>, p: &NextHopsParams) -> Option<Words<'a>> {
     let all = mem.atomic_u64s(0, check_params(p).ok()? / 8)?;
     let (hdr, rest) = all.split_at(HDR_WORDS);
-    let (routes, neigh) = rest.split_at(p.routes * ROUTE_WORDS);
-    Some((hdr, routes, neigh))
+    let (routes, rest) = rest.split_at(p.routes * ROUTE_WORDS);
+    let (neigh, ifaces) = rest.split_at(p.neighbour_slots * NEIGH_WORDS);
+    Some((hdr, routes, neigh, ifaces))
 }
 
 impl NextHops {
@@ -132,12 +155,12 @@ impl NextHops {
     pub fn new(mem: Region<'_>, p: NextHopsParams) -> Result<(), NewError> {
         let need = check_params(&p).map_err(|what| NewError::BadParams { what })?;
         check_new(&mem, ALIGN, need)?;
-        let (hdr, routes, neigh) = words(&mem, &p).ok_or(NewError::TooSmall {
+        let (hdr, routes, neigh, ifaces) = words(&mem, &p).ok_or(NewError::TooSmall {
             len: mem.len(),
             need,
         })?;
         publish_magic(&mem, 0);
-        for w in hdr[1..].iter().chain(routes).chain(neigh) {
+        for w in hdr[1..].iter().chain(routes).chain(neigh).chain(ifaces) {
             // SYNC: Relaxed; published by the Release store of the magic.
             w.store(0, Ordering::Relaxed);
         }
@@ -145,6 +168,8 @@ impl NextHops {
         hdr[W_ROUTE_CAP].store(p.routes as u64, Ordering::Relaxed);
         // SYNC: as above.
         hdr[W_NEIGH_CAP].store(p.neighbour_slots as u64, Ordering::Relaxed);
+        // SYNC: as above.
+        hdr[W_IFACE_CAP].store(p.interface_slots as u64, Ordering::Relaxed);
         publish_magic(&mem, MAGIC);
         Ok(())
     }
@@ -165,6 +190,7 @@ impl NextHops {
         let p = NextHopsParams {
             routes: load(W_ROUTE_CAP),
             neighbour_slots: load(W_NEIGH_CAP),
+            interface_slots: load(W_IFACE_CAP),
         };
         let need = check_params(&p).map_err(bad)?;
         if mem.len() < need {
@@ -173,12 +199,13 @@ impl NextHops {
                 need,
             });
         }
-        let (hdr, routes, neigh) = words(&mem, &p).ok_or(bad("layout out of bounds"))?;
+        let (hdr, routes, neigh, ifaces) = words(&mem, &p).ok_or(bad("layout out of bounds"))?;
         Ok(NextHopsHandle {
             mem,
             hdr,
             routes,
             neigh,
+            ifaces,
             p,
         })
     }
@@ -199,15 +226,20 @@ pub struct NextHopsHandle<'a> {
     hdr: &'a [AtomicU64],
     routes: &'a [AtomicU64],
     neigh: &'a [AtomicU64],
+    ifaces: &'a [AtomicU64],
     p: NextHopsParams,
 }
 
-/// Where a frame to a destination goes: the interface, the next hop's
-/// MAC, and the source address the route prefers.
+/// Where a frame to a destination goes: the interface (its MAC, its MTU),
+/// the next hop's MAC, and the source address the route prefers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hop {
     /// The interface to send on.
     pub ifindex: u32,
+    /// That interface's MAC: a frame's source MAC.
+    pub src_mac: [u8; 6],
+    /// That interface's MTU: the largest IP packet it takes.
+    pub mtu: u32,
     /// The next hop: the route's gateway, or the destination itself.
     pub next_hop: IpAddr,
     /// The next hop's MAC.
@@ -256,6 +288,12 @@ pub enum Miss {
         /// The next hop.
         next_hop: IpAddr,
     },
+    /// The route's interface is not mirrored or has no Ethernet address.
+    #[error("interface {ifindex} has no Ethernet address the table knows")]
+    NoInterface {
+        /// The interface.
+        ifindex: u32,
+    },
     /// The table was being rewritten through every try.
     #[error("the table was rewritten through {READ_TRIES} tries")]
     Busy,
@@ -300,6 +338,20 @@ pub struct Published {
     pub routes: usize,
     /// Neighbours written.
     pub neighbours: usize,
+    /// Interfaces written.
+    pub interfaces: usize,
+}
+
+/// What a table holds, in plain data: what [`NextHopsHandle::publish`]
+/// writes and [`NextHopsHandle::snapshot`] reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tables {
+    /// Routes (any order when published; lookup order when read).
+    pub routes: Vec<Route>,
+    /// Neighbours.
+    pub neighbours: Vec<Neighbour>,
+    /// Interfaces.
+    pub interfaces: Vec<Interface>,
 }
 
 /// The rank of a route in the lookup order: table (local, main, default),
@@ -361,6 +413,26 @@ impl<'a> NextHopsHandle<'a> {
         usize::try_from(self.hdr[w].load(Ordering::Relaxed)).map_or(cap, |n| n.min(cap))
     }
 
+    fn iface_slot(&self, i: usize) -> [u64; IFACE_WORDS] {
+        let base = (i & (self.p.interface_slots - 1)) * IFACE_WORDS;
+        load_words(&self.ifaces[base..base + IFACE_WORDS])
+    }
+
+    /// Interface `ifindex`, looked up in its slots.
+    fn interface(&self, ifindex: u32) -> Option<Interface> {
+        for k in 0..self.p.interface_slots {
+            let w = self.iface_slot((ifindex as usize).wrapping_add(k));
+            if w[0] == 0 {
+                return None;
+            }
+            match Interface::decode(&w) {
+                Some(i) if i.ifindex == ifindex => return Some(i),
+                _ => {}
+            }
+        }
+        None
+    }
+
     /// The neighbour entry of `ip` on `ifindex`, looked up in the slots.
     fn neighbour(&self, ifindex: u32, ip: IpAddr) -> Option<Neighbour> {
         let start = Neighbour::hash(ifindex, ip) as usize;
@@ -405,12 +477,21 @@ impl<'a> NextHopsHandle<'a> {
                     mac: Some(mac),
                     state,
                     ..
-                }) if state.usable() => Ok(Hop {
-                    ifindex,
-                    next_hop,
-                    mac,
-                    src,
-                }),
+                }) if state.usable() => match self.interface(ifindex) {
+                    Some(Interface {
+                        mac: Some(src_mac),
+                        mtu,
+                        ..
+                    }) => Ok(Hop {
+                        ifindex,
+                        src_mac,
+                        mtu,
+                        next_hop,
+                        mac,
+                        src,
+                    }),
+                    _ => Err(Miss::NoInterface { ifindex }),
+                },
                 Some(Neighbour {
                     state: NeighState::Failed,
                     ..
@@ -425,16 +506,20 @@ impl<'a> NextHopsHandle<'a> {
         .unwrap_or(Err(Miss::Busy))
     }
 
-    /// A consistent copy of every route (in lookup order) and neighbour;
-    /// `None` if the table was rewritten through every try.
-    pub fn snapshot(&self) -> Option<(Vec<Route>, Vec<Neighbour>)> {
+    /// A consistent copy of every route (in lookup order), neighbour and
+    /// interface; `None` if the table was rewritten through every try.
+    pub fn snapshot(&self) -> Option<Tables> {
         self.read(|| {
             let n = self.held(W_ROUTES, self.p.routes);
-            let routes: Vec<Route> = (0..n).filter_map(|i| self.route(i)).collect();
-            let neighbours: Vec<Neighbour> = (0..self.p.neighbour_slots)
-                .filter_map(|i| Neighbour::decode(&self.slot(i)))
-                .collect();
-            (routes, neighbours)
+            Tables {
+                routes: (0..n).filter_map(|i| self.route(i)).collect(),
+                neighbours: (0..self.p.neighbour_slots)
+                    .filter_map(|i| Neighbour::decode(&self.slot(i)))
+                    .collect(),
+                interfaces: (0..self.p.interface_slots)
+                    .filter_map(|i| Interface::decode(&self.iface_slot(i)))
+                    .collect(),
+            }
         })
     }
 
@@ -457,22 +542,32 @@ impl<'a> NextHopsHandle<'a> {
         }
     }
 
-    /// Replaces the table's contents with `routes` and `neighbours` (the
-    /// writer's; one writer at a time). Routes are stored in lookup order;
-    /// routes beyond the capacity, and neighbours beyond three quarters of
-    /// the slots, are left out and counted. Only words that change are
+    /// Replaces the table's contents with `t` (the writer's; one writer at
+    /// a time). Routes are stored in lookup order; routes beyond the
+    /// capacity, and neighbours and interfaces beyond three quarters of
+    /// their slots, are left out and counted. Only words that change are
     /// stored, so readers retry only while something changed.
     ///
     /// # Errors
     /// [`ReadOnly`] on a read-only mapping (a monitor's); nothing is
     /// written then.
-    pub fn publish(
-        &self,
-        routes: &[Route],
-        neighbours: &[Neighbour],
-    ) -> Result<Published, ReadOnly> {
+    pub fn publish(&self, t: &Tables) -> Result<Published, ReadOnly> {
         if !self.mem.is_writable() {
             return Err(ReadOnly);
+        }
+        let (routes, neighbours) = (&t.routes, &t.neighbours);
+        let islots = self.p.interface_slots;
+        let mut itable = vec![[0u64; IFACE_WORDS]; islots];
+        let mut kept_ifaces = 0;
+        for i in t.interfaces.iter().take(islots - islots / 4) {
+            for k in 0..islots {
+                let at = (i.ifindex as usize).wrapping_add(k) & (islots - 1);
+                if itable[at][0] == 0 {
+                    itable[at] = i.encode();
+                    kept_ifaces += 1;
+                    break;
+                }
+            }
         }
         let mut sorted: Vec<&Route> = routes.iter().collect();
         sorted.sort_by_key(|r| rank(r));
@@ -520,6 +615,11 @@ impl<'a> NextHopsHandle<'a> {
                 store(w, v);
             }
         }
+        for (i, slot) in itable.iter().enumerate() {
+            for (w, &v) in self.ifaces[i * IFACE_WORDS..].iter().zip(slot) {
+                store(w, v);
+            }
+        }
         store(&self.hdr[W_ROUTES], kept_routes as u64);
         store(&self.hdr[W_NEIGHS], kept_neigh as u64);
         let out = |w: usize, n: usize| {
@@ -538,6 +638,7 @@ impl<'a> NextHopsHandle<'a> {
         Ok(Published {
             routes: kept_routes,
             neighbours: kept_neigh,
+            interfaces: kept_ifaces,
         })
     }
 

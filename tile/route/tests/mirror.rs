@@ -104,6 +104,7 @@ fn the_peer_is_resolved_on_request_and_a_gateway_route_goes_through_it() {
     let peer = IpAddr::V4(b.addr());
     let mine = IpAddr::V4(a.addr());
     let (ifindex, peer_mac, ns) = (a.ifindex(), b.mac(), a.netns().to_owned());
+    let my_mac = a.mac();
     // The pair is made with a permanent entry for the peer; without it,
     // nothing has resolved the peer yet.
     let if_a = a.ifname().to_owned();
@@ -121,6 +122,7 @@ fn the_peer_is_resolved_on_request_and_a_gateway_route_goes_through_it() {
         (hop.ifindex, hop.next_hop, hop.mac),
         (ifindex, peer, peer_mac)
     );
+    assert_eq!(hop.src_mac, my_mac, "sent from this side's interface");
     eprintln!("resolved {peer} -> {:02x?} in {took:?}", hop.mac);
     // A route via the peer: a destination beyond it goes to its MAC.
     ip(

@@ -8,8 +8,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use proptest::prelude::*;
 use tilewire_route::{
-    Hop, Miss, NeighState, Neighbour, NextHops, NextHopsHandle, NextHopsParams, Route, RouteKind,
-    TABLES,
+    Hop, Interface, Miss, NeighState, Neighbour, NextHops, NextHopsHandle, NextHopsParams, Route,
+    RouteKind, Tables, TABLES,
 };
 use tilewire_shmem::{Region, TempWorkspace};
 
@@ -24,6 +24,21 @@ fn table(p: NextHopsParams) -> (TempWorkspace, u64, usize) {
 
 fn join<'w>(ws: &'w TempWorkspace, at: u64, size: usize) -> NextHopsHandle<'w> {
     NextHops::join(ws.region(at, size).unwrap()).unwrap()
+}
+
+/// The interface every route of these tests sends on.
+const IFACE: Interface = Interface {
+    ifindex: 2,
+    mac: Some([2, 0, 0, 0, 0xee, 2]),
+    mtu: 1500,
+};
+
+fn tables(routes: &[Route], neighbours: &[Neighbour]) -> Tables {
+    Tables {
+        routes: routes.to_vec(),
+        neighbours: neighbours.to_vec(),
+        interfaces: vec![IFACE],
+    }
 }
 
 /// What the kernel's default lookup gives for `dst`.
@@ -50,6 +65,8 @@ fn model(routes: &[Route], neighbours: &[Neighbour], dst: IpAddr) -> Result<Hop,
     {
         Some(n) if n.state.usable() && n.mac.is_some() => Ok(Hop {
             ifindex,
+            src_mac: IFACE.mac.unwrap(),
+            mtu: IFACE.mtu,
             next_hop,
             mac: n.mac.unwrap(),
             src: route.prefsrc,
@@ -111,10 +128,15 @@ fn a_lookup_follows_the_kernel_s_order_and_the_neighbour_s_state() {
         neigh(v4(0, 4), 4, NeighState::Failed),
         neigh(v4(0, 5), 5, NeighState::Incomplete),
     ];
-    let p = t.publish(&routes, &neighbours).unwrap();
-    assert_eq!((p.routes, p.neighbours), (6, 4));
+    let p = t.publish(&tables(&routes, &neighbours)).unwrap();
+    assert_eq!((p.routes, p.neighbours, p.interfaces), (6, 4, 1));
     let hop = t.resolve(v4(0, 3)).unwrap();
     assert_eq!((hop.next_hop, hop.mac[5]), (v4(0, 3), 3), "on the link");
+    assert_eq!(
+        (hop.src_mac, hop.mtu),
+        (IFACE.mac.unwrap(), 1500),
+        "sent from"
+    );
     assert_eq!(t.resolve(v4(0, 2)), Err(Miss::Local), "local table first");
     let far = t.resolve(IpAddr::V4(Ipv4Addr::new(8, 8, 8, 8))).unwrap();
     assert_eq!(
@@ -163,6 +185,13 @@ fn a_lookup_follows_the_kernel_s_order_and_the_neighbour_s_state() {
     );
     let s = t.stats();
     assert_eq!((s.routes, s.neighbours, s.generation), (6, 4, 1));
+    // Without the interface, no frame can be built: no hop.
+    t.publish(&Tables {
+        interfaces: Vec::new(),
+        ..tables(&routes, &neighbours)
+    })
+    .unwrap();
+    assert_eq!(t.resolve(v4(0, 3)), Err(Miss::NoInterface { ifindex: 2 }));
 }
 
 #[test]
@@ -170,6 +199,7 @@ fn a_full_table_keeps_the_routes_looked_up_first_and_counts_the_rest() {
     let (ws, at, size) = table(NextHopsParams {
         routes: 2,
         neighbour_slots: 4,
+        interface_slots: 1,
     });
     let t = join(&ws, at, size);
     let routes = [
@@ -180,11 +210,12 @@ fn a_full_table_keeps_the_routes_looked_up_first_and_counts_the_rest() {
     let neighbours: Vec<Neighbour> = (1..=5)
         .map(|i| neigh(v4(0, i), i, NeighState::Reachable))
         .collect();
-    let p = t.publish(&routes, &neighbours).unwrap();
+    let p = t.publish(&tables(&routes, &neighbours)).unwrap();
     assert_eq!((p.routes, p.neighbours), (2, 3), "3 of 4 slots at most");
+    assert_eq!(p.interfaces, 1, "a single slot holds one");
     let s = t.stats();
     assert_eq!((s.routes_left_out, s.neighbours_left_out), (1, 2));
-    let (kept, _) = t.snapshot().unwrap();
+    let kept = t.snapshot().unwrap().routes;
     assert_eq!(
         kept,
         vec![routes[1], routes[0]],
@@ -196,7 +227,10 @@ fn a_full_table_keeps_the_routes_looked_up_first_and_counts_the_rest() {
 fn a_reader_cannot_publish_and_garbage_never_panics() {
     let (ws, at, size) = table(NextHopsParams::default());
     let ro = NextHops::join(ws.region(at, size).unwrap().read_only()).unwrap();
-    assert!(ro.publish(&[], &[]).is_err(), "a reader's mapping refuses");
+    assert!(
+        ro.publish(&Tables::default()).is_err(),
+        "a reader's mapping refuses"
+    );
     // Garbage over the whole table but the header: resolves miss or hop,
     // the snapshot decodes what it can.
     let region: Region<'_> = ws.region(at, size).unwrap();
@@ -292,7 +326,7 @@ proptest! {
         }
         let (ws, at, size) = table(NextHopsParams::default());
         let t = join(&ws, at, size);
-        t.publish(&rs, &ns).unwrap();
+        t.publish(&tables(&rs, &ns)).unwrap();
         for dst in dsts {
             let want = model(&rs, &ns, dst);
             // Routes with the same rank may come in either order; compare

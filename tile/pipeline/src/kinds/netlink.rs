@@ -139,6 +139,7 @@ impl NetlinkParams {
         NextHopsParams {
             routes: self.routes,
             neighbour_slots: self.neighbour_slots,
+            ..NextHopsParams::default()
         }
     }
 }
