@@ -8,7 +8,7 @@ pub(crate) const ROUTE_WORDS: usize = 8;
 /// Words of one neighbour slot in the table.
 pub(crate) const NEIGH_WORDS: usize = 4;
 /// Words of one interface slot in the table.
-pub(crate) const IFACE_WORDS: usize = 2;
+pub(crate) const IFACE_WORDS: usize = 4;
 
 /// The kernel's routing tables that are mirrored, in the order the kernel's
 /// default rules look them up: `local`, `main`, `default`.
@@ -305,6 +305,9 @@ pub struct Interface {
     pub mac: Option<[u8; 6]>,
     /// Its MTU.
     pub mtu: u32,
+    /// Its name (at most 15 bytes, as the kernel's `IFNAMSIZ` allows),
+    /// NUL-padded.
+    pub name: [u8; 16],
 }
 
 impl Interface {
@@ -315,7 +318,24 @@ impl Interface {
         let mac = self.mac.map_or(0, |m| {
             m.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
         });
-        [w0, mac]
+        let n0 = u64::from_le_bytes(self.name[..8].try_into().unwrap_or([0; 8]));
+        let n1 = u64::from_le_bytes(self.name[8..].try_into().unwrap_or([0; 8]));
+        [w0, mac, n0, n1]
+    }
+
+    /// Its name as text (up to the first NUL); `None` if not UTF-8.
+    pub fn name(&self) -> Option<&str> {
+        let end = self.name.iter().position(|&b| b == 0).unwrap_or(16);
+        std::str::from_utf8(&self.name[..end]).ok()
+    }
+
+    /// `name` as the 16 NUL-padded bytes an interface entry holds (the
+    /// first 15 bytes of it).
+    pub fn name_bytes(name: &str) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        let n = name.len().min(15);
+        b[..n].copy_from_slice(&name.as_bytes()[..n]);
+        b
     }
 
     pub(crate) fn decode(w: &[u64; IFACE_WORDS]) -> Option<Interface> {
@@ -326,10 +346,14 @@ impl Interface {
             let b = w[1].to_be_bytes();
             [b[2], b[3], b[4], b[5], b[6], b[7]]
         });
+        let mut name = [0u8; 16];
+        name[..8].copy_from_slice(&w[2].to_le_bytes());
+        name[8..].copy_from_slice(&w[3].to_le_bytes());
         Some(Interface {
             ifindex: (w[0] >> 32) as u32,
             mac,
             mtu: ((w[0] >> 8) & 0x00ff_ffff) as u32,
+            name,
         })
     }
 }

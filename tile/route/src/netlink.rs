@@ -521,11 +521,13 @@ fn interface_of(m: &LinkMessage) -> Interface {
         ifindex: m.header.index,
         mac: None,
         mtu: 0,
+        name: [0; 16],
     };
     for a in &m.attributes {
         match a {
             LinkAttribute::Address(a) => i.mac = <[u8; 6]>::try_from(&a[..]).ok(),
             LinkAttribute::Mtu(mtu) => i.mtu = *mtu,
+            LinkAttribute::IfName(n) => i.name = Interface::name_bytes(n),
             _ => {}
         }
     }

@@ -14,7 +14,7 @@
 //! 7   dumps (full reads)         15  interface slots (2^k)
 //! then `route capacity` routes of 8 words, sorted as the lookup reads them
 //! then `neighbour slots` slots of 4 words, open addressing, linear probing
-//! then `interface slots` slots of 2 words, by interface index, probing
+//! then `interface slots` slots of 4 words, by interface index, probing
 //! ```
 //!
 //! # One writer, readers without a lock
@@ -91,7 +91,7 @@ pub struct NextHopsParams {
 }
 
 impl Default for NextHopsParams {
-    /// 1024 routes, 4096 neighbour slots, 64 interface slots: 193 KiB.
+    /// 1024 routes, 4096 neighbour slots, 64 interface slots: 194 KiB.
     fn default() -> Self {
         NextHopsParams {
             routes: 1024,
@@ -431,6 +431,18 @@ impl<'a> NextHopsHandle<'a> {
             }
         }
         None
+    }
+
+    /// The interface named `name`, as the table holds it now; `None` if
+    /// it has none of that name (or was rewritten through every try).
+    pub fn interface_named(&self, name: &str) -> Option<Interface> {
+        let want = Interface::name_bytes(name);
+        self.read(|| {
+            (0..self.p.interface_slots)
+                .filter_map(|i| Interface::decode(&self.iface_slot(i)))
+                .find(|i| i.name == want)
+        })
+        .flatten()
     }
 
     /// The neighbour entry of `ip` on `ifindex`, looked up in the slots.

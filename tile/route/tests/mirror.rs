@@ -123,6 +123,8 @@ fn the_peer_is_resolved_on_request_and_a_gateway_route_goes_through_it() {
         (ifindex, peer, peer_mac)
     );
     assert_eq!(hop.src_mac, my_mac, "sent from this side's interface");
+    let me = s.table().interface_named(&if_a).expect("found by its name");
+    assert_eq!((me.ifindex, me.mac), (ifindex, Some(my_mac)));
     eprintln!("resolved {peer} -> {:02x?} in {took:?}", hop.mac);
     // A route via the peer: a destination beyond it goes to its MAC.
     ip(

@@ -31,6 +31,7 @@ const IFACE: Interface = Interface {
     ifindex: 2,
     mac: Some([2, 0, 0, 0, 0xee, 2]),
     mtu: 1500,
+    name: *b"eth0\0\0\0\0\0\0\0\0\0\0\0\0",
 };
 
 fn tables(routes: &[Route], neighbours: &[Neighbour]) -> Tables {

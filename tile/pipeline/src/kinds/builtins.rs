@@ -1,12 +1,12 @@
 //! The built-in kinds registered as a user's are.
 
-use super::{dedup, echo, forward, generator, net_udp, netlink, pcap, sink, verify};
+use super::{dedup, echo, forward, generator, net_udp, netlink, pcap, retransmit, sink, verify};
 use crate::Registry;
 
 impl Registry {
     /// A registry with tilewire's built-in kinds: `net-xdp` (feature
     /// `xdp`), `net-udp`, `dedup`, `echo`, `verify`, `forward`, `sink`,
-    /// `pcap`, `gen` and `netlink` (see [`kinds`](crate::kinds)).
+    /// `pcap`, `gen`, `netlink` and `retransmit` (see [`kinds`](crate::kinds)).
     pub fn with_builtins() -> Registry {
         let mut r = Registry::new();
         let fresh = "a fresh registry holds none of the built-in names";
@@ -21,6 +21,7 @@ impl Registry {
         r.register(pcap::PcapKind).expect(fresh);
         r.register(generator::GenKind).expect(fresh);
         r.register(netlink::NetlinkKind).expect(fresh);
+        r.register(retransmit::RetransmitKind).expect(fresh);
         r
     }
 }

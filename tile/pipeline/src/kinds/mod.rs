@@ -14,6 +14,7 @@
 //! | `pcap` ([`pcap`]) | 1 | 0 | writes a capture file |
 //! | `gen` ([`generator`]) | 0 | 1 | plays synthetic or fixture frames at a rate |
 //! | `netlink` ([`netlink`]) | 0..=16 | 0 | mirrors the kernel's routes and neighbours into a next-hop table; resolves on request |
+//! | `retransmit` ([`retransmit`]) | 1 | 1..=2 | fans each payload out to a destination set, one frame per destination |
 
 mod builtins;
 pub mod dedup;
@@ -25,5 +26,6 @@ pub mod net_udp;
 pub mod net_xdp;
 pub mod netlink;
 pub mod pcap;
+pub mod retransmit;
 pub mod sink;
 pub mod verify;

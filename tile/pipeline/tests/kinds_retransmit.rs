@@ -1,0 +1,225 @@
+//! The retransmit tile over a real veth pair (as root, in namespaces this
+//! test makes; otherwise `skipped: needs CAP_NET_ADMIN`): shreds fanned
+//! out to 32 addresses of a peer behind a gateway route, sent by AF_XDP
+//! with next hops from the netlink tile. The gateway starts unresolved:
+//! the first shreds are dropped and counted (`no_neighbour`), the tile
+//! asks the netlink tile, and once the kernel resolved the gateway every
+//! frame goes out; the peer receives, on each address, exactly what the
+//! tile counted as sent, and nothing reaches it with a wrong MAC (the
+//! peer's kernel would drop such a frame, and the counts would differ).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use tilewire_aio::netns::VethPair;
+use tilewire_pipeline::tile::stem::{Outputs, Tile};
+use tilewire_pipeline::{
+    BuildCtx, BuildError, IoCounts, LinkDef, PipelineBuilder, Registry, RunOptions, TileDef,
+    TileKind,
+};
+
+const SHREDS: u64 = 60;
+const DESTS: u8 = 32;
+const PORT: u16 = 9000;
+
+/// Publishes `SHREDS` shred-sized payloads for set 0, one every 10 ms.
+struct ShredsKind;
+
+struct Shreds {
+    next: u64,
+    at: Instant,
+}
+
+impl Tile for Shreds {
+    fn kind(&self) -> &str {
+        "shreds"
+    }
+    fn after_credit(&mut self, out: &mut Outputs<'_, '_>) {
+        if self.next < SHREDS && Instant::now() >= self.at {
+            let mut payload = vec![0xa5u8; 1228];
+            payload[..8].copy_from_slice(&self.next.to_le_bytes());
+            out.publish(0, &payload, 0, 0, 0).expect("a shred fits");
+            self.next += 1;
+            self.at += Duration::from_millis(10);
+        }
+    }
+    fn external_input(&self) -> bool {
+        true
+    }
+}
+
+impl TileKind for ShredsKind {
+    type Params = tilewire_pipeline::NoParams;
+    fn name(&self) -> &str {
+        "shreds"
+    }
+    fn io(&self) -> IoCounts {
+        IoCounts::new(0..=0, 1..=1)
+    }
+    fn build<'w>(
+        &self,
+        _: &tilewire_pipeline::NoParams,
+        _: &mut BuildCtx<'w, '_>,
+    ) -> Result<Box<dyn Tile + 'w>, BuildError> {
+        Ok(Box::new(Shreds {
+            next: 0,
+            at: Instant::now() + Duration::from_millis(100),
+        }))
+    }
+}
+
+fn ip(ns: &str, args: &[&str]) {
+    let ok = Command::new("ip")
+        .args(["-n", ns])
+        .args(args)
+        .status()
+        .expect("running ip")
+        .success();
+    assert!(ok, "ip -n {ns} {}", args.join(" "));
+}
+
+fn dest(i: u8) -> Ipv4Addr {
+    Ipv4Addr::new(198, 19, 250, i + 1)
+}
+
+#[test]
+fn shreds_fan_out_by_af_xdp_to_every_destination_once_the_gateway_resolves() {
+    let Some(pair) = VethPair::new_or_skip("rt-fan") else {
+        return;
+    };
+    let (a, b) = (pair.a(), pair.b());
+    let gw = b.addr();
+    // The peer holds the destinations; this side reaches them through it.
+    for i in 0..DESTS {
+        ip(
+            b.netns(),
+            &["addr", "add", &format!("{}/32", dest(i)), "dev", b.ifname()],
+        );
+    }
+    ip(
+        a.netns(),
+        &["route", "add", "198.19.250.0/24", "via", &gw.to_string()],
+    );
+    // The pair comes with a permanent entry for the gateway: without it,
+    // the gateway is unresolved at the start.
+    ip(
+        a.netns(),
+        &["neigh", "del", &gw.to_string(), "dev", a.ifname()],
+    );
+    let socks: Vec<UdpSocket> = b
+        .run(|| {
+            (0..DESTS)
+                .map(|i| {
+                    let s = UdpSocket::bind((dest(i), PORT)).unwrap();
+                    s.set_nonblocking(true).unwrap();
+                    s
+                })
+                .collect()
+        })
+        .unwrap();
+    let dests: Vec<String> = (0..DESTS)
+        .map(|i| SocketAddr::from((dest(i), PORT)).to_string())
+        .collect();
+    let registry = Registry::with_builtins().with(ShredsKind).unwrap();
+    let name = format!("rtf{}", std::process::id());
+    let pipeline = PipelineBuilder::new(&name)
+        .link(LinkDef::new("shreds", 64).mtu(1280))
+        .link(LinkDef::new("tx", 1024).mtu(2048))
+        .link(LinkDef::new("asks", 64).unreliable())
+        .link(LinkDef::new("rx", 256).mtu(2048))
+        .tile(TileDef::new("src", "shreds").output("shreds"))
+        .tile(
+            TileDef::new("nl", "netlink")
+                .input("asks")
+                .param("netns", a.netns()),
+        )
+        .tile(
+            TileDef::new("rt", "retransmit")
+                .input("shreds")
+                .output("tx")
+                .output("asks")
+                .param("resolver", "nl")
+                .param("ifname", a.ifname())
+                .param("src_port", 8000)
+                .param("src_ip", a.addr().to_string())
+                .param("max_destinations", 64)
+                .param("destinations", vec![dests.clone()]),
+        )
+        .tile(
+            TileDef::new("net", "net-xdp")
+                .input("tx")
+                .output("rx")
+                .param("ifname", a.ifname())
+                .param("netns", a.netns())
+                .param("ports", vec![9999])
+                .param("bind", "copy"),
+        )
+        .tile(TileDef::new("rxsink", "sink").input("rx"))
+        .build(&registry)
+        .unwrap();
+    let running = pipeline.start(&RunOptions::new()).unwrap();
+    let mut got = vec![0u64; usize::from(DESTS)];
+    let mut buf = [0u8; 2048];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let counter = |n: &str| pipeline.counter("rt", n).unwrap_or(0);
+    loop {
+        for (i, s) in socks.iter().enumerate() {
+            while let Ok((n, from)) = s.recv_from(&mut buf) {
+                assert_eq!(n, 1228, "the whole shred");
+                assert_eq!(from, SocketAddr::from((a.addr(), 8000)));
+                assert!(buf[8..n].iter().all(|&x| x == 0xa5), "the payload intact");
+                got[i] += 1;
+            }
+        }
+        let frags = counter("frags");
+        if frags == SHREDS && got.iter().sum::<u64>() == counter("sent") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "got {got:?}, rt sent {}",
+            counter("sent")
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let report = running.stop().unwrap();
+    let c = |n: &str| report.counter("rt", n).unwrap();
+    let sent = c("sent");
+    eprintln!(
+        "{SHREDS} shreds to {DESTS} destinations: {sent} frames sent, {} dropped waiting for the gateway ({} asked); per destination {:?}",
+        c("no_neighbour") + c("pending"),
+        c("asked"),
+        got
+    );
+    assert_eq!(got.iter().sum::<u64>(), sent, "every frame sent arrived");
+    assert!(
+        got.iter().all(|&g| g == got[0]),
+        "each destination got every shred sent: {got:?}"
+    );
+    assert_eq!(sent % u64::from(DESTS), 0, "whole shreds");
+    assert!(
+        sent >= u64::from(DESTS) * (SHREDS / 2),
+        "most shreds went out: {sent}"
+    );
+    assert!(
+        c("no_neighbour") + c("pending") > 0,
+        "the first shreds found no gateway"
+    );
+    assert!(c("asked") >= 1, "and the tile asked for it");
+    assert_eq!(
+        sent + c("no_neighbour") + c("pending"),
+        SHREDS * u64::from(DESTS),
+        "every destination of every shred sent or counted"
+    );
+    for r in [
+        "no_route",
+        "wrong_interface",
+        "too_big",
+        "bad_set",
+        "no_source",
+    ] {
+        assert_eq!(c(r), 0, "{r}");
+    }
+    let _ = IpAddr::V4(gw);
+}
