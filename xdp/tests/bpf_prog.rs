@@ -165,7 +165,7 @@ fn check_other_protocols(h: &Harness) {
     h.expect_pass(&frames::tcp4(PORT), "tcp");
     h.expect_pass(&frames::arp_request(), "arp");
     h.expect_pass(&frames::icmp4_echo(PORT), "icmp");
-    h.expect_pass(&frames::udp6(PORT), "ipv6 udp");
+    h.expect_pass(&frames::udp6(PORT), "ipv6 udp with a zero checksum");
     let mut vlan = Udp4::new(PORT);
     vlan.vlan = Some(100);
     h.expect_pass(&vlan.build(), "vlan-tagged udp");
@@ -176,6 +176,42 @@ fn check_other_protocols(h: &Harness) {
         let mut short = Udp4::new(PORT);
         short.ihl = ihl;
         h.expect_pass(&short.build(), &format!("ihl {ihl}"));
+    }
+}
+
+/// IPv6 UDP is steered by port as IPv4 is; extension headers, a zero
+/// checksum, lying lengths and truncations go to the stack.
+fn check_ipv6(h: &Harness) {
+    use frames::Udp6;
+    h.expect_steered(&Udp6::new(PORT).build(), "ipv6 udp");
+    let mut other = Udp6::new(PORT + 1000);
+    h.expect_pass(&other.build(), "ipv6 udp, another port");
+    other.dst_port = PORT;
+    other.trailer = 20;
+    h.expect_steered(&other.build(), "ipv6 udp with padding after it");
+    for next in [0u8, 43, 44, 60, 6] {
+        let mut ext = Udp6::new(PORT);
+        ext.next = next;
+        h.expect_pass(&ext.build(), &format!("next header {next}"));
+    }
+    let mut jumbo = Udp6::new(PORT);
+    jumbo.plen = Some(0);
+    h.expect_pass(&jumbo.build(), "payload length 0 (a jumbogram's)");
+    let mut long = Udp6::new(PORT);
+    long.plen = Some(41 + 32);
+    h.expect_pass(&long.build(), "payload length past the frame");
+    let mut udp_long = Udp6::new(PORT);
+    udp_long.udp_len = Some(8 + 33);
+    h.expect_pass(&udp_long.build(), "udp length past the payload");
+    let mut udp_short = Udp6::new(PORT);
+    udp_short.udp_len = Some(7);
+    h.expect_pass(&udp_short.build(), "udp length under 8");
+    let mut v4 = Udp6::new(PORT);
+    v4.version = 4;
+    h.expect_pass(&v4.build(), "version 4 under ethertype 0x86dd");
+    let f = Udp6::new(PORT).build();
+    for len in [14, 34, 54, 61] {
+        h.expect_pass(&f[..len], &format!("ipv6 cut to {len} bytes"));
     }
 }
 
@@ -321,6 +357,7 @@ harness_tests! {
     truncations_without_socket => check_truncations,
     lying_lengths_without_socket => check_lying_lengths,
     fragments_without_socket => check_fragments,
+    ipv6_without_socket => check_ipv6,
     rules_hold_without_socket => check_rules,
 }
 
@@ -332,6 +369,7 @@ harness_tests! {
     truncations_with_socket => check_truncations,
     lying_lengths_with_socket => check_lying_lengths,
     fragments_with_socket => check_fragments,
+    ipv6_with_socket => check_ipv6,
     rules_hold_with_socket => check_rules,
 }
 
@@ -604,6 +642,22 @@ fn attach_errors_name_the_fix() {
 /// independent statement of them, to hold the bytecode to.
 fn rules_steer(spec: &FilterSpec, f: &[u8]) -> bool {
     let be16 = |at: usize| usize::from(u16::from_be_bytes([f[at], f[at + 1]]));
+    if f.len() >= 34 && f[12..14] == [0x86, 0xdd] {
+        // IPv6: 40 fixed bytes, UDP next, lengths that hold, checksum set,
+        // no IPv4 address filter.
+        if f.len() < 62 || f[14] >> 4 != 6 || f[20] != 17 {
+            return false;
+        }
+        let plen = be16(18);
+        let udp_len = be16(58);
+        if plen < 8 || 54 + plen > f.len() || udp_len < 8 || udp_len > plen {
+            return false;
+        }
+        if be16(60) == 0 || spec.dst_addr.is_some() {
+            return false;
+        }
+        return spec.ports.contains(&(be16(56) as u16));
+    }
     if f.len() < 34 || f[12..14] != [0x08, 0x00] || f[14] >> 4 != 4 {
         return false;
     }
@@ -636,7 +690,8 @@ fn check_rules(h: &Harness) {
     });
     let spec = h.prog.spec().clone();
     let (steered, passed) = (std::cell::Cell::new(0u32), std::cell::Cell::new(0u32));
-    let result = runner.run(&frames::edge_frames(&PORTS), |frame| {
+    let both = proptest::prop_oneof![frames::edge_frames(&PORTS), frames::edge_frames6(&PORTS)];
+    let result = runner.run(&both, |frame| {
         let want = if rules_steer(&spec, &frame) {
             steered.set(steered.get() + 1);
             h.steered

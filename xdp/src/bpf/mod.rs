@@ -3,15 +3,16 @@
 //! # What the program does
 //!
 //! Every frame a device receives runs through the program before the kernel
-//! stack sees it. The program picks out the IPv4 UDP datagrams addressed to
-//! a few configured destination ports (and, optionally, one destination
-//! address) and hands them to the AF_XDP socket of the receive queue they
-//! arrived on: `bpf_redirect_map(&xskmap, ctx->rx_queue_index, XDP_PASS)`.
-//! Everything else goes on to the kernel stack (`XDP_PASS`), so ssh, ARP,
-//! ICMP, IPv6 and every other port keep working on the same device.
+//! stack sees it. The program picks out the IPv4 and IPv6 UDP datagrams
+//! addressed to a few configured destination ports (and, optionally, one
+//! IPv4 destination address) and hands them to the AF_XDP socket of the
+//! receive queue they arrived on: `bpf_redirect_map(&xskmap,
+//! ctx->rx_queue_index, XDP_PASS)`. Everything else goes on to the kernel
+//! stack (`XDP_PASS`), so ssh, ARP, ICMP, neighbour discovery and every
+//! other port keep working on the same device.
 //!
-//! A frame is steered only when all of these hold; the first that fails
-//! sends it to the stack:
+//! An IPv4 frame is steered only when all of these hold; the first that
+//! fails sends it to the stack:
 //!
 //! 1. the Ethernet and a minimal IPv4 header (34 bytes) are in the frame;
 //! 2. the ethertype is 0x0800 (a VLAN tag, 0x8100, is not looked through);
@@ -27,9 +28,28 @@
 //! 8. the destination address matches, if [`FilterSpec::dst_addr`] is set;
 //! 9. the destination port is one of [`FilterSpec::ports`].
 //!
-//! Frames whose lengths lie (checks 6 and 7) go to the stack rather than to
-//! a socket: the kernel counts and drops them, and the data path never sees
-//! a datagram whose length fields it cannot trust.
+//! An IPv6 frame (ethertype 0x86dd) is steered only when all of these hold:
+//!
+//! 1. the Ethernet header, the fixed 40-byte IPv6 header and a UDP header
+//!    (62 bytes) are in the frame;
+//! 2. IP version 6;
+//! 3. the next header is UDP (17): a frame with extension headers (hop by
+//!    hop, routing, fragment, destination options: a jumbogram too) goes
+//!    to the stack, which parses them;
+//! 4. the payload length is at least 8 and the packet (`54 +
+//!    payload length`) ends within the frame;
+//! 5. the UDP length is at least 8 and no more than the payload length;
+//! 6. the UDP checksum is not zero (RFC 8200 forbids a zero checksum over
+//!    IPv6; the stack drops such a datagram and counts it);
+//! 7. no IPv4 [`FilterSpec::dst_addr`] is set (an address filter is
+//!    IPv4's: with one, IPv6 goes to the stack);
+//! 8. the destination port is one of [`FilterSpec::ports`].
+//!
+//! Frames whose lengths lie (IPv4 checks 6 and 7, IPv6 checks 4 and 5) go
+//! to the stack rather than to a socket: the kernel counts and drops them,
+//! and the data path never sees a datagram whose length fields it cannot
+//! trust. The kernel's own counters (`nstat`: `Ip6InHdrErrors`,
+//! `Udp6InErrors`, `Udp6NoPorts`, and IPv4's) count what it drops.
 //!
 //! When a queue's XSKMAP slot is empty, `bpf_redirect_map` returns its
 //! flags' action instead of redirecting: [`FilterSpec::miss_action`],

@@ -47,6 +47,11 @@ const IP_HLEN_MIN: i32 = 20;
 const UDP_HLEN: i32 = 8;
 const UDP_DST: i16 = 2;
 const UDP_LEN: i16 = 4;
+const UDP_SUM: i16 = 6;
+/// The fixed IPv6 header, and its fields' offsets from the frame's start.
+const IP6_HLEN: i32 = 40;
+const IP6_PLEN: i16 = 14 + 4;
+const IP6_NEXT: i16 = 14 + 6;
 const IPPROTO_UDP: i32 = 17;
 /// The value `XDP_PASS`.
 const XDP_PASS: i32 = 2;
@@ -64,6 +69,10 @@ enum Label {
     Pass,
     /// Redirect to the queue's socket.
     Redirect,
+    /// The IPv4 checks.
+    V4,
+    /// The port compares (R7 holds the UDP header).
+    Ports,
 }
 
 /// A program under construction: instructions plus jumps to resolve.
@@ -74,6 +83,8 @@ struct Asm {
     fixups: Vec<(usize, Label)>,
     pass: Option<usize>,
     redirect: Option<usize>,
+    v4: Option<usize>,
+    ports: Option<usize>,
 }
 
 impl Asm {
@@ -94,6 +105,8 @@ impl Asm {
         match label {
             Label::Pass => self.pass = here,
             Label::Redirect => self.redirect = here,
+            Label::V4 => self.v4 = here,
+            Label::Ports => self.ports = here,
         }
     }
 
@@ -103,6 +116,8 @@ impl Asm {
             let target = match label {
                 Label::Pass => self.pass,
                 Label::Redirect => self.redirect,
+                Label::V4 => self.v4,
+                Label::Ports => self.ports,
             }
             .expect("every label is bound before finish");
             let off = i16::try_from(target - (at + 1)).expect("programs are short");
@@ -137,9 +152,13 @@ pub fn generate(spec: &FilterSpec) -> Vec<Insn> {
     a.emit(Insn::alu64_imm(Add, R0, ETH_HLEN + IP_HLEN_MIN));
     a.jump(Insn::jmp_reg(Jgt, R0, R3, 0), Label::Pass);
 
-    // Ethertype IPv4, untagged.
+    // Ethertype IPv4 or IPv6, untagged.
     a.emit(Insn::ldx(Size::H, R4, R2, ETH_TYPE));
-    a.jump(Insn::jmp_imm(Jne, R4, net16([0x08, 0x00]), 0), Label::Pass);
+    a.jump(Insn::jmp_imm(Jeq, R4, net16([0x08, 0x00]), 0), Label::V4);
+    a.jump(Insn::jmp_imm(Jne, R4, net16([0x86, 0xdd]), 0), Label::Pass);
+    ipv6(&mut a, spec);
+
+    a.bind(Label::V4);
 
     // Version 4; IHL >= 5, kept in R5 as bytes: masked to four bits and
     // shifted, so the verifier knows 20 <= R5 <= 60.
@@ -195,6 +214,7 @@ pub fn generate(spec: &FilterSpec) -> Vec<Insn> {
     }
 
     // Destination port: one compare per configured port.
+    a.bind(Label::Ports);
     a.emit(Insn::ldx(Size::H, R4, R7, UDP_DST));
     for &port in &spec.ports {
         a.jump(
@@ -221,6 +241,45 @@ pub fn generate(spec: &FilterSpec) -> Vec<Insn> {
     let insns = a.finish();
     debug_assert!(insns.len() <= PROG_INSNS_MAX);
     insns
+}
+
+/// The IPv6 checks: a fixed header whose next header is UDP (extension
+/// headers, jumbograms included, go to the stack), a payload length that
+/// covers a UDP header and ends within the frame, a UDP length within it,
+/// a UDP checksum that is not zero (IPv6 forbids it), and no IPv4
+/// address filter; then on to the ports with R7 at the UDP header.
+fn ipv6(a: &mut Asm, spec: &FilterSpec) {
+    a.emit(Insn::mov64_reg(R0, R2));
+    a.emit(Insn::alu64_imm(Add, R0, ETH_HLEN + IP6_HLEN + UDP_HLEN));
+    a.jump(Insn::jmp_reg(Jgt, R0, R3, 0), Label::Pass);
+    a.emit(Insn::ldx(Size::B, R4, R2, IP_VER_IHL));
+    a.emit(Insn::alu64_imm(Rsh, R4, 4));
+    a.jump(Insn::jmp_imm(Jne, R4, 6, 0), Label::Pass);
+    a.emit(Insn::ldx(Size::B, R4, R2, IP6_NEXT));
+    a.jump(Insn::jmp_imm(Jne, R4, IPPROTO_UDP, 0), Label::Pass);
+    // Payload length, host order in R8 (masked, as for IPv4).
+    a.emit(Insn::ldx(Size::H, R8, R2, IP6_PLEN));
+    a.emit(Insn::be(R8, 16));
+    a.emit(Insn::alu64_imm(And, R8, 0xffff));
+    a.jump(Insn::jmp_imm(Jlt, R8, UDP_HLEN, 0), Label::Pass);
+    a.emit(Insn::mov64_reg(R0, R2));
+    a.emit(Insn::alu64_imm(Add, R0, ETH_HLEN + IP6_HLEN));
+    a.emit(Insn::alu64_reg(Add, R0, R8));
+    a.jump(Insn::jmp_reg(Jgt, R0, R3, 0), Label::Pass);
+    a.emit(Insn::mov64_reg(R7, R2));
+    a.emit(Insn::alu64_imm(Add, R7, ETH_HLEN + IP6_HLEN));
+    a.emit(Insn::ldx(Size::H, R4, R7, UDP_LEN));
+    a.emit(Insn::be(R4, 16));
+    a.emit(Insn::alu64_imm(And, R4, 0xffff));
+    a.jump(Insn::jmp_imm(Jlt, R4, UDP_HLEN, 0), Label::Pass);
+    a.jump(Insn::jmp_reg(Jgt, R4, R8, 0), Label::Pass);
+    a.emit(Insn::ldx(Size::H, R4, R7, UDP_SUM));
+    a.jump(Insn::jmp_imm(Jeq, R4, 0, 0), Label::Pass);
+    if spec.dst_addr.is_some() {
+        a.jump(Insn::ja(0), Label::Pass);
+    } else {
+        a.jump(Insn::ja(0), Label::Ports);
+    }
 }
 
 /// Writes `map_fd` into every `ld_imm64` of a map fd in `insns` and returns
@@ -261,7 +320,8 @@ mod tests {
         assert_eq!(
             full,
             base + (PORTS_MAX - 1) + 2,
-            "a compare per port, 2 for the address"
+            "a compare per port, 2 for the address (IPv4's compare and jump; \
+             IPv6's jump to the ports becomes one to pass)"
         );
         assert!(full <= PROG_INSNS_MAX, "{full} instructions");
     }

@@ -175,22 +175,100 @@ pub(crate) fn arp_request() -> Vec<u8> {
     f
 }
 
-/// An IPv6 UDP datagram to `dst_port`.
+/// An IPv6 UDP datagram to `dst_port` with a zero UDP checksum (which
+/// IPv6 forbids).
 pub(crate) fn udp6(dst_port: u16) -> Vec<u8> {
-    let payload = 32usize;
-    let mut f = ethernet(0x86dd);
-    f.extend_from_slice(&[0x60, 0, 0, 0]);
-    f.extend_from_slice(&((8 + payload) as u16).to_be_bytes());
-    f.push(17);
-    f.push(64);
-    f.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
-    f.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
-    f.extend_from_slice(&40000u16.to_be_bytes());
-    f.extend_from_slice(&dst_port.to_be_bytes());
-    f.extend_from_slice(&((8 + payload) as u16).to_be_bytes());
-    f.extend_from_slice(&[0, 0]);
-    f.extend((0..payload).map(|i| i as u8));
-    f
+    Udp6::new(dst_port).with_checksum(0).build()
+}
+
+/// An IPv6 UDP frame, every field settable. [`Udp6::new`] gives a valid
+/// one (a non-zero UDP checksum; the program does not verify it).
+#[derive(Debug, Clone)]
+pub(crate) struct Udp6 {
+    pub(crate) version: u8,
+    pub(crate) next: u8,
+    pub(crate) dst_port: u16,
+    pub(crate) payload_len: usize,
+    /// The IPv6 payload length field; `None` for the true one.
+    pub(crate) plen: Option<u16>,
+    /// The UDP length field; `None` for the true one.
+    pub(crate) udp_len: Option<u16>,
+    pub(crate) checksum: u16,
+    /// Bytes after the datagram (within the frame).
+    pub(crate) trailer: usize,
+}
+
+impl Udp6 {
+    pub(crate) fn new(dst_port: u16) -> Udp6 {
+        Udp6 {
+            version: 6,
+            next: 17,
+            dst_port,
+            payload_len: 32,
+            plen: None,
+            udp_len: None,
+            checksum: 0x1234,
+            trailer: 0,
+        }
+    }
+
+    pub(crate) fn with_checksum(mut self, c: u16) -> Udp6 {
+        self.checksum = c;
+        self
+    }
+
+    pub(crate) fn build(&self) -> Vec<u8> {
+        let udp_len = (8 + self.payload_len) as u16;
+        let mut f = ethernet(0x86dd);
+        f.extend_from_slice(&[self.version << 4, 0, 0, 0]);
+        f.extend_from_slice(&self.plen.unwrap_or(udp_len).to_be_bytes());
+        f.push(self.next);
+        f.push(64);
+        f.extend_from_slice(&[0x20, 0x01, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        f.extend_from_slice(&[0x20, 0x01, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        f.extend_from_slice(&40000u16.to_be_bytes());
+        f.extend_from_slice(&self.dst_port.to_be_bytes());
+        f.extend_from_slice(&self.udp_len.unwrap_or(udp_len).to_be_bytes());
+        f.extend_from_slice(&self.checksum.to_be_bytes());
+        f.extend((0..self.payload_len).map(|i| i as u8));
+        f.extend(std::iter::repeat_n(0u8, self.trailer));
+        f
+    }
+}
+
+/// IPv6 frames near the edges of the rules, as [`edge_frames`] for IPv4.
+pub(crate) fn edge_frames6(ports: &[u16]) -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    let fields = (
+        prop_oneof![8 => Just(6u8), 1 => 0u8..16],
+        prop_oneof![8 => Just(17u8), 1 => Just(0u8), 1 => Just(44u8), 1 => any::<u8>()],
+        prop_oneof![3 => proptest::sample::select(ports.to_vec()), 1 => any::<u16>()],
+        0usize..80,
+        proptest::option::weighted(0.2, any::<u16>().prop_map(|v| v % 200)),
+        proptest::option::weighted(0.2, any::<u16>().prop_map(|v| v % 200)),
+        prop_oneof![6 => Just(0x1234u16), 1 => Just(0u16)],
+        prop_oneof![3 => Just(0usize), 1 => 0usize..30],
+    );
+    let edits = proptest::option::weighted(0.2, any::<prop::sample::Index>());
+    (fields, edits).prop_map(|(f, cut)| {
+        let (version, next, dst_port, payload_len, plen, udp_len, checksum, trailer) = f;
+        let udp = Udp6 {
+            version,
+            next,
+            dst_port,
+            payload_len,
+            plen,
+            udp_len,
+            checksum,
+            trailer,
+        };
+        let mut frame = udp.build();
+        if let Some(cut) = cut {
+            let len = ETH_HLEN + cut.index(frame.len() - ETH_HLEN + 1);
+            frame.truncate(len);
+        }
+        frame
+    })
 }
 
 /// An Ethernet header's length: the shortest frame a test run accepts.

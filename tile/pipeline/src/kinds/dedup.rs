@@ -5,8 +5,8 @@
 //! [`Dedup`] reads its inputs in turn (one, or the links of the tiles a
 //! `count` made upstream: several net tiles, one per queue) and gives
 //! every packet a 64-bit *tag*: the
-//! xxh3-64 hash of its UDP payload when the frame parses as IPv4 UDP
-//! ([`UdpFrame::check_len`]), otherwise the hash of the whole frame (tag 0,
+//! xxh3-64 hash of its UDP payload when the frame parses as IPv4 or IPv6
+//! UDP ([`udp_payload`]), otherwise the hash of the whole frame (tag 0,
 //! the tcache's empty marker, becomes 1 through
 //! [`Tcache::canonical_tag`]). The tag goes into a [`Tcache`]: a tag the
 //! cache did not hold is a first sight, and the packet is published on
@@ -56,7 +56,7 @@
 //! `unique`). The tile never panics on what a frag holds.
 
 use serde::{Deserialize, Deserializer};
-use tilewire_aio::frame::UdpFrame;
+use tilewire_aio::frame::udp_payload;
 use xxhash_rust::xxh3::xxh3_64;
 
 use tilewire_tile::stem::{Frag, Outputs, Reading, Tile};
@@ -71,13 +71,13 @@ pub fn tcache_name(tile: &str) -> String {
 }
 
 /// The tag of `packet` (a whole Ethernet frame): the xxh3-64 hash of its
-/// UDP payload if it is an IPv4 UDP frame, else of all its bytes, through
-/// [`Tcache::canonical_tag`] (never 0). The second value says whether the
-/// frame was IPv4 UDP.
+/// UDP payload if it is an IPv4 or IPv6 UDP frame ([`udp_payload`]), else
+/// of all its bytes, through [`Tcache::canonical_tag`] (never 0). The
+/// second value says whether the frame was UDP.
 pub fn packet_tag(packet: &[u8]) -> (u64, bool) {
-    let (hash, udp) = match UdpFrame::new_checked(packet) {
-        Ok(frame) => (xxh3_64(frame.payload()), true),
-        Err(_) => (xxh3_64(packet), false),
+    let (hash, udp) = match udp_payload(packet) {
+        Some(payload) => (xxh3_64(payload), true),
+        None => (xxh3_64(packet), false),
     };
     (Tcache::canonical_tag(hash), udp)
 }
@@ -89,7 +89,7 @@ pub struct DedupStats {
     pub unique: u64,
     /// Duplicates, dropped.
     pub dups: u64,
-    /// Frames that are not IPv4 UDP (hashed whole).
+    /// Frames that are not IPv4 or IPv6 UDP (hashed whole).
     pub not_udp: u64,
     /// Frags holding no packet, dropped.
     pub bad_frags: u64,
@@ -205,6 +205,19 @@ mod tests {
         assert_eq!(packet_tag(&a), packet_tag(&b));
         let c = build_vec(&ends(1000), b"another one").unwrap();
         assert_ne!(packet_tag(&a).0, packet_tag(&c).0);
+        // The same payload over IPv6 is the same transaction.
+        let payload = b"same transaction";
+        let mut v6 = vec![
+            2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd, 0x60, 0, 0, 0,
+        ];
+        v6.extend_from_slice(&(8 + payload.len() as u16).to_be_bytes());
+        v6.extend_from_slice(&[17, 64]);
+        v6.extend_from_slice(&[0x20; 32]);
+        v6.extend_from_slice(&[0x9c, 0x40, 0x1f, 0x40]);
+        v6.extend_from_slice(&(8 + payload.len() as u16).to_be_bytes());
+        v6.extend_from_slice(&[0x12, 0x34]);
+        v6.extend_from_slice(payload);
+        assert_eq!(packet_tag(&v6), packet_tag(&a));
     }
 
     #[test]
