@@ -9,6 +9,7 @@ mod demo;
 mod monitor_cmd;
 mod run_cmd;
 mod shmem_cmd;
+mod soak;
 
 use std::process::ExitCode;
 
@@ -38,6 +39,9 @@ enum Command {
     Tile(run_cmd::TileArgs),
     /// A live read-only view of a workspace
     Monitor(monitor_cmd::Args),
+    /// A pipeline of processes under load, a tile killed every few
+    /// seconds and restarted; then every frag accounted for
+    Soak(soak::Args),
     /// List, inspect and remove workspaces
     Shmem {
         #[command(subcommand)]
@@ -73,9 +77,15 @@ fn logs(level: Option<&str>) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let registry = tilewire_pipeline::Registry::with_builtins();
-    // In a tile process of `tilewire run` (processes mode) this runs the
-    // tile and exits.
+    let mut registry = tilewire_pipeline::Registry::with_builtins();
+    // The soak's kinds, for its tile processes (this binary again, with
+    // the same arguments) as much as for its runner.
+    if let Err(e) = soak::register(&mut registry) {
+        eprintln!("tilewire: {e}");
+        return ExitCode::FAILURE;
+    }
+    // In a tile process of `tilewire run` or `tilewire soak` (processes
+    // mode) this runs the tile and exits.
     tilewire_pipeline::tile_main(&registry);
     let cli = Cli::parse();
     if let Err(e) = logs(cli.log_level.as_deref()) {
@@ -87,6 +97,7 @@ fn main() -> ExitCode {
         Command::Run(a) => ("run", run_cmd::run(&registry, a)),
         Command::Tile(a) => ("tile", run_cmd::tile(&registry, a)),
         Command::Monitor(a) => ("monitor", monitor_cmd::run(a)),
+        Command::Soak(a) => ("soak", soak::run(&registry, a)),
         Command::Shmem { command } => ("shmem", shmem_cmd::run(command)),
         Command::Bench { args } => {
             let which = args.first().map_or("", String::as_str);

@@ -42,6 +42,15 @@
 //! the handle to [`Dedup::new`]. A monitor reads the cache's own counters
 //! through [`Tcache::join_reader`].
 //!
+//! A tag goes into the cache only once its packet was passed on. A tile
+//! killed between the two then leaves a packet passed on and not
+//! remembered: its successor, reading it again, passes it on a second
+//! time (a duplicate downstream, as a restart may make anywhere). The
+//! other order would leave a packet remembered and never passed on, which
+//! the successor would drop as a duplicate of itself: lost, and counted
+//! nowhere as lost. (`tilewire soak` kills dedup tiles under load and
+//! accounts for every packet.)
+//!
 //! # What it counts
 //!
 //! - `unique`: packets seen for the first time and published;
@@ -158,12 +167,15 @@ impl Tile for Dedup<'_> {
         if !udp {
             self.stats.not_udp += 1;
         }
-        if self.tcache.insert(tag) {
+        if self.tcache.contains(tag) {
             self.stats.dups += 1;
             return;
         }
-        // Passed on as it came: by chunk, no byte copied.
-        match out.forward(0, frag) {
+        // Passed on as it came: by chunk, no byte copied. Remembered only
+        // after (see "Where the cache lives").
+        let passed = out.forward(0, frag);
+        self.tcache.insert(tag);
+        match passed {
             Ok(_) => self.stats.unique += 1,
             // Backpressure cannot happen (one publish per frag with a burst
             // of credits); count it with the packets that did not fit.

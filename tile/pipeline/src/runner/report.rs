@@ -18,10 +18,10 @@ use std::time::Duration;
 /// A tile process that the restart policy starts again begins its
 /// counters at 0; the runner adds what the dead process last wrote (at
 /// its last housekeeping) to the new one's. What it did after that
-/// housekeeping is not in its counters, and neither is it in the
-/// progress it published on its inputs: its successor reads those frags
-/// again and counts them (a reliable link delivers them twice, see the
-/// README's reliability section).
+/// housekeeping is not in its counters: a sum across a kill may fall
+/// short by up to one housekeeping interval's work. The links' figures
+/// ([`LinkReport`]) are kept on the links themselves and are exact
+/// across kills: count what went where with those.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RunReport {
