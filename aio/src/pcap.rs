@@ -194,6 +194,14 @@ impl<W: Write, N: Aio> PcapTee<W, N> {
         &self.writer
     }
 
+    /// The capture's writer, mutably: for a caller that writes its buffer
+    /// out itself (the pipeline's pcap tile does, to know which records
+    /// reached the file). Writing to it directly puts bytes in the
+    /// capture that are no record.
+    pub fn writer_mut(&mut self) -> &mut W {
+        &mut self.writer
+    }
+
     /// The downstream aio.
     pub fn downstream(&self) -> &N {
         &self.downstream

@@ -131,7 +131,8 @@ fn pcap_writes_a_file_that_pcap_file_reads_back() {
     assert_eq!(counter(m, "bytes"), bytes);
     assert_eq!(counter(m, "truncated"), truncated);
     assert_eq!(counter(m, "write_errors"), 0);
-    assert!(stem.tile().io_error().is_none());
+    assert_eq!(counter(m, "dropped"), 0);
+    assert!(stem.tile().failure().is_none());
 }
 
 #[test]

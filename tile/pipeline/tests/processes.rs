@@ -4,6 +4,10 @@
 //! harness for that reason; it prints libtest's summary line itself).
 //!
 //! - a stop loses nothing: gen -> forward -> batch (holding frags) -> sink;
+//! - a tile killed holding a reliable link's credits, `restart =
+//!   "on-failure"`: its producer stalls while it is gone, the runner
+//!   restarts it by itself, and a dedup behind it passes every frag gen
+//!   sent exactly once;
 //! - a group is one process, and its stop loses nothing either; a group
 //!   whose tile panics stops its other tiles, which drain, and fails;
 //! - a net-xdp tile of two on one interface killed: the XDP program stays
@@ -79,10 +83,14 @@ fn main() -> ExitCode {
         return panicking_main();
     }
     tile_main(&registry());
-    let tests: [(&str, fn()); 9] = [
+    let tests: [(&str, fn()); 10] = [
         (
             "a_restart_is_supervised_reported_and_its_counters_summed_over_boots",
             a_restart_is_supervised_reported_and_its_counters_summed_over_boots,
+        ),
+        (
+            "a_tile_killed_holding_credits_stalls_its_producer_comes_back_by_itself_and_loses_nothing",
+            a_tile_killed_holding_credits_stalls_its_producer_comes_back_by_itself_and_loses_nothing,
         ),
         (
             "a_dead_tile_s_unread_input_is_in_the_error",
@@ -270,6 +278,104 @@ fn a_restart_is_supervised_reported_and_its_counters_summed_over_boots() {
          kill, {this_boot} in the last), the sink got {sink}; {}",
         r.cause
     );
+}
+
+/// gen -> a -> batch (holds up to 64 frags, restarted on failure) -> b
+/// -> dedup -> c -> sink, every link reliable and 512 deep.
+fn held_credits_topology(ws: &str) -> String {
+    format!(
+        "[workspace]\nname = \"{ws}\"\nmode = \"processes\"\n\n\
+         [[link]]\nname = \"a\"\ndepth = 512\n\n\
+         [[link]]\nname = \"b\"\ndepth = 512\n\n\
+         [[link]]\nname = \"c\"\ndepth = 512\n\n\
+         [[tile]]\nname = \"gen\"\nkind = \"gen\"\noutputs = [\"a\"]\n\
+         params = {{ rate = 200000, burst = 16 }}\n\n\
+         [[tile]]\nname = \"batch\"\nkind = \"batch\"\nrestart = \"on-failure\"\n\
+         inputs = [\"a\"]\noutputs = [\"b\"]\nparams = {{ size = 64 }}\n\n\
+         [[tile]]\nname = \"dedup\"\nkind = \"dedup\"\ninputs = [\"b\"]\noutputs = [\"c\"]\n\n\
+         [[tile]]\nname = \"sink\"\nkind = \"sink\"\ninputs = [\"c\"]\n"
+    )
+}
+
+fn a_tile_killed_holding_credits_stalls_its_producer_comes_back_by_itself_and_loses_nothing() {
+    let name = ws_name("pheld");
+    let p = Pipeline::create(registry().parse(&held_credits_topology(&name)).unwrap()).unwrap();
+    let running = p.start(&RunOptions::new()).unwrap();
+    wait_for("batch passes frags on", &|| {
+        live_counter(&p, "batch", "passed") > 5000
+    });
+    let gen = tilewire_pipeline::tile_metrics(p.workspace(), "gen").unwrap();
+    let batch = tilewire_pipeline::tile_metrics(p.workspace(), "batch").unwrap();
+    let bp_ns_before = gen.snapshot().backpressure_ns;
+    let first = kill_tile(&running, "batch");
+    // Gone, batch holds the credits of the frags it never said it read:
+    // gen fills a (bursts of 16) and publishes nothing more.
+    let a = || {
+        let r = running.report();
+        let a = r.link("a").unwrap().clone();
+        (a.published, a.consumers[0].unread)
+    };
+    wait_for("gen stalls on a", &|| a().1 > 512 - 16);
+    let (stalled_at, unread) = a();
+    std::thread::sleep(Duration::from_millis(40));
+    let (still, _) = a();
+    // The runner restarts a tile 100 ms after it found it dead at the
+    // earliest: nobody read a meanwhile.
+    assert_eq!(batch.snapshot().boots, 1, "not restarted within 40 ms");
+    assert_eq!(
+        still, stalled_at,
+        "gen published nothing while batch was gone ({unread} unread)"
+    );
+    // Nobody calls poll: the runner's own thread restarts batch.
+    wait_for("batch restarted", &|| {
+        let s = batch.snapshot();
+        s.boots == 2 && s.pid != first && s.state == Some(TileState::Running)
+    });
+    wait_for("traffic through the restarted batch", &|| {
+        live_counter(&p, "batch", "passed") > 5000
+    });
+    let stalled_ns = gen.snapshot().backpressure_ns - bp_ns_before;
+    assert!(
+        stalled_ns >= 80_000_000,
+        "gen's back-pressure shows the stall (100 ms of backoff): {stalled_ns} ns"
+    );
+    let report = running.stop().expect("a restarted crash is not a failure");
+    assert_eq!(report.restarts.len(), 1, "{:?}", report.restarts);
+    assert_eq!(report.restarts[0].tile, "batch");
+    assert_eq!(report.tile("batch").unwrap().boots, 2);
+    assert_eq!(report.lost(), 0, "reliable links lose nothing");
+    for l in &report.links {
+        assert_eq!(l.consumers[0].unread, 0, "{} drained", l.name);
+    }
+    // Every frag gen sent went through batch at least once (its
+    // successor passed on again what it passed on after its last
+    // published progress), and through the dedup exactly once.
+    let sent = report.counter("gen", "sent").unwrap();
+    let b = report.link("b").unwrap();
+    assert_eq!(report.link("a").unwrap().published, sent);
+    assert!(
+        b.published >= sent,
+        "batch passed on {} of {sent}",
+        b.published
+    );
+    let replays = b.published - sent;
+    let (unique, dups) = (
+        report.counter("dedup", "unique").unwrap(),
+        report.counter("dedup", "dups").unwrap(),
+    );
+    assert_eq!(b.consumers[0].consumed, b.published);
+    assert_eq!(unique, sent, "every frag gen sent, once");
+    assert_eq!(dups, replays, "the replays, and nothing else, dropped");
+    assert_eq!(report.counter("sink", "frags"), Some(sent));
+    assert_eq!(report.link("c").unwrap().consumers[0].consumed, sent);
+    eprintln!(
+        "held credits: gen stalled {} ms with {unread} unread on a; sent {sent}, batch passed \
+         on {} ({replays} replayed), dedup {unique} unique, the sink got {sent}",
+        stalled_ns / 1_000_000,
+        b.published
+    );
+    drop(p);
+    assert!(!exists(&name), "the workspace is removed");
 }
 
 fn a_dead_tile_s_unread_input_is_in_the_error() {

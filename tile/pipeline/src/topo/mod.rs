@@ -144,7 +144,10 @@
 //! - `sink`: 1 to 16 inputs, no outputs. No params.
 //! - `pcap`: exactly 1 input, no outputs. Params: `path` (required; a
 //!   relative path is relative to the runner's working directory),
-//!   `snaplen` = 65535 (1..=65535).
+//!   `snaplen` = 65535 (1..=65535), `on_error` = `"drop"` (after a write
+//!   error, such as a full disk, drop and count every packet; `"stop"`:
+//!   fail the tile and so the run; either way the file is cut back to
+//!   its last whole record).
 //! - `gen`: no inputs, exactly 1 output. Params: `fixture` (a path to a
 //!   raw `.bin` fixture file, which must exist (a relative path is
 //!   relative to the runner's working directory), or `"builtin:mix"`;
