@@ -83,7 +83,11 @@ fn main() -> ExitCode {
         return panicking_main();
     }
     tile_main(&registry());
-    let tests: [(&str, fn()); 10] = [
+    let tests: [(&str, fn()); 11] = [
+        (
+            "a_corrupt_progress_under_a_restart_policy_restarts_its_consumer_and_loses_nothing",
+            a_corrupt_progress_under_a_restart_policy_restarts_its_consumer_and_loses_nothing,
+        ),
         (
             "a_restart_is_supervised_reported_and_its_counters_summed_over_boots",
             a_restart_is_supervised_reported_and_its_counters_summed_over_boots,
@@ -376,6 +380,77 @@ fn a_tile_killed_holding_credits_stalls_its_producer_comes_back_by_itself_and_lo
     );
     drop(p);
     assert!(!exists(&name), "the workspace is removed");
+}
+
+fn a_corrupt_progress_under_a_restart_policy_restarts_its_consumer_and_loses_nothing() {
+    let name = ws_name("pcorrupt");
+    // gen -> fwd -> sink, the sink restarting on failure.
+    let text = format!(
+        "[workspace]\nname = \"{name}\"\nmode = \"processes\"\n\n\
+         [[link]]\nname = \"a\"\ndepth = 512\n\n[[link]]\nname = \"c\"\ndepth = 512\n\n\
+         [[tile]]\nname = \"gen\"\nkind = \"gen\"\noutputs = [\"a\"]\n\
+         params = {{ rate = 200000, burst = 16 }}\n\n\
+         [[tile]]\nname = \"fwd\"\nkind = \"forward\"\ninputs = [\"a\"]\noutputs = [\"c\"]\n\n\
+         [[tile]]\nname = \"sink\"\nkind = \"sink\"\nrestart = \"on-failure\"\ninputs = [\"c\"]\n"
+    );
+    let p = Pipeline::create(registry().parse(&text).unwrap()).unwrap();
+    let mut running = p.start(&RunOptions::new()).unwrap();
+    wait_for("the sink counts", &|| {
+        live_counter(&p, "sink", "frags") > 2000
+    });
+    // The sink is stopped, so it cannot write its progress back, and its
+    // progress on link c is set 5 M past the producer's: a word no
+    // healthy link holds.
+    let pid = running
+        .pids()
+        .into_iter()
+        .find(|(n, _)| n == "sink")
+        .unwrap()
+        .1;
+    let ok = Command::new("kill")
+        .args(["-STOP", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let c = tilewire_pipeline::tile::link::Link::join(p.workspace(), "c").unwrap();
+    let bogus = c.mcache().seq_query() + 5_000_000;
+    c.fseqs()[0].update(bogus);
+    // The runner restarts the sink rather than ending the run.
+    let m = tilewire_pipeline::tile_metrics(p.workspace(), "sink").unwrap();
+    wait_for("the sink restarted", &|| {
+        let s = m.snapshot();
+        s.boots == 2 && s.state == Some(TileState::Running)
+    });
+    assert!(!running.poll(), "the run goes on");
+    let before = live_counter(&p, "sink", "frags");
+    wait_for("the restarted sink counts", &|| {
+        live_counter(&p, "sink", "frags") > before + 2000
+    });
+    let report = running
+        .stop()
+        .expect("a corruption a restart took care of is no failure");
+    assert_eq!(report.restarts.len(), 1, "{:?}", report.restarts);
+    let r = &report.restarts[0];
+    assert_eq!(r.tile, "sink");
+    assert!(
+        r.cause.contains("corrupt shared word") && r.cause.contains(&bogus.to_string()),
+        "the restart names the word and the value: {}",
+        r.cause
+    );
+    let sent = report.counter("gen", "sent").unwrap();
+    assert_eq!(report.lost(), 0, "reliable links lose nothing");
+    let c = &report.link("c").unwrap().consumers[0];
+    assert!(
+        c.consumed >= sent,
+        "the sink read all gen sent: {} of {sent}",
+        c.consumed
+    );
+    assert_eq!(c.unread, 0);
+    eprintln!(
+        "corrupt progress: sink restarted ({}); gen sent {sent}, the sink read {}",
+        r.cause, c.consumed
+    );
 }
 
 fn a_dead_tile_s_unread_input_is_in_the_error() {

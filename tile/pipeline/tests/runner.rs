@@ -141,7 +141,7 @@ fn a_topology_naming_an_unregistered_kind_lists_the_registered_ones() {
         "{msg}"
     );
     assert!(
-        msg.ends_with("(registered: net-xdp, net-udp, dedup, echo, verify, forward, sink, pcap, gen, batch, stuck, boom, no-build, bounce, table-sink)"),
+        msg.ends_with("(registered: net-xdp, net-udp, dedup, echo, verify, forward, sink, pcap, gen, netlink, retransmit, batch, stuck, boom, no-build, bounce, table-sink)"),
         "{msg}"
     );
     // A registry without the built-ins knows only its own.

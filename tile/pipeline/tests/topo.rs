@@ -160,7 +160,7 @@ fn unknown_kind_lists_the_known_ones() {
     assert_problem(
         &text,
         21,
-        &["unknown tile kind \"dedupe\" (registered: net-xdp, net-udp, dedup, echo, verify, forward, sink, pcap, gen)"],
+        &["unknown tile kind \"dedupe\" (registered: net-xdp, net-udp, dedup, echo, verify, forward, sink, pcap, gen, netlink, retransmit)"],
     );
 }
 

@@ -127,6 +127,17 @@ pub enum TileFailure {
 }
 
 impl TileFailure {
+    /// The kind, tile and link a corruption failure is known by; `None`
+    /// for a failure that is not corruption.
+    pub(super) fn corruption_key(&self) -> Option<(u8, String, String)> {
+        match self {
+            TileFailure::Corrupt { tile, link, .. } => Some((0, tile.clone(), link.clone())),
+            TileFailure::CorruptLines { tile, link, .. } => Some((1, tile.clone(), link.clone())),
+            TileFailure::BadChunks { tile, link, .. } => Some((2, tile.clone(), link.clone())),
+            _ => None,
+        }
+    }
+
     /// The tile it concerns (the group, for [`TileFailure::GroupExited`]).
     pub fn tile(&self) -> &str {
         match self {

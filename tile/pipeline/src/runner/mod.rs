@@ -2,6 +2,7 @@
 //! and the tile processes of processes mode.
 
 mod account;
+mod corrupt;
 mod failure;
 mod options;
 mod pipeline;

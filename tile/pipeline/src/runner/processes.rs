@@ -20,6 +20,7 @@ impl Supervisor {
                 group,
                 handle: Handle::Ended,
                 restarts: Vec::new(),
+                ended_for: None,
             });
             let u = self.units.len() - 1;
             self.units[u].handle = self.spawn_process(u);

@@ -90,6 +90,7 @@ impl Pipeline {
             started: Instant::now(),
             restarts: Vec::new(),
             carried: vec![Vec::new(); n],
+            handled: std::collections::HashMap::new(),
         };
         match self.topo.workspace.mode {
             Mode::Threads => sup.spawn_threads(layout),

@@ -40,6 +40,9 @@ pub(super) struct Unit {
     pub(super) handle: Handle,
     /// When its process was restarted, within the restart window.
     pub(super) restarts: Vec<Instant>,
+    /// Why the runner itself ended its process, if it did (a corrupt
+    /// word): the cause its restart gives instead of the signal.
+    pub(super) ended_for: Option<String>,
 }
 
 /// How a tile running on a thread of the runner ended, as its thread
@@ -81,6 +84,9 @@ pub(super) struct Supervisor {
     /// Each tile's counters summed over its earlier boots (its metrics
     /// hold only the current boot's).
     pub(super) carried: Vec<Vec<(String, u64)>>,
+    /// Corruption a restart took care of, by kind, tile and link, with the
+    /// count it had then: only a count past it is new.
+    pub(super) handled: std::collections::HashMap<(u8, String, String), u64>,
 }
 
 impl Supervisor {
@@ -163,17 +169,19 @@ impl Supervisor {
     /// was any.
     fn find_corruption(&mut self) -> bool {
         let (ws, topo) = (&self.ws, &self.topo);
-        let mut found = Vec::new();
+        // Each with its count so far (what grows when it happens again).
+        let mut found: Vec<(TileFailure, u64)> = Vec::new();
         for t in &topo.tiles {
             let Some(m) = tile_metrics(ws, &t.name) else {
                 continue;
             };
             if let Some(c) = m.corrupt() {
-                found.push(TileFailure::Corrupt {
+                let f = TileFailure::Corrupt {
                     tile: t.name.clone(),
                     link: t.outputs.get(c.output).cloned().unwrap_or_default(),
                     what: c.what,
-                });
+                };
+                found.push((f, c.reads));
             }
         }
         for l in &topo.links {
@@ -183,30 +191,46 @@ impl Supervisor {
             for ((t, _), f) in topo.consumers(&l.name).iter().zip(link.fseqs()) {
                 let frags = f.diag(tilewire_tile::link::fseq::DIAG_CORRUPT_CNT);
                 if frags > 0 {
-                    found.push(TileFailure::CorruptLines {
+                    let f = TileFailure::CorruptLines {
                         tile: t.name.clone(),
                         link: l.name.clone(),
                         frags,
-                    });
+                    };
+                    found.push((f, frags));
                 }
             }
         }
-        found.extend(super::plausible::bad_chunks(ws, topo));
-        let any = !found.is_empty();
-        // Once per kind, tile and link: the first report stands.
-        let key = |f: &TileFailure| match f {
-            TileFailure::Corrupt { tile, link, .. } => Some((0, tile.clone(), link.clone())),
-            TileFailure::CorruptLines { tile, link, .. } => Some((1, tile.clone(), link.clone())),
-            TileFailure::BadChunks { tile, link, .. } => Some((2, tile.clone(), link.clone())),
-            _ => None,
-        };
-        for f in found {
-            if !self.failures.iter().any(|x| key(x) == key(&f)) {
+        for f in super::plausible::bad_chunks(ws, topo) {
+            let n = match &f {
+                TileFailure::BadChunks { frags, .. } => *frags,
+                _ => 0,
+            };
+            found.push((f, n));
+        }
+        let mut failed = false;
+        for (f, count) in found {
+            let Some(key) = f.corruption_key() else {
+                continue;
+            };
+            if self.handled.get(&key).is_some_and(|&n| count <= n) {
+                continue;
+            }
+            if self.restart_for_corruption(&f) {
+                self.handled.insert(key, count);
+                continue;
+            }
+            failed = true;
+            // Once per kind, tile and link: the first report stands.
+            if !self
+                .failures
+                .iter()
+                .any(|x| x.corruption_key() == Some(key.clone()))
+            {
                 tracing::error!(tile = %f.tile(), "{f}");
                 self.failures.push(f);
             }
         }
-        any
+        failed
     }
 
     /// The pid of each tile process this runner started, by tile (none in
@@ -311,10 +335,14 @@ impl Supervisor {
                         tracing::warn!(tile = %label, %status, attempt, "tile process failed; restarting it");
                         self.units[u].handle = Handle::Restarting(at);
                         self.carry_counters(u);
+                        let cause = self.units[u]
+                            .ended_for
+                            .take()
+                            .unwrap_or_else(|| status.to_string());
                         self.restarts.push(TileRestart {
                             tile: label,
                             after: self.started.elapsed(),
-                            cause: status.to_string(),
+                            cause,
                         });
                         return false;
                     } else if tiles.len() == 1 {

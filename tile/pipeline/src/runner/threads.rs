@@ -80,6 +80,7 @@ impl Supervisor {
                 group,
                 handle,
                 restarts: Vec::new(),
+                ended_for: None,
             });
         }
     }
