@@ -223,3 +223,94 @@ fn shreds_fan_out_by_af_xdp_to_every_destination_once_the_gateway_resolves() {
     }
     let _ = IpAddr::V4(gw);
 }
+
+/// The relay: what a net tile would receive (here gen's UDP frames),
+/// `input = "udp-frame"` with one set for all: each frame's UDP payload
+/// goes to every destination.
+#[test]
+fn received_udp_frames_are_relayed_by_their_payload_to_a_fixed_set() {
+    let Some(pair) = VethPair::new_or_skip("rt-relay") else {
+        return;
+    };
+    let (a, b) = (pair.a(), pair.b());
+    let gw = b.addr();
+    for i in 0..4 {
+        ip(
+            b.netns(),
+            &["addr", "add", &format!("{}/32", dest(i)), "dev", b.ifname()],
+        );
+    }
+    ip(
+        a.netns(),
+        &["route", "add", "198.19.250.0/24", "via", &gw.to_string()],
+    );
+    let socks: Vec<UdpSocket> = b
+        .run(|| {
+            (0..4)
+                .map(|i| {
+                    let s = UdpSocket::bind((dest(i), PORT)).unwrap();
+                    s.set_nonblocking(true).unwrap();
+                    s
+                })
+                .collect()
+        })
+        .unwrap();
+    let dests: Vec<String> = (0..4)
+        .map(|i| SocketAddr::from((dest(i), PORT)).to_string())
+        .collect();
+    const FRAMES: u64 = 40;
+    let name = format!("rtr{}", std::process::id());
+    let pipeline = PipelineBuilder::new(&name)
+        .link(LinkDef::new("frames", 64))
+        .link(LinkDef::new("tx", 256).mtu(2048))
+        .link(LinkDef::new("rx", 256).mtu(2048))
+        .tile(
+            TileDef::new("gen", "gen")
+                .output("frames")
+                .param("count", FRAMES as i64)
+                .param("rate", 2000),
+        )
+        .tile(TileDef::new("nl", "netlink").param("netns", a.netns()))
+        .tile(
+            TileDef::new("rt", "retransmit")
+                .input("frames")
+                .output("tx")
+                .param("resolver", "nl")
+                .param("ifname", a.ifname())
+                .param("src_port", 8000)
+                .param("src_ip", a.addr().to_string())
+                .param("max_destinations", 8)
+                .param("input", "udp-frame")
+                .param("set", 0)
+                .param("destinations", vec![dests]),
+        )
+        .tile(
+            TileDef::new("net", "net-xdp")
+                .input("tx")
+                .output("rx")
+                .param("ifname", a.ifname())
+                .param("netns", a.netns())
+                .param("ports", vec![9999])
+                .param("bind", "copy"),
+        )
+        .tile(TileDef::new("rxsink", "sink").input("rx"))
+        .build(&Registry::with_builtins())
+        .unwrap();
+    let running = pipeline.start(&RunOptions::new()).unwrap();
+    let (mut got, mut buf) = (0u64, [0u8; 2048]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while got < FRAMES * 4 && Instant::now() < deadline {
+        for s in &socks {
+            while s.recv_from(&mut buf).is_ok() {
+                got += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let report = running.stop().unwrap();
+    let c = |n: &str| report.counter("rt", n).unwrap();
+    assert_eq!(c("frags"), FRAMES);
+    assert_eq!(c("not_udp"), 0, "gen's frames are UDP");
+    assert_eq!(c("sent"), FRAMES * 4, "every payload to every destination");
+    assert_eq!(got, FRAMES * 4, "and each arrived");
+}

@@ -168,18 +168,35 @@ fn the_examples_parse_and_check() {
     let names: Vec<&str> = all.iter().map(|(_, t)| t.workspace.name.as_str()).collect();
     assert_eq!(
         names,
-        ["tw-gen-dedup-pcap", "tw-gen-forward-sink", "tw-xdp-echo"]
+        [
+            "tw-gen-dedup-pcap",
+            "tw-gen-forward-sink",
+            "tw-retransmit",
+            "tw-xdp-echo"
+        ]
     );
     let (_, pcap) = &all[0];
     assert_eq!(pcap.workspace.mode, Mode::Processes);
     let g = pcap.params::<GenParams>("gen").expect("gen params");
     assert_eq!(g.fixture, Some(GenFixture::BuiltinMix));
     assert_eq!((g.count, g.rate, g.burst), (10000, 100000, 32));
-    let (_, xdp) = &all[2];
+    let (_, xdp) = &all[3];
     let n = xdp.params::<NetXdpParams>("net").expect("netxdp params");
     assert_eq!(n.ports, [9001, 9002, 9003, 9004]);
     assert_eq!(n.netns.as_deref(), Some("tw-demo"));
     assert_eq!((n.bind, n.attach), (BindMode::Copy, AttachMode::Skb));
+    let (_, rt) = &all[2];
+    let r = rt
+        .params::<tilewire_pipeline::kinds::retransmit::RetransmitParams>("retransmit")
+        .expect("retransmit params");
+    assert_eq!(
+        (r.resolver.as_str(), r.set, r.destinations[0].len()),
+        ("netlink", Some(0), 3)
+    );
+    assert_eq!(
+        r.input,
+        tilewire_pipeline::kinds::retransmit::Input::UdpFrame
+    );
 }
 
 #[test]

@@ -4,7 +4,9 @@
 //! # What it does
 //!
 //! Each input frag is a UDP payload (a shred) whose signature names a
-//! destination set. The tile reads the set ([`DestSets`], a workspace
+//! destination set (or, with `input = "udp-frame"`, a whole received UDP
+//! frame whose payload goes out, and with `set`, one set for every frag:
+//! a relay that forwards what a net tile received). The tile reads the set ([`DestSets`], a workspace
 //! object updatable at run time from any process), looks each
 //! destination's next hop up in the next-hop table of a `netlink` tile
 //! ([`netlink`](super::netlink)) and publishes on output 0 one frame per
@@ -40,7 +42,12 @@
 //!   4096): the destination sets object's size;
 //! - `destinations`: the sets at the start, a list of lists of
 //!   `"address:port"` (set 0 first); a set longer than
-//!   `max_destinations` is refused at its line.
+//!   `max_destinations` is refused at its line;
+//! - `input`: `"payload"` (default: the frag is the payload) or
+//!   `"udp-frame"` (the frag is an IPv4 or IPv6 UDP frame, as a net tile
+//!   receives it; the UDP payload goes out, and a frag that is not one is
+//!   counted `not_udp`);
+//! - `set`: the set every frag goes to (default: the frag's signature).
 //!
 //! Output 0's link must be at least `max_destinations` deep (a frag's
 //! frames are published together).
@@ -51,7 +58,8 @@
 //! `no_route`, `local`, `refused`, `no_neighbour`, `pending`, `failed`,
 //! `no_interface`, `wrong_interface`, `no_source`, `too_big`, `busy`;
 //! `bad_set` (a frag naming no set: dropped whole), `asked` (resolution
-//! requests sent).
+//! requests sent), `not_udp` (with `input = "udp-frame"`, frags that are
+//! not UDP frames: dropped whole).
 
 mod dests;
 mod frame;
@@ -144,9 +152,11 @@ const COUNTERS: &[&str] = &[
     "busy",
     "bad_set",
     "asked",
+    "not_udp",
 ];
 const BAD_SET: usize = 13;
 const ASKED: usize = 14;
+const NOT_UDP: usize = 15;
 
 /// What the batch of one frag did: frames sent, and the first destination
 /// not sent with its reason.
@@ -169,7 +179,9 @@ pub struct Retransmit<'w> {
     ask: bool,
     asked: HashMap<(u32, IpAddr), Instant>,
     scratch: Vec<SocketAddr>,
-    counts: [u64; 15],
+    counts: [u64; 16],
+    udp_frames: bool,
+    set: Option<usize>,
     last: Batch,
     burst: u64,
 }
@@ -302,7 +314,21 @@ impl Tile for Retransmit<'_> {
 
     fn on_frag(&mut self, _input: usize, frag: &Frag<'_>, out: &mut Outputs<'_, '_>) {
         self.counts[0] += 1;
-        let set = usize::try_from(frag.sig()).unwrap_or(usize::MAX);
+        let payload = if self.udp_frames {
+            match tilewire_aio::frame::udp_payload(frag.packet()) {
+                Some(p) => p,
+                None => {
+                    self.counts[NOT_UDP] += 1;
+                    self.last = Batch::default();
+                    return;
+                }
+            }
+        } else {
+            frag.packet()
+        };
+        let set = self
+            .set
+            .unwrap_or_else(|| usize::try_from(frag.sig()).unwrap_or(usize::MAX));
         let mut scratch = std::mem::take(&mut self.scratch);
         let ok = self.dests.read(set, &mut scratch);
         self.scratch = scratch;
@@ -311,7 +337,7 @@ impl Tile for Retransmit<'_> {
             self.last = Batch::default();
             return;
         }
-        self.last = self.fan_out(frag.packet(), frag, out);
+        self.last = self.fan_out(payload, frag, out);
         self.counts[1] += self.last.sent as u64;
     }
 
@@ -348,6 +374,23 @@ pub struct RetransmitParams {
     /// The sets at the start, set 0 first.
     #[serde(default)]
     pub destinations: Vec<Vec<SocketAddr>>,
+    /// What an input frag is.
+    #[serde(default)]
+    pub input: Input,
+    /// The set every frag goes to; default: the frag's signature.
+    #[serde(default)]
+    pub set: Option<usize>,
+}
+
+/// What a retransmit tile's input frags are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Input {
+    /// The payload itself.
+    #[default]
+    Payload,
+    /// A whole IPv4 or IPv6 UDP frame; its UDP payload goes out.
+    UdpFrame,
 }
 
 fn one() -> usize {
@@ -396,6 +439,16 @@ impl TileKind for RetransmitKind {
                     ),
                 );
             }
+        }
+        if p.set.is_some_and(|s| s >= p.sets) {
+            ctx.field_error(
+                "set",
+                format!(
+                    "there are {} sets (0 to {})",
+                    p.sets,
+                    p.sets.saturating_sub(1)
+                ),
+            );
         }
         if p.ifname.is_empty() || p.ifname.len() > 15 {
             ctx.field_error("ifname", "an interface name is 1 to 15 bytes");
@@ -473,7 +526,9 @@ impl TileKind for RetransmitKind {
             ask,
             asked: HashMap::new(),
             scratch: Vec::with_capacity(p.max_destinations),
-            counts: [0; 15],
+            counts: [0; 16],
+            udp_frames: p.input == Input::UdpFrame,
+            set: p.set,
             last: Batch::default(),
             burst: p.max_destinations as u64,
         }))
