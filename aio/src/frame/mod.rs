@@ -58,7 +58,7 @@ pub use layout::{
     DEFAULT_TTL, ETHERTYPE_IPV4, ETH_HEADER_LEN, HEADERS_LEN, IPPROTO_UDP, IPV4_HEADER_MIN_LEN,
     PAYLOAD_MAX, PAYLOAD_MAX_MTU1500, UDP_HEADER_LEN,
 };
-pub use payload::udp_payload;
+pub use payload::{udp_dst_port, udp_payload};
 pub use view::{verify_checksums, UdpFrame};
 
 #[cfg(test)]

@@ -28,6 +28,19 @@ pub fn udp_payload(frame: &[u8]) -> Option<&[u8]> {
     frame.get(start..end.max(start))
 }
 
+/// The UDP destination port of `frame`, read where an IPv6 frame (without
+/// extension headers) or an IPv4 frame (after its IP options) has it,
+/// without checking the rest: for frames the XDP program already checked.
+/// 0 where the frame is too short to hold it.
+pub fn udp_dst_port(frame: &[u8]) -> u16 {
+    if frame.get(12..14) == Some(&[0x86, 0xdd]) {
+        return frame
+            .get(56..58)
+            .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+    }
+    UdpFrame::new_unchecked(frame).dst_port()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,5 +97,8 @@ mod tests {
         assert_eq!(udp_payload(&v6(b"six", None, None, 0)), None, "hop-by-hop");
         assert_eq!(udp_payload(&v6(b"six", None, None, 17)[..50]), None, "cut");
         assert_eq!(udp_payload(b"junk"), None);
+        assert_eq!(udp_dst_port(&v6(b"six", None, None, 17)), 8000);
+        assert_eq!(udp_dst_port(&v4), 2);
+        assert_eq!(udp_dst_port(&v6(b"six", None, None, 17)[..57]), 0);
     }
 }

@@ -1,7 +1,7 @@
 //! The net-xdp tile: an AF_XDP socket whose UMEM is its output link's
 //! data region (see the [kind's docs](super)).
 
-use tilewire_aio::frame::UdpFrame;
+use tilewire_aio::frame::udp_dst_port;
 use tilewire_shmem::clock::mono_ts;
 use tilewire_xdp::{RxPacket, RxRefused, RxSink, Umem, UmemError, Xsk, XskConfig, FRAME_SIZE};
 
@@ -99,7 +99,7 @@ impl RxSink for LineSink<'_, '_, '_> {
         let chunk = self.rx.chunk0 + (pkt.addr / chunk_sz) as u32;
         let off = (pkt.addr % chunk_sz) as u16;
         let sz = usize::from(off) + pkt.data.len();
-        let sig = u64::from(UdpFrame::new_unchecked(pkt.data).dst_port());
+        let sig = u64::from(udp_dst_port(pkt.data));
         let ts = self.rx.ts;
         let seq = self
             .producer
