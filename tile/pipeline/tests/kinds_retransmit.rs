@@ -314,3 +314,171 @@ fn received_udp_frames_are_relayed_by_their_payload_to_a_fixed_set() {
     assert_eq!(c("sent"), FRAMES * 4, "every payload to every destination");
     assert_eq!(got, FRAMES * 4, "and each arrived");
 }
+
+/// Route and neighbour changes, thousands a second, while shreds fan out:
+/// the lookups are never torn (every destination of every shred resolves
+/// and its frame arrives) whatever the table's writer does meanwhile.
+#[test]
+fn a_fan_out_under_route_and_neighbour_churn_sends_every_frame_right() {
+    let Some(pair) = VethPair::new_or_skip("rt-churn") else {
+        return;
+    };
+    let (a, b) = (pair.a(), pair.b());
+    let gw = b.addr();
+    for i in 0..DESTS {
+        ip(
+            b.netns(),
+            &["addr", "add", &format!("{}/32", dest(i)), "dev", b.ifname()],
+        );
+    }
+    ip(
+        a.netns(),
+        &["route", "add", "198.19.250.0/24", "via", &gw.to_string()],
+    );
+    let socks: Vec<UdpSocket> = b
+        .run(|| {
+            (0..DESTS)
+                .map(|i| {
+                    let s = UdpSocket::bind((dest(i), PORT)).unwrap();
+                    s.set_nonblocking(true).unwrap();
+                    s
+                })
+                .collect()
+        })
+        .unwrap();
+    let dests: Vec<String> = (0..DESTS)
+        .map(|i| SocketAddr::from((dest(i), PORT)).to_string())
+        .collect();
+    let registry = Registry::with_builtins().with(ShredsKind).unwrap();
+    let name = format!("rtc{}", std::process::id());
+    let pipeline = PipelineBuilder::new(&name)
+        .link(LinkDef::new("shreds", 64).mtu(1280))
+        .link(LinkDef::new("tx", 1024).mtu(2048))
+        .link(LinkDef::new("rx", 256).mtu(2048))
+        .tile(TileDef::new("src", "shreds").output("shreds"))
+        .tile(TileDef::new("nl", "netlink").param("netns", a.netns()))
+        .tile(
+            TileDef::new("rt", "retransmit")
+                .input("shreds")
+                .output("tx")
+                .param("resolver", "nl")
+                .param("ifname", a.ifname())
+                .param("src_port", 8000)
+                .param("src_ip", a.addr().to_string())
+                .param("max_destinations", 64)
+                .param("destinations", vec![dests]),
+        )
+        .tile(
+            TileDef::new("net", "net-xdp")
+                .input("tx")
+                .output("rx")
+                .param("ifname", a.ifname())
+                .param("netns", a.netns())
+                .param("ports", vec![9999])
+                .param("bind", "copy"),
+        )
+        .tile(TileDef::new("rxsink", "sink").input("rx"))
+        .build(&registry)
+        .unwrap();
+    // The churn: routes to other prefixes added and removed, neighbours
+    // of other addresses replaced, in batches, until the shreds are out.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (ns, ifname) = (a.netns().to_owned(), a.ifname().to_owned());
+    let churn = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut changes = 0u64;
+            let path =
+                std::env::temp_dir().join(format!("tilewire-churn-{}.txt", std::process::id()));
+            let mut round = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut batch = String::new();
+                for i in 0..200u32 {
+                    let op = if round.is_multiple_of(2) { "add" } else { "del" };
+                    batch += &format!(
+                        "route {op} 198.19.{}.{}/32 dev {ifname}\n",
+                        100 + i / 250,
+                        i % 250
+                    );
+                    batch += &format!(
+                        "neigh replace 198.18.255.{} lladdr 02:00:00:00:{:02x}:{:02x} dev {ifname}\n",
+                        i % 200 + 1,
+                        round % 256,
+                        i % 256
+                    );
+                }
+                std::fs::write(&path, batch).unwrap();
+                let ok = Command::new("ip")
+                    .args(["-n", &ns, "-batch"])
+                    .arg(&path)
+                    .status()
+                    .unwrap()
+                    .success();
+                assert!(ok, "a churn batch");
+                changes += 400;
+                round += 1;
+            }
+            let _ = std::fs::remove_file(&path);
+            changes
+        })
+    };
+    let started = Instant::now();
+    let running = pipeline.start(&RunOptions::new()).unwrap();
+    let mut got = vec![0u64; usize::from(DESTS)];
+    let mut buf = [0u8; 2048];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let counter = |n: &str| pipeline.counter("rt", n).unwrap_or(0);
+    loop {
+        for (i, s) in socks.iter().enumerate() {
+            while s.recv_from(&mut buf).is_ok() {
+                got[i] += 1;
+            }
+        }
+        if counter("frags") == SHREDS && got.iter().sum::<u64>() == counter("sent") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "got {got:?}, rt sent {}",
+            counter("sent")
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let changes = churn.join().unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    let report = running.stop().unwrap();
+    let c = |n: &str| report.counter("rt", n).unwrap();
+    let nl = |n: &str| report.counter("nl", n).unwrap();
+    eprintln!(
+        "{changes} changes in {secs:.1} s ({:.0}/s; the mirror applied {} events, {} overflows) while {} frames went out",
+        changes as f64 / secs,
+        nl("events"),
+        nl("overflows"),
+        c("sent")
+    );
+    let reasons: Vec<(&str, u64)> = [
+        "no_route",
+        "no_neighbour",
+        "pending",
+        "no_interface",
+        "wrong_interface",
+        "busy",
+    ]
+    .into_iter()
+    .map(|r| (r, c(r)))
+    .collect();
+    eprintln!("skipped: {reasons:?}");
+    assert!(
+        changes as f64 / secs >= 1000.0,
+        "at least 1000 changes a second"
+    );
+    assert_eq!(
+        c("sent"),
+        SHREDS * u64::from(DESTS),
+        "every destination of every shred"
+    );
+    assert_eq!(got.iter().sum::<u64>(), c("sent"), "and each frame arrived");
+    assert!(got.iter().all(|&g| g == SHREDS), "{got:?}");
+    assert!(nl("events") > 1000, "the mirror followed the churn");
+}

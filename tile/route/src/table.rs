@@ -23,8 +23,10 @@
 //! makes `seq` odd, stores the words that changed, and makes it even again
 //! (Release). A reader reads `seq` (Acquire), looks up what it needs, and
 //! reads `seq` again after an Acquire fence: if it changed or was odd, the
-//! reader looked at a table being written and tries again (at most
-//! [`READ_TRIES`] times, then [`Miss::Busy`]). Every word is an atomic, so
+//! reader looked at a table being written and tries again: it waits for
+//! a publish in progress to end (up to [`WRITE_WAIT_MAX`]) and reads
+//! again after a torn read (up to [`READ_TRIES`] times), then misses with
+//! [`Miss::Busy`]. Every word is an atomic, so
 //! a torn read is a retry, never undefined behaviour; decoded values are
 //! checked (an entry no encoding gives is skipped), so garbage written
 //! into the table by something else gives misses, never a panic.
@@ -70,8 +72,12 @@ pub const ROUTES_MAX: usize = 1 << 16;
 pub const NEIGHBOUR_SLOTS_MAX: usize = 1 << 20;
 /// Most interface slots a table has.
 pub const INTERFACE_SLOTS_MAX: usize = 1 << 12;
-/// Times a reader tries before it gives up on a table being rewritten.
+/// Reads a reader makes that a publish tore before it gives up.
 pub const READ_TRIES: u32 = 64;
+/// Longest a reader waits for a publish in progress to end (a writer
+/// that died in the middle of one leaves the table marked as being
+/// written; readers then miss with [`Miss::Busy`]).
+pub const WRITE_WAIT_MAX: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// The next-hop table's object (see the [module docs](self)).
 #[derive(Debug)]
@@ -294,8 +300,11 @@ pub enum Miss {
         /// The interface.
         ifindex: u32,
     },
-    /// The table was being rewritten through every try.
-    #[error("the table was rewritten through {READ_TRIES} tries")]
+    /// The table was being rewritten through every try (or its writer
+    /// died in the middle of a publish).
+    #[error(
+        "the table was rewritten through {READ_TRIES} tries, or for longer than {WRITE_WAIT_MAX:?}"
+    )]
     Busy,
 }
 
@@ -379,11 +388,19 @@ impl<'a> NextHopsHandle<'a> {
     /// Reads under the sequence lock: `f` runs on a consistent table or
     /// the read gives up after [`READ_TRIES`].
     fn read<R>(&self, mut f: impl FnMut() -> R) -> Option<R> {
-        for _ in 0..READ_TRIES {
+        let mut torn = 0;
+        let mut waiting: Option<std::time::Instant> = None;
+        while torn < READ_TRIES {
             // SYNC: Acquire; pairs with the Release store that ended the
             // last publish, so the words it wrote are seen.
             let s1 = self.hdr[W_SEQ].load(Ordering::Acquire);
             if s1 & 1 == 1 {
+                // Being written: wait for the writer, a while at most (a
+                // writer that died mid-publish leaves it odd for good).
+                let since = *waiting.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() > WRITE_WAIT_MAX {
+                    return None;
+                }
                 std::hint::spin_loop();
                 continue;
             }
@@ -394,6 +411,7 @@ impl<'a> NextHopsHandle<'a> {
             if self.hdr[W_SEQ].load(Ordering::Relaxed) == s1 {
                 return Some(r);
             }
+            torn += 1;
         }
         None
     }

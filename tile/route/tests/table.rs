@@ -248,6 +248,15 @@ fn a_reader_cannot_publish_and_garbage_never_panics() {
         let _ = t.resolve(v4(i, i));
     }
     let _ = t.snapshot();
+    // A writer that died in the middle of a publish (seq left odd): a
+    // reader waits a while, then misses as busy, never reads a half.
+    words[3].store(
+        words[3].load(std::sync::atomic::Ordering::Relaxed) | 1,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    let t0 = std::time::Instant::now();
+    assert_eq!(t.resolve(v4(0, 1)), Err(Miss::Busy));
+    assert!(t0.elapsed() >= tilewire_route::table::WRITE_WAIT_MAX);
     // A garbage header is refused at the join.
     words[1].store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
     assert!(NextHops::join(ws.region(at, size).unwrap()).is_err());
