@@ -79,9 +79,10 @@ pub fn build_vec(ends: &UdpEndpoints, payload: &[u8]) -> Result<Vec<u8>, FrameEr
     Ok(buf)
 }
 
-/// Turns a received frame into its reply, in place: MAC addresses, IPv4
-/// addresses and UDP ports swapped; everything else (payload, TTL,
-/// options, padding) left as it is.
+/// Turns a received frame into its reply, in place: MAC addresses, IP
+/// addresses (IPv4, or IPv6 without extension headers: see
+/// [`udp_payload`](super::udp_payload)) and UDP ports swapped; everything
+/// else (payload, TTL or hop limit, options, padding) left as it is.
 ///
 /// Both checksums stay valid without being recomputed. A one's-complement
 /// checksum is the complement of a *sum* of 16-bit words, and that sum is
@@ -94,10 +95,26 @@ pub fn build_vec(ends: &UdpEndpoints, payload: &[u8]) -> Result<Vec<u8>, FrameEr
 /// are under no checksum at all.
 ///
 /// # Errors
-/// As [`UdpFrame::check_len`]; the frame is not touched then.
+/// As [`UdpFrame::check_len`] (for a frame that is not IPv6 UDP); the
+/// frame is not touched then.
 pub fn swap_endpoints(frame: &mut [u8]) -> Result<(), FrameError> {
+    if frame.get(12..14) == Some(&[0x86, 0xdd]) && super::udp_payload(frame).is_some() {
+        // IPv6 (no extension headers, lengths that hold): the MACs, the
+        // two 16-byte addresses and the two ports trade places; every
+        // swapped word stays under the same sum, as for IPv4.
+        swap_ranges(frame, 0, 6, 6);
+        swap_ranges(frame, 22, 38, 16);
+        swap_ranges(frame, 54, 56, 2);
+        return Ok(());
+    }
     let mut view = UdpFrame::new_checked(frame)?;
     let ends = view.endpoints().reversed();
     view.set_endpoints(&ends);
     Ok(())
+}
+
+/// Swaps `frame[a..a + n]` with `frame[b..b + n]` (`a + n <= b`).
+fn swap_ranges(frame: &mut [u8], a: usize, b: usize, n: usize) {
+    let (lo, hi) = frame.split_at_mut(b);
+    lo[a..a + n].swap_with_slice(&mut hi[..n]);
 }

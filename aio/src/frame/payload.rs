@@ -101,4 +101,24 @@ mod tests {
         assert_eq!(udp_dst_port(&v4), 2);
         assert_eq!(udp_dst_port(&v6(b"six", None, None, 17)[..57]), 0);
     }
+
+    #[test]
+    fn an_ipv6_frame_swaps_its_endpoints_and_back() {
+        let mut f = v6(b"six", None, None, 17);
+        f[22..38].copy_from_slice(&[1; 16]);
+        f[38..54].copy_from_slice(&[2; 16]);
+        let before = f.clone();
+        crate::frame::swap_endpoints(&mut f).unwrap();
+        assert_eq!((&f[0..6], &f[6..12]), (&before[6..12], &before[0..6]));
+        assert_eq!((&f[22..38], &f[38..54]), (&[2u8; 16][..], &[1u8; 16][..]));
+        assert_eq!(udp_dst_port(&f), 40000, "the ports traded places");
+        assert_eq!(&f[58..], &before[58..], "checksum and payload untouched");
+        crate::frame::swap_endpoints(&mut f).unwrap();
+        assert_eq!(f, before);
+        let mut cut = before[..50].to_vec();
+        assert!(
+            crate::frame::swap_endpoints(&mut cut).is_err(),
+            "a cut frame is refused"
+        );
+    }
 }

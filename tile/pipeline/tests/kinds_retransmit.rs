@@ -394,7 +394,11 @@ fn a_fan_out_under_route_and_neighbour_churn_sends_every_frame_right() {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let mut batch = String::new();
                 for i in 0..200u32 {
-                    let op = if round.is_multiple_of(2) { "add" } else { "del" };
+                    let op = if round.is_multiple_of(2) {
+                        "add"
+                    } else {
+                        "del"
+                    };
                     batch += &format!(
                         "route {op} 198.19.{}.{}/32 dev {ifname}\n",
                         100 + i / 250,

@@ -2,8 +2,8 @@
 //!
 //! # What it does
 //!
-//! [`Echo`] reads input 0 and, for every IPv4 UDP frame, swaps the
-//! Ethernet addresses, the IPv4 addresses and the UDP ports
+//! [`Echo`] reads input 0 and, for every IPv4 or IPv6 UDP frame, swaps
+//! the Ethernet addresses, the IP addresses and the UDP ports
 //! ([`swap_endpoints`]) and publishes the result on output 0, with the
 //! frag's signature and `tsorig`. The payload is untouched. The swap moves
 //! 16-bit words around inside the ranges each checksum covers and adds
