@@ -85,6 +85,7 @@ struct JsonRow<'a> {
     veth_tx_drops: u64,
     veth_rx_drops: u64,
     send_failed: u64,
+    send_failed_why: &'a str,
     wrong_address: u64,
     bad: u64,
     unexplained: i64,
@@ -175,6 +176,7 @@ pub(crate) fn run(args: &Args) -> Result<(), String> {
                 veth_tx_drops: m.veth_tx_drops,
                 veth_rx_drops: m.veth_rx_drops,
                 send_failed: m.sent.failed,
+                send_failed_why: &m.sent.why,
                 wrong_address: m.counts.wrong,
                 bad: m.counts.bad,
                 unexplained: m.unexplained(),
@@ -305,5 +307,17 @@ fn print_notes(net: &Net, cores: &Cores, rows: &[(Impl, Measured)], t: Timing) {
     );
     for (imp, m) in rows {
         println!("  {:<16} {}", imp.name(), m.layout);
+    }
+    for (imp, m) in rows.iter().filter(|(_, m)| m.sent.failed > 0) {
+        println!(
+            "  {} counted {} packets not sent: {}",
+            imp.name(),
+            m.sent.failed,
+            if m.sent.why.is_empty() {
+                "refused by the kernel"
+            } else {
+                &m.sent.why
+            }
+        );
     }
 }

@@ -282,6 +282,17 @@ fn tilewire_cell(
     let frags = c("rt", "frags");
     let skipped: u64 = RT_SKIPS.iter().map(|r| c("rt", r)).sum();
     let refused: u64 = nets.iter().map(|n| c(n, "tx_refused")).sum();
+    let mut why: Vec<String> = RT_SKIPS
+        .iter()
+        .map(|r| (format!("rt.{r}"), c("rt", r)))
+        .chain(
+            nets.iter()
+                .map(|n| (format!("{n}.tx_refused"), c(n, "tx_refused"))),
+        )
+        .filter(|(_, v)| *v > 0)
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    why.sort();
     let dests = net.dests.len();
     // rt sends each frag to every destination of the set, in order,
     // unless it counts a skip; a skip or a refusal is not placed at its
@@ -293,5 +304,6 @@ fn tilewire_cell(
         calls: nets.iter().map(|n| c(n, "tx_wakeups")).sum(),
         shreds: frags,
         unplaced: skipped + refused,
+        why: why.join(", "),
     })
 }

@@ -63,6 +63,8 @@ pub(super) struct Sent {
     /// Of `failed`, those `per_dest` still counts (tilewire: a skipped
     /// destination is not placed).
     pub unplaced: u64,
+    /// What the failures were, by counter (`"rt.busy 200"`), if any.
+    pub why: String,
 }
 
 /// The sendmmsg sender: sends shreds to every destination until `stop`.
