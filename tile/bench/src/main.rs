@@ -7,6 +7,7 @@
 // as Agave does: that one module allows unsafe code.
 #![deny(unsafe_code)]
 
+mod fanout;
 mod harness;
 mod link;
 mod pipeline;
@@ -39,6 +40,9 @@ enum Bench {
     /// The whole path (receive, dedup, verify, send) against an
     /// Agave-style pipeline, in memory, on loopback and over veth
     Pipeline(pipeline::Args),
+    /// Turbine-style fan-out over veth: one shred to 200 destinations by
+    /// sendmmsg, an agave-xdp-style sender and retransmit -> net-xdp (root)
+    Fanout(fanout::Args),
     /// The dedup tag cache against HashSet + VecDeque (std and hashbrown)
     Tcache(BenchArgs),
     /// The run loop's own cost per frag: gen -> (forward ->) sink on one thread
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
         Bench::Udp(a) => ("udp", udp::run(&a)),
         Bench::Xdp(a) => ("xdp", xdp::run(&a)),
         Bench::Pipeline(a) => ("pipeline", pipeline::run(&a)),
+        Bench::Fanout(a) => ("fanout", fanout::run(&a)),
         Bench::Tcache(a) => ("tcache", tcache::run(&a)),
         Bench::Loop(a) => ("loop", stem_loop::run(&a)),
     };

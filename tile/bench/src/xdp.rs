@@ -36,7 +36,7 @@ mod axes;
 mod cells;
 mod queue_report;
 mod queues;
-mod roles;
+pub(crate) mod roles;
 
 use crate::harness::{print_json, round, BenchArgs};
 use std::time::Duration;

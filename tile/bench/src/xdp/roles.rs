@@ -47,16 +47,16 @@ const SOCK_BUF: usize = 4 << 20;
 /// Bytes of the workspace the UMEMs come from: enough for two receivers
 /// (64 MiB of frames each: the queues section) and their blasters at a
 /// time (each is freed when its cell ends).
-pub(super) const WS_BYTES: usize = 256 << 20;
+pub(crate) const WS_BYTES: usize = 256 << 20;
 
 /// UMEMs carved out of one workspace, each under a name of its own.
-pub(super) struct Umems<'w> {
+pub(crate) struct Umems<'w> {
     ws: &'w Workspace,
     next: AtomicU32,
 }
 
 impl<'w> Umems<'w> {
-    pub(super) fn new(ws: &'w Workspace) -> Umems<'w> {
+    pub(crate) fn new(ws: &'w Workspace) -> Umems<'w> {
         Umems {
             ws,
             next: AtomicU32::new(0),
@@ -76,14 +76,14 @@ impl<'w> Umems<'w> {
 
 /// A tilewire AF_XDP socket whose UMEM goes back to the workspace when it
 /// is dropped.
-pub(super) struct XskSock<'w> {
+pub(crate) struct XskSock<'w> {
     xsk: Option<Xsk<'w>>,
     ws: &'w Workspace,
     name: String,
 }
 
 impl<'w> XskSock<'w> {
-    pub(super) fn xsk(&mut self) -> &mut Xsk<'w> {
+    pub(crate) fn xsk(&mut self) -> &mut Xsk<'w> {
         self.xsk.as_mut().expect("present until drop")
     }
 }
@@ -99,14 +99,14 @@ impl Drop for XskSock<'_> {
 /// Whether a tilewire socket receives (big rx and fill rings) or sends
 /// (big tx and completion rings).
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Role {
+pub(crate) enum Role {
     Receive,
     Send,
 }
 
 /// A copy-mode tilewire socket on `queue` of `side`'s veth end, bound
 /// inside `side`'s namespace.
-pub(super) fn bind_xsk<'w>(
+pub(crate) fn bind_xsk<'w>(
     side: &VethSide,
     umems: &Umems<'w>,
     role: Role,
@@ -149,7 +149,7 @@ pub(super) fn bind_xsk<'w>(
 /// tilewire's XDP program for `spec` with a socket slot for each of
 /// `queues`, attached to `side`'s veth end in `mode` (detached when the
 /// link drops).
-pub(super) fn attach(
+pub(crate) fn attach(
     side: &VethSide,
     spec: &FilterSpec,
     mode: AttachMode,
@@ -431,7 +431,7 @@ impl Check {
 /// `rx`: packets its XDP run or its NAPI ring refused, redirects that
 /// failed included; on `tx`: packets the peer's ring had no room for).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(super) struct VethCounters {
+pub(crate) struct VethCounters {
     pub rx_packets: u64,
     pub rx_dropped: u64,
     pub tx_packets: u64,
@@ -440,7 +440,7 @@ pub(super) struct VethCounters {
 
 impl VethCounters {
     /// What was counted between `self` (before) and `later`.
-    pub(super) fn delta(self, later: VethCounters) -> VethCounters {
+    pub(crate) fn delta(self, later: VethCounters) -> VethCounters {
         VethCounters {
             rx_packets: later.rx_packets.saturating_sub(self.rx_packets),
             rx_dropped: later.rx_dropped.saturating_sub(self.rx_dropped),
@@ -451,7 +451,7 @@ impl VethCounters {
 }
 
 /// `side`'s veth counters, or `None` if they cannot be read.
-pub(super) fn veth_counters(side: &VethSide) -> Option<VethCounters> {
+pub(crate) fn veth_counters(side: &VethSide) -> Option<VethCounters> {
     let out = Command::new("ip")
         .args(["-n", side.netns(), "-s", "-j", "link", "show", "dev"])
         .arg(side.ifname())
