@@ -57,7 +57,7 @@ enum Command {
 
 /// What `tilewire bench ...` says: where the benchmarks went.
 const BENCH_MOVED: &str = "the benchmarks are the `tilewire-bench` binary now: \
-cargo run --release -p tilewire-bench -- <link|udp|xdp|pipeline|tcache> [--json] [--quick]";
+cargo run --release -p tilewire-bench -- <link|udp|xdp|pipeline|fanout|tcache|loop> [--json] [--quick]";
 
 /// Logs to stderr: the runner's tile lifecycle (start, drain, end, failure)
 /// with each tile's name, filtered by `level` or `RUST_LOG`.

@@ -111,3 +111,25 @@ fn more_sets_than_declared_a_wrong_resolver_and_a_shallow_link_are_named() {
         "the tx link's depth, at its line {tx_depth}: {found:#?}"
     );
 }
+
+#[test]
+fn an_asks_link_shallower_than_a_frag_s_asks_is_refused_at_its_depth() {
+    let text = topology("max_destinations = 64", 64, "netlink")
+        .replace(
+            "[[tile]]\nname = \"src\"",
+            "[[link]]\nname = \"asks\"\ndepth = 16\nreliable = false\n\n[[tile]]\nname = \"src\"",
+        )
+        .replace("outputs = [\"tx\"]", "outputs = [\"tx\", \"asks\"]")
+        .replace(
+            "name = \"nl\"\nkind = \"netlink\"",
+            "name = \"nl\"\nkind = \"netlink\"\ninputs = [\"asks\"]",
+        );
+    let found = problems(&text);
+    let depth = line_of(&text, "name = \"asks\"") + 1;
+    assert!(
+        found
+            .iter()
+            .any(|(l, w)| *l == depth && w.contains("16 frags deep")),
+        "the asks link's depth, at its line {depth}: {found:#?}"
+    );
+}

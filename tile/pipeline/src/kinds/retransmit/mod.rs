@@ -49,8 +49,10 @@
 //!   counted `not_udp`);
 //! - `set`: the set every frag goes to (default: the frag's signature).
 //!
-//! Output 0's link must be at least `max_destinations` deep (a frag's
-//! frames are published together).
+//! Each output's link must be at least `max_destinations` deep (a frag's
+//! frames, or its asks, are published together). Until the `netlink`
+//! tile has published `ifname` (its first read of the kernel's tables),
+//! the tile holds its input, for up to 2 s.
 //!
 //! # What it counts
 //!
@@ -71,7 +73,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use tilewire_route::{Miss, NextHops, NextHopsHandle};
 use tilewire_shmem::object::ShmObject;
-use tilewire_tile::stem::{Frag, Outputs, Reading, Tile};
+use tilewire_tile::stem::{Filter, Frag, Outputs, Reading, Tile};
 
 use crate::kind::{BuildCtx, BuildError, CheckCtx, IoCounts, Object, TileKind};
 use crate::kinds::netlink::{next_hops_name, solicit_request};
@@ -81,6 +83,9 @@ pub use dests::{DestError, DestSets, DestSetsHandle, DESTS_MAX, SETS_MAX};
 
 /// Least time between two resolution requests for one next hop.
 const ASK_EVERY: Duration = Duration::from_millis(100);
+/// Longest the tile holds its input at the start waiting for the net
+/// tile's interface to appear in the next-hop table.
+const INTERFACE_WAIT: Duration = Duration::from_secs(2);
 
 /// The named allocation holding retransmit tile `tile`'s destination
 /// sets.
@@ -104,7 +109,8 @@ pub enum Reason {
     Pending,
     /// Its next hop failed to resolve.
     Failed,
-    /// The route's interface has no Ethernet address the table knows.
+    /// The route's interface has no Ethernet address the table knows, or
+    /// the net tile's interface (`ifname`) is not in the table.
     NoInterface,
     /// It is routed through another interface than the net tile's.
     WrongInterface,
@@ -184,6 +190,7 @@ pub struct Retransmit<'w> {
     set: Option<usize>,
     last: Batch,
     burst: u64,
+    started: Instant,
 }
 
 impl std::fmt::Debug for Retransmit<'_> {
@@ -254,6 +261,7 @@ impl Retransmit<'_> {
                     self.ask(out, m);
                     Err(Reason::of(m))
                 }
+                Ok(_) if ours.is_none() => Err(Reason::NoInterface),
                 Ok(hop) if Some(hop.ifindex) != ours => Err(Reason::WrongInterface),
                 Ok(hop) => match self.src_ip.or(hop.src) {
                     None => Err(Reason::NoSource),
@@ -310,6 +318,18 @@ impl Tile for Retransmit<'_> {
 
     fn reading(&self) -> Reading {
         Reading::Settled
+    }
+
+    fn before_frag(&mut self, _input: usize, _seq: u64, _sig: u64) -> Filter {
+        // Until the netlink tile published the net tile's interface (its
+        // first read of the kernel's tables), hold the frags rather than
+        // count every destination as unsendable; a name the table never
+        // holds is counted (`no_interface`) once the wait is over.
+        if self.ifindex().is_none() && self.started.elapsed() < INTERFACE_WAIT {
+            Filter::Retry
+        } else {
+            Filter::Process
+        }
     }
 
     fn on_frag(&mut self, _input: usize, frag: &Frag<'_>, out: &mut Outputs<'_, '_>) {
@@ -469,15 +489,17 @@ impl TileKind for RetransmitKind {
                 format!("no tile is named {:?} (a netlink tile)", p.resolver),
             ),
         }
-        let tile = ctx.tile();
-        let outs: Vec<String> = tile.outputs.clone();
-        if let Some(l) = outs
-            .first()
-            .and_then(|o| topo.links.iter().find(|l| &l.name == o))
+        // The run loop hands the tile a frag only when every output has
+        // a burst of credits: the frames, and the asks, of one frag.
+        let outs: Vec<String> = ctx.tile().outputs.clone();
+        for l in outs
+            .iter()
+            .filter_map(|o| topo.links.iter().find(|l| &l.name == o))
         {
             if (l.depth as usize) < p.max_destinations {
                 let why = format!(
-                    "{} frags deep, and a frag's frames (up to max_destinations = {}) are published together",
+                    "{} frags deep, and one frag's frames or asks (up to max_destinations = {}) \
+                     are published together",
                     l.depth, p.max_destinations
                 );
                 ctx.link_error(&l.name, "depth", why);
@@ -531,6 +553,7 @@ impl TileKind for RetransmitKind {
             set: p.set,
             last: Batch::default(),
             burst: p.max_destinations as u64,
+            started: Instant::now(),
         }))
     }
 }
