@@ -472,7 +472,7 @@ fn a_fan_out_under_route_and_neighbour_churn_sends_every_frame_right() {
     .into_iter()
     .map(|r| (r, c(r)))
     .collect();
-    eprintln!("skipped: {reasons:?}");
+    eprintln!("destinations not sent, by reason: {reasons:?}");
     assert!(
         changes as f64 / secs >= 1000.0,
         "at least 1000 changes a second"

@@ -553,6 +553,15 @@ impl<'a> NextHopsHandle<'a> {
         })
     }
 
+    /// Publishes so far: it changes whenever the table's contents may
+    /// have, so a reader may keep what it resolved while it stays the same
+    /// (one load, no lock).
+    pub fn generation(&self) -> u64 {
+        // SYNC: Acquire; pairs with the Release that ends a publish (the
+        // generation is written inside it).
+        self.hdr[W_GENERATION].load(Ordering::Acquire)
+    }
+
     /// The table's counters.
     pub fn stats(&self) -> NextHopsStats {
         // SYNC: Relaxed; counters, each read on its own.
@@ -616,6 +625,37 @@ impl<'a> NextHopsHandle<'a> {
                 }
             }
         }
+        // What changes, found before the write section (the one writer's
+        // words hold still meanwhile), so that section is only the stores:
+        // readers wait on a publish for as long as it stores, not for as
+        // long as the table is to compare.
+        let mut changes: Vec<(&AtomicU64, u64)> = Vec::new();
+        let mut want = |w: &'a AtomicU64, v: u64| {
+            // SYNC: Relaxed; the writer reads back its own words.
+            if w.load(Ordering::Relaxed) != v {
+                changes.push((w, v));
+            }
+        };
+        for (i, r) in sorted.iter().take(kept_routes).enumerate() {
+            for (w, v) in self.routes[i * ROUTE_WORDS..].iter().zip(r.encode()) {
+                want(w, v);
+            }
+        }
+        for w in &self.routes[kept_routes * ROUTE_WORDS..] {
+            want(w, 0);
+        }
+        for (i, slot) in table.iter().enumerate() {
+            for (w, &v) in self.neigh[i * NEIGH_WORDS..].iter().zip(slot) {
+                want(w, v);
+            }
+        }
+        for (i, slot) in itable.iter().enumerate() {
+            for (w, &v) in self.ifaces[i * IFACE_WORDS..].iter().zip(slot) {
+                want(w, v);
+            }
+        }
+        want(&self.hdr[W_ROUTES], kept_routes as u64);
+        want(&self.hdr[W_NEIGHS], kept_neigh as u64);
         let seq = &self.hdr[W_SEQ];
         // SYNC: Relaxed load (the one writer); the odd store is ordered
         // before the data stores by the Release fence, so a reader that
@@ -626,32 +666,14 @@ impl<'a> NextHopsHandle<'a> {
             Ordering::Relaxed,
         );
         fence(Ordering::Release);
+        for (w, v) in changes {
+            // SYNC: Relaxed; inside the seqlock's write section.
+            w.store(v, Ordering::Relaxed);
+        }
         let store = |w: &AtomicU64, v: u64| {
             // SYNC: Relaxed; inside the seqlock's write section.
-            if w.load(Ordering::Relaxed) != v {
-                w.store(v, Ordering::Relaxed);
-            }
+            w.store(v, Ordering::Relaxed);
         };
-        for (i, r) in sorted.iter().take(kept_routes).enumerate() {
-            for (w, v) in self.routes[i * ROUTE_WORDS..].iter().zip(r.encode()) {
-                store(w, v);
-            }
-        }
-        for w in &self.routes[kept_routes * ROUTE_WORDS..] {
-            store(w, 0);
-        }
-        for (i, slot) in table.iter().enumerate() {
-            for (w, &v) in self.neigh[i * NEIGH_WORDS..].iter().zip(slot) {
-                store(w, v);
-            }
-        }
-        for (i, slot) in itable.iter().enumerate() {
-            for (w, &v) in self.ifaces[i * IFACE_WORDS..].iter().zip(slot) {
-                store(w, v);
-            }
-        }
-        store(&self.hdr[W_ROUTES], kept_routes as u64);
-        store(&self.hdr[W_NEIGHS], kept_neigh as u64);
         let out = |w: usize, n: usize| {
             // SYNC: Relaxed; a counter.
             self.hdr[w].fetch_add(n as u64, Ordering::Relaxed);

@@ -191,6 +191,9 @@ pub struct Retransmit<'w> {
     last: Batch,
     burst: u64,
     started: Instant,
+    /// Hops resolved at table generation `hops_of`.
+    hops: HashMap<IpAddr, tilewire_route::Hop>,
+    hops_of: u64,
 }
 
 impl std::fmt::Debug for Retransmit<'_> {
@@ -255,8 +258,21 @@ impl Retransmit<'_> {
         let ours = self.ifindex();
         let dests = std::mem::take(&mut self.scratch);
         let mut hdr = [0u8; frame::V6_HEADERS];
+        // Hops resolved since the table last changed are kept: a change
+        // (a new MAC, a route gone) moves the generation and empties them.
+        let generation = self.table.generation();
+        if generation != self.hops_of {
+            self.hops.clear();
+            self.hops_of = generation;
+        }
         for (i, &d) in dests.iter().enumerate() {
-            let r = match self.table.resolve(d.ip()) {
+            let resolved = match self.hops.get(&d.ip()) {
+                Some(&hop) => Ok(hop),
+                None => self.table.resolve(d.ip()).inspect(|&hop| {
+                    self.hops.insert(d.ip(), hop);
+                }),
+            };
+            let r = match resolved {
                 Err(m) => {
                     self.ask(out, m);
                     Err(Reason::of(m))
@@ -554,6 +570,8 @@ impl TileKind for RetransmitKind {
             last: Batch::default(),
             burst: p.max_destinations as u64,
             started: Instant::now(),
+            hops: HashMap::with_capacity(p.max_destinations),
+            hops_of: u64::MAX,
         }))
     }
 }
