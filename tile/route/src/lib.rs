@@ -32,12 +32,12 @@
 //! is given only for an entry with a MAC in a usable state
 //! ([`NeighState::usable`]). Proxy entries are left out.
 
+mod answer;
 pub mod entry;
 pub mod netlink;
 pub mod table;
 
+pub use answer::{Hop, Miss, NextHopsStats, Published, ReadOnly, Tables};
 pub use entry::{Interface, NeighState, Neighbour, Route, RouteKind, TABLES};
 pub use netlink::{Mirror, MirrorStats};
-pub use table::{
-    Hop, Miss, NextHops, NextHopsHandle, NextHopsParams, NextHopsStats, Published, ReadOnly, Tables,
-};
+pub use table::{NextHops, NextHopsHandle, NextHopsParams};

@@ -31,8 +31,9 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::protocols::NETLINK_ROUTE;
 use netlink_sys::{Socket, SocketAddr};
 
+use crate::answer::{Published, ReadOnly, Tables};
 use crate::entry::{Interface, NeighState, Neighbour, Route, RouteKind, TABLES};
-use crate::table::{Count, NextHopsHandle, Published, ReadOnly, Tables};
+use crate::table::{Count, NextHopsHandle};
 
 /// The kernel's multicast groups for link, neighbour and route changes.
 const RTNLGRP_LINK: u32 = 1;
