@@ -532,11 +532,22 @@ impl<'a> Fixture<'a> {
     }
 
     /// The UDP destination port on which the XDP program steers frame
-    /// `index`: the port of its class (of the original's, for a `dup`),
-    /// `None` for a malformed or foreign frame, which it passes to the
-    /// kernel whatever ports it is given, and past the end.
+    /// `index`: the port of its class (of the original's, for a `dup`);
+    /// for an `ipv6_udp` frame, its own destination port (the program
+    /// steers IPv6 UDP without extension headers, with lengths that hold
+    /// and a checksum set, by port); `None` for a malformed or foreign
+    /// frame, which it passes to the kernel whatever ports it is given,
+    /// and past the end.
     pub fn steer_port(&self, index: usize) -> Option<u16> {
-        self.original(index)?.class.port()
+        let f = self.original(index)?;
+        match f.class {
+            FrameClass::Ipv6Udp => {
+                let checksum_set = f.bytes.get(60..62).is_some_and(|c| c != [0, 0]);
+                (crate::frame::udp_payload(f.bytes).is_some() && checksum_set)
+                    .then(|| crate::frame::udp_dst_port(f.bytes))
+            }
+            class => class.port(),
+        }
     }
 }
 

@@ -158,6 +158,12 @@ fn every_frame_agrees_with_its_class() {
                     assert_eq!(frame.dup_of, None, "{what}");
                     check_well_formed(&what, class, frame.bytes, steer);
                 }
+                FrameClass::Ipv6Udp => {
+                    // Steered by its own port, one of the class ports.
+                    assert_eq!(frame.dup_of, None, "{what}");
+                    let port = steer.unwrap_or_else(|| panic!("{what}: a steered IPv6 frame"));
+                    assert!(CLASS_PORTS.contains(&port), "{what}: aims at {port}");
+                }
                 class => {
                     assert_eq!(
                         (frame.dup_of, steer, class.port()),
