@@ -486,3 +486,117 @@ fn a_fan_out_under_route_and_neighbour_churn_sends_every_frame_right() {
     assert!(got.iter().all(|&g| g == SHREDS), "{got:?}");
     assert!(nl("events") > 1000, "the mirror followed the churn");
 }
+
+/// A destination set rewritten while the tile runs (from this process,
+/// through the workspace, as any process would): the shreds after the
+/// change go to the new set only, none is torn between the two.
+#[test]
+fn a_destination_set_updated_at_run_time_takes_effect_at_once_and_whole() {
+    use tilewire_pipeline::kinds::retransmit::{dest_sets_name, DestSets};
+    let Some(pair) = VethPair::new_or_skip("rt-upd") else {
+        return;
+    };
+    let (a, b) = (pair.a(), pair.b());
+    let gw = b.addr();
+    for i in 0..DESTS {
+        ip(
+            b.netns(),
+            &["addr", "add", &format!("{}/32", dest(i)), "dev", b.ifname()],
+        );
+    }
+    ip(
+        a.netns(),
+        &["route", "add", "198.19.250.0/24", "via", &gw.to_string()],
+    );
+    let socks: Vec<UdpSocket> = b
+        .run(|| {
+            (0..DESTS)
+                .map(|i| {
+                    let s = UdpSocket::bind((dest(i), PORT)).unwrap();
+                    s.set_nonblocking(true).unwrap();
+                    s
+                })
+                .collect()
+        })
+        .unwrap();
+    let all: Vec<SocketAddr> = (0..DESTS)
+        .map(|i| SocketAddr::from((dest(i), PORT)))
+        .collect();
+    let registry = Registry::with_builtins().with(ShredsKind).unwrap();
+    let name = format!("rtu{}", std::process::id());
+    let pipeline = PipelineBuilder::new(&name)
+        .link(LinkDef::new("shreds", 64).mtu(1280))
+        .link(LinkDef::new("tx", 1024).mtu(2048))
+        .link(LinkDef::new("rx", 256).mtu(2048))
+        .tile(TileDef::new("src", "shreds").output("shreds"))
+        .tile(TileDef::new("nl", "netlink").param("netns", a.netns()))
+        .tile(
+            TileDef::new("rt", "retransmit")
+                .input("shreds")
+                .output("tx")
+                .param("resolver", "nl")
+                .param("ifname", a.ifname())
+                .param("src_port", 8000)
+                .param("src_ip", a.addr().to_string())
+                .param("max_destinations", 64)
+                .param(
+                    "destinations",
+                    vec![all.iter().map(ToString::to_string).collect::<Vec<_>>()],
+                ),
+        )
+        .tile(
+            TileDef::new("net", "net-xdp")
+                .input("tx")
+                .output("rx")
+                .param("ifname", a.ifname())
+                .param("netns", a.netns())
+                .param("ports", vec![9999])
+                .param("bind", "copy"),
+        )
+        .tile(TileDef::new("rxsink", "sink").input("rx"))
+        .build(&registry)
+        .unwrap();
+    let running = pipeline.start(&RunOptions::new()).unwrap();
+    let ws = pipeline.workspace();
+    let obj = ws.lookup(&dest_sets_name("rt")).expect("the sets exist");
+    let sets = DestSets::join(ws.region(obj.gaddr, obj.size as usize).unwrap()).unwrap();
+    let counter = |n: &str| pipeline.counter("rt", n).unwrap_or(0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while counter("frags") < SHREDS / 6 {
+        assert!(Instant::now() < deadline, "the first shreds go out");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // From now on, the first 8 destinations only.
+    sets.write(0, &all[..8]).unwrap();
+    let mut got = vec![0u64; usize::from(DESTS)];
+    let mut buf = [0u8; 2048];
+    loop {
+        for (i, s) in socks.iter().enumerate() {
+            while s.recv_from(&mut buf).is_ok() {
+                got[i] += 1;
+            }
+        }
+        if counter("frags") == SHREDS && got.iter().sum::<u64>() == counter("sent") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "got {got:?}, rt sent {}",
+            counter("sent")
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let report = running.stop().unwrap();
+    let sent = report.counter("rt", "sent").unwrap();
+    eprintln!("set changed mid-run: per destination {got:?}, {sent} sent");
+    // Every shred went to the first 8; the others got only the shreds
+    // before the change, each the same number (a set is read whole).
+    assert!(got[..8].iter().all(|&g| g == SHREDS), "{got:?}");
+    let before = got[8];
+    assert!((SHREDS / 6..SHREDS).contains(&before), "{got:?}");
+    assert!(
+        got[8..].iter().all(|&g| g == before),
+        "no shred saw half a set: {got:?}"
+    );
+    assert_eq!(sent, 8 * SHREDS + 24 * before);
+}
