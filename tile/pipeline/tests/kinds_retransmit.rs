@@ -600,3 +600,162 @@ fn a_destination_set_updated_at_run_time_takes_effect_at_once_and_whole() {
     );
     assert_eq!(sent, 8 * SHREDS + 24 * before);
 }
+
+/// Destinations that cannot be sent to, each skipped and counted by its
+/// reason, every shred, while the good ones in the same set go out: a
+/// route through another interface than the net tile's, a neighbour in
+/// FAILED state, a blackhole, an address of this host, no route at all.
+#[test]
+fn unsendable_destinations_are_skipped_and_counted_by_reason_and_the_rest_go_out() {
+    let Some(pair) = VethPair::new_or_skip("rt-bad") else {
+        return;
+    };
+    let (a, b) = (pair.a(), pair.b());
+    let (ns, gw) = (a.netns().to_owned(), b.addr());
+    for i in 0..4 {
+        ip(
+            b.netns(),
+            &["addr", "add", &format!("{}/32", dest(i)), "dev", b.ifname()],
+        );
+    }
+    ip(
+        &ns,
+        &["route", "add", "198.19.250.0/24", "via", &gw.to_string()],
+    );
+    // Another interface of this namespace, with resolved neighbours.
+    ip(
+        &ns,
+        &[
+            "link", "add", "twx0", "type", "veth", "peer", "name", "twx1",
+        ],
+    );
+    ip(&ns, &["link", "set", "twx0", "up"]);
+    ip(&ns, &["link", "set", "twx1", "up"]);
+    ip(&ns, &["addr", "add", "198.19.252.1/24", "dev", "twx0"]);
+    for n in ["198.19.252.5", "198.19.252.6"] {
+        ip(
+            &ns,
+            &[
+                "neigh",
+                "replace",
+                n,
+                "lladdr",
+                "02:00:00:00:52:05",
+                "dev",
+                "twx0",
+                "nud",
+                "permanent",
+            ],
+        );
+    }
+    // On the net tile's link, an address that failed to resolve.
+    ip(&ns, &["route", "add", "198.19.254.0/24", "dev", a.ifname()]);
+    ip(
+        &ns,
+        &[
+            "neigh",
+            "replace",
+            "198.19.254.9",
+            "dev",
+            a.ifname(),
+            "nud",
+            "failed",
+        ],
+    );
+    ip(&ns, &["route", "add", "blackhole", "198.19.255.0/24"]);
+    let socks: Vec<UdpSocket> = b
+        .run(|| {
+            (0..4)
+                .map(|i| {
+                    let s = UdpSocket::bind((dest(i), PORT)).unwrap();
+                    s.set_nonblocking(true).unwrap();
+                    s
+                })
+                .collect()
+        })
+        .unwrap();
+    let mut set: Vec<String> = (0..4)
+        .map(|i| SocketAddr::from((dest(i), PORT)).to_string())
+        .collect();
+    for other in [
+        "198.19.252.5", // through twx0: wrong interface
+        "198.19.252.6", // the same
+        "198.19.254.9", // FAILED neighbour
+        "198.19.255.1", // blackhole
+        "198.19.249.1", // no route
+    ] {
+        set.push(format!("{other}:{PORT}"));
+    }
+    set.push(SocketAddr::from((a.addr(), PORT)).to_string()); // local
+    let registry = Registry::with_builtins().with(ShredsKind).unwrap();
+    let name = format!("rtb{}", std::process::id());
+    let pipeline = PipelineBuilder::new(&name)
+        .link(LinkDef::new("shreds", 64).mtu(1280))
+        .link(LinkDef::new("tx", 1024).mtu(2048))
+        .link(LinkDef::new("rx", 256).mtu(2048))
+        .tile(TileDef::new("src", "shreds").output("shreds"))
+        .tile(TileDef::new("nl", "netlink").param("netns", a.netns()))
+        .tile(
+            TileDef::new("rt", "retransmit")
+                .input("shreds")
+                .output("tx")
+                .param("resolver", "nl")
+                .param("ifname", a.ifname())
+                .param("src_port", 8000)
+                .param("src_ip", a.addr().to_string())
+                .param("max_destinations", 16)
+                .param("destinations", vec![set]),
+        )
+        .tile(
+            TileDef::new("net", "net-xdp")
+                .input("tx")
+                .output("rx")
+                .param("ifname", a.ifname())
+                .param("netns", a.netns())
+                .param("ports", vec![9999])
+                .param("bind", "copy"),
+        )
+        .tile(TileDef::new("rxsink", "sink").input("rx"))
+        .build(&registry)
+        .unwrap();
+    let running = pipeline.start(&RunOptions::new()).unwrap();
+    let mut got = [0u64; 4];
+    let mut buf = [0u8; 2048];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let counter = |n: &str| pipeline.counter("rt", n).unwrap_or(0);
+    loop {
+        for (i, s) in socks.iter().enumerate() {
+            while s.recv_from(&mut buf).is_ok() {
+                got[i] += 1;
+            }
+        }
+        if counter("frags") == SHREDS && got.iter().sum::<u64>() == counter("sent") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "got {got:?}, rt sent {}",
+            counter("sent")
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let report = running.stop().unwrap();
+    let c = |n: &str| report.counter("rt", n).unwrap();
+    assert_eq!(got, [SHREDS; 4], "the good destinations got every shred");
+    assert_eq!(c("sent"), 4 * SHREDS);
+    assert_eq!(c("wrong_interface"), 2 * SHREDS, "routed through twx0");
+    assert_eq!(c("failed"), SHREDS, "the FAILED neighbour");
+    assert_eq!(c("refused"), SHREDS, "the blackhole");
+    assert_eq!(c("no_route"), SHREDS);
+    assert_eq!(c("local"), SHREDS);
+    for r in [
+        "no_neighbour",
+        "pending",
+        "no_interface",
+        "too_big",
+        "busy",
+        "bad_set",
+    ] {
+        assert_eq!(c(r), 0, "{r}");
+    }
+}
