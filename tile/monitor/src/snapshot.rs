@@ -22,11 +22,6 @@ use tilewire_tile::link::Link;
 use tilewire_tile::stem::latency_name;
 use tilewire_tile::stem::metrics::{TileLayout, TileMetrics, TileSnapshot};
 
-/// Deepest mcache whose lines are scanned for the newest frag (2 MiB of
-/// lines); deeper rings report the producer's published position, which
-/// trails by up to one housekeeping interval.
-const SCAN_DEPTH_MAX: u64 = 1 << 16;
-
 /// Something in the workspace that is not what it should be.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
@@ -163,8 +158,8 @@ pub struct LinkView {
     pub chunks: (u32, u32),
     /// Seq of its first frag.
     pub seq0: u64,
-    /// One past the newest frag published (found on the ring's lines for
-    /// rings up to 65536 deep, else the producer's published position).
+    /// One past the newest frag published
+    /// ([`MCacheHandle::published_next`](tilewire_tile::link::mcache::MCacheHandle::published_next)).
     pub producer_next: u64,
     /// Its consumers, by index.
     pub consumers: Vec<ConsumerView>,
@@ -173,11 +168,7 @@ pub struct LinkView {
 impl LinkView {
     fn read(link: &Link<'_>) -> LinkView {
         let mc = link.mcache();
-        let producer_next = if mc.depth() <= SCAN_DEPTH_MAX {
-            mc.newest_seq().wrapping_add(1)
-        } else {
-            mc.seq_query()
-        };
+        let producer_next = mc.published_next();
         LinkView {
             name: link.name().to_owned(),
             depth: link.depth(),

@@ -89,6 +89,10 @@ const LINE_WORDS: usize = 4;
 pub const DEPTH_MIN: u64 = 2;
 /// Largest depth.
 pub const DEPTH_MAX: u64 = 1 << 28;
+/// Deepest ring whose lines [`MCacheHandle::published_next`] scans for the
+/// newest frag (2 MiB of lines); deeper rings report the producer's
+/// published position, which trails by up to one housekeeping interval.
+pub const SCAN_DEPTH_MAX: u64 = 1 << 16;
 
 /// The mcache object (its verbs; handles are [`MCacheHandle`]).
 #[derive(Debug)]
@@ -422,6 +426,19 @@ impl<'a> MCacheHandle<'a> {
             .map(|l| l[0].load(Ordering::Relaxed))
             .max_by_key(|&s| seq_diff(s, base))
             .unwrap_or(base)
+    }
+
+    /// One past the newest frag published, as a reader beside the
+    /// producer tells it (a monitor, the runner's report): found on the
+    /// lines ([`MCacheHandle::newest_seq`]) for rings up to
+    /// [`SCAN_DEPTH_MAX`] deep, else the producer's published position
+    /// ([`MCacheHandle::seq_query`]).
+    pub fn published_next(&self) -> u64 {
+        if self.depth() <= SCAN_DEPTH_MAX {
+            self.newest_seq().wrapping_add(1)
+        } else {
+            self.seq_query()
+        }
     }
 
     /// Publishes the producer's next seq.

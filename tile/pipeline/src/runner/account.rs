@@ -12,10 +12,6 @@ use super::supervisor::Supervisor;
 
 use crate::run::tile_metrics;
 
-/// Deepest ring whose lines are scanned for the newest frag (as the
-/// monitor does); a deeper one reports its producer's published position.
-const SCAN_DEPTH_MAX: u64 = 1 << 16;
-
 /// Adds `more` into `into`, counter by counter (by name).
 fn add_counters(into: &mut Vec<(String, u64)>, more: &[(String, u64)]) {
     for (name, v) in more {
@@ -68,11 +64,7 @@ impl Supervisor {
             .filter_map(|l| {
                 let link = Link::join(ws, &l.name).ok()?;
                 let mc = link.mcache();
-                let next = if mc.depth() <= SCAN_DEPTH_MAX {
-                    mc.newest_seq().wrapping_add(1)
-                } else {
-                    mc.seq_query()
-                };
+                let next = mc.published_next();
                 let depth = link.depth();
                 let consumers = self
                     .topo
