@@ -102,6 +102,44 @@ pub fn parse_solicit(b: &[u8]) -> Option<(u32, IpAddr)> {
     (ifindex != 0).then_some((ifindex, ip))
 }
 
+/// Next hops asked for lately: at most one request per interface and
+/// address per `every` (what the netlink tile asks of the kernel, and what
+/// a tile asks of the netlink tile). Entries older than that are dropped
+/// once it holds more than a few thousand.
+#[derive(Debug)]
+pub(crate) struct Asked {
+    every: Duration,
+    at: HashMap<(u32, IpAddr), Instant>,
+}
+
+impl Asked {
+    pub(crate) fn new(every: Duration) -> Asked {
+        Asked {
+            every,
+            at: HashMap::new(),
+        }
+    }
+
+    /// Whether `ip` on `ifindex` may be asked for now; if so, it counts
+    /// as asked from now.
+    pub(crate) fn due(&mut self, ifindex: u32, ip: IpAddr) -> bool {
+        let now = Instant::now();
+        let every = self.every;
+        if self
+            .at
+            .get(&(ifindex, ip))
+            .is_some_and(|&t| now.duration_since(t) < every)
+        {
+            return false;
+        }
+        if self.at.len() > 4096 {
+            self.at.retain(|_, t| now.duration_since(*t) < every);
+        }
+        self.at.insert((ifindex, ip), now);
+        true
+    }
+}
+
 /// The `netlink` kind (see the [module docs](self)).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NetlinkKind;
@@ -162,7 +200,7 @@ pub struct Netlink<'w> {
     mirror: Mirror,
     table: NextHopsHandle<'w>,
     next_poll: Instant,
-    asked: HashMap<(u32, IpAddr), Instant>,
+    asked: Asked,
     solicit_errors: u64,
     bad_requests: u64,
     publishes: u64,
@@ -185,7 +223,7 @@ impl<'w> Netlink<'w> {
             mirror,
             table,
             next_poll: Instant::now(),
-            asked: HashMap::new(),
+            asked: Asked::new(SOLICIT_EVERY),
             solicit_errors: 0,
             bad_requests: 0,
             publishes: 0,
@@ -215,20 +253,7 @@ impl<'w> Netlink<'w> {
     }
 
     fn solicit(&mut self, ifindex: u32, ip: IpAddr) {
-        let now = Instant::now();
-        if self
-            .asked
-            .get(&(ifindex, ip))
-            .is_some_and(|&at| now.duration_since(at) < SOLICIT_EVERY)
-        {
-            return;
-        }
-        if self.asked.len() > 4096 {
-            self.asked
-                .retain(|_, at| now.duration_since(*at) < SOLICIT_EVERY);
-        }
-        self.asked.insert((ifindex, ip), now);
-        if self.mirror.solicit(ifindex, ip).is_err() {
+        if self.asked.due(ifindex, ip) && self.mirror.solicit(ifindex, ip).is_err() {
             self.solicit_errors += 1;
         }
     }

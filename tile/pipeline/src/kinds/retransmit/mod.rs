@@ -76,7 +76,7 @@ use tilewire_shmem::object::ShmObject;
 use tilewire_tile::stem::{Filter, Frag, Outputs, Reading, Tile};
 
 use crate::kind::{BuildCtx, BuildError, CheckCtx, IoCounts, Object, TileKind};
-use crate::kinds::netlink::{next_hops_name, solicit_request};
+use crate::kinds::netlink::{next_hops_name, solicit_request, Asked};
 use crate::topo::TileSpec;
 
 pub use dests::{DestError, DestSets, DestSetsHandle, DESTS_MAX, SETS_MAX};
@@ -183,7 +183,7 @@ pub struct Retransmit<'w> {
     src_ip: Option<IpAddr>,
     src_port: u16,
     ask: bool,
-    asked: HashMap<(u32, IpAddr), Instant>,
+    asked: Asked,
     scratch: Vec<SocketAddr>,
     counts: [u64; 16],
     udp_frames: bool,
@@ -227,22 +227,9 @@ impl Retransmit<'_> {
         else {
             return;
         };
-        if !self.ask {
+        if !self.ask || !self.asked.due(ifindex, next_hop) {
             return;
         }
-        let now = Instant::now();
-        let key = (ifindex, next_hop);
-        if self
-            .asked
-            .get(&key)
-            .is_some_and(|&t| now.duration_since(t) < ASK_EVERY)
-        {
-            return;
-        }
-        if self.asked.len() > 4096 {
-            self.asked.retain(|_, t| now.duration_since(*t) < ASK_EVERY);
-        }
-        self.asked.insert(key, now);
         if out
             .publish(1, &solicit_request(ifindex, next_hop), 0, 0, 0)
             .is_ok()
@@ -562,7 +549,7 @@ impl TileKind for RetransmitKind {
             src_ip: p.src_ip,
             src_port: p.src_port,
             ask,
-            asked: HashMap::new(),
+            asked: Asked::new(ASK_EVERY),
             scratch: Vec::with_capacity(p.max_destinations),
             counts: [0; 16],
             udp_frames: p.input == Input::UdpFrame,
