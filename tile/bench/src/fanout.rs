@@ -28,7 +28,7 @@ use tilewire_shmem::TempWorkspace;
 use crate::harness::cpu::TileCost;
 use crate::harness::layout;
 use crate::harness::pin::Cores;
-use crate::harness::{print_json, round, BenchArgs};
+use crate::harness::{print_json, round, window_secs, BenchArgs};
 use cells::{Impl, Measured, Timing};
 use peer::{Net, DESTS, SHRED};
 
@@ -38,18 +38,8 @@ pub(crate) struct Args {
     #[command(flatten)]
     pub common: BenchArgs,
     /// Seconds each cell measures, after its warm-up (default 3; 1 with --quick)
-    #[arg(long, value_name = "SECS", value_parser = secs)]
+    #[arg(long, value_name = "SECS", value_parser = window_secs)]
     pub duration: Option<f64>,
-}
-
-fn secs(s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if !(0.1..=60.0).contains(&v) {
-        return Err(format!("{v} is not in 0.1..=60 seconds"));
-    }
-    Ok(v)
 }
 
 /// The contestants, in the order they run.

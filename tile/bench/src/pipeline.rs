@@ -54,7 +54,7 @@ use tilewire_aio::netns::VethPair;
 use tilewire_shmem::TempWorkspace;
 
 use crate::harness::cpu::TileCost;
-use crate::harness::{print_json, round, BenchArgs};
+use crate::harness::{print_json, round, window_secs, BenchArgs};
 use cells::{Env, Impl, Path};
 use measured::{Measured, Timing};
 use traffic::Traffic;
@@ -65,7 +65,7 @@ pub(crate) struct Args {
     #[command(flatten)]
     pub common: BenchArgs,
     /// Seconds each cell measures, after its warm-up (default 3; 1 with --quick)
-    #[arg(long, value_name = "SECS", value_parser = secs)]
+    #[arg(long, value_name = "SECS", value_parser = window_secs)]
     pub duration: Option<f64>,
     /// Packets per second of the cells at a load both pipelines sustain
     #[arg(long, value_name = "PPS", default_value_t = 50_000,
@@ -82,16 +82,6 @@ pub(crate) struct Args {
     /// Only this load: saturation, half (half of saturation, after it), or the sustained --rate
     #[arg(long, value_name = "LOAD", value_parser = ["saturation", "half", "rate"])]
     pub load: Option<String>,
-}
-
-fn secs(s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if !(0.1..=60.0).contains(&v) {
-        return Err(format!("{v} is not in 0.1..=60 seconds"));
-    }
-    Ok(v)
 }
 
 /// One cell of the table: a path and a load, both pipelines.

@@ -18,9 +18,10 @@ use tilewire_shmem::Workspace;
 
 use super::peer::{Counter, Counts, Live, Net};
 use super::peers::{self, Sent};
-use super::tilewire::{net_tiles, topology, ShredsKind, SourceShared, RT_SKIPS};
+use super::tilewire::{net_tiles, topology, ShredsKind, SourceShared};
 use crate::harness::cpu::{process_cpu_ns, read_tiles, tiles_per_pkt, TileCost, TileReading};
 use crate::harness::pin::{pin, Cores};
+use tilewire_pipeline::kinds::retransmit::skip_counters;
 
 /// Queues of the pair: b counts on both in every cell.
 pub(super) const QUEUES: u32 = 2;
@@ -280,9 +281,9 @@ fn tilewire_cell(
     let report = running.stop().map_err(|e| e.to_string())?;
     let c = |tile: &str, n: &str| report.counter(tile, n).unwrap_or(0);
     let frags = c("rt", "frags");
-    let skipped: u64 = RT_SKIPS.iter().map(|r| c("rt", r)).sum();
+    let skipped: u64 = skip_counters().iter().map(|r| c("rt", r)).sum();
     let refused: u64 = nets.iter().map(|n| c(n, "tx_refused")).sum();
-    let mut why: Vec<String> = RT_SKIPS
+    let mut why: Vec<String> = skip_counters()
         .iter()
         .map(|r| (format!("rt.{r}"), c("rt", r)))
         .chain(

@@ -189,19 +189,3 @@ pub(super) fn net_tiles(queues: u32) -> Vec<String> {
         n => (0..n).map(|i| format!("net.{i}")).collect(),
     }
 }
-
-/// The retransmit tile's counters of a skipped destination.
-pub(super) const RT_SKIPS: &[&str] = &[
-    "no_route",
-    "local",
-    "refused",
-    "no_neighbour",
-    "pending",
-    "failed",
-    "no_interface",
-    "wrong_interface",
-    "no_source",
-    "too_big",
-    "busy",
-    "bad_set",
-];

@@ -9,4 +9,4 @@ pub(crate) mod output;
 pub(crate) mod pin;
 pub(crate) mod stats;
 
-pub(crate) use output::{print_json, round, BenchArgs};
+pub(crate) use output::{print_json, round, window_secs, BenchArgs};

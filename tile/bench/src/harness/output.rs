@@ -12,6 +12,17 @@ pub(crate) struct BenchArgs {
     pub quick: bool,
 }
 
+/// Parses a `--duration`: seconds a cell measures, 0.1 to 60.
+pub(crate) fn window_secs(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(0.1..=60.0).contains(&v) {
+        return Err(format!("{v} is not in 0.1..=60 seconds"));
+    }
+    Ok(v)
+}
+
 /// Prints `row` as one line of JSON: what every `--json` prints.
 pub(crate) fn print_json(row: &impl serde::Serialize) {
     println!(

@@ -142,7 +142,8 @@ impl Reason {
     }
 }
 
-const COUNTERS: &[&str] = &[
+/// The tile's counters, in order (see the [module docs](self)).
+pub const COUNTERS: &[&str] = &[
     "frags",
     "sent",
     "no_route",
@@ -161,6 +162,12 @@ const COUNTERS: &[&str] = &[
     "not_udp",
 ];
 const BAD_SET: usize = 13;
+
+/// The counters of destinations (or frags, `bad_set`) not sent, each a
+/// [`Reason`] but the last: what a caller adds up as skipped.
+pub fn skip_counters() -> &'static [&'static str] {
+    &COUNTERS[2..=BAD_SET]
+}
 const ASKED: usize = 14;
 const NOT_UDP: usize = 15;
 
