@@ -205,19 +205,6 @@ fn kill_tile(running: &tilewire_pipeline::Running<'_>, tile: &str) -> u32 {
     pid
 }
 
-/// The value of counter `name` in tile `tile`'s metrics (this boot's).
-fn live_counter(p: &Pipeline, tile: &str, name: &str) -> u64 {
-    tilewire_pipeline::tile_metrics(p.workspace(), tile)
-        .and_then(|m| {
-            m.snapshot()
-                .counters
-                .into_iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v)
-        })
-        .unwrap_or(0)
-}
-
 fn a_restart_is_supervised_reported_and_its_counters_summed_over_boots() {
     let name = ws_name("prestart");
     let text = topology(&name).replace(
@@ -228,9 +215,9 @@ fn a_restart_is_supervised_reported_and_its_counters_summed_over_boots() {
     let p = Pipeline::create(registry().parse(&text).unwrap()).unwrap();
     let running = p.start(&RunOptions::new()).unwrap();
     wait_for("fwd forwards", &|| {
-        live_counter(&p, "fwd", "forwarded") > 5000
+        p.counter("fwd", "forwarded").unwrap_or(0) > 5000
     });
-    let before_kill = live_counter(&p, "fwd", "forwarded");
+    let before_kill = p.counter("fwd", "forwarded").unwrap_or(0);
     let first = kill_tile(&running, "fwd");
     // Nobody polls: the runner's own thread reaps and restarts it.
     let m = tilewire_pipeline::tile_metrics(p.workspace(), "fwd").unwrap();
@@ -239,7 +226,7 @@ fn a_restart_is_supervised_reported_and_its_counters_summed_over_boots() {
         s.boots == 2 && s.pid != first && s.state == Some(TileState::Running)
     });
     wait_for("the restarted fwd forwards", &|| {
-        live_counter(&p, "fwd", "forwarded") > 5000
+        p.counter("fwd", "forwarded").unwrap_or(0) > 5000
     });
     let report = running.stop().expect("a restarted crash is not a failure");
     let sent = report.counter("gen", "sent").unwrap();
@@ -259,7 +246,7 @@ fn a_restart_is_supervised_reported_and_its_counters_summed_over_boots() {
     // written at housekeeping, so a sum across a kill may fall short of
     // what gen sent by up to an interval's work; the links' figures
     // below are exact.)
-    let this_boot = live_counter(&p, "fwd", "forwarded");
+    let this_boot = p.counter("fwd", "forwarded").unwrap_or(0);
     let total = report.counter("fwd", "forwarded").unwrap();
     assert!(
         this_boot < sent,
@@ -306,7 +293,7 @@ fn a_tile_killed_holding_credits_stalls_its_producer_comes_back_by_itself_and_lo
     let p = Pipeline::create(registry().parse(&held_credits_topology(&name)).unwrap()).unwrap();
     let running = p.start(&RunOptions::new()).unwrap();
     wait_for("batch passes frags on", &|| {
-        live_counter(&p, "batch", "passed") > 5000
+        p.counter("batch", "passed").unwrap_or(0) > 5000
     });
     let gen = tilewire_pipeline::tile_metrics(p.workspace(), "gen").unwrap();
     let batch = tilewire_pipeline::tile_metrics(p.workspace(), "batch").unwrap();
@@ -336,7 +323,7 @@ fn a_tile_killed_holding_credits_stalls_its_producer_comes_back_by_itself_and_lo
         s.boots == 2 && s.pid != first && s.state == Some(TileState::Running)
     });
     wait_for("traffic through the restarted batch", &|| {
-        live_counter(&p, "batch", "passed") > 5000
+        p.counter("batch", "passed").unwrap_or(0) > 5000
     });
     let stalled_ns = gen.snapshot().backpressure_ns - bp_ns_before;
     assert!(
@@ -396,7 +383,7 @@ fn a_corrupt_progress_under_a_restart_policy_restarts_its_consumer_and_loses_not
     let p = Pipeline::create(registry().parse(&text).unwrap()).unwrap();
     let mut running = p.start(&RunOptions::new()).unwrap();
     wait_for("the sink counts", &|| {
-        live_counter(&p, "sink", "frags") > 2000
+        p.counter("sink", "frags").unwrap_or(0) > 2000
     });
     // The sink is stopped, so it cannot write its progress back, and its
     // progress on link c is set 5 M past the producer's: a word no
@@ -423,9 +410,9 @@ fn a_corrupt_progress_under_a_restart_policy_restarts_its_consumer_and_loses_not
         s.boots == 2 && s.state == Some(TileState::Running)
     });
     assert!(!running.poll(), "the run goes on");
-    let before = live_counter(&p, "sink", "frags");
+    let before = p.counter("sink", "frags").unwrap_or(0);
     wait_for("the restarted sink counts", &|| {
-        live_counter(&p, "sink", "frags") > before + 2000
+        p.counter("sink", "frags").unwrap_or(0) > before + 2000
     });
     let report = running
         .stop()
@@ -458,7 +445,7 @@ fn a_dead_tile_s_unread_input_is_in_the_error() {
     let p = Pipeline::create(registry().parse(&topology(&name)).unwrap()).unwrap();
     let mut running = p.start(&RunOptions::new()).unwrap();
     wait_for("fwd forwards", &|| {
-        live_counter(&p, "fwd", "forwarded") > 1000
+        p.counter("fwd", "forwarded").unwrap_or(0) > 1000
     });
     kill_tile(&running, "fwd");
     // gen fills fwd's input (512 deep, bursts of 16) and waits for
