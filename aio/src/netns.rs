@@ -64,7 +64,7 @@ use std::fmt;
 use std::fs::File;
 use std::io;
 #[cfg(feature = "test-support")]
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 #[cfg(feature = "test-support")]
 use std::process::Command;
@@ -146,6 +146,17 @@ pub enum NetnsError {
     /// The thread to run in the namespace could not be started.
     #[error("cannot start a thread: {0}")]
     Thread(#[source] io::Error),
+    /// An interface's IPv6 addresses were still tentative (duplicate
+    /// address detection) after the time allowed.
+    #[error("the IPv6 addresses of {ifname} in {netns} are still tentative: {output}")]
+    Tentative {
+        /// The namespace.
+        netns: String,
+        /// The interface.
+        ifname: String,
+        /// What `ip -6 addr show tentative` printed last.
+        output: String,
+    },
 }
 
 /// One end of a [`VethPair`]: its namespace, interface and addresses.
@@ -501,6 +512,54 @@ impl VethSide {
     /// The veth end's MAC address.
     pub fn mac(&self) -> [u8; 6] {
         self.mac
+    }
+
+    /// Adds IPv6 address `addr`/`prefix` to the veth end (without
+    /// duplicate address detection), then waits, up to 10 s, until none
+    /// of its addresses is tentative: neighbour discovery speaks from the
+    /// link-local address, which the kernel checks first.
+    ///
+    /// # Errors
+    /// The `ip` command's ([`NetnsError::Command`] and the others), or
+    /// [`NetnsError::Tentative`] if the wait ran out.
+    pub fn add_ipv6(&self, addr: Ipv6Addr, prefix: u8) -> Result<(), NetnsError> {
+        let cidr = format!("{addr}/{prefix}");
+        ip(&[
+            "-n",
+            &self.netns,
+            "-6",
+            "addr",
+            "add",
+            &cidr,
+            "dev",
+            &self.ifname,
+            "nodad",
+        ])?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let args = [
+                "-n",
+                &self.netns,
+                "-6",
+                "addr",
+                "show",
+                "dev",
+                &self.ifname,
+                "tentative",
+            ];
+            let output = ip(&args)?;
+            if output.trim().is_empty() {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(NetnsError::Tentative {
+                    netns: self.netns.clone(),
+                    ifname: self.ifname.clone(),
+                    output,
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     /// Opens the namespace's handle, `/run/netns/<name>`.

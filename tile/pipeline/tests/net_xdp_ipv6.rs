@@ -6,7 +6,6 @@
 //! datagrams to another port reach the kernel's socket.
 
 use std::net::{Ipv6Addr, SocketAddr, UdpSocket};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tilewire_aio::netns::VethPair;
@@ -14,32 +13,6 @@ use tilewire_pipeline::{LinkDef, PipelineBuilder, Registry, RunOptions, TileDef}
 
 const PORT: u16 = 9360;
 const N: u64 = 200;
-
-fn ip(ns: &str, args: &[&str]) {
-    let ok = Command::new("ip")
-        .args(["-n", ns])
-        .args(args)
-        .status()
-        .expect("running ip")
-        .success();
-    assert!(ok, "ip -n {ns} {}", args.join(" "));
-}
-
-/// Waits until `side`'s addresses are past duplicate address detection.
-fn wait_dad(ns: &str, ifname: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        let out = Command::new("ip")
-            .args(["-n", ns, "-6", "addr", "show", "dev", ifname, "tentative"])
-            .output()
-            .unwrap();
-        if out.stdout.is_empty() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("{ifname}: addresses still tentative");
-}
 
 #[test]
 fn ipv6_datagrams_to_the_port_land_in_the_link_and_others_reach_the_kernel() {
@@ -49,32 +22,8 @@ fn ipv6_datagrams_to_the_port_land_in_the_link_and_others_reach_the_kernel() {
     let (a, b) = (pair.a(), pair.b());
     let (mine, peer): (Ipv6Addr, Ipv6Addr) =
         ("2001:2::1".parse().unwrap(), "2001:2::2".parse().unwrap());
-    ip(
-        a.netns(),
-        &[
-            "-6",
-            "addr",
-            "add",
-            "2001:2::1/64",
-            "dev",
-            a.ifname(),
-            "nodad",
-        ],
-    );
-    ip(
-        b.netns(),
-        &[
-            "-6",
-            "addr",
-            "add",
-            "2001:2::2/64",
-            "dev",
-            b.ifname(),
-            "nodad",
-        ],
-    );
-    wait_dad(a.netns(), a.ifname());
-    wait_dad(b.netns(), b.ifname());
+    a.add_ipv6(mine, 64).expect("an IPv6 address on a");
+    b.add_ipv6(peer, 64).expect("an IPv6 address on b");
     // A kernel socket on another port, beside the net tile's.
     let other = a
         .run(|| UdpSocket::bind(SocketAddr::from((mine, PORT + 1))).unwrap())

@@ -264,54 +264,10 @@ fn ipv6_next_hops_are_resolved_like_ipv4() {
     let (a, b) = (s.pair.a(), s.pair.b());
     let (mine, peer): (Ipv6Addr, Ipv6Addr) =
         ("2001:2::1".parse().unwrap(), "2001:2::2".parse().unwrap());
-    ip(
-        a.netns(),
-        &[
-            "-6",
-            "addr",
-            "add",
-            "2001:2::1/64",
-            "dev",
-            a.ifname(),
-            "nodad",
-        ],
-    );
-    ip(
-        b.netns(),
-        &[
-            "-6",
-            "addr",
-            "add",
-            "2001:2::2/64",
-            "dev",
-            b.ifname(),
-            "nodad",
-        ],
-    );
-    // Neighbour discovery speaks from the link-local addresses: wait
-    // until both sides' are past duplicate address detection.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    for side in [a, b] {
-        while Instant::now() < deadline {
-            let out = Command::new("ip")
-                .args([
-                    "-n",
-                    side.netns(),
-                    "-6",
-                    "addr",
-                    "show",
-                    "dev",
-                    side.ifname(),
-                    "tentative",
-                ])
-                .output()
-                .unwrap();
-            if out.stdout.is_empty() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+    // Neighbour discovery speaks from the link-local addresses: both
+    // sides wait until theirs are past duplicate address detection.
+    a.add_ipv6(mine, 64).expect("an IPv6 address on a");
+    b.add_ipv6(peer, 64).expect("an IPv6 address on b");
     let (ifindex, peer_mac) = (a.ifindex(), b.mac());
     let _ = (a, b);
     let peer = IpAddr::V6(peer);
