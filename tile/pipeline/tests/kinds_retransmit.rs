@@ -8,15 +8,15 @@
 //! tile counted as sent, and nothing reaches it with a wrong MAC (the
 //! peer's kernel would drop such a frame, and the counts would differ).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use tilewire_aio::netns::VethPair;
+use tilewire_aio::netns::{VethPair, VethSide};
 use tilewire_pipeline::tile::stem::{Outputs, Tile};
 use tilewire_pipeline::{
-    BuildCtx, BuildError, IoCounts, LinkDef, PipelineBuilder, Registry, RunOptions, TileDef,
-    TileKind,
+    BuildCtx, BuildError, IoCounts, LinkDef, Pipeline, PipelineBuilder, Registry, RunOptions,
+    TileDef, TileKind,
 };
 
 const SHREDS: u64 = 60;
@@ -83,15 +83,17 @@ fn dest(i: u8) -> Ipv4Addr {
     Ipv4Addr::new(198, 19, 250, i + 1)
 }
 
-#[test]
-fn shreds_fan_out_by_af_xdp_to_every_destination_once_the_gateway_resolves() {
-    let Some(pair) = VethPair::new_or_skip("rt-fan") else {
-        return;
-    };
+/// Destination `i` of the peer, as a set names it.
+fn dest_addr(i: u8) -> String {
+    SocketAddr::from((dest(i), PORT)).to_string()
+}
+
+/// The peer of a fan-out: `n` addresses (`dest(0..n)`) on side b, reached
+/// from side a through b's address (a route via it), and a non-blocking
+/// socket bound to each.
+fn peer(pair: &VethPair, n: u8) -> Vec<UdpSocket> {
     let (a, b) = (pair.a(), pair.b());
-    let gw = b.addr();
-    // The peer holds the destinations; this side reaches them through it.
-    for i in 0..DESTS {
+    for i in 0..n {
         ip(
             b.netns(),
             &["addr", "add", &format!("{}/32", dest(i)), "dev", b.ifname()],
@@ -99,53 +101,68 @@ fn shreds_fan_out_by_af_xdp_to_every_destination_once_the_gateway_resolves() {
     }
     ip(
         a.netns(),
-        &["route", "add", "198.19.250.0/24", "via", &gw.to_string()],
+        &[
+            "route",
+            "add",
+            "198.19.250.0/24",
+            "via",
+            &b.addr().to_string(),
+        ],
     );
-    // The pair comes with a permanent entry for the gateway: without it,
-    // the gateway is unresolved at the start.
-    ip(
-        a.netns(),
-        &["neigh", "del", &gw.to_string(), "dev", a.ifname()],
-    );
-    let socks: Vec<UdpSocket> = b
-        .run(|| {
-            (0..DESTS)
-                .map(|i| {
-                    let s = UdpSocket::bind((dest(i), PORT)).unwrap();
-                    s.set_nonblocking(true).unwrap();
-                    s
-                })
-                .collect()
-        })
-        .unwrap();
-    let dests: Vec<String> = (0..DESTS)
-        .map(|i| SocketAddr::from((dest(i), PORT)).to_string())
-        .collect();
-    let registry = Registry::with_builtins().with(ShredsKind).unwrap();
-    let name = format!("rtf{}", std::process::id());
-    let pipeline = PipelineBuilder::new(&name)
-        .link(LinkDef::new("shreds", 64).mtu(1280))
-        .link(LinkDef::new("tx", 1024).mtu(2048))
-        .link(LinkDef::new("asks", 64).unreliable())
-        .link(LinkDef::new("rx", 256).mtu(2048))
-        .tile(TileDef::new("src", "shreds").output("shreds"))
-        .tile(
-            TileDef::new("nl", "netlink")
-                .input("asks")
-                .param("netns", a.netns()),
-        )
-        .tile(
-            TileDef::new("rt", "retransmit")
-                .input("shreds")
-                .output("tx")
-                .output("asks")
-                .param("resolver", "nl")
-                .param("ifname", a.ifname())
-                .param("src_port", 8000)
-                .param("src_ip", a.addr().to_string())
-                .param("max_destinations", 64)
-                .param("destinations", vec![dests.clone()]),
-        )
+    b.run(|| {
+        (0..n)
+            .map(|i| {
+                let s = UdpSocket::bind((dest(i), PORT)).unwrap();
+                s.set_nonblocking(true).unwrap();
+                s
+            })
+            .collect()
+    })
+    .unwrap()
+}
+
+/// The retransmit tile `rt` reading link `from` and sending on `tx`: next
+/// hops from the netlink tile `nl`, from a's address and port 8000, to
+/// set 0 = `dests`, sets of at most `max`.
+fn rt(a: &VethSide, from: &str, dests: Vec<String>, max: i64) -> TileDef {
+    TileDef::new("rt", "retransmit")
+        .input(from)
+        .output("tx")
+        .param("resolver", "nl")
+        .param("ifname", a.ifname())
+        .param("src_port", 8000)
+        .param("src_ip", a.addr().to_string())
+        .param("max_destinations", max)
+        .param("destinations", vec![dests])
+}
+
+/// A fan-out pipeline on side `a`: `source`, publishing on link `from`,
+/// then `rt`, then a net-xdp tile sending on a's interface, with the
+/// netlink tile `nl` in a's namespace (fed `rt`'s resolution requests
+/// over an `asks` link when `asks`) and a sink on the net tile's receive
+/// link.
+fn fan_out(
+    name: &str,
+    a: &VethSide,
+    (from, source): (LinkDef, TileDef),
+    rt: TileDef,
+    asks: bool,
+    registry: &Registry,
+) -> Pipeline {
+    let mut nl = TileDef::new("nl", "netlink").param("netns", a.netns());
+    let mut rt = rt;
+    let mut b = PipelineBuilder::new(name)
+        .link(from)
+        .link(LinkDef::new("tx", 1024).mtu(2048));
+    if asks {
+        b = b.link(LinkDef::new("asks", 64).unreliable());
+        nl = nl.input("asks");
+        rt = rt.output("asks");
+    }
+    b.link(LinkDef::new("rx", 256).mtu(2048))
+        .tile(source)
+        .tile(nl)
+        .tile(rt)
         .tile(
             TileDef::new("net", "net-xdp")
                 .input("tx")
@@ -156,25 +173,40 @@ fn shreds_fan_out_by_af_xdp_to_every_destination_once_the_gateway_resolves() {
                 .param("bind", "copy"),
         )
         .tile(TileDef::new("rxsink", "sink").input("rx"))
-        .build(&registry)
-        .unwrap();
-    let running = pipeline.start(&RunOptions::new()).unwrap();
-    let mut got = vec![0u64; usize::from(DESTS)];
+        .build(registry)
+        .unwrap()
+}
+
+/// The shreds source and its link.
+fn shreds() -> (LinkDef, TileDef) {
+    (
+        LinkDef::new("shreds", 64).mtu(1280),
+        TileDef::new("src", "shreds").output("shreds"),
+    )
+}
+
+/// Reads every socket until `rt` handled `frags` frags and every frame it
+/// sent arrived (failing past `deadline`), each datagram handed to
+/// `check`; what each socket got.
+fn receive(
+    socks: &[UdpSocket],
+    pipeline: &Pipeline,
+    frags: u64,
+    deadline: Instant,
+    mut check: impl FnMut(&[u8], SocketAddr),
+) -> Vec<u64> {
+    let mut got = vec![0u64; socks.len()];
     let mut buf = [0u8; 2048];
-    let deadline = Instant::now() + Duration::from_secs(10);
     let counter = |n: &str| pipeline.counter("rt", n).unwrap_or(0);
     loop {
         for (i, s) in socks.iter().enumerate() {
             while let Ok((n, from)) = s.recv_from(&mut buf) {
-                assert_eq!(n, 1228, "the whole shred");
-                assert_eq!(from, SocketAddr::from((a.addr(), 8000)));
-                assert!(buf[8..n].iter().all(|&x| x == 0xa5), "the payload intact");
+                check(&buf[..n], from);
                 got[i] += 1;
             }
         }
-        let frags = counter("frags");
-        if frags == SHREDS && got.iter().sum::<u64>() == counter("sent") {
-            break;
+        if counter("frags") == frags && got.iter().sum::<u64>() == counter("sent") {
+            return got;
         }
         assert!(
             Instant::now() < deadline,
@@ -183,6 +215,45 @@ fn shreds_fan_out_by_af_xdp_to_every_destination_once_the_gateway_resolves() {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Ten seconds from now: how long any of these runs may take.
+fn deadline() -> Instant {
+    Instant::now() + Duration::from_secs(10)
+}
+
+#[test]
+fn shreds_fan_out_by_af_xdp_to_every_destination_once_the_gateway_resolves() {
+    let Some(pair) = VethPair::new_or_skip("rt-fan") else {
+        return;
+    };
+    let a = pair.a();
+    let gw = pair.b().addr();
+    // The peer holds the destinations; this side reaches them through it.
+    let socks = peer(&pair, DESTS);
+    // The pair comes with a permanent entry for the gateway: without it,
+    // the gateway is unresolved at the start.
+    ip(
+        a.netns(),
+        &["neigh", "del", &gw.to_string(), "dev", a.ifname()],
+    );
+    let dests: Vec<String> = (0..DESTS).map(dest_addr).collect();
+    let registry = Registry::with_builtins().with(ShredsKind).unwrap();
+    let name = format!("rtf{}", std::process::id());
+    let pipeline = fan_out(
+        &name,
+        a,
+        shreds(),
+        rt(a, "shreds", dests, 64),
+        true,
+        &registry,
+    );
+    let running = pipeline.start(&RunOptions::new()).unwrap();
+    let got = receive(&socks, &pipeline, SHREDS, deadline(), |d, from| {
+        assert_eq!(d.len(), 1228, "the whole shred");
+        assert_eq!(from, SocketAddr::from((a.addr(), 8000)));
+        assert!(d[8..].iter().all(|&x| x == 0xa5), "the payload intact");
+    });
     let report = running.stop().unwrap();
     let c = |n: &str| report.counter("rt", n).unwrap();
     let sent = c("sent");
@@ -221,7 +292,6 @@ fn shreds_fan_out_by_af_xdp_to_every_destination_once_the_gateway_resolves() {
     ] {
         assert_eq!(c(r), 0, "{r}");
     }
-    let _ = IpAddr::V4(gw);
 }
 
 /// The relay: what a net tile would receive (here gen's UDP frames),
@@ -232,81 +302,29 @@ fn received_udp_frames_are_relayed_by_their_payload_to_a_fixed_set() {
     let Some(pair) = VethPair::new_or_skip("rt-relay") else {
         return;
     };
-    let (a, b) = (pair.a(), pair.b());
-    let gw = b.addr();
-    for i in 0..4 {
-        ip(
-            b.netns(),
-            &["addr", "add", &format!("{}/32", dest(i)), "dev", b.ifname()],
-        );
-    }
-    ip(
-        a.netns(),
-        &["route", "add", "198.19.250.0/24", "via", &gw.to_string()],
-    );
-    let socks: Vec<UdpSocket> = b
-        .run(|| {
-            (0..4)
-                .map(|i| {
-                    let s = UdpSocket::bind((dest(i), PORT)).unwrap();
-                    s.set_nonblocking(true).unwrap();
-                    s
-                })
-                .collect()
-        })
-        .unwrap();
-    let dests: Vec<String> = (0..4)
-        .map(|i| SocketAddr::from((dest(i), PORT)).to_string())
-        .collect();
+    let a = pair.a();
+    let socks = peer(&pair, 4);
     const FRAMES: u64 = 40;
     let name = format!("rtr{}", std::process::id());
-    let pipeline = PipelineBuilder::new(&name)
-        .link(LinkDef::new("frames", 64))
-        .link(LinkDef::new("tx", 256).mtu(2048))
-        .link(LinkDef::new("rx", 256).mtu(2048))
-        .tile(
-            TileDef::new("gen", "gen")
-                .output("frames")
-                .param("count", FRAMES as i64)
-                .param("rate", 2000),
-        )
-        .tile(TileDef::new("nl", "netlink").param("netns", a.netns()))
-        .tile(
-            TileDef::new("rt", "retransmit")
-                .input("frames")
-                .output("tx")
-                .param("resolver", "nl")
-                .param("ifname", a.ifname())
-                .param("src_port", 8000)
-                .param("src_ip", a.addr().to_string())
-                .param("max_destinations", 8)
-                .param("input", "udp-frame")
-                .param("set", 0)
-                .param("destinations", vec![dests]),
-        )
-        .tile(
-            TileDef::new("net", "net-xdp")
-                .input("tx")
-                .output("rx")
-                .param("ifname", a.ifname())
-                .param("netns", a.netns())
-                .param("ports", vec![9999])
-                .param("bind", "copy"),
-        )
-        .tile(TileDef::new("rxsink", "sink").input("rx"))
-        .build(&Registry::with_builtins())
-        .unwrap();
+    let gen = TileDef::new("gen", "gen")
+        .output("frames")
+        .param("count", FRAMES as i64)
+        .param("rate", 2000);
+    let relay = rt(a, "frames", (0..4).map(dest_addr).collect(), 8)
+        .param("input", "udp-frame")
+        .param("set", 0);
+    let pipeline = fan_out(
+        &name,
+        a,
+        (LinkDef::new("frames", 64), gen),
+        relay,
+        false,
+        &Registry::with_builtins(),
+    );
     let running = pipeline.start(&RunOptions::new()).unwrap();
-    let (mut got, mut buf) = (0u64, [0u8; 2048]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while got < FRAMES * 4 && Instant::now() < deadline {
-        for s in &socks {
-            while s.recv_from(&mut buf).is_ok() {
-                got += 1;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let got: u64 = receive(&socks, &pipeline, FRAMES, deadline(), |_, _| {})
+        .iter()
+        .sum();
     let report = running.stop().unwrap();
     let c = |n: &str| report.counter("rt", n).unwrap();
     assert_eq!(c("frags"), FRAMES);
@@ -323,63 +341,19 @@ fn a_fan_out_under_route_and_neighbour_churn_sends_every_frame_right() {
     let Some(pair) = VethPair::new_or_skip("rt-churn") else {
         return;
     };
-    let (a, b) = (pair.a(), pair.b());
-    let gw = b.addr();
-    for i in 0..DESTS {
-        ip(
-            b.netns(),
-            &["addr", "add", &format!("{}/32", dest(i)), "dev", b.ifname()],
-        );
-    }
-    ip(
-        a.netns(),
-        &["route", "add", "198.19.250.0/24", "via", &gw.to_string()],
-    );
-    let socks: Vec<UdpSocket> = b
-        .run(|| {
-            (0..DESTS)
-                .map(|i| {
-                    let s = UdpSocket::bind((dest(i), PORT)).unwrap();
-                    s.set_nonblocking(true).unwrap();
-                    s
-                })
-                .collect()
-        })
-        .unwrap();
-    let dests: Vec<String> = (0..DESTS)
-        .map(|i| SocketAddr::from((dest(i), PORT)).to_string())
-        .collect();
+    let a = pair.a();
+    let socks = peer(&pair, DESTS);
+    let dests: Vec<String> = (0..DESTS).map(dest_addr).collect();
     let registry = Registry::with_builtins().with(ShredsKind).unwrap();
     let name = format!("rtc{}", std::process::id());
-    let pipeline = PipelineBuilder::new(&name)
-        .link(LinkDef::new("shreds", 64).mtu(1280))
-        .link(LinkDef::new("tx", 1024).mtu(2048))
-        .link(LinkDef::new("rx", 256).mtu(2048))
-        .tile(TileDef::new("src", "shreds").output("shreds"))
-        .tile(TileDef::new("nl", "netlink").param("netns", a.netns()))
-        .tile(
-            TileDef::new("rt", "retransmit")
-                .input("shreds")
-                .output("tx")
-                .param("resolver", "nl")
-                .param("ifname", a.ifname())
-                .param("src_port", 8000)
-                .param("src_ip", a.addr().to_string())
-                .param("max_destinations", 64)
-                .param("destinations", vec![dests]),
-        )
-        .tile(
-            TileDef::new("net", "net-xdp")
-                .input("tx")
-                .output("rx")
-                .param("ifname", a.ifname())
-                .param("netns", a.netns())
-                .param("ports", vec![9999])
-                .param("bind", "copy"),
-        )
-        .tile(TileDef::new("rxsink", "sink").input("rx"))
-        .build(&registry)
-        .unwrap();
+    let pipeline = fan_out(
+        &name,
+        a,
+        shreds(),
+        rt(a, "shreds", dests, 64),
+        false,
+        &registry,
+    );
     // The churn: routes to other prefixes added and removed, neighbours
     // of other addresses replaced, in batches, until the shreds are out.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -428,26 +402,7 @@ fn a_fan_out_under_route_and_neighbour_churn_sends_every_frame_right() {
     };
     let started = Instant::now();
     let running = pipeline.start(&RunOptions::new()).unwrap();
-    let mut got = vec![0u64; usize::from(DESTS)];
-    let mut buf = [0u8; 2048];
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let counter = |n: &str| pipeline.counter("rt", n).unwrap_or(0);
-    loop {
-        for (i, s) in socks.iter().enumerate() {
-            while s.recv_from(&mut buf).is_ok() {
-                got[i] += 1;
-            }
-        }
-        if counter("frags") == SHREDS && got.iter().sum::<u64>() == counter("sent") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "got {got:?}, rt sent {}",
-            counter("sent")
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let got = receive(&socks, &pipeline, SHREDS, deadline(), |_, _| {});
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let changes = churn.join().unwrap();
     let secs = started.elapsed().as_secs_f64();
@@ -496,96 +451,35 @@ fn a_destination_set_updated_at_run_time_takes_effect_at_once_and_whole() {
     let Some(pair) = VethPair::new_or_skip("rt-upd") else {
         return;
     };
-    let (a, b) = (pair.a(), pair.b());
-    let gw = b.addr();
-    for i in 0..DESTS {
-        ip(
-            b.netns(),
-            &["addr", "add", &format!("{}/32", dest(i)), "dev", b.ifname()],
-        );
-    }
-    ip(
-        a.netns(),
-        &["route", "add", "198.19.250.0/24", "via", &gw.to_string()],
-    );
-    let socks: Vec<UdpSocket> = b
-        .run(|| {
-            (0..DESTS)
-                .map(|i| {
-                    let s = UdpSocket::bind((dest(i), PORT)).unwrap();
-                    s.set_nonblocking(true).unwrap();
-                    s
-                })
-                .collect()
-        })
-        .unwrap();
+    let a = pair.a();
+    let socks = peer(&pair, DESTS);
     let all: Vec<SocketAddr> = (0..DESTS)
         .map(|i| SocketAddr::from((dest(i), PORT)))
         .collect();
     let registry = Registry::with_builtins().with(ShredsKind).unwrap();
     let name = format!("rtu{}", std::process::id());
-    let pipeline = PipelineBuilder::new(&name)
-        .link(LinkDef::new("shreds", 64).mtu(1280))
-        .link(LinkDef::new("tx", 1024).mtu(2048))
-        .link(LinkDef::new("rx", 256).mtu(2048))
-        .tile(TileDef::new("src", "shreds").output("shreds"))
-        .tile(TileDef::new("nl", "netlink").param("netns", a.netns()))
-        .tile(
-            TileDef::new("rt", "retransmit")
-                .input("shreds")
-                .output("tx")
-                .param("resolver", "nl")
-                .param("ifname", a.ifname())
-                .param("src_port", 8000)
-                .param("src_ip", a.addr().to_string())
-                .param("max_destinations", 64)
-                .param(
-                    "destinations",
-                    vec![all.iter().map(ToString::to_string).collect::<Vec<_>>()],
-                ),
-        )
-        .tile(
-            TileDef::new("net", "net-xdp")
-                .input("tx")
-                .output("rx")
-                .param("ifname", a.ifname())
-                .param("netns", a.netns())
-                .param("ports", vec![9999])
-                .param("bind", "copy"),
-        )
-        .tile(TileDef::new("rxsink", "sink").input("rx"))
-        .build(&registry)
-        .unwrap();
+    let dests = all.iter().map(ToString::to_string).collect();
+    let pipeline = fan_out(
+        &name,
+        a,
+        shreds(),
+        rt(a, "shreds", dests, 64),
+        false,
+        &registry,
+    );
     let running = pipeline.start(&RunOptions::new()).unwrap();
     let ws = pipeline.workspace();
     let obj = ws.lookup(&dest_sets_name("rt")).expect("the sets exist");
     let sets = DestSets::join(ws.region(obj.gaddr, obj.size as usize).unwrap()).unwrap();
     let counter = |n: &str| pipeline.counter("rt", n).unwrap_or(0);
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = deadline();
     while counter("frags") < SHREDS / 6 {
         assert!(Instant::now() < deadline, "the first shreds go out");
         std::thread::sleep(Duration::from_millis(2));
     }
     // From now on, the first 8 destinations only.
     sets.write(0, &all[..8]).unwrap();
-    let mut got = vec![0u64; usize::from(DESTS)];
-    let mut buf = [0u8; 2048];
-    loop {
-        for (i, s) in socks.iter().enumerate() {
-            while s.recv_from(&mut buf).is_ok() {
-                got[i] += 1;
-            }
-        }
-        if counter("frags") == SHREDS && got.iter().sum::<u64>() == counter("sent") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "got {got:?}, rt sent {}",
-            counter("sent")
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let got = receive(&socks, &pipeline, SHREDS, deadline, |_, _| {});
     let report = running.stop().unwrap();
     let sent = report.counter("rt", "sent").unwrap();
     eprintln!("set changed mid-run: per destination {got:?}, {sent} sent");
@@ -610,18 +504,9 @@ fn unsendable_destinations_are_skipped_and_counted_by_reason_and_the_rest_go_out
     let Some(pair) = VethPair::new_or_skip("rt-bad") else {
         return;
     };
-    let (a, b) = (pair.a(), pair.b());
-    let (ns, gw) = (a.netns().to_owned(), b.addr());
-    for i in 0..4 {
-        ip(
-            b.netns(),
-            &["addr", "add", &format!("{}/32", dest(i)), "dev", b.ifname()],
-        );
-    }
-    ip(
-        &ns,
-        &["route", "add", "198.19.250.0/24", "via", &gw.to_string()],
-    );
+    let a = pair.a();
+    let ns = a.netns().to_owned();
+    let socks = peer(&pair, 4);
     // Another interface of this namespace, with resolved neighbours.
     ip(
         &ns,
@@ -663,20 +548,7 @@ fn unsendable_destinations_are_skipped_and_counted_by_reason_and_the_rest_go_out
         ],
     );
     ip(&ns, &["route", "add", "blackhole", "198.19.255.0/24"]);
-    let socks: Vec<UdpSocket> = b
-        .run(|| {
-            (0..4)
-                .map(|i| {
-                    let s = UdpSocket::bind((dest(i), PORT)).unwrap();
-                    s.set_nonblocking(true).unwrap();
-                    s
-                })
-                .collect()
-        })
-        .unwrap();
-    let mut set: Vec<String> = (0..4)
-        .map(|i| SocketAddr::from((dest(i), PORT)).to_string())
-        .collect();
+    let mut set: Vec<String> = (0..4).map(dest_addr).collect();
     for other in [
         "198.19.252.5", // through twx0: wrong interface
         "198.19.252.6", // the same
@@ -689,59 +561,23 @@ fn unsendable_destinations_are_skipped_and_counted_by_reason_and_the_rest_go_out
     set.push(SocketAddr::from((a.addr(), PORT)).to_string()); // local
     let registry = Registry::with_builtins().with(ShredsKind).unwrap();
     let name = format!("rtb{}", std::process::id());
-    let pipeline = PipelineBuilder::new(&name)
-        .link(LinkDef::new("shreds", 64).mtu(1280))
-        .link(LinkDef::new("tx", 1024).mtu(2048))
-        .link(LinkDef::new("rx", 256).mtu(2048))
-        .tile(TileDef::new("src", "shreds").output("shreds"))
-        .tile(TileDef::new("nl", "netlink").param("netns", a.netns()))
-        .tile(
-            TileDef::new("rt", "retransmit")
-                .input("shreds")
-                .output("tx")
-                .param("resolver", "nl")
-                .param("ifname", a.ifname())
-                .param("src_port", 8000)
-                .param("src_ip", a.addr().to_string())
-                .param("max_destinations", 16)
-                .param("destinations", vec![set]),
-        )
-        .tile(
-            TileDef::new("net", "net-xdp")
-                .input("tx")
-                .output("rx")
-                .param("ifname", a.ifname())
-                .param("netns", a.netns())
-                .param("ports", vec![9999])
-                .param("bind", "copy"),
-        )
-        .tile(TileDef::new("rxsink", "sink").input("rx"))
-        .build(&registry)
-        .unwrap();
+    let pipeline = fan_out(
+        &name,
+        a,
+        shreds(),
+        rt(a, "shreds", set, 16),
+        false,
+        &registry,
+    );
     let running = pipeline.start(&RunOptions::new()).unwrap();
-    let mut got = [0u64; 4];
-    let mut buf = [0u8; 2048];
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let counter = |n: &str| pipeline.counter("rt", n).unwrap_or(0);
-    loop {
-        for (i, s) in socks.iter().enumerate() {
-            while s.recv_from(&mut buf).is_ok() {
-                got[i] += 1;
-            }
-        }
-        if counter("frags") == SHREDS && got.iter().sum::<u64>() == counter("sent") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "got {got:?}, rt sent {}",
-            counter("sent")
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let got = receive(&socks, &pipeline, SHREDS, deadline(), |_, _| {});
     let report = running.stop().unwrap();
     let c = |n: &str| report.counter("rt", n).unwrap();
-    assert_eq!(got, [SHREDS; 4], "the good destinations got every shred");
+    assert_eq!(
+        got,
+        [SHREDS; 4].to_vec(),
+        "the good destinations got every shred"
+    );
     assert_eq!(c("sent"), 4 * SHREDS);
     assert_eq!(c("wrong_interface"), 2 * SHREDS, "routed through twx0");
     assert_eq!(c("failed"), SHREDS, "the FAILED neighbour");
