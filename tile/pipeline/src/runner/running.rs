@@ -111,9 +111,16 @@ impl<'p> Running<'p> {
     /// mode once no tile runs (a tile process that died is restarted if
     /// its policy says so, or can be started again by hand with `tilewire
     /// tile`, and the others go on meanwhile), and in both when a corrupt
-    /// shared word was found.
+    /// shared word was found. What the supervising thread found last (it
+    /// looks every 10 ms); without that thread, a look of its own.
     pub fn poll(&mut self) -> bool {
-        self.lock().poll()
+        let supervised = self.watcher.is_some();
+        let mut sup = self.lock();
+        if supervised {
+            sup.should_end
+        } else {
+            sup.poll()
+        }
     }
 
     /// Waits until the run should end: `opts`' stop flag is set, its
