@@ -1,6 +1,6 @@
 //! The Internet checksum of the IPv4 header and of a UDP datagram.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::field;
 use super::layout::IPPROTO_UDP;
@@ -61,6 +61,22 @@ pub fn udp_checksum(src: Ipv4Addr, dst: Ipv4Addr, segment: &[u8]) -> u16 {
     acc = add_words(acc, &dst.octets());
     acc += u64::from(IPPROTO_UDP);
     acc += u64::from(segment.len() as u16);
+    let (before, after) = around(segment, field::UDP_CHECKSUM_IN_HEADER);
+    match !fold(add_words(add_words(acc, before), after)) {
+        0 => 0xffff,
+        sum => sum,
+    }
+}
+
+/// The UDP checksum of `segment` over IPv6 (RFC 8200 section 8.1): as
+/// [`udp_checksum`], with the IPv6 pseudo header (source, destination,
+/// the UDP length as 32 bits, next header 17). A computed 0 is returned as
+/// 0xffff: over IPv6 a zero checksum is not allowed at all. Never panics.
+pub fn udp6_checksum(src: Ipv6Addr, dst: Ipv6Addr, segment: &[u8]) -> u16 {
+    let mut acc = add_words(0, &src.octets());
+    acc = add_words(acc, &dst.octets());
+    acc += u64::from(IPPROTO_UDP);
+    acc = add_words(acc, &(segment.len() as u32).to_be_bytes());
     let (before, after) = around(segment, field::UDP_CHECKSUM_IN_HEADER);
     match !fold(add_words(add_words(acc, before), after)) {
         0 => 0xffff,

@@ -34,6 +34,9 @@
 //! [`build`] writes a whole frame from [`UdpEndpoints`] and a payload,
 //! with both checksums filled, the way Linux would send it from an
 //! unconnected socket (TTL 64, don't-fragment set, identification 0).
+//! [`build_ipv6`] does the same for IPv6 from [`Udp6Endpoints`] (no
+//! extension headers, hop limit 64, flow label 0); [`udp_payload`] and
+//! [`udp_dst_port`] read both families.
 //! [`swap_endpoints`] turns a received frame into its reply in place
 //! (an echo server's job) without touching a checksum.
 //!
@@ -42,6 +45,7 @@
 #![deny(unsafe_code)]
 
 mod build;
+mod build6;
 mod checksum;
 mod endpoints;
 mod error;
@@ -51,12 +55,14 @@ mod payload;
 mod view;
 
 pub use build::{build, build_vec, swap_endpoints};
-pub use checksum::{ipv4_checksum, udp_checksum};
-pub use endpoints::UdpEndpoints;
+pub use build6::{build_ipv6, build_ipv6_vec};
+pub use checksum::{ipv4_checksum, udp6_checksum, udp_checksum};
+pub use endpoints::{Udp6Endpoints, UdpEndpoints};
 pub use error::FrameError;
 pub use layout::{
-    DEFAULT_TTL, ETHERTYPE_IPV4, ETH_HEADER_LEN, HEADERS_LEN, IPPROTO_UDP, IPV4_HEADER_MIN_LEN,
-    PAYLOAD_MAX, PAYLOAD_MAX_MTU1500, UDP_HEADER_LEN,
+    DEFAULT_TTL, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HEADER_LEN, HEADERS_LEN, HEADERS_LEN_IPV6,
+    IPPROTO_UDP, IPV4_HEADER_MIN_LEN, IPV6_HEADER_LEN, PAYLOAD_MAX, PAYLOAD_MAX_IPV6,
+    PAYLOAD_MAX_IPV6_MTU1500, PAYLOAD_MAX_MTU1500, UDP_HEADER_LEN,
 };
 pub use payload::{udp_dst_port, udp_payload};
 pub use view::{verify_checksums, UdpFrame};

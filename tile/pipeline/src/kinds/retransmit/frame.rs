@@ -125,7 +125,7 @@ pub(super) fn headers(
 mod tests {
     use super::*;
     use std::net::{Ipv4Addr, SocketAddrV4};
-    use tilewire_aio::frame::{build_vec, UdpEndpoints};
+    use tilewire_aio::frame::{build_ipv6_vec, build_vec, Udp6Endpoints, UdpEndpoints};
 
     fn hop() -> Hop {
         Hop {
@@ -181,6 +181,22 @@ mod tests {
         let n = headers(&mut buf, &hop(), s, d, payload.len(), sum(payload)).unwrap();
         assert_eq!(n, V6_HEADERS);
         assert_eq!(&buf[12..14], &[0x86, 0xdd]);
+        let (SocketAddr::V6(s6), SocketAddr::V6(d6)) = (s, d) else {
+            unreachable!()
+        };
+        let mut ours = buf[..n].to_vec();
+        ours.extend_from_slice(payload);
+        let theirs = build_ipv6_vec(
+            &Udp6Endpoints {
+                src_mac: hop().src_mac,
+                dst_mac: hop().mac,
+                src: s6,
+                dst: d6,
+            },
+            payload,
+        )
+        .unwrap();
+        assert_eq!(ours, theirs, "what the frame builder writes");
         // Verifying: the sum over pseudo header, UDP header and payload,
         // checksum included, folds to all ones.
         let udp_len = 8 + payload.len() as u64;
