@@ -1,11 +1,16 @@
 //! `tilewire-bench fanout`: Turbine-style fan-out, one shred-sized
 //! payload (1 228 B) to 200 destinations, the addresses of a peer
-//! namespace across a veth pair, by three senders in one run:
+//! namespace across a veth pair, by four senders in one run:
 //!
 //! - **sendmmsg** ([`peers::mmsg`]): how Agave sent before XDP,
 //!   `solana-streamer`'s `batch_send` of one payload to many addresses;
 //! - **agave-xdp-style** ([`peers::agave_xdp`]): one AF_XDP TX thread
 //!   writing each frame into its UMEM, written as agave-xdp does it;
+//! - **xdp-multibuf**: the same sender bound with `XDP_USE_SG`, each
+//!   packet a 42-byte header frame chained (`XDP_PKT_CONTD`) to the
+//!   shred's one payload frame, which is freed when the completion of its
+//!   last packet returns: whether AF_XDP multi-buffer TX pays for
+//!   fan-out (the table says it in a line of its own);
 //! - **tilewire** ([`tilewire`]): `retransmit -> net-xdp` with a netlink
 //!   tile, one net tile (queue 0) and two (a tile per queue).
 //!
@@ -43,9 +48,10 @@ pub(crate) struct Args {
 }
 
 /// The contestants, in the order they run.
-const IMPLS: [Impl; 4] = [
+const IMPLS: [Impl; 5] = [
     Impl::Mmsg,
     Impl::AgaveXdp,
+    Impl::AgaveXdpMultiBuf,
     Impl::Tilewire(1),
     Impl::Tilewire(2),
 ];
@@ -130,8 +136,7 @@ pub(crate) fn run(args: &Args) -> Result<(), String> {
             Err(e) => failures.push(format!("{}: {e}", imp.name())),
         }
     }
-    let find = |i: Impl| rows.iter().find(|(r, _)| *r == i).map(|(_, m)| m);
-    let (mmsg, agave) = (find(Impl::Mmsg), find(Impl::AgaveXdp));
+    let (mmsg, agave) = (find_row(&rows, Impl::Mmsg), find_row(&rows, Impl::AgaveXdp));
     let mut bad = Vec::new();
     for (imp, m) in &rows {
         if m.counts.wrong > 0 || m.counts.bad > 0 || m.unexplained() != 0 {
@@ -190,6 +195,11 @@ pub(crate) fn run(args: &Args) -> Result<(), String> {
         (true, true) => Ok(()),
         _ => Err([failures, bad].concat().join("; ")),
     }
+}
+
+/// The row of `imp`, if it ran.
+fn find_row(rows: &[(Impl, Measured)], imp: Impl) -> Option<&Measured> {
+    rows.iter().find(|(r, _)| *r == imp).map(|(_, m)| m)
 }
 
 fn print_table(rows: &[(Impl, Measured)], mmsg: Option<&Measured>, agave: Option<&Measured>) {
@@ -256,6 +266,22 @@ fn print_table(rows: &[(Impl, Measured)], mmsg: Option<&Measured>, agave: Option
                     if met { "met" } else { "not met" }
                 );
             }
+        }
+    }
+    if let (Some(mb), Some(single)) = (find_row(rows, Impl::AgaveXdpMultiBuf), agave) {
+        if let Some((r, c)) = ratios(mb, Some(single)) {
+            println!(
+                "  multi-buffer TX (XDP_USE_SG, a 42 B header frame chained to the shred's one \
+                 payload frame) against one whole frame per packet, same sender: {r:.2}x the \
+                 rate at {c:.2}x the CPU/pkt: {}",
+                if r >= 1.05 && c <= 0.95 {
+                    "it pays here"
+                } else {
+                    "it does not pay here: in copy mode the kernel copies every \
+                     fragment into an skb page of its own, so the copy saved in user space \
+                     comes back in the kernel, with a second descriptor to walk"
+                }
+            );
         }
     }
     let wrong: u64 = rows.iter().map(|(_, m)| m.counts.wrong).sum();

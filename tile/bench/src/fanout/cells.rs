@@ -31,6 +31,9 @@ pub(super) const QUEUES: u32 = 2;
 pub(super) enum Impl {
     Mmsg,
     AgaveXdp,
+    /// The agave-xdp-style sender with multi-buffer packets: a header
+    /// frame per destination chained to the shred's one payload frame.
+    AgaveXdpMultiBuf,
     /// tilewire with this many net tiles (queues).
     Tilewire(u32),
 }
@@ -40,6 +43,7 @@ impl Impl {
         match self {
             Impl::Mmsg => "sendmmsg".into(),
             Impl::AgaveXdp => "agave-xdp-style".into(),
+            Impl::AgaveXdpMultiBuf => "xdp-multibuf".into(),
             Impl::Tilewire(1) => "tilewire".into(),
             Impl::Tilewire(n) => format!("tilewire-{n}q"),
         }
@@ -191,7 +195,9 @@ pub(super) fn run(
             .map_err(|_| "the counting thread ended".to_string())
             .and_then(|r| r);
         let sent = ready.and_then(|()| match imp {
-            Impl::Mmsg | Impl::AgaveXdp => peer_cell(imp, net, cores, t, live, &mut m),
+            Impl::Mmsg | Impl::AgaveXdp | Impl::AgaveXdpMultiBuf => {
+                peer_cell(imp, net, cores, t, live, &mut m)
+            }
             Impl::Tilewire(q) => tilewire_cell(q, net, t, live, cell, &mut m),
         });
         // SYNC: Relaxed; a flag (the join orders the result).
@@ -230,7 +236,8 @@ fn peer_cell(
         let (stop, sent) = (&stop, &sent);
         let h = s.spawn(move || match imp {
             Impl::Mmsg => peers::mmsg(net, cores, stop, sent),
-            _ => peers::agave_xdp(net, cores, stop, sent),
+            Impl::AgaveXdpMultiBuf => peers::agave_xdp(net, cores, stop, sent, true),
+            _ => peers::agave_xdp(net, cores, stop, sent, false),
         });
         window(t, live, &Vec::new, m);
         // SYNC: Relaxed; a flag (the join orders the result).

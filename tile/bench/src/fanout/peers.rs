@@ -122,6 +122,7 @@ pub(super) fn agave_xdp(
     cores: &Cores,
     stop: &AtomicBool,
     sent: &AtomicU64,
+    multi_buffer: bool,
 ) -> Result<Sent, String> {
     let a = net.pair.a();
     let ifname = a.ifname().to_string();
@@ -139,12 +140,21 @@ pub(super) fn agave_xdp(
         let loop_thread = s.spawn(move || {
             let bound = tilewire_aio::netns::enter_thread(&ns)
                 .map_err(|e| e.to_string())
-                .and_then(|()| XdpTx::bind(&ifname, 0, XDP_RING, XDP_FRAMES, XDP_FRAME_SIZE));
+                .and_then(|()| {
+                    XdpTx::bind(
+                        &ifname,
+                        0,
+                        XDP_RING,
+                        XDP_FRAMES,
+                        XDP_FRAME_SIZE,
+                        multi_buffer,
+                    )
+                });
             match bound {
                 Ok(xsk) => {
                     let _ = ready_tx.send(Ok(()));
                     pin(core);
-                    Ok(tx_loop(xsk, &rx, &headers, sent))
+                    Ok(tx_loop(xsk, &rx, &headers, sent, multi_buffer))
                 }
                 Err(e) => {
                     let _ = ready_tx.send(Err(e.clone()));
@@ -216,7 +226,15 @@ impl Headers {
 
 /// The TX thread: see the [module docs](self). Ends when the channel is
 /// closed and empty, after the frames in flight completed (or 100 ms).
-fn tx_loop(mut xsk: XdpTx, rx: &Receiver<Item>, hdrs: &Headers, sent: &AtomicU64) -> Sent {
+/// With `multi_buffer` each shred's payload is written once, into a frame
+/// every packet of it chains to after its own header frame.
+fn tx_loop(
+    mut xsk: XdpTx,
+    rx: &Receiver<Item>,
+    hdrs: &Headers,
+    sent: &AtomicU64,
+    multi_buffer: bool,
+) -> Sent {
     let mut out = Sent::default();
     let mut batch: Vec<Item> = Vec::with_capacity(XDP_BATCH);
     let mut batched = 0usize;
@@ -247,19 +265,22 @@ fn tx_loop(mut xsk: XdpTx, rx: &Receiver<Item>, hdrs: &Headers, sent: &AtomicU64
             if out.per_dest.len() < dests.len() {
                 out.per_dest.resize(dests.len(), 0);
             }
+            let descs = if multi_buffer { 2 } else { 1 };
+            let shared = if multi_buffer {
+                wait_room(&mut xsk, 1, &mut out);
+                xsk.write_shared(&payload)
+            } else {
+                None
+            };
             for (i, &d) in dests.iter().enumerate() {
-                while !xsk.has_room() {
-                    xsk.commit();
-                    if xsk.reap() > 0 && xsk.has_room() {
-                        break;
-                    }
-                    if xsk.needs_wakeup() {
-                        xsk.kick();
-                        out.calls += 1;
-                    }
-                }
+                wait_room(&mut xsk, descs, &mut out);
                 hdrs.write(&mut hdr, d, payload.len());
-                if xsk.write(&[&hdr, &payload]) {
+                let written = match &shared {
+                    Some(p) => xsk.write_chained(&hdr, p),
+                    None if multi_buffer => false,
+                    None => xsk.write(&[&hdr, &payload]),
+                };
+                if written {
                     out.per_dest[i] += 1;
                 } else {
                     out.failed += 1;
@@ -271,6 +292,9 @@ fn tx_loop(mut xsk: XdpTx, rx: &Receiver<Item>, hdrs: &Headers, sent: &AtomicU64
                         out.calls += 1;
                     }
                 }
+            }
+            if let Some(p) = shared {
+                xsk.release_shared(p);
             }
             // SYNC: Relaxed; a progress count.
             sent.fetch_add(dests.len() as u64, Ordering::Relaxed);
@@ -295,6 +319,21 @@ fn tx_loop(mut xsk: XdpTx, rx: &Receiver<Item>, hdrs: &Headers, sent: &AtomicU64
         }
     }
     out
+}
+
+/// Commits, reaps and kicks until a frame is free and the TX ring has
+/// room for `descs` more descriptors.
+fn wait_room(xsk: &mut XdpTx, descs: u32, out: &mut Sent) {
+    while !xsk.has_room_for(descs) {
+        xsk.commit();
+        if xsk.reap() > 0 && xsk.has_room_for(descs) {
+            break;
+        }
+        if xsk.needs_wakeup() {
+            xsk.kick();
+            out.calls += 1;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,9 @@
 //!   the TX ring's produce and the completion ring's consume, which
 //!   xsk-rs marks `unsafe`. agave-xdp keeps its rings on libc; the loop
 //!   around them (`super::peers`) is written as agave-xdp writes its own.
+//!   Bound with `XDP_USE_SG` it also sends multi-buffer packets: a header
+//!   frame chained (`XDP_PKT_CONTD`) to a payload frame that many packets
+//!   share, freed when its last completion returns.
 #![allow(unsafe_code)] // each call says why it is sound
 
 use std::io::{self, Write};
@@ -161,13 +164,22 @@ pub(super) struct XdpTx {
     done: Vec<FrameDesc>,
     in_flight: usize,
     mtu: usize,
+    frame_size: usize,
+    /// Per frame: descriptors of it in flight plus one while its writer
+    /// still chains packets to it (shared payload frames only; 0 for
+    /// every other frame).
+    refs: Vec<u32>,
 }
+
+/// `XDP_PKT_CONTD`: the packet goes on in the next descriptor.
+const PKT_CONTD: u32 = 1;
 
 impl XdpTx {
     /// Binds queue `queue` of `ifname` (in the calling thread's network
     /// namespace) with a TX and completion ring of `ring` entries and
     /// `frames` frames of `frame_size` bytes, in hugepages if the machine
-    /// has them, else in normal pages (agave-xdp's fallback).
+    /// has them, else in normal pages (agave-xdp's fallback); with
+    /// `multi_buffer`, bound with `XDP_USE_SG` for [`XdpTx::write_chained`].
     ///
     /// # Errors
     /// What xsk-rs or libxdp reported, as text.
@@ -177,6 +189,7 @@ impl XdpTx {
         ring: u32,
         frames: u32,
         frame_size: u32,
+        multi_buffer: bool,
     ) -> Result<XdpTx, String> {
         let interface: Interface = ifname
             .parse()
@@ -198,7 +211,11 @@ impl XdpTx {
             .rx_queue_size(q(64)?)
             .tx_queue_size(q(ring)?)
             .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
-            .bind_flags(BindFlags::XDP_COPY | BindFlags::XDP_USE_NEED_WAKEUP)
+            .bind_flags(if multi_buffer {
+                BindFlags::XDP_COPY | BindFlags::XDP_USE_NEED_WAKEUP | BindFlags::XDP_USE_SG
+            } else {
+                BindFlags::XDP_COPY | BindFlags::XDP_USE_NEED_WAKEUP
+            })
             .build();
         // SAFETY: the contract of `Socket::new` concerns a UMEM shared
         // with a socket already bound; this UMEM was made just above and
@@ -216,14 +233,78 @@ impl XdpTx {
             free: descs,
             in_flight: 0,
             mtu,
+            frame_size: frame_size as usize,
+            refs: vec![0; frames as usize],
         })
     }
 
-    /// Whether a frame is free and the TX ring shows room for it besides
-    /// those waiting to be committed.
-    pub(super) fn has_room(&mut self) -> bool {
-        let want = self.pending.len() as u32 + 1;
+    /// Whether a frame is free and the TX ring shows room for `descs`
+    /// descriptors besides those waiting to be committed.
+    pub(super) fn has_room_for(&mut self, descs: u32) -> bool {
+        let want = self.pending.len() as u32 + descs;
         !self.free.is_empty() && self.tx.nb_free(want) >= want
+    }
+
+    /// Writes `payload` into a free frame that packets will share (see
+    /// [`write_chained`](Self::write_chained)); `None` if no frame is free
+    /// or it does not fit. The frame is held until
+    /// [`release_shared`](Self::release_shared) and the completions of
+    /// every packet chained to it.
+    pub(super) fn write_shared(&mut self, payload: &[u8]) -> Option<FrameDesc> {
+        if payload.len() > self.mtu {
+            return None;
+        }
+        let mut desc = self.free.pop()?;
+        desc.set_options(0);
+        self.fill(&mut desc, &[payload]);
+        self.refs[desc.addr() / self.frame_size] = 1;
+        Some(desc)
+    }
+
+    /// A multi-buffer packet: `header` in a free frame of its own,
+    /// continued (`XDP_PKT_CONTD`) by the shared frame `payload` from
+    /// [`write_shared`](Self::write_shared); both descriptors go with the
+    /// next [`commit`](Self::commit). False (nothing written) if no frame
+    /// is free. Needs a socket bound with `multi_buffer`.
+    pub(super) fn write_chained(&mut self, header: &[u8], payload: &FrameDesc) -> bool {
+        let Some(mut desc) = self.free.pop() else {
+            return false;
+        };
+        self.fill(&mut desc, &[header]);
+        desc.set_options(PKT_CONTD);
+        self.pending.push(desc);
+        self.pending.push(*payload);
+        self.refs[payload.addr() / self.frame_size] += 1;
+        true
+    }
+
+    /// The writer is done chaining packets to `payload`: the frame is
+    /// free once their completions are all back.
+    pub(super) fn release_shared(&mut self, payload: FrameDesc) {
+        self.unref(payload);
+    }
+
+    /// Drops one reference to a shared frame, freeing it at the last.
+    fn unref(&mut self, desc: FrameDesc) {
+        let r = &mut self.refs[desc.addr() / self.frame_size];
+        *r -= 1;
+        if *r == 0 {
+            self.free.push(desc);
+        }
+    }
+
+    /// Writes `parts` (concatenated) at the start of the free frame `desc`.
+    fn fill(&mut self, desc: &mut FrameDesc, parts: &[&[u8]]) {
+        // SAFETY: `desc` came off the free list: a frame of this UMEM on no
+        // ring, which the kernel neither reads nor writes until it is
+        // committed; nothing else holds its bytes.
+        let mut data = unsafe { self.umem.data_mut(desc) };
+        let mut cursor = data.cursor();
+        cursor.set_pos(0);
+        for p in parts {
+            let written = cursor.write_all(p);
+            debug_assert!(written.is_ok(), "checked against the mtu");
+        }
     }
 
     /// Writes the frame `parts` (concatenated) into a free frame, to go
@@ -236,18 +317,8 @@ impl XdpTx {
         let Some(mut desc) = self.free.pop() else {
             return false;
         };
-        {
-            // SAFETY: `desc` came off the free list: a frame of this UMEM
-            // on no ring, which the kernel neither reads nor writes until
-            // it is committed; nothing else holds its bytes.
-            let mut data = unsafe { self.umem.data_mut(&mut desc) };
-            let mut cursor = data.cursor();
-            cursor.set_pos(0);
-            for p in parts {
-                let written = cursor.write_all(p);
-                debug_assert!(written.is_ok(), "checked against the mtu");
-            }
-        }
+        desc.set_options(0);
+        self.fill(&mut desc, parts);
         self.pending.push(desc);
         true
     }
@@ -296,7 +367,14 @@ impl XdpTx {
         // addresses the kernel hands back on this UMEM's completion ring:
         // frames of this UMEM the kernel is done with.
         let n = unsafe { self.cq.consume(&mut self.done) };
-        self.free.extend_from_slice(&self.done[..n]);
+        for i in 0..n {
+            let d = self.done[i];
+            if self.refs[d.addr() / self.frame_size] > 0 {
+                self.unref(d);
+            } else {
+                self.free.push(d);
+            }
+        }
         self.in_flight -= n;
         n
     }
