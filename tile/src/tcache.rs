@@ -81,6 +81,9 @@ use tilewire_shmem::{DeleteError, JoinError, NewError, Region, ShmObject};
 
 use map::{Map, Probe, BUCKET, NULL_TAG};
 
+pub use map::Absent;
+
+mod lookup;
 mod map;
 
 const KIND: &str = "tcache";
@@ -311,6 +314,7 @@ impl Tcache {
             cursor,
             fill,
             counters,
+            epoch: 0,
         })
     }
 
@@ -414,6 +418,9 @@ pub struct TcacheHandle<'a> {
     /// The counters, kept here and written through as they change (a
     /// store each, never a load).
     counters: TcacheCounters,
+    /// Bumped by every change of the map (an insert, a reset): an
+    /// [`Absent`] from another epoch is probed again.
+    epoch: u64,
 }
 
 impl fmt::Debug for TcacheHandle<'_> {
@@ -535,9 +542,17 @@ impl TcacheHandle<'_> {
     /// [`insert`](Self::insert) of a tag already canonical (non-zero).
     #[inline]
     fn insert_canonical(&mut self, tag: u64) -> bool {
+        let probe = self.map.probe(tag);
+        self.insert_probed(tag, probe)
+    }
+
+    /// [`insert_canonical`](Self::insert_canonical) with the map's answer
+    /// for `tag` already known (and still true: no change since).
+    #[inline]
+    fn insert_probed(&mut self, tag: u64, probe: Probe) -> bool {
         self.counters.inserts += 1;
         store_counter(&self.hdr[W_INSERTS], self.counters.inserts);
-        let vacant = match self.map.probe(tag) {
+        let vacant = match probe {
             Probe::Found { .. } => {
                 self.counters.dups += 1;
                 store_counter(&self.hdr[W_DUPS], self.counters.dups);
@@ -546,6 +561,7 @@ impl TcacheHandle<'_> {
             Probe::Vacant(slot) => Some(slot),
             Probe::Full => None,
         };
+        self.epoch = self.epoch.wrapping_add(1);
         let at = self.cursor * RING_ENTRY;
         let Some([entry_tag, entry_slot]) = self
             .ring
@@ -621,6 +637,7 @@ impl TcacheHandle<'_> {
         }
         self.cursor = 0;
         self.fill = 0;
+        self.epoch = self.epoch.wrapping_add(1);
         // SYNC: Relaxed; written through for a later writer's join.
         self.hdr[W_CURSOR].store(0, Ordering::Relaxed);
         // SYNC: as above.

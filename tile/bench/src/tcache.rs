@@ -5,6 +5,10 @@
 //! of an Agave-style dedup), with std's `HashSet` (SipHash, its default)
 //! and with hashbrown's (foldhash, its default).
 //!
+//! Two more rows show the pair of calls the dedup tile makes, which
+//! remembers a tag only after it passed its packet on: `lookup` then
+//! `commit` (one probe of the map), against `contains` then `insert` (two).
+//!
 //! Every implementation gets the same stream of operations: insert a tag
 //! and learn whether it was present. The tags are random 64-bit values
 //! (never 0 or 1, which the tcache aliases) and a fixed share of them,
@@ -34,7 +38,13 @@ pub(crate) const DUP_SHARE: f64 = 0.25;
 /// The depths measured: a dedup tile's large cache and a small one that
 /// fits in the caches of a core.
 const DEPTHS: [usize; 2] = [1 << 20, 1 << 14];
-const IMPLS: [&str; 3] = ["tilewire-tcache", "std-hashset", "hashbrown-hashset"];
+const IMPLS: [&str; 5] = [
+    "tilewire-tcache",
+    "tcache-lookup-commit",
+    "tcache-contains-insert",
+    "std-hashset",
+    "hashbrown-hashset",
+];
 
 /// The operations of one depth: the untimed fill, then the timed part,
 /// and how many of the timed ones repeat a remembered tag.
@@ -181,7 +191,7 @@ fn run_one(
     stream: &Stream,
 ) -> Result<(f64, u64), String> {
     match which {
-        "tilewire-tcache" => {
+        "tilewire-tcache" | "tcache-lookup-commit" | "tcache-contains-insert" => {
             let map = Tcache::default_map_cnt(depth).ok_or("no map size for the depth")?;
             let size = Tcache::footprint(depth, map).ok_or("no footprint for the depth")?;
             let name = format!("tc{}", ws.allocations().len());
@@ -191,7 +201,17 @@ fn run_one(
             let region = || ws.region(g, size).map_err(|e| e.to_string());
             Tcache::new(region()?, depth, map).map_err(|e| e.to_string())?;
             let mut tc = Tcache::join(region()?).map_err(|e| e.to_string())?;
-            let r = timed(stream, |t| tc.insert(t));
+            let r = match which {
+                // What the dedup tile does: ask, pass the packet on, then
+                // remember the tag from where the lookup's probe ended.
+                "tcache-lookup-commit" => timed(stream, |t| match tc.lookup(t) {
+                    None => true,
+                    Some(absent) => tc.commit(absent),
+                }),
+                // The same with two probes: contains, then insert.
+                "tcache-contains-insert" => timed(stream, |t| tc.contains(t) || tc.insert(t)),
+                _ => timed(stream, |t| tc.insert(t)),
+            };
             let _ = Tcache::leave(tc);
             let _ = ws.free_named(&name);
             Ok(r)
@@ -337,12 +357,12 @@ fn print(rows: &[Row], rounds: usize, json: bool) {
     );
     println!();
     println!(
-        "{:>8}  {:<18} {:>10} {:>9} {:>12} {:>9} {:>12}",
+        "{:>8}  {:<22} {:>10} {:>9} {:>12} {:>9} {:>12}",
         "depth", "impl", "ops/s", "ns/op", "repeats", "vs std", "vs hashbrown"
     );
     for r in rows {
         println!(
-            "{:>8}  {:<18} {:>8.2} M {:>9.2} {:>12} {:>8.2}x {:>11.2}x",
+            "{:>8}  {:<22} {:>8.2} M {:>9.2} {:>12} {:>8.2}x {:>11.2}x",
             r.depth,
             r.which,
             r.rate() / 1e6,

@@ -22,6 +22,19 @@ pub(super) enum Probe {
     Full,
 }
 
+/// A tag [`TcacheHandle::lookup`](super::TcacheHandle::lookup) did not find, and where its probe
+/// ended: [`TcacheHandle::commit`](super::TcacheHandle::commit) remembers it from there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "an Absent does nothing until it is committed"]
+pub struct Absent {
+    /// The canonical tag.
+    pub(super) tag: u64,
+    /// The empty slot that ended its probe run (`None`: the map had none).
+    pub(super) vacant: Option<usize>,
+    /// The handle's epoch at the lookup.
+    pub(super) epoch: u64,
+}
+
 /// The map's slots and the masks that keep every index inside them.
 /// Touched by the single writer only, so every access is Relaxed.
 pub(super) struct Map<'a> {

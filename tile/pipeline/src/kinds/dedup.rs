@@ -167,14 +167,15 @@ impl Tile for Dedup<'_> {
         if !udp {
             self.stats.not_udp += 1;
         }
-        if self.tcache.contains(tag) {
+        let Some(absent) = self.tcache.lookup(tag) else {
             self.stats.dups += 1;
             return;
-        }
+        };
         // Passed on as it came: by chunk, no byte copied. Remembered only
-        // after (see "Where the cache lives").
+        // after (see "Where the cache lives"), from where the lookup's
+        // probe ended.
         let passed = out.forward(0, frag);
-        self.tcache.insert(tag);
+        let _ = self.tcache.commit(absent);
         match passed {
             Ok(_) => self.stats.unique += 1,
             // Backpressure cannot happen (one publish per frag with a burst
