@@ -14,6 +14,15 @@
 //! - `mmsg`: no program, the kernel's UDP stack and a socket read with
 //!   `recvmmsg` / written with `sendmmsg`, 64 packets per call.
 //!
+//! Each row is over IPv4 (`family` ipv4), and tilewire's rows and `mmsg`
+//! run again over IPv6 (`family` ipv6: addresses from RFC 5180's
+//! benchmarking range on the veth ends, 62 header bytes instead of 42,
+//! the UDP checksum that IPv6 requires kept right per packet, see
+//! [`frames`]), each IPv6 cell right after its IPv4 cell in a round; an
+//! IPv6 row shows its rate and CPU per packet against the same
+//! implementation's IPv4 row (`vs_ipv4`, goal: within 10%). xsk-rs's rows
+//! and the queues section are IPv4's alone.
+//!
 //! The queues section ([`queues`]) runs `tilewire-xdp-drv` on one queue
 //! and on two of a veth pair with two queues each side, a socket per
 //! queue in one program (a net tile per queue): the rate and CPU per
@@ -30,10 +39,12 @@
 //! alike, and the best round of each counts, as in `bench link`.
 //!
 //! Every received packet is checked (flow, length, payload pattern,
-//! rising sequence number); a failed check makes the command fail.
+//! rising sequence number; over IPv6 also the UDP checksum of one packet
+//! in [`frames::CSUM_EVERY`]); a failed check makes the command fail.
 
 mod axes;
 mod cells;
+mod frames;
 mod queue_report;
 mod queues;
 pub(crate) mod roles;
@@ -47,17 +58,19 @@ use tilewire_shmem::{PageKind, Workspace};
 use crate::harness::layout;
 use crate::harness::pin::Cores;
 use crate::harness::stats::best_of;
-use axes::{Dir, SIZES};
+use axes::{Dir, Family, SIZES};
 use cells::{Impl, RxCell, Timing, TxCell, IDLE_SLEEP};
 use queue_report::{add_queue_notes, print_queues, run_queues};
 use queues::QueuesCell;
-use roles::{drop_on_b, pinned, Umems};
+use roles::{add_ipv6, drop_on_b, pinned, Umems};
 
-/// One row: an implementation, a direction and a size, its best round.
+/// One row: an implementation, a family, a direction and a size, its
+/// best round.
 struct Row {
     dir: Dir,
     sz: usize,
     imp: Impl,
+    fam: Family,
     rate: f64,
     cpu_ns_per_pkt: f64,
     /// Packets sent in the whole cell (blasted for RX, completed for TX).
@@ -123,6 +136,14 @@ pub(crate) fn run(opts: &BenchArgs) -> Result<(), String> {
     let umems = Umems::new(&ws.0);
     let cores = Cores::detect();
     let mut notes = vec![format!("veth: {} <-> {}", pair.a(), pair.b())];
+    let v6 = match add_ipv6(&pair) {
+        Ok(()) => true,
+        Err(e) => {
+            notes.push(format!("ipv6: no rows: {e}"));
+            false
+        }
+    };
+    let cells = contestants(v6);
     let mut failures = Vec::new();
     let mut rows = Vec::new();
     let mut blaster_rates = Vec::new();
@@ -137,18 +158,17 @@ pub(crate) fn run(opts: &BenchArgs) -> Result<(), String> {
         for sz in SIZES {
             let best = best_of(
                 rounds,
-                Impl::ALL.len(),
+                cells.len(),
                 |k| {
-                    let imp = Impl::ALL[k];
+                    let cell = cells[k];
                     match dir {
-                        Dir::Rx => cells::rx(&pair, &umems, imp, sz, t, cores).map(|c| {
-                            check_rx(imp, sz, &c, &mut failures);
-                            blaster_rates.push((sz, c.blaster_rate));
-                            rx_row(imp, sz, &c)
+                        Dir::Rx => cells::rx(&pair, &umems, cell, sz, t, cores).map(|c| {
+                            check_rx(cell, sz, &c, &mut failures);
+                            blaster_rates.push((sz, cell.1, c.blaster_rate));
+                            rx_row(cell, sz, &c)
                         }),
-                        Dir::Tx => {
-                            cells::tx(&pair, &umems, imp, sz, t, cores).map(|c| tx_row(imp, sz, &c))
-                        }
+                        Dir::Tx => cells::tx(&pair, &umems, cell, sz, t, cores)
+                            .map(|c| tx_row(cell, sz, &c)),
                     }
                 },
                 |r| r.rate,
@@ -156,7 +176,7 @@ pub(crate) fn run(opts: &BenchArgs) -> Result<(), String> {
                     notes.push(format!(
                         "{} {sz} B {}: row left out: {e}",
                         dir.name(),
-                        Impl::ALL[k].name()
+                        who(cells[k])
                     ))
                 },
             );
@@ -184,28 +204,51 @@ pub(crate) fn run(opts: &BenchArgs) -> Result<(), String> {
     }
 }
 
-fn check_rx(imp: Impl, sz: usize, c: &RxCell, failures: &mut Vec<String>) {
+/// The cells of one direction and size in the order they take turns in
+/// a round: each implementation over IPv4, then (if `v6`, and it runs
+/// there) over IPv6 straight after, so the machine's noise hits an IPv6
+/// row and the IPv4 row it is compared with alike.
+fn contestants(v6: bool) -> Vec<(Impl, Family)> {
+    Impl::ALL
+        .iter()
+        .flat_map(|&imp| {
+            let six = (v6 && imp.has_ipv6()).then_some((imp, Family::V6));
+            std::iter::once((imp, Family::V4)).chain(six)
+        })
+        .collect()
+}
+
+/// An implementation's name, with the family when it is IPv6.
+fn who((imp, fam): (Impl, Family)) -> String {
+    match fam {
+        Family::V4 => imp.name().to_string(),
+        Family::V6 => format!("{} ipv6", imp.name()),
+    }
+}
+
+fn check_rx(cell: (Impl, Family), sz: usize, c: &RxCell, failures: &mut Vec<String>) {
     if c.bad > 0 {
         failures.push(format!(
-            "rx {sz} B {}: {} packets with a wrong length, pattern or sequence number",
-            imp.name(),
+            "rx {sz} B {}: {} packets with a wrong length, pattern, checksum or sequence number",
+            who(cell),
             c.bad
         ));
     }
     if c.disorder > 0 {
         failures.push(format!(
             "rx {sz} B {}: {} packets out of order or repeated",
-            imp.name(),
+            who(cell),
             c.disorder
         ));
     }
 }
 
-fn rx_row(imp: Impl, sz: usize, c: &RxCell) -> Row {
+fn rx_row((imp, fam): (Impl, Family), sz: usize, c: &RxCell) -> Row {
     Row {
         dir: Dir::Rx,
         sz,
         imp,
+        fam,
         rate: c.rate,
         cpu_ns_per_pkt: c.cpu_ns_per_pkt,
         sent: c.sent,
@@ -214,11 +257,12 @@ fn rx_row(imp: Impl, sz: usize, c: &RxCell) -> Row {
     }
 }
 
-fn tx_row(imp: Impl, sz: usize, c: &TxCell) -> Row {
+fn tx_row((imp, fam): (Impl, Family), sz: usize, c: &TxCell) -> Row {
     Row {
         dir: Dir::Tx,
         sz,
         imp,
+        fam,
         rate: c.rate,
         cpu_ns_per_pkt: c.cpu_ns_per_pkt,
         sent: c.sent,
@@ -227,24 +271,44 @@ fn tx_row(imp: Impl, sz: usize, c: &TxCell) -> Row {
     }
 }
 
-fn find(rows: &[Row], dir: Dir, sz: usize, imp: Impl) -> Option<&Row> {
+/// The row of `imp` over `fam` in `r`'s direction and size.
+fn find<'r>(rows: &'r [Row], r: &Row, imp: Impl, fam: Family) -> Option<&'r Row> {
     rows.iter()
-        .find(|r| r.dir == dir && r.sz == sz && r.imp == imp)
+        .find(|p| p.dir == r.dir && p.sz == r.sz && p.imp == imp && p.fam == fam)
 }
 
-/// The row's rate against xsk-rs in the same mode (tilewire rows only).
+/// The row's rate against xsk-rs in the same mode and family (tilewire
+/// rows only).
 fn vs_xskrs(rows: &[Row], r: &Row) -> Option<f64> {
-    let p = find(rows, r.dir, r.sz, r.imp.xskrs_peer()?)?;
+    let p = find(rows, r, r.imp.xskrs_peer()?, r.fam)?;
     (p.rate > 0.0).then(|| r.rate / p.rate)
 }
 
-/// The row's rate against the mmsg row.
+/// The row's rate against the mmsg row of its family.
 fn vs_mmsg(rows: &[Row], r: &Row) -> Option<f64> {
     if r.imp == Impl::Mmsg {
         return None;
     }
-    let p = find(rows, r.dir, r.sz, Impl::Mmsg)?;
+    let p = find(rows, r, Impl::Mmsg, r.fam)?;
     (p.rate > 0.0).then(|| r.rate / p.rate)
+}
+
+/// The IPv4 row an IPv6 row compares with: the same implementation,
+/// direction and size.
+fn ipv4_twin<'r>(rows: &'r [Row], r: &Row) -> Option<&'r Row> {
+    (r.fam == Family::V6).then(|| find(rows, r, r.imp, Family::V4))?
+}
+
+/// An IPv6 row's rate against its IPv4 twin's.
+fn vs_ipv4(rows: &[Row], r: &Row) -> Option<f64> {
+    let p = ipv4_twin(rows, r)?;
+    (p.rate > 0.0).then(|| r.rate / p.rate)
+}
+
+/// An IPv6 row's CPU per packet against its IPv4 twin's.
+fn cpu_vs_ipv4(rows: &[Row], r: &Row) -> Option<f64> {
+    let p = ipv4_twin(rows, r)?;
+    (p.cpu_ns_per_pkt > 0.0).then(|| r.cpu_ns_per_pkt / p.cpu_ns_per_pkt)
 }
 
 /// Arrived / sent, in percent.
@@ -254,38 +318,47 @@ fn got_pct(r: &Row) -> Option<f64> {
 
 fn add_notes(
     rows: &[Row],
-    blaster_rates: &[(usize, f64)],
+    blaster_rates: &[(usize, Family, f64)],
     notes: &mut Vec<String>,
     t: Timing,
     rounds: usize,
 ) {
     notes.push(format!(
-        "sizes are UDP payload bytes (each frame is 42 bytes more: Ethernet, IPv4, UDP); \
-         {rounds} round(s) per cell, the implementations taking turns, best round shown; \
-         window {} ms after {} ms of warm-up",
+        "sizes are UDP payload bytes (each frame is 42 bytes more: Ethernet, IPv4, UDP; 62 \
+         over IPv6); {rounds} round(s) per cell, the implementations taking turns (each \
+         IPv6 cell right after its IPv4 cell), best round shown; window {} ms after {} ms \
+         of warm-up",
         t.window.as_millis(),
         t.warm.as_millis()
     ));
     for sz in SIZES {
-        let max = blaster_rates
-            .iter()
-            .filter(|(s, _)| *s == sz)
-            .map(|(_, r)| *r)
-            .fold(0.0, f64::max);
-        if max > 0.0 {
+        let max = |fam: Family| {
+            blaster_rates
+                .iter()
+                .filter(|(s, f, _)| *s == sz && *f == fam)
+                .map(|(_, _, r)| *r)
+                .fold(0.0, f64::max)
+        };
+        let (max4, max6) = (max(Family::V4), max(Family::V6));
+        if max4 > 0.0 {
             notes.push(format!(
                 "rx {sz} B: the blaster (tilewire AF_XDP, copy mode, in b) reached at most \
-                 {:.3} M pkt/s; the kernel's receive path on a (veth, XDP program, copy \
+                 {:.3} M pkt/s{}; the kernel's receive path on a (veth, XDP program, copy \
                  into the UMEM or the UDP stack) runs in the blaster's softirq on its core, \
                  so the receive rate is capped by what that one core does for both",
-                max / 1e6
+                max4 / 1e6,
+                if max6 > 0.0 {
+                    format!(" over IPv4, {:.3} M over IPv6", max6 / 1e6)
+                } else {
+                    String::new()
+                }
             ));
         }
-        let kept: Vec<&str> = rows
+        let kept: Vec<String> = rows
             .iter()
             .filter(|r| r.dir == Dir::Rx && r.sz == sz)
             .filter(|r| got_pct(r).is_some_and(|p| p >= 99.9))
-            .map(|r| r.imp.name())
+            .map(|r| who((r.imp, r.fam)))
             .collect();
         for r in rows.iter().filter(|r| r.dir == Dir::Rx && r.sz == sz) {
             let Some(c) = r.rx.as_ref() else { continue };
@@ -311,7 +384,7 @@ fn add_notes(
                 "rx {sz} B {}: {lost} of {} blasted packets not received: {at_socket}; veth \
                  itself dropped {veth_b} on b's side; the receiver waited {:.1} ms runnable \
                  for its cpu{}",
-                r.imp.name(),
+                who((r.imp, r.fam)),
                 c.sent,
                 c.sched.run_delay_ns as f64 / 1e6,
                 c.max_gap_ns.map_or_else(String::new, |g| format!(
@@ -381,7 +454,7 @@ fn add_notes(
         for sz in SIZES {
             let best = |f: &dyn Fn(&Row) -> Option<f64>| {
                 rows.iter()
-                    .filter(|r| r.dir == dir && r.sz == sz)
+                    .filter(|r| r.dir == dir && r.sz == sz && r.fam == Family::V4)
                     .filter(|r| matches!(r.imp, Impl::Tilewire(_)))
                     .filter_map(f)
                     .fold(None::<f64>, |m, v| Some(m.map_or(v, |m| m.max(v))))
@@ -399,6 +472,56 @@ fn add_notes(
             }
         }
     }
+    add_ipv6_notes(rows, notes);
+}
+
+/// What the IPv6 rows are, and each one's verdict against its IPv4 twin.
+fn add_ipv6_notes(rows: &[Row], notes: &mut Vec<String>) {
+    if !rows.iter().any(|r| r.fam == Family::V6) {
+        return;
+    }
+    notes.push(format!(
+        "ipv6: tilewire's AF_XDP rows and mmsg run over IPv6 too ({} on a, {} on b, RFC \
+         5180's benchmarking range; tilewire's program steers IPv6 UDP by port as IPv4's, b's \
+         drops it at XDP alike), each IPv6 cell right after its IPv4 twin in every round; \
+         xsk-rs's rows and the queues section are IPv4 only. An IPv6 frame carries the UDP \
+         checksum IPv6 requires (the blaster updates it with each sequence number, a few \
+         adds a packet); the IPv4 frames carry none (0, allowed), so on RX the kernel's UDP \
+         stack (mmsg) verifies IPv6's checksum and not IPv4's; the AF_XDP receivers verify \
+         one IPv6 packet in {}. The AF_XDP paths do the same work for both families (20 \
+         bytes more to copy over IPv6); the kernel's UDP stack does not: an unconnected \
+         socket's IPv6 send looks its route up in the FIB for every datagram and hashes a \
+         flow label, so mmsg's IPv6 TX costs more CPU per packet than its IPv4 TX",
+        roles::ADDR6_A,
+        roles::ADDR6_B,
+        frames::CSUM_EVERY
+    ));
+    // The share of its window a TX sender was on its cpu: the rate is
+    // packets over wall time, so a sender that other work kept off its
+    // cpu shows a lower rate at the same CPU per packet.
+    let busy = |r: &Row| 100.0 * r.rate * r.cpu_ns_per_pkt / 1e9;
+    for r in rows.iter().filter(|r| r.fam == Family::V6) {
+        let (Some(v), Some(twin)) = (vs_ipv4(rows, r), ipv4_twin(rows, r)) else {
+            continue;
+        };
+        let on_cpu = match r.dir {
+            Dir::Tx => format!(
+                " (the sender on its cpu {:.0}% of its window, IPv4's {:.0}%)",
+                busy(r),
+                busy(twin)
+            ),
+            Dir::Rx => String::new(),
+        };
+        notes.push(format!(
+            "ipv6 {} {} B {}: {v:.2}x the IPv4 rate, {} its CPU/pkt{on_cpu}; goal: within 10% \
+             of IPv4: {}",
+            r.dir.name(),
+            r.sz,
+            r.imp.name(),
+            cpu_vs_ipv4(rows, r).map_or_else(|| "-".to_string(), |c| format!("{c:.2}x")),
+            if v >= 0.9 { "met" } else { "not met" }
+        ));
+    }
 }
 
 /// One line of `--json` (a ratio or count not measured is `null`).
@@ -407,11 +530,19 @@ struct JsonRow<'a> {
     bench: String,
     #[serde(rename = "impl")]
     imp: &'static str,
+    /// "ipv4" or "ipv6".
+    family: &'static str,
     size: usize,
     rate_pps: u64,
     cpu_ns_per_pkt: f64,
+    /// Against xsk-rs in the same mode and family.
     vs_xsk_rs: Option<f64>,
+    /// Against mmsg in the same family.
     vs_sendmmsg: Option<f64>,
+    /// IPv6 rows: the rate against the same implementation's IPv4 row.
+    vs_ipv4: Option<f64>,
+    /// IPv6 rows: the CPU per packet against that IPv4 row's.
+    cpu_vs_ipv4: Option<f64>,
     sent: u64,
     arrived: Option<u64>,
     /// RX on AF_XDP: packets lost at the socket (both causes).
@@ -454,11 +585,14 @@ fn print(
             print_json(&JsonRow {
                 bench: format!("xdp_{}", r.dir.name()),
                 imp: r.imp.name(),
+                family: r.fam.name(),
                 size: r.sz,
                 rate_pps: r.rate.round() as u64,
                 cpu_ns_per_pkt: round(r.cpu_ns_per_pkt, 1),
                 vs_xsk_rs: vs_xskrs(rows, r).map(|v| round(v, 3)),
                 vs_sendmmsg: vs_mmsg(rows, r).map(|v| round(v, 3)),
+                vs_ipv4: vs_ipv4(rows, r).map(|v| round(v, 3)),
+                cpu_vs_ipv4: cpu_vs_ipv4(rows, r).map(|v| round(v, 3)),
                 sent: r.sent,
                 arrived: r.got,
                 socket_drops: r.rx.and_then(|c| c.socket_lost()),
@@ -490,10 +624,11 @@ fn print(
     println!("{report}");
     println!();
     println!(
-        "{:<5} {:>7}  {:<17} {:>9} {:>10} {:>9} {:>9} {:>7} {:>10} {:>8} {:>9}  {:>9} {:>8}",
+        "{:<5} {:>7}  {:<17} {:<6} {:>9} {:>10} {:>9} {:>9} {:>7} {:>10} {:>8} {:>9}  {:>9} {:>8} {:>8}",
         "bench",
         "size",
         "impl",
+        "family",
         "M pkt/s",
         "CPU ns/pkt",
         "sent",
@@ -503,15 +638,17 @@ fn print(
         "rx-full",
         "elsewhere",
         "vs xsk-rs",
-        "vs mmsg"
+        "vs mmsg",
+        "vs ipv4"
     );
     for r in rows {
         let k = r.rx.and_then(|c| c.socket);
         println!(
-            "{:<5} {:>5} B  {:<17} {:>9.3} {:>10.0} {:>9} {:>9} {:>7} {:>10} {:>8} {:>9}  {:>9} {:>8}",
+            "{:<5} {:>5} B  {:<17} {:<6} {:>9.3} {:>10.0} {:>9} {:>9} {:>7} {:>10} {:>8} {:>9}  {:>9} {:>8} {:>8}",
             r.dir.name(),
             r.sz,
             r.imp.name(),
+            r.fam.name(),
             r.rate / 1e6,
             r.cpu_ns_per_pkt,
             r.sent,
@@ -522,12 +659,15 @@ fn print(
             dash(r.rx.map(|c| c.lost_elsewhere().to_string())),
             dash(vs_xskrs(rows, r).map(|v| format!("{v:.2}x"))),
             dash(vs_mmsg(rows, r).map(|v| format!("{v:.2}x"))),
+            dash(vs_ipv4(rows, r).map(|v| format!("{v:.2}x"))),
         );
     }
     println!();
     println!(
         "rx: fill-empty and rx-full are the packets the kernel dropped at the AF_XDP socket \
-         (XDP_STATISTICS rx_dropped and rx_ring_full), elsewhere the rest of sent - got"
+         (XDP_STATISTICS rx_dropped and rx_ring_full), elsewhere the rest of sent - got; \
+         vs xsk-rs and vs mmsg compare within a family, vs ipv4 an IPv6 row's rate with \
+         the same implementation's IPv4 row (its CPU/pkt ratio is in the notes)"
     );
     print_queues(queue_rows, pinned, opts);
     println!();

@@ -36,7 +36,9 @@ use tilewire_xdp::bpf::AttachMode;
 use tilewire_xdp::xskrs_peer::{PeerMode, XskRsPeer};
 use tilewire_xdp::{KernelStats, RxPacket, RxRefused, RxSink};
 
-use super::roles::{self, Check, Role, SchedCounters, Umems, VethCounters, XskSock, BATCH};
+use super::axes::Family;
+use super::frames::{self, Check};
+use super::roles::{self, Role, SchedCounters, Umems, VethCounters, XskSock, BATCH};
 
 /// How long an idle receiver sleeps before it polls again.
 pub(super) const IDLE_SLEEP: Duration = Duration::from_micros(20);
@@ -76,6 +78,12 @@ impl Impl {
             Impl::XskRs(PeerMode::Drv) => "xsk-rs-drv",
             Impl::Mmsg => "mmsg",
         }
+    }
+
+    /// Whether the bench runs it over IPv6 too (xsk-rs's rows are IPv4's
+    /// alone: its loop is a peer to compare with, not the subject).
+    pub(super) fn has_ipv6(self) -> bool {
+        !matches!(self, Impl::XskRs(_))
     }
 
     /// The xsk-rs row in the same XDP mode, for the ratio.
@@ -292,7 +300,7 @@ pub(super) fn blast(
         for (i, sock) in socks.iter_mut().enumerate() {
             let xsk = sock.xsk();
             for f in stamped[i].iter_mut() {
-                roles::stamp(f, seq[i]);
+                frames::stamp(f, seq[i]);
                 seq[i] += 1;
             }
             let batch: [PktInfo<'_>; BATCH] = std::array::from_fn(|j| PktInfo::new(&stamped[i][j]));
@@ -331,14 +339,15 @@ pub(super) fn blast(
         .collect()
 }
 
-/// One RX cell of `imp` at `sz` payload bytes.
+/// One RX cell of `imp` at `sz` payload bytes over `fam` (IPv6: the
+/// pair's addresses made by [`roles::add_ipv6`]).
 ///
 /// # Errors
 /// Why the cell could not be set up (a note for the output).
 pub(super) fn rx(
     pair: &VethPair,
     umems: &Umems<'_>,
-    imp: Impl,
+    (imp, fam): (Impl, Family),
     sz: usize,
     t: Timing,
     cores: Cores,
@@ -355,12 +364,12 @@ pub(super) fn rx(
         }
         Impl::XskRs(mode) => Receiver::XskRs(Box::new(roles::bind_xskrs(a, mode, Role::Receive)?)),
         Impl::Mmsg => {
-            let addr = SocketAddr::from((a.addr(), roles::PORT_A));
+            let addr = SocketAddr::from((roles::addrs(pair, fam).0, roles::PORT_A));
             Receiver::Mmsg(Box::new(roles::bind_mmsg(a, addr)?))
         }
     };
     let mut blaster = roles::bind_xsk(pair.b(), umems, Role::Send, 0)?;
-    let frame = roles::frame_of(&roles::rx_flow(pair), sz);
+    let frame = frames::frame_of(&frames::rx_flow(pair, fam), sz);
     let stop = AtomicBool::new(false);
     let start = Barrier::new(2);
     let cap = Instant::now() + t.warm + t.window + OVERRUN_MAX;
@@ -461,7 +470,7 @@ impl Sender<'_> {
             }
             Sender::Tilewire(sock) => send(sock, frame, until),
             Sender::Mmsg(aio, dest) => {
-                let payload = &frame[tilewire_xdp::frame::HEADERS_LEN..];
+                let payload = tilewire_xdp::frame::udp_payload(frame).ok_or("not a UDP frame")?;
                 let before = aio.stats().tx_pkts;
                 let mut batch = [PktInfo::new(payload); BATCH];
                 for p in batch.iter_mut() {
@@ -518,15 +527,15 @@ pub(super) fn send(sock: &mut XskSock<'_>, frame: &[u8], until: Instant) -> Resu
     Ok(xsk.stats().tx_completed - before)
 }
 
-/// One TX cell of `imp` at `sz` payload bytes. `b` must already drop the
-/// flow at XDP (see [`roles::drop_spec`]).
+/// One TX cell of `imp` at `sz` payload bytes over `fam`. `b` must
+/// already drop the flow at XDP (see [`roles::drop_spec`]).
 ///
 /// # Errors
 /// Why the cell could not be set up or a send failed (a note).
 pub(super) fn tx(
     pair: &VethPair,
     umems: &Umems<'_>,
-    imp: Impl,
+    (imp, fam): (Impl, Family),
     sz: usize,
     t: Timing,
     cores: Cores,
@@ -541,12 +550,13 @@ pub(super) fn tx(
         }
         Impl::XskRs(mode) => Sender::XskRs(Box::new(roles::bind_xskrs(a, mode, Role::Send)?)),
         Impl::Mmsg => {
-            let src = SocketAddr::from((a.addr(), 0));
-            let dest = SocketAddr::from((pair.b().addr(), roles::PORT_B));
+            let (addr_a, addr_b) = roles::addrs(pair, fam);
+            let src = SocketAddr::from((addr_a, 0));
+            let dest = SocketAddr::from((addr_b, roles::PORT_B));
             Sender::Mmsg(Box::new(roles::bind_mmsg(a, src)?), dest)
         }
     };
-    let frame = roles::frame_of(&roles::tx_flow(pair), sz);
+    let frame = frames::frame_of(&frames::tx_flow(pair, fam), sz);
     let delivered0 = roles::veth_rx_packets(pair.b());
     let result = std::thread::scope(|s| {
         let frame = &frame;

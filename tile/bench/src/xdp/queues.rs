@@ -28,8 +28,10 @@ use tilewire_xdp::bpf::AttachMode;
 use tilewire_xdp::KernelStats;
 
 use super::axes::Dir;
+use super::axes::Family;
 use super::cells::{blast, receive, send, Gap, Timing, OVERRUN_MAX, QUIET};
-use super::roles::{self, Check, Role, Umems, VethCounters, XskSock};
+use super::frames::{self, Check};
+use super::roles::{self, Role, Umems, VethCounters, XskSock};
 
 /// The queue counts compared.
 pub(super) const QUEUES: [u32; 2] = [1, 2];
@@ -139,9 +141,9 @@ pub(super) fn rx(
         .collect::<Result<Vec<_>, _>>()?;
     let frames: Vec<Vec<u8>> = (0..queues)
         .map(|q| {
-            let mut flow = roles::rx_flow(pair);
-            flow.src.set_port(src_port(q));
-            roles::frame_of(&flow, sz)
+            let mut flow = frames::rx_flow(pair, Family::V4);
+            flow.set_src_port(src_port(q));
+            frames::frame_of(&flow, sz)
         })
         .collect();
     let veth0 = (
@@ -267,7 +269,7 @@ pub(super) fn tx(
 ) -> Result<QueuesCell, String> {
     let (mut senders, _program) =
         roles::steered_xsks(pair.a(), umems, AttachMode::Drv, Role::Send, queues)?;
-    let frame = roles::frame_of(&roles::tx_flow(pair), sz);
+    let frame = frames::frame_of(&frames::tx_flow(pair, Family::V4), sz);
     let delivered0 = roles::veth_rx_packets(pair.b());
     let start = Barrier::new(queues as usize);
     let sent = std::thread::scope(|s| {

@@ -1,9 +1,9 @@
 //! The parts every cell of `bench xdp` is made of: UMEMs inside one
 //! workspace, the XDP programs, the sockets of each implementation, the
-//! frames, the per-packet check, the CPU clock of a thread, pinning and
-//! the veth's own counters.
+//! addresses, the scheduler's and the veth's own counters and pinning.
+//! The frames and the per-packet check are in [`super::frames`].
 
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -11,11 +11,10 @@ use tilewire_aio::netns::{VethPair, VethSide};
 use tilewire_aio::udp::{Engine, UdpAio, UdpConfig};
 use tilewire_shmem::Workspace;
 use tilewire_xdp::bpf::{AttachMode, FilterSpec, XdpAction, XdpLink, XdpProgram};
-use tilewire_xdp::frame::{self, UdpEndpoints, HEADERS_LEN};
 use tilewire_xdp::xskrs_peer::{PeerMode, XskRsPeer};
 use tilewire_xdp::{BindMode, Umem, Xsk, XskConfig};
 
-use super::axes::Dir;
+use super::axes::{Dir, Family};
 use crate::harness::pin::Cores;
 
 /// UDP port in namespace `a` the RX bench blasts to.
@@ -208,13 +207,16 @@ pub(super) fn steered_xsks<'w>(
 }
 
 /// The program that steers [`PORT_A`] to the socket on queue 0 (the RX
-/// receiver and the TX sender's end).
+/// receiver and the TX sender's end), over IPv4 and IPv6 alike: no IPv4
+/// destination address is set, which would send IPv6 to the stack.
 pub(super) fn steer_spec() -> FilterSpec {
     FilterSpec::new([PORT_A]).expect("one valid port")
 }
 
 /// The program on `b` during the TX bench: [`PORT_B`] matches, no socket
-/// is registered, so every datagram is dropped at XDP before b's stack.
+/// is registered, so every datagram is dropped at XDP before b's stack,
+/// IPv4 and IPv6 alike (no IPv4 destination address is set; neighbour
+/// discovery and everything else not to the port pass).
 pub(super) fn drop_spec() -> FilterSpec {
     FilterSpec::new([PORT_B])
         .expect("one valid port")
@@ -283,146 +285,52 @@ pub(super) fn bind_mmsg(side: &VethSide, addr: SocketAddr) -> Result<UdpAio, Str
         .map_err(|e| format!("UdpAio::bind (mmsg) {addr}: {e}"))
 }
 
-/// The flow of the RX bench: `b` to `a`'s [`PORT_A`].
-pub(super) fn rx_flow(pair: &VethPair) -> UdpEndpoints {
-    UdpEndpoints {
-        src_mac: pair.b().mac(),
-        dst_mac: pair.a().mac(),
-        src: SocketAddrV4::new(pair.b().addr(), PORT_SRC),
-        dst: SocketAddrV4::new(pair.a().addr(), PORT_A),
+/// `a`'s IPv6 address, in RFC 5180's benchmarking range (2001:2::/48).
+pub(super) const ADDR6_A: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 1);
+/// `b`'s IPv6 address, in the same /64 as [`ADDR6_A`].
+pub(super) const ADDR6_B: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 2);
+
+/// Gives `pair`'s ends their IPv6 addresses ([`ADDR6_A`], [`ADDR6_B`], a
+/// /64, usable at once: no duplicate address detection) and each the
+/// other's MAC as a permanent neighbour entry, as [`VethPair`] does for
+/// IPv4, so no datagram waits for neighbour discovery.
+///
+/// # Errors
+/// The `ip` command that failed.
+pub(super) fn add_ipv6(pair: &VethPair) -> Result<(), String> {
+    let ends = [
+        (pair.a(), ADDR6_A, ADDR6_B, pair.b().mac()),
+        (pair.b(), ADDR6_B, ADDR6_A, pair.a().mac()),
+    ];
+    for (side, mine, _, _) in ends {
+        side.add_ipv6(mine, 64)
+            .map_err(|e| format!("{mine}/64 on {}: {e}", side.ifname()))?;
     }
-}
-
-/// The flow of the TX bench: `a` to `b`'s [`PORT_B`].
-pub(super) fn tx_flow(pair: &VethPair) -> UdpEndpoints {
-    UdpEndpoints {
-        src_mac: pair.a().mac(),
-        dst_mac: pair.b().mac(),
-        src: SocketAddrV4::new(pair.a().addr(), PORT_SRC),
-        dst: SocketAddrV4::new(pair.b().addr(), PORT_B),
-    }
-}
-
-/// The payload of `sz` bytes: a sequence number in the first 8 (little
-/// endian, 0 here), then a pattern that depends on the length, so a
-/// shifted or truncated packet shows.
-pub(super) fn payload(sz: usize) -> Vec<u8> {
-    (0..sz)
-        .map(|j| {
-            if j < 8 {
-                0
-            } else {
-                (j as u8).wrapping_mul(167).wrapping_add(sz as u8 ^ 0x5a)
-            }
-        })
-        .collect()
-}
-
-/// A whole Ethernet frame of `flow` carrying [`payload`]`(sz)`, with the
-/// UDP checksum set to 0 ("none", allowed over IPv4), so a frame whose
-/// sequence number was rewritten stays valid for the kernel stack.
-pub(super) fn frame_of(flow: &UdpEndpoints, sz: usize) -> Vec<u8> {
-    let mut f = frame::build_vec(flow, &payload(sz)).expect("payload fits");
-    let udp_csum = frame::ETH_HEADER_LEN + frame::IPV4_HEADER_MIN_LEN + 6;
-    f[udp_csum..udp_csum + 2].fill(0);
-    f
-}
-
-/// Writes sequence number `seq` into a frame made by [`frame_of`].
-#[inline]
-pub(super) fn stamp(frame: &mut [u8], seq: u64) {
-    frame[HEADERS_LEN..HEADERS_LEN + 8].copy_from_slice(&seq.to_le_bytes());
-}
-
-/// The check every RX receiver runs on every packet: our flow (IPv4, UDP
-/// to [`PORT_A`]), the length, the last 8 payload bytes against the
-/// pattern, and the sequence number, which must rise (one flow, one
-/// queue: the path keeps order).
-pub(super) struct Check {
-    sz: usize,
-    tail: [u8; 8],
-    last: Option<u64>,
-    /// Packets of our flow that passed.
-    pub pkts: u64,
-    /// Their payload bytes.
-    pub bytes: u64,
-    /// Packets of our flow with a wrong length or pattern.
-    pub bad: u64,
-    /// Packets whose sequence number did not rise.
-    pub disorder: u64,
-    /// Frames not of our flow (libxdp's program hands xsk-rs everything
-    /// on the queue).
-    pub foreign: u64,
-    /// Highest sequence number seen.
-    pub max_seq: Option<u64>,
-    /// The source port every packet must come from, if one is set
-    /// ([`Check::from_port`]): one blaster per queue, each its own port.
-    src: Option<u16>,
-    /// Packets of our flow from another source port: steered to the wrong
-    /// queue's socket.
-    pub misrouted: u64,
-}
-
-impl Check {
-    pub(super) fn new(sz: usize) -> Check {
-        let p = payload(sz);
-        let mut tail = [0u8; 8];
-        tail.copy_from_slice(&p[sz - 8..]);
-        Check {
-            sz,
-            tail,
-            last: None,
-            pkts: 0,
-            bytes: 0,
-            bad: 0,
-            disorder: 0,
-            foreign: 0,
-            max_seq: None,
-            src: None,
-            misrouted: 0,
+    for (side, _, peer, mac) in ends {
+        let mac = mac.map(|b| format!("{b:02x}")).join(":");
+        let out = Command::new("ip")
+            .args(["-n", side.netns(), "-6", "neigh", "replace"])
+            .arg(peer.to_string())
+            .args(["lladdr", &mac, "dev", side.ifname(), "nud", "permanent"])
+            .output()
+            .map_err(|e| format!("ip neigh: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "ip neigh replace {peer} on {}: {}",
+                side.ifname(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
         }
     }
+    Ok(())
+}
 
-    /// A check that also wants every packet from source port `port`.
-    pub(super) fn from_port(sz: usize, port: u16) -> Check {
-        Check {
-            src: Some(port),
-            ..Check::new(sz)
-        }
-    }
-
-    /// Checks a whole Ethernet frame.
-    #[inline]
-    pub(super) fn frame(&mut self, f: &[u8]) {
-        let ours = f.len() >= HEADERS_LEN
-            && f[12..14] == [0x08, 0x00]
-            && f[14] == 0x45
-            && f[23] == 17
-            && f[36..38] == PORT_A.to_be_bytes();
-        if ours && self.src.is_some_and(|p| f[34..36] != p.to_be_bytes()) {
-            self.misrouted += 1;
-        } else if ours {
-            self.payload(&f[HEADERS_LEN..]);
-        } else {
-            self.foreign += 1;
-        }
-    }
-
-    /// Checks a UDP payload.
-    #[inline]
-    pub(super) fn payload(&mut self, p: &[u8]) {
-        if p.len() != self.sz || p[self.sz - 8..] != self.tail {
-            self.bad += 1;
-            return;
-        }
-        let seq = u64::from_le_bytes(p[..8].try_into().expect("8 bytes"));
-        if self.last.is_some_and(|l| seq <= l) {
-            self.disorder += 1;
-        }
-        self.last = Some(seq);
-        self.max_seq = Some(self.max_seq.map_or(seq, |m| m.max(seq)));
-        self.pkts += 1;
-        self.bytes += p.len() as u64;
+/// The addresses of `a` and `b` in family `fam` (IPv6: after
+/// [`add_ipv6`]).
+pub(super) fn addrs(pair: &VethPair, fam: Family) -> (IpAddr, IpAddr) {
+    match fam {
+        Family::V4 => (pair.a().addr().into(), pair.b().addr().into()),
+        Family::V6 => (ADDR6_A.into(), ADDR6_B.into()),
     }
 }
 
