@@ -6,7 +6,7 @@
 //! frame chained to a shared payload frame) arrive whole at the right
 //! addresses like the others'. About fifteen seconds.
 
-use std::process::Command;
+mod common;
 
 #[test]
 fn bench_fanout_runs_every_sender_and_counts_every_packet() {
@@ -15,16 +15,7 @@ fn bench_fanout_runs_every_sender_and_counts_every_packet() {
     if tilewire_aio::netns::VethPair::new_or_skip("tfan").is_none() {
         return;
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_tilewire-bench"))
-        .args(["fanout", "--quick", "--duration", "0.2", "--json"])
-        .output()
-        .expect("running tilewire-bench");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON object a line"))
-        .collect();
+    let (rows, stderr) = common::run_json(&["fanout", "--quick", "--duration", "0.2", "--json"]);
     for imp in [
         "sendmmsg",
         "agave-xdp-style",

@@ -6,20 +6,11 @@
 //! lost, each dedup dropped exactly the duplicates that were sent.
 //! About ten seconds.
 
-use std::process::Command;
+mod common;
 
 #[test]
 fn bench_pipeline_runs_every_cell_and_checks_every_packet() {
-    let out = Command::new(env!("CARGO_BIN_EXE_tilewire-bench"))
-        .args(["pipeline", "--quick", "--duration", "0.1", "--json"])
-        .output()
-        .expect("running tilewire-bench");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON object a line"))
-        .collect();
+    let (rows, stderr) = common::run_json(&["pipeline", "--quick", "--duration", "0.1", "--json"]);
     for path in ["memory", "loopback"] {
         for imp in ["tilewire", "agave-style"] {
             let n = rows

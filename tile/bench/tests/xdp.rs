@@ -6,7 +6,7 @@
 //! alone, and every received packet passed its check (the command fails
 //! otherwise). About half a minute.
 
-use std::process::Command;
+mod common;
 
 use tilewire_aio::netns::VethPair;
 
@@ -17,16 +17,10 @@ fn bench_xdp_runs_ipv6_beside_ipv4_and_checks_every_packet() {
         return;
     };
     drop(probe);
-    let out = Command::new(env!("CARGO_BIN_EXE_tilewire-bench"))
-        .args(["xdp", "--quick", "--json"])
-        .output()
-        .expect("running tilewire-bench");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON object a line"))
-        .filter(|r: &serde_json::Value| r["bench"] == "xdp_rx" || r["bench"] == "xdp_tx")
+    let (rows, stderr) = common::run_json(&["xdp", "--quick", "--json"]);
+    let rows: Vec<serde_json::Value> = rows
+        .into_iter()
+        .filter(|r| r["bench"] == "xdp_rx" || r["bench"] == "xdp_tx")
         .collect();
     let find = |bench: &str, size: u64, imp: &str, family: &str| {
         let found: Vec<&serde_json::Value> = rows
