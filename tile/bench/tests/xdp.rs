@@ -17,7 +17,7 @@ fn bench_xdp_runs_ipv6_beside_ipv4_and_checks_every_packet() {
         return;
     };
     drop(probe);
-    let (rows, stderr) = common::run_json(&["xdp", "--quick", "--json"]);
+    let (rows, _) = common::run_json(&["xdp", "--quick", "--json"]);
     let rows: Vec<serde_json::Value> = rows
         .into_iter()
         .filter(|r| r["bench"] == "xdp_rx" || r["bench"] == "xdp_tx")
