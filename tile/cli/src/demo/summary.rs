@@ -136,6 +136,9 @@ impl Summary {
                 "; sendmmsg/recvmmsg, io_uring unavailable"
             };
         }
+        if peer.ipv6 {
+            kind += "; IPv6";
+        }
         let c = |t: &str, n: &str| counters.get(t, n);
         let kernel_drops = c("net", "k_rx_dropped")
             + c("net", "k_rx_ring_full")
