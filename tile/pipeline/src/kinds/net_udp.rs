@@ -10,7 +10,8 @@
 //! that needs no privileges ([`UdpAio`]: io_uring, or sendmmsg/recvmmsg
 //! where io_uring is not allowed). The socket may be IPv4 or IPv6 (`bind`
 //! `"127.0.0.1:9000"` or `"[::1]:9000"`); an IPv6 socket bound to `::`
-//! serves IPv4 peers too (dual stack).
+//! serves IPv4 peers too (dual stack, unless the host sets
+//! `net.ipv6.bindv6only`).
 //!
 //! # Receive: output 0
 //!
@@ -72,7 +73,8 @@
 //! source port and MACs are ignored (the socket's own are used). A frame
 //! that does not parse is counted in `tx_not_udp` and dropped. An IPv4
 //! frame goes out of an IPv6 socket to the IPv4-mapped address; an IPv6
-//! frame cannot go out of an IPv4 socket (counted in `tx_errors`). A
+//! frame goes out of an IPv4 socket only to an IPv4-mapped address (any
+//! other is counted in `tx_errors`). A
 //! frame carries no scope: to a link-local IPv6 destination the socket's
 //! own scope (its bind address's) is used. Sends go with `flush = false`,
 //! so a burst of frags becomes one system call; the flush comes at the
