@@ -25,16 +25,26 @@
 //! and the peer sends the fixture's well-formed datagrams from a UDP
 //! socket.
 //!
+//! With `--ipv6` the same runs over IPv6: the veth ends get addresses of
+//! 2001:2::/48 (without duplicate address detection), the XDP program
+//! steers IPv6 UDP by port (no IPv4 address filter is set, which would
+//! pass IPv6 to the kernel), and the peer sends the fixture's well-formed
+//! frames as IPv6 frames with the same payloads and ports, the fixture's
+//! own IPv6 frames with them, and the malformed ones as they are (see
+//! `ipv6`); over loopback the sockets are on `::1`.
+//!
 //! Ctrl-C ends the run early, with the summary; the namespaces and the
 //! workspace are removed on every exit path.
 
+mod ipv6;
 mod peer;
 mod summary;
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tilewire_aio::fixture::{Fixture, FrameClass, MALFORMED_BIN, MIX_BIN};
+use tilewire_aio::fixture::{Fixture, FrameClass, CLASS_PORTS, MALFORMED_BIN, MIX_BIN};
 use tilewire_aio::netns::{NetnsError, VethPair};
 use tilewire_pipeline::topo::Machine;
 use tilewire_pipeline::{
@@ -42,7 +52,7 @@ use tilewire_pipeline::{
 };
 use tilewire_shmem::Workspace;
 
-use peer::{Peer, PeerLive, Target};
+use peer::{Frame, Peer, PeerLive, Target};
 use summary::Summary;
 
 /// What the demo was asked for.
@@ -63,6 +73,10 @@ pub(crate) struct Args {
     /// Loopback UDP even when AF_XDP is possible
     #[arg(long)]
     pub udp: bool,
+    /// IPv6 instead of IPv4: the veth ends get 2001:2::1 and 2001:2::2, the
+    /// peer sends IPv6 frames (over loopback, ::1)
+    #[arg(long)]
+    pub ipv6: bool,
 }
 
 fn mix_help() -> String {
@@ -84,11 +98,15 @@ fn duration(s: &str) -> Result<Duration, String> {
 }
 
 /// The frames the peer sends: the embedded fixtures, cut to `mix`.
-fn frames(mix: &[String]) -> Result<Vec<(FrameClass, Vec<u8>)>, String> {
+fn frames(mix: &[String]) -> Result<Vec<Frame>, String> {
     let mut all = Vec::new();
     for bin in [MIX_BIN, MALFORMED_BIN] {
         let fx = Fixture::parse(bin).map_err(|e| format!("embedded fixture: {e}"))?;
-        all.extend(fx.iter().map(|f| (f.class, f.bytes.to_vec())));
+        all.extend(fx.iter().enumerate().map(|(i, f)| Frame {
+            class: f.class,
+            steer: fx.steer_port(i),
+            bytes: f.bytes.to_vec(),
+        }));
     }
     if mix.is_empty() || mix.iter().any(|m| m == "all") {
         return Ok(all);
@@ -102,9 +120,9 @@ fn frames(mix: &[String]) -> Result<Vec<(FrameClass, Vec<u8>)>, String> {
             ));
         }
     }
-    all.retain(|(c, _)| {
+    all.retain(|f| {
         mix.iter()
-            .any(|m| m == c.name() || (m == "malformed" && !c.is_well_formed_udp()))
+            .any(|m| m == f.class.name() || (m == "malformed" && !f.class.is_well_formed_udp()))
     });
     if all.is_empty() {
         return Err("--mix selects no frame".into());
@@ -140,47 +158,62 @@ fn ws_name() -> String {
 
 fn run_xdp(
     opts: &Args,
-    frames: Vec<(FrameClass, Vec<u8>)>,
+    frames: Vec<Frame>,
     stop: &StopFlag,
     pair: &VethPair,
 ) -> Result<(), String> {
     let (a, b) = (pair.a(), pair.b());
     // The AF_XDP socket on the veth end of namespace a, for the UDP ports
     // the peer sends to.
-    let net = TileDef::new("net", "net-xdp")
+    let mut net = TileDef::new("net", "net-xdp")
         .param("ifname", a.ifname())
         .param("netns", a.netns())
-        .param("ports", vec![9001_i64, 9002, 9003, 9004])
-        .param("dst_addr", a.addr().to_string());
+        .param("ports", CLASS_PORTS.map(i64::from).to_vec());
+    let (a_ip, b_ip): (IpAddr, IpAddr) = if opts.ipv6 {
+        for (side, ip) in [(a, ipv6::PIPELINE), (b, ipv6::PEER)] {
+            side.add_ipv6(ip, ipv6::PREFIX)
+                .map_err(|e| format!("an IPv6 address on {}: {e}", side.ifname()))?;
+        }
+        (ipv6::PIPELINE.into(), ipv6::PEER.into())
+    } else {
+        // Only IPv4 to the pipeline's address is steered: the fixture's
+        // IPv6 frames go to the kernel.
+        net = net.param("dst_addr", a.addr().to_string());
+        (a.addr().into(), b.addr().into())
+    };
     println!(
         "tilewire demo: veth {} ({}, {}) <-> {} ({}, {}); pipeline in {}: \
          net (AF_XDP) -> dedup -> echo -> net",
         a.ifname(),
         a.netns(),
-        a.addr(),
+        a_ip,
         b.ifname(),
         b.netns(),
-        b.addr(),
+        b_ip,
         a.netns()
     );
     let target = Target::Xdp {
         netns: b.netns().to_owned(),
         ifname: b.ifname().to_owned(),
-        src: (b.mac(), b.addr()),
-        dst: (a.mac(), a.addr()),
+        src: (b.mac(), b_ip),
+        dst: (a.mac(), a_ip),
     };
     run_pipeline(opts, topology(net, 64 << 20), frames, stop, target)
 }
 
-fn run_udp(opts: &Args, frames: Vec<(FrameClass, Vec<u8>)>, stop: &StopFlag) -> Result<(), String> {
+fn run_udp(opts: &Args, frames: Vec<Frame>, stop: &StopFlag) -> Result<(), String> {
+    let lo: IpAddr = if opts.ipv6 {
+        Ipv6Addr::LOCALHOST.into()
+    } else {
+        Ipv4Addr::LOCALHOST.into()
+    };
     // A port free now (the tile binds it a moment later).
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+    let to = std::net::UdpSocket::bind(SocketAddr::new(lo, 0))
         .and_then(|s| s.local_addr())
-        .map_err(|e| format!("finding a free loopback port: {e}"))?
-        .port();
-    let net = TileDef::new("net", "net-udp").param("bind", format!("127.0.0.1:{port}"));
+        .map_err(|e| format!("finding a free port on loopback {lo}: {e}"))?;
+    let net = TileDef::new("net", "net-udp").param("bind", to.to_string());
     println!(
-        "tilewire demo: pipeline on loopback 127.0.0.1:{port}: \
+        "tilewire demo: pipeline on loopback {to}: \
          net (io_uring UDP) -> dedup -> echo -> net"
     );
     run_pipeline(
@@ -188,7 +221,7 @@ fn run_udp(opts: &Args, frames: Vec<(FrameClass, Vec<u8>)>, stop: &StopFlag) -> 
         topology(net, 32 << 20),
         frames,
         stop,
-        Target::Udp { port },
+        Target::Udp { to },
     )
 }
 
@@ -225,7 +258,7 @@ fn topology(net: TileDef, size: usize) -> PipelineBuilder {
 fn run_pipeline(
     opts: &Args,
     builder: PipelineBuilder,
-    frames: Vec<(FrameClass, Vec<u8>)>,
+    frames: Vec<Frame>,
     stop: &StopFlag,
     target: Target,
 ) -> Result<(), String> {

@@ -24,7 +24,7 @@
 //! }
 //! ```
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use serde::de::{Deserialize, Deserializer, Error};
 
@@ -107,6 +107,19 @@ pub fn endpoint<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddrV4, D::Erro
     parsed(
         d,
         "an IPv4 address and port such as \"198.18.0.1:9000\"",
+        |s| s.parse().ok(),
+    )
+}
+
+/// An IPv4 or IPv6 address and port, `"198.18.0.1:9000"` or
+/// `"[2001:2::1]:9000"` (an IPv6 address in brackets).
+///
+/// # Errors
+/// Anything else.
+pub fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    parsed(
+        d,
+        "an address and port such as \"198.18.0.1:9000\" or \"[::1]:9000\"",
         |s| s.parse().ok(),
     )
 }

@@ -136,11 +136,14 @@ impl Summary {
                 "; sendmmsg/recvmmsg, io_uring unavailable"
             };
         }
+        if peer.ipv6 {
+            kind += "; IPv6";
+        }
         let c = |t: &str, n: &str| counters.get(t, n);
         let kernel_drops = c("net", "k_rx_dropped")
             + c("net", "k_rx_ring_full")
             + c("net", "rx_too_big")
-            + c("net", "rx_dropped_v6")
+            + c("net", "rx_no_addr")
             + peer.net_socket_drops;
         let net_tx_refused =
             c("net", "tx_refused") + c("net", "tx_not_udp") + c("net", "tx_errors");

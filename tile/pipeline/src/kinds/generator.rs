@@ -7,7 +7,8 @@
 //! rate, until it has sent a set count; then it idles (and says so in its
 //! `done` counter). Each frame goes out as one frag with origin 0, its UDP
 //! destination port as the signature (as the net tiles set it; 0 for a
-//! frame that is not IPv4 UDP) and the time of publishing as `tsorig`.
+//! frame that is not IPv4 or IPv6 UDP) and the time of publishing as
+//! `tsorig`.
 //!
 //! # Passes
 //!
@@ -50,7 +51,10 @@ use std::path::PathBuf;
 
 use serde::de::{Deserialize, Deserializer, Error as _};
 use tilewire_aio::fixture::{rewrite_endpoints, Fixture, MIX_BIN};
-use tilewire_aio::frame::{build_vec, UdpEndpoints, UdpFrame, HEADERS_LEN, PAYLOAD_MAX};
+use tilewire_aio::frame::{
+    build_vec, udp_dst_port, udp_payload, UdpEndpoints, UdpFrame, ETHERTYPE_IPV6, HEADERS_LEN,
+    HEADERS_LEN_IPV6, PAYLOAD_MAX, UDP_HEADER_LEN,
+};
 use tilewire_shmem::clock::{mono_ns, mono_ts};
 
 use tilewire_tile::link::dcache::MTU_MAX;
@@ -92,16 +96,24 @@ impl Default for GenConfig {
 /// XORs `pass` (little-endian) into the first eight bytes of `frame`'s UDP
 /// payload (all of it if shorter) and updates the UDP checksum to match,
 /// incrementally: a right checksum stays right, a wrong one stays wrong
-/// by the same amount, and 0 ("no checksum") stays 0. A frame that is not
-/// IPv4 UDP ([`UdpFrame::check_len`] refuses it) is left unchanged, and
-/// `stamp_pass(f, 0)` changes nothing. Stamping with `a` then with `b` is
-/// stamping with `a ^ b`.
+/// by the same amount, and 0 ("no checksum") stays 0. IPv4 and IPv6
+/// alike (the pseudo header does not change); a frame that is neither
+/// ([`udp_payload`] refuses it) is left unchanged, and `stamp_pass(f, 0)`
+/// changes nothing. Stamping with `a` then with `b` is stamping with
+/// `a ^ b`.
 pub fn stamp_pass(frame: &mut [u8], pass: u64) {
-    let Ok(mut view) = UdpFrame::new_checked(&mut *frame) else {
+    let Some(len) = udp_payload(frame).map(<[u8]>::len) else {
         return;
     };
-    let stored = view.udp_checksum();
-    let payload = view.payload_mut();
+    let start = if frame[12..14] == ETHERTYPE_IPV6.to_be_bytes() {
+        HEADERS_LEN_IPV6
+    } else {
+        UdpFrame::new_unchecked(&*frame).udp_offset() + UDP_HEADER_LEN
+    };
+    // The UDP checksum is the last field of the header before the payload.
+    let at = start - 2;
+    let stored = u16::from_be_bytes([frame[at], frame[at + 1]]);
+    let payload = &mut frame[start..start + len];
     let n = payload.len().min(8);
     let old = words(&payload[..n]);
     for (b, k) in payload[..n].iter_mut().zip(pass.to_le_bytes()) {
@@ -120,7 +132,8 @@ pub fn stamp_pass(frame: &mut [u8], pass: u64) {
         acc += u64::from(*m) + u64::from(0xffff - m2);
     }
     let sum = (acc % 0xffff) as u16;
-    view.set_udp_checksum(if sum == 0 { 0xffff } else { sum });
+    let sum = if sum == 0 { 0xffff } else { sum };
+    frame[at..at + 2].copy_from_slice(&sum.to_be_bytes());
 }
 
 /// The first (up to) eight payload bytes as the four big-endian 16-bit
@@ -340,7 +353,7 @@ impl Tile for Gen {
                 self.stats.too_long += 1;
                 continue;
             }
-            let sig = UdpFrame::new_checked(&frame[..]).map_or(0, |f| u64::from(f.dst_port()));
+            let sig = udp_payload(frame).map_or(0, |_| u64::from(udp_dst_port(frame)));
             if out.publish(0, frame, sig, CTL_PKT, ts).is_err() {
                 // Cannot happen (the loop calls this with `burst` credits);
                 // if it did, the frame goes next time, in the same pass.
@@ -423,6 +436,38 @@ mod tests {
         let before = f.clone();
         stamp_pass(&mut f, 0);
         assert_eq!(f, before);
+    }
+
+    #[test]
+    fn stamp_pass_stamps_ipv6_frames_too() {
+        use tilewire_aio::frame::{build_ipv6_vec, Udp6Endpoints};
+        let ends = Udp6Endpoints {
+            src_mac: [2, 0, 0, 0, 0, 1],
+            dst_mac: [2, 0, 0, 0, 0, 2],
+            src: "[2001:2::1]:4000".parse().unwrap(),
+            dst: "[2001:2::2]:8001".parse().unwrap(),
+        };
+        for len in [0, 3, 8, 9, 300] {
+            let payload: Vec<u8> = (0..len).map(|i| (i * 7 + 1) as u8).collect();
+            let orig = build_ipv6_vec(&ends, &payload).unwrap();
+            for pass in [1u64, 0x0102_0304_0506_0708, u64::MAX] {
+                let mut f = orig.clone();
+                stamp_pass(&mut f, pass);
+                let mut stamped = payload.clone();
+                for (b, k) in stamped.iter_mut().zip(pass.to_le_bytes()) {
+                    *b ^= k;
+                }
+                // A fresh build of the stamped payload: the same bytes,
+                // checksum included.
+                assert_eq!(f, build_ipv6_vec(&ends, &stamped).unwrap(), "{len} {pass}");
+                stamp_pass(&mut f, pass);
+                assert_eq!(f, orig, "stamped twice is unstamped");
+            }
+            let mut none = orig.clone();
+            none[60..62].fill(0);
+            stamp_pass(&mut none, 5);
+            assert_eq!(&none[60..62], &[0, 0], "none stays none");
+        }
     }
 
     proptest! {

@@ -126,8 +126,9 @@
 //!   tile per queue, `queue` to `queue + N - 1`, sharing the sending.
 //! - `net-udp`: a UDP socket (io_uring, or sendmmsg/recvmmsg). Inputs
 //!   0..=1 (frames, sent to the address in their headers), outputs 0..=1
-//!   (received datagrams as Ethernet/IPv4/UDP frames), at least one of
-//!   the two. Params: `bind` (required, `"ip:port"`, IPv4), `engine` =
+//!   (received datagrams as Ethernet/IPv4/UDP frames, or IPv6 from an IPv6
+//!   peer), at least one of the two. Params: `bind` (required, `"ip:port"`
+//!   or `"[ipv6]:port"`), `engine` =
 //!   `"auto"` | `"uring"` | `"mmsg"` (default auto), `netns`. Several
 //!   net-udp tiles binding one address (a port other than 0, in one
 //!   namespace) share it with `SO_REUSEPORT`, the kernel spreading flows
