@@ -375,6 +375,21 @@ fn summary_count(out: &str, label: &str) -> u64 {
         .unwrap_or_else(|| panic!("no count {label:?}: {out}"))
 }
 
+/// The demo's summary says well-formed datagrams went in and every one
+/// that was not a repeat came back.
+fn assert_every_unique_echoed(stdout: &str) {
+    let (wf, dups) = (
+        summary_count(stdout, "well-formed"),
+        summary_count(stdout, "of them repeats"),
+    );
+    assert!(wf > 0, "{stdout}");
+    assert_eq!(
+        summary_count(stdout, "peer received"),
+        wf - dups,
+        "{stdout}"
+    );
+}
+
 #[test]
 fn demo_over_af_xdp_accounts_for_every_packet_and_cleans_up() {
     if !is_root() {
@@ -425,16 +440,7 @@ fn demo_over_ipv6_on_af_xdp_accounts_for_every_packet() {
     );
     assert_eq!(summary_count(&stdout, "unexplained"), 0, "{stdout}");
     assert!(summary_count(&stdout, "malformed") > 0, "{stdout}");
-    let (wf, dups) = (
-        summary_count(&stdout, "well-formed"),
-        summary_count(&stdout, "of them repeats"),
-    );
-    assert!(wf > 0, "{stdout}");
-    assert_eq!(
-        summary_count(&stdout, "peer received"),
-        wf - dups,
-        "{stdout}"
-    );
+    assert_every_unique_echoed(&stdout);
     // Only the fixture's IPv6 frames: every one a datagram for the
     // pipeline, as the XDP program steers them.
     let child = spawn_demo(&dir, &["--ipv6", "--duration", "0.5", "--mix", "ipv6_udp"]);
@@ -462,16 +468,7 @@ fn demo_over_ipv6_on_udp_loopback_accounts_for_every_packet() {
     assert!(stdout.contains("loopback [::1]:"), "{stdout}");
     assert!(stdout.contains("; IPv6)"), "{stdout}");
     assert_eq!(summary_count(&stdout, "unexplained"), 0, "{stdout}");
-    let (wf, dups) = (
-        summary_count(&stdout, "well-formed"),
-        summary_count(&stdout, "of them repeats"),
-    );
-    assert!(wf > 0, "{stdout}");
-    assert_eq!(
-        summary_count(&stdout, "peer received"),
-        wf - dups,
-        "{stdout}"
-    );
+    assert_every_unique_echoed(&stdout);
 }
 
 #[test]
