@@ -109,13 +109,13 @@ impl Xsk<'_> {
 
 impl Aio for Xsk<'_> {
     /// Copies each packet (a whole Ethernet frame) into a free UMEM frame
-    /// and queues it; see the [module docs](self) for when the kernel is
+    /// and queues it; see the [module docs](crate::xsk) for when the kernel is
     /// told.
     ///
     /// # Errors
     /// `Inval` at a packet shorter than an Ethernet header (but not empty:
     /// an empty packet is taken and counted in
-    /// [`XskStats::tx_empty`]) or longer than [`Xsk::max_tx_len`]; `Again`
+    /// [`crate::XskStats::tx_empty`]) or longer than [`Xsk::max_tx_len`]; `Again`
     /// at the first packet with no free frame or ring slot.
     fn send(&mut self, batch: &[PktInfo<'_>], flush: bool) -> Result<(), SendError> {
         for (i, p) in batch.iter().enumerate() {
