@@ -68,4 +68,6 @@ mod tile;
 
 pub use kind::NetXdpKind;
 pub use params::{NetXdpParams, Queues};
-pub use tile::{data_mtus, link_params, umem, NetXdp, XdpRxLink, NET_XDP_COUNTERS, XDP_MTU};
+pub use tile::{
+    data_mtus, link_params, umem, umem_spanning, NetXdp, XdpRxLink, NET_XDP_COUNTERS, XDP_MTU,
+};
