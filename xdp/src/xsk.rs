@@ -97,7 +97,8 @@ pub trait RxSink {
 pub struct FrameCounts {
     /// Transmit frames free to copy into.
     pub tx_free: u32,
-    /// Transmit descriptors queued but not yet published to the kernel.
+    /// Transmit descriptors queued but not yet published to the kernel
+    /// (in-place sends among them: they hold no frame).
     pub tx_pending: u32,
     /// Receive frames pushed on the fill ring and not yet published.
     pub fill_pending: u32,

@@ -221,6 +221,10 @@ impl<'w> NetXdp<'w> {
             return false;
         }
         let p = frag.packet();
+        if p.len() < tilewire_xdp::xsk::ETH_HLEN || p.len() > self.xsk.max_tx_len() {
+            // The copying send refuses it (and counts it).
+            return false;
+        }
         let umem = self.xsk.umem();
         let Some(addr) = umem.addr_of(p.as_ptr(), p.len()) else {
             return false;
@@ -228,15 +232,13 @@ impl<'w> NetXdp<'w> {
         if umem.overlaps_pool(addr, p.len() as u32) {
             return false;
         }
-        match self.xsk.send_in_place(addr, p.len() as u32) {
-            Ok(()) => {
-                self.in_flight.push_back((frag.meta().seq, addr));
-                true
-            }
-            // A runt or an overlong frame: the copying send refuses it
-            // the same way (and counts it).
-            Err(_) => false,
+        // Checked above: no refusal is left but `Full`, which before_frag
+        // ruled out; whatever it is, the copy is the safe way out.
+        if self.xsk.send_in_place(addr, p.len() as u32).is_err() {
+            return false;
         }
+        self.in_flight.push_back((frag.meta().seq, addr));
+        true
     }
 
     /// The socket (for its counters).
