@@ -197,7 +197,7 @@ impl<'w> NetXdp<'w> {
     }
 
     /// True if the tile sends frags in place: its socket's UMEM spans its
-    /// input's dcache ([`umem`] made it so).
+    /// input's dcache ([`umem_spanning`] made it so).
     pub fn sends_in_place(&self) -> bool {
         self.xsk.umem().is_unaligned()
     }
