@@ -45,6 +45,16 @@ pub enum InPlaceError {
         /// The longest the socket sends.
         max: usize,
     },
+    /// A zero-copy socket, and the bytes cross a page boundary: the kernel
+    /// refuses such a descriptor when the two pages are not contiguous for
+    /// the NIC, and sends no completion for it, so it is refused here.
+    #[error("in-place send of {len} bytes at {addr:#x} crosses a page on a zero-copy socket")]
+    CrossesPage {
+        /// The UMEM address asked for.
+        addr: u64,
+        /// Its length.
+        len: u32,
+    },
     /// No tx ring slot, or too many in-place sends in flight: retry after
     /// completions.
     #[error("no room for an in-place send now: retry after completions")]

@@ -24,8 +24,8 @@ impl Xsk<'_> {
     ///
     /// # Errors
     /// [`InPlaceError`]: a UMEM that is not spanning, bytes outside the
-    /// span or overlapping the pool, a length the socket does not send, or
-    /// no room now ([`InPlaceError::Full`]: nothing was queued; retry after
+    /// span or overlapping the pool, a length the socket does not send,
+    /// bytes across a page boundary on a zero-copy socket, or no room now ([`InPlaceError::Full`]: nothing was queued; retry after
     /// completions).
     pub fn send_in_place(&mut self, addr: u64, len: u32) -> Result<(), InPlaceError> {
         if !self.umem.is_unaligned() {
@@ -46,6 +46,15 @@ impl Xsk<'_> {
         if self.umem.overlaps_pool(addr, len) {
             self.stats.tx_inval += 1;
             return Err(InPlaceError::InPool { addr, len });
+        }
+        // The kernel drops an invalid descriptor without a completion, so
+        // one it would refuse must not be queued: its bytes would stay
+        // held for good. In copy mode the checks above are all it makes;
+        // a zero-copy driver also refuses a buffer across two pages that
+        // are not contiguous in its DMA mapping.
+        let page = crate::umem::UMEM_ALIGN as u64;
+        if self.zero_copy && addr / page != (addr + u64::from(len) - 1) / page {
+            return Err(InPlaceError::CrossesPage { addr, len });
         }
         if !self.in_place_room() {
             self.stats.tx_full += 1;

@@ -232,8 +232,8 @@ impl<'w> NetXdp<'w> {
         if umem.overlaps_pool(addr, p.len() as u32) {
             return false;
         }
-        // Checked above: no refusal is left but `Full`, which before_frag
-        // ruled out; whatever it is, the copy is the safe way out.
+        // Left to refuse: `Full` (before_frag ruled it out) and, on a
+        // zero-copy socket, bytes across a page; the copy is the way out.
         if self.xsk.send_in_place(addr, p.len() as u32).is_err() {
             return false;
         }
