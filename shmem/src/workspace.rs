@@ -554,6 +554,33 @@ impl Workspace {
         self.whole().sub(off, len).ok_or(oob)
     }
 
+    /// The smallest region of this workspace that starts and ends on an
+    /// `align` boundary (a power of two; a page, say) and holds every one
+    /// of `parts`, or `None` if `parts` is empty or one of them lies
+    /// outside the mapping. The end is cut at the mapping's end.
+    pub fn region_covering(&self, parts: &[Region<'_>], align: usize) -> Option<Region<'_>> {
+        debug_assert!(align.is_power_of_two());
+        let mut lo = u64::MAX;
+        let mut hi = 0u64;
+        for r in parts {
+            let g = self.gaddr(r.as_ptr()).ok()?;
+            let end = g.checked_add(r.len() as u64)?;
+            if end > self.size as u64 {
+                return None;
+            }
+            lo = lo.min(g);
+            hi = hi.max(end);
+        }
+        if parts.is_empty() {
+            return None;
+        }
+        let a = align as u64;
+        let lo = lo & !(a - 1);
+        let hi = hi.checked_add(a - 1)? & !(a - 1);
+        let hi = hi.min(self.size as u64);
+        self.region(lo, (hi - lo) as usize).ok()
+    }
+
     /// A live header word at byte offset `off` of the header.
     pub(crate) fn live_word(&self, off: usize) -> &AtomicU64 {
         debug_assert!(off.is_multiple_of(8) && off + 8 <= HEADER_SZ);

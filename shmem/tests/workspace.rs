@@ -346,6 +346,37 @@ fn gaddr_and_laddr_are_checked() {
 }
 
 #[test]
+fn a_region_covering_parts_is_aligned_and_holds_them_all() {
+    let dir = Dir::new("cover");
+    let ws = dir.create(&uniq("cover"), 1 << 20);
+    let a = ws.alloc(64, 100, 0).unwrap();
+    let gap = ws.alloc(64, 10_000, 0).unwrap();
+    let b = ws.alloc(64, 3000, 0).unwrap();
+    assert!(a < gap && gap < b);
+    let (ra, rb) = (ws.region(a, 100).unwrap(), ws.region(b, 3000).unwrap());
+    let c = ws.region_covering(&[rb, ra], 4096).unwrap();
+    assert!(c.is_aligned(4096) && c.len() % 4096 == 0);
+    let g = ws.gaddr(c.as_ptr()).unwrap();
+    assert!(g <= a && b + 3000 <= g + c.len() as u64, "holds both");
+    assert!(
+        g + 4096 > a && b + 3000 + 4096 > g + c.len() as u64,
+        "no page more"
+    );
+    assert_eq!(c.access(), Access::ReadWrite);
+    assert!(ws.region_covering(&[], 4096).is_none());
+    let mut outside = [0u8; 64];
+    let foreign = tilewire_shmem::Region::from_mut(&mut outside);
+    assert!(ws.region_covering(&[ra, foreign], 4096).is_none());
+    // The end is cut at the mapping's end.
+    let last = ws.region(ws.size() as u64 - 10, 10).unwrap();
+    let c = ws.region_covering(&[last], 1 << 16).unwrap();
+    assert_eq!(
+        ws.gaddr(c.as_ptr()).unwrap() + c.len() as u64,
+        ws.size() as u64
+    );
+}
+
+#[test]
 fn list_reports_valid_and_broken_workspaces() {
     let dir = Dir::new("list");
     let a = uniq("a");

@@ -53,6 +53,7 @@
 #![warn(missing_docs)]
 
 pub mod bpf;
+mod inplace;
 /// The Ethernet/IPv4/UDP frame views and the fixture loader live in
 /// `tilewire-aio` (every backend and tile kind uses them); re-exported here
 /// for the AF_XDP code and its users.
@@ -71,4 +72,4 @@ pub mod xskrs_peer;
 pub use socket::{if_index, BindMode, BusyPoll, XskConfig, XskError};
 pub use stats::{KernelStats, XskStats};
 pub use umem::{Umem, UmemError, FRAME_SIZE};
-pub use xsk::{FrameCounts, RxPacket, RxRefused, RxSink, Xsk};
+pub use xsk::{FrameCounts, InPlaceError, RxPacket, RxRefused, RxSink, Xsk};

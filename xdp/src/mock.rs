@@ -142,8 +142,15 @@ impl<'a> MockKernel<'a> {
         // SAFETY: `frame` came off the fill ring, so the kernel owns it;
         // the data fits after the headroom (asserted).
         unsafe { self.umem.write(addr, data) };
+        // A spanning UMEM is in unaligned mode: the kernel hands back the
+        // frame with the offset in the high bits.
+        let wire = if self.umem.is_unaligned() {
+            frame | (RX_HEADROOM << crate::umem::UNALIGNED_OFFSET_SHIFT)
+        } else {
+            addr
+        };
         let pushed = self.rx.push(Desc {
-            addr,
+            addr: wire,
             len: data.len() as u32,
             options: 0,
         });
@@ -192,22 +199,49 @@ impl<'a> MockKernel<'a> {
     }
 
     /// Sends up to `n` packets off the tx ring; returns their bytes. Their
-    /// frames stay the kernel's until [`MockKernel::complete`].
+    /// frames (or in-place addresses) stay the kernel's until
+    /// [`MockKernel::complete`].
     pub fn transmit(&mut self, n: u32) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         for _ in 0..n {
             let Some(d) = self.tx.pop() else { break };
-            let frame = self
-                .umem
-                .frame_of(d.addr, d.len)
-                .expect("the socket queued a descriptor outside the UMEM");
             assert!(d.len as usize >= ETH_HLEN, "the socket queued a runt");
-            // SAFETY: in the UMEM (checked), and the kernel's: it came off
-            // the tx ring.
-            out.push(unsafe { self.umem.bytes(d.addr, d.len) }.to_vec());
-            self.tx_held.push(frame);
+            let held = match self.umem.frame_of(d.addr, d.len) {
+                Some(frame) => frame,
+                None => {
+                    assert!(
+                        self.umem.is_unaligned()
+                            && self.umem.in_span(d.addr, d.len)
+                            && !self.umem.overlaps_pool(d.addr, d.len),
+                        "the socket queued a descriptor outside the UMEM"
+                    );
+                    d.addr
+                }
+            };
+            // SAFETY: inside the registered memory (checked), and the
+            // kernel's to read: it came off the tx ring (a pool frame the
+            // socket gave up, or in-place bytes the caller keeps unchanged
+            // until completion).
+            out.push(unsafe { self.umem.span_bytes(d.addr, d.len) }.to_vec());
+            self.tx_held.push(held);
         }
         out
+    }
+
+    /// Hands up to `n` sent frames back on the completion ring, newest
+    /// first (out of order, which the socket must not rely on). Returns
+    /// how many.
+    pub fn complete_newest(&mut self, n: u32) -> u32 {
+        let mut done = 0;
+        while done < n {
+            let Some(&a) = self.tx_held.last() else { break };
+            if !self.comp.push(a) {
+                break;
+            }
+            self.tx_held.pop();
+            done += 1;
+        }
+        done
     }
 
     /// Hands up to `n` sent frames back on the completion ring, oldest
@@ -236,7 +270,7 @@ impl<'a> MockKernel<'a> {
             .rx
             .entries()
             .iter()
-            .filter(|d| self.umem.frame_of(d.addr, 0).is_some())
+            .filter(|d| self.umem.frame_of(self.umem.rx_addr(d.addr), 0).is_some())
             .count() as u32;
         KernelFrames {
             fill: self.fill.len(),
@@ -257,11 +291,13 @@ impl<'a> MockKernel<'a> {
             self.rx
                 .entries()
                 .iter()
-                .filter_map(|d| self.umem.frame_of(d.addr, 0)),
+                .filter_map(|d| self.umem.frame_of(self.umem.rx_addr(d.addr), 0)),
         );
-        v.extend(self.tx.entries().iter().map(|d| d.addr));
-        v.extend(&self.tx_held);
-        v.extend(self.comp.entries());
+        // In-place sends are the caller's bytes, not frames.
+        let frame = |a: &u64| self.umem.frame_of(*a, 0).is_some();
+        v.extend(self.tx.entries().iter().map(|d| d.addr).filter(frame));
+        v.extend(self.tx_held.iter().filter(|a| frame(a)));
+        v.extend(self.comp.entries().iter().filter(|a| frame(a)));
         v
     }
 

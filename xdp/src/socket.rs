@@ -269,15 +269,22 @@ impl<'a> Xsk<'a> {
         // SAFETY: the UMEM borrows its memory for 'a, and the socket lives
         // inside the Xsk<'a> made below, which also holds the Umem: the
         // memory outlives the registration.
-        unsafe { sys::umem_reg(&fd, umem.region().as_ptr(), umem.len(), FRAME_SIZE) }.map_err(
-            |source| match source.raw_os_error() {
-                Some(libc::EPERM | libc::EACCES) => XskError::NotPermitted { op: "XDP_UMEM_REG" },
-                _ => XskError::UmemReg {
-                    len: umem.len(),
-                    source,
-                },
+        unsafe {
+            sys::umem_reg(
+                &fd,
+                umem.region().as_ptr(),
+                umem.len(),
+                FRAME_SIZE,
+                umem.is_unaligned(),
+            )
+        }
+        .map_err(|source| match source.raw_os_error() {
+            Some(libc::EPERM | libc::EACCES) => XskError::NotPermitted { op: "XDP_UMEM_REG" },
+            _ => XskError::UmemReg {
+                len: umem.len(),
+                source,
             },
-        )?;
+        })?;
         let sizes = [
             (libc::XDP_RX_RING, cfg.rx_size, "XDP_RX_RING"),
             (libc::XDP_TX_RING, cfg.tx_size, "XDP_TX_RING"),

@@ -33,6 +33,12 @@ pub struct XskStats {
     pub tx_bytes: u64,
     /// Transmit frames the kernel handed back on the completion ring.
     pub tx_completed: u64,
+    /// Packets queued in place ([`crate::Xsk::send_in_place`]; also in
+    /// `tx_packets`): sent from where they lay, no copy.
+    pub tx_in_place: u64,
+    /// In-place sends the kernel completed (not in `tx_completed`, which
+    /// counts pool frames).
+    pub tx_in_place_completed: u64,
     /// Zero-length packets: taken (the aio contract) but not sent, as an
     /// empty Ethernet frame cannot go on the wire.
     pub tx_empty: u64,

@@ -121,25 +121,31 @@ pub(crate) fn is_zero_copy(fd: &OwnedFd) -> io::Result<bool> {
 }
 
 /// Registers `len` bytes at `addr` as the socket's UMEM, in frames of
-/// `frame_size` bytes with no headroom.
+/// `frame_size` bytes with no headroom; `unaligned` sets
+/// `XDP_UMEM_UNALIGNED_CHUNK_FLAG` (descriptors at any address).
 ///
 /// # Safety
-/// `[addr, addr + len)` must stay mapped, writable and not be reused for
-/// anything else for as long as the socket (and any socket sharing its
-/// UMEM) exists: the kernel pins those pages and writes received packets
-/// into them.
+/// `[addr, addr + len)` must stay mapped and writable for as long as the
+/// socket (and any socket sharing its UMEM) exists: the kernel pins those
+/// pages, writes received packets into the frames put on the fill ring
+/// (which no one else may use meanwhile) and reads what the tx ring names.
 pub(crate) unsafe fn umem_reg(
     fd: &OwnedFd,
     addr: *mut u8,
     len: usize,
     frame_size: u32,
+    unaligned: bool,
 ) -> io::Result<()> {
     let reg = libc::xdp_umem_reg {
         addr: addr as u64,
         len: len as u64,
         chunk_size: frame_size,
         headroom: 0,
-        flags: 0,
+        flags: if unaligned {
+            libc::XDP_UMEM_UNALIGNED_CHUNK_FLAG
+        } else {
+            0
+        },
         tx_metadata_len: 0,
     };
     set_opt(fd, libc::SOL_XDP, libc::XDP_UMEM_REG, &reg)

@@ -19,6 +19,27 @@
 //! tx free + tx in flight = every frame, always (a property test checks
 //! it after every operation, see `tests/frames.rs`).
 //!
+//! # A UMEM that spans more than its frames
+//!
+//! [`Umem::spanning`] registers a larger page-aligned span (say, from the
+//! receive link's data region to the dcaches of the links the socket
+//! transmits from, all in one workspace) while the frames above are only
+//! those of the *pool* inside it, at `pool_off + i * FRAME_SIZE`. The
+//! rest of the span is never on the fill ring, so the kernel never writes
+//! it; it only reads what an in-place send ([`crate::Xsk::send_in_place`])
+//! names there. Those bytes are no frame and have no place in the ledger:
+//! they stay their owner's (a link's dcache, whose producer must not
+//! rewrite them) from the send until its completion comes back, which goes
+//! to the caller ([`crate::Xsk::in_place_done`]), never to the free list.
+//! A completion is a pool frame exactly when its address lies in the pool,
+//! and in-place sends never overlap it (refused), so no frame is ever
+//! owned twice. A spanning UMEM is registered in unaligned-chunk mode, so
+//! a send may start anywhere and cross a 2048-byte boundary; the kernel
+//! then hands rx addresses back as `frame + (offset << 48)`, which
+//! [`Umem::rx_addr`] folds back before [`Umem::frame_of`] checks them
+//! (completion addresses come back as submitted). A plain UMEM
+//! ([`Umem::new`]) is registered aligned, exactly as before.
+//!
 //! # Where it lives
 //!
 //! tilewire places the UMEM in a workspace, as the data region of a link's
@@ -56,6 +77,19 @@ pub enum UmemError {
         /// Where it starts.
         addr: usize,
     },
+    /// A spanning UMEM's pool does not lie inside its span.
+    #[error(
+        "UMEM pool at {pool:#x} is not inside the span {span:#x}+{span_len:#x}: \
+         the span must cover the pool"
+    )]
+    PoolOutsideSpan {
+        /// Where the pool starts.
+        pool: usize,
+        /// Where the span starts.
+        span: usize,
+        /// The span's length.
+        span_len: usize,
+    },
     /// The memory holds fewer frames than asked for.
     #[error(
         "UMEM of {len} bytes holds {have} frames of {FRAME_SIZE} bytes; {need} are \
@@ -83,11 +117,23 @@ pub enum UmemError {
     },
 }
 
-/// A UMEM: page-aligned memory cut into [`FRAME_SIZE`]-byte frames.
+/// Bits of an unaligned-mode rx address that hold the base; the bits above
+/// hold the offset the kernel added (`XSK_UNALIGNED_BUF_OFFSET_SHIFT`).
+pub const UNALIGNED_OFFSET_SHIFT: u32 = 48;
+
+/// A UMEM: page-aligned memory registered with the kernel, whose pool of
+/// [`FRAME_SIZE`]-byte frames is either all of it ([`Umem::new`]) or a
+/// part of it ([`Umem::spanning`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Umem<'a> {
+    /// The registered memory (the span).
     region: Region<'a>,
+    /// Where the pool starts in it (a multiple of [`FRAME_SIZE`]).
+    pool_off: u64,
+    /// Frames in the pool.
     frames: u32,
+    /// Registered with `XDP_UMEM_UNALIGNED_CHUNK_FLAG` (a spanning UMEM).
+    unaligned: bool,
 }
 
 impl<'a> Umem<'a> {
@@ -115,7 +161,51 @@ impl<'a> Umem<'a> {
                 need: 1,
             });
         }
-        Ok(Umem { region, frames })
+        Ok(Umem {
+            region,
+            pool_off: 0,
+            frames,
+            unaligned: false,
+        })
+    }
+
+    /// A UMEM that registers all of `span` with the kernel but takes its
+    /// frames (fill ring, receive, transmit free list) only from `pool`,
+    /// which lies inside it: the rest of the span is memory the socket may
+    /// transmit from in place ([`crate::Xsk::send_in_place`]) and the
+    /// kernel never writes. It is registered in unaligned-chunk mode
+    /// (`XDP_UMEM_UNALIGNED_CHUNK_FLAG`), so a send may start at any
+    /// address of the span; the pool's frames stay [`FRAME_SIZE`]-aligned.
+    ///
+    /// # Errors
+    /// [`UmemError::Misaligned`] if `span` or `pool` does not start on a
+    /// page boundary, or the span's length is not whole pages;
+    /// [`UmemError::ReadOnly`] if either cannot be written;
+    /// [`UmemError::TooSmall`] if the pool holds no frame;
+    /// [`UmemError::PoolOutsideSpan`] if `pool` is not inside `span`.
+    pub fn spanning(pool: Region<'a>, span: Region<'a>) -> Result<Umem<'a>, UmemError> {
+        let mut u = Umem::new(pool)?;
+        if !span.is_aligned(UMEM_ALIGN) || !span.len().is_multiple_of(UMEM_ALIGN) {
+            return Err(UmemError::Misaligned {
+                addr: span.as_ptr() as usize,
+            });
+        }
+        if !span.is_writable() {
+            return Err(UmemError::ReadOnly);
+        }
+        let (p, s) = (pool.as_ptr() as usize, span.as_ptr() as usize);
+        let pool_len = u.pool_len();
+        if p < s || p - s > span.len() || span.len() - (p - s) < pool_len {
+            return Err(UmemError::PoolOutsideSpan {
+                pool: p,
+                span: s,
+                span_len: span.len(),
+            });
+        }
+        u.region = span;
+        u.pool_off = (p - s) as u64;
+        u.unaligned = true;
+        Ok(u)
     }
 
     /// Allocates a UMEM of `frames` frames in `ws` under `name`
@@ -147,14 +237,78 @@ impl<'a> Umem<'a> {
         Umem::new(region)
     }
 
-    /// Frames in the UMEM.
+    /// Frames in the UMEM's pool.
     pub fn frames(&self) -> u32 {
         self.frames
     }
 
-    /// Bytes registered with the kernel (whole frames).
+    /// Bytes registered with the kernel: the pool's whole frames, or the
+    /// whole span of a spanning UMEM.
     pub fn len(&self) -> usize {
+        if self.unaligned {
+            self.region.len()
+        } else {
+            self.pool_len()
+        }
+    }
+
+    /// Bytes of the pool's frames.
+    pub fn pool_len(&self) -> usize {
         self.frames as usize * FRAME_SIZE as usize
+    }
+
+    /// Where the pool starts (UMEM address of its first frame; 0 unless
+    /// spanning).
+    pub fn pool_off(&self) -> u64 {
+        self.pool_off
+    }
+
+    /// The UMEM address of pool frame `i` (`i < frames()`).
+    #[inline]
+    pub fn frame_addr(&self, i: u32) -> u64 {
+        debug_assert!(i < self.frames);
+        self.pool_off + u64::from(i) * u64::from(FRAME_SIZE)
+    }
+
+    /// True for a spanning UMEM (registered in unaligned-chunk mode).
+    pub fn is_unaligned(&self) -> bool {
+        self.unaligned
+    }
+
+    /// The UMEM address an rx descriptor's `addr` names: in unaligned mode
+    /// the kernel returns `base + (offset << 48)`, which this folds into
+    /// `base + offset`; in aligned mode the address as it is.
+    #[inline]
+    pub fn rx_addr(&self, addr: u64) -> u64 {
+        if self.unaligned {
+            let base = addr & ((1u64 << UNALIGNED_OFFSET_SHIFT) - 1);
+            base.wrapping_add(addr >> UNALIGNED_OFFSET_SHIFT)
+        } else {
+            addr
+        }
+    }
+
+    /// True if `len` bytes at UMEM address `addr` lie inside the
+    /// registered memory.
+    #[inline]
+    pub fn in_span(&self, addr: u64, len: u32) -> bool {
+        addr.checked_add(u64::from(len))
+            .is_some_and(|end| end <= self.len() as u64)
+    }
+
+    /// True if `len` bytes at `addr` share a byte with the pool.
+    #[inline]
+    pub fn overlaps_pool(&self, addr: u64, len: u32) -> bool {
+        let end = addr.saturating_add(u64::from(len));
+        addr < self.pool_off + self.pool_len() as u64 && end > self.pool_off
+    }
+
+    /// The UMEM address of `ptr`, if `len` bytes there lie inside the
+    /// registered memory.
+    pub fn addr_of(&self, ptr: *const u8, len: usize) -> Option<u64> {
+        let off = (ptr as usize).checked_sub(self.region.as_ptr() as usize)?;
+        let len32 = u32::try_from(len).ok()?;
+        self.in_span(off as u64, len32).then_some(off as u64)
     }
 
     /// Never true: a UMEM holds at least one frame.
@@ -162,7 +316,9 @@ impl<'a> Umem<'a> {
         false
     }
 
-    /// The memory (the whole region given to [`Umem::new`]).
+    /// The registered memory (the whole region given to [`Umem::new`], or
+    /// the span given to [`Umem::spanning`]); UMEM addresses count from
+    /// its start.
     pub fn region(&self) -> Region<'a> {
         self.region
     }
@@ -174,7 +330,10 @@ impl<'a> Umem<'a> {
     pub fn frame_of(&self, addr: u64, len: u32) -> Option<u64> {
         let frame = addr & !(u64::from(FRAME_SIZE) - 1);
         let end = addr.checked_add(u64::from(len))?;
-        (frame < self.len() as u64 && end <= frame + u64::from(FRAME_SIZE)).then_some(frame)
+        (frame >= self.pool_off
+            && frame - self.pool_off < self.pool_len() as u64
+            && end <= frame + u64::from(FRAME_SIZE))
+        .then_some(frame)
     }
 
     /// The `len` bytes at `addr`.
@@ -189,6 +348,19 @@ impl<'a> Umem<'a> {
         debug_assert!(self.frame_of(addr, len).is_some());
         // SAFETY: inside the region (frame_of), and no writer meanwhile
         // (the caller owns the frame).
+        unsafe { std::slice::from_raw_parts(self.region.as_ptr().add(addr as usize), len as usize) }
+    }
+
+    /// The `len` bytes at `addr` anywhere in the registered memory.
+    ///
+    /// # Safety
+    /// `in_span(addr, len)` must be true, and no one may write those bytes
+    /// while the slice lives.
+    #[cfg(any(test, feature = "test-support"))]
+    pub(crate) unsafe fn span_bytes(&self, addr: u64, len: u32) -> &'a [u8] {
+        assert!(self.in_span(addr, len));
+        // SAFETY: inside the region (asserted); no writer (the caller's
+        // promise).
         unsafe { std::slice::from_raw_parts(self.region.as_ptr().add(addr as usize), len as usize) }
     }
 

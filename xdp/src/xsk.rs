@@ -27,6 +27,16 @@
 //! wakeup and a reap; a frame is taken only once its slot is certain, so a
 //! refused packet holds nothing.
 //!
+//! # Transmit in place
+//!
+//! Over a spanning UMEM ([`Umem::spanning`]), [`Xsk::send_in_place`]
+//! queues bytes that already lie in the span outside the frame pool: no
+//! copy, no frame taken. The caller keeps those bytes unchanged until the
+//! kernel completes the send; [`Xsk::in_place_done`] reports completed
+//! sends by address, in submission order, and the completion never goes
+//! to the free list (a completion is a pool frame exactly when its address
+//! lies in the pool).
+//!
 //! [`XskConfig`]: crate::XskConfig
 //! [`XskConfig::tx_high_water`]: crate::XskConfig::tx_high_water
 //! [`XskConfig::tx_flush_ns`]: crate::XskConfig::tx_flush_ns
@@ -35,13 +45,16 @@
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use tilewire_aio::{Aio, PktInfo, SendError};
-use tilewire_shmem::clock::mono_ns;
+use tilewire_aio::{Aio, PktInfo};
 
+use crate::inplace::InFlight;
+pub use crate::inplace::InPlaceError;
 use crate::ring::{ConsRing, Desc, ProdRing};
 use crate::stats::{KernelStats, XskStats};
 use crate::sys;
 use crate::umem::{Umem, FRAME_SIZE};
+
+mod tx;
 
 /// Bytes of an Ethernet header: the shortest frame `send` puts on the wire.
 pub const ETH_HLEN: usize = 14;
@@ -84,7 +97,8 @@ pub trait RxSink {
 pub struct FrameCounts {
     /// Transmit frames free to copy into.
     pub tx_free: u32,
-    /// Transmit descriptors queued but not yet published to the kernel.
+    /// Transmit descriptors queued but not yet published to the kernel
+    /// (in-place sends among them: they hold no frame).
     pub tx_pending: u32,
     /// Receive frames pushed on the fill ring and not yet published.
     pub fill_pending: u32,
@@ -115,6 +129,8 @@ pub struct Xsk<'a> {
     tx: ProdRing<Desc>,
     tx_free: Vec<u64>,
     fill_spill: Vec<u64>,
+    /// In-place sends not yet completed.
+    in_place: InFlight,
     tune: TxTuning,
     /// When the oldest unpublished tx descriptor was queued.
     pending_since: u64,
@@ -145,7 +161,8 @@ impl<'a> Xsk<'a> {
         zero_copy: bool,
     ) -> (Xsk<'a>, Vec<u64>) {
         let (lines, fill_frames, tx_frames) = frames;
-        let addr = |i: u32| u64::from(i) * u64::from(FRAME_SIZE);
+        let addr = |i: u32| umem.frame_addr(i);
+        let tx_cap = rings.tx.size() as usize;
         let line_frames: Vec<u64> = (0..lines).map(addr).collect();
         let mut xsk = Xsk {
             umem,
@@ -159,6 +176,7 @@ impl<'a> Xsk<'a> {
                 .map(addr)
                 .collect(),
             fill_spill: Vec::new(),
+            in_place: InFlight::with_capacity(tx_cap),
             tune,
             pending_since: 0,
             zero_copy,
@@ -224,7 +242,13 @@ impl<'a> Xsk<'a> {
     /// fill spill list.
     pub fn frame_list(&self) -> Vec<u64> {
         let mut v = self.tx_free.clone();
-        v.extend(self.tx.pending_entries().iter().map(|d| d.addr));
+        v.extend(
+            self.tx
+                .pending_entries()
+                .iter()
+                .map(|d| d.addr)
+                .filter(|&a| self.umem.frame_of(a, 0).is_some()),
+        );
         v.extend(self.fill.pending_entries());
         v.extend(&self.fill_spill);
         v
@@ -277,7 +301,7 @@ impl<'a> Xsk<'a> {
         }
         let mut done = 0;
         while done < n {
-            let d = self.rx.get(done);
+            let d = self.rx_desc(done);
             let Some(frame) = self.check_rx(d) else {
                 done += 1;
                 continue;
@@ -306,6 +330,18 @@ impl<'a> Xsk<'a> {
         self.rx.release(done);
         self.publish_fill();
         done
+    }
+
+    /// Rx descriptor `i` of the peeked ones, its address folded into a
+    /// plain UMEM address (unaligned mode encodes the kernel's offset in
+    /// the high bits).
+    #[inline]
+    fn rx_desc(&self, i: u32) -> Desc {
+        let d = self.rx.get(i);
+        Desc {
+            addr: self.umem.rx_addr(d.addr),
+            ..d
+        }
     }
 
     /// The frame of an rx descriptor if it may be followed: inside one
@@ -372,7 +408,7 @@ impl<'a> Xsk<'a> {
             let mut batch = [PktInfo::new(&[]); RX_BATCH];
             let mut good = 0;
             for i in 0..n {
-                let d = self.rx.get(i);
+                let d = self.rx_desc(i);
                 if let Some(frame) = self.rx_frame(d) {
                     // SAFETY: as in poll_rx; the frames go back to the fill
                     // ring only after `send` returned and dropped its
@@ -391,7 +427,7 @@ impl<'a> Xsk<'a> {
                 self.recycle_rx(f);
             }
             for i in 0..consumed {
-                let d = self.rx.get(i);
+                let d = self.rx_desc(i);
                 if self.rx_frame(d).is_none() {
                     self.drop_bad_rx(d);
                 }
@@ -446,18 +482,21 @@ impl<'a> Xsk<'a> {
         }
     }
 
-    /// Moves completed transmit frames back to the free list.
+    /// Moves completed transmit frames back to the free list, and marks
+    /// completed in-place sends done (a completion is a pool frame exactly
+    /// when its address lies in the pool; in-place sends never do).
     #[inline]
     fn reap(&mut self) {
         let n = self.comp.peek(u32::MAX);
         for i in 0..n {
             let addr = self.comp.get(i);
-            match self.umem.frame_of(addr, 0) {
-                Some(frame) => {
-                    self.tx_free.push(frame);
-                    self.stats.tx_completed += 1;
-                }
-                None => self.stats.tx_bad_completion += 1,
+            if let Some(frame) = self.umem.frame_of(addr, 0) {
+                self.tx_free.push(frame);
+                self.stats.tx_completed += 1;
+            } else if self.in_place.complete(addr) {
+                self.stats.tx_in_place_completed += 1;
+            } else {
+                self.stats.tx_bad_completion += 1;
             }
         }
         self.comp.release(n);
@@ -542,59 +581,4 @@ fn deliver<A: Aio + ?Sized>(
         }
     }
     (batch.len(), false)
-}
-
-impl Aio for Xsk<'_> {
-    /// Copies each packet (a whole Ethernet frame) into a free UMEM frame
-    /// and queues it; see the [module docs](self) for when the kernel is
-    /// told.
-    ///
-    /// # Errors
-    /// `Inval` at a packet shorter than an Ethernet header (but not empty:
-    /// an empty packet is taken and counted in
-    /// [`XskStats::tx_empty`]) or longer than [`Xsk::max_tx_len`]; `Again`
-    /// at the first packet with no free frame or ring slot.
-    fn send(&mut self, batch: &[PktInfo<'_>], flush: bool) -> Result<(), SendError> {
-        for (i, p) in batch.iter().enumerate() {
-            let len = p.buf.len();
-            if len == 0 {
-                self.stats.tx_empty += 1;
-                continue;
-            }
-            if len < ETH_HLEN || len > self.tune.max_len {
-                self.stats.tx_inval += 1;
-                if flush {
-                    self.push_tx();
-                }
-                return Err(SendError::inval(i));
-            }
-            if !self.tx_room() {
-                self.stats.tx_full += 1;
-                return Err(SendError::again(i));
-            }
-            let frame = self.tx_free.pop().expect("tx_room saw a free frame");
-            // SAFETY: `frame` came off the free list, so it is ours (not in
-            // any ring); len <= max_len <= FRAME_SIZE; `p.buf` is caller
-            // memory, not inside a free frame.
-            unsafe { self.umem.write(frame, p.buf) };
-            if self.tx.pending() == 0 {
-                self.pending_since = mono_ns();
-            }
-            let queued = self.tx.push(Desc {
-                addr: frame,
-                len: len as u32,
-                options: 0,
-            });
-            debug_assert!(queued, "tx_room saw a free slot");
-            self.stats.tx_packets += 1;
-            self.stats.tx_bytes += len as u64;
-            if self.tx.pending() >= self.tune.high_water {
-                self.push_tx();
-            }
-        }
-        if flush {
-            self.push_tx();
-        }
-        Ok(())
-    }
 }

@@ -9,7 +9,7 @@ use tilewire_xdp::if_index;
 use tilewire_tile::stem::Tile;
 
 use super::params::{NetXdpParams, Queues, QUEUES_MAX};
-use super::tile::{data_mtus, umem, NetXdp, XdpRxLink, XDP_MTU};
+use super::tile::{data_mtus, umem, umem_spanning, NetXdp, XdpRxLink, XDP_MTU};
 use crate::kind::{BuildCtx, BuildError, CheckCtx, IoCounts, ParamCount, TileKind};
 use crate::topo::{LinkSpec, TileSpec};
 use std::any::Any;
@@ -121,7 +121,16 @@ impl TileKind for NetXdpKind {
             Some(_) => None,
             None => Some(attach(&[p], ifindex)?),
         };
-        let umem = umem(&link).map_err(|e| BuildError::new(format!("UMEM: {e}")))?;
+        // In place only from an input this tile reads whole: a tile that
+        // shares its input (`count`, `queues`) skips the others' frags,
+        // and its holds could not tell where its input's progress stands.
+        let in_place = p.tx_in_place && !ctx.tile().inputs.is_empty() && ctx.tile().share.is_none();
+        let umem = if in_place {
+            umem_spanning(ctx.workspace(), &link, &[&ctx.input(0)?])
+        } else {
+            umem(&link)
+        }
+        .map_err(|e| BuildError::new(format!("UMEM: {e}")))?;
         let (xsk, lines): (Xsk<'w>, Vec<u64>) =
             Xsk::bind(umem, &cfg).map_err(|e| BuildError::new(format!("AF_XDP socket: {e}")))?;
         let fd = xsk

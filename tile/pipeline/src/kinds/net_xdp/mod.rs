@@ -41,14 +41,37 @@
 //! received packets into its output link; each frag of its input link is
 //! a whole Ethernet frame it sends (flushed at the end of each burst, and
 //! by [`Xsk::service`](tilewire_xdp::Xsk::service) at housekeeping). It
-//! reads its input settled: a frame on a reliable input is copied once,
-//! from where it lies into a transmit frame (a frame in its own UMEM
-//! too: the transmit frames are the socket's own, apart from the lines'
-//! receive frames). A frag waits on its link while
-//! the socket has no free transmit frame, so nothing is dropped for lack
-//! of room. Its counters, in the workspace for any monitor: packets and
-//! bytes each way, fill-ring-empty polls, transmit-full waits, wakeups
-//! each way, bad descriptors, and the kernel's `XDP_STATISTICS` drops.
+//! reads its input settled. A frag waits on its link while the socket has
+//! no room to send it, so nothing is dropped for lack of room. Its
+//! counters, in the workspace for any monitor: packets and bytes each
+//! way, fill-ring-empty polls, transmit-full waits, wakeups each way, bad
+//! descriptors, the kernel's `XDP_STATISTICS` drops, and `tx_in_place`.
+//!
+//! # Sending in place
+//!
+//! When the tile reads its whole input (no `count`/`queues` sharing it)
+//! and `tx_in_place` is on (the default), its socket's UMEM spans
+//! ([`umem_spanning`], [`Umem::spanning`](tilewire_xdp::Umem::spanning))
+//! from the receive link's data region, whose frames alone are the
+//! socket's, to the input link's dcache, all in one workspace mapping.
+//! A frag read in place on a reliable input, whose packet lies in that
+//! span outside the frames, is then sent from where it lies
+//! ([`Xsk::send_in_place`](tilewire_xdp::Xsk::send_in_place)): no
+//! user-space copy, and counted in `tx_in_place`. Until the kernel
+//! completes that send the tile holds the frag ([`Tile::held`](tilewire_tile::stem::Tile::held)
+//! counts from the oldest frag still in flight to the newest taken in),
+//! so the input's published progress stops before it and the producer,
+//! which reuses no byte a reliable consumer has not passed, cannot
+//! rewrite what the kernel reads. Completions come back at the next
+//! send, flush or housekeeping, which publishes the released progress;
+//! a stopping tile waits for them ([`Tile::pending`](tilewire_tile::stem::Tile::pending)).
+//! Every other frame is copied once, from where it lies into a transmit
+//! frame of the socket's own, as before: a frag from an unreliable input
+//! (the run loop's copy), one whose bytes lie outside the span or in the
+//! receive frames (a frame the tile itself received), and every frag of
+//! a tile that shares its input: such a tile skips the frags of the
+//! others, so its holds could not tell where its input's progress
+//! stands. `tx_pkts - tx_in_place` frames took the copy.
 //!
 //! # A tile per queue
 //!
@@ -68,4 +91,6 @@ mod tile;
 
 pub use kind::NetXdpKind;
 pub use params::{NetXdpParams, Queues};
-pub use tile::{data_mtus, link_params, umem, NetXdp, XdpRxLink, NET_XDP_COUNTERS, XDP_MTU};
+pub use tile::{
+    data_mtus, link_params, umem, umem_spanning, NetXdp, XdpRxLink, NET_XDP_COUNTERS, XDP_MTU,
+};

@@ -56,6 +56,14 @@ pub struct NetXdpParams {
     /// Busy polling (default false).
     #[serde(default)]
     pub busy_poll: bool,
+    /// Send frags of a reliable, unshared input from where they lie in
+    /// its dcache, no copy (default true; see the [kind's docs](super)).
+    #[serde(default = "default_true")]
+    pub tx_in_place: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn ifname<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {

@@ -1,8 +1,12 @@
 //! The net-xdp tile: an AF_XDP socket whose UMEM is its output link's
 //! data region (see the [kind's docs](super)).
 
+use std::collections::VecDeque;
+
 use tilewire_aio::frame::udp_dst_port;
 use tilewire_shmem::clock::mono_ts;
+use tilewire_shmem::Workspace;
+use tilewire_xdp::umem::UMEM_ALIGN;
 use tilewire_xdp::{RxPacket, RxRefused, RxSink, Umem, UmemError, Xsk, XskConfig, FRAME_SIZE};
 
 use tilewire_aio::{Aio, PktInfo, SendErrorKind};
@@ -39,6 +43,31 @@ pub fn data_mtus(cfg: &XskConfig) -> u64 {
 /// As [`Umem::new`] (a read-only join, for one).
 pub fn umem<'w>(link: &Link<'w>) -> Result<Umem<'w>, UmemError> {
     Umem::new(link.dcache().data())
+}
+
+/// A UMEM whose frames are `link`'s data region and which spans, in `ws`,
+/// from the lowest to the highest page of that region and the data
+/// regions of `inputs` (the links whose frags the socket sends in place).
+///
+/// # Errors
+/// As [`Umem::spanning`]; [`UmemError::PoolOutsideSpan`] if a region lies
+/// outside `ws`.
+pub fn umem_spanning<'w>(
+    ws: &'w Workspace,
+    link: &Link<'w>,
+    inputs: &[&Link<'w>],
+) -> Result<Umem<'w>, UmemError> {
+    let pool = link.dcache().data();
+    let mut parts = vec![pool];
+    parts.extend(inputs.iter().map(|l| l.dcache().data()));
+    let span = ws
+        .region_covering(&parts, UMEM_ALIGN)
+        .ok_or(UmemError::PoolOutsideSpan {
+            pool: pool.as_ptr() as usize,
+            span: ws.whole().as_ptr() as usize,
+            span_len: ws.whole().len(),
+        })?;
+    Umem::spanning(pool, span)
 }
 
 /// The receive side of a link fed by AF_XDP: which frame each line owns.
@@ -121,10 +150,18 @@ pub struct NetXdp<'w> {
     kernel: KernelStats,
     tx_waits: u64,
     tx_refused: u64,
+    /// Frags of input 0 sent in place and not yet reported complete, by
+    /// seq, oldest first (with the UMEM address each was sent from).
+    in_flight: VecDeque<(u64, u64)>,
+    /// The seq of the newest frag of input 0 the tile took in.
+    newest: u64,
 }
 
 /// Counter names of [`NetXdp`], in [`Tile::metrics_write`] order.
-pub const NET_XDP_COUNTERS: [&str; 15] = [
+/// (`tx_in_place` counts the frames sent from where they lay in the input
+/// link; `tx_pkts - tx_in_place` were copied into a transmit frame. A
+/// tile has at most 16 counters, so the copies have none of their own.)
+pub const NET_XDP_COUNTERS: [&str; 16] = [
     "rx_pkts",
     "rx_bytes",
     "tx_pkts",
@@ -140,6 +177,7 @@ pub const NET_XDP_COUNTERS: [&str; 15] = [
     "k_fill_ring_empty",
     "k_rx_invalid",
     "k_tx_invalid",
+    "tx_in_place",
 ];
 
 impl<'w> NetXdp<'w> {
@@ -153,7 +191,54 @@ impl<'w> NetXdp<'w> {
             kernel: KernelStats::default(),
             tx_waits: 0,
             tx_refused: 0,
+            in_flight: VecDeque::new(),
+            newest: 0,
         }
+    }
+
+    /// True if the tile sends frags in place: its socket's UMEM spans its
+    /// input's dcache ([`umem_spanning`] made it so).
+    pub fn sends_in_place(&self) -> bool {
+        self.xsk.umem().is_unaligned()
+    }
+
+    /// Lets go of the frags whose in-place sends the socket reported
+    /// complete (oldest first, as it reports them).
+    fn release_completed(&mut self) {
+        for addr in self.xsk.in_place_done() {
+            let sent = self.in_flight.pop_front();
+            debug_assert_eq!(sent.map(|s| s.1), Some(addr), "completions in send order");
+        }
+    }
+
+    /// Sends the packet of `frag` from where it lies, if that is safe: the
+    /// frag was read in place on a reliable input (its producer cannot
+    /// reuse the bytes while the tile holds it, see [`Tile::held`]), and
+    /// the bytes lie in the socket's span, outside its frame pool. False
+    /// if it must be copied.
+    fn send_in_place(&mut self, frag: &Frag<'_>) -> bool {
+        if !frag.in_place() || !self.sends_in_place() {
+            return false;
+        }
+        let p = frag.packet();
+        if p.len() < tilewire_xdp::xsk::ETH_HLEN || p.len() > self.xsk.max_tx_len() {
+            // The copying send refuses it (and counts it).
+            return false;
+        }
+        let umem = self.xsk.umem();
+        let Some(addr) = umem.addr_of(p.as_ptr(), p.len()) else {
+            return false;
+        };
+        if umem.overlaps_pool(addr, p.len() as u32) {
+            return false;
+        }
+        // Left to refuse: `Full` (before_frag ruled it out) and, on a
+        // zero-copy socket, bytes across a page; the copy is the way out.
+        if self.xsk.send_in_place(addr, p.len() as u32).is_err() {
+            return false;
+        }
+        self.in_flight.push_back((frag.meta().seq, addr));
+        true
     }
 
     /// The socket (for its counters).
@@ -191,7 +276,9 @@ impl Tile for NetXdp<'_> {
     }
 
     fn before_frag(&mut self, _input: usize, _seq: u64, _sig: u64) -> Filter {
-        if self.xsk.tx_ready() {
+        let ready = self.xsk.tx_ready() && (!self.sends_in_place() || self.xsk.in_place_ready());
+        self.release_completed();
+        if ready {
             Filter::Process
         } else {
             self.tx_waits += 1;
@@ -204,12 +291,16 @@ impl Tile for NetXdp<'_> {
     }
 
     fn on_frag(&mut self, _input: usize, frag: &Frag<'_>, _out: &mut Outputs<'_, '_>) {
-        // The packet where it lies (in place on a reliable input), copied
-        // once, into a transmit frame. An error here is `Inval`, a frame
-        // this socket cannot send (a runt, or longer than the interface
-        // takes): counted, as the socket counts it too. (`Again` cannot
-        // happen: before_frag saw room, and nothing else sends on this
-        // socket.)
+        self.newest = frag.meta().seq;
+        // In place if it may be (the frag stays held until the send
+        // completes); else copied once into a transmit frame. An error
+        // here is `Inval`, a frame this socket cannot send (a runt, or
+        // longer than the interface takes): counted, as the socket counts
+        // it too. (`Again` cannot happen: before_frag saw room, and
+        // nothing else sends on this socket.)
+        if self.send_in_place(frag) {
+            return;
+        }
         if let Err(e) = self.xsk.send(&[PktInfo::new(frag.packet())], false) {
             debug_assert_eq!(e.kind, SendErrorKind::Inval);
             self.tx_refused += 1;
@@ -218,13 +309,33 @@ impl Tile for NetXdp<'_> {
 
     fn end_of_burst(&mut self, _input: usize, _out: &mut Outputs<'_, '_>) {
         let _ = self.xsk.send(&[], true);
+        self.release_completed();
     }
 
     fn housekeeping(&mut self, _out: &mut Outputs<'_, '_>) {
+        // The stem publishes the inputs' progress right after this, with
+        // the holds the completions reaped here released.
         self.xsk.service(mono_ns());
+        self.release_completed();
         if let Ok(k) = self.xsk.kernel_stats() {
             self.kernel = k;
         }
+    }
+
+    /// The frags of input 0 from the oldest one still in flight in place
+    /// to the newest taken in: the input's progress stops before the
+    /// oldest, so its producer cannot rewrite bytes the kernel may still
+    /// read. (Every frag of the input reaches `on_frag`: the tile neither
+    /// skips frags nor shares its input when it sends in place.)
+    fn held(&self, input: usize) -> u64 {
+        match self.in_flight.front() {
+            Some(&(oldest, _)) if input == 0 => self.newest.wrapping_add(1).wrapping_sub(oldest),
+            _ => 0,
+        }
+    }
+
+    fn pending(&self) -> usize {
+        self.in_flight.len()
     }
 
     fn metrics_write(&mut self, c: &mut [u64]) {
@@ -246,6 +357,7 @@ impl Tile for NetXdp<'_> {
             k.rx_fill_ring_empty_descs,
             k.rx_invalid_descs,
             k.tx_invalid_descs,
+            s.tx_in_place,
         ];
         for (dst, v) in c.iter_mut().zip(values) {
             *dst = v;
