@@ -7,7 +7,8 @@
 //! from where it lies in the link's dcache (`tx_in_place` = frames sent):
 //! a frame its producer overwrote while the kernel still had to read it
 //! would arrive with another frame's bytes. On an unreliable link the tile
-//! copies (`tx_in_place` = 0), and what arrives is intact too.
+//! copies (`tx_in_place` = 0), and what arrives is intact too; so does
+//! a tile not asked to send in place (the parameter is off by default).
 
 use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
@@ -104,9 +105,10 @@ impl TileKind for FramesKind {
 }
 
 /// Runs frames -> net-xdp over link `tx` (`depth` lines, reliable or
-/// not); returns the net tile's (tx_pkts, tx_in_place) and the datagrams
-/// the peer got, each checked byte for byte.
-fn run(tag: &str, depth: u64, reliable: bool) -> Option<(u64, u64, u64)> {
+/// not), the net tile asked to send in place or not; returns the
+/// datagrams the peer got, each checked byte for byte, and the net tile's
+/// tx_pkts and tx_in_place.
+fn run(tag: &str, depth: u64, reliable: bool, in_place: bool) -> Option<(u64, u64, u64)> {
     let pair = VethPair::new_or_skip(tag)?;
     let (a, b) = (pair.a(), pair.b());
     let ends = UdpEndpoints {
@@ -138,7 +140,8 @@ fn run(tag: &str, depth: u64, reliable: bool) -> Option<(u64, u64, u64)> {
                 .param("ifname", a.ifname())
                 .param("netns", a.netns())
                 .param("ports", vec![9999])
-                .param("bind", "copy"),
+                .param("bind", "copy")
+                .param("tx_in_place", in_place),
         )
         .tile(TileDef::new("rxsink", "sink").input("rx"))
         .build(&registry)
@@ -208,7 +211,7 @@ fn set_rcvbuf(s: &UdpSocket, bytes: libc::c_int) {
 
 #[test]
 fn a_reliable_input_is_sent_in_place_and_a_wrapping_producer_never_overwrites_a_send() {
-    let Some((got, sent, in_place)) = run("inpl-rel", 8, true) else {
+    let Some((got, sent, in_place)) = run("inpl-rel", 8, true, true) else {
         return;
     };
     assert_eq!(got, FRAMES, "every frame arrived");
@@ -221,11 +224,20 @@ fn a_reliable_input_is_sent_in_place_and_a_wrapping_producer_never_overwrites_a_
 
 #[test]
 fn an_unreliable_input_is_copied() {
-    let Some((got, sent, in_place)) = run("inpl-unrel", 64, false) else {
+    let Some((got, sent, in_place)) = run("inpl-unrel", 64, false, true) else {
         return;
     };
     assert_eq!(in_place, 0, "nothing in place from an unreliable link");
     assert!(got > 0 && got <= sent, "got {got}, sent {sent}");
+}
+
+#[test]
+fn unless_asked_a_reliable_input_is_copied() {
+    let Some((got, sent, in_place)) = run("inpl-off", 8, true, false) else {
+        return;
+    };
+    assert_eq!(in_place, 0, "tx_in_place is off by default");
+    assert_eq!((got, sent), (FRAMES, FRAMES), "every frame, copied");
 }
 
 /// The same tile on a run loop driven turn by turn, over the mock kernel

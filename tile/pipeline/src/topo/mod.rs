@@ -119,9 +119,10 @@
 //!   `"skb"` | `"drv"` (default skb), `netns` (a network namespace name;
 //!   default the runner's), `budget` = 64 (packets per poll, 1..=65536),
 //!   `rx_size`, `fill_size`, `tx_size` = 2048 each (ring entries, powers of
-//!   two up to 65536), `busy_poll` = false, `tx_in_place` = true (send
-//!   the frags of a reliable input this tile reads whole from where they
-//!   lie in its dcache, no copy). The runner attaches one XDP
+//!   two up to 65536), `busy_poll` = false, `tx_in_place` = false (true:
+//!   send the frags of a reliable input this tile reads whole from where
+//!   they lie in its dcache, no copy; see the kind's docs for when it
+//!   pays). The runner attaches one XDP
 //!   program per interface for all its net-xdp tiles (their ports
 //!   together; `attach` and `dst_addr` must agree), each tile's socket on
 //!   its own queue (two on one queue are refused); `count = N` makes one

@@ -50,7 +50,7 @@
 //! # Sending in place
 //!
 //! When the tile reads its whole input (no `count`/`queues` sharing it)
-//! and `tx_in_place` is on (the default), its socket's UMEM spans
+//! and `tx_in_place = true` is set, its socket's UMEM spans
 //! ([`umem_spanning`], [`Umem::spanning`](tilewire_xdp::Umem::spanning))
 //! from the receive link's data region, whose frames alone are the
 //! socket's, to the input link's dcache, all in one workspace mapping.
@@ -71,7 +71,22 @@
 //! receive frames (a frame the tile itself received), and every frag of
 //! a tile that shares its input: such a tile skips the frags of the
 //! others, so its holds could not tell where its input's progress
-//! stands. `tx_pkts - tx_in_place` frames took the copy.
+//! stands. `tx_pkts - tx_in_place` frames took the copy. Only the first
+//! input is sent in place (the span is made for its dcache, and the holds
+//! are its): a frag of any other input is copied.
+//!
+//! It is off unless asked for. In copy mode (veth; a driver without
+//! AF_XDP zero-copy) the kernel copies every frame into an skb anyway,
+//! and `tilewire-bench fanout` measured no gain: the user-space copy
+//! leaves the net tile, and the kernel's copy, now reading bytes last
+//! written on the producer's core, takes longer by about as much (the
+//! bench README has the runs). On a NIC in zero-copy mode the NIC reads
+//! the frame where it lies, and there the copy is simply gone. The costs:
+//! the UMEM is registered in unaligned-chunk mode, which some drivers do
+//! not offer in zero-copy mode (the bind then fails, naming the error);
+//! the whole range between the receive link's data and the input's
+//! dcache is pinned; and a frag stays held, its producer waiting for the
+//! credit, until the kernel completed its send.
 //!
 //! # A tile per queue
 //!

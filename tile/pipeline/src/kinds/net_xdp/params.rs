@@ -57,13 +57,9 @@ pub struct NetXdpParams {
     #[serde(default)]
     pub busy_poll: bool,
     /// Send frags of a reliable, unshared input from where they lie in
-    /// its dcache, no copy (default true; see the [kind's docs](super)).
-    #[serde(default = "default_true")]
+    /// its dcache, no copy (default false; see the [kind's docs](super)).
+    #[serde(default)]
     pub tx_in_place: bool,
-}
-
-fn default_true() -> bool {
-    true
 }
 
 fn ifname<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {

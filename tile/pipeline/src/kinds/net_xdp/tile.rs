@@ -290,16 +290,20 @@ impl Tile for NetXdp<'_> {
         Reading::Settled
     }
 
-    fn on_frag(&mut self, _input: usize, frag: &Frag<'_>, _out: &mut Outputs<'_, '_>) {
-        self.newest = frag.meta().seq;
+    fn on_frag(&mut self, input: usize, frag: &Frag<'_>, _out: &mut Outputs<'_, '_>) {
         // In place if it may be (the frag stays held until the send
         // completes); else copied once into a transmit frame. An error
         // here is `Inval`, a frame this socket cannot send (a runt, or
         // longer than the interface takes): counted, as the socket counts
         // it too. (`Again` cannot happen: before_frag saw room, and
         // nothing else sends on this socket.)
-        if self.send_in_place(frag) {
-            return;
+        if input == 0 {
+            self.newest = frag.meta().seq;
+            // Only input 0's holds keep its bytes: another input's frag
+            // lying inside the span is copied like any other.
+            if self.send_in_place(frag) {
+                return;
+            }
         }
         if let Err(e) = self.xsk.send(&[PktInfo::new(frag.packet())], false) {
             debug_assert_eq!(e.kind, SendErrorKind::Inval);
