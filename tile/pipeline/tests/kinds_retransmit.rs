@@ -7,6 +7,7 @@
 //! frame goes out; the peer receives, on each address, exactly what the
 //! tile counted as sent, and nothing reaches it with a wrong MAC (the
 //! peer's kernel would drop such a frame, and the counts would differ).
+//! The same over IPv6, the gateway found by neighbour discovery.
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::process::Command;
@@ -591,6 +592,100 @@ fn unsendable_destinations_are_skipped_and_counted_by_reason_and_the_rest_go_out
         "too_big",
         "busy",
         "bad_set",
+    ] {
+        assert_eq!(c(r), 0, "{r}");
+    }
+}
+
+/// IPv6 end to end: shreds fanned out to 8 IPv6 addresses of the peer
+/// behind an IPv6 gateway, the gateway found by neighbour discovery (the
+/// netlink tile asks the kernel, the table follows). Every frame the tile
+/// sent reaches its socket in b whole: b's kernel takes an IPv6 datagram
+/// only with the right MAC, addresses and UDP checksum (over the IPv6
+/// pseudo header, never 0), so a frame wrong in any of them would be
+/// missing from the counts.
+#[test]
+fn shreds_fan_out_over_ipv6_once_the_gateway_is_discovered() {
+    use std::net::Ipv6Addr;
+    const V6_DESTS: u16 = 8;
+    let Some(pair) = VethPair::new_or_skip("rt-v6") else {
+        return;
+    };
+    let (a, b) = (pair.a(), pair.b());
+    let (a6, gw6): (Ipv6Addr, Ipv6Addr) =
+        ("2001:2::1".parse().unwrap(), "2001:2::2".parse().unwrap());
+    a.add_ipv6(a6, 64).expect("a's address");
+    b.add_ipv6(gw6, 64).expect("b's address");
+    let dest6 = |i: u16| Ipv6Addr::new(0x2001, 2, 1, 0, 0, 0, 0, i + 1);
+    for i in 0..V6_DESTS {
+        b.add_ipv6(dest6(i), 128).expect("a destination address");
+    }
+    ip(
+        a.netns(),
+        &[
+            "-6",
+            "route",
+            "add",
+            "2001:2:1::/64",
+            "via",
+            &gw6.to_string(),
+        ],
+    );
+    let socks: Vec<UdpSocket> = b
+        .run(|| {
+            (0..V6_DESTS)
+                .map(|i| {
+                    let s = UdpSocket::bind((dest6(i), PORT)).unwrap();
+                    s.set_nonblocking(true).unwrap();
+                    s
+                })
+                .collect()
+        })
+        .unwrap();
+    let dests: Vec<String> = (0..V6_DESTS)
+        .map(|i| SocketAddr::from((dest6(i), PORT)).to_string())
+        .collect();
+    let registry = Registry::with_builtins().with(ShredsKind).unwrap();
+    let name = format!("rt6{}", std::process::id());
+    let pipeline = fan_out(
+        &name,
+        a,
+        shreds(),
+        rt(a, "shreds", dests, 64).param("src_ip", a6.to_string()),
+        true,
+        &registry,
+    );
+    let running = pipeline.start(&RunOptions::new()).unwrap();
+    let got = receive(&socks, &pipeline, SHREDS, deadline(), |d, from| {
+        assert_eq!(d.len(), 1228, "the whole shred");
+        assert_eq!(from.ip(), a6, "from a's IPv6 address");
+        assert_eq!(from.port(), 8000);
+        assert!(d[8..].iter().all(|&x| x == 0xa5), "the payload intact");
+    });
+    let report = running.stop().unwrap();
+    let c = |n: &str| report.counter("rt", n).unwrap();
+    let sent = c("sent");
+    eprintln!(
+        "IPv6: {SHREDS} shreds to {V6_DESTS} destinations: {sent} frames sent, {} waiting for the gateway; per destination {got:?}",
+        c("no_neighbour") + c("pending"),
+    );
+    assert_eq!(got.iter().sum::<u64>(), sent, "every frame sent arrived");
+    assert!(got.iter().all(|&g| g == got[0]), "whole shreds: {got:?}");
+    assert!(
+        sent >= u64::from(V6_DESTS) * (SHREDS / 2),
+        "most shreds went out: {sent}"
+    );
+    assert_eq!(
+        sent + c("no_neighbour") + c("pending"),
+        SHREDS * u64::from(V6_DESTS),
+        "every destination of every shred sent or counted"
+    );
+    for r in [
+        "no_route",
+        "wrong_interface",
+        "too_big",
+        "bad_set",
+        "no_source",
     ] {
         assert_eq!(c(r), 0, "{r}");
     }
