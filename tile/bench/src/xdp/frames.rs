@@ -8,13 +8,15 @@
 //! kernel drops such a datagram, and tilewire's XDP program passes it to
 //! the stack rather than steer it), so an IPv6 frame is built with its
 //! checksum and [`stamp`] updates it for the new sequence number
-//! incrementally (RFC 1624): the 8 sequence bytes are 4 of the checksum's
-//! 16-bit words, so the new sum is the old one less the old words plus
-//! the new, a few adds a packet rather than a pass over the payload.
+//! incrementally (RFC 1624, the generator tile's `stamp_pass`): the 8
+//! sequence bytes are 4 of the checksum's 16-bit words, so the new sum is
+//! the old one less the old words plus the new, a few adds a packet
+//! rather than a pass over the payload.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 
 use tilewire_aio::netns::VethPair;
+use tilewire_pipeline::kinds::generator::stamp_pass;
 use tilewire_xdp::frame::{self, Udp6Endpoints, UdpEndpoints, HEADERS_LEN, HEADERS_LEN_IPV6};
 
 use super::axes::Family;
@@ -109,38 +111,21 @@ pub(super) fn frame_of(flow: &Flow, sz: usize) -> Vec<u8> {
     }
 }
 
-/// Folds the carries of a one's-complement sum back in.
-#[inline]
-fn fold(mut acc: u32) -> u16 {
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    acc as u16
-}
-
-/// Writes sequence number `seq` into a frame made by [`frame_of`]; an
-/// IPv6 frame's UDP checksum is updated with it (RFC 1624, eqn. 3:
-/// `HC' = ~(~HC + ~m + m')` over the four words that changed), never to
-/// 0.
+/// Writes sequence number `seq` into a frame made by [`frame_of`], the
+/// payload's first 8 bytes, with the UDP checksum updated to match
+/// ([`stamp_pass`]: incrementally, RFC 1624; an IPv4 frame's 0 stays 0,
+/// an IPv6 frame's sum never becomes 0).
 #[inline]
 pub(super) fn stamp(frame: &mut [u8], seq: u64) {
-    let new = seq.to_le_bytes();
-    if frame[12..14] != ETHERTYPE_IPV6 {
-        frame[HEADERS_LEN..HEADERS_LEN + 8].copy_from_slice(&new);
-        return;
-    }
-    let at = HEADERS_LEN_IPV6;
-    let word = |b: &[u8]| u32::from(u16::from_be_bytes([b[0], b[1]]));
-    let mut acc = word(&frame[UDP6_CSUM_AT..]) ^ 0xffff;
-    for (old, new) in frame[at..at + 8].chunks_exact(2).zip(new.chunks_exact(2)) {
-        acc += (word(old) ^ 0xffff) + word(new);
-    }
-    frame[at..at + 8].copy_from_slice(&new);
-    let sum = match !fold(acc) {
-        0 => 0xffff,
-        s => s,
+    let at = if frame[12..14] == ETHERTYPE_IPV6 {
+        HEADERS_LEN_IPV6
+    } else {
+        HEADERS_LEN
     };
-    frame[UDP6_CSUM_AT..UDP6_CSUM_AT + 2].copy_from_slice(&sum.to_be_bytes());
+    let mut old = [0u8; 8];
+    old.copy_from_slice(&frame[at..at + 8]);
+    // XORing in old ^ seq leaves seq.
+    stamp_pass(frame, u64::from_le_bytes(old) ^ seq);
 }
 
 /// Whether the IPv6 UDP frame `f` (no extension headers) carries the
