@@ -57,12 +57,7 @@ impl Impl {
     }
 }
 
-/// How long the parts of a cell last.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Timing {
-    pub warm: Duration,
-    pub window: Duration,
-}
+pub(super) use crate::harness::Timing;
 
 /// What one cell measured.
 #[derive(Debug, Clone, Default)]

@@ -10,3 +10,13 @@ pub(crate) mod pin;
 pub(crate) mod stats;
 
 pub(crate) use output::{print_json, round, window_secs, BenchArgs};
+
+use std::time::Duration;
+
+/// How long the parts of a cell last: a warm-up, then the window that is
+/// measured.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timing {
+    pub warm: Duration,
+    pub window: Duration,
+}

@@ -3,19 +3,14 @@
 //! the collector got.
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::collect::{Collector, Live};
 use super::traffic::Traffic;
 use crate::harness::cpu::{tiles_per_pkt, TileCost, TileReading};
 use crate::harness::stats::p50_p99;
 
-/// How long the parts of a cell last.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Timing {
-    pub warm: Duration,
-    pub window: Duration,
-}
+pub(super) use crate::harness::Timing;
 
 /// What one cell measured.
 #[derive(Debug, Clone, Default)]

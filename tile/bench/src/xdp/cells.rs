@@ -96,12 +96,7 @@ impl Impl {
     }
 }
 
-/// How long each part of a cell lasts.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Timing {
-    pub warm: Duration,
-    pub window: Duration,
-}
+pub(super) use crate::harness::Timing;
 
 /// What one RX cell measured.
 #[derive(Clone, Copy, Debug, Default)]
